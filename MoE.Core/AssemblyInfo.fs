@@ -1,0 +1,7 @@
+namespace MoE.Core
+
+open System.Runtime.CompilerServices
+
+[<assembly: InternalsVisibleTo("MoE.Core.Tests")>]
+[<assembly: InternalsVisibleTo("MoE.Api")>]
+do ()

@@ -1,0 +1,189 @@
+namespace MoE.Core
+
+open System
+
+/// <summary>The ground-truth families of the paper's experiments and of the learner's acceptance tests.</summary>
+[<RequireQualifiedAccess>]
+type Preset =
+    /// a_i = e_i, w_i = e_{k+i}: unit, orthonormal regressors and gating orthogonal to them (needs d ≥ 2k−1).
+    | Orthogonal
+    /// a_i = e_i, w_i uniform on the sphere of radius R (needs d ≥ k).
+    | RandomGating
+    /// Unit regressors in random, generally non-orthogonal directions (uniform on the sphere); gating rows of
+    /// norm R orthogonal to the regressors' span (needs d ≥ k+1), or anywhere on the sphere when free.
+    | Random of freeGating: bool
+
+/// Ground-truth models for experiments.
+[<RequireQualifiedAccess>]
+module GroundTruth =
+
+    let private check (experts: int) (dimension: int) (radius: float) =
+        if experts < 2 then
+            raise (ArgumentOutOfRangeException("experts", experts, sprintf "A mixture needs k >= 2 experts, but k = %d." experts))
+
+        Guard.positiveInt "dimension" dimension
+        Guard.positive "radius" radius
+
+    let private needDimension (preset: string) (required: int) (experts: int) (dimension: int) (rule: string) =
+        if dimension < required then
+            raise (
+                ArgumentOutOfRangeException(
+                    "dimension",
+                    dimension,
+                    sprintf "The %s preset needs d >= %s = %d for k = %d, but d = %d." preset rule required experts dimension
+                )
+            )
+
+    /// A uniform direction on the sphere of radius r: a normalised Gaussian vector.
+    let private sphere (rng: Xoshiro256StarStar) (dimension: int) (r: float) : float[] =
+        let mutable v = Array.zeroCreate dimension
+        let mutable norm = 0.0
+
+        while norm < 1e-12 do
+            v <- Array.init dimension (fun _ -> rng.NextGaussian())
+            norm <- sqrt (Array.sumBy (fun t -> t * t) v)
+
+        v |> Array.map (fun t -> r * t / norm)
+
+    /// <summary>The paper's orthogonal setting: a_i = e_i, w_i = e_{k+i} (1-based).</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="dimension">d ≥ 2k−1.</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">σ ≥ 0.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="T:System.ArgumentOutOfRangeException">k &lt; 2 or d &lt; 2k−1.</exception>
+    [<CompiledName("Orthogonal")>]
+    let orthogonal (experts: int) (dimension: int) (activation: Activation) (sigma: float) : MoeModel =
+        check experts dimension 1.0
+        needDimension "orthogonal" (2 * experts - 1) experts dimension "2k-1"
+        let a = Array2D.init experts dimension (fun i j -> if i = j then 1.0 else 0.0)
+        let w = Array2D.init (experts - 1) dimension (fun i j -> if j = experts + i then 1.0 else 0.0)
+        MoeModel.create a w activation sigma
+
+    /// <summary>a_i = e_i and each w_i uniform on the sphere of radius <paramref name="radius"/> (the paper's
+    /// Fig. 3 setting with radius 1).</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="dimension">d ≥ k.</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">σ ≥ 0.</param>
+    /// <param name="radius">R &gt; 0.</param>
+    /// <param name="seed">Seed of the gating draw.</param>
+    /// <returns>The model.</returns>
+    [<CompiledName("RandomGating")>]
+    let randomGating
+        (experts: int)
+        (dimension: int)
+        (activation: Activation)
+        (sigma: float)
+        (radius: float)
+        (seed: int64)
+        : MoeModel =
+        check experts dimension radius
+        needDimension "random-gating" experts experts dimension "k"
+        let rng = Rng.create seed
+        let a = Array2D.init experts dimension (fun i j -> if i = j then 1.0 else 0.0)
+        let rows = Array.init (experts - 1) (fun _ -> sphere rng dimension radius)
+        MoeModel.create a (array2D rows) activation sigma
+
+    /// <summary>Unit regressors in random directions (uniform on the sphere, redrawn until their Gram matrix
+    /// has smallest eigenvalue ≥ 0.1, so they are well separated), and gating rows of norm
+    /// <paramref name="radius"/>: orthogonal to the regressors' span, or uniform on the sphere when
+    /// <paramref name="freeGating"/>.</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="dimension">d ≥ k+1 (d ≥ k when the gating is free).</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">σ ≥ 0.</param>
+    /// <param name="radius">R &gt; 0.</param>
+    /// <param name="freeGating">Whether the gating may have a component along the regressors.</param>
+    /// <param name="seed">Seed of the draw.</param>
+    /// <returns>The model.</returns>
+    [<CompiledName("Random")>]
+    let random
+        (experts: int)
+        (dimension: int)
+        (activation: Activation)
+        (sigma: float)
+        (radius: float)
+        (freeGating: bool)
+        (seed: int64)
+        : MoeModel =
+        check experts dimension radius
+
+        if freeGating then
+            needDimension "random (free gating)" experts experts dimension "k"
+        else
+            needDimension "random" (experts + 1) experts dimension "k+1"
+
+        let rng = Rng.create seed
+
+        let minGramEigenvalue (rows: float[][]) =
+            let g = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.Dense(experts, experts, fun i j -> Array.fold2 (fun s u v -> s + u * v) 0.0 rows.[i] rows.[j])
+            g.Evd(MathNet.Numerics.LinearAlgebra.Symmetricity.Symmetric).EigenValues |> Seq.map (fun c -> c.Real) |> Seq.min
+
+        let mutable rows = Array.init experts (fun _ -> sphere rng dimension 1.0)
+        let mutable attempts = 1
+
+        while minGramEigenvalue rows < 0.1 do
+            if attempts >= 1000 then
+                invalidOp (sprintf "Could not draw %d well-separated unit regressors in d = %d after 1000 attempts." experts dimension)
+
+            rows <- Array.init experts (fun _ -> sphere rng dimension 1.0)
+            attempts <- attempts + 1
+
+        // Orthonormal basis of span{a_m} (Gram–Schmidt; the rows are well separated, so it is stable).
+        let basis = ResizeArray<float[]>()
+
+        let removeSpan (v: float[]) =
+            for b in basis do
+                let c = Array.fold2 (fun s u t -> s + u * t) 0.0 v b
+
+                for j in 0 .. dimension - 1 do
+                    v.[j] <- v.[j] - c * b.[j]
+
+        for r in rows do
+            let v = Array.copy r
+            removeSpan v
+            let nv = sqrt (Array.sumBy (fun t -> t * t) v)
+            basis.Add(v |> Array.map (fun t -> t / nv))
+
+        let orthogonalRow () =
+            let mutable result = [||]
+
+            while result.Length = 0 do
+                let v = Array.init dimension (fun _ -> rng.NextGaussian())
+                removeSpan v
+                let nv = sqrt (Array.sumBy (fun t -> t * t) v)
+
+                if nv > 1e-6 then
+                    result <- v |> Array.map (fun t -> radius * t / nv)
+
+            result
+
+        let gating =
+            Array.init (experts - 1) (fun _ -> if freeGating then sphere rng dimension radius else orthogonalRow ())
+
+        MoeModel.create (array2D rows) (array2D gating) activation sigma
+
+    /// <summary>Any preset by value (for the command line).</summary>
+    /// <param name="preset">The family.</param>
+    /// <param name="experts">k.</param>
+    /// <param name="dimension">d.</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">σ.</param>
+    /// <param name="radius">R (ignored by <c>Orthogonal</c>).</param>
+    /// <param name="seed">Seed (ignored by <c>Orthogonal</c>).</param>
+    /// <returns>The model.</returns>
+    [<CompiledName("Create")>]
+    let create
+        (preset: Preset)
+        (experts: int)
+        (dimension: int)
+        (activation: Activation)
+        (sigma: float)
+        (radius: float)
+        (seed: int64)
+        : MoeModel =
+        match preset with
+        | Preset.Orthogonal -> orthogonal experts dimension activation sigma
+        | Preset.RandomGating -> randomGating experts dimension activation sigma radius seed
+        | Preset.Random free -> random experts dimension activation sigma radius free seed

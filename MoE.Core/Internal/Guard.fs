@@ -1,0 +1,69 @@
+/// Argument checks shared by the public entry points. Every failure is an ArgumentException (or
+/// ArgumentNullException / ArgumentOutOfRangeException) whose ParamName is the caller's parameter and whose
+/// message names the offending value or shape.
+module internal MoE.Core.Guard
+
+open System
+
+let inline notNull (name: string) (value: 'T) =
+    if isNull (box value) then
+        nullArg name
+
+let finite (name: string) (value: float) =
+    if not (Double.IsFinite value) then
+        invalidArg name (sprintf "%s must be finite, but was %s." name (string value))
+
+let nonNegative (name: string) (value: float) =
+    finite name value
+
+    if value < 0.0 then
+        invalidArg name (sprintf "%s must be >= 0, but was %s." name (string value))
+
+let positive (name: string) (value: float) =
+    finite name value
+
+    if value <= 0.0 then
+        invalidArg name (sprintf "%s must be > 0, but was %s." name (string value))
+
+let positiveInt (name: string) (value: int) =
+    if value <= 0 then
+        raise (ArgumentOutOfRangeException(name, value, sprintf "%s must be a positive integer, but was %d." name value))
+
+/// Every entry of a matrix is finite; the message gives the first offending position.
+let finiteMatrix (name: string) (m: float[,]) =
+    notNull name m
+
+    for i in 0 .. m.GetLength 0 - 1 do
+        for j in 0 .. m.GetLength 1 - 1 do
+            let v = m.[i, j]
+
+            if not (Double.IsFinite v) then
+                invalidArg name (sprintf "%s[%d,%d] must be finite, but was %s." name i j (string v))
+
+let finiteVector (name: string) (v: float[]) =
+    notNull name v
+
+    for i in 0 .. v.Length - 1 do
+        if not (Double.IsFinite v.[i]) then
+            invalidArg name (sprintf "%s[%d] must be finite, but was %s." name i (string v.[i]))
+
+let shape (m: float[,]) = sprintf "%dx%d" (m.GetLength 0) (m.GetLength 1)
+
+/// The sample matrix has `expected` columns.
+let columns (name: string) (expected: int) (m: float[,]) =
+    notNull name m
+
+    if m.GetLength 1 <> expected then
+        invalidArg
+            name
+            (sprintf "%s has %d columns (shape %s), but the model has dimension d = %d." name (m.GetLength 1) (shape m) expected)
+
+/// The sample matrix and the response vector have the same number of rows.
+let sameRows (xName: string) (x: float[,]) (yName: string) (y: float[]) =
+    notNull xName x
+    notNull yName y
+
+    if x.GetLength 0 <> y.Length then
+        invalidArg
+            yName
+            (sprintf "%s has %d rows (shape %s) but %s has length %d; they must be equal." xName (x.GetLength 0) (shape x) yName y.Length)
