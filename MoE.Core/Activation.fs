@@ -75,7 +75,8 @@ type Activation =
         match other with
         | :? Activation as o ->
             match this, o with
-            | Custom(n1, g1, d1), Custom(n2, g2, d2) -> n1 = n2 && obj.ReferenceEquals(g1, g2) && obj.ReferenceEquals(d1, d2)
+            | Custom(n1, g1, d1), Custom(n2, g2, d2) ->
+                n1 = n2 && obj.ReferenceEquals(g1, g2) && obj.ReferenceEquals(d1, d2)
             | Custom _, _
             | _, Custom _ -> false
             | _ -> this.Name = o.Name && this.Slope.Equals(o.Slope)
@@ -111,7 +112,9 @@ module Activation =
                 invalidArg "name" "A custom activation needs a non-empty name."
 
             if Array.contains (name.Trim().ToLowerInvariant()) builtInNames then
-                invalidArg "name" (sprintf "The custom activation name '%s' is reserved for a built-in activation." name)
+                invalidArg
+                    "name"
+                    (sprintf "The custom activation name '%s' is reserved for a built-in activation." name)
 
             Guard.notNull "value" g
             Guard.notNull "derivative" dg

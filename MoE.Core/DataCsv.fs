@@ -42,7 +42,14 @@ module DataCsv =
         let width = header.Length
 
         if width < 2 then
-            fail source lineNumber 1 (sprintf "the header '%s' has %d column(s); expected 'x1,...,xd,y' with d >= 1." (String.Join(",", header)) width)
+            fail
+                source
+                lineNumber
+                1
+                (sprintf
+                    "the header '%s' has %d column(s); expected 'x1,...,xd,y' with d >= 1."
+                    (String.Join(",", header))
+                    width)
 
         if not (String.Equals(header.[width - 1], "y", StringComparison.OrdinalIgnoreCase)) then
             fail source lineNumber width (sprintf "the last header column must be 'y', but is '%s'." header.[width - 1])
@@ -89,7 +96,11 @@ module DataCsv =
                     start <- if comma < 0 then span.Length + 1 else start + comma + 1
 
                 if column < width then
-                    fail source lineNumber (column + 1) (sprintf "the row has %d column(s) but the header has %d." column width)
+                    fail
+                        source
+                        lineNumber
+                        (column + 1)
+                        (sprintf "the row has %d column(s) but the header has %d." column width)
 
             line <- reader.ReadLine()
             lineNumber <- lineNumber + 1

@@ -28,26 +28,28 @@ module DetMath =
 
     // 1/n! for n = 0..13, written out so that nothing depends on evaluation order at start-up.
     let private invFact =
-        [| 1.0
-           1.0
-           0.5
-           1.6666666666666666e-01
-           4.1666666666666664e-02
-           8.3333333333333332e-03
-           1.3888888888888889e-03
-           1.9841269841269841e-04
-           2.4801587301587302e-05
-           2.7557319223985893e-06
-           2.7557319223985888e-07
-           2.5052108385441720e-08
-           2.0876756987868100e-09
-           1.6059043836821613e-10 |]
+        [|
+            1.0
+            1.0
+            0.5
+            1.6666666666666666e-01
+            4.1666666666666664e-02
+            8.3333333333333332e-03
+            1.3888888888888889e-03
+            1.9841269841269841e-04
+            2.4801587301587302e-05
+            2.7557319223985893e-06
+            2.7557319223985888e-07
+            2.5052108385441720e-08
+            2.0876756987868100e-09
+            1.6059043836821613e-10
+        |]
 
     /// Taylor polynomial of e^r − 1 (no constant term), Horner form, degree 13.
     let inline private expm1Poly (r: float) =
         let mutable p = invFact.[13]
 
-        for n in 12 .. -1 .. 1 do
+        for n in 12..-1..1 do
             p <- invFact.[n] + r * p
 
         r * p
@@ -67,9 +69,12 @@ module DetMath =
     /// <returns>e^x to within a few ulp.</returns>
     [<CompiledName("Exp")>]
     let exp (x: float) : float =
-        if Double.IsNaN x then nan
-        elif x > 709.782712893384 then Double.PositiveInfinity
-        elif x < -745.1332191019412 then 0.0
+        if Double.IsNaN x then
+            nan
+        elif x > 709.782712893384 then
+            Double.PositiveInfinity
+        elif x < -745.1332191019412 then
+            0.0
         else
             let k = Math.Round(x * invLn2)
             let r = (x - k * ln2Hi) - k * ln2Lo
@@ -80,22 +85,35 @@ module DetMath =
     /// <returns>e^x − 1.</returns>
     [<CompiledName("ExpM1")>]
     let expm1 (x: float) : float =
-        if abs x < 0.34657359027997264 then expm1Poly x else exp x - 1.0
+        if abs x < 0.34657359027997264 then
+            expm1Poly x
+        else
+            exp x - 1.0
 
     /// <summary>Natural logarithm, bit-reproducible on every platform.</summary>
     /// <param name="x">x &gt;= 0. Negative x and NaN give NaN; 0 gives −∞; +∞ gives +∞.</param>
     /// <returns>ln x to within a few ulp.</returns>
     [<CompiledName("Log")>]
     let log (x: float) : float =
-        if Double.IsNaN x || x < 0.0 then nan
-        elif x = 0.0 then Double.NegativeInfinity
-        elif Double.IsPositiveInfinity x then x
+        if Double.IsNaN x || x < 0.0 then
+            nan
+        elif x = 0.0 then
+            Double.NegativeInfinity
+        elif Double.IsPositiveInfinity x then
+            x
         else
             // Subnormals: bring into the normal range first (exact: a power of two).
-            let x, e0 = if x < 2.2250738585072014e-308 then x * 18014398509481984.0, -54 else x, 0
+            let x, e0 =
+                if x < 2.2250738585072014e-308 then
+                    x * 18014398509481984.0, -54
+                else
+                    x, 0
+
             let bits = BitConverter.DoubleToInt64Bits x
             let mutable e = int ((bits >>> 52) &&& 0x7FFL) - 1023 + e0
-            let mutable m = BitConverter.Int64BitsToDouble((bits &&& 0x000FFFFFFFFFFFFFL) ||| 0x3FF0000000000000L)
+
+            let mutable m =
+                BitConverter.Int64BitsToDouble((bits &&& 0x000FFFFFFFFFFFFFL) ||| 0x3FF0000000000000L)
 
             if m > sqrt2 then
                 m <- m * 0.5
@@ -106,7 +124,7 @@ module DetMath =
             // 1 + s/3 + s²/5 + … + s^10/21
             let mutable p = 1.0 / 21.0
 
-            for j in 9 .. -1 .. 0 do
+            for j in 9..-1..0 do
                 p <- 1.0 / float (2 * j + 1) + s * p
 
             let fe = float e

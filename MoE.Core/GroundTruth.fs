@@ -19,7 +19,13 @@ module GroundTruth =
 
     let private check (experts: int) (dimension: int) (radius: float) =
         if experts < 2 then
-            raise (ArgumentOutOfRangeException("experts", experts, sprintf "A mixture needs k >= 2 experts, but k = %d." experts))
+            raise (
+                ArgumentOutOfRangeException(
+                    "experts",
+                    experts,
+                    sprintf "A mixture needs k >= 2 experts, but k = %d." experts
+                )
+            )
 
         Guard.positiveInt "dimension" dimension
         Guard.positive "radius" radius
@@ -30,7 +36,13 @@ module GroundTruth =
                 ArgumentOutOfRangeException(
                     "dimension",
                     dimension,
-                    sprintf "The %s preset needs d >= %s = %d for k = %d, but d = %d." preset rule required experts dimension
+                    sprintf
+                        "The %s preset needs d >= %s = %d for k = %d, but d = %d."
+                        preset
+                        rule
+                        required
+                        experts
+                        dimension
                 )
             )
 
@@ -57,7 +69,10 @@ module GroundTruth =
         check experts dimension 1.0
         needDimension "orthogonal" (2 * experts - 1) experts dimension "2k-1"
         let a = Array2D.init experts dimension (fun i j -> if i = j then 1.0 else 0.0)
-        let w = Array2D.init (experts - 1) dimension (fun i j -> if j = experts + i then 1.0 else 0.0)
+
+        let w =
+            Array2D.init (experts - 1) dimension (fun i j -> if j = experts + i then 1.0 else 0.0)
+
         MoeModel.create a w activation sigma
 
     /// <summary>a_i = e_i and each w_i uniform on the sphere of radius <paramref name="radius"/> (the paper's
@@ -117,15 +132,28 @@ module GroundTruth =
         let rng = Rng.create seed
 
         let minGramEigenvalue (rows: float[][]) =
-            let g = MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.Dense(experts, experts, fun i j -> Array.fold2 (fun s u v -> s + u * v) 0.0 rows.[i] rows.[j])
-            g.Evd(MathNet.Numerics.LinearAlgebra.Symmetricity.Symmetric).EigenValues |> Seq.map (fun c -> c.Real) |> Seq.min
+            let g =
+                MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.Dense(
+                    experts,
+                    experts,
+                    fun i j -> Array.fold2 (fun s u v -> s + u * v) 0.0 rows.[i] rows.[j]
+                )
+
+            g.Evd(MathNet.Numerics.LinearAlgebra.Symmetricity.Symmetric).EigenValues
+            |> Seq.map (fun c -> c.Real)
+            |> Seq.min
 
         let mutable rows = Array.init experts (fun _ -> sphere rng dimension 1.0)
         let mutable attempts = 1
 
         while minGramEigenvalue rows < 0.1 do
             if attempts >= 1000 then
-                invalidOp (sprintf "Could not draw %d well-separated unit regressors in d = %d after 1000 attempts." experts dimension)
+                invalidOp (
+                    sprintf
+                        "Could not draw %d well-separated unit regressors in d = %d after 1000 attempts."
+                        experts
+                        dimension
+                )
 
             rows <- Array.init experts (fun _ -> sphere rng dimension 1.0)
             attempts <- attempts + 1
@@ -160,7 +188,11 @@ module GroundTruth =
             result
 
         let gating =
-            Array.init (experts - 1) (fun _ -> if freeGating then sphere rng dimension radius else orthogonalRow ())
+            Array.init (experts - 1) (fun _ ->
+                if freeGating then
+                    sphere rng dimension radius
+                else
+                    orthogonalRow ())
 
         MoeModel.create (array2D rows) (array2D gating) activation sigma
 

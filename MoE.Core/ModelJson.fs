@@ -19,20 +19,22 @@ open System.Text.Json
 [<RequireQualifiedAccess>]
 module ModelJson =
 
-    let private writeMatrix (w: Utf8JsonWriter) (name: string) (m: float[,]) =
-        w.WriteStartArray(name)
+    let private num (v: float) =
+        v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+
+    /// One row per line: `[a, b, …]` with the shortest round-trip form of each number.
+    let private writeMatrix (sb: StringBuilder) (name: string) (m: float[,]) =
+        sb.Append("  \"").Append(name).Append("\": [") |> ignore
 
         for i in 0 .. m.GetLength 0 - 1 do
-            w.WriteStartArray()
+            let row = Array.init (m.GetLength 1) (fun j -> num m.[i, j])
 
-            for j in 0 .. m.GetLength 1 - 1 do
-                w.WriteNumberValue(m.[i, j])
+            sb.Append(if i = 0 then "\n    [" else ",\n    [").Append(String.Join(", ", row)).Append(']')
+            |> ignore
 
-            w.WriteEndArray()
+        sb.Append("\n  ]") |> ignore
 
-        w.WriteEndArray()
-
-    /// <summary>The model as indented JSON text.</summary>
+    /// <summary>The model as JSON text (one matrix row per line).</summary>
     /// <param name="model">A model with a built-in activation.</param>
     /// <returns>The JSON text.</returns>
     /// <exception cref="T:System.ArgumentException">An invalid model, or a custom activation.</exception>
@@ -43,25 +45,28 @@ module ModelJson =
         if not model.Activation.IsBuiltIn then
             invalidArg
                 "model"
-                (sprintf "The custom activation '%s' cannot be written to a model file; only %s can." model.Activation.Name (String.Join(", ", Activation.builtInNames)))
+                (sprintf
+                    "The custom activation '%s' cannot be written to a model file; only %s can."
+                    model.Activation.Name
+                    (String.Join(", ", Activation.builtInNames)))
 
-        use stream = new MemoryStream()
+        // Built-in names are plain ASCII words, so no string escaping is needed.
+        let sb = StringBuilder()
 
-        do
-            use w = new Utf8JsonWriter(stream, JsonWriterOptions(Indented = true))
-            w.WriteStartObject()
-            w.WriteNumber("k", model.Experts)
-            w.WriteNumber("d", model.Dimension)
-            w.WriteStartObject("activation")
-            w.WriteString("name", model.Activation.Name)
-            w.WriteNumber("slope", model.Activation.Slope)
-            w.WriteEndObject()
-            w.WriteNumber("sigma", model.Sigma)
-            writeMatrix w "regressors" model.Regressors
-            writeMatrix w "gating" model.Gating
-            w.WriteEndObject()
+        sb.Append("{\n  \"k\": ").Append(model.Experts).Append(",\n  \"d\": ").Append(model.Dimension)
+        |> ignore
 
-        Encoding.UTF8.GetString(stream.ToArray()) + "\n"
+        sb.Append(",\n  \"activation\": { \"name\": \"").Append(model.Activation.Name)
+        |> ignore
+
+        sb.Append("\", \"slope\": ").Append(num model.Activation.Slope).Append(" },\n")
+        |> ignore
+
+        sb.Append("  \"sigma\": ").Append(num model.Sigma).Append(",\n") |> ignore
+        writeMatrix sb "regressors" model.Regressors
+        sb.Append(",\n") |> ignore
+        writeMatrix sb "gating" model.Gating
+        sb.Append("\n}\n").ToString()
 
     let private fail (path: string) (message: string) =
         raise (InvalidDataException(sprintf "model JSON, %s: %s" path message))
@@ -116,7 +121,8 @@ module ModelJson =
             if row.GetArrayLength() <> columns then
                 fail rowPath (sprintf "expected %d numbers (d), found %d." columns (row.GetArrayLength()))
 
-            row.EnumerateArray() |> Seq.iteri (fun j v -> m.[i, j] <- number v (sprintf "%s[%d]" rowPath j)))
+            row.EnumerateArray()
+            |> Seq.iteri (fun j v -> m.[i, j] <- number v (sprintf "%s[%d]" rowPath j)))
 
         m
 
@@ -156,7 +162,10 @@ module ModelJson =
         let slope =
             let mutable s = Unchecked.defaultof<JsonElement>
 
-            if act.TryGetProperty("slope", &s) then number s "$.activation.slope" else 0.0
+            if act.TryGetProperty("slope", &s) then
+                number s "$.activation.slope"
+            else
+                0.0
 
         let activation =
             try

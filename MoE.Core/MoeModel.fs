@@ -47,10 +47,15 @@ module MoeModel =
         if k < 2 then
             invalidArg
                 "regressors"
-                (sprintf "A mixture needs k >= 2 experts, but regressors has %d row(s) (shape %s)." k (Guard.shape model.Regressors))
+                (sprintf
+                    "A mixture needs k >= 2 experts, but regressors has %d row(s) (shape %s)."
+                    k
+                    (Guard.shape model.Regressors))
 
         if d < 1 then
-            invalidArg "regressors" (sprintf "regressors must have at least one column, but has shape %s." (Guard.shape model.Regressors))
+            invalidArg
+                "regressors"
+                (sprintf "regressors must have at least one column, but has shape %s." (Guard.shape model.Regressors))
 
         if model.Gating.GetLength 0 <> k - 1 || model.Gating.GetLength 1 <> d then
             invalidArg
@@ -89,10 +94,12 @@ module MoeModel =
         Guard.notNull "gating" gating
 
         let model =
-            { Regressors = Array2D.copy regressors
-              Gating = Array2D.copy gating
-              Activation = activation
-              Sigma = sigma }
+            {
+                Regressors = Array2D.copy regressors
+                Gating = Array2D.copy gating
+                Activation = activation
+                Sigma = sigma
+            }
 
         validate model
         model

@@ -135,7 +135,8 @@ module Rng =
     /// <param name="seed">Any integer; the same seed gives the same stream on every machine.</param>
     /// <returns>A fresh generator.</returns>
     [<CompiledName("Create")>]
-    let create (seed: int64) : Xoshiro256StarStar = Xoshiro256StarStar.FromSeed(uint64 seed)
+    let create (seed: int64) : Xoshiro256StarStar =
+        Xoshiro256StarStar.FromSeed(uint64 seed)
 
     /// <summary>The generator of stream <paramref name="stream"/> derived from <paramref name="seed"/>:
     /// independent streams for chunks of work, so parallel results do not depend on the core count.</summary>

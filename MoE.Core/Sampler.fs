@@ -20,7 +20,15 @@ module Sampler =
     [<Literal>]
     let ChunkSize = 4096
 
-    let private sampleChunk (model: MoeModel) (seed: int64) (chunk: int) (n: int) (x: float[,]) (y: float[]) (z: int[]) =
+    let private sampleChunk
+        (model: MoeModel)
+        (seed: int64)
+        (chunk: int)
+        (n: int)
+        (x: float[,])
+        (y: float[])
+        (z: int[])
+        =
         let rng = Rng.stream seed (int64 chunk)
         let k = model.Experts
         let d = model.Dimension
@@ -30,7 +38,7 @@ module Sampler =
         let first = chunk * ChunkSize
         let last = min n (first + ChunkSize) - 1
 
-        for r in first .. last do
+        for r in first..last do
             for j in 0 .. d - 1 do
                 x.[r, j] <- rng.NextGaussian()
 
@@ -94,11 +102,15 @@ module Sampler =
         let y = Array.zeroCreate count
         let z = Array.zeroCreate count
         let chunks = (count + ChunkSize - 1) / ChunkSize
-        Parallel.For(0, chunks, (fun c -> sampleChunk model seed c count x y z)) |> ignore
+
+        Parallel.For(0, chunks, (fun c -> sampleChunk model seed c count x y z))
+        |> ignore
 
         for v in y do
             if not (Double.IsFinite v) then
-                invalidOp (sprintf "The activation %s produced a non-finite response %s." model.Activation.Name (string v))
+                invalidOp (
+                    sprintf "The activation %s produced a non-finite response %s." model.Activation.Name (string v)
+                )
 
         { X = x; Y = y }, z
 

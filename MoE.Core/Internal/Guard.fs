@@ -27,7 +27,9 @@ let positive (name: string) (value: float) =
 
 let positiveInt (name: string) (value: int) =
     if value <= 0 then
-        raise (ArgumentOutOfRangeException(name, value, sprintf "%s must be a positive integer, but was %d." name value))
+        raise (
+            ArgumentOutOfRangeException(name, value, sprintf "%s must be a positive integer, but was %d." name value)
+        )
 
 /// Every entry of a matrix is finite; the message gives the first offending position.
 let finiteMatrix (name: string) (m: float[,]) =
@@ -47,7 +49,8 @@ let finiteVector (name: string) (v: float[]) =
         if not (Double.IsFinite v.[i]) then
             invalidArg name (sprintf "%s[%d] must be finite, but was %s." name i (string v.[i]))
 
-let shape (m: float[,]) = sprintf "%dx%d" (m.GetLength 0) (m.GetLength 1)
+let shape (m: float[,]) =
+    sprintf "%dx%d" (m.GetLength 0) (m.GetLength 1)
 
 /// The sample matrix has `expected` columns.
 let columns (name: string) (expected: int) (m: float[,]) =
@@ -56,7 +59,12 @@ let columns (name: string) (expected: int) (m: float[,]) =
     if m.GetLength 1 <> expected then
         invalidArg
             name
-            (sprintf "%s has %d columns (shape %s), but the model has dimension d = %d." name (m.GetLength 1) (shape m) expected)
+            (sprintf
+                "%s has %d columns (shape %s), but the model has dimension d = %d."
+                name
+                (m.GetLength 1)
+                (shape m)
+                expected)
 
 /// The sample matrix and the response vector have the same number of rows.
 let sameRows (xName: string) (x: float[,]) (yName: string) (y: float[]) =
@@ -66,4 +74,10 @@ let sameRows (xName: string) (x: float[,]) (yName: string) (y: float[]) =
     if x.GetLength 0 <> y.Length then
         invalidArg
             yName
-            (sprintf "%s has %d rows (shape %s) but %s has length %d; they must be equal." xName (x.GetLength 0) (shape x) yName y.Length)
+            (sprintf
+                "%s has %d rows (shape %s) but %s has length %d; they must be equal."
+                xName
+                (x.GetLength 0)
+                (shape x)
+                yName
+                y.Length)

@@ -1,0 +1,59 @@
+using Core = MoE.Core;
+
+namespace MoE.Api;
+
+/// <summary>Samples (x_i, y_i): an n×d input matrix <see cref="X"/> and n responses <see cref="Y"/>.</summary>
+/// <remarks>
+/// The arrays are shared with the dataset, not copied (datasets can hold 10⁸ values): treat them as
+/// read-only. Every value is checked to be finite when the dataset is built.
+/// </remarks>
+public sealed class Dataset
+{
+    internal Core.Dataset Inner { get; }
+
+    internal Dataset(Core.Dataset core) => Inner = core;
+
+    /// <summary>A dataset over the given arrays (not copied).</summary>
+    /// <param name="x">n×d inputs; row i is x_i.</param>
+    /// <param name="y">n responses.</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">The row counts differ, a matrix is empty, or a value is NaN or infinite
+    /// (the message gives its position).</exception>
+    public static Dataset FromArrays(double[,] x, double[] y)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(y);
+        return new(Core.DatasetModule.Create(x, y));
+    }
+
+    /// <summary>Reads a CSV file with the header <c>x1,…,xd,y</c>.</summary>
+    /// <param name="path">The file.</param>
+    /// <exception cref="System.IO.InvalidDataException">A malformed header, width or value; the message gives
+    /// the line and column.</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No such file.</exception>
+    public static Dataset LoadCsv(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return new(Core.DataCsv.Load(path));
+    }
+
+    /// <summary>Writes the dataset as CSV; doubles round-trip exactly.</summary>
+    /// <param name="path">The file (created or overwritten).</param>
+    public void SaveCsv(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        Core.DataCsv.Save(path, Inner);
+    }
+
+    /// <summary>The n×d inputs (shared, not copied).</summary>
+    public double[,] X => Inner.X;
+
+    /// <summary>The n responses (shared, not copied).</summary>
+    public double[] Y => Inner.Y;
+
+    /// <summary>The number of samples n.</summary>
+    public int Count => Inner.Count;
+
+    /// <summary>The input dimension d.</summary>
+    public int Dimension => Inner.Dimension;
+}

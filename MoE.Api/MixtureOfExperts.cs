@@ -1,0 +1,117 @@
+using Core = MoE.Core;
+
+namespace MoE.Api;
+
+/// <summary>
+/// A mixture of experts (Makkuva et al., eq. 1): x ~ N(0, I_d), expert z chosen by the softmax gate
+/// p_i(x) ∝ exp(&lt;w_i, x&gt;) with w_k = 0, and y = g(&lt;a_z, x&gt;) + ξ with ξ ~ N(0, σ²).
+/// Immutable.
+/// </summary>
+public sealed class MixtureOfExperts
+{
+    internal Core.MoeModel Inner { get; }
+
+    internal MixtureOfExperts(Core.MoeModel core) => Inner = core;
+
+    /// <summary>A model from its parameters (the arrays are copied).</summary>
+    /// <param name="regressors">k×d, k ≥ 2; row i is the regressor a_i.</param>
+    /// <param name="gating">(k−1)×d; row i is the gating vector w_i (the k-th gate is fixed at 0).</param>
+    /// <param name="activation">The expert non-linearity g.</param>
+    /// <param name="sigma">Noise standard deviation σ ≥ 0 (likelihoods need σ &gt; 0).</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">k &lt; 2, inconsistent shapes, a non-finite value or σ &lt; 0; the
+    /// message names the parameter and the offending shape or value.</exception>
+    public static MixtureOfExperts Create(double[,] regressors, double[,] gating, Activation activation, double sigma)
+    {
+        ArgumentNullException.ThrowIfNull(regressors);
+        ArgumentNullException.ThrowIfNull(gating);
+        ArgumentNullException.ThrowIfNull(activation);
+        return new(Core.MoeModelModule.Create(regressors, gating, activation.Inner, sigma));
+    }
+
+    /// <summary>Reads a model file (the JSON schema shared by fitted models and ground truths).</summary>
+    /// <param name="path">The file.</param>
+    /// <exception cref="System.IO.InvalidDataException">A missing field, wrong shape or invalid value; the
+    /// message gives the JSON path.</exception>
+    public static MixtureOfExperts Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return new(Core.ModelJson.Load(path));
+    }
+
+    /// <summary>Parses a model from JSON text.</summary>
+    /// <param name="json">The text.</param>
+    /// <exception cref="System.IO.InvalidDataException">See <see cref="Load"/>.</exception>
+    public static MixtureOfExperts FromJson(string json)
+    {
+        ArgumentNullException.ThrowIfNull(json);
+        return new(Core.ModelJson.Deserialize(json));
+    }
+
+    /// <summary>Writes the model file; numbers round-trip exactly.</summary>
+    /// <param name="path">The file (created or overwritten).</param>
+    /// <exception cref="ArgumentException">The activation is custom (it has no file form).</exception>
+    public void Save(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        Core.ModelJson.Save(path, Inner);
+    }
+
+    /// <summary>The model as JSON text.</summary>
+    /// <exception cref="ArgumentException">The activation is custom.</exception>
+    public string ToJson() => Core.ModelJson.Serialize(Inner);
+
+    /// <summary>The number of experts k.</summary>
+    public int Experts => Inner.Experts;
+
+    /// <summary>The input dimension d.</summary>
+    public int Dimension => Inner.Dimension;
+
+    /// <summary>A copy of the k×d regressors.</summary>
+    public double[,] Regressors => (double[,])Inner.Regressors.Clone();
+
+    /// <summary>A copy of the (k−1)×d gating parameters.</summary>
+    public double[,] Gating => (double[,])Inner.Gating.Clone();
+
+    /// <summary>The expert non-linearity.</summary>
+    public Activation Activation => new(Inner.Activation);
+
+    /// <summary>The noise standard deviation σ.</summary>
+    public double Sigma => Inner.Sigma;
+
+    /// <summary>Draws n samples. The same seed gives bit-identical data on any machine and core count.</summary>
+    /// <param name="n">The number of samples, ≥ 1.</param>
+    /// <param name="seed">The seed.</param>
+    /// <exception cref="ArgumentOutOfRangeException">n &lt; 1.</exception>
+    public Dataset Sample(int n, long seed) => new(Core.Sampler.Sample(Inner, n, seed));
+
+    /// <summary>Gate probabilities p_i(x) of every row of <paramref name="x"/>.</summary>
+    /// <param name="x">n×d inputs.</param>
+    /// <returns>n×k probabilities, each row summing to 1.</returns>
+    /// <exception cref="ArgumentException">x does not have d columns.</exception>
+    public double[,] GateProbabilities(double[,] x) => Core.MoeModelModule.GateProbabilities(Inner, x);
+
+    /// <summary>The conditional mean ŷ(x) = Σ_i p_i(x) g(&lt;a_i, x&gt;) of every row.</summary>
+    /// <param name="x">n×d inputs.</param>
+    /// <exception cref="ArgumentException">x does not have d columns.</exception>
+    public double[] Predict(double[,] x) => Core.MoeModelModule.Predict(Inner, x);
+
+    /// <summary>Posterior responsibilities P(z = i | x, y).</summary>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <returns>n×k responsibilities, each row summing to 1.</returns>
+    /// <exception cref="ArgumentException">Shapes disagree, or σ = 0.</exception>
+    public double[,] Responsibilities(double[,] x, double[] y) => Core.MoeModelModule.Responsibilities(Inner, x, y);
+
+    /// <summary>The total log-likelihood Σ log p(y | x).</summary>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <exception cref="ArgumentException">Shapes disagree, or σ = 0.</exception>
+    public double LogLikelihood(double[,] x, double[] y) => Core.MoeModelModule.LogLikelihood(Inner, x, y);
+
+    /// <summary>Per-sample log-likelihoods log p(y_i | x_i).</summary>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <exception cref="ArgumentException">Shapes disagree, or σ = 0.</exception>
+    public double[] LogLikelihoods(double[,] x, double[] y) => Core.MoeModelModule.LogLikelihoods(Inner, x, y);
+}

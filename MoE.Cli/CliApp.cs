@@ -1,0 +1,64 @@
+using System.CommandLine;
+using MoE.Cli.Commands;
+
+namespace MoE.Cli;
+
+/// <summary>The <c>moe</c> command line: parsing, dispatch and the one-line error contract.</summary>
+/// <remarks>
+/// Every failure (a bad argument, a missing or malformed file, an invalid model) prints exactly one line
+/// <c>moe: error: …</c> on the error writer and returns a non-zero exit code: 2 for command-line syntax,
+/// 1 for everything else. Success returns 0.
+/// </remarks>
+public static class CliApp
+{
+    /// <summary>Exit code of a successful run.</summary>
+    public const int Success = 0;
+
+    /// <summary>Exit code of a run that failed on its inputs (files, values).</summary>
+    public const int Failure = 1;
+
+    /// <summary>Exit code of a command line that does not parse.</summary>
+    public const int UsageError = 2;
+
+    /// <summary>Runs the command line with the given writers (the tests pass string writers).</summary>
+    /// <param name="args">The arguments after the program name.</param>
+    /// <param name="output">Where results go (stdout).</param>
+    /// <param name="error">Where errors and progress go (stderr).</param>
+    /// <returns>The exit code.</returns>
+    public static int Run(string[] args, TextWriter output, TextWriter error)
+    {
+        ArgumentNullException.ThrowIfNull(args);
+        var root = new RootCommand("moe: learn mixtures of experts with provably convergent losses (Makkuva et al.).");
+        root.Subcommands.Add(GenerateCommand.Create(output));
+        if (args.Length == 0)
+        {
+            args = ["--help"];
+        }
+
+        var parse = root.Parse(args);
+        if (parse.Errors.Count > 0)
+        {
+            error.WriteLine($"moe: error: {OneLine(parse.Errors[0].Message)} (see 'moe --help')");
+            return UsageError;
+        }
+
+        try
+        {
+            return parse.Invoke(new InvocationConfiguration
+            {
+                Output = output,
+                Error = error,
+                EnableDefaultExceptionHandler = false,
+            });
+        }
+        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException
+                                      or InvalidOperationException or FormatException)
+        {
+            error.WriteLine($"moe: error: {OneLine(e.Message)}");
+            return Failure;
+        }
+    }
+
+    private static string OneLine(string message) =>
+        string.Join(' ', message.Split(['\r', '\n'], StringSplitOptions.RemoveEmptyEntries | StringSplitOptions.TrimEntries));
+}

@@ -1,0 +1,59 @@
+using System.CommandLine;
+using System.Globalization;
+using MoE.Api;
+
+namespace MoE.Cli.Commands;
+
+/// <summary><c>moe generate</c>: a ground truth from a preset, samples from it, a CSV and a model file.</summary>
+internal static class GenerateCommand
+{
+    public static Command Create(TextWriter output)
+    {
+        var d = new Option<int>("--d") { Description = "input dimension d", Required = true };
+        var k = new Option<int>("--k") { Description = "number of experts k >= 2", Required = true };
+        var activation = Shared.ActivationOption();
+        var slope = Shared.SlopeOption();
+        var sigma = new Option<double>("--sigma") { Description = "noise standard deviation", DefaultValueFactory = _ => 0.05 };
+        var n = new Option<int>("--n") { Description = "number of samples", DefaultValueFactory = _ => 100_000 };
+        var seed = new Option<long>("--seed") { Description = "random seed (same seed, same bits, any machine)", DefaultValueFactory = _ => 1 };
+        var preset = new Option<string>("--preset")
+        {
+            Description = "ground truth: orthogonal (a_i = e_i, w_i = e_{k+i}), random-gating (a_i = e_i, w_i on the sphere), random (random unit regressors, gating orthogonal to them)",
+            DefaultValueFactory = _ => "orthogonal",
+        };
+        var radius = new Option<double>("--radius") { Description = "norm of each gating row for the random presets", DefaultValueFactory = _ => 1.0 };
+        var free = new Option<bool>("--free-gating") { Description = "random preset: gating not restricted to the regressors' orthogonal complement" };
+        var outPath = new Option<FileInfo>("--out") { Description = "the CSV file to write (x1,...,xd,y)", Required = true };
+        var truthPath = new Option<FileInfo?>("--truth") { Description = "the model file (JSON) of the ground truth to write" };
+
+        var command = new Command("generate", "sample a dataset from a ground-truth mixture of experts")
+        {
+            d, k, activation, slope, sigma, n, seed, preset, radius, free, outPath, truthPath,
+        };
+        command.SetAction(parse =>
+        {
+            var truth = GroundTruth.Create(
+                Shared.ParsePreset(parse.GetValue(preset)!, parse.GetValue(free)),
+                parse.GetValue(k),
+                parse.GetValue(d),
+                Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)),
+                parse.GetValue(sigma),
+                parse.GetValue(radius),
+                parse.GetValue(seed));
+            var data = truth.Sample(parse.GetValue(n), parse.GetValue(seed));
+            var csv = parse.GetValue(outPath)!;
+            data.SaveCsv(Shared.PrepareOutput(csv));
+            var truthFile = parse.GetValue(truthPath);
+            if (truthFile is not null)
+            {
+                truth.Save(Shared.PrepareOutput(truthFile));
+            }
+
+            var truthNote = truthFile is null ? "" : $"; ground truth to {truthFile.Name}";
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"wrote {data.Count} samples (d={truth.Dimension}, k={truth.Experts}, {truth.Activation}, sigma={truth.Sigma}) to {csv.Name}{truthNote}"));
+            return CliApp.Success;
+        });
+        return command;
+    }
+}

@@ -1,0 +1,103 @@
+using MoE.Api;
+using MoE.Cli;
+
+namespace MoE.Api.Tests;
+
+/// <summary>The <c>moe</c> command line, run in-process with captured output.</summary>
+public class CliTests
+{
+    private static (int Code, string Out, string Err) Run(params string[] args)
+    {
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = CliApp.Run(args, output, error);
+        return (code, output.ToString(), error.ToString());
+    }
+
+    [Fact]
+    public void GenerateWritesDataAndATruthThatReloadsToTheSameParameters()
+    {
+        using var dir = new TempDir();
+        var (code, stdout, stderr) = Run("generate", "--d", "10", "--k", "2", "--activation", "identity", "--sigma", "0.05",
+            "--n", "5000", "--seed", "1", "--preset", "orthogonal", "--out", dir.File("data.csv"), "--truth", dir.File("truth.json"));
+        Assert.True(code == 0, stderr);
+        Assert.Contains("wrote 5000 samples", stdout);
+
+        var truth = MixtureOfExperts.Load(dir.File("truth.json"));
+        var expected = GroundTruth.Create(GroundTruthPreset.Orthogonal, 2, 10, Activation.Identity, 0.05);
+        Assert.Equal(expected.Regressors, truth.Regressors);
+        Assert.Equal(expected.Gating, truth.Gating);
+        Assert.Equal(0.05, truth.Sigma);
+
+        var data = Dataset.LoadCsv(dir.File("data.csv"));
+        Assert.Equal(expected.Sample(5000, 1).Y, data.Y);
+    }
+
+    [Fact]
+    public void GenerateSupportsEveryPresetAndActivation()
+    {
+        using var dir = new TempDir();
+        foreach (var (preset, activation, extra) in new[]
+                 {
+                     ("random-gating", "relu", Array.Empty<string>()),
+                     ("random", "leaky-relu", ["--slope", "0.2"]),
+                     ("random", "tanh", ["--free-gating", "--radius", "2"]),
+                     ("orthogonal", "sigmoid", Array.Empty<string>()),
+                 })
+        {
+            string[] args = ["generate", "--d", "6", "--k", "3", "--n", "100", "--preset", preset, "--activation", activation,
+                "--out", dir.File("d.csv"), "--truth", dir.File("t.json"), .. extra];
+            var (code, _, stderr) = Run(args);
+            Assert.True(code == 0, $"{preset}/{activation}: {stderr}");
+            Assert.Equal(activation, MixtureOfExperts.Load(dir.File("t.json")).Activation.Name);
+        }
+    }
+
+    [Theory]
+    [InlineData(2, "--d abc --k 2 --out x.csv", "--d")]
+    [InlineData(2, "--k 2 --out x.csv", "--d")]
+    [InlineData(2, "--d 10 --k 2 --out x.csv --bogus", "--bogus")]
+    [InlineData(1, "--d 2 --k 2 --out x.csv", "d >= 2k-1")]
+    [InlineData(1, "--d 10 --k 2 --sigma -1 --out x.csv", "sigma")]
+    [InlineData(1, "--d 10 --k 2 --activation softplus --out x.csv", "Unknown activation 'softplus'")]
+    [InlineData(1, "--d 10 --k 2 --slope 0.3 --out x.csv", "only meaningful for leaky-relu")]
+    [InlineData(1, "--d 10 --k 2 --preset spiral --out x.csv", "Unknown preset 'spiral'")]
+    [InlineData(1, "--d 10 --k 2 --n 0 --out x.csv", "count")]
+    public void BadArgumentsGiveOneLineOnStderrAndANonZeroExit(int expectedCode, string args, string fragment)
+    {
+        var (code, stdout, stderr) = Run(["generate", .. args.Split(' ')]);
+        Assert.Equal(expectedCode, code);
+        Assert.Equal("", stdout);
+        var lines = stderr.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+        Assert.Single(lines);
+        Assert.StartsWith("moe: error: ", lines[0]);
+        Assert.Contains(fragment, lines[0]);
+    }
+
+    [Fact]
+    public void OutputFoldersAreCreatedAndUnwritablePathsAreOneLineErrors()
+    {
+        using var dir = new TempDir();
+        var (code, _, stderr) = Run("generate", "--d", "3", "--k", "2", "--n", "10", "--out", dir.File("new/sub/d.csv"));
+        Assert.True(code == 0, stderr);
+        Assert.True(File.Exists(dir.File("new/sub/d.csv")));
+
+        File.WriteAllText(dir.File("plain"), "a file, not a folder");
+        var (code2, stdout2, stderr2) = Run("generate", "--d", "3", "--k", "2", "--n", "10", "--out", dir.File("plain/d.csv"));
+        Assert.Equal(1, code2);
+        Assert.Equal("", stdout2);
+        Assert.Single(stderr2.Split('\n', StringSplitOptions.RemoveEmptyEntries));
+        Assert.StartsWith("moe: error: ", stderr2);
+    }
+
+    [Fact]
+    public void HelpListsTheCommands()
+    {
+        var (code, stdout, _) = Run("--help");
+        Assert.Equal(0, code);
+        Assert.Contains("generate", stdout);
+        var (code2, stdout2, _) = Run();
+        Assert.Equal(0, code2);
+        Assert.Contains("generate", stdout2);
+    }
+}

@@ -1,0 +1,156 @@
+[<FsCheck.Xunit.Properties(Arbitrary = [| typeof<MoE.Core.Tests.Generators.Arbitraries> |], MaxTest = 100)>]
+module MoE.Core.Tests.FileTests
+
+open System
+open System.IO
+open FsCheck.FSharp
+open FsCheck.Xunit
+open Xunit
+open MoE.Core
+open MoE.Core.Tests.Assertions
+
+/// Doubles that stress a text round trip: extremes, subnormals, negative zero, non-terminating binary fractions.
+let private awkward =
+    Gen.oneof
+        [
+            Generators.uniform -1e6 1e6
+            Gen.elements
+                [
+                    0.1 + 0.2
+                    -0.0
+                    5e-324
+                    2.2250738585072014e-308
+                    Double.MaxValue
+                    -Double.MaxValue
+                    1.0 / 3.0
+                    1e-300
+                    123456789.123456789
+                ]
+            Gen.choose (-300, 300) |> Gen.map (fun e -> Math.PI * Math.Pow(10.0, float e))
+        ]
+
+let private dataset =
+    gen {
+        let! n = Gen.choose (1, 20)
+        let! d = Gen.choose (1, 6)
+        let! x = Gen.array2DOfDim n d awkward
+        let! y = Gen.arrayOfLength n awkward
+        return Dataset.create x y
+    }
+
+let private bitsOf (data: Dataset) =
+    (Seq.cast<float> data.X |> Seq.map BitConverter.DoubleToInt64Bits |> Seq.toList,
+     data.Y |> Array.map BitConverter.DoubleToInt64Bits |> Array.toList)
+
+[<Property>]
+let ``CSV round-trips every double bit for bit`` () =
+    Prop.forAll (Arb.fromGen dataset) (fun data ->
+        use w = new StringWriter()
+        DataCsv.write w data
+        let back = DataCsv.read (new StringReader(w.ToString())) "mem.csv"
+        back.Dimension = data.Dimension && bitsOf back = bitsOf data)
+
+[<Property>]
+let ``model JSON round-trips every parameter bit for bit`` (m: MoeModel) =
+    let back = ModelJson.deserialize (ModelJson.serialize m)
+
+    let bits (a: float[,]) =
+        Seq.cast<float> a |> Seq.map BitConverter.DoubleToInt64Bits |> Seq.toList
+
+    back.Activation = m.Activation
+    && BitConverter.DoubleToInt64Bits back.Sigma = BitConverter.DoubleToInt64Bits m.Sigma
+    && bits back.Regressors = bits m.Regressors
+    && bits back.Gating = bits m.Gating
+    && back.Experts = m.Experts
+
+[<Fact>]
+let ``files on disk round-trip too`` () =
+    let dir = Directory.CreateTempSubdirectory("moe-test-")
+
+    try
+        let m = GroundTruth.random 3 5 (Activation.leakyRelu 0.1) 0.2 1.5 true 4L
+        let path = Path.Combine(dir.FullName, "m.json")
+        ModelJson.save path m
+        Assert.Equal(ModelJson.serialize m, ModelJson.serialize (ModelJson.load path))
+        let data = Sampler.sample m 50 3L
+        let csv = Path.Combine(dir.FullName, "d.csv")
+        DataCsv.save csv data
+        Assert.Equal(bitsOf data, bitsOf (DataCsv.load csv))
+        Assert.StartsWith("x1,x2,x3,x4,x5,y\n", File.ReadAllText csv)
+    finally
+        dir.Delete(true)
+
+let private readCsv (text: string) =
+    DataCsv.read (new StringReader(text)) "t.csv" |> ignore
+
+[<Fact>]
+let ``CSV errors give the line, the column and the text`` () =
+    throwsWith<InvalidDataException> [ "t.csv: line 3, column 2"; "'abc' is not a number" ] (fun () ->
+        readCsv "x1,x2,y\n1,2,3\n4,abc,6\n")
+
+    throwsWith<InvalidDataException> [ "line 2, column 3"; "'NaN' is not a finite number" ] (fun () ->
+        readCsv "x1,x2,y\n1,2,NaN\n")
+
+    throwsWith<InvalidDataException> [ "line 2, column 1"; "'-Infinity' is not a finite" ] (fun () ->
+        readCsv "x1,x2,y\n-Infinity,2,3\n")
+
+    throwsWith<InvalidDataException> [ "line 3, column 3"; "2 column(s) but the header has 3" ] (fun () ->
+        readCsv "x1,x2,y\n1,2,3\n1,2\n")
+
+    throwsWith<InvalidDataException> [ "line 2, column 4"; "more than the header's 3 columns" ] (fun () ->
+        readCsv "x1,x2,y\n1,2,3,4\n")
+
+    throwsWith<InvalidDataException> [ "line 1, column 3"; "last header column must be 'y'"; "'x3'" ] (fun () ->
+        readCsv "x1,x2,x3\n1,2,3\n")
+
+    throwsWith<InvalidDataException> [ "line 1, column 1"; "header" ] (fun () -> readCsv "")
+    throwsWith<InvalidDataException> [ "no data rows" ] (fun () -> readCsv "x1,y\n\n")
+    throwsWith<InvalidDataException> [ "line 1, column 1"; "1 column(s)" ] (fun () -> readCsv "y\n1\n")
+
+[<Fact>]
+let ``CSV reading skips blank lines and tolerates spaces and CRLF`` () =
+    let data =
+        DataCsv.read (new StringReader("x1, x2 ,y\r\n\r\n 1.5 ,2,3\r\n4,5e-3,-6\r\n")) "t.csv"
+
+    Assert.Equal(2, data.Count)
+    Assert.Equal(0.005, data.X.[1, 1])
+    Assert.Equal<float[]>([| 3.0; -6.0 |], data.Y)
+
+let private json (k: int) (gating: string) (extra: string) =
+    sprintf
+        """{"k":%d,"d":2,"activation":{"name":"relu","slope":0.0},"sigma":0.1,"regressors":[[1,0],[0,1]],"gating":%s%s}"""
+        k
+        gating
+        extra
+
+[<Fact>]
+let ``model JSON errors name the JSON path`` () =
+    let bad (fragments: string list) (text: string) =
+        throwsWith<InvalidDataException> fragments (fun () -> ModelJson.deserialize text |> ignore)
+
+    bad [ "$.gating"; "expected 1 rows, found 2" ] (json 2 "[[1,0],[0,1]]" "")
+    bad [ "$.gating[0]"; "expected 2 numbers (d), found 3" ] (json 2 "[[1,0,0]]" "")
+    bad [ "$.gating[0][1]"; "expected a number" ] (json 2 """[[1,"a"]]""" "")
+    bad [ "$.regressors"; "expected 3 rows, found 2" ] (json 3 "[[1,0],[0,1]]" "")
+
+    bad
+        [ "$"; "'sigma' is missing" ]
+        """{"k":2,"d":2,"activation":{"name":"relu"},"regressors":[[1,0],[0,1]],"gating":[[0,1]]}"""
+
+    bad [ "$.activation"; "Unknown activation 'softplus'" ] ((json 2 "[[0,1]]" "").Replace("relu", "softplus"))
+    bad [ "$.sigma"; "sigma must be >= 0" ] ((json 2 "[[0,1]]" "").Replace("0.1", "-0.1"))
+    bad [ "$.k"; "k >= 2" ] """{"k":1,"d":2}"""
+    bad [ "$.k"; "expected an integer" ] """{"k":2.5,"d":2}"""
+    bad [ "not valid JSON" ] "{"
+    bad [ "expected an object" ] "[1,2]"
+
+[<Fact>]
+let ``a custom activation cannot be saved`` () =
+    let m =
+        MoeModel.create
+            (array2D [ [ 1.0 ]; [ 2.0 ] ])
+            (array2D [ [ 0.5 ] ])
+            (Activation.custom "cube" (fun z -> z * z * z) (fun z -> 3.0 * z * z))
+            0.1
+
+    throwsArg<ArgumentException> "model" [ "custom activation 'cube'" ] (fun () -> ModelJson.serialize m |> ignore)
