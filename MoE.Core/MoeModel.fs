@@ -108,7 +108,7 @@ module MoeModel =
         Guard.notNull "model" (box model)
         Guard.columns "x" model.Dimension x
 
-    let private checkLikelihoodInputs (model: MoeModel) (x: float[,]) (y: float[]) =
+    let internal checkLikelihoodInputs (model: MoeModel) (x: float[,]) (y: float[]) =
         checkInputs model x
         Guard.sameRows "x" x "y" y
 
@@ -180,9 +180,10 @@ module MoeModel =
 
         result
 
-    /// Fills `joint` with log p_i(x) + log N(y | g(<a_i,x>), σ²) for one sample and returns their
-    /// log-sum-exp, i.e. the sample's log-likelihood. `gate` and `means` are scratch buffers of length k.
-    let inline private logJointInto
+    /// For one sample: fills `gate` with log p_i(x), `means` with g(<a_i,x>), `joint` with
+    /// log p_i(x) + log N(y | g(<a_i,x>), σ²), and returns log Σ_i exp(joint_i), the sample's log-likelihood.
+    /// Buffers of length k, owned by the caller. Unchecked.
+    let inline internal logJointInto
         (model: MoeModel)
         (x: float[,])
         (y: float[])
@@ -201,7 +202,8 @@ module MoeModel =
 
         for i in 0 .. k - 1 do
             let e = y.[row] - means.[i]
-            joint.[i] <- gate.[i] - lseGate + logNorm - e * e * inv2s2
+            gate.[i] <- gate.[i] - lseGate
+            joint.[i] <- gate.[i] + logNorm - e * e * inv2s2
 
         Gate.logSumExp joint k
 
