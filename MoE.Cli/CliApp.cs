@@ -30,6 +30,7 @@ public static class CliApp
         ArgumentNullException.ThrowIfNull(args);
         var root = new RootCommand("moe: learn mixtures of experts with provably convergent losses (Makkuva et al.).");
         root.Subcommands.Add(GenerateCommand.Create(output));
+        root.Subcommands.Add(CoefficientsCommand.Create(output));
         if (args.Length == 0)
         {
             args = ["--help"];

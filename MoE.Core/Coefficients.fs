@@ -105,10 +105,11 @@ module Coefficients =
 
                 s)
 
-    /// <summary>The coefficients for an activation and noise level (custom activations: kinks assumed at 0 only;
-    /// use <c>solveWithKinks</c> to name others).</summary>
+    /// <summary>The coefficients for an activation and noise level, with the kinks of g named (for custom
+    /// activations; <c>solve</c> assumes a kink at 0 only).</summary>
     /// <param name="activation">g.</param>
     /// <param name="sigma">σ ≥ 0.</param>
+    /// <param name="breakpoints">Where g has kinks (quadrature panels are cut there); ignored by the closed forms.</param>
     /// <returns>The coefficients.</returns>
     /// <exception cref="T:System.ArgumentException">σ is negative or not finite; or g is not valid: the message
     /// names the failing condition (Condition 1: the 3×3 system is singular or c = 0; Condition 2:

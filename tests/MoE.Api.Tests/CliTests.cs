@@ -90,12 +90,44 @@ public class CliTests
         Assert.StartsWith("moe: error: ", stderr2);
     }
 
+    [Theory]
+    [InlineData("identity", null)]
+    [InlineData("relu", null)]
+    [InlineData("leaky-relu", "0.1")]
+    [InlineData("sigmoid", null)]
+    [InlineData("tanh", null)]
+    public void CoefficientsWorksForEveryBuiltInActivation(string activation, string? slope)
+    {
+        string[] args = ["coefficients", "--activation", activation, "--sigma", "0.05", "--json", .. slope is null ? Array.Empty<string>() : ["--slope", slope]];
+        var (code, stdout, stderr) = Run(args);
+        Assert.True(code == 0, stderr);
+        using var json = System.Text.Json.JsonDocument.Parse(stdout);
+        var expected = Transforms.Coefficients(Activation.Parse(activation, slope is null ? 0 : 0.1), 0.05);
+        Assert.Equal(expected.C, json.RootElement.GetProperty("c").GetDouble());
+        Assert.Equal(expected.Beta, json.RootElement.GetProperty("beta").GetDouble());
+        Assert.Equal(activation, json.RootElement.GetProperty("activation").GetProperty("name").GetString());
+    }
+
+    [Fact]
+    public void CoefficientsPrintsATableWithMathMdsReluValues()
+    {
+        var (code, stdout, _) = Run("coefficients", "--activation", "relu", "--sigma", "0.05");
+        Assert.Equal(0, code);
+        Assert.Contains("alpha", stdout);
+        Assert.Contains("-5.35248", stdout);
+        Assert.Contains("8.11002", stdout);
+        var (bad, _, err) = Run("coefficients", "--activation", "relu", "--sigma", "-1");
+        Assert.Equal(1, bad);
+        Assert.StartsWith("moe: error: ", err);
+    }
+
     [Fact]
     public void HelpListsTheCommands()
     {
         var (code, stdout, _) = Run("--help");
         Assert.Equal(0, code);
         Assert.Contains("generate", stdout);
+        Assert.Contains("coefficients", stdout);
         var (code2, stdout2, _) = Run();
         Assert.Equal(0, code2);
         Assert.Contains("generate", stdout2);

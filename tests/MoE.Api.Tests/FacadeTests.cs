@@ -119,6 +119,17 @@ public class FacadeTests
     }
 
     [Fact]
+    public void TransformCoefficientsForLeakyReluAreValid()
+    {
+        TransformCoefficients c = Transforms.Coefficients(Activation.LeakyRelu(0.1), sigma: 0.05);
+        Assert.True(c.C != 0 && c.CPrime != 0);
+        Assert.Equal(0.05, c.Sigma);
+        Assert.Equal(Math.Pow(2, 4) + c.Alpha * 8 + c.Beta * 4 + c.Gamma * 2, c.Q4(2.0), 12);
+        var invalid = Assert.Throws<ArgumentException>(() => Transforms.Coefficients(Activation.Custom("square", z => z * z, z => 2 * z), 0.1));
+        Assert.Contains("Condition 2", invalid.Message);
+    }
+
+    [Fact]
     public void ThePublicSurfaceExposesNoFSharpTypes()
     {
         var leaks =
