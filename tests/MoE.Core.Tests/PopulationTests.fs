@@ -162,14 +162,13 @@ let ``the gradient of the population L_log vanishes at the truth (Lemma 2's fixe
 [<Fact>]
 let ``the empirical L4 approaches the population value as n grows`` () =
     // Fixed seed; tolerance 5 standard errors, estimated by 20 batch means of the empirical loss (the λ term's
-    // O(1/n) bias is far below the O(1/√n) standard error at these n).
-    let truth = GroundTruth.randomGating 2 6 Activation.Identity 0.05 1.0 3L
+    // O(1/n) bias is far below the O(1/√n) standard error at these n). A ReLU truth with free gating: there the
+    // population value depends on how the gate leans on each regressor (identity experts are blind to it), so
+    // this is the independent check of the population quadrature in the case Theorem 5 does not cover.
+    let truth = GroundTruth.random 3 7 Activation.Relu 0.1 1.0 true 3L
     let cf = Coefficients.solve truth.Activation truth.Sigma
     let m = Population.moments truth cf Population.defaultOptions
-
-    let a =
-        array2D [ [ 0.9; 0.2; -0.1; 0.0; 0.3; 0.1 ]; [ -0.2; 0.8; 0.1; 0.2; 0.0; -0.1 ] ]
-
+    let a = truth.Regressors
     let population = (Population.l4 m weights a).Value
 
     for n in [ 20_000; 400_000 ] do
@@ -179,7 +178,7 @@ let ``the empirical L4 approaches the population value as n grows`` () =
 
         let values =
             Array.init batches (fun b ->
-                let x = Array2D.init size 6 (fun i t -> data.X.[b * size + i, t])
+                let x = Array2D.init size 7 (fun i t -> data.X.[b * size + i, t])
                 let y = Array.init size (fun i -> data.Y.[b * size + i])
                 (Losses.l4 cf weights a x y).Value)
 
@@ -203,10 +202,10 @@ let ``the empirical L4 approaches the population value as n grows`` () =
 let ``with free gating the moments equal a brute-force quadrature over the whole span`` () =
     // Independent route: no per-expert reduction, no panels, no tensor assembly from moments. E[Q4(y) S4_r(z)]
     // over z ∈ R^r (r = dim span{a*, w*} = 3 for k = 2) with a plain 40-point Gauss–Hermite rule per axis and
-    // the dense S4 of the library's Transforms. Identity experts keep the integrand analytic, so both routes
-    // are accurate to ~1e-12; the bound is 1e-9 of the largest entry.
+    // the dense S4 of the library's Transforms. Sigmoid experts keep the integrand analytic (poles at distance π
+    // from the real axis), so 40 nodes reach ~1e-12 and the bound 1e-8 of the largest entry has headroom.
     for seed in [ 1L; 2L; 3L ] do
-        let truth = GroundTruth.random 2 5 Activation.Identity 0.3 1.5 true seed
+        let truth = GroundTruth.random 2 5 Activation.Sigmoid 0.3 1.5 true seed
         let cf = Coefficients.solve truth.Activation truth.Sigma
         let m = Population.moments truth cf Population.defaultOptions
         let r = m.Rank
@@ -236,7 +235,7 @@ let ``with free gating the moments equal a brute-force quadrature over the whole
                     [ 0, p1; 1, 1.0 - p1 ]
                     |> List.fold
                         (fun (a4, a2) (i, p) ->
-                            let g = dot az.[i]
+                            let g = truth.Activation.Value(dot az.[i])
 
                             let e4 =
                                 g ** 4.0
@@ -269,7 +268,7 @@ let ``with free gating the moments equal a brute-force quadrature over the whole
 
         for idx in 0 .. t4.Length - 1 do
             Assert.True(
-                abs (t4.[idx] - m.T4.[idx]) <= 1e-9 * scale,
+                abs (t4.[idx] - m.T4.[idx]) <= 1e-8 * scale,
                 sprintf "seed %d: T4[%d] brute force %.15g, library %.15g" seed idx t4.[idx] m.T4.[idx]
             )
 
@@ -277,6 +276,6 @@ let ``with free gating the moments equal a brute-force quadrature over the whole
 
         for idx in 0 .. t2.Length - 1 do
             Assert.True(
-                abs (t2.[idx] - m.T2.[idx]) <= 1e-9 * scale2,
+                abs (t2.[idx] - m.T2.[idx]) <= 1e-8 * scale2,
                 sprintf "seed %d: T2[%d] brute force %.15g, library %.15g" seed idx t2.[idx] m.T2.[idx]
             )
