@@ -1,0 +1,203 @@
+namespace MoE.Core
+
+open System
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>The data's moment statistics for the subspace L4 solver: the Q2 moment matrix, its top-k
+/// eigenvectors U, and the projected fourth- and second-order Hermite moments in U's coordinates.</summary>
+type SubspaceMoments =
+    {
+        /// M2 = [mean(Q2(y) x xᵀ) − mean(Q2(y)) I]/c' (d×d), ≈ Σ_m E[p_m] a_m a_mᵀ under orthogonal gating.
+        SecondMoment: float[,]
+        /// The empirical moments in the subspace, in the form the population L4 uses (Basis = U, d×r).
+        Projected: PopulationMoments
+    }
+
+/// <summary>
+/// The subspace L4 solver (MATH.md §5): the empirical L4 restricted to A = V·Uᵀ is an exact polynomial in V whose
+/// coefficients are mean(Q4·S4(z)) and mean(Q2·S2(z)) with z = Uᵀx, so after two passes over the data every
+/// evaluation costs O(k²r⁴), independent of n; L-BFGS with random restarts minimises it.
+/// </summary>
+[<RequireQualifiedAccess>]
+module SubspaceL4 =
+
+    /// <summary>M2, U (top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue|) and the projected moments,
+    /// in two passes over the data, for the given output transform (centred polynomial or bounded).</summary>
+    [<CompiledName("Moments")>]
+    let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) : SubspaceMoments =
+        Guard.sameRows "x" x "y" y
+        let n, d = x.GetLength 0, x.GetLength 1
+
+        if rank < 1 || rank > d then
+            raise (ArgumentOutOfRangeException("rank", rank, sprintf "The subspace rank must be in 1..d = %d." d))
+
+        let tf = transform
+        // Pass 1: Σ Q2·x xᵀ (upper triangle) and Σ Q2.
+        let m2 = Array2D.zeroCreate d d
+        let mutable sumQ2 = 0.0
+
+        for row in 0 .. n - 1 do
+            let q2 = tf.Q2 y.[row]
+            sumQ2 <- sumQ2 + q2
+
+            for i in 0 .. d - 1 do
+                let qi = q2 * x.[row, i]
+
+                for j in i .. d - 1 do
+                    m2.[i, j] <- m2.[i, j] + qi * x.[row, j]
+
+        let inv = 1.0 / float n
+
+        let second =
+            Array2D.init d d (fun i j ->
+                let v =
+                    (if i <= j then m2.[i, j] else m2.[j, i]) * inv
+                    - (if i = j then sumQ2 * inv else 0.0)
+
+                v / tf.CPrime)
+
+        let evd = Matrix<float>.Build.DenseOfArray(second).Evd(Symmetricity.Symmetric)
+        let values = evd.EigenValues |> Seq.map (fun c -> c.Real) |> Seq.toArray
+
+        let order =
+            [| 0 .. d - 1 |] |> Array.sortBy (fun i -> -abs values.[i]) |> Array.take rank
+
+        let u = Array2D.init d rank (fun t a -> evd.EigenVectors.[t, order.[a]])
+        // Pass 2: projected moments of centred Q4 and Q2.
+        let r = rank
+        let qs = Population.quads r
+        let f4 = Array.zeroCreate qs.Length
+        let f4z2 = Array2D.zeroCreate r r
+        let f2 = Array2D.zeroCreate r r
+        let mutable f4s = 0.0
+        let mutable f2s = 0.0
+        let z = Array.zeroCreate r
+        let zz = Array2D.zeroCreate r r
+
+        for row in 0 .. n - 1 do
+            for a in 0 .. r - 1 do
+                let mutable s = 0.0
+
+                for t in 0 .. d - 1 do
+                    s <- s + u.[t, a] * x.[row, t]
+
+                z.[a] <- s
+
+            let q4 = tf.Q4 y.[row]
+            let q2 = tf.Q2 y.[row]
+            f4s <- f4s + q4
+            f2s <- f2s + q2
+
+            for i in 0 .. r - 1 do
+                for j in i .. r - 1 do
+                    let zij = z.[i] * z.[j]
+                    zz.[i, j] <- zij
+                    f4z2.[i, j] <- f4z2.[i, j] + q4 * zij
+                    f2.[i, j] <- f2.[i, j] + q2 * zij
+
+            for q in 0 .. qs.Length - 1 do
+                let struct (i, j, k, l) = qs.[q]
+                f4.[q] <- f4.[q] + q4 * zz.[i, j] * zz.[k, l]
+
+        let scale (m: float[,]) = Array2D.map (fun v -> v * inv) m
+
+        let t4 =
+            Population.assembleS4 r qs (Array.map (fun v -> v * inv) f4) (scale f4z2) (f4s * inv)
+
+        let f2m = scale f2
+
+        let t2 =
+            Array.init (r * r) (fun idx ->
+                let a, b = idx / r, idx % r in
+                (if a <= b then f2m.[a, b] else f2m.[b, a]) - (if a = b then f2s * inv else 0.0))
+
+        {
+            SecondMoment = second
+            Projected =
+                {
+                    Basis = u
+                    T4 = t4
+                    T2 = t2
+                    GateMasses = [||]
+                    // Population.l4 reads only C and C' from the coefficients.
+                    Coefficients =
+                        {
+                            Alpha = nan
+                            Beta = nan
+                            Gamma = nan
+                            Delta = nan
+                            C = tf.C
+                            CPrime = tf.CPrime
+                            Q4Mean = 0.0
+                            Q2Mean = 0.0
+                            Sigma = nan
+                        }
+                }
+        }
+
+    /// <summary>Minimises the subspace L4 over V (k×r) by L-BFGS from <paramref name="restarts"/> random starts
+    /// V ~ N(0, 1) (streams of <paramref name="seed"/>) and returns A = V·Uᵀ of the lowest value, with the trace.</summary>
+    [<CompiledName("Solve")>]
+    let solve
+        (moments: SubspaceMoments)
+        (weights: L4Weights)
+        (experts: int)
+        (restarts: int)
+        (seed: int64)
+        (context: RunContext)
+        : float[,] * float * TraceEntry list =
+        Guard.positiveInt "restarts" restarts
+        let m = moments.Projected
+        let u = m.Basis
+        let d, r = u.GetLength 0, u.GetLength 1
+        let k = experts
+
+        let toA (v: float[]) =
+            Array2D.init k d (fun i t -> Seq.sum (seq { for a in 0 .. r - 1 -> v.[i * r + a] * u.[t, a] }))
+
+        let f (v: float[]) =
+            let e = Population.l4 m weights (toA v)
+            // ∂/∂V = (∂/∂A)·U
+            let g =
+                Array.init (k * r) (fun idx ->
+                    let i, a = idx / r, idx % r in
+                    Seq.sum (seq { for t in 0 .. d - 1 -> e.Gradient.[i, t] * u.[t, a] }))
+
+            e.Value, g
+
+        let mutable best = None
+        let trace = ResizeArray<TraceEntry>()
+
+        for restart in 0 .. restarts - 1 do
+            let rng = Rng.stream seed (int64 restart)
+            let v0 = Array.init (k * r) (fun _ -> rng.NextGaussian())
+            let v, value, _, _ = Optim.lbfgs "l4" context false 500 1e-10 f v0
+
+            let entry =
+                {
+                    Stage = "l4"
+                    Iteration = restart
+                    Loss = value
+                }
+
+            trace.Add entry
+            context.Progress entry
+
+            match best with
+            | Some(_, bestValue) when bestValue <= value -> ()
+            | _ -> best <- Some(v, value)
+
+        let v, value = best.Value
+        toA v, value, List.ofSeq trace
+
+    /// <summary>Unit directions from an L4 solution: the normalised rows of (A^†)ᵀ = (AAᵀ)⁻¹A, which are the
+    /// regressors' directions when they are not orthonormal (Theorem 1: (A^†)ᵀ = PDΓA* + E).</summary>
+    [<CompiledName("Directions")>]
+    let directions (a: float[,]) : float[,] =
+        let am = Matrix<float>.Build.DenseOfArray a
+        let dual = (am * am.Transpose()).Inverse() * am
+        let k, d = a.GetLength 0, a.GetLength 1
+
+        Array2D.init k d (fun i t ->
+            let norm = sqrt (Seq.sum (seq { for j in 0 .. d - 1 -> dual.[i, j] * dual.[i, j] }))
+            dual.[i, t] / norm)
