@@ -1,0 +1,466 @@
+namespace MoE.Core
+
+open System
+open System.Diagnostics
+
+/// <summary>Which estimator to run.</summary>
+[<RequireQualifiedAccess>]
+type FitMethod =
+    /// L4 → recovered regressors → L_log gating → (optional) EM polish: the paper's estimator.
+    | L4
+    /// Baseline: mini-batch SGD on ℓ2 over (A, W) from a random start.
+    | L2
+    /// Baseline: EM on the likelihood from a random start.
+    | Em
+
+/// <summary>How the L4 stage is minimised.</summary>
+[<RequireQualifiedAccess>]
+type L4SolverKind =
+    /// Q2 moment subspace, projected moments in one pass, L-BFGS with restarts (MATH.md §5).
+    | Subspace
+    /// The paper's mini-batch SGD on the full-dimensional empirical L4.
+    | Sgd
+
+/// <summary>Which output transforms the L4 stage uses.</summary>
+[<RequireQualifiedAccess>]
+type TransformKind =
+    /// The variance-reduced bounded transforms (MATH.md §5): the default, measured ~10× lower E_reg for ReLU.
+    | Bounded
+    /// The paper's polynomial Q4, Q2 (centred).
+    | Polynomial
+
+/// <summary>Settings of the paper's SGD (and of the ℓ2 baseline's SGD).</summary>
+type SgdSettings =
+    {
+        /// Passes over the data.
+        Epochs: int
+        /// Mini-batch size.
+        BatchSize: int
+        /// Learning rate for the first half of the epochs.
+        LearningRate: float
+        /// Learning rate reached by linear decay at the last epoch.
+        FinalLearningRate: float
+        /// Gradient-norm clipping threshold (∞ disables it).
+        Clip: float
+    }
+
+/// <summary>A learner's configuration: every knob explicit, with <c>FitConfig.defaults</c> as the starting point.</summary>
+type FitConfig =
+    {
+        /// k ≥ 2.
+        Experts: int
+        /// g.
+        Activation: Activation
+        /// σ if known; None to estimate it (see docs/learners.md).
+        Sigma: float option
+        /// The estimator.
+        Method: FitMethod
+        /// The L4 solver.
+        L4Solver: L4SolverKind
+        /// The L4 output transforms.
+        Transform: TransformKind
+        /// Whether the EM polish follows the paper's stages.
+        Polish: bool
+        /// The seed of every random choice (restarts, subsamples, SGD order, random starts).
+        Seed: int64
+        /// L4 regularisers (subspace solver: ridge 0.01; SGD: ridge 4, MATH.md §5).
+        Weights: L4Weights
+        /// L-BFGS restarts of the subspace solver.
+        Restarts: int
+        /// Subsample size for the sign search.
+        SignSubsample: int
+        /// L-BFGS iterations of the gating fit.
+        GatingIterations: int
+        /// EM iteration budget.
+        EmIterations: int
+        /// EM stops when the relative log-likelihood gain falls below this.
+        EmTolerance: float
+        /// SGD settings of the paper's L4 solver.
+        L4Sgd: SgdSettings
+        /// SGD settings of the ℓ2 baseline.
+        L2Sgd: SgdSettings
+    }
+
+/// <summary>Wall time of one stage.</summary>
+type StageTiming =
+    {
+        /// The stage.
+        Stage: string
+        /// Seconds.
+        Seconds: float
+    }
+
+/// <summary>What a learner returns.</summary>
+type FitResult =
+    {
+        /// The fitted model.
+        Model: MoeModel
+        /// Every stage's losses, in order.
+        Trace: TraceEntry[]
+        /// Why the last iterative stage stopped.
+        StopReason: StopReason
+        /// Stage wall times.
+        Timings: StageTiming[]
+    }
+
+/// Defaults and validation of <see cref="T:MoE.Core.FitConfig"/>.
+[<RequireQualifiedAccess>]
+module FitConfig =
+
+    /// <summary>The defaults: L4 with the subspace solver and bounded transforms, EM polish on, σ estimated.</summary>
+    [<CompiledName("Defaults")>]
+    let defaults (experts: int) (activation: Activation) : FitConfig =
+        {
+            Experts = experts
+            Activation = activation
+            Sigma = None
+            Method = FitMethod.L4
+            L4Solver = L4SolverKind.Subspace
+            Transform = TransformKind.Bounded
+            Polish = true
+            Seed = 1L
+            Weights = L4Weights.create 0.1 10.0 0.01 true
+            Restarts = 5
+            SignSubsample = 20_000
+            GatingIterations = 200
+            EmIterations = 200
+            EmTolerance = 1e-11
+            L4Sgd =
+                {
+                    Epochs = 60
+                    BatchSize = 1024
+                    LearningRate = 0.003
+                    FinalLearningRate = 0.0003
+                    Clip = 5.0
+                }
+            L2Sgd =
+                {
+                    Epochs = 60
+                    BatchSize = 1024
+                    LearningRate = 0.05
+                    FinalLearningRate = 0.005
+                    Clip = 5.0
+                }
+        }
+
+    /// <summary>Checks every field; the message names the field and the value.</summary>
+    [<CompiledName("Validate")>]
+    let validate (config: FitConfig) : unit =
+        Guard.notNull "config" (box config)
+
+        if config.Experts < 2 then
+            raise (
+                ArgumentOutOfRangeException(
+                    "Experts",
+                    config.Experts,
+                    sprintf "A mixture needs k >= 2 experts, but Experts = %d." config.Experts
+                )
+            )
+
+        Activation.validate config.Activation
+        config.Sigma |> Option.iter (Guard.positive "Sigma")
+        L4Weights.validate config.Weights
+        Guard.positiveInt "Restarts" config.Restarts
+        Guard.positiveInt "SignSubsample" config.SignSubsample
+        Guard.positiveInt "GatingIterations" config.GatingIterations
+        Guard.positiveInt "EmIterations" config.EmIterations
+        Guard.positive "EmTolerance" config.EmTolerance
+
+        for name, s in [ "L4Sgd", config.L4Sgd; "L2Sgd", config.L2Sgd ] do
+            Guard.positiveInt (name + ".Epochs") s.Epochs
+            Guard.positiveInt (name + ".BatchSize") s.BatchSize
+            Guard.positive (name + ".LearningRate") s.LearningRate
+            Guard.positive (name + ".FinalLearningRate") s.FinalLearningRate
+
+            if not (s.Clip > 0.0) then
+                invalidArg (name + ".Clip") (sprintf "%s.Clip must be > 0, but was %s." name (string s.Clip))
+
+/// <summary>The learners: the paper's L4 → gating → EM pipeline and the ℓ2 and EM baselines.</summary>
+[<RequireQualifiedAccess>]
+module Learner =
+
+    let private std (y: float[]) =
+        let m = Array.average y
+        sqrt (Array.averageBy (fun v -> (v - m) * (v - m)) y)
+
+    /// Learning rate at epoch e: constant for the first half, then linear decay to the final rate.
+    let private schedule (s: SgdSettings) (epoch: int) =
+        let half = s.Epochs / 2
+
+        if epoch < half then
+            s.LearningRate
+        else
+            let f = float (epoch - half) / float (max 1 (s.Epochs - half - 1))
+            s.LearningRate + (s.FinalLearningRate - s.LearningRate) * f
+
+    /// Mini-batch SGD over a parameter vector; `loss xb yb p` returns the value and gradient on a batch.
+    let private sgd
+        (stage: string)
+        (settings: SgdSettings)
+        (seed: int64)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        (loss: float[,] -> float[] -> float[] -> float * float[])
+        (p0: float[])
+        =
+        let n, d = x.GetLength 0, x.GetLength 1
+        let b = min settings.BatchSize n
+        let xb = Array2D.zeroCreate b d
+        let yb = Array.zeroCreate b
+        let order = Array.init n id
+        let rng = Rng.stream seed 11L
+        let p = Array.copy p0
+        let trace = ResizeArray<TraceEntry>()
+
+        for epoch in 0 .. settings.Epochs - 1 do
+            for i in n - 1 .. -1 .. 1 do
+                let j = rng.NextInt(i + 1)
+                let t = order.[i]
+                order.[i] <- order.[j]
+                order.[j] <- t
+
+            let lr = schedule settings epoch
+            let mutable sum = 0.0
+            let mutable batches = 0
+
+            for start in 0..b .. n - b do
+                context.Cancellation.ThrowIfCancellationRequested()
+
+                for i in 0 .. b - 1 do
+                    let r = order.[start + i]
+                    yb.[i] <- y.[r]
+
+                    for t in 0 .. d - 1 do
+                        xb.[i, t] <- x.[r, t]
+
+                let value, g = loss xb yb p
+                Optim.checkFinite stage epoch value g
+                let norm = sqrt (Array.sumBy (fun v -> v * v) g)
+                let factor = if norm > settings.Clip then settings.Clip / norm else 1.0
+
+                for i in 0 .. p.Length - 1 do
+                    p.[i] <- p.[i] - lr * factor * g.[i]
+
+                sum <- sum + value
+                batches <- batches + 1
+
+            let entry =
+                {
+                    Stage = stage
+                    Iteration = epoch + 1
+                    Loss = sum / float (max 1 batches)
+                }
+
+            trace.Add entry
+            context.Progress entry
+
+        p, List.ofSeq trace
+
+    /// <summary>The paper's SGD on the full-dimensional empirical L4 (init A ~ N(0, 1/d)).</summary>
+    [<CompiledName("SgdL4")>]
+    let sgdL4
+        (coefficients: TransformCoefficients)
+        (weights: L4Weights)
+        (settings: SgdSettings)
+        (experts: int)
+        (seed: int64)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : float[,] * TraceEntry list =
+        let d = x.GetLength 1
+        let rng = Rng.stream seed 3L
+        let a0 = Array.init (experts * d) (fun _ -> rng.NextGaussian() / sqrt (float d))
+
+        let unflat (v: float[]) =
+            Array2D.init experts d (fun i t -> v.[i * d + t])
+
+        let loss xb yb (p: float[]) =
+            let e = Losses.l4 coefficients weights (unflat p) xb yb
+            e.Value, Array.init (experts * d) (fun idx -> e.Gradient.[idx / d, idx % d])
+
+        let p, trace = sgd "l4-sgd" settings seed x y context loss a0
+        unflat p, trace
+
+    let private timed (timings: ResizeArray<StageTiming>) (stage: string) (f: unit -> 'T) =
+        let sw = Stopwatch.StartNew()
+        let result = f ()
+
+        timings.Add
+            {
+                Stage = stage
+                Seconds = sw.Elapsed.TotalSeconds
+            }
+
+        result
+
+    /// The paper's stages at a given σ: L4, directions, signs, gating, scales.
+    let private paperStages
+        (config: FitConfig)
+        (sigma: float)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        (timings: ResizeArray<StageTiming>)
+        (trace: ResizeArray<TraceEntry>)
+        =
+        let k, g = config.Experts, config.Activation
+
+        let a =
+            timed timings "l4" (fun () ->
+                match config.L4Solver with
+                | L4SolverKind.Subspace ->
+                    let transform =
+                        match config.Transform with
+                        | TransformKind.Bounded -> OutputTransforms.bounded g sigma
+                        | TransformKind.Polynomial -> OutputTransforms.polynomial (Coefficients.solve g sigma)
+
+                    let moments = SubspaceL4.moments transform k x y
+
+                    let a, _, t =
+                        SubspaceL4.solve moments config.Weights k config.Restarts config.Seed context
+
+                    trace.AddRange t
+                    a
+                | L4SolverKind.Sgd ->
+                    let a, t =
+                        sgdL4 (Coefficients.solve g sigma) config.Weights config.L4Sgd k config.Seed x y context
+
+                    trace.AddRange t
+                    a)
+
+        let directions = timed timings "directions" (fun () -> SubspaceL4.directions a)
+
+        for v in Seq.cast<float> directions do
+            if not (Double.IsFinite v) then
+                raise (NonFiniteException("l4", 0, v))
+
+        let signed =
+            timed timings "signs" (fun () ->
+                Polish.resolveSigns directions g sigma x y config.SignSubsample config.Seed context)
+
+        let gated =
+            timed timings "gating" (fun () -> Polish.fitGating signed x y config.GatingIterations context true)
+
+        let scaled = timed timings "scales" (fun () -> Polish.fitScales gated x y)
+        timed timings "gating" (fun () -> Polish.fitGating scaled x y config.GatingIterations context true)
+
+    /// Posterior-weighted residual RMS: the σ a fitted model implies for the data.
+    let private impliedSigma (model: MoeModel) (x: float[,]) (y: float[]) =
+        let post = MoeModel.responsibilities model x y
+
+        let means =
+            Array2D.init y.Length model.Experts (fun r i ->
+                model.Activation.Value(
+                    Seq.sum (seq { for t in 0 .. model.Dimension - 1 -> model.Regressors.[i, t] * x.[r, t] })
+                ))
+
+        let mutable s = 0.0
+
+        for r in 0 .. y.Length - 1 do
+            for i in 0 .. model.Experts - 1 do
+                let e = y.[r] - means.[r, i]
+                s <- s + post.[r, i] * e * e
+
+        max (sqrt (s / float y.Length)) 1e-6
+
+    /// <summary>Fits a mixture of experts to (X, y).</summary>
+    /// <param name="config">The configuration (see <c>FitConfig.defaults</c>).</param>
+    /// <param name="data">The samples.</param>
+    /// <param name="context">Progress callback and cancellation.</param>
+    /// <returns>The model, the trace, the stop reason and the stage timings.</returns>
+    /// <exception cref="T:MoE.Core.NonFiniteException">A loss or gradient became NaN or infinite.</exception>
+    /// <exception cref="T:System.OperationCanceledException">The token was cancelled.</exception>
+    /// <remarks>σ, when not given, is estimated: a provisional σ₀ = 0.1·sd(y) drives the L4 and gating stages, the
+    /// fitted model's posterior-weighted residual RMS σ₁ then re-runs them, and EM updates σ to convergence.</remarks>
+    [<CompiledName("Fit")>]
+    let fit (config: FitConfig) (data: Dataset) (context: RunContext) : FitResult =
+        FitConfig.validate config
+        Dataset.validate data
+        let x, y = data.X, data.Y
+        let k, d, g = config.Experts, data.Dimension, config.Activation
+
+        if data.Count < 2 * k * d then
+            invalidArg
+                "data"
+                (sprintf
+                    "%d samples cannot determine k = %d experts in d = %d dimensions; need at least 2kd = %d."
+                    data.Count
+                    k
+                    d
+                    (2 * k * d))
+
+        let timings = ResizeArray<StageTiming>()
+        let trace = ResizeArray<TraceEntry>()
+        let estimate = config.Sigma.IsNone
+
+        let model, reason =
+            match config.Method with
+            | FitMethod.L4 ->
+                let first =
+                    paperStages config (defaultArg config.Sigma (0.1 * std y)) x y context timings trace
+
+                let staged =
+                    if estimate then
+                        let sigma1 = impliedSigma first x y
+                        paperStages config sigma1 x y context timings trace
+                    else
+                        first
+
+                if config.Polish then
+                    let m, t, r =
+                        timed timings "em" (fun () ->
+                            Polish.em staged x y estimate config.EmIterations config.EmTolerance context)
+
+                    trace.AddRange t
+                    m, r
+                else
+                    staged, StopReason.Converged
+            | FitMethod.Em ->
+                let rng = Rng.stream config.Seed 5L
+                let a = Array2D.init k d (fun _ _ -> rng.NextGaussian() / sqrt (float d))
+                let w = Array2D.init (k - 1) d (fun _ _ -> rng.NextGaussian() / sqrt (float d))
+                let start = MoeModel.create a w g (defaultArg config.Sigma (std y))
+
+                let m, t, r =
+                    timed timings "em" (fun () ->
+                        Polish.em start x y estimate config.EmIterations config.EmTolerance context)
+
+                trace.AddRange t
+                m, r
+            | FitMethod.L2 ->
+                let rng = Rng.stream config.Seed 5L
+                let na, nw = k * d, (k - 1) * d
+                let p0 = Array.init (na + nw) (fun _ -> rng.NextGaussian() / sqrt (float d))
+
+                let split (p: float[]) =
+                    Array2D.init k d (fun i t -> p.[i * d + t]), Array2D.init (k - 1) d (fun i t -> p.[na + i * d + t])
+
+                let loss xb yb (p: float[]) =
+                    let a, w = split p
+                    let e = Losses.squaredLoss (MoeModel.create a w g 1.0) xb yb
+
+                    e.Value,
+                    Array.append
+                        (Seq.cast<float> e.RegressorGradient |> Seq.toArray)
+                        (Seq.cast<float> e.GatingGradient |> Seq.toArray)
+
+                let p, t =
+                    timed timings "l2" (fun () -> sgd "l2" config.L2Sgd config.Seed x y context loss p0)
+
+                trace.AddRange t
+                let a, w = split p
+                let fitted = MoeModel.create a w g 1.0
+
+                { fitted with
+                    Sigma = defaultArg config.Sigma (impliedSigma fitted x y)
+                },
+                StopReason.MaxIterations
+
+        {
+            Model = model
+            Trace = trace.ToArray()
+            StopReason = reason
+            Timings = timings.ToArray()
+        }
