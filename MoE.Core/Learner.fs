@@ -351,10 +351,7 @@ module Learner =
         let post = MoeModel.responsibilities model x y
 
         let means =
-            Array2D.init y.Length model.Experts (fun r i ->
-                model.Activation.Value(
-                    Seq.sum (seq { for t in 0 .. model.Dimension - 1 -> model.Regressors.[i, t] * x.[r, t] })
-                ))
+            Polish.projections model.Regressors x |> Array2D.map model.Activation.Value
 
         let mutable s = 0.0
 

@@ -26,6 +26,41 @@ module Polish =
 
             Array2D.init count d (fun i t -> x.[index.[i], t]), Array.init count (fun i -> y.[index.[i]])
 
+    /// s[r, i] = <a_i, x_r> for every sample and expert, in one pass.
+    let internal projections (a: float[,]) (x: float[,]) : float[,] =
+        let n, k, d = x.GetLength 0, a.GetLength 0, a.GetLength 1
+        let s = Array2D.zeroCreate n k
+
+        for r in 0 .. n - 1 do
+            for i in 0 .. k - 1 do
+                let mutable acc = 0.0
+
+                for t in 0 .. d - 1 do
+                    acc <- acc + a.[i, t] * x.[r, t]
+
+                s.[r, i] <- acc
+
+        s
+
+    /// Σ_r w[r]·(y[r] − g(s_r))² for projections s_r = <v, x_r>.
+    let private weightedSse (g: Activation) (v: float[]) (x: float[,]) (y: float[]) (weight: int -> float) =
+        let n, d = x.GetLength 0, x.GetLength 1
+        let mutable total = 0.0
+
+        for r in 0 .. n - 1 do
+            let w = weight r
+
+            if w > 0.0 then
+                let mutable s = 0.0
+
+                for t in 0 .. d - 1 do
+                    s <- s + v.[t] * x.[r, t]
+
+                let e = y.[r] - g.Value s
+                total <- total + w * e * e
+
+        total
+
     let private flatten (w: float[,]) =
         Array.init w.Length (fun idx -> w.[idx / w.GetLength 1, idx % w.GetLength 1])
 
@@ -164,9 +199,10 @@ module Polish =
         let g = model.Activation
         let a = Array2D.copy model.Regressors
 
+        let proj = projections a x
+
         for i in 0 .. k - 1 do
-            let s =
-                Array.init n (fun r -> Seq.sum (seq { for t in 0 .. d - 1 -> a.[i, t] * x.[r, t] }))
+            let s = Array.init n (fun r -> proj.[r, i])
 
             let mutable scale = 1.0
 
@@ -237,8 +273,7 @@ module Polish =
         let post = MoeModel.responsibilities model x y
         let a = Array2D.copy model.Regressors
 
-        let proj (ai: float[]) r =
-            Seq.sum (seq { for t in 0 .. d - 1 -> ai.[t] * x.[r, t] })
+        let current = projections a x
 
         for i in 0 .. k - 1 do
             let ai = Array.init d (fun t -> a.[i, t])
@@ -249,12 +284,10 @@ module Polish =
                     let gram, rhs = weightedNormal x (fun r -> post.[r, i]) (fun r -> y.[r])
                     solveSpd gram rhs
                 | _ ->
-                    let s = Array.init n (proj ai)
+                    let s = Array.init n (fun r -> current.[r, i])
 
                     let sse (v: float[]) =
-                        Seq.sum (
-                            seq { for r in 0 .. n - 1 -> let e = y.[r] - g.Value(proj v r) in post.[r, i] * e * e }
-                        )
+                        weightedSse g v x y (fun r -> post.[r, i])
 
                     let gram, rhs =
                         weightedNormal x (fun r -> let gd = g.Derivative s.[r] in post.[r, i] * gd * gd) (fun r ->
@@ -282,13 +315,12 @@ module Polish =
 
         let sigma =
             if estimateSigma then
+                let updated = projections a x
                 let mutable s = 0.0
 
                 for r in 0 .. n - 1 do
                     for i in 0 .. k - 1 do
-                        let e =
-                            y.[r] - g.Value(Seq.sum (seq { for t in 0 .. d - 1 -> a.[i, t] * x.[r, t] }))
-
+                        let e = y.[r] - g.Value updated.[r, i]
                         s <- s + post.[r, i] * e * e
 
                 max (sqrt (s / float n)) 1e-12
@@ -305,14 +337,14 @@ module Polish =
         let q (w: float[,]) =
             let p = probabilities w
 
-            Seq.sum (
-                seq {
-                    for r in 0 .. n - 1 do
-                        for i in 0 .. k - 1 do
-                            if post.[r, i] > 0.0 then
-                                yield post.[r, i] * log (max p.[r, i] 1e-300)
-                }
-            )
+            let mutable total = 0.0
+
+            for r in 0 .. n - 1 do
+                for i in 0 .. k - 1 do
+                    if post.[r, i] > 0.0 then
+                        total <- total + post.[r, i] * log (max p.[r, i] 1e-300)
+
+            total
 
         let w0 = model.Gating
         let p = probabilities w0

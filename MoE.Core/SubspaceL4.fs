@@ -56,7 +56,20 @@ module SubspaceL4 =
 
                 v / tf.CPrime)
 
-        let evd = Matrix<float>.Build.DenseOfArray(second).Evd(Symmetricity.Symmetric)
+        for v in Seq.cast<float> second do
+            if not (Double.IsFinite v) then
+                raise (NonFiniteException("l4", 0, v))
+
+        // Eigenvectors do not change under scaling; normalising keeps the decomposition well scaled whatever y's units.
+        let largest = Seq.cast<float> second |> Seq.map abs |> Seq.max
+
+        let normalised =
+            if largest > 0.0 then
+                Array2D.map (fun v -> v / largest) second
+            else
+                second
+
+        let evd = Matrix<float>.Build.DenseOfArray(normalised).Evd(Symmetricity.Symmetric)
         let values = evd.EigenValues |> Seq.map (fun c -> c.Real) |> Seq.toArray
 
         let order =
@@ -103,6 +116,10 @@ module SubspaceL4 =
 
         let t4 =
             Population.assembleS4 r qs (Array.map (fun v -> v * inv) f4) (scale f4z2) (f4s * inv)
+
+        for v in t4 do
+            if not (Double.IsFinite v) then
+                raise (NonFiniteException("l4", 0, v))
 
         let f2m = scale f2
 

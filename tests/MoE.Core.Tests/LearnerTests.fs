@@ -1,0 +1,234 @@
+module MoE.Core.Tests.LearnerTests
+
+open System
+open System.Threading
+open Xunit
+open MoE.Core
+
+let private fit (config: FitConfig) (data: Dataset) =
+    Learner.fit config data RunContext.silent
+
+// ---- Recovery (a fast, seeded CI subset of the acceptance table; the full table is `moe acceptance`) ----
+
+[<Theory>]
+[<InlineData(true, true)>]
+[<InlineData(true, false)>]
+[<InlineData(false, true)>]
+[<InlineData(false, false)>]
+let ``the paper setting is recovered from a random start, with and without the polish``
+    (orthogonal: bool)
+    (polish: bool)
+    =
+    // d = 10, k = 2, identity, σ = 0.05, n = 20k (the paper's table uses 50k; 20k keeps CI fast and still
+    // meets the success criterion E_reg, E_gating ≤ 0.01).
+    for seed in [ 1L; 2L ] do
+        let truth =
+            if orthogonal then
+                GroundTruth.orthogonal 2 10 Identity 0.05
+            else
+                GroundTruth.randomGating 2 10 Identity 0.05 1.0 seed
+
+        let data = Sampler.sample truth 20_000 (100L + seed)
+
+        let result =
+            fit
+                { FitConfig.defaults 2 Identity with
+                    Polish = polish
+                    Seed = seed
+                }
+                data
+
+        let e = Metrics.compare result.Model truth
+
+        Assert.True(
+            e.RegressorError <= 0.01 && e.GatingError <= 0.01,
+            sprintf "seed %d: E_reg %g, E_gating %g" seed e.RegressorError e.GatingError
+        )
+
+[<Fact>]
+let ``non-orthogonal regressors with free gating and ReLU experts are recovered`` () =
+    // d = 8, k = 2, leaky ReLU 0.1, σ = 0.1, n = 40k: the dual-basis directions, signs by likelihood and the
+    // polish all matter here.
+    let truth = GroundTruth.random 2 8 (LeakyRelu 0.1) 0.1 1.0 true 4L
+    let data = Sampler.sample truth 40_000 9L
+    let result = fit (FitConfig.defaults 2 truth.Activation) data
+    let e = Metrics.compare result.Model truth
+
+    Assert.True(
+        e.RegressorError <= 1e-3 && e.GatingError <= 0.01,
+        sprintf "E_reg %g, E_gating %g" e.RegressorError e.GatingError
+    )
+
+[<Fact>]
+let ``sigma is estimated when not given`` () =
+    // With the polish, σ̂ is the ML estimate: its standard error is about σ/√(2n) ≈ 2.5e-4 at n = 20k, σ = 0.05;
+    // 5 standard errors is 1.3e-3.
+    let truth = GroundTruth.orthogonal 2 10 Identity 0.05
+    let data = Sampler.sample truth 20_000 5L
+    let result = fit (FitConfig.defaults 2 Identity) data
+    Assert.InRange(result.Model.Sigma, 0.05 - 1.3e-3, 0.05 + 1.3e-3)
+
+[<Fact>]
+let ``each EM iteration does not lower the likelihood, even from a random start`` () =
+    for g, truth in
+        [
+            Identity, GroundTruth.randomGating 3 6 Identity 0.2 1.0 1L
+            Relu, GroundTruth.random 2 5 Relu 0.2 1.0 true 2L
+            Tanh, GroundTruth.randomGating 2 5 Tanh 0.3 1.0 3L
+        ] do
+        let data = Sampler.sample truth 3000 7L
+        let rng = Rng.create 11L
+
+        let start =
+            MoeModel.create
+                (Array2D.init truth.Experts truth.Dimension (fun _ _ -> rng.NextGaussian()))
+                (Array2D.init (truth.Experts - 1) truth.Dimension (fun _ _ -> rng.NextGaussian()))
+                g
+                1.0
+
+        let mutable model = start
+        let mutable ll = MoeModel.logLikelihood model data.X data.Y
+
+        for iteration in 1..30 do
+            model <- Polish.emStep model data.X data.Y true
+            let next = MoeModel.logLikelihood model data.X data.Y
+            // Rounding in sums of 3000 terms of size ~10: 1e-9 relative is far above it.
+            Assert.True(
+                next >= ll - 1e-9 * abs ll,
+                sprintf "%O iteration %d: log-likelihood fell from %.12g to %.12g" g iteration ll next
+            )
+
+            ll <- next
+
+[<Fact>]
+let ``directions are the normalised rows of (A^+)^T, which undo non-orthogonality`` () =
+    // If A = D·(A*^+)^T for a diagonal D, its dual rows are A*'s rows up to scale: exactly the regressors.
+    let truth = GroundTruth.random 3 6 Identity 0.1 1.0 true 8L
+
+    let astar =
+        MathNet.Numerics.LinearAlgebra.Matrix<float>.Build.DenseOfArray truth.Regressors
+
+    let dual = (astar * astar.Transpose()).Inverse() * astar
+    let a = Array2D.init 3 6 (fun i t -> float (i + 2) * dual.[i, t])
+    let directions = SubspaceL4.directions a
+    let e = Metrics.compare (MoeModel.create directions truth.Gating Identity 0.1) truth
+    Assert.True(e.RegressorError < 1e-12, sprintf "E_reg %g" e.RegressorError)
+
+// ---- Metrics ----
+
+[<Fact>]
+let ``metrics align a label swap: for k = 2 it negates the gating, which the literal metric cannot see`` () =
+    let truth = GroundTruth.randomGating 2 5 Identity 0.1 1.0 3L
+
+    let swapped =
+        MoeModel.create
+            (array2D
+                [
+                    [ for t in 0..4 -> truth.Regressors.[1, t] ]
+                    [ for t in 0..4 -> truth.Regressors.[0, t] ]
+                ])
+            (Array2D.map (fun v -> -v) truth.Gating)
+            Identity
+            0.1
+
+    let e = Metrics.compare swapped truth
+    Assert.Equal<int[]>([| 1; 0 |], e.Permutation)
+    Assert.True(e.RegressorError < 1e-15 && e.GatingError < 1e-15 && e.GatingDistance < 1e-15)
+    // Keeping the gating but swapping the experts is wrong: the aligned metric sees it, the literal one does not.
+    let wrong = { swapped with Gating = truth.Gating }
+    let e2 = Metrics.compare wrong truth
+    Assert.True(e2.GatingError > 1.9, sprintf "aligned E_gating %g" e2.GatingError)
+    Assert.True(e2.LiteralGatingError < 1e-15)
+
+[<Fact>]
+let ``metrics rebase the gating for k = 3 and use a bottleneck matching beyond k = 8`` () =
+    let truth = GroundTruth.random 3 7 Identity 0.1 1.0 true 2L
+    // Relabel: new expert i = old π(i) with π = (2, 0, 1); rebased gating w'_i = w_π(i) − w_π(2).
+    let pi = [| 2; 0; 1 |]
+
+    let w i t =
+        if i = 2 then 0.0 else truth.Gating.[i, t]
+
+    let relabelled =
+        MoeModel.create
+            (Array2D.init 3 7 (fun i t -> truth.Regressors.[pi.[i], t]))
+            (Array2D.init 2 7 (fun i t -> w pi.[i] t - w pi.[2] t))
+            Identity
+            0.1
+
+    let e = Metrics.compare relabelled truth
+    Assert.True(e.GatingDistance < 1e-14 && e.RegressorError < 1e-15, sprintf "%A" e)
+    // k = 10 uses the matching; with the identity ordering of a permuted copy it must find the permutation.
+    let score =
+        Array2D.init 10 10 (fun i j ->
+            if j = (i + 3) % 10 then
+                1.0
+            else
+                0.1 * float ((i * j) % 7) / 7.0)
+
+    Assert.Equal<int[]>(Array.init 10 (fun i -> (i + 3) % 10), Metrics.assign score)
+
+// ---- Failure paths ----
+
+[<Fact>]
+let ``a diverging stage stops with an error naming the stage, not with NaN parameters`` () =
+    // Responses of 1e80 overflow Q4(y) ~ y⁴ to infinity in the L4 stage's moments.
+    let truth = GroundTruth.orthogonal 2 4 Identity 0.1
+    let data = Sampler.sample truth 2000 1L
+    let huge = Dataset.create data.X (data.Y |> Array.map (fun v -> v * 1e80))
+
+    let e =
+        Assert.Throws<NonFiniteException>(fun () ->
+            fit
+                { FitConfig.defaults 2 Identity with
+                    Sigma = Some 0.1
+                    Transform = TransformKind.Polynomial
+                }
+                huge
+            |> ignore)
+
+    Assert.Equal("l4", e.Stage)
+    Assert.Contains("non-finite", e.Message)
+
+[<Fact>]
+let ``cancellation stops a fit promptly`` () =
+    let truth = GroundTruth.orthogonal 2 10 Identity 0.05
+    let data = Sampler.sample truth 20_000 1L
+    use cts = new CancellationTokenSource()
+    let mutable calls = 0
+
+    let context =
+        {
+            Progress =
+                fun _ ->
+                    calls <- calls + 1
+
+                    if calls = 3 then
+                        cts.Cancel()
+            Cancellation = cts.Token
+        }
+
+    Assert.ThrowsAny<OperationCanceledException>(fun () ->
+        Learner.fit (FitConfig.defaults 2 Identity) data context |> ignore)
+    |> ignore
+
+    Assert.True(calls < 10, sprintf "%d progress reports after cancelling at the 3rd" calls)
+
+[<Fact>]
+let ``bad configurations are rejected by field name`` () =
+    let data = Sampler.sample (GroundTruth.orthogonal 2 4 Identity 0.1) 100 1L
+
+    Assertions.throwsArg<ArgumentOutOfRangeException> "Experts" [ "k >= 2" ] (fun () ->
+        fit (FitConfig.defaults 1 Identity) data |> ignore)
+
+    Assertions.throwsArg<ArgumentException> "Sigma" [ "> 0" ] (fun () ->
+        fit
+            { FitConfig.defaults 2 Identity with
+                Sigma = Some -1.0
+            }
+            data
+        |> ignore)
+
+    Assertions.throwsArg<ArgumentException> "data" [ "2kd = 16" ] (fun () ->
+        fit (FitConfig.defaults 2 Identity) (Sampler.sample (GroundTruth.orthogonal 2 4 Identity 0.1) 10 1L)
+        |> ignore)
