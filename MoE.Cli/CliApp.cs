@@ -31,6 +31,9 @@ public static class CliApp
         var root = new RootCommand("moe: learn mixtures of experts with provably convergent losses (Makkuva et al.).");
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(CoefficientsCommand.Create(output));
+        root.Subcommands.Add(FitCommand.Create(output, error));
+        root.Subcommands.Add(FitCommand.CreateEval(output));
+        root.Subcommands.Add(AcceptanceCommand.Create(output, error));
         if (args.Length == 0)
         {
             args = ["--help"];
@@ -53,7 +56,7 @@ public static class CliApp
             });
         }
         catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException
-                                      or InvalidOperationException or FormatException)
+                                      or InvalidOperationException or FormatException or ArithmeticException)
         {
             error.WriteLine($"moe: error: {OneLine(e.Message)}");
             return Failure;

@@ -303,7 +303,6 @@ module Learner =
         (y: float[])
         (context: RunContext)
         (timings: ResizeArray<StageTiming>)
-        (trace: ResizeArray<TraceEntry>)
         =
         let k, g = config.Experts, config.Activation
 
@@ -318,16 +317,14 @@ module Learner =
 
                     let moments = SubspaceL4.moments transform k x y
 
-                    let a, _, t =
+                    let a, _, _ =
                         SubspaceL4.solve moments config.Weights k config.Restarts config.Seed context
 
-                    trace.AddRange t
                     a
                 | L4SolverKind.Sgd ->
-                    let a, t =
+                    let a, _ =
                         sgdL4 (Coefficients.solve g sigma) config.Weights config.L4Sgd k config.Seed x y context
 
-                    trace.AddRange t
                     a)
 
         let directions = timed timings "directions" (fun () -> SubspaceL4.directions a)
@@ -390,27 +387,35 @@ module Learner =
 
         let timings = ResizeArray<StageTiming>()
         let trace = ResizeArray<TraceEntry>()
+        // The trace is exactly the stream of progress reports.
+        let context =
+            { context with
+                Progress =
+                    fun entry ->
+                        trace.Add entry
+                        context.Progress entry
+            }
+
         let estimate = config.Sigma.IsNone
 
         let model, reason =
             match config.Method with
             | FitMethod.L4 ->
                 let first =
-                    paperStages config (defaultArg config.Sigma (0.1 * std y)) x y context timings trace
+                    paperStages config (defaultArg config.Sigma (0.1 * std y)) x y context timings
 
                 let staged =
                     if estimate then
                         let sigma1 = impliedSigma first x y
-                        paperStages config sigma1 x y context timings trace
+                        paperStages config sigma1 x y context timings
                     else
                         first
 
                 if config.Polish then
-                    let m, t, r =
+                    let m, _, r =
                         timed timings "em" (fun () ->
                             Polish.em staged x y estimate config.EmIterations config.EmTolerance context)
 
-                    trace.AddRange t
                     m, r
                 else
                     staged, StopReason.Converged
@@ -420,11 +425,10 @@ module Learner =
                 let w = Array2D.init (k - 1) d (fun _ _ -> rng.NextGaussian() / sqrt (float d))
                 let start = MoeModel.create a w g (defaultArg config.Sigma (std y))
 
-                let m, t, r =
+                let m, _, r =
                     timed timings "em" (fun () ->
                         Polish.em start x y estimate config.EmIterations config.EmTolerance context)
 
-                trace.AddRange t
                 m, r
             | FitMethod.L2 ->
                 let rng = Rng.stream config.Seed 5L
@@ -443,10 +447,9 @@ module Learner =
                         (Seq.cast<float> e.RegressorGradient |> Seq.toArray)
                         (Seq.cast<float> e.GatingGradient |> Seq.toArray)
 
-                let p, t =
+                let p, _ =
                     timed timings "l2" (fun () -> sgd "l2" config.L2Sgd config.Seed x y context loss p0)
 
-                trace.AddRange t
                 let a, w = split p
                 let fitted = MoeModel.create a w g 1.0
 

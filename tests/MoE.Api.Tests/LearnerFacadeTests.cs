@@ -1,0 +1,94 @@
+using MoE.Api;
+using MoE.Cli;
+
+namespace MoE.Api.Tests;
+
+/// <summary>The learner through the façade and the command line.</summary>
+public class LearnerFacadeTests
+{
+    private static readonly MixtureOfExperts Truth =
+        GroundTruth.Create(GroundTruthPreset.Orthogonal, experts: 2, dimension: 10, Activation.Identity, sigma: 0.05);
+
+    [Fact]
+    public void FitRecoversThePaperSettingAndReportsProgress()
+    {
+        var data = Truth.Sample(n: 20_000, seed: 7);
+        var reports = new List<FitProgress>();
+        var progress = new SynchronousProgress<FitProgress>(reports.Add);
+        FitResult fit = MoeLearner.Fit(data, new FitOptions { Experts = 2, Sigma = 0.05, Seed = 1 }, progress);
+        RecoveryErrors e = Metrics.Compare(fit.Model, Truth);
+        Assert.True(e.RegressorError <= 0.01 && e.GatingError <= 0.01, $"E_reg {e.RegressorError}, E_gating {e.GatingError}");
+        Assert.Contains(reports, r => r.Stage == "em");
+        Assert.Equal(fit.Trace.Count, reports.Count);
+        Assert.Contains(fit.Timings, t => t.Stage == "l4");
+    }
+
+    [Fact]
+    public void TheFacadeAndTheCoreGiveIdenticalResultsForTheSameSeed()
+    {
+        var data = Truth.Sample(n: 5_000, seed: 3);
+        var a = MoeLearner.Fit(data, new FitOptions { Experts = 2, Seed = 4 });
+        var b = MoeLearner.Fit(data, new FitOptions { Experts = 2, Seed = 4 });
+        Assert.Equal(a.Model.ToJson(), b.Model.ToJson());
+        var core = MoE.Core.Learner.Fit(new FitOptions { Experts = 2, Seed = 4 }.ToCore(),
+            MoE.Core.DatasetModule.Create(data.X, data.Y), MoE.Core.RunContextModule.Silent);
+        Assert.Equal(a.Model.Regressors, core.Model.Regressors);
+    }
+
+    [Fact]
+    public void CancellationThrowsPromptly()
+    {
+        var data = Truth.Sample(n: 20_000, seed: 7);
+        using var cts = new CancellationTokenSource();
+        var count = 0;
+        var progress = new SynchronousProgress<FitProgress>(_ =>
+        {
+            if (++count == 2)
+            {
+                cts.Cancel();
+            }
+        });
+        Assert.ThrowsAny<OperationCanceledException>(() => MoeLearner.Fit(data, new FitOptions { Experts = 2 }, progress, cts.Token));
+        Assert.True(count < 10, $"{count} reports");
+    }
+
+    [Fact]
+    public void DivergenceAndBadOptionsHaveTypedErrors()
+    {
+        var data = Truth.Sample(n: 2_000, seed: 1);
+        var huge = Dataset.FromArrays(data.X, data.Y.Select(v => v * 1e80).ToArray());
+        var e = Assert.Throws<FitDivergedException>(() =>
+            MoeLearner.Fit(huge, new FitOptions { Experts = 2, Sigma = 0.1, Transform = OutputTransformKind.Polynomial }));
+        Assert.Equal("l4", e.Stage);
+        Assert.Equal("Experts", Assert.Throws<ArgumentOutOfRangeException>(() => MoeLearner.Fit(data, new FitOptions())).ParamName);
+    }
+
+    [Fact]
+    public void TheCommandLineFitsAndEvaluates()
+    {
+        using var dir = new TempDir();
+        Truth.Sample(20_000, 2).SaveCsv(dir.File("d.csv"));
+        Truth.Save(dir.File("t.json"));
+        var output = new StringWriter();
+        var error = new StringWriter();
+        var code = CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--sigma", "0.05", "--out", dir.File("m.json")], output, error);
+        Assert.True(code == 0, error.ToString());
+        Assert.Contains("stage times:", output.ToString());
+        Assert.Contains("em", error.ToString());
+        var evalOut = new StringWriter();
+        Assert.Equal(0, CliApp.Run(["eval", dir.File("m.json"), dir.File("t.json"), "--data", dir.File("d.csv"), "--json"], evalOut, error));
+        using var json = System.Text.Json.JsonDocument.Parse(evalOut.ToString());
+        Assert.True(json.RootElement.GetProperty("regressor_error").GetDouble() < 0.01);
+        Assert.True(json.RootElement.GetProperty("average_log_likelihood").GetDouble() > 0.9);
+
+        var bad = new StringWriter();
+        Assert.Equal(1, CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--method", "newton", "--out", dir.File("x.json")], new StringWriter(), bad));
+        Assert.StartsWith("moe: error: Unknown method 'newton'", bad.ToString());
+    }
+
+    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
+    private sealed class SynchronousProgress<T>(Action<T> action) : IProgress<T>
+    {
+        public void Report(T value) => action(value);
+    }
+}
