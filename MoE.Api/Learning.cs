@@ -80,7 +80,7 @@ public sealed class FitOptions
             Transform == OutputTransformKind.Polynomial ? Core.TransformKind.Polynomial : Core.TransformKind.Bounded,
             Polish, Seed,
             Solver == L4Solver.Sgd ? Core.L4WeightsModule.Create(0.1, 10.0, 4.0, true) : defaults.Weights,
-            defaults.Restarts, defaults.SignSubsample, defaults.GatingIterations, EmIterations, defaults.EmTolerance,
+            defaults.Restarts, defaults.SignSubsample, defaults.Gating, defaults.GatingIterations, EmIterations, defaults.EmTolerance,
             defaults.L4Sgd, defaults.L2Sgd);
     }
 }

@@ -29,6 +29,15 @@ type TransformKind =
     /// The paper's polynomial Q4, Q2 (centred).
     | Polynomial
 
+/// <summary>How the gating is fitted with the regressors fixed.</summary>
+[<RequireQualifiedAccess>]
+type GatingMethod =
+    /// L-BFGS on L_log (unconstrained): the default.
+    | QuasiNewton
+    /// The paper's projected gradient descent: rows of W kept in the ball of radius R; with sample splitting,
+    /// iteration t uses the t-th of T disjoint batches of n/T samples (Theorem 4).
+    | ProjectedGradient of radius: float * learningRate: float * iterations: int * sampleSplitting: bool
+
 /// <summary>Settings of the paper's SGD (and of the ℓ2 baseline's SGD).</summary>
 type SgdSettings =
     {
@@ -69,6 +78,8 @@ type FitConfig =
         Restarts: int
         /// Subsample size for the sign search.
         SignSubsample: int
+        /// How the gating is fitted.
+        Gating: GatingMethod
         /// L-BFGS iterations of the gating fit.
         GatingIterations: int
         /// EM iteration budget.
@@ -122,6 +133,7 @@ module FitConfig =
             Weights = L4Weights.create 0.1 10.0 0.01 true
             Restarts = 5
             SignSubsample = 20_000
+            Gating = GatingMethod.QuasiNewton
             GatingIterations = 200
             EmIterations = 200
             EmTolerance = 1e-11
@@ -163,6 +175,14 @@ module FitConfig =
         Guard.positiveInt "Restarts" config.Restarts
         Guard.positiveInt "SignSubsample" config.SignSubsample
         Guard.positiveInt "GatingIterations" config.GatingIterations
+
+        match config.Gating with
+        | GatingMethod.ProjectedGradient(radius, rate, iterations, _) ->
+            Guard.positive "Gating.Radius" radius
+            Guard.positive "Gating.LearningRate" rate
+            Guard.positiveInt "Gating.Iterations" iterations
+        | GatingMethod.QuasiNewton -> ()
+
         Guard.positiveInt "EmIterations" config.EmIterations
         Guard.positive "EmTolerance" config.EmTolerance
 
@@ -337,11 +357,16 @@ module Learner =
             timed timings "signs" (fun () ->
                 Polish.resolveSigns directions g sigma x y config.SignSubsample config.Seed context)
 
-        let gated =
-            timed timings "gating" (fun () -> Polish.fitGating signed x y config.GatingIterations context true)
+        let fitGating (m: MoeModel) =
+            match config.Gating with
+            | GatingMethod.QuasiNewton -> Polish.fitGating m x y config.GatingIterations context true
+            | GatingMethod.ProjectedGradient(radius, rate, iterations, splitting) ->
+                Polish.fitGatingProjected m x y radius rate iterations splitting context
+
+        let gated = timed timings "gating" (fun () -> fitGating signed)
 
         let scaled = timed timings "scales" (fun () -> Polish.fitScales gated x y)
-        timed timings "gating" (fun () -> Polish.fitGating scaled x y config.GatingIterations context true)
+        timed timings "gating" (fun () -> fitGating scaled)
 
     /// Posterior-weighted residual RMS: the σ a fitted model implies for the data.
     let private impliedSigma (model: MoeModel) (x: float[,]) (y: float[]) =

@@ -114,6 +114,37 @@ let ``directions are the normalised rows of (A^+)^T, which undo non-orthogonalit
     let e = Metrics.compare (MoeModel.create directions truth.Gating Identity 0.1) truth
     Assert.True(e.RegressorError < 1e-12, sprintf "E_reg %g" e.RegressorError)
 
+[<Fact>]
+let ``the paper's projected gradient descent on L_log, with sample splitting, recovers the gating`` () =
+    // Theorem 4's variant: T = 100 iterations on disjoint batches of n/T, rows kept in the ball of radius 2.
+    let truth = GroundTruth.randomGating 2 6 Identity 0.1 1.0 4L
+    let data = Sampler.sample truth 40_000 3L
+
+    let start =
+        { truth with
+            Gating = Array2D.zeroCreate 1 6
+        }
+
+    let fitted =
+        Polish.fitGatingProjected start data.X data.Y 2.0 1.0 100 true RunContext.silent
+
+    let e = Metrics.compare fitted truth
+    Assert.True(e.GatingError <= 0.01, sprintf "E_gating %g" e.GatingError)
+
+    for i in 0 .. fitted.Gating.GetLength 0 - 1 do
+        Assert.True(
+            sqrt (Seq.sum (seq { for t in 0..5 -> fitted.Gating.[i, t] ** 2.0 }))
+            <= 2.0 + 1e-12
+        )
+
+    let config =
+        { FitConfig.defaults 2 Identity with
+            Gating = GatingMethod.ProjectedGradient(2.0, 1.0, 200, false)
+        }
+
+    let e2 = Metrics.compare (fit config data).Model truth
+    Assert.True(e2.RegressorError <= 0.01 && e2.GatingError <= 0.01, sprintf "%A" e2)
+
 // ---- Metrics ----
 
 [<Fact>]
