@@ -34,6 +34,7 @@ public static class CliApp
         root.Subcommands.Add(FitCommand.Create(output, error));
         root.Subcommands.Add(FitCommand.CreateEval(output));
         root.Subcommands.Add(AcceptanceCommand.Create(output, error));
+        root.Subcommands.Add(ReproduceCommand.Create(output, error));
         if (args.Length == 0)
         {
             args = ["--help"];

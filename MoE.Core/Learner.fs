@@ -222,6 +222,7 @@ module Learner =
         (y: float[])
         (context: RunContext)
         (loss: float[,] -> float[] -> float[] -> float * float[])
+        (snapshot: int -> float[] -> unit)
         (p0: float[])
         =
         let n, d = x.GetLength 0, x.GetLength 1
@@ -232,6 +233,7 @@ module Learner =
         let rng = Rng.stream seed 11L
         let p = Array.copy p0
         let trace = ResizeArray<TraceEntry>()
+        snapshot 0 (Array.copy p)
 
         for epoch in 0 .. settings.Epochs - 1 do
             for i in n - 1 .. -1 .. 1 do
@@ -272,6 +274,7 @@ module Learner =
                     Loss = sum / float (max 1 batches)
                 }
 
+            snapshot (epoch + 1) (Array.copy p)
             trace.Add entry
             context.Progress entry
 
@@ -300,8 +303,103 @@ module Learner =
             let e = Losses.l4 coefficients weights (unflat p) xb yb
             e.Value, Array.init (experts * d) (fun idx -> e.Gradient.[idx / d, idx % d])
 
-        let p, trace = sgd "l4-sgd" settings seed x y context loss a0
+        let p, trace = sgd "l4-sgd" settings seed x y context loss (fun _ _ -> ()) a0
         unflat p, trace
+
+    /// <summary>The paper's SGD on the empirical L4, returning A after every epoch (index 0: the start).</summary>
+    [<CompiledName("SgdL4Path")>]
+    let sgdL4Path
+        (coefficients: TransformCoefficients)
+        (weights: L4Weights)
+        (settings: SgdSettings)
+        (experts: int)
+        (seed: int64)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : float[,][] =
+        let d = x.GetLength 1
+        let rng = Rng.stream seed 3L
+        let a0 = Array.init (experts * d) (fun _ -> rng.NextGaussian() / sqrt (float d))
+
+        let unflat (v: float[]) =
+            Array2D.init experts d (fun i t -> v.[i * d + t])
+
+        let path = ResizeArray<float[,]>()
+
+        let loss xb yb (p: float[]) =
+            let e = Losses.l4 coefficients weights (unflat p) xb yb
+            e.Value, Array.init (experts * d) (fun idx -> e.Gradient.[idx / d, idx % d])
+
+        sgd "l4-sgd" settings seed x y context loss (fun _ p -> path.Add(unflat p)) a0
+        |> ignore
+
+        path.ToArray()
+
+    /// <summary>Mini-batch SGD on ℓ2 over (A, W) from A, W ~ N(0, 1/d), returning the model after every epoch.</summary>
+    [<CompiledName("SgdL2Path")>]
+    let sgdL2Path
+        (settings: SgdSettings)
+        (experts: int)
+        (activation: Activation)
+        (seed: int64)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : MoeModel[] =
+        let k, d = experts, x.GetLength 1
+        let rng = Rng.stream seed 5L
+        let na, nw = k * d, (k - 1) * d
+        let p0 = Array.init (na + nw) (fun _ -> rng.NextGaussian() / sqrt (float d))
+
+        let split (p: float[]) =
+            MoeModel.create
+                (Array2D.init k d (fun i t -> p.[i * d + t]))
+                (Array2D.init (k - 1) d (fun i t -> p.[na + i * d + t]))
+                activation
+                1.0
+
+        let path = ResizeArray<MoeModel>()
+
+        let loss xb yb (p: float[]) =
+            let e = Losses.squaredLoss (split p) xb yb
+
+            e.Value,
+            Array.append
+                (Seq.cast<float> e.RegressorGradient |> Seq.toArray)
+                (Seq.cast<float> e.GatingGradient |> Seq.toArray)
+
+        sgd "l2" settings seed x y context loss (fun _ p -> path.Add(split p)) p0
+        |> ignore
+
+        path.ToArray()
+
+    /// <summary>Mini-batch SGD on L_log over W with A, g and σ of <paramref name="model"/> fixed (paper §3.2, Fig. 2b),
+    /// from W = 0, returning W after every epoch.</summary>
+    [<CompiledName("SgdGatingPath")>]
+    let sgdGatingPath
+        (settings: SgdSettings)
+        (model: MoeModel)
+        (seed: int64)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : float[,][] =
+        let km1, d = model.Experts - 1, model.Dimension
+
+        let unflat (v: float[]) =
+            Array2D.init km1 d (fun i t -> v.[i * d + t])
+
+        let path = ResizeArray<float[,]>()
+
+        let loss xb yb (p: float[]) =
+            let e = Losses.logLikelihoodLoss { model with Gating = unflat p } xb yb
+            e.Value, Array.init (km1 * d) (fun idx -> e.Gradient.[idx / d, idx % d])
+
+        sgd "gating-sgd" settings seed x y context loss (fun _ p -> path.Add(unflat p)) (Array.zeroCreate (km1 * d))
+        |> ignore
+
+        path.ToArray()
 
     let private timed (timings: ResizeArray<StageTiming>) (stage: string) (f: unit -> 'T) =
         let sw = Stopwatch.StartNew()
@@ -473,7 +571,7 @@ module Learner =
                         (Seq.cast<float> e.GatingGradient |> Seq.toArray)
 
                 let p, _ =
-                    timed timings "l2" (fun () -> sgd "l2" config.L2Sgd config.Seed x y context loss p0)
+                    timed timings "l2" (fun () -> sgd "l2" config.L2Sgd config.Seed x y context loss (fun _ _ -> ()) p0)
 
                 let a, w = split p
                 let fitted = MoeModel.create a w g 1.0
