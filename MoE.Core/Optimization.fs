@@ -5,17 +5,28 @@ open System.Threading
 open MathNet.Numerics.LinearAlgebra
 open MathNet.Numerics.Optimization
 
-/// <summary>Raised when a loss or gradient becomes NaN or infinite: a run stops with this error, never with
-/// non-finite parameters.</summary>
-type NonFiniteException(stage: string, iteration: int, value: float) =
+/// <summary>Raised when a loss or gradient becomes NaN or infinite, or an objective turns out unbounded below: a
+/// run stops with this error, never with non-finite parameters. <c>detail</c> says why, when more is known.</summary>
+type NonFiniteException(stage: string, iteration: int, value: float, detail: string) =
     inherit
         ArithmeticException(
-            sprintf
-                "The %s stage produced a non-finite value (%s) at iteration %d; no parameters were returned."
-                stage
-                (string value)
-                iteration
+            if String.IsNullOrEmpty detail then
+                sprintf
+                    "The %s stage produced a non-finite value (%s) at iteration %d; no parameters were returned."
+                    stage
+                    (string value)
+                    iteration
+            else
+                sprintf
+                    "The %s stage diverged (%s) at iteration %d; no parameters were returned. %s"
+                    stage
+                    (string value)
+                    iteration
+                    detail
         )
+
+    /// <summary>The plain form: the stage, the iteration and the offending value.</summary>
+    new(stage: string, iteration: int, value: float) = NonFiniteException(stage, iteration, value, "")
 
     /// The stage that diverged (l4, gating, em, l2, ...).
     member _.Stage = stage

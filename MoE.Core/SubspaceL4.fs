@@ -152,8 +152,22 @@ module SubspaceL4 =
                 }
         }
 
-    /// <summary>Minimises the subspace L4 over V (k×r) by L-BFGS from <paramref name="restarts"/> random starts
-    /// V ~ N(0, 1) (streams of <paramref name="seed"/>) and returns A = V·Uᵀ of the lowest value, with the trace.</summary>
+    /// Signals, inside one restart, that ‖V‖ left every bounded region: the objective is unbounded below there.
+    exception private Unbounded of iteration: int * value: float
+
+    /// <summary>
+    /// Minimises the subspace L4 over V (k×r) by L-BFGS from <paramref name="restarts"/> random starts
+    /// V ~ N(0, 1) (streams of <paramref name="seed"/>) and returns A = V·Uᵀ of the lowest value, with the trace.
+    /// </summary>
+    /// <remarks>
+    /// The empirical L4 is a quartic whose constraint term λ(M_i − 1)² keeps it bounded below in population, but with
+    /// few samples the noise in the fourth moments can beat it along some direction, and then L-BFGS runs to infinity.
+    /// A restart that descends below its starting value with a row outside ‖v_i‖² ≤ 10⁴·k·|c'| / min|eig T2| (the
+    /// minimiser has M_i = T2(v_i, v_i)/c' ≈ 1, so its rows are about √(c'/eig) long) is stopped and discarded (trace
+    /// loss −∞). If every restart is unbounded
+    /// the sample is too small for the L4 estimator and the stage fails with a <see cref="T:MoE.Core.NonFiniteException"/>
+    /// that says so, instead of running into NaN.
+    /// </remarks>
     [<CompiledName("Solve")>]
     let solve
         (moments: SubspaceMoments)
@@ -169,11 +183,39 @@ module SubspaceL4 =
         let d, r = u.GetLength 0, u.GetLength 1
         let k = experts
 
+        let bound =
+            let t2 = Matrix<float>.Build.Dense(r, r, fun a b -> m.T2.[a * r + b])
+
+            let smallest =
+                t2.Evd(Symmetricity.Symmetric).EigenValues
+                |> Seq.map (fun c -> abs c.Real)
+                |> Seq.min
+
+            1e4 * float k * abs m.Coefficients.CPrime / max smallest 1e-300
+
         let toA (v: float[]) =
             Array2D.init k d (fun i t -> Seq.sum (seq { for a in 0 .. r - 1 -> v.[i * r + a] * u.[t, a] }))
 
+        let mutable evaluations = 0
+        let mutable startValue = 0.0
+
         let f (v: float[]) =
+            evaluations <- evaluations + 1
             let e = Population.l4 m weights (toA v)
+
+            if evaluations = 1 then
+                startValue <- e.Value
+
+            // Far out *and* below the start: descending to −∞ (a far probe of a bounded quartic is far above it).
+            for i in 0 .. k - 1 do
+                let mutable norm2 = 0.0
+
+                for a in 0 .. r - 1 do
+                    norm2 <- norm2 + v.[i * r + a] * v.[i * r + a]
+
+                if norm2 > bound && e.Value < startValue then
+                    raise (Unbounded(evaluations, e.Value))
+
             // ∂/∂V = (∂/∂A)·U
             let g =
                 Array.init (k * r) (fun idx ->
@@ -183,29 +225,55 @@ module SubspaceL4 =
             e.Value, g
 
         let mutable best = None
+        let mutable lastUnbounded = (0, 0.0)
         let trace = ResizeArray<TraceEntry>()
 
         for restart in 0 .. restarts - 1 do
             let rng = Rng.stream seed (int64 restart)
             let v0 = Array.init (k * r) (fun _ -> rng.NextGaussian())
-            let v, value, _, _ = Optim.lbfgs "l4" context false 500 1e-10 f v0
+            evaluations <- 0
+
+            let outcome =
+                try
+                    let v, value, _, _ = Optim.lbfgs "l4" context false 500 1e-10 f v0
+                    Some(v, value)
+                with Unbounded(iteration, value) ->
+                    lastUnbounded <- (iteration, value)
+                    None
 
             let entry =
                 {
                     Stage = "l4"
                     Iteration = restart
-                    Loss = value
+                    Loss = outcome |> Option.map snd |> Option.defaultValue Double.NegativeInfinity
                 }
 
             trace.Add entry
             context.Progress entry
 
-            match best with
-            | Some(_, bestValue) when bestValue <= value -> ()
-            | _ -> best <- Some(v, value)
+            match best, outcome with
+            | _, None -> ()
+            | Some(_, bestValue), Some(_, value) when bestValue <= value -> ()
+            | _, Some(v, value) -> best <- Some(v, value)
 
-        let v, value = best.Value
-        toA v, value, List.ofSeq trace
+        match best with
+        | Some(v, value) -> toA v, value, List.ofSeq trace
+        | None ->
+            let iteration, value = lastUnbounded
+
+            raise (
+                NonFiniteException(
+                    "l4",
+                    iteration,
+                    Double.NegativeInfinity,
+                    sprintf
+                        "The empirical L4 is unbounded below in every restart (%d; the last reached %.4g with ‖v_i‖² past %.3g): the sampling noise in its fourth moments outweighs the constraint term, so there are too few samples for k = %d. Increase n, or fit with the EM method."
+                        restarts
+                        value
+                        bound
+                        k
+                )
+            )
 
     /// <summary>Unit directions from an L4 solution: the normalised rows of (A^†)ᵀ = (AAᵀ)⁻¹A, which are the
     /// regressors' directions when they are not orthonormal (Theorem 1: (A^†)ᵀ = PDΓA* + E).</summary>

@@ -85,10 +85,4 @@ public class LearnerFacadeTests
         Assert.Equal(1, CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--method", "newton", "--out", dir.File("x.json")], new StringWriter(), bad));
         Assert.StartsWith("moe: error: Unknown method 'newton'", bad.ToString());
     }
-
-    /// <summary>IProgress that reports on the calling thread (Progress&lt;T&gt; posts to the thread pool).</summary>
-    private sealed class SynchronousProgress<T>(Action<T> action) : IProgress<T>
-    {
-        public void Report(T value) => action(value);
-    }
 }

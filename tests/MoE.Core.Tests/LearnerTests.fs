@@ -222,6 +222,36 @@ let ``a diverging stage stops with an error naming the stage, not with NaN param
     Assert.Contains("non-finite", e.Message)
 
 [<Fact>]
+let ``too small a sample for L4 fails with a message saying so, not by running into NaN`` () =
+    // d = 5, k = 3, ReLU, free gating, n = 20 000: the empirical fourth moments are noisy enough that the L4 quartic
+    // is unbounded below in every restart (at n = 60 000 the same truth is recovered: the façade's snippet test).
+    // Before the check, L-BFGS ran V to infinity and failed with "NaN at iteration 335".
+    let a =
+        array2D
+            [
+                [ 1.0; 0.0; 0.0; 0.0; 0.0 ]
+                [ 0.6; 0.8; 0.0; 0.0; 0.0 ]
+                [ 0.0; 0.0; 1.0; 0.0; 0.0 ]
+            ]
+
+    let w = array2D [ [ 0.0; 0.0; 0.0; 1.0; 0.5 ]; [ 0.5; 0.0; 0.0; -0.5; 1.0 ] ]
+    let truth = MoeModel.create a w Relu 0.1
+    let data = Sampler.sample truth 20_000 7L
+
+    let e =
+        Assert.Throws<NonFiniteException>(fun () ->
+            fit
+                { FitConfig.defaults 3 Relu with
+                    Sigma = Some 0.1
+                }
+                data
+            |> ignore)
+
+    Assert.Equal("l4", e.Stage)
+    Assert.Contains("unbounded below in every restart", e.Message)
+    Assert.Contains("Increase n", e.Message)
+
+[<Fact>]
 let ``cancellation stops a fit promptly`` () =
     let truth = GroundTruth.orthogonal 2 10 Identity 0.05
     let data = Sampler.sample truth 20_000 1L
