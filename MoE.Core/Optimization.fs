@@ -18,7 +18,7 @@ type NonFiniteException(stage: string, iteration: int, value: float, detail: str
                     iteration
             else
                 sprintf
-                    "The %s stage diverged (%s) at iteration %d; no parameters were returned. %s"
+                    "The %s stage failed (%s) at iteration %d; no parameters were returned. %s"
                     stage
                     (string value)
                     iteration

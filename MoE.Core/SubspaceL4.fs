@@ -278,9 +278,34 @@ module SubspaceL4 =
     /// <summary>Unit directions from an L4 solution: the normalised rows of (A^†)ᵀ = (AAᵀ)⁻¹A, which are the
     /// regressors' directions when they are not orthonormal (Theorem 1: (A^†)ᵀ = PDΓA* + E).</summary>
     [<CompiledName("Directions")>]
+    /// <exception cref="T:MoE.Core.NonFiniteException">When AAᵀ is singular to working precision (its eigenvalue
+    /// ratio is below 1e-12, so the inverse would carry no significant digits): the L4 minimum found has collapsed
+    /// experts onto each other, which happens when n is too small for d and k.</exception>
     let directions (a: float[,]) : float[,] =
         let am = Matrix<float>.Build.DenseOfArray a
-        let dual = (am * am.Transpose()).Inverse() * am
+        let gram = am * am.Transpose()
+
+        let ratio =
+            let values =
+                gram.Evd(Symmetricity.Symmetric).EigenValues
+                |> Seq.map (fun c -> c.Real)
+                |> Seq.toArray
+
+            Array.min values / Array.max values
+
+        if not (ratio > 1e-12) then
+            raise (
+                NonFiniteException(
+                    "l4",
+                    0,
+                    ratio,
+                    sprintf
+                        "The L4 solution is rank-deficient (smallest/largest eigenvalue of AAᵀ = %.3g): it has collapsed experts onto each other, so no k directions can be read from it. This happens when n is too small for d and k; increase n, or fit with the EM method."
+                        ratio
+                )
+            )
+
+        let dual = gram.Inverse() * am
         let k, d = a.GetLength 0, a.GetLength 1
 
         Array2D.init k d (fun i t ->

@@ -39,14 +39,23 @@ internal static class AcceptanceCommand
         return command;
     }
 
-    private static Outcome FitOnce(Case c, int n, long seed, FitOptions options)
+    /// <summary>One seeded fit; a fit that fails (diverges, collapses) is a failure of the table, not of the run.</summary>
+    private static Outcome FitOnce(Case c, int n, long seed, FitOptions options, TextWriter log)
     {
         var truth = GroundTruth.Create(c.Preset, c.K, c.D, c.G, c.Sigma, 1.0, seed);
         var data = truth.Sample(n, 1000 + seed);
         var clock = Stopwatch.StartNew();
-        var fit = MoeLearner.Fit(data, options);
-        var e = Metrics.Compare(fit.Model, truth);
-        return new Outcome(e.RegressorError, e.GatingError, clock.Elapsed.TotalSeconds);
+        try
+        {
+            var fit = MoeLearner.Fit(data, options);
+            var e = Metrics.Compare(fit.Model, truth);
+            return new Outcome(e.RegressorError, e.GatingError, clock.Elapsed.TotalSeconds);
+        }
+        catch (FitDivergedException e)
+        {
+            log.WriteLine($"acceptance:   seed {seed} failed: {e.Message}");
+            return new Outcome(double.PositiveInfinity, double.PositiveInfinity, clock.Elapsed.TotalSeconds);
+        }
     }
 
     private static string Median(IEnumerable<double> values)
@@ -64,9 +73,12 @@ internal static class AcceptanceCommand
     {
         var sb = new StringBuilder();
         var seeds = quick ? 3 : 10;
-        var offSeeds = quick ? 2 : 5;
+        // Quick keeps the off-paper rows at the issue's n = 200 000 with one seed: below about 100 000 the L4
+        // estimator collapses experts for d = 20, k = 3 (a clear error, counted as a failure), which says nothing
+        // about the acceptance criterion.
+        var offSeeds = quick ? 1 : 5;
         var nPaper = quick ? 20_000 : 50_000;
-        var nBig = quick ? 50_000 : 200_000;
+        const int nBig = 200_000;
         sb.AppendLine(string.Create(CultureInfo.InvariantCulture,
             $"Acceptance table ({(quick ? "quick" : "full")}; {Environment.ProcessorCount} cores). Success = E_reg <= 0.01 and E_gating <= 0.01 (aligned); medians over seeds; time = mean fit seconds."));
         sb.AppendLine();
@@ -78,7 +90,7 @@ internal static class AcceptanceCommand
             foreach (var (method, options) in methods)
             {
                 log.WriteLine($"acceptance: {c.Name}, {method}, n = {n}, {count} seeds");
-                var outcomes = Enumerable.Range(1, count).Select(s => FitOnce(c, n, s, options(s))).ToList();
+                var outcomes = Enumerable.Range(1, count).Select(s => FitOnce(c, n, s, options(s), log)).ToList();
                 sb.AppendLine(Row(c.Name, method, n, outcomes));
             }
         }

@@ -252,6 +252,23 @@ let ``too small a sample for L4 fails with a message saying so, not by running i
     Assert.Contains("Increase n", e.Message)
 
 [<Fact>]
+let ``a collapsed L4 solution is reported as such, not as NaN directions`` () =
+    // Rows 1 and 3 parallel: AAᵀ is singular, so (AAᵀ)⁻¹A has no significant digits. At d = 20, k = 3, ReLU,
+    // n = 50 000 the L4 minimum is exactly this (every restart), which used to surface as "NaN at iteration 0".
+    let collapsed =
+        array2D [ [ 1.0; 0.0; 0.0; 0.0 ]; [ 0.0; 1.0; 0.0; 0.0 ]; [ -2.0; 0.0; 0.0; 0.0 ] ]
+
+    let e =
+        Assert.Throws<NonFiniteException>(fun () -> SubspaceL4.directions collapsed |> ignore)
+
+    Assert.Equal("l4", e.Stage)
+    Assert.Contains("rank-deficient", e.Message)
+    // A merely ill-conditioned but full-rank A (rows 1e-3 apart in angle) still gives its directions.
+    let close = array2D [ [ 1.0; 0.0; 0.0 ]; [ 1.0; 1e-3; 0.0 ] ]
+    let dirs = SubspaceL4.directions close
+    Assert.True(Seq.cast<float> dirs |> Seq.forall Double.IsFinite)
+
+[<Fact>]
 let ``cancellation stops a fit promptly`` () =
     let truth = GroundTruth.orthogonal 2 10 Identity 0.05
     let data = Sampler.sample truth 20_000 1L
