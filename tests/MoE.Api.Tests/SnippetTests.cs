@@ -102,6 +102,31 @@ public class SnippetTests
             Console.SetError(stderr);
         }
     }
+
+    [Fact]
+    public void TheReadmeSamplingSnippetRuns()
+    {
+        using var dir = new TempDir();
+        using var cwd = new WorkingDirectory(dir.Info.FullName);
+
+        // ---- README "Sampling, files and likelihoods", verbatim ----
+        var truth = GroundTruth.Create(GroundTruthPreset.Orthogonal, experts: 2, dimension: 10, Activation.Identity, sigma: 0.05);
+        Dataset data = truth.Sample(n: 100_000, seed: 7);   // bit-identical on every machine
+        data.SaveCsv("data.csv");
+        truth.Save("truth.json");
+
+        var model = MixtureOfExperts.Load("truth.json");
+        double avgLogLik = model.LogLikelihood(data.X, data.Y) / data.Count;
+        double[] yhat = model.Predict(data.X);              // Σ_i p_i(x) g(<a_i, x>)
+        double[,] post = model.Responsibilities(data.X, data.Y);
+        // ---- end ----
+
+        Assert.Equal(truth.ToJson(), model.ToJson());
+        Assert.Equal(data.Y, Dataset.LoadCsv("data.csv").Y);
+        Assert.True(double.IsFinite(avgLogLik));
+        Assert.Equal(data.Count, yhat.Length);
+        Assert.Equal(data.Count, post.GetLength(0));
+    }
 }
 
 /// <summary>
