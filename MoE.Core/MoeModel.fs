@@ -142,14 +142,16 @@ module MoeModel =
         let n = x.GetLength 0
         let k = model.Experts
         let result = Array2D.zeroCreate n k
-        let buffer = Array.zeroCreate k
 
-        for r in 0 .. n - 1 do
-            Gate.logitsInto model.Gating x r buffer
-            Gate.softmaxInPlace buffer k
+        Chunks.forChunks n (fun _ lo hi ->
+            let buffer = Array.zeroCreate k
 
-            for i in 0 .. k - 1 do
-                result.[r, i] <- buffer.[i]
+            for r in lo .. hi - 1 do
+                Gate.logitsInto model.Gating x r buffer
+                Gate.softmaxInPlace buffer k
+
+                for i in 0 .. k - 1 do
+                    result.[r, i] <- buffer.[i])
 
         result
 
@@ -164,19 +166,21 @@ module MoeModel =
         let n = x.GetLength 0
         let k = model.Experts
         let result = Array.zeroCreate n
-        let gate = Array.zeroCreate k
-        let means = Array.zeroCreate k
 
-        for r in 0 .. n - 1 do
-            Gate.logitsInto model.Gating x r gate
-            Gate.softmaxInPlace gate k
-            expertMeansInto model x r means
-            let mutable s = 0.0
+        Chunks.forChunks n (fun _ lo hi ->
+            let gate = Array.zeroCreate k
+            let means = Array.zeroCreate k
 
-            for i in 0 .. k - 1 do
-                s <- s + gate.[i] * means.[i]
+            for r in lo .. hi - 1 do
+                Gate.logitsInto model.Gating x r gate
+                Gate.softmaxInPlace gate k
+                expertMeansInto model x r means
+                let mutable s = 0.0
 
-            result.[r] <- s
+                for i in 0 .. k - 1 do
+                    s <- s + gate.[i] * means.[i]
+
+                result.[r] <- s)
 
         result
 
@@ -220,12 +224,14 @@ module MoeModel =
         let n = x.GetLength 0
         let k = model.Experts
         let result = Array.zeroCreate n
-        let gate = Array.zeroCreate k
-        let means = Array.zeroCreate k
-        let joint = Array.zeroCreate k
 
-        for r in 0 .. n - 1 do
-            result.[r] <- logJointInto model x y r gate means joint
+        Chunks.forChunks n (fun _ lo hi ->
+            let gate = Array.zeroCreate k
+            let means = Array.zeroCreate k
+            let joint = Array.zeroCreate k
+
+            for r in lo .. hi - 1 do
+                result.[r] <- logJointInto model x y r gate means joint)
 
         result
 
@@ -257,14 +263,16 @@ module MoeModel =
         let n = x.GetLength 0
         let k = model.Experts
         let result = Array2D.zeroCreate n k
-        let gate = Array.zeroCreate k
-        let means = Array.zeroCreate k
-        let joint = Array.zeroCreate k
 
-        for r in 0 .. n - 1 do
-            let total = logJointInto model x y r gate means joint
+        Chunks.forChunks n (fun _ lo hi ->
+            let gate = Array.zeroCreate k
+            let means = Array.zeroCreate k
+            let joint = Array.zeroCreate k
 
-            for i in 0 .. k - 1 do
-                result.[r, i] <- Math.Exp(joint.[i] - total)
+            for r in lo .. hi - 1 do
+                let total = logJointInto model x y r gate means joint
+
+                for i in 0 .. k - 1 do
+                    result.[r, i] <- Math.Exp(joint.[i] - total))
 
         result

@@ -79,18 +79,15 @@ module Polish =
         (context: RunContext)
         (report: bool)
         : MoeModel =
+        MoeModel.validate model
+        MoeModel.checkLikelihoodInputs model x y
         let km1, d = model.Experts - 1, model.Dimension
+        // A, g and σ are fixed: the experts' log-densities are computed once, and each evaluation is a gate pass.
+        let densities = Kernels.expertDensities model x y
 
         let f (v: float[]) =
-            let e =
-                Losses.logLikelihoodLoss
-                    { model with
-                        Gating = unflatten km1 d v
-                    }
-                    x
-                    y
-
-            e.Value, flatten e.Gradient
+            let value, gradient = Kernels.gatingLoss densities x (unflatten km1 d v)
+            value, flatten gradient
 
         let w, _, _, _ =
             Optim.lbfgs "gating" context report maxIterations 1e-9 f (flatten model.Gating)
@@ -205,9 +202,10 @@ module Polish =
             let s = Array.init n (fun r -> proj.[r, i])
 
             let mutable scale = 1.0
+            let mutable iteration = 0
 
-            for _ in 1..20 do
-                // Gauss–Newton on Σ r (y − g(t s))² in t.
+            while iteration < 20 do
+                // Gauss–Newton on Σ r (y − g(t s))² in t (one step is exact for the identity).
                 let mutable num = 0.0
                 let mutable den = 0.0
 
@@ -217,8 +215,14 @@ module Polish =
                     num <- num + post.[r, i] * jac * (y.[r] - g.Value u)
                     den <- den + post.[r, i] * jac * jac
 
-                if den > 0.0 then
-                    scale <- scale + num / den
+                let step = if den > 0.0 then num / den else 0.0
+                scale <- scale + step
+                // Converged to rounding (or linear): stop.
+                iteration <-
+                    if abs step <= 1e-12 * abs scale || g = Identity then
+                        20
+                    else
+                        iteration + 1
 
             if Double.IsFinite scale && scale > 0.0 then
                 for t in 0 .. d - 1 do
@@ -226,30 +230,13 @@ module Polish =
 
         { model with Regressors = a }
 
-    /// Weighted Gram Σ w_n x_n x_nᵀ and Σ w_n t_n x_n.
-    let private weightedNormal (x: float[,]) (weights: int -> float) (targets: int -> float) =
-        let n, d = x.GetLength 0, x.GetLength 1
-        let gram = Array2D.zeroCreate d d
-        let rhs = Array.zeroCreate d
-
-        for r in 0 .. n - 1 do
-            let w = weights r
-
-            if w <> 0.0 then
-                let tr = targets r
-
-                for i in 0 .. d - 1 do
-                    let wi = w * x.[r, i]
-                    rhs.[i] <- rhs.[i] + wi * tr
-
-                    for j in i .. d - 1 do
-                        gram.[i, j] <- gram.[i, j] + wi * x.[r, j]
-
-        for i in 0 .. d - 1 do
-            for j in 0 .. i - 1 do
-                gram.[i, j] <- gram.[j, i]
-
-        gram, rhs
+    /// The full symmetric matrix from its upper triangle (row-major, size×size).
+    let private mirror (size: int) (upper: float[]) =
+        Array2D.init size size (fun i j ->
+            if i <= j then
+                upper.[i * size + j]
+            else
+                upper.[j * size + i])
 
     /// Solves (G + εI)δ = b with ε = 1e-12·(trace G/d + 1e-300): a guard for experts with almost no weight.
     let private solveSpd (gram: float[,]) (rhs: float[]) =
@@ -262,133 +249,88 @@ module Polish =
 
         g.Solve(Vector<float>.Build.DenseOfArray rhs).ToArray()
 
-    /// <summary>One EM iteration on the full likelihood: posterior E-step; weighted least squares for identity
-    /// experts (Gauss–Newton steps with step halving for the others); σ² = posterior-weighted residual mean square
-    /// when estimated; one damped Newton step of weighted multinomial logistic regression for the gate. Each M-step
-    /// increases the expected complete log-likelihood, so the likelihood does not decrease (GEM).</summary>
-    [<CompiledName("EmStep")>]
-    let emStep (model: MoeModel) (x: float[,]) (y: float[]) (estimateSigma: bool) : MoeModel =
+    /// The M-step from the statistics of one E-step pass (Kernels.emStatistics), with step halving per component
+    /// judged by one fused pass (Kernels.mStepObjectives) per trial.
+    let private mStep
+        (model: MoeModel)
+        (x: float[,])
+        (y: float[])
+        (estimateSigma: bool)
+        (posterior: float[,])
+        (stats: EmStatistics)
+        =
         let n, k, d = y.Length, model.Experts, model.Dimension
+        let km1 = k - 1
         let g = model.Activation
-        let post = MoeModel.responsibilities model x y
-        let a = Array2D.copy model.Regressors
+        let identity = g = Identity
+        // Regressors: weighted least squares (identity: the solution; otherwise a Gauss–Newton step).
+        let solutions =
+            Array.init k (fun i -> solveSpd (mirror d stats.Gram.[i]) stats.Rhs.[i])
 
-        let current = projections a x
+        let a0 = model.Regressors
 
-        for i in 0 .. k - 1 do
-            let ai = Array.init d (fun t -> a.[i, t])
+        let regressorsAt (steps: float[]) =
+            Array2D.init k d (fun i t ->
+                if identity then
+                    (if steps.[i] > 0.0 then solutions.[i].[t] else a0.[i, t])
+                else
+                    a0.[i, t] + steps.[i] * solutions.[i].[t])
 
-            let updated =
-                match g with
-                | Identity ->
-                    let gram, rhs = weightedNormal x (fun r -> post.[r, i]) (fun r -> y.[r])
-                    solveSpd gram rhs
-                | _ ->
-                    let s = Array.init n (fun r -> current.[r, i])
+        // Gate: one damped Newton step of weighted multinomial logistic regression, maximising Q(W).
+        let hd = km1 * d
+        let newton = solveSpd (mirror hd stats.GateHessian) stats.GateGradient
+        let w0 = model.Gating
 
-                    let sse (v: float[]) =
-                        weightedSse g v x y (fun r -> post.[r, i])
+        let gatingAt (step: float) =
+            Array2D.init km1 d (fun j t -> w0.[j, t] + step * newton.[j * d + t])
 
-                    let gram, rhs =
-                        weightedNormal x (fun r -> let gd = g.Derivative s.[r] in post.[r, i] * gd * gd) (fun r ->
-                            let gd = g.Derivative s.[r] in if gd = 0.0 then 0.0 else (y.[r] - g.Value s.[r]) / gd)
+        let steps = Array.create k 1.0
+        let mutable gateStep = 1.0
+        let mutable result = None
 
-                    let step = solveSpd gram rhs
-                    let before = sse ai
-                    let mutable t = 1.0
-                    let mutable result = ai
-                    let mutable searching = true
+        while result.IsNone do
+            let sse, q =
+                Kernels.mStepObjectives (regressorsAt steps) (gatingAt gateStep) g posterior x y
 
-                    while searching && t > 1e-6 do
-                        let candidate = Array.init d (fun j -> ai.[j] + t * step.[j])
+            let mutable accepted = true
+            // The identity's solution is the exact minimiser; otherwise accept no increase beyond rounding (1e-12
+            // relative: far above the ~1e-15 of a reordered sum, far below any real step), so a converged
+            // iteration does not halve its way through twenty passes.
+            for i in 0 .. k - 1 do
+                if not identity && steps.[i] > 0.0 && sse.[i] > stats.Sse.[i] * (1.0 + 1e-12) then
+                    accepted <- false
+                    // Halve; below 1e-6 give up on this expert (step 0 keeps its regressor).
+                    steps.[i] <- (if steps.[i] * 0.5 > 1e-6 then steps.[i] * 0.5 else 0.0)
 
-                        if sse candidate <= before then
-                            result <- candidate
-                            searching <- false
-                        else
-                            t <- t * 0.5
+            if gateStep > 0.0 && q < stats.GateObjective - 1e-12 * abs stats.GateObjective then
+                accepted <- false
+                gateStep <- (if gateStep * 0.5 > 1e-6 then gateStep * 0.5 else 0.0)
 
-                    result
+            if accepted then
+                result <- Some sse
 
-            for t in 0 .. d - 1 do
-                a.[i, t] <- updated.[t]
+        let sse = result.Value
 
         let sigma =
             if estimateSigma then
-                let updated = projections a x
-                let mutable s = 0.0
-
-                for r in 0 .. n - 1 do
-                    for i in 0 .. k - 1 do
-                        let e = y.[r] - g.Value updated.[r, i]
-                        s <- s + post.[r, i] * e * e
-
-                max (sqrt (s / float n)) 1e-12
+                max (sqrt (Array.sum sse / float n)) 1e-12
             else
                 model.Sigma
 
-        // Gate: maximise Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W) by one damped Newton step.
-        let km1 = k - 1
-        let dim = km1 * d
+        MoeModel.create (regressorsAt steps) (gatingAt gateStep) g sigma
 
-        let probabilities (w: float[,]) =
-            MoeModel.gateProbabilities { model with Gating = w } x
-
-        let q (w: float[,]) =
-            let p = probabilities w
-
-            let mutable total = 0.0
-
-            for r in 0 .. n - 1 do
-                for i in 0 .. k - 1 do
-                    if post.[r, i] > 0.0 then
-                        total <- total + post.[r, i] * log (max p.[r, i] 1e-300)
-
-            total
-
-        let w0 = model.Gating
-        let p = probabilities w0
-        let grad = Array.zeroCreate dim
-        let hess = Array2D.zeroCreate dim dim
-
-        for r in 0 .. n - 1 do
-            for j in 0 .. km1 - 1 do
-                let gj = post.[r, j] - p.[r, j]
-
-                for t in 0 .. d - 1 do
-                    grad.[j * d + t] <- grad.[j * d + t] + gj * x.[r, t]
-
-                for l in j .. km1 - 1 do
-                    let c = p.[r, j] * ((if j = l then 1.0 else 0.0) - p.[r, l])
-
-                    for t in 0 .. d - 1 do
-                        let ct = c * x.[r, t]
-
-                        for u in 0 .. d - 1 do
-                            hess.[j * d + t, l * d + u] <- hess.[j * d + t, l * d + u] + ct * x.[r, u]
-
-        for j in 0 .. km1 - 1 do
-            for l in 0 .. j - 1 do
-                for t in 0 .. d - 1 do
-                    for u in 0 .. d - 1 do
-                        hess.[j * d + t, l * d + u] <- hess.[l * d + u, j * d + t]
-
-        let step = solveSpd hess grad
-        let before = q w0
-        let mutable tStep = 1.0
-        let mutable w = w0
-        let mutable searching = true
-
-        while searching && tStep > 1e-6 do
-            let candidate = Array2D.init km1 d (fun j t -> w0.[j, t] + tStep * step.[j * d + t])
-
-            if q candidate >= before then
-                w <- candidate
-                searching <- false
-            else
-                tStep <- tStep * 0.5
-
-        MoeModel.create a w g sigma
+    /// <summary>One EM iteration on the full likelihood: posterior E-step; weighted least squares for identity
+    /// experts (Gauss–Newton steps with step halving for the others); σ² = posterior-weighted residual mean square
+    /// when estimated; one damped Newton step of weighted multinomial logistic regression for the gate. Each M-step
+    /// increases the expected complete log-likelihood, so the likelihood does not decrease (GEM). Two fused passes
+    /// over the data (E-step statistics, M-step check), split over all cores.</summary>
+    [<CompiledName("EmStep")>]
+    let emStep (model: MoeModel) (x: float[,]) (y: float[]) (estimateSigma: bool) : MoeModel =
+        MoeModel.validate model
+        MoeModel.checkLikelihoodInputs model x y
+        let posterior = Array2D.zeroCreate y.Length model.Experts
+        let stats = Kernels.emStatistics model x y posterior
+        mStep model x y estimateSigma posterior stats
 
     /// <summary>EM iterations from <paramref name="start"/> until the relative change of the log-likelihood is
     /// below <paramref name="tolerance"/> or <paramref name="maxIterations"/> is reached.</summary>
@@ -403,17 +345,23 @@ module Polish =
         (tolerance: float)
         (context: RunContext)
         : MoeModel * TraceEntry list * StopReason =
+        MoeModel.validate start
+        MoeModel.checkLikelihoodInputs start x y
         let n = float y.Length
+        let posterior = Array2D.zeroCreate y.Length start.Experts
         let mutable model = start
-        let mutable ll = MoeModel.logLikelihood model x y
+        // The E-step pass of iteration t also gives the likelihood of the model of iteration t − 1.
+        let mutable stats = Kernels.emStatistics model x y posterior
+        let mutable ll = stats.LogLikelihood
         let trace = ResizeArray<TraceEntry>()
         let mutable reason = StopReason.MaxIterations
         let mutable iteration = 0
 
         while iteration < maxIterations && reason = StopReason.MaxIterations do
             context.Cancellation.ThrowIfCancellationRequested()
-            let next = emStep model x y estimateSigma
-            let llNext = MoeModel.logLikelihood next x y
+            let next = mStep model x y estimateSigma posterior stats
+            let nextStats = Kernels.emStatistics next x y posterior
+            let llNext = nextStats.LogLikelihood
             Optim.checkFinite "em" iteration llNext [||]
             iteration <- iteration + 1
 
@@ -434,6 +382,7 @@ module Polish =
                 let change = (llNext - ll) / max 1.0 (abs ll)
                 model <- next
                 ll <- llNext
+                stats <- nextStats
 
                 if change <= tolerance then
                     reason <- StopReason.Converged

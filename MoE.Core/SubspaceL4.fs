@@ -1,10 +1,50 @@
 namespace MoE.Core
 
 open System
+open System.Numerics.Tensors
 open MathNet.Numerics.LinearAlgebra
 
-/// <summary>The data's moment statistics for the subspace L4 solver: the Q2 moment matrix, its top-k
-/// eigenvectors U, and the projected fourth- and second-order Hermite moments in U's coordinates.</summary>
+/// <summary>
+/// The sums behind the Q2 moment matrix (the subspace L4 solver's first pass): Σ Q2(y)·x xᵀ (upper triangle,
+/// row-major), Σ Q2(y) and the sample count. Sums merge by addition, so chunks, cores, streamed files and shards
+/// all accumulate the same way (<c>MomentSums.mergeSecond</c>).
+/// </summary>
+type SecondMomentSums =
+    {
+        /// Samples accumulated.
+        Count: int64
+        /// Input dimension d.
+        Dimension: int
+        /// Σ Q2(y).
+        SumQ2: float
+        /// Σ Q2(y)·x_i x_j for i ≤ j (d·d, lower triangle zero).
+        Sums: float[]
+    }
+
+/// <summary>
+/// The sums behind the projected moments in the subspace U (the second pass): with z = Uᵀx, Σ Q4·z_iz_jz_kz_l over
+/// the index quadruples of <c>Population.quads</c>, Σ Q4·z_iz_j and Σ Q2·z_iz_j (upper triangles), Σ Q4, Σ Q2.
+/// </summary>
+type ProjectedMomentSums =
+    {
+        /// Samples accumulated.
+        Count: int64
+        /// Subspace rank r.
+        Rank: int
+        /// Σ Q4·z_iz_jz_kz_l (one entry per quadruple).
+        F4: float[]
+        /// Σ Q4·z_iz_j (r·r, upper).
+        F4z2: float[]
+        /// Σ Q2·z_iz_j (r·r, upper).
+        F2: float[]
+        /// Σ Q4.
+        F4s: float
+        /// Σ Q2.
+        F2s: float
+    }
+
+/// <summary>The subspace L4 solver's data: the Q2 moment matrix, its top-k eigenvectors U, and the projected
+/// fourth- and second-order Hermite moments in U's coordinates.</summary>
 type SubspaceMoments =
     {
         /// M2 = [mean(Q2(y) x xᵀ) − mean(Q2(y)) I]/c' (d×d), ≈ Σ_m E[p_m] a_m a_mᵀ under orthogonal gating.
@@ -14,6 +54,178 @@ type SubspaceMoments =
     }
 
 /// <summary>
+/// Accumulation of the subspace solver's moment sums: one fused pass per chunk of rows (no per-sample allocation),
+/// chunks over all cores, partial sums merged in chunk order (deterministic whatever the core count). Merging is
+/// addition, so merge(sums(a), sums(b)) equals sums(a ++ b) up to the rounding of a reordered sum.
+/// </summary>
+[<RequireQualifiedAccess>]
+module MomentSums =
+
+    /// <summary>No samples, dimension d.</summary>
+    [<CompiledName("EmptySecond")>]
+    let emptySecond (dimension: int) : SecondMomentSums =
+        {
+            Count = 0L
+            Dimension = dimension
+            SumQ2 = 0.0
+            Sums = Array.zeroCreate (dimension * dimension)
+        }
+
+    /// <summary>The sums of two disjoint sample sets.</summary>
+    [<CompiledName("MergeSecond")>]
+    let mergeSecond (a: SecondMomentSums) (b: SecondMomentSums) : SecondMomentSums =
+        if a.Dimension <> b.Dimension then
+            invalidArg "b" (sprintf "Cannot merge sums of dimension %d and %d." a.Dimension b.Dimension)
+
+        { a with
+            Count = a.Count + b.Count
+            SumQ2 = a.SumQ2 + b.SumQ2
+            Sums = Array.map2 (+) a.Sums b.Sums
+        }
+
+    let private secondChunk (transform: OutputTransform) (x: float[,]) (y: float[]) (lo: int) (hi: int) =
+        let d = x.GetLength 1
+        let sums = Array.zeroCreate (d * d)
+        let mutable sumQ2 = 0.0
+        let xs = Chunks.flat x
+
+        for row in lo .. hi - 1 do
+            let q2 = transform.Q2 y.[row]
+            sumQ2 <- sumQ2 + q2
+            let xr = xs.Slice(row * d, d)
+
+            for i in 0 .. d - 1 do
+                let qi = q2 * xr.[i]
+
+                if qi <> 0.0 then
+                    let offset = i * d + i
+
+                    TensorPrimitives.MultiplyAdd(
+                        xr.Slice i,
+                        qi,
+                        ReadOnlySpan<float>(sums, offset, d - i),
+                        Span<float>(sums, offset, d - i)
+                    )
+
+        {
+            Count = int64 (hi - lo)
+            Dimension = d
+            SumQ2 = sumQ2
+            Sums = sums
+        }
+
+    /// <summary>The first-pass sums of a sample matrix, in parallel chunks.</summary>
+    [<CompiledName("Second")>]
+    let second (transform: OutputTransform) (x: float[,]) (y: float[]) : SecondMomentSums =
+        Guard.sameRows "x" x "y" y
+        let n = y.Length
+
+        if n = 0 then
+            emptySecond (x.GetLength 1)
+        else
+            let _, count = Chunks.chunking n
+            let partials = Array.zeroCreate count
+            Chunks.forChunks n (fun c lo hi -> partials.[c] <- secondChunk transform x y lo hi)
+            Array.reduce mergeSecond partials
+
+    /// <summary>No samples, rank r.</summary>
+    [<CompiledName("EmptyProjected")>]
+    let emptyProjected (rank: int) : ProjectedMomentSums =
+        {
+            Count = 0L
+            Rank = rank
+            F4 = Array.zeroCreate (Population.quads rank).Length
+            F4z2 = Array.zeroCreate (rank * rank)
+            F2 = Array.zeroCreate (rank * rank)
+            F4s = 0.0
+            F2s = 0.0
+        }
+
+    /// <summary>The sums of two disjoint sample sets.</summary>
+    [<CompiledName("MergeProjected")>]
+    let mergeProjected (a: ProjectedMomentSums) (b: ProjectedMomentSums) : ProjectedMomentSums =
+        if a.Rank <> b.Rank then
+            invalidArg "b" (sprintf "Cannot merge sums of rank %d and %d." a.Rank b.Rank)
+
+        { a with
+            Count = a.Count + b.Count
+            F4 = Array.map2 (+) a.F4 b.F4
+            F4z2 = Array.map2 (+) a.F4z2 b.F4z2
+            F2 = Array.map2 (+) a.F2 b.F2
+            F4s = a.F4s + b.F4s
+            F2s = a.F2s + b.F2s
+        }
+
+    let private projectedChunk
+        (transform: OutputTransform)
+        (u: float[,])
+        (qs: struct (int * int * int * int)[])
+        (x: float[,])
+        (y: float[])
+        (lo: int)
+        (hi: int)
+        =
+        let d, r = u.GetLength 0, u.GetLength 1
+        // Uᵀ row-major: row a is column a of U.
+        let ut = Array.init (r * d) (fun idx -> u.[idx % d, idx / d])
+        let f4 = Array.zeroCreate qs.Length
+        let f4z2 = Array.zeroCreate (r * r)
+        let f2 = Array.zeroCreate (r * r)
+        let mutable f4s = 0.0
+        let mutable f2s = 0.0
+        let z = Array.zeroCreate r
+        let zz = Array.zeroCreate (r * r)
+        let xs = Chunks.flat x
+
+        for row in lo .. hi - 1 do
+            let xr = xs.Slice(row * d, d)
+
+            for a in 0 .. r - 1 do
+                z.[a] <- TensorPrimitives.Dot(ReadOnlySpan<float>(ut, a * d, d), xr)
+
+            let q4 = transform.Q4 y.[row]
+            let q2 = transform.Q2 y.[row]
+            f4s <- f4s + q4
+            f2s <- f2s + q2
+
+            for i in 0 .. r - 1 do
+                for j in i .. r - 1 do
+                    let zij = z.[i] * z.[j]
+                    zz.[i * r + j] <- zij
+                    f4z2.[i * r + j] <- f4z2.[i * r + j] + q4 * zij
+                    f2.[i * r + j] <- f2.[i * r + j] + q2 * zij
+
+            for q in 0 .. qs.Length - 1 do
+                let struct (i, j, k, l) = qs.[q]
+                f4.[q] <- f4.[q] + q4 * zz.[i * r + j] * zz.[k * r + l]
+
+        {
+            Count = int64 (hi - lo)
+            Rank = r
+            F4 = f4
+            F4z2 = f4z2
+            F2 = f2
+            F4s = f4s
+            F2s = f2s
+        }
+
+    /// <summary>The second-pass sums of a sample matrix in the subspace U (d×r), in parallel chunks.</summary>
+    [<CompiledName("Projected")>]
+    let projected (transform: OutputTransform) (u: float[,]) (x: float[,]) (y: float[]) : ProjectedMomentSums =
+        Guard.sameRows "x" x "y" y
+        Guard.columns "x" (u.GetLength 0) x
+        let n, r = y.Length, u.GetLength 1
+
+        if n = 0 then
+            emptyProjected r
+        else
+            let qs = Population.quads r
+            let _, count = Chunks.chunking n
+            let partials = Array.zeroCreate count
+            Chunks.forChunks n (fun c lo hi -> partials.[c] <- projectedChunk transform u qs x y lo hi)
+            Array.reduce mergeProjected partials
+
+/// <summary>
 /// The subspace L4 solver (MATH.md §5): the empirical L4 restricted to A = V·Uᵀ is an exact polynomial in V whose
 /// coefficients are mean(Q4·S4(z)) and mean(Q2·S2(z)) with z = Uᵀx, so after two passes over the data every
 /// evaluation costs O(k²r⁴), independent of n; L-BFGS with random restarts minimises it.
@@ -21,44 +233,40 @@ type SubspaceMoments =
 [<RequireQualifiedAccess>]
 module SubspaceL4 =
 
-    /// <summary>M2, U (top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue|) and the projected moments,
-    /// in two passes over the data, for the given output transform (centred polynomial or bounded).</summary>
-    [<CompiledName("Moments")>]
-    let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) : SubspaceMoments =
-        Guard.sameRows "x" x "y" y
-        let n, d = x.GetLength 0, x.GetLength 1
+    /// <summary>M2 from the first-pass sums: [Σ Q2 x xᵀ/n − (Σ Q2/n) I]/c'.</summary>
+    [<CompiledName("SecondMoment")>]
+    let secondMoment (transform: OutputTransform) (sums: SecondMomentSums) : float[,] =
+        if sums.Count = 0L then
+            invalidArg "sums" "The moment sums hold no samples."
 
-        if rank < 1 || rank > d then
-            raise (ArgumentOutOfRangeException("rank", rank, sprintf "The subspace rank must be in 1..d = %d." d))
-
-        let tf = transform
-        // Pass 1: Σ Q2·x xᵀ (upper triangle) and Σ Q2.
-        let m2 = Array2D.zeroCreate d d
-        let mutable sumQ2 = 0.0
-
-        for row in 0 .. n - 1 do
-            let q2 = tf.Q2 y.[row]
-            sumQ2 <- sumQ2 + q2
-
-            for i in 0 .. d - 1 do
-                let qi = q2 * x.[row, i]
-
-                for j in i .. d - 1 do
-                    m2.[i, j] <- m2.[i, j] + qi * x.[row, j]
-
-        let inv = 1.0 / float n
+        let d = sums.Dimension
+        let inv = 1.0 / float sums.Count
 
         let second =
             Array2D.init d d (fun i j ->
                 let v =
-                    (if i <= j then m2.[i, j] else m2.[j, i]) * inv
-                    - (if i = j then sumQ2 * inv else 0.0)
+                    (if i <= j then
+                         sums.Sums.[i * d + j]
+                     else
+                         sums.Sums.[j * d + i])
+                    * inv
+                    - (if i = j then sums.SumQ2 * inv else 0.0)
 
-                v / tf.CPrime)
+                v / transform.CPrime)
 
         for v in Seq.cast<float> second do
             if not (Double.IsFinite v) then
                 raise (NonFiniteException("l4", 0, v))
+
+        second
+
+    /// <summary>U: the top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue| (d×rank).</summary>
+    [<CompiledName("TopSubspace")>]
+    let topSubspace (second: float[,]) (rank: int) : float[,] =
+        let d = second.GetLength 0
+
+        if rank < 1 || rank > d then
+            raise (ArgumentOutOfRangeException("rank", rank, sprintf "The subspace rank must be in 1..d = %d." d))
 
         // Eigenvectors do not change under scaling; normalising keeps the decomposition well scaled whatever y's units.
         let largest = Seq.cast<float> second |> Seq.map abs |> Seq.max
@@ -75,58 +283,38 @@ module SubspaceL4 =
         let order =
             [| 0 .. d - 1 |] |> Array.sortBy (fun i -> -abs values.[i]) |> Array.take rank
 
-        let u = Array2D.init d rank (fun t a -> evd.EigenVectors.[t, order.[a]])
-        // Pass 2: projected moments of centred Q4 and Q2.
-        let r = rank
+        Array2D.init d rank (fun t a -> evd.EigenVectors.[t, order.[a]])
+
+    /// <summary>The subspace moments from M2, U and the second-pass sums.</summary>
+    [<CompiledName("Assemble")>]
+    let assemble
+        (transform: OutputTransform)
+        (second: float[,])
+        (u: float[,])
+        (sums: ProjectedMomentSums)
+        : SubspaceMoments =
+        if sums.Count = 0L then
+            invalidArg "sums" "The moment sums hold no samples."
+
+        let r = sums.Rank
+        let inv = 1.0 / float sums.Count
         let qs = Population.quads r
-        let f4 = Array.zeroCreate qs.Length
-        let f4z2 = Array2D.zeroCreate r r
-        let f2 = Array2D.zeroCreate r r
-        let mutable f4s = 0.0
-        let mutable f2s = 0.0
-        let z = Array.zeroCreate r
-        let zz = Array2D.zeroCreate r r
 
-        for row in 0 .. n - 1 do
-            for a in 0 .. r - 1 do
-                let mutable s = 0.0
-
-                for t in 0 .. d - 1 do
-                    s <- s + u.[t, a] * x.[row, t]
-
-                z.[a] <- s
-
-            let q4 = tf.Q4 y.[row]
-            let q2 = tf.Q2 y.[row]
-            f4s <- f4s + q4
-            f2s <- f2s + q2
-
-            for i in 0 .. r - 1 do
-                for j in i .. r - 1 do
-                    let zij = z.[i] * z.[j]
-                    zz.[i, j] <- zij
-                    f4z2.[i, j] <- f4z2.[i, j] + q4 * zij
-                    f2.[i, j] <- f2.[i, j] + q2 * zij
-
-            for q in 0 .. qs.Length - 1 do
-                let struct (i, j, k, l) = qs.[q]
-                f4.[q] <- f4.[q] + q4 * zz.[i, j] * zz.[k, l]
-
-        let scale (m: float[,]) = Array2D.map (fun v -> v * inv) m
+        let upper (m: float[]) =
+            Array2D.init r r (fun i j -> if i <= j then m.[i * r + j] * inv else 0.0)
 
         let t4 =
-            Population.assembleS4 r qs (Array.map (fun v -> v * inv) f4) (scale f4z2) (f4s * inv)
+            Population.assembleS4 r qs (Array.map (fun v -> v * inv) sums.F4) (upper sums.F4z2) (sums.F4s * inv)
 
         for v in t4 do
             if not (Double.IsFinite v) then
                 raise (NonFiniteException("l4", 0, v))
 
-        let f2m = scale f2
-
         let t2 =
             Array.init (r * r) (fun idx ->
-                let a, b = idx / r, idx % r in
-                (if a <= b then f2m.[a, b] else f2m.[b, a]) - (if a = b then f2s * inv else 0.0))
+                let a, b = idx / r, idx % r
+                let v = if a <= b then sums.F2.[a * r + b] else sums.F2.[b * r + a]
+                v * inv - (if a = b then sums.F2s * inv else 0.0))
 
         {
             SecondMoment = second
@@ -143,14 +331,77 @@ module SubspaceL4 =
                             Beta = nan
                             Gamma = nan
                             Delta = nan
-                            C = tf.C
-                            CPrime = tf.CPrime
+                            C = transform.C
+                            CPrime = transform.CPrime
                             Q4Mean = 0.0
                             Q2Mean = 0.0
                             Sigma = nan
                         }
                 }
         }
+
+    /// <summary>M2, U (top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue|) and the projected moments,
+    /// in two fused, multi-core passes over the data, for the given output transform (centred polynomial or
+    /// bounded).</summary>
+    [<CompiledName("Moments")>]
+    let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) : SubspaceMoments =
+        Guard.sameRows "x" x "y" y
+        let d = x.GetLength 1
+
+        if rank < 1 || rank > d then
+            raise (ArgumentOutOfRangeException("rank", rank, sprintf "The subspace rank must be in 1..d = %d." d))
+
+        let second = secondMoment transform (MomentSums.second transform x y)
+        let u = topSubspace second rank
+        assemble transform second u (MomentSums.projected transform u x y)
+
+    /// <summary>The same moments from data that arrive in chunks (a file read in pieces, shards): two passes over
+    /// <paramref name="chunks"/>, which must yield the same rows each time it is enumerated; memory is bounded by
+    /// one chunk plus O(d² + r⁴).</summary>
+    [<CompiledName("MomentsOfChunks")>]
+    let momentsOfChunks (transform: OutputTransform) (rank: int) (chunks: seq<Dataset>) : SubspaceMoments =
+        Guard.notNull "chunks" chunks
+
+        let first =
+            chunks
+            |> Seq.map (fun chunk -> MomentSums.second transform chunk.X chunk.Y)
+            |> Seq.fold
+                (fun (acc: SecondMomentSums option) sums ->
+                    Some(
+                        match acc with
+                        | None -> sums
+                        | Some a -> MomentSums.mergeSecond a sums
+                    ))
+                None
+            |> Option.defaultWith (fun () -> invalidArg "chunks" "The chunk source yielded no data.")
+
+        if rank < 1 || rank > first.Dimension then
+            raise (
+                ArgumentOutOfRangeException(
+                    "rank",
+                    rank,
+                    sprintf "The subspace rank must be in 1..d = %d." first.Dimension
+                )
+            )
+
+        let second = secondMoment transform first
+        let u = topSubspace second rank
+
+        let projected =
+            chunks
+            |> Seq.fold
+                (fun acc chunk -> MomentSums.mergeProjected acc (MomentSums.projected transform u chunk.X chunk.Y))
+                (MomentSums.emptyProjected rank)
+
+        if projected.Count <> first.Count then
+            invalidArg
+                "chunks"
+                (sprintf
+                    "The chunk source yielded %d rows on the second pass but %d on the first."
+                    projected.Count
+                    first.Count)
+
+        assemble transform second u projected
 
     /// Signals, inside one restart, that ‖V‖ left every bounded region: the objective is unbounded below there.
     exception private Unbounded of iteration: int * value: float

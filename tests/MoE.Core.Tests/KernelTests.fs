@@ -1,0 +1,253 @@
+/// The fused multi-core kernels against their scalar references (Reference.fs, Losses), the mergeable moment sums,
+/// and chunked CSV reading.
+[<FsCheck.Xunit.Properties(MaxTest = 30)>]
+module MoE.Core.Tests.KernelTests
+
+open System
+open System.IO
+open FsCheck.FSharp
+open FsCheck.Xunit
+open Xunit
+open MoE.Core
+open MoE.Core.Tests.Tolerance
+
+/// The kernels sum per-sample terms in chunks (≥ 2048 rows, up to 64 of them) where the references sum in sample
+/// order, and the gating kernel scales densities by their per-sample maximum instead of working in log space. Both
+/// are exact in real arithmetic; each per-sample term differs by a few ulp and a reordered sum of n ≤ 6000 terms
+/// by at most n·ε ≈ 1.3e-12 of the sum of magnitudes. 1e-10 relative leaves ~100× headroom; a wrong term (a
+/// dropped factor, a sign) is off by 1e-3 or more.
+let private summed = 1e-10
+
+/// A generated model with a sample from itself: n ∈ 1..6000 so that runs span one and several chunks.
+type private Case = { Model: MoeModel; Data: Dataset }
+
+let private case: FsCheck.Gen<Case> =
+    gen {
+        let! m = Generators.model
+        let! n = Gen.oneof [ Gen.choose (1, 50); Gen.choose (2049, 6000) ]
+        let! seed = Gen.choose (0, 1000)
+
+        return
+            {
+                Model = m
+                Data = Sampler.sample m n (int64 seed)
+            }
+    }
+
+let private cases = Arb.fromGen case
+
+let private assertAllClose tol (expected: float seq) (actual: float seq) what =
+    Seq.iteri2 (fun i e a -> assertClose tol e a (sprintf "%s[%d]" what i)) expected actual
+
+[<Property>]
+let ``the gating kernel equals the scalar L_log and its gradient`` () =
+    Prop.forAll cases (fun c ->
+        let reference = Losses.logLikelihoodLoss c.Model c.Data.X c.Data.Y
+        let densities = Kernels.expertDensities c.Model c.Data.X c.Data.Y
+        let value, gradient = Kernels.gatingLoss densities c.Data.X c.Model.Gating
+        assertClose summed reference.Value value "L_log"
+        assertAllClose summed (Seq.cast<float> reference.Gradient) (Seq.cast<float> gradient) "gradient")
+
+[<Fact>]
+let ``the gating kernel falls back to log space where the scaled densities underflow`` () =
+    // σ = 0.01 and residuals of order 10: log-densities near −5e5, and an expert the gate all but excludes
+    // (logit −800) holding the best density: Σ e_i E_i underflows and only the log-space path is finite.
+    let a = array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ] ]
+    let w = array2D [ [ -400.0; 0.0 ] ]
+    let model = MoeModel.create a w Identity 0.01
+    let x = array2D [ [ 2.0; 0.0 ]; [ 0.5; -0.3 ]; [ 1.0; 1.0 ] ]
+    let y = [| 2.0; 9.0; -7.0 |]
+    let reference = Losses.logLikelihoodLoss model x y
+    let value, gradient = Kernels.gatingLoss (Kernels.expertDensities model x y) x w
+    Assert.True(Double.IsFinite value)
+    assertClose summed reference.Value value "L_log"
+    assertAllClose summed (Seq.cast<float> reference.Gradient) (Seq.cast<float> gradient) "gradient"
+
+[<Property>]
+let ``one fused EM step equals the scalar reference step`` () =
+    Prop.forAll cases (fun c ->
+        // The M-step solves weighted normal equations; with n ≥ 20·d samples from N(0, I) they are well
+        // conditioned, so the summation differences above pass through the solves with little amplification.
+        let m, d = c.Model, c.Model.Dimension
+
+        if c.Data.Count >= 20 * d * m.Experts then
+            let fast = Polish.emStep m c.Data.X c.Data.Y true
+            let slow = Reference.emStep m c.Data.X c.Data.Y true
+            assertAllClose 1e-8 (Seq.cast<float> slow.Regressors) (Seq.cast<float> fast.Regressors) "A"
+            assertAllClose 1e-8 (Seq.cast<float> slow.Gating) (Seq.cast<float> fast.Gating) "W"
+            assertClose 1e-8 slow.Sigma fast.Sigma "sigma")
+
+[<Property>]
+let ``the EM statistics pass gives the likelihood and the responsibilities of the scalar code`` () =
+    Prop.forAll cases (fun c ->
+        let post = Array2D.zeroCreate c.Data.Count c.Model.Experts
+        let stats = Kernels.emStatistics c.Model c.Data.X c.Data.Y post
+        let ll = MoeModel.logLikelihood c.Model c.Data.X c.Data.Y
+        assertClose summed ll stats.LogLikelihood "log-likelihood"
+
+        let reference = MoeModel.responsibilities c.Model c.Data.X c.Data.Y
+        assertAllClose exact (Seq.cast<float> reference) (Seq.cast<float> post) "posterior"
+        // The per-expert weighted residual sums the M-step's line search starts from.
+        let m = c.Model
+
+        let sse =
+            Array.init m.Experts (fun i ->
+                Seq.sum (
+                    seq {
+                        for r in 0 .. c.Data.Count - 1 ->
+                            let s =
+                                Seq.sum (
+                                    seq { for t in 0 .. m.Dimension - 1 -> m.Regressors.[i, t] * c.Data.X.[r, t] }
+                                )
+
+                            let e = c.Data.Y.[r] - m.Activation.Value s
+                            reference.[r, i] * e * e
+                    }
+                ))
+
+        assertAllClose summed sse stats.Sse "Sse")
+
+[<Fact>]
+let ``kernel results are bit-identical from run to run`` () =
+    // The chunking depends on n only and partial sums are added in chunk order, so thread scheduling cannot
+    // change a bit (CI also compares fits made with 1 and 2 processors).
+    let truth = GroundTruth.random 3 6 Activation.Relu 0.1 1.0 true 5L
+    let data = Sampler.sample truth 50_000 2L
+    let densities = Kernels.expertDensities truth data.X data.Y
+
+    let runs =
+        Array.init 4 (fun _ ->
+            let value, gradient = Kernels.gatingLoss densities data.X truth.Gating
+            let step = Polish.emStep truth data.X data.Y true
+            value, Seq.toArray (Seq.cast<float> gradient), Seq.toArray (Seq.cast<float> step.Regressors))
+
+    for r in runs do
+        Assert.Equal(runs.[0], r)
+
+// ---- Moment sums ----
+
+let private transformFor (m: MoeModel) =
+    OutputTransforms.bounded m.Activation m.Sigma
+
+[<Property>]
+let ``the multi-core subspace moments equal the scalar reference`` () =
+    Prop.forAll cases (fun c ->
+        let k = min c.Model.Experts c.Model.Dimension
+        let tf = transformFor c.Model
+
+        if c.Data.Count >= 2 then
+            let fast = SubspaceL4.moments tf k c.Data.X c.Data.Y
+            let slow = Reference.moments tf k c.Data.X c.Data.Y
+
+            assertAllClose summed (Seq.cast<float> slow.SecondMoment) (Seq.cast<float> fast.SecondMoment) "M2"
+            // The eigenbases of two M2s equal up to rounding differ in the last bits (and possibly in sign), so the
+            // projected moments are checked against plain sums in the fast result's own basis U.
+            let u = fast.Projected.Basis
+            let n, d, r = c.Data.Count, c.Data.Dimension, k
+            let qs = Population.quads r
+            let f4 = Array.zeroCreate qs.Length
+            let f4z2 = Array2D.zeroCreate r r
+            let f2 = Array2D.zeroCreate r r
+            let mutable f4s, f2s = 0.0, 0.0
+
+            for row in 0 .. n - 1 do
+                let z =
+                    Array.init r (fun a -> Seq.sum (seq { for t in 0 .. d - 1 -> u.[t, a] * c.Data.X.[row, t] }))
+
+                let q4, q2 = tf.Q4 c.Data.Y.[row], tf.Q2 c.Data.Y.[row]
+                f4s <- f4s + q4
+                f2s <- f2s + q2
+
+                for i in 0 .. r - 1 do
+                    for j in i .. r - 1 do
+                        f4z2.[i, j] <- f4z2.[i, j] + q4 * z.[i] * z.[j]
+                        f2.[i, j] <- f2.[i, j] + q2 * z.[i] * z.[j]
+
+                qs
+                |> Array.iteri (fun q (struct (i, j, k, l)) -> f4.[q] <- f4.[q] + q4 * z.[i] * z.[j] * z.[k] * z.[l])
+
+            let inv = 1.0 / float n
+
+            let t4 =
+                Population.assembleS4 r qs (Array.map ((*) inv) f4) (Array2D.map ((*) inv) f4z2) (f4s * inv)
+
+            let t2 =
+                Array.init (r * r) (fun idx ->
+                    let a, b = idx / r, idx % r
+
+                    (if a <= b then f2.[a, b] else f2.[b, a]) * inv
+                    - (if a = b then f2s * inv else 0.0))
+
+            assertAllClose summed t4 fast.Projected.T4 "T4"
+            assertAllClose summed t2 fast.Projected.T2 "T2")
+
+[<Property>]
+let ``merging moment sums equals one pass over both parts`` () =
+    Prop.forAll cases (fun c ->
+        let n, d = c.Data.Count, c.Data.Dimension
+        let tf = transformFor c.Model
+        let cut = n / 3
+
+        let part lo hi =
+            Array2D.init (hi - lo) d (fun r t -> c.Data.X.[lo + r, t]), c.Data.Y.[lo .. hi - 1]
+
+        let xa, ya = part 0 cut
+        let xb, yb = part cut n
+        let whole = MomentSums.second tf c.Data.X c.Data.Y
+
+        let merged =
+            MomentSums.mergeSecond (MomentSums.second tf xa ya) (MomentSums.second tf xb yb)
+
+        Assert.Equal(whole.Count, merged.Count)
+        assertClose summed whole.SumQ2 merged.SumQ2 "ΣQ2"
+        assertAllClose summed whole.Sums merged.Sums "ΣQ2xxᵀ"
+        let r = min c.Model.Experts d
+        let u = Array2D.init d r (fun t a -> if t = a then 1.0 else 0.0)
+        let wholeP = MomentSums.projected tf u c.Data.X c.Data.Y
+
+        let mergedP =
+            MomentSums.mergeProjected (MomentSums.projected tf u xa ya) (MomentSums.projected tf u xb yb)
+
+        Assert.Equal(wholeP.Count, mergedP.Count)
+        assertAllClose summed wholeP.F4 mergedP.F4 "ΣQ4 zzzz"
+        assertAllClose summed wholeP.F4z2 mergedP.F4z2 "ΣQ4 zz"
+        assertAllClose summed wholeP.F2 mergedP.F2 "ΣQ2 zz"
+        // The empty sums are the identity of the merge.
+        Assert.Equal<float[]>(whole.Sums, (MomentSums.mergeSecond (MomentSums.emptySecond d) whole).Sums))
+
+[<Fact>]
+let ``moments streamed from a CSV in chunks equal the in-memory moments`` () =
+    let truth = GroundTruth.random 3 8 Activation.Relu 0.1 1.0 true 9L
+    let data = Sampler.sample truth 20_000 4L
+    let path = Path.GetTempFileName()
+
+    try
+        DataCsv.save path data
+        let tf = OutputTransforms.bounded Activation.Relu 0.1
+        let chunks = DataCsv.loadChunks path 3_000
+
+        Assert.Equal<int[]>(
+            [| 3000; 3000; 3000; 3000; 3000; 3000; 2000 |],
+            chunks |> Seq.map (fun c -> c.Count) |> Seq.toArray
+        )
+
+        let streamed = SubspaceL4.momentsOfChunks tf 3 chunks
+        let inMemory = SubspaceL4.moments tf 3 data.X data.Y
+
+        assertAllClose summed (Seq.cast<float> inMemory.SecondMoment) (Seq.cast<float> streamed.SecondMoment) "M2"
+
+        assertAllClose summed inMemory.Projected.T4 streamed.Projected.T4 "T4"
+        assertAllClose summed inMemory.Projected.T2 streamed.Projected.T2 "T2"
+    finally
+        File.Delete path
+
+[<Fact>]
+let ``chunked CSV reading reports bad rows with their line like the whole-file reader`` () =
+    let text = "x1,y\n1,2\n3,4\n5,oops\n"
+    let chunks = DataCsv.readChunks (new StringReader(text)) "t.csv" 2
+    let e = Assert.Throws<InvalidDataException>(fun () -> chunks |> Seq.iter ignore)
+    Assert.Equal("t.csv: line 4, column 2: 'oops' is not a number.", e.Message)
+
+    Assert.Throws<InvalidDataException>(fun () ->
+        DataCsv.readChunks (new StringReader("x1,y\n")) "e.csv" 5 |> Seq.iter ignore)
+    |> ignore

@@ -1,0 +1,321 @@
+/// Scalar reference implementations of the fused kernels: the straightforward loops they replaced, kept verbatim
+/// (one sample at a time, 2-D indexing, no chunks) so the tests can compare the fast code against them.
+module MoE.Core.Tests.Reference
+
+open System
+open MathNet.Numerics.LinearAlgebra
+open MoE.Core
+
+let private projections (a: float[,]) (x: float[,]) : float[,] =
+    let n, k, d = x.GetLength 0, a.GetLength 0, a.GetLength 1
+    Array2D.init n k (fun r i -> Seq.sum (seq { for t in 0 .. d - 1 -> a.[i, t] * x.[r, t] }))
+
+let private weightedSse (g: Activation) (v: float[]) (x: float[,]) (y: float[]) (weight: int -> float) =
+    let n, d = x.GetLength 0, x.GetLength 1
+    let mutable total = 0.0
+
+    for r in 0 .. n - 1 do
+        let w = weight r
+
+        if w > 0.0 then
+            let mutable s = 0.0
+
+            for t in 0 .. d - 1 do
+                s <- s + v.[t] * x.[r, t]
+
+            let e = y.[r] - g.Value s
+            total <- total + w * e * e
+
+    total
+
+
+let private weightedNormal (x: float[,]) (weights: int -> float) (targets: int -> float) =
+    let n, d = x.GetLength 0, x.GetLength 1
+    let gram = Array2D.zeroCreate d d
+    let rhs = Array.zeroCreate d
+
+    for r in 0 .. n - 1 do
+        let w = weights r
+
+        if w <> 0.0 then
+            let tr = targets r
+
+            for i in 0 .. d - 1 do
+                let wi = w * x.[r, i]
+                rhs.[i] <- rhs.[i] + wi * tr
+
+                for j in i .. d - 1 do
+                    gram.[i, j] <- gram.[i, j] + wi * x.[r, j]
+
+    for i in 0 .. d - 1 do
+        for j in 0 .. i - 1 do
+            gram.[i, j] <- gram.[j, i]
+
+    gram, rhs
+
+/// Solves (G + εI)δ = b with ε = 1e-12·(trace G/d + 1e-300): a guard for experts with almost no weight.
+let private solveSpd (gram: float[,]) (rhs: float[]) =
+    let d = rhs.Length
+    let trace = Seq.sum (seq { for i in 0 .. d - 1 -> gram.[i, i] })
+
+    let g =
+        Matrix<float>.Build.DenseOfArray(gram)
+        + Matrix<float>.Build.DenseIdentity(d) * (1e-12 * trace / float d + 1e-300)
+
+    g.Solve(Vector<float>.Build.DenseOfArray rhs).ToArray()
+
+/// <summary>One EM iteration on the full likelihood: posterior E-step; weighted least squares for identity
+/// experts (Gauss–Newton steps with step halving for the others); σ² = posterior-weighted residual mean square
+/// when estimated; one damped Newton step of weighted multinomial logistic regression for the gate. Each M-step
+/// increases the expected complete log-likelihood, so the likelihood does not decrease (GEM).</summary>
+let emStep (model: MoeModel) (x: float[,]) (y: float[]) (estimateSigma: bool) : MoeModel =
+    let n, k, d = y.Length, model.Experts, model.Dimension
+    let g = model.Activation
+    let post = MoeModel.responsibilities model x y
+    let a = Array2D.copy model.Regressors
+
+    let current = projections a x
+
+    for i in 0 .. k - 1 do
+        let ai = Array.init d (fun t -> a.[i, t])
+
+        let updated =
+            match g with
+            | Identity ->
+                let gram, rhs = weightedNormal x (fun r -> post.[r, i]) (fun r -> y.[r])
+                solveSpd gram rhs
+            | _ ->
+                let s = Array.init n (fun r -> current.[r, i])
+
+                let sse (v: float[]) =
+                    weightedSse g v x y (fun r -> post.[r, i])
+
+                let gram, rhs =
+                    weightedNormal x (fun r -> let gd = g.Derivative s.[r] in post.[r, i] * gd * gd) (fun r ->
+                        let gd = g.Derivative s.[r] in if gd = 0.0 then 0.0 else (y.[r] - g.Value s.[r]) / gd)
+
+                let step = solveSpd gram rhs
+                let before = sse ai
+                let mutable t = 1.0
+                let mutable result = ai
+                let mutable searching = true
+
+                while searching && t > 1e-6 do
+                    let candidate = Array.init d (fun j -> ai.[j] + t * step.[j])
+
+                    if sse candidate <= before then
+                        result <- candidate
+                        searching <- false
+                    else
+                        t <- t * 0.5
+
+                result
+
+        for t in 0 .. d - 1 do
+            a.[i, t] <- updated.[t]
+
+    let sigma =
+        if estimateSigma then
+            let updated = projections a x
+            let mutable s = 0.0
+
+            for r in 0 .. n - 1 do
+                for i in 0 .. k - 1 do
+                    let e = y.[r] - g.Value updated.[r, i]
+                    s <- s + post.[r, i] * e * e
+
+            max (sqrt (s / float n)) 1e-12
+        else
+            model.Sigma
+
+    // Gate: maximise Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W) by one damped Newton step.
+    let km1 = k - 1
+    let dim = km1 * d
+
+    let probabilities (w: float[,]) =
+        MoeModel.gateProbabilities { model with Gating = w } x
+
+    let q (w: float[,]) =
+        let p = probabilities w
+
+        let mutable total = 0.0
+
+        for r in 0 .. n - 1 do
+            for i in 0 .. k - 1 do
+                if post.[r, i] > 0.0 then
+                    total <- total + post.[r, i] * log (max p.[r, i] 1e-300)
+
+        total
+
+    let w0 = model.Gating
+    let p = probabilities w0
+    let grad = Array.zeroCreate dim
+    let hess = Array2D.zeroCreate dim dim
+
+    for r in 0 .. n - 1 do
+        for j in 0 .. km1 - 1 do
+            let gj = post.[r, j] - p.[r, j]
+
+            for t in 0 .. d - 1 do
+                grad.[j * d + t] <- grad.[j * d + t] + gj * x.[r, t]
+
+            for l in j .. km1 - 1 do
+                let c = p.[r, j] * ((if j = l then 1.0 else 0.0) - p.[r, l])
+
+                for t in 0 .. d - 1 do
+                    let ct = c * x.[r, t]
+
+                    for u in 0 .. d - 1 do
+                        hess.[j * d + t, l * d + u] <- hess.[j * d + t, l * d + u] + ct * x.[r, u]
+
+    for j in 0 .. km1 - 1 do
+        for l in 0 .. j - 1 do
+            for t in 0 .. d - 1 do
+                for u in 0 .. d - 1 do
+                    hess.[j * d + t, l * d + u] <- hess.[l * d + u, j * d + t]
+
+    let step = solveSpd hess grad
+    let before = q w0
+    let mutable tStep = 1.0
+    let mutable w = w0
+    let mutable searching = true
+
+    while searching && tStep > 1e-6 do
+        let candidate = Array2D.init km1 d (fun j t -> w0.[j, t] + tStep * step.[j * d + t])
+
+        if q candidate >= before then
+            w <- candidate
+            searching <- false
+        else
+            tStep <- tStep * 0.5
+
+    MoeModel.create a w g sigma
+
+/// <summary>M2, U (top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue|) and the projected moments,
+/// in two passes over the data, for the given output transform (centred polynomial or bounded).</summary>
+let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) : SubspaceMoments =
+    let n, d = x.GetLength 0, x.GetLength 1
+
+    if rank < 1 || rank > d then
+        raise (ArgumentOutOfRangeException("rank", rank, sprintf "The subspace rank must be in 1..d = %d." d))
+
+    let tf = transform
+    // Pass 1: Σ Q2·x xᵀ (upper triangle) and Σ Q2.
+    let m2 = Array2D.zeroCreate d d
+    let mutable sumQ2 = 0.0
+
+    for row in 0 .. n - 1 do
+        let q2 = tf.Q2 y.[row]
+        sumQ2 <- sumQ2 + q2
+
+        for i in 0 .. d - 1 do
+            let qi = q2 * x.[row, i]
+
+            for j in i .. d - 1 do
+                m2.[i, j] <- m2.[i, j] + qi * x.[row, j]
+
+    let inv = 1.0 / float n
+
+    let second =
+        Array2D.init d d (fun i j ->
+            let v =
+                (if i <= j then m2.[i, j] else m2.[j, i]) * inv
+                - (if i = j then sumQ2 * inv else 0.0)
+
+            v / tf.CPrime)
+
+    for v in Seq.cast<float> second do
+        if not (Double.IsFinite v) then
+            raise (NonFiniteException("l4", 0, v))
+
+    // Eigenvectors do not change under scaling; normalising keeps the decomposition well scaled whatever y's units.
+    let largest = Seq.cast<float> second |> Seq.map abs |> Seq.max
+
+    let normalised =
+        if largest > 0.0 then
+            Array2D.map (fun v -> v / largest) second
+        else
+            second
+
+    let evd = Matrix<float>.Build.DenseOfArray(normalised).Evd(Symmetricity.Symmetric)
+    let values = evd.EigenValues |> Seq.map (fun c -> c.Real) |> Seq.toArray
+
+    let order =
+        [| 0 .. d - 1 |] |> Array.sortBy (fun i -> -abs values.[i]) |> Array.take rank
+
+    let u = Array2D.init d rank (fun t a -> evd.EigenVectors.[t, order.[a]])
+    // Pass 2: projected moments of centred Q4 and Q2.
+    let r = rank
+    let qs = Population.quads r
+    let f4 = Array.zeroCreate qs.Length
+    let f4z2 = Array2D.zeroCreate r r
+    let f2 = Array2D.zeroCreate r r
+    let mutable f4s = 0.0
+    let mutable f2s = 0.0
+    let z = Array.zeroCreate r
+    let zz = Array2D.zeroCreate r r
+
+    for row in 0 .. n - 1 do
+        for a in 0 .. r - 1 do
+            let mutable s = 0.0
+
+            for t in 0 .. d - 1 do
+                s <- s + u.[t, a] * x.[row, t]
+
+            z.[a] <- s
+
+        let q4 = tf.Q4 y.[row]
+        let q2 = tf.Q2 y.[row]
+        f4s <- f4s + q4
+        f2s <- f2s + q2
+
+        for i in 0 .. r - 1 do
+            for j in i .. r - 1 do
+                let zij = z.[i] * z.[j]
+                zz.[i, j] <- zij
+                f4z2.[i, j] <- f4z2.[i, j] + q4 * zij
+                f2.[i, j] <- f2.[i, j] + q2 * zij
+
+        for q in 0 .. qs.Length - 1 do
+            let struct (i, j, k, l) = qs.[q]
+            f4.[q] <- f4.[q] + q4 * zz.[i, j] * zz.[k, l]
+
+    let scale (m: float[,]) = Array2D.map (fun v -> v * inv) m
+
+    let t4 =
+        Population.assembleS4 r qs (Array.map (fun v -> v * inv) f4) (scale f4z2) (f4s * inv)
+
+    for v in t4 do
+        if not (Double.IsFinite v) then
+            raise (NonFiniteException("l4", 0, v))
+
+    let f2m = scale f2
+
+    let t2 =
+        Array.init (r * r) (fun idx ->
+            let a, b = idx / r, idx % r in
+            (if a <= b then f2m.[a, b] else f2m.[b, a]) - (if a = b then f2s * inv else 0.0))
+
+    {
+        SecondMoment = second
+        Projected =
+            {
+                Basis = u
+                T4 = t4
+                T2 = t2
+                GateMasses = [||]
+                // Population.l4 reads only C and C' from the coefficients.
+                Coefficients =
+                    {
+                        Alpha = nan
+                        Beta = nan
+                        Gamma = nan
+                        Delta = nan
+                        C = tf.C
+                        CPrime = tf.CPrime
+                        Q4Mean = 0.0
+                        Q2Mean = 0.0
+                        Sigma = nan
+                    }
+            }
+    }
