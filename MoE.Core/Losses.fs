@@ -111,66 +111,87 @@ module Losses =
             Array2D.init k k (fun i j -> Seq.sum (seq { for t in 0 .. d - 1 -> a.[i, t] * a.[j, t] }))
 
         let norms = Array.init k (fun i -> g.[i, i])
-        let s = Array.zeroCreate<float> k
-        let coef = Array.zeroCreate<float> k
-        let p = Array2D.zeroCreate<float> k d // Σ C_l x
-        let r = Array2D.zeroCreate<float> k d // Σ ρ s_l x
-        let qss = Array2D.zeroCreate<float> k k // Σ q s_i s_j
-        let mutable sumQ = 0.0
-        let mutable sumRho = 0.0
-        let m = Array.zeroCreate<float> k // Σ ρ (s_i² − n_i)
-        let mutable v1 = 0.0 // Σ q Σ_{i≠j} T(i,j)
-        let mutable v2 = 0.0 // Σ q Σ_i (s_i⁴ − 6 n_i s_i² + 3 n_i²)
+        // One fused pass in row chunks over all cores (Chunks): per chunk the sums
+        // [Σq, Σρ, v1, v2 | m (k) | qss (k·k) | p = Σ C_l x (k·d) | r = Σ ρ s_l x (k·d)], added in chunk order.
+        let oM, oQss = 4, 4 + k
+        let oP = oQss + k * k
+        let oR = oP + k * d
+        let length = oR + k * d
+        let _, chunkCount = Chunks.chunking n
+        let partials = Array.zeroCreate<float[]> chunkCount
 
-        for row in 0 .. n - 1 do
-            for i in 0 .. k - 1 do
-                let mutable acc = 0.0
+        Chunks.forChunks n (fun chunk lo hi ->
+            let acc = Array.zeroCreate<float> length
+            let s = Array.zeroCreate<float> k
+            let coef = Array.zeroCreate<float> k
+            let xs = Chunks.flat x
+            let am = Chunks.flat a
 
-                for t in 0 .. d - 1 do
-                    acc <- acc + a.[i, t] * x.[row, t]
+            for row in lo .. hi - 1 do
+                let xr = xs.Slice(row * d, d)
 
-                s.[i] <- acc
+                for i in 0 .. k - 1 do
+                    s.[i] <- System.Numerics.Tensors.TensorPrimitives.Dot(am.Slice(i * d, d), xr)
 
-            let yv = y.[row]
-            let q = (Transforms.q4 coefficients yv - q4Shift) / coefficients.C
-            let rho = (Transforms.q2 coefficients yv - q2Shift) / coefficients.CPrime
-            sumQ <- sumQ + q
-            sumRho <- sumRho + rho
+                let yv = y.[row]
+                let q = (Transforms.q4 coefficients yv - q4Shift) / coefficients.C
+                let rho = (Transforms.q2 coefficients yv - q2Shift) / coefficients.CPrime
+                acc.[0] <- acc.[0] + q
+                acc.[1] <- acc.[1] + rho
 
-            for l in 0 .. k - 1 do
-                let sl = s.[l]
-                let nl = norms.[l]
-                m.[l] <- m.[l] + rho * (sl * sl - nl)
-                v2 <- v2 + q * (sl * sl * sl * sl - 6.0 * nl * sl * sl + 3.0 * nl * nl)
-                let mutable c = -mu * (4.0 * sl * sl * sl - 12.0 * nl * sl)
+                for l in 0 .. k - 1 do
+                    let sl = s.[l]
+                    let nl = norms.[l]
+                    acc.[oM + l] <- acc.[oM + l] + rho * (sl * sl - nl)
+                    acc.[3] <- acc.[3] + q * (sl * sl * sl * sl - 6.0 * nl * sl * sl + 3.0 * nl * nl)
+                    let mutable c = -mu * (4.0 * sl * sl * sl - 12.0 * nl * sl)
 
-                for j in 0 .. k - 1 do
-                    let sj = s.[j]
-                    qss.[l, j] <- qss.[l, j] + q * sl * sj
+                    for j in 0 .. k - 1 do
+                        let sj = s.[j]
+                        acc.[oQss + l * k + j] <- acc.[oQss + l * k + j] + q * sl * sj
 
-                    if j <> l then
-                        let glj = g.[l, j]
-                        let nj = norms.[j]
+                        if j <> l then
+                            let glj = g.[l, j]
+                            let nj = norms.[j]
 
-                        v1 <-
-                            v1
-                            + q
-                              * (sl * sl * sj * sj - nl * sj * sj - 4.0 * sl * sj * glj - nj * sl * sl
-                                 + nl * nj
-                                 + 2.0 * glj * glj)
+                            acc.[2] <-
+                                acc.[2]
+                                + q
+                                  * (sl * sl * sj * sj - nl * sj * sj - 4.0 * sl * sj * glj - nj * sl * sl
+                                     + nl * nj
+                                     + 2.0 * glj * glj)
 
-                        c <- c + 2.0 * (2.0 * sl * sj * sj - 4.0 * sj * glj - 2.0 * nj * sl)
+                            c <- c + 2.0 * (2.0 * sl * sj * sj - 4.0 * sj * glj - 2.0 * nj * sl)
 
-                coef.[l] <- q * c
+                    coef.[l] <- q * c
 
-            for l in 0 .. k - 1 do
-                let cl = coef.[l]
-                let rl = rho * s.[l]
+                for l in 0 .. k - 1 do
+                    let pl = Span<float>(acc, oP + l * d, d)
 
-                for t in 0 .. d - 1 do
-                    let xt = x.[row, t]
-                    p.[l, t] <- p.[l, t] + cl * xt
-                    r.[l, t] <- r.[l, t] + rl * xt
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(
+                        xr,
+                        coef.[l],
+                        ReadOnlySpan<float>(acc, oP + l * d, d),
+                        pl
+                    )
+
+                    let rl = Span<float>(acc, oR + l * d, d)
+
+                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(
+                        xr,
+                        rho * s.[l],
+                        ReadOnlySpan<float>(acc, oR + l * d, d),
+                        rl
+                    )
+
+            partials.[chunk] <- acc)
+
+        let total = Chunks.reduce partials
+        let sumQ, sumRho, v1, v2 = total.[0], total.[1], total.[2], total.[3]
+        let m = Array.sub total oM k
+        let qss = Array2D.init k k (fun l j -> total.[oQss + l * k + j])
+        let p = Array2D.init k d (fun l t -> total.[oP + l * d + t])
+        let r = Array2D.init k d (fun l t -> total.[oR + l * d + t])
 
         let inv = 1.0 / float n
         let meanQ = sumQ * inv

@@ -124,6 +124,17 @@ let ``kernel results are bit-identical from run to run`` () =
     for r in runs do
         Assert.Equal(runs.[0], r)
 
+[<Property>]
+let ``the multi-core empirical L4 equals the scalar reference`` () =
+    Prop.forAll cases (fun c ->
+        let m = c.Model
+        let coefficients = Coefficients.solve m.Activation m.Sigma
+        let weights = L4Weights.create 0.1 10.0 0.01 true
+        let fast = Losses.l4 coefficients weights m.Regressors c.Data.X c.Data.Y
+        let slow = Reference.l4 coefficients weights m.Regressors c.Data.X c.Data.Y
+        assertClose summed slow.Value fast.Value "L4"
+        assertAllClose summed (Seq.cast<float> slow.Gradient) (Seq.cast<float> fast.Gradient) "gradient")
+
 // ---- Moment sums ----
 
 let private transformFor (m: MoeModel) =

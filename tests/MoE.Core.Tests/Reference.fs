@@ -319,3 +319,125 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
                     }
             }
     }
+
+/// The empirical L4 and its gradient, one sample at a time (the loop Losses.l4 replaced).
+let l4
+    (coefficients: TransformCoefficients)
+    (weights: L4Weights)
+    (regressors: float[,])
+    (x: float[,])
+    (y: float[])
+    : LossEvaluation =
+    let k = regressors.GetLength 0
+    let d = regressors.GetLength 1
+    let n = y.Length
+    let a = regressors
+    let mu, lambda = weights.Mu, weights.Lambda
+    let q4Shift = if weights.Centred then coefficients.Q4Mean else 0.0
+    let q2Shift = if weights.Centred then coefficients.Q2Mean else 0.0
+    // Gram matrix and squared norms.
+    let g =
+        Array2D.init k k (fun i j -> Seq.sum (seq { for t in 0 .. d - 1 -> a.[i, t] * a.[j, t] }))
+
+    let norms = Array.init k (fun i -> g.[i, i])
+    let s = Array.zeroCreate<float> k
+    let coef = Array.zeroCreate<float> k
+    let p = Array2D.zeroCreate<float> k d // Σ C_l x
+    let r = Array2D.zeroCreate<float> k d // Σ ρ s_l x
+    let qss = Array2D.zeroCreate<float> k k // Σ q s_i s_j
+    let mutable sumQ = 0.0
+    let mutable sumRho = 0.0
+    let m = Array.zeroCreate<float> k // Σ ρ (s_i² − n_i)
+    let mutable v1 = 0.0 // Σ q Σ_{i≠j} T(i,j)
+    let mutable v2 = 0.0 // Σ q Σ_i (s_i⁴ − 6 n_i s_i² + 3 n_i²)
+
+    for row in 0 .. n - 1 do
+        for i in 0 .. k - 1 do
+            let mutable acc = 0.0
+
+            for t in 0 .. d - 1 do
+                acc <- acc + a.[i, t] * x.[row, t]
+
+            s.[i] <- acc
+
+        let yv = y.[row]
+        let q = (Transforms.q4 coefficients yv - q4Shift) / coefficients.C
+        let rho = (Transforms.q2 coefficients yv - q2Shift) / coefficients.CPrime
+        sumQ <- sumQ + q
+        sumRho <- sumRho + rho
+
+        for l in 0 .. k - 1 do
+            let sl = s.[l]
+            let nl = norms.[l]
+            m.[l] <- m.[l] + rho * (sl * sl - nl)
+            v2 <- v2 + q * (sl * sl * sl * sl - 6.0 * nl * sl * sl + 3.0 * nl * nl)
+            let mutable c = -mu * (4.0 * sl * sl * sl - 12.0 * nl * sl)
+
+            for j in 0 .. k - 1 do
+                let sj = s.[j]
+                qss.[l, j] <- qss.[l, j] + q * sl * sj
+
+                if j <> l then
+                    let glj = g.[l, j]
+                    let nj = norms.[j]
+
+                    v1 <-
+                        v1
+                        + q
+                          * (sl * sl * sj * sj - nl * sj * sj - 4.0 * sl * sj * glj - nj * sl * sl
+                             + nl * nj
+                             + 2.0 * glj * glj)
+
+                    c <- c + 2.0 * (2.0 * sl * sj * sj - 4.0 * sj * glj - 2.0 * nj * sl)
+
+            coef.[l] <- q * c
+
+        for l in 0 .. k - 1 do
+            let cl = coef.[l]
+            let rl = rho * s.[l]
+
+            for t in 0 .. d - 1 do
+                let xt = x.[row, t]
+                p.[l, t] <- p.[l, t] + cl * xt
+                r.[l, t] <- r.[l, t] + rl * xt
+
+    let inv = 1.0 / float n
+    let meanQ = sumQ * inv
+    let meanRho = sumRho * inv
+    let mutable value = (v1 - mu * v2) * inv
+    let mutable ridgeTerm = 0.0
+
+    for i in 0 .. k - 1 do
+        let mi = m.[i] * inv
+        value <- value + lambda * (mi - 1.0) * (mi - 1.0)
+        ridgeTerm <- ridgeTerm + norms.[i]
+
+    value <- value + 0.5 * weights.Ridge * ridgeTerm
+    let grad = Array2D.zeroCreate k d
+
+    for l in 0 .. k - 1 do
+        let ml = m.[l] * inv
+        let nl = norms.[l]
+        // Coefficient of a_l itself: t1's 2Σ_{j≠l}(2n_j q̄ − 2 mean[q s_j²]), t2's −μ(12 n_l q̄ − 12 mean[q s_l²]),
+        // λ's −4λ(M_l − 1) ρ̄, and the ridge.
+        let mutable self =
+            -mu * (12.0 * nl * meanQ - 12.0 * qss.[l, l] * inv)
+            - 4.0 * lambda * (ml - 1.0) * meanRho
+            + weights.Ridge
+
+        for j in 0 .. k - 1 do
+            if j <> l then
+                self <- self + 2.0 * (2.0 * norms.[j] * meanQ - 2.0 * qss.[j, j] * inv)
+
+        for t in 0 .. d - 1 do
+            let mutable gt =
+                p.[l, t] * inv + self * a.[l, t] + 4.0 * lambda * (ml - 1.0) * r.[l, t] * inv
+
+            for j in 0 .. k - 1 do
+                if j <> l then
+                    // t1's 2Σ_{j≠l}(4G_lj q̄ − 4 mean[q s_l s_j]) a_j
+                    gt <- gt + 2.0 * (4.0 * g.[l, j] * meanQ - 4.0 * qss.[l, j] * inv) * a.[j, t]
+
+            grad.[l, t] <- gt
+
+    { Value = value; Gradient = grad }
