@@ -4,4 +4,5 @@ open System.Runtime.CompilerServices
 
 [<assembly: InternalsVisibleTo("MoE.Core.Tests")>]
 [<assembly: InternalsVisibleTo("MoE.Api")>]
+[<assembly: InternalsVisibleTo("MoE.Bench")>]
 do ()

@@ -466,6 +466,9 @@ module Learner =
         let scaled = timed timings "scales" (fun () -> Polish.fitScales gated x y)
         timed timings "gating" (fun () -> fitGating scaled)
 
+    /// Rows the provisional run of σ estimation uses at most.
+    let private provisionalRows = 100_000
+
     /// Posterior-weighted residual RMS: the σ a fitted model implies for the data.
     let private impliedSigma (model: MoeModel) (x: float[,]) (y: float[]) =
         let post = MoeModel.responsibilities model x y
@@ -489,8 +492,9 @@ module Learner =
     /// <returns>The model, the trace, the stop reason and the stage timings.</returns>
     /// <exception cref="T:MoE.Core.NonFiniteException">A loss or gradient became NaN or infinite.</exception>
     /// <exception cref="T:System.OperationCanceledException">The token was cancelled.</exception>
-    /// <remarks>σ, when not given, is estimated: a provisional σ₀ = 0.1·sd(y) drives the L4 and gating stages, the
-    /// fitted model's posterior-weighted residual RMS σ₁ then re-runs them, and EM updates σ to convergence.</remarks>
+    /// <remarks>σ, when not given, is estimated: a provisional σ₀ = 0.1·sd(y) drives the L4 and gating stages on a
+    /// seeded subsample of at most 100k rows, the fitted model's posterior-weighted residual RMS σ₁ then re-runs them
+    /// on all the data, and EM updates σ to convergence.</remarks>
     [<CompiledName("Fit")>]
     let fit (config: FitConfig) (data: Dataset) (context: RunContext) : FitResult =
         FitConfig.validate config
@@ -524,15 +528,25 @@ module Learner =
         let model, reason =
             match config.Method with
             | FitMethod.L4 ->
-                let first =
-                    paperStages config (defaultArg config.Sigma (0.1 * std y)) x y context timings
-
                 let staged =
-                    if estimate then
-                        let sigma1 = impliedSigma first x y
-                        paperStages config sigma1 x y context timings
-                    else
-                        first
+                    match config.Sigma with
+                    | Some sigma -> paperStages config sigma x y context timings
+                    | None ->
+                        // The provisional run only yields σ₁, which a subsample of 100k rows pins down to a
+                        // fraction of a percent; should the subsample be too small for L4 (collapse), the
+                        // provisional run falls back to all the data.
+                        let sigma0 = 0.1 * std y
+
+                        let provisional =
+                            let xs, ys = Polish.subsample provisionalRows config.Seed x y
+
+                            try
+                                let m = paperStages config sigma0 xs ys context timings
+                                impliedSigma m xs ys
+                            with :? NonFiniteException when ys.Length < y.Length ->
+                                impliedSigma (paperStages config sigma0 x y context timings) x y
+
+                        paperStages config provisional x y context timings
 
                 if config.Polish then
                     let m, _, r =
