@@ -41,6 +41,21 @@ module internal Kernels =
     let reduce = Chunks.reduce
     let inline flat (m: float[,]) = Chunks.flat m
 
+    /// The gate logits l_i = &lt;w_i, x&gt; (l_k = 0) into logits; returns max_i l_i (≥ 0).
+    let inline private logitsInto (ws: ReadOnlySpan<float>) (xr: ReadOnlySpan<float>) (logits: float[]) =
+        let d, km1 = xr.Length, logits.Length - 1
+        let mutable mx = 0.0
+
+        for i in 0 .. km1 - 1 do
+            let v = TensorPrimitives.Dot(ws.Slice(i * d, d), xr)
+            logits.[i] <- v
+
+            if v > mx then
+                mx <- v
+
+        logits.[km1] <- 0.0
+        mx
+
     /// acc[t, u] += c·x_t·x_u for t ≤ u (upper triangle of a d×d row-major block starting at offset).
     let inline rankOneUpper (acc: float[]) (offset: int) (stride: int) (c: float) (x: ReadOnlySpan<float>) =
         let d = x.Length
@@ -123,16 +138,7 @@ module internal Kernels =
 
         for r in lo .. hi - 1 do
             let xr = xs.Slice(r * d, d)
-            let mutable mx = 0.0
-
-            for i in 0 .. km1 - 1 do
-                let v = TensorPrimitives.Dot(ws.Slice(i * d, d), xr)
-                logits.[i] <- v
-
-                if v > mx then
-                    mx <- v
-
-            logits.[km1] <- 0.0
+            let mx = logitsInto ws xr logits
             // p_i = e_i/Σe with e_i = exp(l_i − max l); p(y|x) = Σ_i p_i N_i = (Σ e_i E_i / Σ e)·exp(m).
             let mutable sg = 0.0
             let mutable t = 0.0
@@ -263,16 +269,7 @@ module internal Kernels =
             let xr = xs.Slice(r * d, d)
             let yr = y.[r]
             // Gate.
-            let mutable mx = 0.0
-
-            for i in 0 .. km1 - 1 do
-                let v = TensorPrimitives.Dot(ws.Slice(i * d, d), xr)
-                logits.[i] <- v
-
-                if v > mx then
-                    mx <- v
-
-            logits.[km1] <- 0.0
+            let mx = logitsInto ws xr logits
             let mutable sg = 0.0
 
             for i in 0..km1 do
@@ -395,16 +392,7 @@ module internal Kernels =
 
             for r in lo .. hi - 1 do
                 let xr = xs.Slice(r * d, d)
-                let mutable mx = 0.0
-
-                for i in 0 .. km1 - 1 do
-                    let v = TensorPrimitives.Dot(ws.Slice(i * d, d), xr)
-                    logits.[i] <- v
-
-                    if v > mx then
-                        mx <- v
-
-                logits.[km1] <- 0.0
+                let mx = logitsInto ws xr logits
                 let mutable sg = 0.0
 
                 for i in 0..km1 do
