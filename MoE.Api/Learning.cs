@@ -161,9 +161,50 @@ public static class MoeLearner
         var context = new Core.RunContext(
             FuncConvert.FromAction<Core.TraceEntry>(e => progress?.Report(new FitProgress(e.Stage, e.Iteration, e.Loss))),
             cancellationToken);
+        return Run(() => Core.Learner.Fit(options.ToCore(), data.Inner, context));
+    }
+
+    /// <summary>
+    /// Fits a mixture of experts to a CSV file (<c>x1,…,xd,y</c>) that need not fit in memory: the file is read in
+    /// chunks, the L4 stage uses every row through mergeable moment sums, and the likelihood stages (σ, signs,
+    /// gating, EM polish) use a seeded uniform sample of at most <paramref name="maxRowsInMemory"/> rows. The file is
+    /// read three times. With no more rows than that, this is <see cref="Fit"/> on the whole file.
+    /// </summary>
+    /// <param name="path">The CSV file.</param>
+    /// <param name="options">The options; <see cref="FitOptions.Method"/> must be <see cref="FitMethod.L4"/> with the
+    /// subspace solver.</param>
+    /// <param name="maxRowsInMemory">Rows held in memory for the likelihood stages (and the chunk size).</param>
+    /// <param name="progress">Receives each stage's progress (optional).</param>
+    /// <param name="cancellationToken">Cancels the fit within one iteration.</param>
+    /// <returns>The fitted model, its trace and stage timings.</returns>
+    /// <exception cref="ArgumentException">Invalid options, or a method other than L4 with the subspace solver.</exception>
+    /// <exception cref="InvalidDataException">A malformed row (with its line and column).</exception>
+    /// <exception cref="FileNotFoundException">No such file.</exception>
+    /// <exception cref="FitDivergedException">A loss or gradient became NaN or infinite.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public static FitResult FitCsv(string path, FitOptions options, int maxRowsInMemory = 200_000,
+        IProgress<FitProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRowsInMemory, 1);
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"The data file '{path}' does not exist.", path);
+        }
+
+        var context = new Core.RunContext(
+            FuncConvert.FromAction<Core.TraceEntry>(e => progress?.Report(new FitProgress(e.Stage, e.Iteration, e.Loss))),
+            cancellationToken);
+        var chunks = Core.DataCsv.LoadChunks(path, maxRowsInMemory);
+        return Run(() => Core.Learner.FitChunks(options.ToCore(), chunks, maxRowsInMemory, context));
+    }
+
+    private static FitResult Run(Func<Core.FitResult> fit)
+    {
         try
         {
-            return new FitResult(Core.Learner.Fit(options.ToCore(), data.Inner, context));
+            return new FitResult(fit());
         }
         catch (Core.NonFiniteException e)
         {

@@ -414,7 +414,33 @@ module Learner =
         result
 
     /// The paper's stages at a given σ: L4, directions, signs, gating, scales.
-    let private paperStages
+    /// The transform the subspace solver uses at a given σ.
+    let private outputTransform (config: FitConfig) (sigma: float) =
+        match config.Transform with
+        | TransformKind.Bounded -> OutputTransforms.bounded config.Activation sigma
+        | TransformKind.Polynomial -> OutputTransforms.polynomial (Coefficients.solve config.Activation sigma)
+
+    /// Stage 1 on data in memory: the L4 estimate A at σ.
+    let private l4InMemory (config: FitConfig) (x: float[,]) (y: float[]) (context: RunContext) (sigma: float) =
+        let k, g = config.Experts, config.Activation
+
+        match config.L4Solver with
+        | L4SolverKind.Subspace ->
+            let moments = SubspaceL4.moments (outputTransform config sigma) k x y
+
+            let a, _, _ =
+                SubspaceL4.solve moments config.Weights k config.Restarts config.Seed context
+
+            a
+        | L4SolverKind.Sgd ->
+            let a, _ =
+                sgdL4 (Coefficients.solve g sigma) config.Weights config.L4Sgd k config.Seed x y context
+
+            a
+
+    /// The paper's stages at a given σ, with stage 1 given: L4, directions, signs, gating, scales.
+    let private paperStagesFrom
+        (l4: float -> float[,])
         (config: FitConfig)
         (sigma: float)
         (x: float[,])
@@ -422,29 +448,8 @@ module Learner =
         (context: RunContext)
         (timings: ResizeArray<StageTiming>)
         =
-        let k, g = config.Experts, config.Activation
-
-        let a =
-            timed timings "l4" (fun () ->
-                match config.L4Solver with
-                | L4SolverKind.Subspace ->
-                    let transform =
-                        match config.Transform with
-                        | TransformKind.Bounded -> OutputTransforms.bounded g sigma
-                        | TransformKind.Polynomial -> OutputTransforms.polynomial (Coefficients.solve g sigma)
-
-                    let moments = SubspaceL4.moments transform k x y
-
-                    let a, _, _ =
-                        SubspaceL4.solve moments config.Weights k config.Restarts config.Seed context
-
-                    a
-                | L4SolverKind.Sgd ->
-                    let a, _ =
-                        sgdL4 (Coefficients.solve g sigma) config.Weights config.L4Sgd k config.Seed x y context
-
-                    a)
-
+        let g = config.Activation
+        let a = timed timings "l4" (fun () -> l4 sigma)
         let directions = timed timings "directions" (fun () -> SubspaceL4.directions a)
 
         for v in Seq.cast<float> directions do
@@ -465,6 +470,10 @@ module Learner =
 
         let scaled = timed timings "scales" (fun () -> Polish.fitScales gated x y)
         timed timings "gating" (fun () -> fitGating scaled)
+
+    /// The paper's stages at a given σ on data in memory.
+    let private paperStages config sigma (x: float[,]) (y: float[]) context timings =
+        paperStagesFrom (l4InMemory config x y context) config sigma x y context timings
 
     /// Rows the provisional run of σ estimation uses at most.
     let private provisionalRows = 100_000
@@ -601,3 +610,129 @@ module Learner =
             StopReason = reason
             Timings = timings.ToArray()
         }
+
+    /// <summary>A seeded uniform sample of at most <paramref name="rows"/> rows of data that arrive in chunks
+    /// (reservoir sampling, Vitter's Algorithm R), and the total row count: one pass, holding the sample and one
+    /// chunk.</summary>
+    /// <exception cref="T:System.ArgumentException">No rows, or chunks of different dimensions.</exception>
+    [<CompiledName("Reservoir")>]
+    let reservoir (rows: int) (seed: int64) (chunks: seq<Dataset>) : Dataset * int64 =
+        Guard.positiveInt "rows" rows
+        Guard.notNull "chunks" chunks
+        let rng = Rng.stream seed 11L
+        let mutable x: float[,] = null
+        let y = Array.zeroCreate rows
+        let mutable seen = 0L
+
+        for chunk in chunks do
+            if isNull x then
+                x <- Array2D.zeroCreate rows chunk.Dimension
+            elif chunk.Dimension <> x.GetLength 1 then
+                invalidArg
+                    "chunks"
+                    (sprintf "A chunk has d = %d columns after chunks of d = %d." chunk.Dimension (x.GetLength 1))
+
+            for r in 0 .. chunk.Count - 1 do
+                // Row t (0-based) replaces a uniform slot with probability rows/(t+1).
+                let slot =
+                    if seen < int64 rows then
+                        int seen
+                    else
+                        let j = int64 (rng.NextDouble() * float (seen + 1L))
+                        if j < int64 rows then int j else -1
+
+                if slot >= 0 then
+                    for t in 0 .. chunk.Dimension - 1 do
+                        x.[slot, t] <- chunk.X.[r, t]
+
+                    y.[slot] <- chunk.Y.[r]
+
+                seen <- seen + 1L
+
+        if seen = 0L then
+            invalidArg "chunks" "The chunk source yielded no rows."
+
+        let m = int (min seen (int64 rows))
+
+        let sample =
+            if m = rows then
+                { X = x; Y = y }
+            else
+                {
+                    X = Array2D.init m (x.GetLength 1) (fun i t -> x.[i, t])
+                    Y = Array.sub y 0 m
+                }
+
+        sample, seen
+
+    /// <summary>
+    /// Fits data that need not fit in memory, arriving in chunks (e.g. <c>DataCsv.loadChunks</c>): the L4 stage
+    /// uses every row through the mergeable moment sums (two passes over the chunks), and the likelihood stages
+    /// (σ estimation, signs, gating, scales, EM polish) use a seeded uniform sample of at most
+    /// <paramref name="maxRows"/> rows (one more pass). Memory: the sample plus one chunk. When the data have no
+    /// more than maxRows rows this is <c>fit</c> on all of them.
+    /// </summary>
+    /// <param name="config">The configuration; the L4 method with the subspace solver (the one whose data are
+    /// moments).</param>
+    /// <param name="chunks">The data, re-enumerable: each enumeration must yield the same rows.</param>
+    /// <param name="maxRows">Rows held in memory for the likelihood stages.</param>
+    /// <param name="context">Progress callback and cancellation.</param>
+    [<CompiledName("FitChunks")>]
+    let fitChunks (config: FitConfig) (chunks: seq<Dataset>) (maxRows: int) (context: RunContext) : FitResult =
+        FitConfig.validate config
+        Guard.positiveInt "maxRows" maxRows
+
+        if config.Method <> FitMethod.L4 || config.L4Solver <> L4SolverKind.Subspace then
+            invalidArg
+                "config"
+                "Fitting from chunks needs Method = L4 with the subspace solver (its data are moment sums); the baselines and the SGD solver need the data in memory."
+
+        let sample, total = reservoir maxRows config.Seed chunks
+
+        if total <= int64 maxRows then
+            fit config sample context
+        else
+            let x, y = sample.X, sample.Y
+            let k = config.Experts
+            let timings = ResizeArray<StageTiming>()
+            let trace = ResizeArray<TraceEntry>()
+
+            let context =
+                { context with
+                    Progress =
+                        fun entry ->
+                            trace.Add entry
+                            context.Progress entry
+                }
+
+            let fromAllRows (sigma: float) =
+                let moments = SubspaceL4.momentsOfChunks (outputTransform config sigma) k chunks
+
+                let a, _, _ =
+                    SubspaceL4.solve moments config.Weights k config.Restarts config.Seed context
+
+                a
+
+            let sigma =
+                match config.Sigma with
+                | Some s -> s
+                | None -> impliedSigma (paperStages config (0.1 * std y) x y context timings) x y
+
+            let staged = paperStagesFrom fromAllRows config sigma x y context timings
+
+            let model, reason =
+                if config.Polish then
+                    let m, _, r =
+                        timed timings "em" (fun () ->
+                            Polish.em staged x y config.Sigma.IsNone config.EmIterations config.EmTolerance context)
+
+                    m, r
+                else
+                    staged, StopReason.Converged
+
+            {
+                Model = model
+                Trace = trace.ToArray()
+                StopReason = reason
+                Timings = timings.ToArray()
+            }

@@ -20,9 +20,10 @@ internal static class FitCommand
         var noPolish = new Option<bool>("--no-polish") { Description = "stop after the paper's stages (no EM polish)" };
         var seed = new Option<long>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var outPath = new Option<FileInfo>("--out") { Description = "the model file (JSON) to write", Required = true };
+        var maxRows = new Option<int?>("--max-rows") { Description = "stream the file: hold at most this many rows in memory (L4 uses every row through moment sums; the likelihood stages a uniform sample of this size)" };
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
-            data, k, activation, slope, sigma, method, solver, transform, noPolish, seed, outPath,
+            data, k, activation, slope, sigma, method, solver, transform, noPolish, seed, outPath, maxRows,
         };
         command.SetAction(parse =>
         {
@@ -53,16 +54,28 @@ internal static class FitCommand
                 Polish = !parse.GetValue(noPolish),
                 Seed = parse.GetValue(seed),
             };
-            var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
             var reporter = ProgressReporter.For(error);
-            var result = MoeLearner.Fit(dataset, options, reporter);
+            FitResult result;
+            string rows;
+            if (parse.GetValue(maxRows) is int limit)
+            {
+                result = MoeLearner.FitCsv(parse.GetValue(data)!.FullName, options, limit, reporter);
+                rows = string.Create(CultureInfo.InvariantCulture, $"streamed, at most {limit} rows in memory");
+            }
+            else
+            {
+                var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+                result = MoeLearner.Fit(dataset, options, reporter);
+                rows = string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count}");
+            }
+
             reporter.Finish();
             var file = parse.GetValue(outPath)!;
             result.Model.Save(Shared.PrepareOutput(file));
             var times = string.Join(", ", result.Timings.GroupBy(t => t.Stage)
                 .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key} {g.Sum(t => t.Seconds):F2}s")));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"fitted k={result.Model.Experts}, d={result.Model.Dimension}, {result.Model.Activation}, sigma={result.Model.Sigma:G6} on n={dataset.Count} ({result.StopReason}); wrote {file.Name}"));
+                $"fitted k={result.Model.Experts}, d={result.Model.Dimension}, {result.Model.Activation}, sigma={result.Model.Sigma:G6} on {rows} ({result.StopReason}); wrote {file.Name}"));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"stage times: {times}; total {result.Timings.Sum(t => t.Seconds):F2}s"));
             return CliApp.Success;

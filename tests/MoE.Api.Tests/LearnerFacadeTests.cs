@@ -85,4 +85,24 @@ public class LearnerFacadeTests
         Assert.Equal(1, CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--method", "newton", "--out", dir.File("x.json")], new StringWriter(), bad));
         Assert.StartsWith("moe: error: Unknown method 'newton'", bad.ToString());
     }
+
+    [Fact]
+    public void FitCsvStreamsAFileAndHoldsOnlyASample()
+    {
+        using var dir = new TempDir();
+        Truth.Sample(n: 40_000, seed: 12).SaveCsv(dir.File("d.csv"));
+        FitResult fit = MoeLearner.FitCsv(dir.File("d.csv"), new FitOptions { Experts = 2, Seed = 1 }, maxRowsInMemory: 15_000);
+        RecoveryErrors e = Metrics.Compare(fit.Model, Truth);
+        Assert.True(e.RegressorError <= 0.01 && e.GatingError <= 0.01, $"E_reg {e.RegressorError}, E_gating {e.GatingError}");
+
+        var em = Assert.Throws<ArgumentException>(() =>
+            MoeLearner.FitCsv(dir.File("d.csv"), new FitOptions { Experts = 2, Method = FitMethod.Em }, 15_000));
+        Assert.Contains("subspace solver", em.Message);
+        Assert.Throws<FileNotFoundException>(() => MoeLearner.FitCsv(dir.File("missing.csv"), new FitOptions { Experts = 2 }));
+        Assert.Throws<ArgumentOutOfRangeException>(() => MoeLearner.FitCsv(dir.File("d.csv"), new FitOptions { Experts = 2 }, 0));
+
+        var output = new StringWriter();
+        Assert.Equal(0, CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--max-rows", "15000", "--out", dir.File("m.json")], output, new StringWriter()));
+        Assert.Contains("streamed, at most 15000 rows in memory", output.ToString());
+    }
 }

@@ -262,3 +262,70 @@ let ``chunked CSV reading reports bad rows with their line like the whole-file r
     Assert.Throws<InvalidDataException>(fun () ->
         DataCsv.readChunks (new StringReader("x1,y\n")) "e.csv" 5 |> Seq.iter ignore)
     |> ignore
+
+// ---- Streaming fits ----
+
+[<Fact>]
+let ``reservoir sampling keeps a uniform sample and counts every row`` () =
+    // 10 000 rows whose y is the row index; a 1 000-row reservoir: the mean index of the sample is within 5
+    // standard errors of the population mean (sd of a uniform index / √1000 ≈ 91), and no row appears twice.
+    let n = 10_000
+
+    let data =
+        {
+            X = Array2D.init n 1 (fun r _ -> float r)
+            Y = Array.init n float
+        }
+
+    let chunks =
+        Seq.init 10 (fun c ->
+            {
+                X = Array2D.init 1000 1 (fun r _ -> data.X.[c * 1000 + r, 0])
+                Y = data.Y.[c * 1000 .. c * 1000 + 999]
+            })
+
+    let sample, total = Learner.reservoir 1000 3L chunks
+    Assert.Equal(int64 n, total)
+    Assert.Equal(1000, sample.Count)
+    Assert.Equal(1000, sample.Y |> Array.distinct |> Array.length)
+
+    Assert.True(
+        abs (Array.average sample.Y - 4999.5) < 5.0 * 2886.9 / sqrt 1000.0,
+        sprintf "mean %g" (Array.average sample.Y)
+    )
+    // Fewer rows than the reservoir: all of them, in order.
+    let small, count = Learner.reservoir 50_000 3L chunks
+    Assert.Equal(int64 n, count)
+    Assert.Equal<float[]>(data.Y, small.Y)
+
+[<Fact>]
+let ``a fit from CSV chunks with a small in-memory sample recovers the paper setting`` () =
+    let truth = GroundTruth.orthogonal 2 10 Identity 0.05
+    let data = Sampler.sample truth 60_000 8L
+    let path = Path.GetTempFileName()
+
+    try
+        DataCsv.save path data
+        let chunks = DataCsv.loadChunks path 15_000
+
+        let fit =
+            Learner.fitChunks (FitConfig.defaults 2 Identity) chunks 15_000 RunContext.silent
+
+        let e = Metrics.compare fit.Model truth
+
+        Assert.True(
+            e.RegressorError <= 0.01 && e.GatingError <= 0.01,
+            sprintf "E_reg %g, E_gating %g" e.RegressorError e.GatingError
+        )
+        // The baselines need the data in memory.
+        let bad =
+            { FitConfig.defaults 2 Identity with
+                Method = FitMethod.Em
+            }
+
+        let error =
+            Assert.Throws<ArgumentException>(fun () -> Learner.fitChunks bad chunks 15_000 RunContext.silent |> ignore)
+
+        Assert.Contains("subspace solver", error.Message)
+    finally
+        File.Delete path
