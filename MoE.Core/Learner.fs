@@ -475,6 +475,18 @@ module Learner =
     let private paperStages config sigma (x: float[,]) (y: float[]) context timings =
         paperStagesFrom (l4InMemory config x y context) config sigma x y context timings
 
+    /// A context whose progress reports are also collected: the trace is exactly the stream of reports.
+    let private recording (context: RunContext) =
+        let trace = ResizeArray<TraceEntry>()
+
+        trace,
+        { context with
+            Progress =
+                fun entry ->
+                    trace.Add entry
+                    context.Progress entry
+        }
+
     /// Rows the provisional run of σ estimation uses at most.
     let private provisionalRows = 100_000
 
@@ -522,15 +534,7 @@ module Learner =
                     (2 * k * d))
 
         let timings = ResizeArray<StageTiming>()
-        let trace = ResizeArray<TraceEntry>()
-        // The trace is exactly the stream of progress reports.
-        let context =
-            { context with
-                Progress =
-                    fun entry ->
-                        trace.Add entry
-                        context.Progress entry
-            }
+        let trace, context = recording context
 
         let estimate = config.Sigma.IsNone
 
@@ -695,15 +699,7 @@ module Learner =
             let x, y = sample.X, sample.Y
             let k = config.Experts
             let timings = ResizeArray<StageTiming>()
-            let trace = ResizeArray<TraceEntry>()
-
-            let context =
-                { context with
-                    Progress =
-                        fun entry ->
-                            trace.Add entry
-                            context.Progress entry
-                }
+            let trace, context = recording context
 
             let fromAllRows (sigma: float) =
                 let moments = SubspaceL4.momentsOfChunks (outputTransform config sigma) k chunks
