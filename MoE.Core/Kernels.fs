@@ -3,8 +3,6 @@ namespace MoE.Core
 open System
 open System.Numerics.Tensors
 open System.Runtime.CompilerServices
-open System.Runtime.InteropServices
-open System.Threading.Tasks
 
 /// <summary>
 /// Sufficient statistics of one EM iteration, gathered in one pass over the data (Kernels.emStatistics). Symmetric
@@ -35,11 +33,6 @@ type internal EmStatistics =
 /// plain scalar reference that the tests compare it with (named in its summary).
 /// </summary>
 module internal Kernels =
-
-    let chunking = Chunks.chunking
-    let forChunks = Chunks.forChunks
-    let reduce = Chunks.reduce
-    let inline flat (m: float[,]) = Chunks.flat m
 
     /// The gate logits l_i = &lt;w_i, x&gt; (l_k = 0) into logits; returns max_i l_i (≥ 0).
     let inline private logitsInto (ws: ReadOnlySpan<float>) (xr: ReadOnlySpan<float>) (logits: float[]) =
@@ -131,10 +124,10 @@ module internal Kernels =
         let logits = Array.zeroCreate k
         let e = Array.zeroCreate k
         let post = Array.zeroCreate k
-        let xs = flat x
-        let ws = flat w
-        let scaled = flat densities.Scaled
-        let logs = flat densities.Log
+        let xs = Chunks.flat x
+        let ws = Chunks.flat w
+        let scaled = Chunks.flat densities.Scaled
+        let logs = Chunks.flat densities.Log
 
         for r in lo .. hi - 1 do
             let xr = xs.Slice(r * d, d)
@@ -177,15 +170,13 @@ module internal Kernels =
     let gatingLoss (densities: ExpertDensities) (x: float[,]) (w: float[,]) : float * float[,] =
         let n, d, k = x.GetLength 0, x.GetLength 1, densities.Scaled.GetLength 1
         let km1 = k - 1
-        let _, count = chunking n
-        let partials = Array.zeroCreate<float[]> count
 
-        forChunks n (fun c lo hi ->
-            let acc = Array.zeroCreate (1 + km1 * d)
-            gatingChunk densities x w lo hi acc
-            partials.[c] <- acc)
+        let total =
+            Chunks.sum n (fun lo hi ->
+                let acc = Array.zeroCreate (1 + km1 * d)
+                gatingChunk densities x w lo hi acc
+                acc)
 
-        let total = reduce partials
         let inv = 1.0 / float n
         -total.[0] * inv, Array2D.init km1 d (fun i t -> total.[1 + i * d + t] * inv)
 
@@ -200,9 +191,9 @@ module internal Kernels =
         let scaled = Array2D.zeroCreate n k
         let logMax = Array.zeroCreate n
 
-        forChunks n (fun _ lo hi ->
-            let xs = flat x
-            let a = flat model.Regressors
+        Chunks.forChunks n (fun _ lo hi ->
+            let xs = Chunks.flat x
+            let a = Chunks.flat model.Regressors
 
             for r in lo .. hi - 1 do
                 let xr = xs.Slice(r * d, d)
@@ -261,9 +252,9 @@ module internal Kernels =
         let joint = Array.zeroCreate k
         let means = Array.zeroCreate k
         let slopes = Array.zeroCreate k
-        let xs = flat x
-        let ws = flat model.Gating
-        let a = flat model.Regressors
+        let xs = Chunks.flat x
+        let ws = Chunks.flat model.Gating
+        let a = Chunks.flat model.Regressors
 
         for r in lo .. hi - 1 do
             let xr = xs.Slice(r * d, d)
@@ -349,11 +340,7 @@ module internal Kernels =
         let n, d, k = x.GetLength 0, x.GetLength 1, model.Experts
         let dd, hd = d * d, (k - 1) * d
         let struct (oGram, oRhs, oSse, oGrad, oHess, _) = emLayout d k
-        let _, count = chunking n
-        let partials = Array.zeroCreate<float[]> count
-        forChunks n (fun c lo hi -> partials.[c] <- emChunk model x y posterior lo hi)
-
-        let total = reduce partials
+        let total = Chunks.sum n (emChunk model x y posterior)
 
         {
             LogLikelihood = total.[0]
@@ -380,35 +367,33 @@ module internal Kernels =
         =
         let n, d, k = x.GetLength 0, x.GetLength 1, regressors.GetLength 0
         let km1 = k - 1
-        let _, count = chunking n
-        let partials = Array.zeroCreate<float[]> count
 
-        forChunks n (fun c lo hi ->
-            let acc = Array.zeroCreate (k + 1)
-            let logits = Array.zeroCreate k
-            let xs = flat x
-            let ws = flat gating
-            let a = flat regressors
+        let total =
+            Chunks.sum n (fun lo hi ->
+                let acc = Array.zeroCreate (k + 1)
+                let logits = Array.zeroCreate k
+                let xs = Chunks.flat x
+                let ws = Chunks.flat gating
+                let a = Chunks.flat regressors
 
-            for r in lo .. hi - 1 do
-                let xr = xs.Slice(r * d, d)
-                let mx = logitsInto ws xr logits
-                let mutable sg = 0.0
+                for r in lo .. hi - 1 do
+                    let xr = xs.Slice(r * d, d)
+                    let mx = logitsInto ws xr logits
+                    let mutable sg = 0.0
 
-                for i in 0..km1 do
-                    sg <- sg + Math.Exp(logits.[i] - mx)
+                    for i in 0..km1 do
+                        sg <- sg + Math.Exp(logits.[i] - mx)
 
-                let lse = mx + Math.Log sg
+                    let lse = mx + Math.Log sg
 
-                for i in 0..km1 do
-                    let post = posterior.[r, i]
+                    for i in 0..km1 do
+                        let post = posterior.[r, i]
 
-                    if post > 0.0 then
-                        let e = y.[r] - g.Value(TensorPrimitives.Dot(a.Slice(i * d, d), xr))
-                        acc.[i] <- acc.[i] + post * e * e
-                        acc.[k] <- acc.[k] + post * (logits.[i] - lse)
+                        if post > 0.0 then
+                            let e = y.[r] - g.Value(TensorPrimitives.Dot(a.Slice(i * d, d), xr))
+                            acc.[i] <- acc.[i] + post * e * e
+                            acc.[k] <- acc.[k] + post * (logits.[i] - lse)
 
-            partials.[c] <- acc)
+                acc)
 
-        let total = reduce partials
         Array.sub total 0 k, total.[k]

@@ -280,6 +280,34 @@ module Learner =
 
         p, List.ofSeq trace
 
+    /// SGD on the empirical L4 from A ~ N(0, 1/d); `snapshot` sees A after every epoch (and the start).
+    let private runSgdL4
+        coefficients
+        weights
+        settings
+        experts
+        seed
+        (x: float[,])
+        y
+        context
+        (snapshot: float[,] -> unit)
+        =
+        let d = x.GetLength 1
+        let rng = Rng.stream seed 3L
+        let a0 = Array.init (experts * d) (fun _ -> rng.NextGaussian() / sqrt (float d))
+
+        let unflat (v: float[]) =
+            Array2D.init experts d (fun i t -> v.[i * d + t])
+
+        let loss xb yb (p: float[]) =
+            let e = Losses.l4 coefficients weights (unflat p) xb yb
+            e.Value, Array.init (experts * d) (fun idx -> e.Gradient.[idx / d, idx % d])
+
+        let p, trace =
+            sgd "l4-sgd" settings seed x y context loss (fun _ p -> snapshot (unflat p)) a0
+
+        unflat p, trace
+
     /// <summary>The paper's SGD on the full-dimensional empirical L4 (init A ~ N(0, 1/d)).</summary>
     [<CompiledName("SgdL4")>]
     let sgdL4
@@ -292,19 +320,7 @@ module Learner =
         (y: float[])
         (context: RunContext)
         : float[,] * TraceEntry list =
-        let d = x.GetLength 1
-        let rng = Rng.stream seed 3L
-        let a0 = Array.init (experts * d) (fun _ -> rng.NextGaussian() / sqrt (float d))
-
-        let unflat (v: float[]) =
-            Array2D.init experts d (fun i t -> v.[i * d + t])
-
-        let loss xb yb (p: float[]) =
-            let e = Losses.l4 coefficients weights (unflat p) xb yb
-            e.Value, Array.init (experts * d) (fun idx -> e.Gradient.[idx / d, idx % d])
-
-        let p, trace = sgd "l4-sgd" settings seed x y context loss (fun _ _ -> ()) a0
-        unflat p, trace
+        runSgdL4 coefficients weights settings experts seed x y context ignore
 
     /// <summary>The paper's SGD on the empirical L4, returning A after every epoch (index 0: the start).</summary>
     [<CompiledName("SgdL4Path")>]
@@ -318,35 +334,16 @@ module Learner =
         (y: float[])
         (context: RunContext)
         : float[,][] =
-        let d = x.GetLength 1
-        let rng = Rng.stream seed 3L
-        let a0 = Array.init (experts * d) (fun _ -> rng.NextGaussian() / sqrt (float d))
-
-        let unflat (v: float[]) =
-            Array2D.init experts d (fun i t -> v.[i * d + t])
-
         let path = ResizeArray<float[,]>()
 
-        let loss xb yb (p: float[]) =
-            let e = Losses.l4 coefficients weights (unflat p) xb yb
-            e.Value, Array.init (experts * d) (fun idx -> e.Gradient.[idx / d, idx % d])
-
-        sgd "l4-sgd" settings seed x y context loss (fun _ p -> path.Add(unflat p)) a0
+        runSgdL4 coefficients weights settings experts seed x y context path.Add
         |> ignore
 
         path.ToArray()
 
-    /// <summary>Mini-batch SGD on ℓ2 over (A, W) from A, W ~ N(0, 1/d), returning the model after every epoch.</summary>
-    [<CompiledName("SgdL2Path")>]
-    let sgdL2Path
-        (settings: SgdSettings)
-        (experts: int)
-        (activation: Activation)
-        (seed: int64)
-        (x: float[,])
-        (y: float[])
-        (context: RunContext)
-        : MoeModel[] =
+    /// SGD on ℓ2 over (A, W) from A, W ~ N(0, 1/d) (σ = 1 placeholder); `snapshot` sees the model after every epoch
+    /// (and the start). Returns the final model.
+    let private runSgdL2 settings experts activation seed (x: float[,]) y context (snapshot: MoeModel -> unit) =
         let k, d = experts, x.GetLength 1
         let rng = Rng.stream seed 5L
         let na, nw = k * d, (k - 1) * d
@@ -359,8 +356,6 @@ module Learner =
                 activation
                 1.0
 
-        let path = ResizeArray<MoeModel>()
-
         let loss xb yb (p: float[]) =
             let e = Losses.squaredLoss (split p) xb yb
 
@@ -369,9 +364,24 @@ module Learner =
                 (Seq.cast<float> e.RegressorGradient |> Seq.toArray)
                 (Seq.cast<float> e.GatingGradient |> Seq.toArray)
 
-        sgd "l2" settings seed x y context loss (fun _ p -> path.Add(split p)) p0
-        |> ignore
+        let p, _ =
+            sgd "l2" settings seed x y context loss (fun _ p -> snapshot (split p)) p0
 
+        split p
+
+    /// <summary>Mini-batch SGD on ℓ2 over (A, W) from A, W ~ N(0, 1/d), returning the model after every epoch.</summary>
+    [<CompiledName("SgdL2Path")>]
+    let sgdL2Path
+        (settings: SgdSettings)
+        (experts: int)
+        (activation: Activation)
+        (seed: int64)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : MoeModel[] =
+        let path = ResizeArray<MoeModel>()
+        runSgdL2 settings experts activation seed x y context path.Add |> ignore
         path.ToArray()
 
     /// <summary>Mini-batch SGD on L_log over W with A, g and σ of <paramref name="model"/> fixed (paper §3.2, Fig. 2b),
@@ -471,6 +481,17 @@ module Learner =
         let scaled = timed timings "scales" (fun () -> Polish.fitScales gated x y)
         timed timings "gating" (fun () -> fitGating scaled)
 
+    /// The EM polish on the paper stages' model when configured (σ re-estimated unless given), else that model.
+    let private polish (config: FitConfig) (staged: MoeModel) x y context timings =
+        if config.Polish then
+            let m, _, r =
+                timed timings "em" (fun () ->
+                    Polish.em staged x y config.Sigma.IsNone config.EmIterations config.EmTolerance context)
+
+            m, r
+        else
+            staged, StopReason.Converged
+
     /// The paper's stages at a given σ on data in memory.
     let private paperStages config sigma (x: float[,]) (y: float[]) context timings =
         paperStagesFrom (l4InMemory config x y context) config sigma x y context timings
@@ -561,14 +582,7 @@ module Learner =
 
                         paperStages config provisional x y context timings
 
-                if config.Polish then
-                    let m, _, r =
-                        timed timings "em" (fun () ->
-                            Polish.em staged x y estimate config.EmIterations config.EmTolerance context)
-
-                    m, r
-                else
-                    staged, StopReason.Converged
+                polish config staged x y context timings
             | FitMethod.Em ->
                 let rng = Rng.stream config.Seed 5L
                 let a = Array2D.init k d (fun _ _ -> rng.NextGaussian() / sqrt (float d))
@@ -581,27 +595,8 @@ module Learner =
 
                 m, r
             | FitMethod.L2 ->
-                let rng = Rng.stream config.Seed 5L
-                let na, nw = k * d, (k - 1) * d
-                let p0 = Array.init (na + nw) (fun _ -> rng.NextGaussian() / sqrt (float d))
-
-                let split (p: float[]) =
-                    Array2D.init k d (fun i t -> p.[i * d + t]), Array2D.init (k - 1) d (fun i t -> p.[na + i * d + t])
-
-                let loss xb yb (p: float[]) =
-                    let a, w = split p
-                    let e = Losses.squaredLoss (MoeModel.create a w g 1.0) xb yb
-
-                    e.Value,
-                    Array.append
-                        (Seq.cast<float> e.RegressorGradient |> Seq.toArray)
-                        (Seq.cast<float> e.GatingGradient |> Seq.toArray)
-
-                let p, _ =
-                    timed timings "l2" (fun () -> sgd "l2" config.L2Sgd config.Seed x y context loss (fun _ _ -> ()) p0)
-
-                let a, w = split p
-                let fitted = MoeModel.create a w g 1.0
+                let fitted =
+                    timed timings "l2" (fun () -> runSgdL2 config.L2Sgd k g config.Seed x y context ignore)
 
                 { fitted with
                     Sigma = defaultArg config.Sigma (impliedSigma fitted x y)
@@ -716,15 +711,7 @@ module Learner =
 
             let staged = paperStagesFrom fromAllRows config sigma x y context timings
 
-            let model, reason =
-                if config.Polish then
-                    let m, _, r =
-                        timed timings "em" (fun () ->
-                            Polish.em staged x y config.Sigma.IsNone config.EmIterations config.EmTolerance context)
-
-                    m, r
-                else
-                    staged, StopReason.Converged
+            let model, reason = polish config staged x y context timings
 
             {
                 Model = model

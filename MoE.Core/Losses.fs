@@ -117,76 +117,74 @@ module Losses =
         let oP = oQss + k * k
         let oR = oP + k * d
         let length = oR + k * d
-        let _, chunkCount = Chunks.chunking n
-        let partials = Array.zeroCreate<float[]> chunkCount
 
-        Chunks.forChunks n (fun chunk lo hi ->
-            let acc = Array.zeroCreate<float> length
-            let s = Array.zeroCreate<float> k
-            let coef = Array.zeroCreate<float> k
-            let xs = Chunks.flat x
-            let am = Chunks.flat a
+        let total =
+            Chunks.sum n (fun lo hi ->
+                let acc = Array.zeroCreate<float> length
+                let s = Array.zeroCreate<float> k
+                let coef = Array.zeroCreate<float> k
+                let xs = Chunks.flat x
+                let am = Chunks.flat a
 
-            for row in lo .. hi - 1 do
-                let xr = xs.Slice(row * d, d)
+                for row in lo .. hi - 1 do
+                    let xr = xs.Slice(row * d, d)
 
-                for i in 0 .. k - 1 do
-                    s.[i] <- System.Numerics.Tensors.TensorPrimitives.Dot(am.Slice(i * d, d), xr)
+                    for i in 0 .. k - 1 do
+                        s.[i] <- System.Numerics.Tensors.TensorPrimitives.Dot(am.Slice(i * d, d), xr)
 
-                let yv = y.[row]
-                let q = (Transforms.q4 coefficients yv - q4Shift) / coefficients.C
-                let rho = (Transforms.q2 coefficients yv - q2Shift) / coefficients.CPrime
-                acc.[0] <- acc.[0] + q
-                acc.[1] <- acc.[1] + rho
+                    let yv = y.[row]
+                    let q = (Transforms.q4 coefficients yv - q4Shift) / coefficients.C
+                    let rho = (Transforms.q2 coefficients yv - q2Shift) / coefficients.CPrime
+                    acc.[0] <- acc.[0] + q
+                    acc.[1] <- acc.[1] + rho
 
-                for l in 0 .. k - 1 do
-                    let sl = s.[l]
-                    let nl = norms.[l]
-                    acc.[oM + l] <- acc.[oM + l] + rho * (sl * sl - nl)
-                    acc.[3] <- acc.[3] + q * (sl * sl * sl * sl - 6.0 * nl * sl * sl + 3.0 * nl * nl)
-                    let mutable c = -mu * (4.0 * sl * sl * sl - 12.0 * nl * sl)
+                    for l in 0 .. k - 1 do
+                        let sl = s.[l]
+                        let nl = norms.[l]
+                        acc.[oM + l] <- acc.[oM + l] + rho * (sl * sl - nl)
+                        acc.[3] <- acc.[3] + q * (sl * sl * sl * sl - 6.0 * nl * sl * sl + 3.0 * nl * nl)
+                        let mutable c = -mu * (4.0 * sl * sl * sl - 12.0 * nl * sl)
 
-                    for j in 0 .. k - 1 do
-                        let sj = s.[j]
-                        acc.[oQss + l * k + j] <- acc.[oQss + l * k + j] + q * sl * sj
+                        for j in 0 .. k - 1 do
+                            let sj = s.[j]
+                            acc.[oQss + l * k + j] <- acc.[oQss + l * k + j] + q * sl * sj
 
-                        if j <> l then
-                            let glj = g.[l, j]
-                            let nj = norms.[j]
+                            if j <> l then
+                                let glj = g.[l, j]
+                                let nj = norms.[j]
 
-                            acc.[2] <-
-                                acc.[2]
-                                + q
-                                  * (sl * sl * sj * sj - nl * sj * sj - 4.0 * sl * sj * glj - nj * sl * sl
-                                     + nl * nj
-                                     + 2.0 * glj * glj)
+                                acc.[2] <-
+                                    acc.[2]
+                                    + q
+                                      * (sl * sl * sj * sj - nl * sj * sj - 4.0 * sl * sj * glj - nj * sl * sl
+                                         + nl * nj
+                                         + 2.0 * glj * glj)
 
-                            c <- c + 2.0 * (2.0 * sl * sj * sj - 4.0 * sj * glj - 2.0 * nj * sl)
+                                c <- c + 2.0 * (2.0 * sl * sj * sj - 4.0 * sj * glj - 2.0 * nj * sl)
 
-                    coef.[l] <- q * c
+                        coef.[l] <- q * c
 
-                for l in 0 .. k - 1 do
-                    let pl = Span<float>(acc, oP + l * d, d)
+                    for l in 0 .. k - 1 do
+                        let pl = Span<float>(acc, oP + l * d, d)
 
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(
-                        xr,
-                        coef.[l],
-                        ReadOnlySpan<float>(acc, oP + l * d, d),
-                        pl
-                    )
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(
+                            xr,
+                            coef.[l],
+                            ReadOnlySpan<float>(acc, oP + l * d, d),
+                            pl
+                        )
 
-                    let rl = Span<float>(acc, oR + l * d, d)
+                        let rl = Span<float>(acc, oR + l * d, d)
 
-                    System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(
-                        xr,
-                        rho * s.[l],
-                        ReadOnlySpan<float>(acc, oR + l * d, d),
-                        rl
-                    )
+                        System.Numerics.Tensors.TensorPrimitives.MultiplyAdd(
+                            xr,
+                            rho * s.[l],
+                            ReadOnlySpan<float>(acc, oR + l * d, d),
+                            rl
+                        )
 
-            partials.[chunk] <- acc)
+                acc)
 
-        let total = Chunks.reduce partials
         let sumQ, sumRho, v1, v2 = total.[0], total.[1], total.[2], total.[3]
         let m = Array.sub total oM k
         let qss = Array2D.init k k (fun l j -> total.[oQss + l * k + j])

@@ -42,25 +42,6 @@ module Polish =
 
         s
 
-    /// Σ_r w[r]·(y[r] − g(s_r))² for projections s_r = <v, x_r>.
-    let private weightedSse (g: Activation) (v: float[]) (x: float[,]) (y: float[]) (weight: int -> float) =
-        let n, d = x.GetLength 0, x.GetLength 1
-        let mutable total = 0.0
-
-        for r in 0 .. n - 1 do
-            let w = weight r
-
-            if w > 0.0 then
-                let mutable s = 0.0
-
-                for t in 0 .. d - 1 do
-                    s <- s + v.[t] * x.[r, t]
-
-                let e = y.[r] - g.Value s
-                total <- total + w * e * e
-
-        total
-
     let private flatten (w: float[,]) =
         Array.init w.Length (fun idx -> w.[idx / w.GetLength 1, idx % w.GetLength 1])
 

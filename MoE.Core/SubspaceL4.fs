@@ -123,10 +123,7 @@ module MomentSums =
         if n = 0 then
             emptySecond (x.GetLength 1)
         else
-            let _, count = Chunks.chunking n
-            let partials = Array.zeroCreate count
-            Chunks.forChunks n (fun c lo hi -> partials.[c] <- secondChunk transform x y lo hi)
-            Array.reduce mergeSecond partials
+            Chunks.map n (secondChunk transform x y) |> Array.reduce mergeSecond
 
     /// <summary>No samples, rank r.</summary>
     [<CompiledName("EmptyProjected")>]
@@ -220,10 +217,7 @@ module MomentSums =
             emptyProjected r
         else
             let qs = Population.quads r
-            let _, count = Chunks.chunking n
-            let partials = Array.zeroCreate count
-            Chunks.forChunks n (fun c lo hi -> partials.[c] <- projectedChunk transform u qs x y lo hi)
-            Array.reduce mergeProjected partials
+            Chunks.map n (projectedChunk transform u qs x y) |> Array.reduce mergeProjected
 
 /// <summary>
 /// The subspace L4 solver (MATH.md §5): the empirical L4 restricted to A = V·Uᵀ is an exact polynomial in V whose
@@ -374,15 +368,6 @@ module SubspaceL4 =
                     ))
                 None
             |> Option.defaultWith (fun () -> invalidArg "chunks" "The chunk source yielded no data.")
-
-        if rank < 1 || rank > first.Dimension then
-            raise (
-                ArgumentOutOfRangeException(
-                    "rank",
-                    rank,
-                    sprintf "The subspace rank must be in 1..d = %d." first.Dimension
-                )
-            )
 
         let second = secondMoment transform first
         let u = topSubspace second rank

@@ -42,3 +42,13 @@ module internal Chunks =
             ReadOnlySpan<float>.Empty
         else
             MemoryMarshal.CreateReadOnlySpan(&m.[0, 0], m.Length)
+
+    /// The chunks' results body(lo, hi), computed in parallel, in chunk order.
+    let map (n: int) (body: int -> int -> 'T) : 'T[] =
+        let _, count = chunking n
+        let results = Array.zeroCreate count
+        forChunks n (fun c lo hi -> results.[c] <- body lo hi)
+        results
+
+    /// The chunks' partial vectors body(lo, hi) (all of one length), summed in chunk order.
+    let sum (n: int) (body: int -> int -> float[]) : float[] = reduce (map n body)
