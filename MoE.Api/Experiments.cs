@@ -11,58 +11,160 @@ namespace MoE.Api;
 /// <param name="Clip">Gradient-norm clipping threshold.</param>
 public sealed record SgdOptions(int Epochs, int BatchSize, double LearningRate, double FinalLearningRate, double Clip)
 {
-    internal Core.SgdSettings ToCore() => new(Epochs, BatchSize, LearningRate, FinalLearningRate, Clip);
+    internal static SgdOptions From(Core.SgdSettings s) => new(s.Epochs, s.BatchSize, s.LearningRate, s.FinalLearningRate, s.Clip);
 }
 
-/// <summary>The paper's SGD runs with their whole trajectories (for the reproduced figures).</summary>
+/// <summary>The L4 regularisers μ, λ and the ridge (docs/math.md §4).</summary>
+/// <param name="Mu">μ.</param>
+/// <param name="Lambda">λ.</param>
+/// <param name="Ridge">The ridge.</param>
+public sealed record L4Weights(double Mu, double Lambda, double Ridge);
+
+/// <summary>Every setting of the reproduced figures (the paper's and those it leaves unstated).</summary>
+/// <param name="Runs">Runs per figure.</param>
+/// <param name="Samples">Samples per run.</param>
+/// <param name="Sigma">The truth's noise level.</param>
+/// <param name="L4Weights">The L4 regularisers of the SGD runs.</param>
+/// <param name="L4Sgd">SGD on L4 (Figs 2a, 3a).</param>
+/// <param name="L2Sgd">SGD on ℓ2 (Figs 2a, 3a).</param>
+/// <param name="GatingSgd">SGD on L_log with A fixed (Figs 2b, 3b).</param>
+/// <param name="Fig4Sgd">SGD on L4 for Fig. 4.</param>
+public sealed record FigureSettings(int Runs, int Samples, double Sigma, L4Weights L4Weights, SgdOptions L4Sgd,
+    SgdOptions L2Sgd, SgdOptions GatingSgd, SgdOptions Fig4Sgd);
+
+/// <summary>One curve of a figure: an error per epoch of one run.</summary>
+/// <param name="Panel">"a" (regressor error) or "b" (gating error).</param>
+/// <param name="Series">L4, l2, or the fixed A of a gating run.</param>
+/// <param name="Run">The run, 0-based.</param>
+/// <param name="Values">The error after each epoch (index 0: the start).</param>
+public sealed record FigureCurve(string Panel, string Series, int Run, IReadOnlyList<double> Values);
+
+/// <summary>The wall time of one step of an experiment.</summary>
+/// <param name="Step">What ran.</param>
+/// <param name="Seconds">Seconds.</param>
+public sealed record StepTime(string Step, double Seconds);
+
+/// <summary>A reproduced figure.</summary>
+/// <param name="Name">fig2, fig3 or fig4.</param>
+/// <param name="Setting">The setting in words.</param>
+/// <param name="Curves">Every run's curves.</param>
+/// <param name="Timings">Every timed step.</param>
+public sealed record FigureRun(string Name, string Setting, IReadOnlyList<FigureCurve> Curves, IReadOnlyList<StepTime> Timings);
+
+/// <summary>One fit of the recovery-vs-n study.</summary>
+/// <param name="Method">The method's label.</param>
+/// <param name="Samples">n.</param>
+/// <param name="Seed">The seed index (1-based).</param>
+/// <param name="RegressorError">E_reg.</param>
+/// <param name="GatingError">Aligned E_gating.</param>
+/// <param name="Seconds">Fit seconds.</param>
+/// <param name="Success">Whether the fit meets <see cref="Metrics.IsRecovered"/>.</param>
+public sealed record RecoveryFit(string Method, int Samples, int Seed, double RegressorError, double GatingError, double Seconds, bool Success);
+
+/// <summary>One seeded fit of an acceptance row.</summary>
+/// <param name="Seed">The seed (1-based).</param>
+/// <param name="RegressorError">E_reg (+∞ for a failed fit).</param>
+/// <param name="GatingError">Aligned E_gating (+∞ for a failed fit).</param>
+/// <param name="Seconds">Fit seconds.</param>
+/// <param name="Failure">Why the fit failed, or null.</param>
+/// <param name="Success">Whether the fit meets the success rule.</param>
+public sealed record AcceptanceFit(int Seed, double RegressorError, double GatingError, double Seconds, string? Failure, bool Success);
+
+/// <summary>One row of the acceptance table.</summary>
+/// <param name="Setting">The ground truth in words.</param>
+/// <param name="Method">The method's label.</param>
+/// <param name="Samples">n.</param>
+/// <param name="Fits">One fit per seed.</param>
+/// <param name="Successes">Fits that met the success rule.</param>
+/// <param name="MedianRegressorError">Median E_reg.</param>
+/// <param name="MedianGatingError">Median aligned E_gating.</param>
+/// <param name="MeanSeconds">Mean fit seconds.</param>
+public sealed record AcceptanceRow(string Setting, string Method, int Samples, IReadOnlyList<AcceptanceFit> Fits, int Successes,
+    double MedianRegressorError, double MedianGatingError, double MeanSeconds);
+
+/// <summary>The paper's experiments and the learner's acceptance table, run by the core and returned as data: the
+/// caller decides how to present them (<c>moe reproduce</c> and <c>moe acceptance</c> write CSV, PNG and Markdown).</summary>
 public static class Experiments
 {
-    private static Core.RunContext Context(CancellationToken token) =>
-        new(FuncConvert.FromAction<Core.TraceEntry>(_ => { }), token);
+    /// <summary>The figure names <see cref="Figure"/> accepts.</summary>
+    public static IReadOnlyList<string> FigureNames { get; } = ["fig2", "fig3", "fig4"];
 
-    /// <summary>SGD on the empirical L4 (paper eq. 7, polynomial Q4/Q2 centred, μ = 0.1, λ = 10, ridge = 4):
-    /// the regressors after every epoch (index 0: the random start).</summary>
-    public static double[][,] SgdL4Path(Dataset data, int experts, Activation activation, double sigma, SgdOptions sgd,
-        long seed, CancellationToken cancellationToken = default)
+    private static FSharpFunc<string, Unit> Reporter(IProgress<string>? progress, CancellationToken token) =>
+        FuncConvert.FromAction<string>(message =>
+        {
+            token.ThrowIfCancellationRequested();
+            progress?.Report(message);
+        });
+
+    /// <summary>The settings of the figures.</summary>
+    /// <param name="quick">The quick design (fewer runs).</param>
+    public static FigureSettings FigureSettings(bool quick)
     {
-        ArgumentNullException.ThrowIfNull(data);
-        ArgumentNullException.ThrowIfNull(activation);
-        ArgumentNullException.ThrowIfNull(sgd);
-        return Core.Learner.SgdL4Path(Core.Coefficients.Solve(activation.Inner, sigma), Core.L4WeightsModule.Create(0.1, 10.0, 4.0, true),
-            sgd.ToCore(), experts, seed, data.X, data.Y, Context(cancellationToken));
+        var d = Core.FigureDesignModule.Standard(quick);
+        var w = d.L4Sgd.Weights;
+        return new FigureSettings(d.Runs, d.Samples, d.Sigma, new L4Weights(w.Mu, w.Lambda, w.Ridge), SgdOptions.From(d.L4Sgd.Schedule),
+            SgdOptions.From(d.L2Sgd), SgdOptions.From(d.GatingSgd), SgdOptions.From(d.Fig4Sgd.Schedule));
     }
 
-    /// <summary>SGD on ℓ2 over (A, W) from a random start: the model after every epoch.</summary>
-    public static MixtureOfExperts[] SgdL2Path(Dataset data, int experts, Activation activation, SgdOptions sgd, long seed,
+    /// <summary>Runs one of the paper's figures: fig2 (w₁ = e₃), fig3 (w₁ on the unit sphere) or fig4 (batch 128).</summary>
+    /// <param name="name">fig2, fig3 or fig4.</param>
+    /// <param name="quick">The quick design.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="progress">One message per run (optional).</param>
+    /// <param name="cancellationToken">Cancels between runs.</param>
+    /// <exception cref="ArgumentException">An unknown figure name.</exception>
+    public static FigureRun Figure(string name, bool quick, long seed, IProgress<string>? progress = null,
         CancellationToken cancellationToken = default)
     {
-        ArgumentNullException.ThrowIfNull(data);
-        ArgumentNullException.ThrowIfNull(activation);
-        ArgumentNullException.ThrowIfNull(sgd);
-        return Core.Learner.SgdL2Path(sgd.ToCore(), experts, activation.Inner, seed, data.X, data.Y, Context(cancellationToken))
-            .Select(m => new MixtureOfExperts(m)).ToArray();
+        ArgumentNullException.ThrowIfNull(name);
+        var design = Core.FigureDesignModule.Standard(quick);
+        var report = Reporter(progress, cancellationToken);
+        var result = name.ToLowerInvariant() switch
+        {
+            "fig2" => Core.Figures.RegressorsAndGating(design, seed, false, report),
+            "fig3" => Core.Figures.RegressorsAndGating(design, seed, true, report),
+            "fig4" => Core.Figures.Fig4(design, seed, report),
+            _ => throw new ArgumentException($"Unknown figure '{name}'; expected fig2, fig3 or fig4.", nameof(name)),
+        };
+        return new FigureRun(result.Name, result.Setting,
+            result.Curves.Select(c => new FigureCurve(c.Panel, c.Series, c.Run, c.Values)).ToArray(),
+            result.Timings.Select(t => new StepTime(t.Step, t.Seconds)).ToArray());
     }
 
-    /// <summary>SGD on L_log over W from W = 0, with the regressors, g and σ of <paramref name="model"/> fixed:
-    /// the gating after every epoch.</summary>
-    public static double[][,] SgdGatingPath(Dataset data, MixtureOfExperts model, SgdOptions sgd, long seed,
-        CancellationToken cancellationToken = default)
-    {
-        ArgumentNullException.ThrowIfNull(data);
-        ArgumentNullException.ThrowIfNull(model);
-        ArgumentNullException.ThrowIfNull(sgd);
-        return Core.Learner.SgdGatingPath(sgd.ToCore(), model.Inner, seed, data.X, data.Y, Context(cancellationToken));
-    }
+    /// <summary>The runs per figure of a design (for progress totals).</summary>
+    /// <param name="quick">The quick design.</param>
+    public static int FigureRuns(bool quick) => Core.FigureDesignModule.Standard(quick).Runs;
 
-    /// <summary>Turns raw L4 rows into a model ready for L_log: dual-basis unit directions, signs chosen by
-    /// likelihood over the 2^k patterns, gating fitted.</summary>
-    public static MixtureOfExperts ResolveRegressors(double[,] regressors, Activation activation, double sigma, Dataset data, long seed)
-    {
-        ArgumentNullException.ThrowIfNull(regressors);
-        ArgumentNullException.ThrowIfNull(activation);
-        ArgumentNullException.ThrowIfNull(data);
-        var directions = Core.SubspaceL4.Directions(regressors);
-        return new MixtureOfExperts(Core.Polish.ResolveSigns(directions, activation.Inner, sigma, data.X, data.Y, 20_000, seed,
-            Core.RunContextModule.Silent));
-    }
+    /// <summary>The sample sizes of the recovery study.</summary>
+    /// <param name="quick">The quick study.</param>
+    public static IReadOnlyList<int> RecoverySizes(bool quick) => Core.Recovery.Sizes(quick);
+
+    /// <summary>The seeds per size of the recovery study.</summary>
+    /// <param name="quick">The quick study.</param>
+    public static int RecoverySeeds(bool quick) => Core.Recovery.Seeds(quick);
+
+    /// <summary>Beyond the paper: recovery against n for L4, L4 + polish, ℓ2 and EM (random gating, d = 10, k = 2).</summary>
+    /// <param name="quick">Fewer sizes and seeds.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="progress">One message per size and seed (optional).</param>
+    /// <param name="cancellationToken">Cancels between sizes and seeds.</param>
+    public static IReadOnlyList<RecoveryFit> Recovery(bool quick, long seed, IProgress<string>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        Core.Recovery.Run(quick, seed, Reporter(progress, cancellationToken))
+            .Select(r => new RecoveryFit(r.Method, r.Samples, r.Seed, r.RegressorError, r.GatingError, r.Seconds, r.Success))
+            .ToArray();
+
+    /// <summary>The learner's seeded acceptance table (the paper's settings with every method; off-paper settings
+    /// with the default estimator).</summary>
+    /// <param name="quick">Fewer seeds and samples.</param>
+    /// <param name="progress">One message per row and per failed fit (optional).</param>
+    /// <param name="cancellationToken">Cancels between rows.</param>
+    public static IReadOnlyList<AcceptanceRow> Acceptance(bool quick, IProgress<string>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        Core.Acceptance.Run(quick, Reporter(progress, cancellationToken))
+            .Select(r => new AcceptanceRow(r.Setting, r.Method, r.Samples,
+                r.Outcomes.Select(o => new AcceptanceFit(o.Seed, o.RegressorError, o.GatingError, o.Seconds,
+                    o.Failure is { } f ? f.Value : null, o.Success)).ToArray(),
+                r.Successes, r.MedianRegressorError, r.MedianGatingError, r.MeanSeconds))
+            .ToArray();
 }

@@ -66,23 +66,34 @@ public sealed class FitOptions
     internal Core.FitConfig ToCore()
     {
         ArgumentNullException.ThrowIfNull(Activation, nameof(Activation));
-        var defaults = Core.FitConfigModule.Defaults(Experts, Activation.Inner);
-        return new Core.FitConfig(
-            defaults.Experts, defaults.Activation,
-            Sigma is { } s ? FSharpOption<double>.Some(s) : FSharpOption<double>.None,
-            Method switch
+        var config = Core.FitConfigModule.Defaults(Experts, Activation.Inner)
+            .WithMethod(Method switch
             {
+                FitMethod.L4 => Core.FitMethod.L4,
                 FitMethod.L2 => Core.FitMethod.L2,
                 FitMethod.Em => Core.FitMethod.Em,
-                _ => Core.FitMethod.L4,
-            },
-            Solver == L4Solver.Sgd ? Core.L4SolverKind.Sgd : Core.L4SolverKind.Subspace,
-            Transform == OutputTransformKind.Polynomial ? Core.TransformKind.Polynomial : Core.TransformKind.Bounded,
-            Polish, Seed,
-            Solver == L4Solver.Sgd ? Core.L4WeightsModule.Create(0.1, 10.0, 4.0, true) : defaults.Weights,
-            defaults.Restarts, defaults.SignSubsample, defaults.Gating, defaults.GatingIterations, EmIterations, defaults.EmTolerance,
-            defaults.L4Sgd, defaults.L2Sgd);
+                _ => throw Undefined(nameof(Method), Method),
+            })
+            .WithL4Solver(Solver switch
+            {
+                L4Solver.Subspace => Core.L4Solver.DefaultSubspace,
+                L4Solver.Sgd => Core.L4Solver.DefaultSgd,
+                _ => throw Undefined(nameof(Solver), Solver),
+            })
+            .WithTransform(Transform switch
+            {
+                OutputTransformKind.Bounded => Core.TransformKind.Bounded,
+                OutputTransformKind.Polynomial => Core.TransformKind.Polynomial,
+                _ => throw Undefined(nameof(Transform), Transform),
+            })
+            .WithPolish(Polish)
+            .WithSeed(Seed)
+            .WithEmIterations(EmIterations);
+        return Sigma is { } s ? config.WithSigma(s) : config;
     }
+
+    private static ArgumentOutOfRangeException Undefined<T>(string name, T value) where T : struct, Enum =>
+        new(name, value, $"{name} = {value} is not a defined {typeof(T).Name} value; expected one of {string.Join(", ", Enum.GetNames<T>())}.");
 }
 
 /// <summary>A progress report: the stage, its iteration and its loss.</summary>
@@ -91,10 +102,27 @@ public sealed class FitOptions
 /// <param name="Loss">The stage's loss at that point.</param>
 public readonly record struct FitProgress(string Stage, int Iteration, double Loss);
 
-/// <summary>Wall time of one stage.</summary>
-/// <param name="Stage">The stage.</param>
-/// <param name="Seconds">Seconds.</param>
-public readonly record struct StageTime(string Stage, double Seconds);
+/// <summary>Why a stage of a fit stopped.</summary>
+public enum ExitCondition
+{
+    /// <summary>The convergence criterion was met.</summary>
+    Converged,
+    /// <summary>The iteration budget ran out first.</summary>
+    MaxIterations,
+    /// <summary>The line search could not make progress (the best point seen is kept).</summary>
+    NoProgress,
+    /// <summary>The stage has no convergence test and ran to its fixed end (a closed form, an enumeration, or a
+    /// fixed number of SGD epochs).</summary>
+    Completed,
+}
+
+/// <summary>What one stage of a fit did.</summary>
+/// <param name="Stage">l4, l4-sgd, directions, signs, gating, scales, em or l2.</param>
+/// <param name="Iterations">Iterations, evaluations, epochs or candidates (0 for a closed form).</param>
+/// <param name="FinalLoss">The stage's own loss at its end, or null for a stage without one.</param>
+/// <param name="Exit">Why it stopped.</param>
+/// <param name="Seconds">Wall time.</param>
+public sealed record StageResult(string Stage, int Iterations, double? FinalLoss, ExitCondition Exit, double Seconds);
 
 /// <summary>The result of <see cref="MoeLearner.Fit"/>.</summary>
 public sealed class FitResult
@@ -103,21 +131,28 @@ public sealed class FitResult
     {
         Model = new MixtureOfExperts(inner.Model);
         Trace = inner.Trace.Select(e => new FitProgress(e.Stage, e.Iteration, e.Loss)).ToArray();
-        Timings = inner.Timings.Select(t => new StageTime(t.Stage, t.Seconds)).ToArray();
-        StopReason = inner.StopReason.IsConverged ? "converged" : inner.StopReason.IsMaxIterations ? "max-iterations" : "no-progress";
+        Stages = inner.Stages.Select(s => new StageResult(s.Stage, s.Iterations,
+            s.FinalLoss is { } loss ? loss.Value : null, Convert(s.Reason), s.Seconds)).ToArray();
+        Exit = Convert(inner.Reason);
     }
+
+    internal static ExitCondition Convert(Core.StopReason reason) =>
+        reason.IsConverged ? ExitCondition.Converged
+        : reason.IsMaxIterations ? ExitCondition.MaxIterations
+        : reason.IsNoProgress ? ExitCondition.NoProgress
+        : ExitCondition.Completed;
 
     /// <summary>The fitted model.</summary>
     public MixtureOfExperts Model { get; }
 
-    /// <summary>Every stage's losses, in order.</summary>
+    /// <summary>Every progress report, in order.</summary>
     public IReadOnlyList<FitProgress> Trace { get; }
 
-    /// <summary>Stage wall times.</summary>
-    public IReadOnlyList<StageTime> Timings { get; }
+    /// <summary>Every stage that ran, in order.</summary>
+    public IReadOnlyList<StageResult> Stages { get; }
 
-    /// <summary>Why the last iterative stage stopped: converged, max-iterations or no-progress.</summary>
-    public string StopReason { get; }
+    /// <summary>Why the stage that produced the model stopped (EM with the polish, the gating fit without it).</summary>
+    public ExitCondition Exit { get; }
 }
 
 /// <summary>Raised when a fit's loss or gradient becomes NaN or infinite; no parameters are returned.</summary>
@@ -213,17 +248,20 @@ public static class MoeLearner
     }
 }
 
-/// <summary>Recovery errors of a fitted model against a ground truth (paper §4, aligned as MATH.md §6 defines).</summary>
+/// <summary>Recovery errors of a fitted model against a ground truth (paper §4, aligned as docs/math.md §8 defines).</summary>
 public sealed class RecoveryErrors
 {
     internal RecoveryErrors(Core.RecoveryErrors e)
     {
+        Inner = e;
         RegressorError = e.RegressorError;
         GatingError = e.GatingError;
         GatingDistance = e.GatingDistance;
         LiteralGatingError = e.LiteralGatingError;
         Permutation = e.Permutation.ToArray();
     }
+
+    internal Core.RecoveryErrors Inner { get; }
 
     /// <summary>E_reg = 1 − max_π min_i |cos(â_i, a*_π(i))|.</summary>
     public double RegressorError { get; }
@@ -251,5 +289,25 @@ public static class Metrics
         ArgumentNullException.ThrowIfNull(fitted);
         ArgumentNullException.ThrowIfNull(truth);
         return new RecoveryErrors(Core.Metrics.Compare(fitted.Inner, truth.Inner));
+    }
+
+    /// <summary>The success threshold of every recovery study and acceptance table: 0.01.</summary>
+    public const double SuccessThreshold = Core.Success.Threshold;
+
+    /// <summary>Whether a fit recovered the truth: E_reg ≤ 0.01 and aligned E_gating ≤ 0.01.</summary>
+    /// <param name="errors">The fit's errors.</param>
+    public static bool IsRecovered(RecoveryErrors errors)
+    {
+        ArgumentNullException.ThrowIfNull(errors);
+        return Core.Success.IsRecovered(errors.Inner);
+    }
+
+    /// <summary>The median of repeated runs' values (the mean of the two middle values for an even count).</summary>
+    /// <param name="values">At least one value.</param>
+    /// <exception cref="ArgumentException">No values.</exception>
+    public static double Median(IEnumerable<double> values)
+    {
+        ArgumentNullException.ThrowIfNull(values);
+        return Core.Summary.Median(values);
     }
 }

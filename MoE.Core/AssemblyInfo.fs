@@ -3,6 +3,5 @@ namespace MoE.Core
 open System.Runtime.CompilerServices
 
 [<assembly: InternalsVisibleTo("MoE.Core.Tests")>]
-[<assembly: InternalsVisibleTo("MoE.Api")>]
 [<assembly: InternalsVisibleTo("MoE.Bench")>]
 do ()

@@ -58,7 +58,7 @@ let settings = (FitConfig.defaults 2 Identity).L2Sgd
 let spurious, seed =
     [ 1L .. 20L ]
     |> Seq.map (fun seed ->
-        let path = Learner.sgdL2Path settings k Identity seed data.X data.Y RunContext.silent
+        let path = Trajectories.sgdL2Path settings k Identity seed data.X data.Y RunContext.silent
         seed, Array.last path)
     |> Seq.choose (fun (seed, endpoint) ->
         let e = (Metrics.compare endpoint truth).RegressorError
@@ -87,7 +87,10 @@ let target = if distance spurious swapped < distance spurious truth then swapped
 
 // ---- 3. Both losses along θ(t) = (1 − t)·θ_spurious + t·θ_truth, t ∈ [−0.25, 1.25].
 let coefficients = Coefficients.solve Identity truth.Sigma
-let weights = (FitConfig.defaults 2 Identity).Weights
+let weights =
+    match (FitConfig.defaults 2 Identity).L4Solver with
+    | L4Solver.Subspace s -> s.Weights
+    | L4Solver.Sgd s -> s.Weights
 let ts = Array.init 61 (fun i -> -0.25 + 1.5 * float i / 60.0)
 
 let along (t: float) =

@@ -72,16 +72,25 @@ internal static class FitCommand
             reporter.Finish();
             var file = parse.GetValue(outPath)!;
             result.Model.Save(Shared.PrepareOutput(file));
-            var times = string.Join(", ", result.Timings.GroupBy(t => t.Stage)
+            var times = string.Join(", ", result.Stages.GroupBy(t => t.Stage)
                 .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key} {g.Sum(t => t.Seconds):F2}s")));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"fitted k={result.Model.Experts}, d={result.Model.Dimension}, {result.Model.Activation}, sigma={result.Model.Sigma:G6} on {rows} ({result.StopReason}); wrote {file.Name}"));
+                $"fitted k={result.Model.Experts}, d={result.Model.Dimension}, {result.Model.Activation}, sigma={result.Model.Sigma:G6} on {rows} ({Exit(result.Exit)}); wrote {file.Name}"));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"stage times: {times}; total {result.Timings.Sum(t => t.Seconds):F2}s"));
+                $"stage times: {times}; total {result.Stages.Sum(t => t.Seconds):F2}s"));
             return CliApp.Success;
         });
         return command;
     }
+
+    /// <summary>The exit condition as the CLI prints it.</summary>
+    private static string Exit(ExitCondition exit) => exit switch
+    {
+        ExitCondition.Converged => "converged",
+        ExitCondition.MaxIterations => "max-iterations",
+        ExitCondition.NoProgress => "no-progress",
+        _ => "completed",
+    };
 
     public static Command CreateEval(TextWriter output)
     {

@@ -16,7 +16,7 @@ public class LearnerKernels
     private MoeModel model = null!;
     private Dataset data = null!;
     private double[] flat = null!;
-    private Kernels.ExpertDensities densities = null!;
+    private ExpertDensities densities = null!;
     private double[,] posterior = null!;
     private OutputTransform transform = null!;
     private double[,] basis = null!;
@@ -40,7 +40,7 @@ public class LearnerKernels
         data = Sampler.Sample(model, N, 1);
         flat = new double[N * d];
         Buffer.BlockCopy(data.X, 0, flat, 0, flat.Length * sizeof(double));
-        densities = Kernels.expertDensities(model, data.X, data.Y);
+        densities = GatingKernel.expertDensities(model, data.X, data.Y);
         posterior = new double[N, k];
         transform = OutputTransforms.Bounded(MoE.Core.Activation.Identity, 0.05);
         basis = new double[d, k];
@@ -55,7 +55,7 @@ public class LearnerKernels
 
     /// <summary>L_log value and W-gradient, fused kernel (densities precomputed; one pass over X).</summary>
     [Benchmark]
-    public double GatingLoss() => Kernels.gatingLoss(densities, data.X, model.Gating).Item1;
+    public double GatingLoss() => GatingKernel.loss(densities, data.X, model.Gating).Item1;
 
     /// <summary>L_log value and W-gradient, scalar reference (recomputes the experts every call).</summary>
     [Benchmark]
@@ -63,7 +63,7 @@ public class LearnerKernels
 
     /// <summary>The EM E-step with every M-step sum (likelihood, posterior, Grams, gate gradient and Hessian).</summary>
     [Benchmark]
-    public double EmStatistics() => Kernels.emStatistics(model, data.X, data.Y, posterior).LogLikelihood;
+    public double EmStatistics() => EmKernel.statistics(model, data.X, data.Y, posterior).LogLikelihood;
 
     /// <summary>Posterior responsibilities (one pass; chunked over cores).</summary>
     [Benchmark]

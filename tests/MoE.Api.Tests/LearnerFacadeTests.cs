@@ -20,7 +20,9 @@ public class LearnerFacadeTests
         Assert.True(e.RegressorError <= 0.01 && e.GatingError <= 0.01, $"E_reg {e.RegressorError}, E_gating {e.GatingError}");
         Assert.Contains(reports, r => r.Stage == "em");
         Assert.Equal(fit.Trace.Count, reports.Count);
-        Assert.Contains(fit.Timings, t => t.Stage == "l4");
+        Assert.Contains(fit.Stages, t => t.Stage == "l4");
+        Assert.Equal(ExitCondition.Converged, fit.Exit);
+        Assert.Equal("em", fit.Stages[^1].Stage);
     }
 
     [Fact]
@@ -30,9 +32,38 @@ public class LearnerFacadeTests
         var a = MoeLearner.Fit(data, new FitOptions { Experts = 2, Seed = 4 });
         var b = MoeLearner.Fit(data, new FitOptions { Experts = 2, Seed = 4 });
         Assert.Equal(a.Model.ToJson(), b.Model.ToJson());
-        var core = MoE.Core.Learner.Fit(new FitOptions { Experts = 2, Seed = 4 }.ToCore(),
-            MoE.Core.DatasetModule.Create(data.X, data.Y), MoE.Core.RunContextModule.Silent);
-        Assert.Equal(a.Model.Regressors, core.Model.Regressors);
+        // The core's own defaults, built without the façade's conversion: the same request is the same estimator.
+        var config = MoE.Core.FitConfigModule.Defaults(2, MoE.Core.Activation.Identity).WithSeed(4);
+        var core = MoE.Core.Learner.Fit(config, MoE.Core.DatasetModule.Create(data.X, data.Y), MoE.Core.RunContextModule.Silent);
+        Assert.Equal(MoE.Core.ModelJson.Serialize(core.Model), a.Model.ToJson());
+    }
+
+    [Fact]
+    public void TheSgdSolverIsTheSameEstimatorFromCSharpAndFromFSharp()
+    {
+        // The solver carries its own weights (ridge 4 for SGD); the façade only picks the case.
+        var data = Truth.Sample(n: 4_000, seed: 5);
+        var options = new FitOptions { Experts = 2, Sigma = 0.05, Solver = L4Solver.Sgd, Polish = false, Seed = 2 };
+        var fromCSharp = MoeLearner.Fit(data, options);
+        var config = MoE.Core.FitConfigModule.Defaults(2, MoE.Core.Activation.Identity)
+            .WithL4Solver(MoE.Core.L4Solver.DefaultSgd).WithSigma(0.05).WithPolish(false).WithSeed(2);
+        var fromFSharp = MoE.Core.Learner.Fit(config, MoE.Core.DatasetModule.Create(data.X, data.Y), MoE.Core.RunContextModule.Silent);
+        Assert.Equal(MoE.Core.ModelJson.Serialize(fromFSharp.Model), fromCSharp.Model.ToJson());
+        Assert.Equal("l4", fromCSharp.Stages[0].Stage);
+        Assert.Equal(ExitCondition.Completed, fromCSharp.Stages[0].Exit);
+    }
+
+    [Fact]
+    public void UndefinedEnumValuesAreRejectedNotReplacedByDefaults()
+    {
+        var data = Truth.Sample(n: 2_000, seed: 1);
+        var e = Assert.Throws<ArgumentOutOfRangeException>(() => MoeLearner.Fit(data, new FitOptions { Experts = 2, Method = (FitMethod)7 }));
+        Assert.Equal("Method", e.ParamName);
+        Assert.Contains("not a defined FitMethod", e.Message);
+        Assert.Equal("Solver", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            MoeLearner.Fit(data, new FitOptions { Experts = 2, Solver = (L4Solver)(-1) })).ParamName);
+        Assert.Equal("Transform", Assert.Throws<ArgumentOutOfRangeException>(() =>
+            MoeLearner.Fit(data, new FitOptions { Experts = 2, Transform = (OutputTransformKind)2 })).ParamName);
     }
 
     [Fact]

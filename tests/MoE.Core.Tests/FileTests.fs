@@ -38,13 +38,28 @@ let private dataset =
         return Dataset.create x y
     }
 
+/// Fewer rows, fewer columns, simpler values.
+let private shrinkDataset (data: Dataset) : Dataset seq =
+    seq {
+        let n, d = data.Count, data.Dimension
+
+        if n > 1 then
+            yield Dataset.create (Array2D.init (n - 1) d (fun i j -> data.X.[i, j])) (Array.sub data.Y 0 (n - 1))
+
+        if d > 1 then
+            yield Dataset.create (Generators.dropLastColumn data.X) data.Y
+
+        for y in Generators.shrinkEntries data.Y do
+            yield Dataset.create data.X y
+    }
+
 let private bitsOf (data: Dataset) =
     (Seq.cast<float> data.X |> Seq.map BitConverter.DoubleToInt64Bits |> Seq.toList,
      data.Y |> Array.map BitConverter.DoubleToInt64Bits |> Array.toList)
 
 [<Property>]
 let ``CSV round-trips every double bit for bit`` () =
-    Prop.forAll (Arb.fromGen dataset) (fun data ->
+    Prop.forAll (Arb.fromGenShrink (dataset, shrinkDataset)) (fun data ->
         use w = new StringWriter()
         DataCsv.write w data
         let back = DataCsv.read (new StringReader(w.ToString())) "mem.csv"

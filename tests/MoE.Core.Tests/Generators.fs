@@ -16,6 +16,37 @@ let matrix rows cols lo hi =
 
 let vector n lo hi = Gen.arrayOfLength n (uniform lo hi)
 
+/// Simpler values for one number: 0, then the value rounded to an integer and to one decimal (those that differ).
+let shrinkFloat (v: float) : float seq =
+    [ 0.0; round v; round (v * 10.0) / 10.0 ]
+    |> Seq.distinct
+    |> Seq.filter (fun c -> c <> v)
+
+/// The vector with one entry made simpler.
+let shrinkEntries (v: float[]) : float[] seq =
+    seq {
+        for i in 0 .. v.Length - 1 do
+            for c in shrinkFloat v.[i] do
+                let w = Array.copy v
+                w.[i] <- c
+                yield w
+    }
+
+/// The matrix with one entry made simpler.
+let shrinkMatrixEntries (m: float[,]) : float[,] seq =
+    seq {
+        for i in 0 .. m.GetLength 0 - 1 do
+            for j in 0 .. m.GetLength 1 - 1 do
+                for c in shrinkFloat m.[i, j] do
+                    let w = Array2D.copy m
+                    w.[i, j] <- c
+                    yield w
+    }
+
+/// The matrix without its last column.
+let dropLastColumn (m: float[,]) : float[,] =
+    Array2D.init (m.GetLength 0) (m.GetLength 1 - 1) (fun i j -> m.[i, j])
+
 /// The five built-in activations, leaky ReLU with a slope in [0, 0.5].
 let activation: Gen<Activation> =
     Gen.oneof
@@ -104,7 +135,13 @@ type Arbitraries =
         )
 
     static member Logits() : Arbitrary<Logits> =
-        Gen.choose (1, 8)
-        |> Gen.bind (fun n -> vector n -50.0 50.0)
-        |> Gen.map Logits
-        |> Arb.fromGen
+        Arb.fromGenShrink (
+            Gen.choose (1, 8) |> Gen.bind (fun n -> vector n -50.0 50.0) |> Gen.map Logits,
+            fun (Logits v) ->
+                seq {
+                    if v.Length > 1 then
+                        yield Logits(Array.sub v 0 (v.Length - 1))
+
+                    yield! shrinkEntries v |> Seq.map Logits
+                }
+        )

@@ -9,8 +9,7 @@ open System.Runtime.Intrinsics
 open Xunit
 open MoE.Core
 
-let private folder =
-    Path.Combine(AppContext.BaseDirectory, "golden")
+let private folder = Path.Combine(AppContext.BaseDirectory, "golden")
 
 let private sourceFolder =
     // bin/Release/net10.0 -> the project folder, for regeneration.
@@ -19,10 +18,7 @@ let private sourceFolder =
 /// The vector width the kernels ran with. TensorPrimitives sums a dot product in lanes of this width, so a machine
 /// with another width rounds differently in the last bit; bit-identity is promised per width, not across widths.
 let private machine =
-    sprintf
-        "Vector512=%b Vector256=%b"
-        Vector512.IsHardwareAccelerated
-        Vector256.IsHardwareAccelerated
+    sprintf "Vector512=%b Vector256=%b" Vector512.IsHardwareAccelerated Vector256.IsHardwareAccelerated
 
 /// Across vector widths: the fits converge to the same optimum, so parameters agree to the optimisers'
 /// tolerances (EM stops at a relative likelihood gain of 1e-11, i.e. parameters settled to ~1e-6 relative of
@@ -69,8 +65,7 @@ let private cases: (string * (unit -> MoeModel)) list =
         (fun () ->
             fitWith
                 { FitConfig.defaults 2 Identity with
-                    L4Solver = L4SolverKind.Sgd
-                    Weights = L4Weights.create 0.1 10.0 4.0 true
+                    L4Solver = L4Solver.DefaultSgd
                     Sigma = Some 0.05
                     Seed = 5L
                 }
@@ -129,10 +124,12 @@ let private cases: (string * (unit -> MoeModel)) list =
                 }
 
             let l4 =
-                Learner.sgdL4Path
+                Trajectories.sgdL4Path
                     (Coefficients.solve Identity 0.05)
-                    (L4Weights.create 0.1 10.0 4.0 true)
-                    sgd
+                    {
+                        Weights = L4Weights.create 0.1 10.0 4.0 true
+                        Schedule = sgd
+                    }
                     2
                     11L
                     data.X
@@ -140,7 +137,7 @@ let private cases: (string * (unit -> MoeModel)) list =
                     silent
 
             let l2 =
-                Learner.sgdL2Path
+                Trajectories.sgdL2Path
                     { sgd with
                         LearningRate = 0.05
                         FinalLearningRate = 0.005
@@ -153,7 +150,7 @@ let private cases: (string * (unit -> MoeModel)) list =
                     silent
 
             let gating =
-                Learner.sgdGatingPath
+                Trajectories.sgdGatingPath
                     { sgd with
                         LearningRate = 1.0
                         FinalLearningRate = 0.1
@@ -164,8 +161,19 @@ let private cases: (string * (unit -> MoeModel)) list =
                     data.Y
                     silent
 
-            let a = Array2D.init 4 10 (fun i t -> if i < 2 then l4.[l4.Length - 1].[i, t] else (Array.last l2).Regressors.[i - 2, t])
-            let w = Array2D.init 3 10 (fun i t -> if i = 0 then (Array.last gating).[0, t] elif i = 1 then (Array.last l2).Gating.[0, t] else 0.0)
+            let a =
+                Array2D.init 4 10 (fun i t ->
+                    if i < 2 then
+                        l4.[l4.Length - 1].[i, t]
+                    else
+                        (Array.last l2).Regressors.[i - 2, t])
+
+            let w =
+                Array2D.init 3 10 (fun i t ->
+                    if i = 0 then (Array.last gating).[0, t]
+                    elif i = 1 then (Array.last l2).Gating.[0, t]
+                    else 0.0)
+
             MoeModel.create a w Identity 1.0)
     ]
 
@@ -175,7 +183,12 @@ let private names = cases |> List.map (fst >> Array.singleton) |> List.toArray
 let goldenCases: obj[] seq = names |> Seq.map (fun n -> [| box n.[0] |])
 
 let private numbers (model: MoeModel) =
-    Array.concat [ Seq.toArray (Seq.cast<float> model.Regressors); Seq.toArray (Seq.cast<float> model.Gating); [| model.Sigma |] ]
+    Array.concat
+        [
+            Seq.toArray (Seq.cast<float> model.Regressors)
+            Seq.toArray (Seq.cast<float> model.Gating)
+            [| model.Sigma |]
+        ]
 
 [<Theory>]
 [<MemberData(nameof goldenCases)>]
@@ -198,6 +211,11 @@ let ``seeded fits reproduce their golden model files`` (name: string) =
             let a = numbers model
 
             Array.iteri2
-                (fun i u v -> Tolerance.assertClose acrossWidths u v (sprintf "%s parameter %d (%s vs %s)" name i recorded machine))
+                (fun i u v ->
+                    Tolerance.assertClose
+                        acrossWidths
+                        u
+                        v
+                        (sprintf "%s parameter %d (%s vs %s)" name i recorded machine))
                 e
                 a

@@ -64,6 +64,58 @@ let private gruCase (reset: ResetPlacement) (updateGate: GateKind) (resetGate: G
         return { Cell = cell; H0 = h0; Xs = xs }
     }
 
+/// Fewer steps, one input fewer, or one hidden unit fewer (every matrix cut consistently, so a constant reset
+/// gate stays constant).
+let private shrinkCase (c: GruCase) : GruCase seq =
+    let cell = c.Cell
+    let m, n = cell.Uz.GetLength 0, cell.Uz.GetLength 1
+
+    let cut rows cols (a: float[,]) =
+        Array2D.init rows cols (fun i j -> a.[i, j])
+
+    seq {
+        if c.Xs.Length > 1 then
+            yield
+                { c with
+                    Xs = Array.sub c.Xs 0 (c.Xs.Length - 1)
+                }
+
+        if n > 1 then
+            let u = cut m (n - 1)
+
+            yield
+                { c with
+                    Cell =
+                        { cell with
+                            Uz = u cell.Uz
+                            Ur = u cell.Ur
+                            Uh = u cell.Uh
+                        }
+                    Xs = c.Xs |> Array.map (fun x -> Array.sub x 0 (n - 1))
+                }
+
+        if m > 1 then
+            let u = cut (m - 1) n
+            let w = cut (m - 1) (m - 1)
+
+            yield
+                { c with
+                    Cell =
+                        { cell with
+                            Uz = u cell.Uz
+                            Ur = u cell.Ur
+                            Uh = u cell.Uh
+                            Wz = w cell.Wz
+                            Wr = w cell.Wr
+                            Wh = w cell.Wh
+                        }
+                    H0 = Array.sub c.H0 0 (m - 1)
+                }
+    }
+
+let private cases reset updateGate resetGate constantReset =
+    Arb.fromGenShrink (gruCase reset updateGate resetGate constantReset, shrinkCase)
+
 let private maxDiff (a: float[]) (b: float[]) =
     Array.fold2 (fun acc u v -> max acc (abs (u - v))) 0.0 a b
 
@@ -75,40 +127,35 @@ let private stepGaps (c: GruCase) =
     Array.init c.Xs.Length (fun t ->
         maxDiff (Gru.step c.Cell hs.[t] c.Xs.[t]) (VectorMoe.evaluate moe (Array.append c.Xs.[t] hs.[t])))
 
-/// Values are O(1); a step rounds in a different order (U x + W h summed apart or fused), ~1e-16 each, so 1e-12
-/// (per step and for whole runs of ≤ 10 steps with ~non-expanding weights) has wide headroom.
-let private tolerance = 1e-12
+/// Values are O(1); a step rounds in a different order (U x + W h summed apart or fused), ~1e-16 each, so
+/// `Tolerance.exact` (per step and for whole runs of ≤ 10 steps with ~non-expanding weights) has wide headroom.
+let private tolerance = Tolerance.exact
 
 [<Property>]
 let ``reset-after GRU with threshold gates is exactly the hierarchical MoE, step by step and unrolled`` () =
-    Prop.forAll
-        (Arb.fromGen (gruCase ResetPlacement.AfterRecurrence GateKind.Threshold GateKind.Threshold false))
-        (fun c ->
-            let moe = Gru.toHierarchicalMoe c.Cell
-            let gru = Gru.run c.Cell c.H0 c.Xs
-            let mix = Gru.runMixture moe c.H0 c.Xs
+    Prop.forAll (cases ResetPlacement.AfterRecurrence GateKind.Threshold GateKind.Threshold false) (fun c ->
+        let moe = Gru.toHierarchicalMoe c.Cell
+        let gru = Gru.run c.Cell c.H0 c.Xs
+        let mix = Gru.runMixture moe c.H0 c.Xs
 
-            Array.forall (fun g -> g <= tolerance) (stepGaps c)
-            && Array.forall2 (fun a b -> maxDiff a b <= tolerance) gru mix)
+        Array.forall (fun g -> g <= tolerance) (stepGaps c)
+        && Array.forall2 (fun a b -> maxDiff a b <= tolerance) gru mix)
 
 [<Property>]
 let ``with a soft update gate the reset-after GRU is still the MoE's conditional mean`` () =
-    Prop.forAll
-        (Arb.fromGen (gruCase ResetPlacement.AfterRecurrence GateKind.Sigmoid GateKind.Threshold false))
-        (fun c -> Array.forall (fun g -> g <= tolerance) (stepGaps c))
+    Prop.forAll (cases ResetPlacement.AfterRecurrence GateKind.Sigmoid GateKind.Threshold false) (fun c ->
+        Array.forall (fun g -> g <= tolerance) (stepGaps c))
 
 [<Property>]
 let ``reset-before GRU equals the MoE form when the reset gate is constant across coordinates`` () =
-    Prop.forAll
-        (Arb.fromGen (gruCase ResetPlacement.BeforeRecurrence GateKind.Threshold GateKind.Threshold true))
-        (fun c -> Array.forall (fun g -> g <= tolerance) (stepGaps c))
+    Prop.forAll (cases ResetPlacement.BeforeRecurrence GateKind.Threshold GateKind.Threshold true) (fun c ->
+        Array.forall (fun g -> g <= tolerance) (stepGaps c))
 
 [<Fact>]
 let ``reset-before GRU is not the MoE form in general: a property search finds a counterexample`` () =
     let claim =
-        Prop.forAll
-            (Arb.fromGen (gruCase ResetPlacement.BeforeRecurrence GateKind.Threshold GateKind.Threshold false))
-            (fun c -> Array.forall (fun g -> g <= tolerance) (stepGaps c))
+        Prop.forAll (cases ResetPlacement.BeforeRecurrence GateKind.Threshold GateKind.Threshold false) (fun c ->
+            Array.forall (fun g -> g <= tolerance) (stepGaps c))
 
     let e =
         Assert.ThrowsAny<exn>(fun () -> Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), claim))
@@ -118,9 +165,8 @@ let ``reset-before GRU is not the MoE form in general: a property search finds a
 [<Fact>]
 let ``a soft reset gate breaks eq. 5 even after the recurrence: a property search finds a counterexample`` () =
     let claim =
-        Prop.forAll
-            (Arb.fromGen (gruCase ResetPlacement.AfterRecurrence GateKind.Threshold GateKind.Sigmoid false))
-            (fun c -> Array.forall (fun g -> g <= tolerance) (stepGaps c))
+        Prop.forAll (cases ResetPlacement.AfterRecurrence GateKind.Threshold GateKind.Sigmoid false) (fun c ->
+            Array.forall (fun g -> g <= tolerance) (stepGaps c))
 
     let e =
         Assert.ThrowsAny<exn>(fun () -> Check.One(Config.QuickThrowOnFailure.WithMaxTest(200), claim))
@@ -131,26 +177,24 @@ let ``a soft reset gate breaks eq. 5 even after the recurrence: a property searc
 let ``a soft update gate is the expectation of the step over Bernoulli gates (exact enumeration)`` () =
     // Σ over the 2^m gate states of Π p_i^{z_i}(1 − p_i)^{1−z_i} · step(z): at most 256 terms of size O(1), so
     // rounding stays below 1e-13; 1e-12 is the bound.
-    Prop.forAll
-        (Arb.fromGen (gruCase ResetPlacement.BeforeRecurrence GateKind.Sigmoid GateKind.Sigmoid false))
-        (fun c ->
-            let h, x = c.H0, c.Xs.[0]
-            let m = h.Length
-            let p = Gru.updateGate c.Cell h x
-            let expectation = Array.zeroCreate m
+    Prop.forAll (cases ResetPlacement.BeforeRecurrence GateKind.Sigmoid GateKind.Sigmoid false) (fun c ->
+        let h, x = c.H0, c.Xs.[0]
+        let m = h.Length
+        let p = Gru.updateGate c.Cell h x
+        let expectation = Array.zeroCreate m
 
-            for state in 0 .. (1 <<< m) - 1 do
-                let z = Array.init m (fun i -> if (state >>> i) &&& 1 = 1 then 1.0 else 0.0)
+        for state in 0 .. (1 <<< m) - 1 do
+            let z = Array.init m (fun i -> if (state >>> i) &&& 1 = 1 then 1.0 else 0.0)
 
-                let prob =
-                    Array.fold2 (fun acc zi pi -> acc * (if zi = 1.0 then pi else 1.0 - pi)) 1.0 z p
+            let prob =
+                Array.fold2 (fun acc zi pi -> acc * (if zi = 1.0 then pi else 1.0 - pi)) 1.0 z p
 
-                let s = Gru.stepWithUpdate c.Cell h x z
+            let s = Gru.stepWithUpdate c.Cell h x z
 
-                for i in 0 .. m - 1 do
-                    expectation.[i] <- expectation.[i] + prob * s.[i]
+            for i in 0 .. m - 1 do
+                expectation.[i] <- expectation.[i] + prob * s.[i]
 
-            maxDiff expectation (Gru.step c.Cell h x) <= tolerance)
+        maxDiff expectation (Gru.step c.Cell h x) <= tolerance)
 
 [<Property(MaxTest = 100)>]
 let ``both variants agree when the hidden size is 1`` () =
@@ -181,7 +225,17 @@ let ``both variants agree when the hidden size is 1`` () =
                 }
         }
 
-    Prop.forAll (Arb.fromGen oneHidden) (fun c ->
+    // Only fewer steps: the cell's shape is the point of this property.
+    let fewerSteps (c: GruCase) =
+        if c.Xs.Length > 1 then
+            Seq.singleton
+                { c with
+                    Xs = Array.sub c.Xs 0 (c.Xs.Length - 1)
+                }
+        else
+            Seq.empty
+
+    Prop.forAll (Arb.fromGenShrink (oneHidden, fewerSteps)) (fun c ->
         // w·(r·h) and r·(w·h) differ by rounding only (2 ulp of O(1) values per step).
         let before = Gru.run c.Cell c.H0 c.Xs
 

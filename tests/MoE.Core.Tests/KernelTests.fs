@@ -12,29 +12,70 @@ open MoE.Core
 open MoE.Core.Tests.Tolerance
 
 /// The kernels sum per-sample terms in chunks (≥ 2048 rows, up to 64 of them) where the references sum in sample
-/// order, and the gating kernel scales densities by their per-sample maximum instead of working in log space. Both
-/// are exact in real arithmetic; each per-sample term differs by a few ulp and a reordered sum of n ≤ 6000 terms
-/// by at most n·ε ≈ 1.3e-12 of the sum of magnitudes. 1e-10 relative leaves ~100× headroom; a wrong term (a
-/// dropped factor, a sign) is off by 1e-3 or more.
-let private summed = 1e-10
+/// order, and the gating kernel scales densities by their per-sample maximum instead of working in log space: both
+/// exact in real arithmetic, so they agree to `Tolerance.reorderedSum`.
+let private summed = reorderedSum
 
-/// A generated model with a sample from itself: n ∈ 1..6000 so that runs span one and several chunks.
-type private Case = { Model: MoeModel; Data: Dataset }
+/// A generated model with a sample from itself: n ∈ 1..50 or 2049..6000 so that runs span one and several chunks.
+type private Case =
+    {
+        Model: MoeModel
+        Seed: int
+        Data: Dataset
+    }
+
+let private caseOf (m: MoeModel) (n: int) (seed: int) =
+    {
+        Model = m
+        Seed = seed
+        Data = Sampler.sample m n (int64 seed)
+    }
+
+let private sizes = Gen.oneof [ Gen.choose (1, 50); Gen.choose (2049, 6000) ]
 
 let private case: FsCheck.Gen<Case> =
     gen {
         let! m = Generators.model
-        let! n = Gen.oneof [ Gen.choose (1, 50); Gen.choose (2049, 6000) ]
+        let! n = sizes
         let! seed = Gen.choose (0, 1000)
-
-        return
-            {
-                Model = m
-                Data = Sampler.sample m n (int64 seed)
-            }
+        return caseOf m n seed
     }
 
-let private cases = Arb.fromGen case
+/// A smaller model (its sample redrawn with the same n and seed), or fewer rows in the same chunking regime (one
+/// chunk, or several).
+let private shrinkCase (c: Case) : Case seq =
+    let n = c.Data.Count
+
+    seq {
+        for m in Generators.shrinkModel c.Model do
+            yield caseOf m n c.Seed
+
+        if n > 1 && n <= 50 then
+            yield caseOf c.Model (n / 2) c.Seed
+        elif n > 2049 then
+            yield caseOf c.Model (max 2049 (n / 2)) c.Seed
+    }
+
+let private cases = Arb.fromGenShrink (case, shrinkCase)
+
+/// Cases for the M-step comparison: n ≥ 20·d·k, where the normal equations are well conditioned (see
+/// `Tolerance.throughSolve`), in one chunk or several.
+let private emCases =
+    let gen =
+        gen {
+            let! m = Generators.model
+            let floor = 20 * m.Dimension * m.Experts
+            let! n = Gen.oneof [ Gen.choose (floor, 2048); Gen.choose (2049, 6000) ]
+            let! seed = Gen.choose (0, 1000)
+            return caseOf m n seed
+        }
+
+    Arb.fromGenShrink (
+        gen,
+        fun c ->
+            shrinkCase c
+            |> Seq.filter (fun s -> s.Data.Count >= 20 * s.Model.Dimension * s.Model.Experts)
+    )
 
 let private assertAllClose tol (expected: float seq) (actual: float seq) what =
     Seq.iteri2 (fun i e a -> assertClose tol e a (sprintf "%s[%d]" what i)) expected actual
@@ -43,8 +84,8 @@ let private assertAllClose tol (expected: float seq) (actual: float seq) what =
 let ``the gating kernel equals the scalar L_log and its gradient`` () =
     Prop.forAll cases (fun c ->
         let reference = Losses.logLikelihoodLoss c.Model c.Data.X c.Data.Y
-        let densities = Kernels.expertDensities c.Model c.Data.X c.Data.Y
-        let value, gradient = Kernels.gatingLoss densities c.Data.X c.Model.Gating
+        let densities = GatingKernel.expertDensities c.Model c.Data.X c.Data.Y
+        let value, gradient = GatingKernel.loss densities c.Data.X c.Model.Gating
         assertClose summed reference.Value value "L_log"
         assertAllClose summed (Seq.cast<float> reference.Gradient) (Seq.cast<float> gradient) "gradient")
 
@@ -58,30 +99,26 @@ let ``the gating kernel falls back to log space where the scaled densities under
     let x = array2D [ [ 2.0; 0.0 ]; [ 0.5; -0.3 ]; [ 1.0; 1.0 ] ]
     let y = [| 2.0; 9.0; -7.0 |]
     let reference = Losses.logLikelihoodLoss model x y
-    let value, gradient = Kernels.gatingLoss (Kernels.expertDensities model x y) x w
+    let value, gradient = GatingKernel.loss (GatingKernel.expertDensities model x y) x w
     Assert.True(Double.IsFinite value)
     assertClose summed reference.Value value "L_log"
     assertAllClose summed (Seq.cast<float> reference.Gradient) (Seq.cast<float> gradient) "gradient"
 
 [<Property>]
 let ``one fused EM step equals the scalar reference step`` () =
-    Prop.forAll cases (fun c ->
-        // The M-step solves weighted normal equations; with n ≥ 20·d samples from N(0, I) they are well
-        // conditioned, so the summation differences above pass through the solves with little amplification.
-        let m, d = c.Model, c.Model.Dimension
-
-        if c.Data.Count >= 20 * d * m.Experts then
-            let fast = Polish.emStep m c.Data.X c.Data.Y true
-            let slow = Reference.emStep m c.Data.X c.Data.Y true
-            assertAllClose 1e-8 (Seq.cast<float> slow.Regressors) (Seq.cast<float> fast.Regressors) "A"
-            assertAllClose 1e-8 (Seq.cast<float> slow.Gating) (Seq.cast<float> fast.Gating) "W"
-            assertClose 1e-8 slow.Sigma fast.Sigma "sigma")
+    Prop.forAll emCases (fun c ->
+        let m = c.Model
+        let fast = Em.step m c.Data.X c.Data.Y true
+        let slow = Reference.emStep m c.Data.X c.Data.Y true
+        assertAllClose throughSolve (Seq.cast<float> slow.Regressors) (Seq.cast<float> fast.Regressors) "A"
+        assertAllClose throughSolve (Seq.cast<float> slow.Gating) (Seq.cast<float> fast.Gating) "W"
+        assertClose throughSolve slow.Sigma fast.Sigma "sigma")
 
 [<Property>]
 let ``the EM statistics pass gives the likelihood and the responsibilities of the scalar code`` () =
     Prop.forAll cases (fun c ->
         let post = Array2D.zeroCreate c.Data.Count c.Model.Experts
-        let stats = Kernels.emStatistics c.Model c.Data.X c.Data.Y post
+        let stats = EmKernel.statistics c.Model c.Data.X c.Data.Y post
         let ll = MoeModel.logLikelihood c.Model c.Data.X c.Data.Y
         assertClose summed ll stats.LogLikelihood "log-likelihood"
 
@@ -113,12 +150,12 @@ let ``kernel results are bit-identical from run to run`` () =
     // change a bit (CI also compares fits made with 1 and 2 processors).
     let truth = GroundTruth.random 3 6 Activation.Relu 0.1 1.0 true 5L
     let data = Sampler.sample truth 50_000 2L
-    let densities = Kernels.expertDensities truth data.X data.Y
+    let densities = GatingKernel.expertDensities truth data.X data.Y
 
     let runs =
         Array.init 4 (fun _ ->
-            let value, gradient = Kernels.gatingLoss densities data.X truth.Gating
-            let step = Polish.emStep truth data.X data.Y true
+            let value, gradient = GatingKernel.loss densities data.X truth.Gating
+            let step = Em.step truth data.X data.Y true
             value, Seq.toArray (Seq.cast<float> gradient), Seq.toArray (Seq.cast<float> step.Regressors))
 
     for r in runs do
@@ -155,7 +192,7 @@ let ``the multi-core subspace moments equal the scalar reference`` () =
             // projected moments are checked against plain sums in the fast result's own basis U.
             let u = fast.Projected.Basis
             let n, d, r = c.Data.Count, c.Data.Dimension, k
-            let qs = Population.quads r
+            let qs = SymmetricTensor.quads r
             let f4 = Array.zeroCreate qs.Length
             let f4z2 = Array2D.zeroCreate r r
             let f2 = Array2D.zeroCreate r r
@@ -180,7 +217,7 @@ let ``the multi-core subspace moments equal the scalar reference`` () =
             let inv = 1.0 / float n
 
             let t4 =
-                Population.assembleS4 r qs (Array.map ((*) inv) f4) (Array2D.map ((*) inv) f4z2) (f4s * inv)
+                SymmetricTensor.assembleS4 r qs (Array.map ((*) inv) f4) (Array2D.map ((*) inv) f4z2) (f4s * inv)
 
             let t2 =
                 Array.init (r * r) (fun idx ->
@@ -284,7 +321,7 @@ let ``reservoir sampling keeps a uniform sample and counts every row`` () =
                 Y = data.Y.[c * 1000 .. c * 1000 + 999]
             })
 
-    let sample, total = Learner.reservoir 1000 3L chunks
+    let sample, total = Sampling.reservoir 1000 3L chunks
     Assert.Equal(int64 n, total)
     Assert.Equal(1000, sample.Count)
     Assert.Equal(1000, sample.Y |> Array.distinct |> Array.length)
@@ -294,7 +331,7 @@ let ``reservoir sampling keeps a uniform sample and counts every row`` () =
         sprintf "mean %g" (Array.average sample.Y)
     )
     // Fewer rows than the reservoir: all of them, in order.
-    let small, count = Learner.reservoir 50_000 3L chunks
+    let small, count = Sampling.reservoir 50_000 3L chunks
     Assert.Equal(int64 n, count)
     Assert.Equal<float[]>(data.Y, small.Y)
 

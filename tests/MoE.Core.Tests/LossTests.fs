@@ -36,6 +36,24 @@ let private case: FsCheck.Gen<Case> =
             }
     }
 
+/// Simpler evaluation points (one entry of A or W rounded or zeroed); the truth and its sample stay.
+let private shrinkCase (c: Case) : Case seq =
+    seq {
+        for a in Generators.shrinkMatrixEntries c.Point.Regressors do
+            yield
+                { c with
+                    Point = { c.Point with Regressors = a }
+                }
+
+        for w in Generators.shrinkMatrixEntries c.Point.Gating do
+            yield
+                { c with
+                    Point = { c.Point with Gating = w }
+                }
+    }
+
+let private cases = Arb.fromGenShrink (case, shrinkCase)
+
 let private weights = L4Weights.create 0.1 10.0 0.5 true
 
 /// Rows whose projections all stay 1e-3 away from a kink of g (ReLU-type), so that the finite difference
@@ -62,7 +80,7 @@ let private awayFromKinks (m: MoeModel) (data: Dataset) =
 
 [<Property>]
 let ``the empirical L4 gradient equals central differences`` () =
-    Prop.forAll (Arb.fromGen case) (fun c ->
+    Prop.forAll cases (fun c ->
         let cf = Coefficients.solve c.Truth.Activation c.Truth.Sigma
 
         let f a =
@@ -74,7 +92,7 @@ let ``the empirical L4 gradient equals central differences`` () =
 
 [<Property>]
 let ``the empirical L_log gradient equals central differences`` () =
-    Prop.forAll (Arb.fromGen case) (fun c ->
+    Prop.forAll cases (fun c ->
         let f w =
             (Losses.logLikelihoodLoss { c.Point with Gating = w } c.Data.X c.Data.Y).Value
 
@@ -82,7 +100,7 @@ let ``the empirical L_log gradient equals central differences`` () =
 
 [<Property>]
 let ``the empirical l2 gradients equal central differences`` () =
-    Prop.forAll (Arb.fromGen case) (fun c ->
+    Prop.forAll cases (fun c ->
         let data = awayFromKinks c.Point c.Data
         let e = Losses.squaredLoss c.Point data.X data.Y
 
@@ -133,8 +151,8 @@ let ``the empirical L4 equals eq. 7 written with t1, t2, t3 term by term`` () =
           )
         + 0.5 * w.Ridge * Seq.sumBy (fun v -> v * v) (Seq.cast<float> a)
 
-    // Two summation orders of ~2000 terms of size up to ~1e3: agreement to 1e-10 relative.
-    assertClose 1e-10 direct (Losses.l4 cf w a data.X data.Y).Value "L4"
+    // Two summation orders of ~2000 terms of size up to ~1e3.
+    assertClose reorderedSum direct (Losses.l4 cf w a data.X data.Y).Value "L4"
 
 [<Fact>]
 let ``losses reject mismatched shapes`` () =

@@ -117,7 +117,7 @@ let ``relabelling the experts (gating rebased on the new reference) leaves the l
     let a' = Array2D.init k d (fun i j -> m.Regressors.[pi i, j])
     let w' = Array2D.init (k - 1) d (fun i j -> wFull (pi i) j - wFull (pi (k - 1)) j)
     let m' = MoeModel.create a' w' m.Activation m.Sigma
-    Array.forall2 (close 1e-11) (MoeModel.logLikelihoods m md.X md.Y) (MoeModel.logLikelihoods m' md.X md.Y)
+    Array.forall2 (close rebased) (MoeModel.logLikelihoods m md.X md.Y) (MoeModel.logLikelihoods m' md.X md.Y)
 
 // ---- Every bad input has its own error, naming the parameter and the offending value or shape ----
 

@@ -24,7 +24,7 @@ let gradientsAgree (analytic: float[,]) (numeric: float[,]) =
         Seq.map2 (fun a b -> abs (a - b)) (Seq.cast<float> analytic) (Seq.cast<float> numeric)
         |> Seq.max
 
-    if worst > 1e-6 * scale then
+    if worst > Tolerance.gradientCheck * scale then
         failwithf
             "gradient mismatch: max |analytic - numeric| = %.3g with scale %.3g (allowed 1e-6 relative)"
             worst
@@ -56,6 +56,20 @@ let activationAndSigma: FsCheck.Gen<Activation * float> =
         let! sigma = Generators.uniform 0.0 1.0
         return g, sigma
     }
+
+/// Simpler (g, σ): the identity, then σ rounded.
+let shrinkActivationAndSigma ((g: Activation, sigma: float)) : (Activation * float) seq =
+    seq {
+        if g <> Activation.Identity then
+            yield Activation.Identity, sigma
+
+        for s in Generators.shrinkFloat sigma do
+            yield g, s
+    }
+
+/// activationAndSigma with its shrinker.
+let activationAndSigmaArb =
+    Arb.fromGenShrink (activationAndSigma, shrinkActivationAndSigma)
 
 /// A ground truth of the given shape: orthogonal gating (random preset) or free gating.
 let truth (k: int) (d: int) (g: Activation) (sigma: float) (free: bool) : FsCheck.Gen<MoeModel> =

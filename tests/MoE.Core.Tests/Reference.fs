@@ -246,7 +246,7 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
     let u = Array2D.init d rank (fun t a -> evd.EigenVectors.[t, order.[a]])
     // Pass 2: projected moments of centred Q4 and Q2.
     let r = rank
-    let qs = Population.quads r
+    let qs = SymmetricTensor.quads r
     let f4 = Array.zeroCreate qs.Length
     let f4z2 = Array2D.zeroCreate r r
     let f2 = Array2D.zeroCreate r r
@@ -283,7 +283,7 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
     let scale (m: float[,]) = Array2D.map (fun v -> v * inv) m
 
     let t4 =
-        Population.assembleS4 r qs (Array.map (fun v -> v * inv) f4) (scale f4z2) (f4s * inv)
+        SymmetricTensor.assembleS4 r qs (Array.map (fun v -> v * inv) f4) (scale f4z2) (f4s * inv)
 
     for v in t4 do
         if not (Double.IsFinite v) then
@@ -303,20 +303,8 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
                 Basis = u
                 T4 = t4
                 T2 = t2
-                GateMasses = [||]
-                // Population.l4 reads only C and C' from the coefficients.
-                Coefficients =
-                    {
-                        Alpha = nan
-                        Beta = nan
-                        Gamma = nan
-                        Delta = nan
-                        C = tf.C
-                        CPrime = tf.CPrime
-                        Q4Mean = 0.0
-                        Q2Mean = 0.0
-                        Sigma = nan
-                    }
+                C = tf.C
+                CPrime = tf.CPrime
             }
     }
 

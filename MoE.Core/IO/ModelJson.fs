@@ -1,0 +1,211 @@
+namespace MoE.Core
+
+open System
+open System.IO
+open System.Text
+open System.Text.Json
+
+/// <summary>
+/// The model file: one JSON schema for fitted models and ground truths,
+/// <c>{"k":2,"d":10,"activation":{"name":"relu","slope":0.0},"sigma":0.05,"regressors":[[…],…],"gating":[[…],…]}</c>
+/// with k regressor rows and k−1 gating rows of d numbers each.
+/// </summary>
+/// <remarks>
+/// Numbers are written in the shortest round-trip form, so a saved model reloads to identical parameters.
+/// Reading reports the JSON path of the first problem (a missing field, a wrong type, a row of the wrong
+/// length, a non-finite or invalid value) in an <see cref="T:System.IO.InvalidDataException"/>.
+/// Custom activations have no file form: saving a model with one is an ArgumentException.
+/// </remarks>
+[<RequireQualifiedAccess>]
+module ModelJson =
+
+    let private num (v: float) =
+        v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+
+    /// One row per line: `[a, b, …]` with the shortest round-trip form of each number.
+    let private writeMatrix (sb: StringBuilder) (name: string) (m: float[,]) =
+        sb.Append("  \"").Append(name).Append("\": [") |> ignore
+
+        for i in 0 .. m.GetLength 0 - 1 do
+            let row = Array.init (m.GetLength 1) (fun j -> num m.[i, j])
+
+            sb.Append(if i = 0 then "\n    [" else ",\n    [").Append(String.Join(", ", row)).Append(']')
+            |> ignore
+
+        sb.Append("\n  ]") |> ignore
+
+    /// <summary>The model as JSON text (one matrix row per line).</summary>
+    /// <param name="model">A model with a built-in activation.</param>
+    /// <returns>The JSON text.</returns>
+    /// <exception cref="T:System.ArgumentException">An invalid model, or a custom activation.</exception>
+    [<CompiledName("Serialize")>]
+    let serialize (model: MoeModel) : string =
+        MoeModel.validate model
+
+        if not model.Activation.IsBuiltIn then
+            invalidArg
+                "model"
+                (sprintf
+                    "The custom activation '%s' cannot be written to a model file; only %s can."
+                    model.Activation.Name
+                    (String.Join(", ", Activation.builtInNames)))
+
+        // Built-in names are plain ASCII words, so no string escaping is needed.
+        let sb = StringBuilder()
+
+        sb.Append("{\n  \"k\": ").Append(model.Experts).Append(",\n  \"d\": ").Append(model.Dimension)
+        |> ignore
+
+        sb.Append(",\n  \"activation\": { \"name\": \"").Append(model.Activation.Name)
+        |> ignore
+
+        sb.Append("\", \"slope\": ").Append(num model.Activation.Slope).Append(" },\n")
+        |> ignore
+
+        sb.Append("  \"sigma\": ").Append(num model.Sigma).Append(",\n") |> ignore
+        writeMatrix sb "regressors" model.Regressors
+        sb.Append(",\n") |> ignore
+        writeMatrix sb "gating" model.Gating
+        sb.Append("\n}\n").ToString()
+
+    let private fail (path: string) (message: string) =
+        raise (InvalidDataException(sprintf "model JSON, %s: %s" path message))
+
+    let private property (element: JsonElement) (path: string) (name: string) (kind: JsonValueKind) =
+        let mutable value = Unchecked.defaultof<JsonElement>
+
+        if not (element.TryGetProperty(name, &value)) then
+            fail path (sprintf "the required field '%s' is missing." name)
+
+        if value.ValueKind <> kind then
+            fail (path + "." + name) (sprintf "expected %A, found %A." kind value.ValueKind)
+
+        value
+
+    let private number (element: JsonElement) (path: string) =
+        if element.ValueKind <> JsonValueKind.Number then
+            fail path (sprintf "expected a number, found %A." element.ValueKind)
+
+        let v = element.GetDouble()
+
+        if not (Double.IsFinite v) then
+            fail path "the number is out of the range of a double."
+
+        v
+
+    let private count (element: JsonElement) (path: string) (name: string) =
+        let e = property element path name JsonValueKind.Number
+        let mutable v = 0
+
+        if not (e.TryGetInt32(&v)) then
+            fail (path + "." + name) (sprintf "expected an integer, found %s." (e.GetRawText()))
+
+        v
+
+    let private matrix (root: JsonElement) (name: string) (rows: int) (columns: int) =
+        let arr = property root "$" name JsonValueKind.Array
+        let path = "$." + name
+
+        if arr.GetArrayLength() <> rows then
+            fail path (sprintf "expected %d rows, found %d." rows (arr.GetArrayLength()))
+
+        let m = Array2D.zeroCreate rows columns
+
+        arr.EnumerateArray()
+        |> Seq.iteri (fun i row ->
+            let rowPath = sprintf "%s[%d]" path i
+
+            if row.ValueKind <> JsonValueKind.Array then
+                fail rowPath (sprintf "expected an array of %d numbers, found %A." columns row.ValueKind)
+
+            if row.GetArrayLength() <> columns then
+                fail rowPath (sprintf "expected %d numbers (d), found %d." columns (row.GetArrayLength()))
+
+            row.EnumerateArray()
+            |> Seq.iteri (fun j v -> m.[i, j] <- number v (sprintf "%s[%d]" rowPath j)))
+
+        m
+
+    /// <summary>Parses a model from JSON text.</summary>
+    /// <param name="json">The text.</param>
+    /// <returns>The validated model.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">Malformed JSON, a missing or mistyped field, a shape
+    /// that disagrees with k and d, or an invalid value (the message gives the JSON path).</exception>
+    [<CompiledName("Deserialize")>]
+    let deserialize (json: string) : MoeModel =
+        Guard.notNull "json" json
+
+        let doc =
+            try
+                JsonDocument.Parse(json)
+            with :? JsonException as e ->
+                raise (InvalidDataException(sprintf "model JSON: not valid JSON: %s" e.Message, e))
+
+        use doc = doc
+        let root = doc.RootElement
+
+        if root.ValueKind <> JsonValueKind.Object then
+            fail "$" (sprintf "expected an object, found %A." root.ValueKind)
+
+        let k = count root "$" "k"
+        let d = count root "$" "d"
+
+        if k < 2 then
+            fail "$.k" (sprintf "a mixture needs k >= 2 experts, found %d." k)
+
+        if d < 1 then
+            fail "$.d" (sprintf "the dimension must be >= 1, found %d." d)
+
+        let act = property root "$" "activation" JsonValueKind.Object
+        let name = (property act "$.activation" "name" JsonValueKind.String).GetString()
+
+        let slope =
+            let mutable s = Unchecked.defaultof<JsonElement>
+
+            if act.TryGetProperty("slope", &s) then
+                number s "$.activation.slope"
+            else
+                0.0
+
+        let activation =
+            try
+                Activation.parse name slope
+            with :? ArgumentException as e ->
+                fail "$.activation" e.Message
+
+        let sigma = number (property root "$" "sigma" JsonValueKind.Number) "$.sigma"
+
+        if sigma < 0.0 then
+            fail "$.sigma" (sprintf "sigma must be >= 0, found %s." (string sigma))
+
+        let regressors = matrix root "regressors" k d
+        let gating = matrix root "gating" (k - 1) d
+        MoeModel.create regressors gating activation sigma
+
+    /// <summary>Writes a model file (created or overwritten).</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="model">The model.</param>
+    [<CompiledName("Save")>]
+    let save (path: string) (model: MoeModel) : unit =
+        Guard.notNull "path" path
+        File.WriteAllText(path, serialize model)
+
+    /// <summary>Reads a model file.</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">See <c>deserialize</c>; the message starts with the file name.</exception>
+    /// <example>
+    /// <code lang="fsharp">
+    /// let model = ModelJson.load "model.json"
+    /// ModelJson.save "copy.json" model   // numbers round-trip exactly
+    /// </code>
+    /// </example>
+    [<CompiledName("Load")>]
+    let load (path: string) : MoeModel =
+        Guard.notNull "path" path
+        let text = File.ReadAllText path
+
+        try
+            deserialize text
+        with :? InvalidDataException as e ->
+            raise (InvalidDataException(sprintf "%s: %s" (Path.GetFileName path) e.Message, e))

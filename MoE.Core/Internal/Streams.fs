@@ -1,0 +1,37 @@
+/// The named random streams of a fit. Every random choice draws from its own xoshiro256** stream
+/// <c>Rng.stream seed id</c>, so adding a restart or an SGD epoch never shifts another choice's draws.
+/// <remarks>
+/// The ids are the numbers the code used before the streams were named, so seeded fits are unchanged. Where two
+/// uses can meet in one fit the ids are disjoint: restarts beyond the fifth draw from a range of their own
+/// (before, restart 7 shared the subsample's stream). Ids that coincide belong to methods that never run
+/// together: the SGD solver's start (3) and restart 3 (the subspace solver), the reservoir (fitChunks, subspace
+/// solver only) and the SGD order. A test checks that no restart meets the subsample or the reservoir.
+/// </remarks>
+module internal MoE.Core.Streams
+
+/// Restart r of the subspace L4 solver: r for the first five (the legacy ids), 10⁶ + r after them.
+let l4Restart (restart: int) : int64 =
+    if restart < 5 then
+        int64 restart
+    else
+        1_000_000L + int64 restart
+
+/// The SGD solver's random start A ~ N(0, 1/d).
+[<Literal>]
+let SgdL4Start = 3L
+
+/// The baselines' random start (ℓ2: A, W; EM: A, W).
+[<Literal>]
+let RandomStart = 5L
+
+/// The seeded subsample of the sign search and of the provisional σ run.
+[<Literal>]
+let Subsample = 7L
+
+/// The order in which SGD visits the samples, epoch after epoch.
+[<Literal>]
+let SgdOrder = 11L
+
+/// The reservoir sample of a fit from chunks (the subspace solver only, so never beside SgdOrder).
+[<Literal>]
+let Reservoir = 11L

@@ -1,0 +1,226 @@
+namespace MoE.Core
+
+open System
+open System.Numerics.Tensors
+
+/// <summary>
+/// The sums behind the Q2 moment matrix (the subspace L4 solver's first pass): Σ Q2(y)·x xᵀ (upper triangle,
+/// row-major), Σ Q2(y) and the sample count. Sums merge by addition, so chunks, cores, streamed files and shards
+/// all accumulate the same way (<c>MomentSums.mergeSecond</c>).
+/// </summary>
+type SecondMomentSums =
+    {
+        /// Samples accumulated.
+        Count: int64
+        /// Input dimension d.
+        Dimension: int
+        /// Σ Q2(y).
+        SumQ2: float
+        /// Σ Q2(y)·x_i x_j for i ≤ j (d·d, lower triangle zero).
+        Sums: float[]
+    }
+
+/// <summary>
+/// The sums behind the projected moments in the subspace U (the second pass): with z = Uᵀx, Σ Q4·z_iz_jz_kz_l over
+/// the index quadruples of <c>SymmetricTensor.quads</c>, Σ Q4·z_iz_j and Σ Q2·z_iz_j (upper triangles), Σ Q4, Σ Q2.
+/// </summary>
+type ProjectedMomentSums =
+    {
+        /// Samples accumulated.
+        Count: int64
+        /// Subspace rank r.
+        Rank: int
+        /// Σ Q4·z_iz_jz_kz_l (one entry per quadruple).
+        F4: float[]
+        /// Σ Q4·z_iz_j (r·r, upper).
+        F4z2: float[]
+        /// Σ Q2·z_iz_j (r·r, upper).
+        F2: float[]
+        /// Σ Q4.
+        F4s: float
+        /// Σ Q2.
+        F2s: float
+    }
+
+/// <summary>
+/// Accumulation of the subspace solver's moment sums: one fused pass per chunk of rows (no per-sample allocation),
+/// chunks over all cores, partial sums merged in chunk order (deterministic whatever the core count). Merging is
+/// addition, so merge(sums(a), sums(b)) equals sums(a ++ b) up to the rounding of a reordered sum.
+/// </summary>
+[<RequireQualifiedAccess>]
+module MomentSums =
+
+    /// <summary>No samples, dimension d.</summary>
+    /// <param name="dimension">d.</param>
+    [<CompiledName("EmptySecond")>]
+    let emptySecond (dimension: int) : SecondMomentSums =
+        {
+            Count = 0L
+            Dimension = dimension
+            SumQ2 = 0.0
+            Sums = Array.zeroCreate (dimension * dimension)
+        }
+
+    /// <summary>The sums of two disjoint sample sets.</summary>
+    /// <param name="a">The sums of one sample set.</param>
+    /// <param name="b">The sums of another, disjoint set (same d).</param>
+    /// <returns>The sums of their union.</returns>
+    [<CompiledName("MergeSecond")>]
+    let mergeSecond (a: SecondMomentSums) (b: SecondMomentSums) : SecondMomentSums =
+        if a.Dimension <> b.Dimension then
+            invalidArg "b" (sprintf "Cannot merge sums of dimension %d and %d." a.Dimension b.Dimension)
+
+        { a with
+            Count = a.Count + b.Count
+            SumQ2 = a.SumQ2 + b.SumQ2
+            Sums = Array.map2 (+) a.Sums b.Sums
+        }
+
+    let private secondChunk (transform: OutputTransform) (x: float[,]) (y: float[]) (lo: int) (hi: int) =
+        let d = x.GetLength 1
+        let sums = Array.zeroCreate (d * d)
+        let mutable sumQ2 = 0.0
+        let xs = Chunks.flat x
+
+        for row in lo .. hi - 1 do
+            let q2 = transform.Q2 y.[row]
+            sumQ2 <- sumQ2 + q2
+            let xr = xs.Slice(row * d, d)
+
+            for i in 0 .. d - 1 do
+                let qi = q2 * xr.[i]
+
+                if qi <> 0.0 then
+                    let offset = i * d + i
+
+                    TensorPrimitives.MultiplyAdd(
+                        xr.Slice i,
+                        qi,
+                        ReadOnlySpan<float>(sums, offset, d - i),
+                        Span<float>(sums, offset, d - i)
+                    )
+
+        {
+            Count = int64 (hi - lo)
+            Dimension = d
+            SumQ2 = sumQ2
+            Sums = sums
+        }
+
+    /// <summary>The first-pass sums of a sample matrix, in parallel chunks.</summary>
+    /// <param name="transform">The output transform (its Q2).</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <returns>Σ Q2(y) x xᵀ (upper), Σ Q2(y) and n.</returns>
+    [<CompiledName("Second")>]
+    let second (transform: OutputTransform) (x: float[,]) (y: float[]) : SecondMomentSums =
+        Guard.sameRows "x" x "y" y
+        let n = y.Length
+
+        if n = 0 then
+            emptySecond (x.GetLength 1)
+        else
+            Chunks.map n (secondChunk transform x y) |> Array.reduce mergeSecond
+
+    /// <summary>No samples, rank r.</summary>
+    /// <param name="rank">r.</param>
+    [<CompiledName("EmptyProjected")>]
+    let emptyProjected (rank: int) : ProjectedMomentSums =
+        {
+            Count = 0L
+            Rank = rank
+            F4 = Array.zeroCreate (SymmetricTensor.quads rank).Length
+            F4z2 = Array.zeroCreate (rank * rank)
+            F2 = Array.zeroCreate (rank * rank)
+            F4s = 0.0
+            F2s = 0.0
+        }
+
+    /// <summary>The sums of two disjoint sample sets.</summary>
+    /// <param name="a">The sums of one sample set.</param>
+    /// <param name="b">The sums of another, disjoint set (same r).</param>
+    /// <returns>The sums of their union.</returns>
+    [<CompiledName("MergeProjected")>]
+    let mergeProjected (a: ProjectedMomentSums) (b: ProjectedMomentSums) : ProjectedMomentSums =
+        if a.Rank <> b.Rank then
+            invalidArg "b" (sprintf "Cannot merge sums of rank %d and %d." a.Rank b.Rank)
+
+        { a with
+            Count = a.Count + b.Count
+            F4 = Array.map2 (+) a.F4 b.F4
+            F4z2 = Array.map2 (+) a.F4z2 b.F4z2
+            F2 = Array.map2 (+) a.F2 b.F2
+            F4s = a.F4s + b.F4s
+            F2s = a.F2s + b.F2s
+        }
+
+    let private projectedChunk
+        (transform: OutputTransform)
+        (u: float[,])
+        (qs: struct (int * int * int * int)[])
+        (x: float[,])
+        (y: float[])
+        (lo: int)
+        (hi: int)
+        =
+        let d, r = u.GetLength 0, u.GetLength 1
+        // Uᵀ row-major: row a is column a of U.
+        let ut = Array.init (r * d) (fun idx -> u.[idx % d, idx / d])
+        let f4 = Array.zeroCreate qs.Length
+        let f4z2 = Array.zeroCreate (r * r)
+        let f2 = Array.zeroCreate (r * r)
+        let mutable f4s = 0.0
+        let mutable f2s = 0.0
+        let z = Array.zeroCreate r
+        let zz = Array.zeroCreate (r * r)
+        let xs = Chunks.flat x
+
+        for row in lo .. hi - 1 do
+            let xr = xs.Slice(row * d, d)
+
+            for a in 0 .. r - 1 do
+                z.[a] <- TensorPrimitives.Dot(ReadOnlySpan<float>(ut, a * d, d), xr)
+
+            let q4 = transform.Q4 y.[row]
+            let q2 = transform.Q2 y.[row]
+            f4s <- f4s + q4
+            f2s <- f2s + q2
+
+            for i in 0 .. r - 1 do
+                for j in i .. r - 1 do
+                    let zij = z.[i] * z.[j]
+                    zz.[i * r + j] <- zij
+                    f4z2.[i * r + j] <- f4z2.[i * r + j] + q4 * zij
+                    f2.[i * r + j] <- f2.[i * r + j] + q2 * zij
+
+            for q in 0 .. qs.Length - 1 do
+                let struct (i, j, k, l) = qs.[q]
+                f4.[q] <- f4.[q] + q4 * zz.[i * r + j] * zz.[k * r + l]
+
+        {
+            Count = int64 (hi - lo)
+            Rank = r
+            F4 = f4
+            F4z2 = f4z2
+            F2 = f2
+            F4s = f4s
+            F2s = f2s
+        }
+
+    /// <summary>The second-pass sums of a sample matrix in the subspace U (d×r), in parallel chunks.</summary>
+    /// <param name="transform">The output transform (its Q4 and Q2).</param>
+    /// <param name="u">The subspace basis U (d×r, orthonormal columns).</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <returns>The projected sums and n.</returns>
+    [<CompiledName("Projected")>]
+    let projected (transform: OutputTransform) (u: float[,]) (x: float[,]) (y: float[]) : ProjectedMomentSums =
+        Guard.sameRows "x" x "y" y
+        Guard.columns "x" (u.GetLength 0) x
+        let n, r = y.Length, u.GetLength 1
+
+        if n = 0 then
+            emptyProjected r
+        else
+            let qs = SymmetricTensor.quads r
+            Chunks.map n (projectedChunk transform u qs x y) |> Array.reduce mergeProjected

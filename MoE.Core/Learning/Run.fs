@@ -1,0 +1,122 @@
+namespace MoE.Core
+
+open System
+open System.Threading
+
+/// <summary>Raised when a loss or gradient becomes NaN or infinite, or an objective turns out unbounded below: a
+/// run stops with this error, never with non-finite parameters. <c>detail</c> says why, when more is known.</summary>
+type NonFiniteException(stage: string, iteration: int, value: float, detail: string) =
+    inherit
+        ArithmeticException(
+            if String.IsNullOrEmpty detail then
+                sprintf
+                    "The %s stage produced a non-finite value (%s) at iteration %d; no parameters were returned."
+                    stage
+                    (string value)
+                    iteration
+            else
+                sprintf
+                    "The %s stage failed (%s) at iteration %d; no parameters were returned. %s"
+                    stage
+                    (string value)
+                    iteration
+                    detail
+        )
+
+    /// <summary>The plain form: the stage, the iteration and the offending value.</summary>
+    /// <param name="stage">The stage that diverged.</param>
+    /// <param name="iteration">The iteration (or epoch) at which it happened.</param>
+    /// <param name="value">The offending loss or gradient entry.</param>
+    new(stage: string, iteration: int, value: float) = NonFiniteException(stage, iteration, value, "")
+
+    /// The stage that diverged (l4, gating, em, l2, ...).
+    member _.Stage = stage
+    /// The iteration (or epoch) at which it happened.
+    member _.Iteration = iteration
+    /// The offending loss or gradient entry.
+    member _.Value = value
+
+/// <summary>One entry of a learner's trace, and what progress callbacks receive.</summary>
+type TraceEntry =
+    {
+        /// The stage: "l4", "signs", "gating", "em", "l2", "l4-sgd".
+        Stage: string
+        /// Iteration, evaluation or epoch within the stage.
+        Iteration: int
+        /// The stage's loss at that point.
+        Loss: float
+    }
+
+/// <summary>Why a stage stopped.</summary>
+[<RequireQualifiedAccess>]
+type StopReason =
+    /// The convergence criterion was met.
+    | Converged
+    /// The iteration budget ran out first.
+    | MaxIterations
+    /// The line search could not make progress (the best point seen is returned).
+    | NoProgress
+    /// The stage has no convergence test and ran to its fixed end: a closed form, an enumeration, or a fixed
+    /// schedule (SGD epochs, projected-gradient steps).
+    | Completed
+
+/// <summary>What one stage of a fit did: how many iterations, its loss at the end, why it stopped, how long it
+/// took.</summary>
+type StageResult =
+    {
+        /// The stage: l4, l4-sgd, directions, signs, gating, scales, em, l2.
+        Stage: string
+        /// Iterations, evaluations, epochs or candidates (0 for a closed form).
+        Iterations: int
+        /// The stage's loss at its end (its own objective), or None for a stage without one.
+        FinalLoss: float option
+        /// Why it stopped.
+        Reason: StopReason
+        /// Wall time in seconds.
+        Seconds: float
+    }
+
+/// <summary>What an iterative step of a learner returns: its result, how far it went and why it stopped.</summary>
+type StageOutcome<'T> =
+    {
+        /// The result (a model, regressors, …).
+        Value: 'T
+        /// Iterations, evaluations, epochs or candidates.
+        Iterations: int
+        /// The loss at the end, or None.
+        FinalLoss: float option
+        /// Why it stopped.
+        Reason: StopReason
+    }
+
+/// <summary>Where a run reports progress and how it is cancelled (the only side channel of a learner).</summary>
+type RunContext =
+    {
+        /// Called with each trace entry (on the calling thread).
+        Progress: TraceEntry -> unit
+        /// Checked at least once per iteration.
+        Cancellation: CancellationToken
+    }
+
+/// Construction of run contexts.
+[<RequireQualifiedAccess>]
+module RunContext =
+    /// <summary>No progress reporting, no cancellation.</summary>
+    [<CompiledName("Silent")>]
+    let silent: RunContext =
+        {
+            Progress = ignore
+            Cancellation = CancellationToken.None
+        }
+
+/// Non-finite checks shared by the optimisers.
+module internal Divergence =
+
+    /// Raises NonFiniteException when the value or a gradient entry is NaN or infinite.
+    let check (stage: string) (iteration: int) (value: float) (gradient: float[]) =
+        if not (Double.IsFinite value) then
+            raise (NonFiniteException(stage, iteration, value))
+
+        for g in gradient do
+            if not (Double.IsFinite g) then
+                raise (NonFiniteException(stage, iteration, g))
