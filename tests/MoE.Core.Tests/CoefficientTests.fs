@@ -57,8 +57,8 @@ let ``identity matches the closed form: alpha = gamma = delta = 0, beta = -6(1 +
         assertClose exact (-3.0 * (1.0 + sigma * sigma) ** 2.0) c.Q4Mean "E[Q4]"
 
 [<Fact>]
-let ``ReLU matches MATH.md's corrected values, not the paper's table`` () =
-    // MATH.md gives 5-6 significant digits; the tolerances are half a unit in the last digit shown.
+let ``ReLU matches the corrected values of docs/math.md, not the paper's table`` () =
+    // docs/math.md gives 5-6 significant digits; the tolerances are half a unit in the last digit shown.
     let c05 = Coefficients.solve Activation.Relu 0.05
     Assert.InRange(c05.Alpha, -5.352485, -5.352475)
     Assert.InRange(c05.Beta, 8.110025, 8.110035)
