@@ -30,15 +30,31 @@ public sealed class Dataset
     /// <param name="path">The file.</param>
     /// <exception cref="System.IO.InvalidDataException">A malformed header, width or value; the message gives
     /// the line and column.</exception>
-    /// <exception cref="System.IO.FileNotFoundException">No such file.</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No such file, or the path is a directory.</exception>
     public static Dataset LoadCsv(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        CheckReadable(path);
         return new(Core.DataCsv.Load(path));
     }
 
-    /// <summary>Writes the dataset as CSV; doubles round-trip exactly.</summary>
-    /// <param name="path">The file (created or overwritten).</param>
+    /// <summary>A data path that names a readable file: not missing, not a directory.</summary>
+    internal static void CheckReadable(string path)
+    {
+        if (Directory.Exists(path))
+        {
+            throw new FileNotFoundException($"'{path}' is a directory, not a data file.", path);
+        }
+
+        if (!File.Exists(path))
+        {
+            throw new FileNotFoundException($"The data file '{path}' does not exist.", path);
+        }
+    }
+
+    /// <summary>Writes the dataset as CSV; doubles round-trip exactly. The file is replaced atomically: a failed
+    /// write leaves the previous file, never one cut mid-row.</summary>
+    /// <param name="path">The file (created or replaced).</param>
     public void SaveCsv(string path)
     {
         ArgumentNullException.ThrowIfNull(path);

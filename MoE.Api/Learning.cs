@@ -124,6 +124,11 @@ public enum ExitCondition
 /// <param name="Seconds">Wall time.</param>
 public sealed record StageResult(string Stage, int Iterations, double? FinalLoss, ExitCondition Exit, double Seconds);
 
+/// <summary>Something about the data or the fit that deserves a look (docs/errors.md lists them).</summary>
+/// <param name="Code">A stable identifier, e.g. not-standardised, not-gaussian, few-rows, em-not-converged.</param>
+/// <param name="Message">What is wrong, with the numbers, and what to do.</param>
+public sealed record FitWarning(string Code, string Message);
+
 /// <summary>The result of <see cref="MoeLearner.Fit"/>.</summary>
 public sealed class FitResult
 {
@@ -134,6 +139,7 @@ public sealed class FitResult
         Stages = inner.Stages.Select(s => new StageResult(s.Stage, s.Iterations,
             s.FinalLoss is { } loss ? loss.Value : null, Convert(s.Reason), s.Seconds)).ToArray();
         Exit = Convert(inner.Reason);
+        Warnings = inner.Warnings.Select(w => new FitWarning(w.Code, w.Message)).ToArray();
     }
 
     internal static ExitCondition Convert(Core.StopReason reason) =>
@@ -153,6 +159,10 @@ public sealed class FitResult
 
     /// <summary>Why the stage that produced the model stopped (EM with the polish, the gating fit without it).</summary>
     public ExitCondition Exit { get; }
+
+    /// <summary>What deserves a look: the data's departures from the estimator's assumptions and a fit that stopped
+    /// before converging. Empty when nothing is wrong.</summary>
+    public IReadOnlyList<FitWarning> Warnings { get; }
 }
 
 /// <summary>Raised when a fit's loss or gradient becomes NaN or infinite; no parameters are returned.</summary>
@@ -212,21 +222,19 @@ public static class MoeLearner
     /// <param name="progress">Receives each stage's progress (optional).</param>
     /// <param name="cancellationToken">Cancels the fit within one iteration.</param>
     /// <returns>The fitted model, its trace and stage timings.</returns>
-    /// <exception cref="ArgumentException">Invalid options, or a method other than L4 with the subspace solver.</exception>
+    /// <exception cref="ArgumentException">Invalid options, a method other than L4 with the subspace solver, or fewer
+    /// than 10 rows in memory per model parameter.</exception>
     /// <exception cref="InvalidDataException">A malformed row (with its line and column).</exception>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="FitDivergedException">A loss or gradient became NaN or infinite.</exception>
-    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled (checked before every chunk of the file).</exception>
     public static FitResult FitCsv(string path, FitOptions options, int maxRowsInMemory = 200_000,
         IProgress<FitProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRowsInMemory, 1);
-        if (!File.Exists(path))
-        {
-            throw new FileNotFoundException($"The data file '{path}' does not exist.", path);
-        }
+        Dataset.CheckReadable(path);
 
         var context = new Core.RunContext(
             FuncConvert.FromAction<Core.TraceEntry>(e => progress?.Report(new FitProgress(e.Stage, e.Iteration, e.Loss))),

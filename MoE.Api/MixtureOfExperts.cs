@@ -36,6 +36,11 @@ public sealed class MixtureOfExperts
     public static MixtureOfExperts Load(string path)
     {
         ArgumentNullException.ThrowIfNull(path);
+        if (Directory.Exists(path))
+        {
+            throw new FileNotFoundException($"'{path}' is a directory, not a model file.", path);
+        }
+
         return new(Core.ModelJson.Load(path));
     }
 
@@ -48,8 +53,9 @@ public sealed class MixtureOfExperts
         return new(Core.ModelJson.Deserialize(json));
     }
 
-    /// <summary>Writes the model file; numbers round-trip exactly.</summary>
-    /// <param name="path">The file (created or overwritten).</param>
+    /// <summary>Writes the model file; numbers round-trip exactly. The file is replaced atomically: a failed write
+    /// leaves the previous file.</summary>
+    /// <param name="path">The file (created or replaced).</param>
     /// <exception cref="ArgumentException">The activation is custom (it has no file form).</exception>
     public void Save(string path)
     {
@@ -88,30 +94,30 @@ public sealed class MixtureOfExperts
     /// <summary>Gate probabilities p_i(x) of every row of <paramref name="x"/>.</summary>
     /// <param name="x">n×d inputs.</param>
     /// <returns>n×k probabilities, each row summing to 1.</returns>
-    /// <exception cref="ArgumentException">x does not have d columns.</exception>
+    /// <exception cref="ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     public double[,] GateProbabilities(double[,] x) => Core.MoeModelModule.GateProbabilities(Inner, x);
 
     /// <summary>The conditional mean ŷ(x) = Σ_i p_i(x) g(&lt;a_i, x&gt;) of every row.</summary>
     /// <param name="x">n×d inputs.</param>
-    /// <exception cref="ArgumentException">x does not have d columns.</exception>
+    /// <exception cref="ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     public double[] Predict(double[,] x) => Core.MoeModelModule.Predict(Inner, x);
 
     /// <summary>Posterior responsibilities P(z = i | x, y).</summary>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
     /// <returns>n×k responsibilities, each row summing to 1.</returns>
-    /// <exception cref="ArgumentException">Shapes disagree, or σ = 0.</exception>
+    /// <exception cref="ArgumentException">Shapes disagree, a value is NaN or infinite, or σ = 0.</exception>
     public double[,] Responsibilities(double[,] x, double[] y) => Core.MoeModelModule.Responsibilities(Inner, x, y);
 
     /// <summary>The total log-likelihood Σ log p(y | x).</summary>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
-    /// <exception cref="ArgumentException">Shapes disagree, or σ = 0.</exception>
+    /// <exception cref="ArgumentException">Shapes disagree, a value is NaN or infinite, or σ = 0.</exception>
     public double LogLikelihood(double[,] x, double[] y) => Core.MoeModelModule.LogLikelihood(Inner, x, y);
 
     /// <summary>Per-sample log-likelihoods log p(y_i | x_i).</summary>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
-    /// <exception cref="ArgumentException">Shapes disagree, or σ = 0.</exception>
+    /// <exception cref="ArgumentException">Shapes disagree, a value is NaN or infinite, or σ = 0.</exception>
     public double[] LogLikelihoods(double[,] x, double[] y) => Core.MoeModelModule.LogLikelihoods(Inner, x, y);
 }

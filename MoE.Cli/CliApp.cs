@@ -43,7 +43,9 @@ public static class CliApp
         var parse = root.Parse(args);
         if (parse.Errors.Count > 0)
         {
-            error.WriteLine($"moe: error: {OneLine(parse.Errors[0].Message)} (see 'moe --help')");
+            // The most specific error first: an unknown word says more than "required command was not provided".
+            var first = parse.Errors.FirstOrDefault(e => e.Message.StartsWith("Unrecognized", StringComparison.Ordinal)) ?? parse.Errors[0];
+            error.WriteLine($"moe: error: {OneLine(first.Message)} (see 'moe --help')");
             return UsageError;
         }
 
@@ -56,12 +58,43 @@ public static class CliApp
                 EnableDefaultExceptionHandler = false,
             });
         }
-        catch (Exception e) when (e is ArgumentException or IOException or UnauthorizedAccessException
-                                      or InvalidOperationException or FormatException or ArithmeticException)
+        catch (Exception e)
         {
-            error.WriteLine($"moe: error: {OneLine(e.Message)}");
+            error.WriteLine($"moe: error: {Describe(e)}");
             return Failure;
         }
+    }
+
+    /// <summary>Longest error line printed; a longer message is cut (values inside messages are cut already).</summary>
+    private const int MaxMessage = 1000;
+
+    /// <summary>
+    /// One line for a failure. Expected failures (bad values, files, data, a fit that cannot proceed) print their own
+    /// message, without .NET's "(Parameter 'x')" and "Actual value was" suffixes; anything else is named as an
+    /// unexpected error with its type, so it can be reported — never a stack trace.
+    /// </summary>
+    private static string Describe(Exception e)
+    {
+        while (e is AggregateException { InnerExceptions.Count: 1 } or System.Reflection.TargetInvocationException && e.InnerException is not null)
+        {
+            e = e.InnerException!;
+        }
+
+        var message = e.Message;
+        if (e is ArgumentException { ParamName: { } name })
+        {
+            message = message.Replace($" (Parameter '{name}')", "", StringComparison.Ordinal);
+            var actual = message.IndexOf("Actual value was", StringComparison.Ordinal);
+            if (actual >= 0)
+            {
+                message = message[..actual];
+            }
+        }
+
+        var expected = e is ArgumentException or IOException or InvalidDataException or UnauthorizedAccessException or InvalidOperationException
+            or FormatException or ArithmeticException or OperationCanceledException or NotSupportedException;
+        var line = OneLine(expected ? message : $"unexpected {e.GetType().Name}: {message} (please report this)");
+        return line.Length <= MaxMessage ? line : line[..(MaxMessage - 1)] + "…";
     }
 
     private static string OneLine(string message) =>

@@ -18,12 +18,13 @@ internal static class AcceptanceCommand
         };
         command.SetAction(parse =>
         {
+            Shared.CheckPaths([], [parse.GetValue(outPath)]);
             var q = parse.GetValue(quick);
             var report = Markdown(q, Experiments.Acceptance(q, new LineProgress(error)));
             output.Write(report);
             if (parse.GetValue(outPath) is { } file)
             {
-                File.WriteAllText(Shared.PrepareOutput(file), report);
+                AtomicFile.WriteAllText(Shared.PrepareOutput(file), report);
             }
 
             return CliApp.Success;

@@ -27,6 +27,9 @@ internal static class FitCommand
         };
         command.SetAction(parse =>
         {
+            Shared.CheckPaths([parse.GetValue(data)], [parse.GetValue(outPath)]);
+            Shared.Require(parse.GetValue(k) >= 2, "--k", "at least 2 (a mixture has k >= 2 experts)", parse.GetValue(k));
+            Shared.Require(parse.GetValue(maxRows) is not < 1, "--max-rows", "at least 1", parse.GetValue(maxRows));
             var options = new FitOptions
             {
                 Experts = parse.GetValue(k),
@@ -72,10 +75,21 @@ internal static class FitCommand
             reporter.Finish();
             var file = parse.GetValue(outPath)!;
             result.Model.Save(Shared.PrepareOutput(file));
+            foreach (var w in result.Warnings)
+            {
+                error.WriteLine($"moe: warning: {w.Message}");
+            }
+
+            var warned = result.Warnings.Count switch
+            {
+                0 => "",
+                1 => "; 1 warning",
+                var count => $"; {count} warnings",
+            };
             var times = string.Join(", ", result.Stages.GroupBy(t => t.Stage)
                 .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key} {g.Sum(t => t.Seconds):F2}s")));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"fitted k={result.Model.Experts}, d={result.Model.Dimension}, {result.Model.Activation}, sigma={result.Model.Sigma:G6} on {rows} ({Exit(result.Exit)}); wrote {file.Name}"));
+                $"fitted k={result.Model.Experts}, d={result.Model.Dimension}, {result.Model.Activation}, sigma={result.Model.Sigma:G6} on {rows} ({Exit(result.Exit)}{warned}); wrote {file.Name}"));
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"stage times: {times}; total {result.Stages.Sum(t => t.Seconds):F2}s"));
             return CliApp.Success;
@@ -104,6 +118,7 @@ internal static class FitCommand
         };
         command.SetAction(parse =>
         {
+            Shared.CheckPaths([parse.GetValue(model), parse.GetValue(truth), parse.GetValue(data)], []);
             var fitted = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
             var reference = MixtureOfExperts.Load(parse.GetValue(truth)!.FullName);
             var e = Metrics.Compare(fitted, reference);
@@ -116,15 +131,32 @@ internal static class FitCommand
 
             if (parse.GetValue(json))
             {
+                // JSON has no infinities: a non-finite value is written as null, and "notes" says why.
+                var notes = new List<string>();
+                double? Finite(string name, double? v)
+                {
+                    if (v is { } value && !double.IsFinite(value))
+                    {
+                        notes.Add($"{name} is {value.ToString(CultureInfo.InvariantCulture)}");
+                        return null;
+                    }
+
+                    return v;
+                }
+
                 var doc = new Dictionary<string, object?>
                 {
-                    ["regressor_error"] = e.RegressorError,
-                    ["gating_error"] = e.GatingError,
-                    ["gating_distance"] = e.GatingDistance,
-                    ["literal_gating_error"] = e.LiteralGatingError,
+                    ["regressor_error"] = Finite("regressor_error", e.RegressorError),
+                    ["gating_error"] = Finite("gating_error", e.GatingError),
+                    ["gating_distance"] = Finite("gating_distance", e.GatingDistance),
+                    ["literal_gating_error"] = Finite("literal_gating_error", e.LiteralGatingError),
                     ["permutation"] = e.Permutation,
-                    ["average_log_likelihood"] = avgLl,
+                    ["average_log_likelihood"] = Finite("average_log_likelihood", avgLl),
                 };
+                if (notes.Count > 0)
+                {
+                    doc["notes"] = notes;
+                }
                 output.WriteLine(System.Text.Json.JsonSerializer.Serialize(doc, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
             }
             else
@@ -136,7 +168,9 @@ internal static class FitCommand
                 output.WriteLine($"expert matching          {string.Join(" ", e.Permutation.Select((p, i) => $"{i}->{p}"))}");
                 if (avgLl is { } ll)
                 {
-                    output.WriteLine(string.Create(CultureInfo.InvariantCulture, $"average log-likelihood   {ll:F6}"));
+                    output.WriteLine(double.IsFinite(ll)
+                        ? string.Create(CultureInfo.InvariantCulture, $"average log-likelihood   {ll:F6}")
+                        : $"average log-likelihood   not finite ({(ll < 0 ? "-inf" : "nan")}): the model gives some rows zero likelihood");
                 }
             }
 

@@ -32,6 +32,10 @@ internal static class GenerateCommand
         };
         command.SetAction(parse =>
         {
+            Shared.CheckPaths([], [parse.GetValue(outPath), parse.GetValue(truthPath)]);
+            Shared.Require(parse.GetValue(k) >= 2, "--k", "at least 2 (a mixture has k >= 2 experts)", parse.GetValue(k));
+            Shared.Require(parse.GetValue(d) >= 1, "--d", "at least 1", parse.GetValue(d));
+            Shared.Require(parse.GetValue(n) >= 1, "--n", "at least 1", parse.GetValue(n));
             var truth = GroundTruth.Create(
                 Shared.ParsePreset(parse.GetValue(preset)!, parse.GetValue(free)),
                 parse.GetValue(k),

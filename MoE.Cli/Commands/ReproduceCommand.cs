@@ -25,6 +25,11 @@ internal static class ReproduceCommand
                 : All.Contains(figure) ? [figure]
                 : throw new ArgumentException($"Unknown figure '{figure}'; expected fig2, fig3, fig4, recovery or all.", "figure");
             var folder = parse.GetValue(outDir)!.FullName;
+            if (File.Exists(folder))
+            {
+                throw new ArgumentException($"--out '{parse.GetValue(outDir)}' is a file; it names the folder the figures go to.", "out");
+            }
+
             var interactive = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
             var report = new Reproducer(folder, parse.GetValue(quick), parse.GetValue(seed), error, interactive).Run(figures);
             output.WriteLine($"wrote {string.Join(", ", figures)} to {folder}; report: {report}");

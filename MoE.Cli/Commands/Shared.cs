@@ -35,6 +35,88 @@ internal static class Shared
             $"Unknown preset '{name}'; expected orthogonal, random-gating or random.", "preset"),
     };
 
+    /// <summary>
+    /// Checks a command's files before any work is done: every input exists and is a file, no output is a directory,
+    /// and no output is also an input or another output (writing it would destroy data). Null entries are absent
+    /// optional files.
+    /// </summary>
+    /// <exception cref="FileNotFoundException">An input is missing or is a directory.</exception>
+    /// <exception cref="ArgumentException">An output is a directory, an input, or named twice.</exception>
+    public static void CheckPaths(IReadOnlyList<FileInfo?> inputs, IReadOnlyList<FileInfo?> outputs)
+    {
+        var comparison = OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+        foreach (var input in inputs.OfType<FileInfo>())
+        {
+            if (Directory.Exists(input.FullName))
+            {
+                throw new FileNotFoundException($"'{input}' is a directory, not a file.", input.FullName);
+            }
+
+            if (!input.Exists)
+            {
+                throw new FileNotFoundException($"The file '{input}' does not exist.", input.FullName);
+            }
+        }
+
+        var seen = new List<FileInfo>();
+        foreach (var output in outputs.OfType<FileInfo>())
+        {
+            if (Directory.Exists(output.FullName))
+            {
+                throw new ArgumentException($"The output '{output}' is a directory; name a file.", "out");
+            }
+
+            if (inputs.OfType<FileInfo>().FirstOrDefault(i => string.Equals(Resolve(i), Resolve(output), comparison)) is { } clash)
+            {
+                throw new ArgumentException($"The output '{output}' is also the input '{clash}'; writing it would destroy the input. Name another output file.", "out");
+            }
+
+            if (seen.FirstOrDefault(o => string.Equals(Resolve(o), Resolve(output), comparison)) is { } twice)
+            {
+                throw new ArgumentException($"The outputs '{twice}' and '{output}' are the same file; name two different files.", "out");
+            }
+
+            seen.Add(output);
+            ProbeWritable(output);
+        }
+    }
+
+    /// <summary>The output's folder exists (it is created) and takes a new file: found out before the work, not after.</summary>
+    private static void ProbeWritable(FileInfo output)
+    {
+        var folder = output.Directory ?? new DirectoryInfo(Directory.GetCurrentDirectory());
+        folder.Create();
+        var probe = Path.Combine(folder.FullName, $".moe-probe-{Guid.NewGuid():N}");
+        try
+        {
+            using (File.Create(probe, 1, FileOptions.DeleteOnClose))
+            {
+            }
+        }
+        catch (Exception e) when (e is IOException or UnauthorizedAccessException)
+        {
+            throw new IOException($"Cannot write '{output}': {e.Message}", e);
+        }
+    }
+
+    /// <summary>A command-line value in range, or an error that names the option (exit code 1).</summary>
+    /// <exception cref="ArgumentException">The value is out of range.</exception>
+    public static void Require(bool inRange, string option, string rule, object? value)
+    {
+        if (!inRange)
+        {
+            throw new ArgumentException(string.Create(System.Globalization.CultureInfo.InvariantCulture,
+                $"{option} must be {rule}, but was {value}."), option.TrimStart('-'));
+        }
+    }
+
+    /// <summary>The full path with symbolic links resolved (so two names of one file compare equal).</summary>
+    private static string Resolve(FileInfo file)
+    {
+        var info = new FileInfo(file.FullName);
+        return info.Exists && info.ResolveLinkTarget(returnFinalTarget: true) is { } target ? target.FullName : info.FullName;
+    }
+
     /// <summary>Creates the output file's folder if needed and returns the file's full path.</summary>
     public static string PrepareOutput(FileInfo file)
     {

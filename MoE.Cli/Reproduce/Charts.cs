@@ -54,7 +54,9 @@ internal static class Charts
         plot.XLabel(xLabel + (logX ? " (log scale)" : ""));
         plot.YLabel(yLabel + (logY ? " (log scale)" : ""));
         plot.ShowLegend(Alignment.UpperRight);
-        plot.SavePng(path, Width, Height);
+        // Rendered in memory and written atomically, so an interrupted run leaves no half-written PNG.
+        var png = plot.GetImageBytes(Width, Height, ImageFormat.Png);
+        MoE.Api.AtomicFile.Write(path, stream => stream.Write(png));
     }
 
     private static ScottPlot.TickGenerators.NumericAutomatic DecadeTicks() => new()

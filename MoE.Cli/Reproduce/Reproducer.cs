@@ -83,7 +83,7 @@ internal sealed class Reproducer(string outDir, bool quick, long seed, TextWrite
             }
         }
 
-        File.WriteAllText(path, csv.ToString());
+        AtomicFile.WriteAllText(path, csv.ToString());
     }
 
     private void FinalsRow(string label, IEnumerable<FigureCurve> curves)
@@ -164,7 +164,7 @@ internal sealed class Reproducer(string outDir, bool quick, long seed, TextWrite
             csv.Append(Inv, $"{f.Method},{f.Samples},{f.Seed},{f.RegressorError:R},{f.GatingError:R},{f.Seconds:R},{(f.Success ? 1 : 0)}\n");
         }
 
-        File.WriteAllText(PathOf("recovery.csv"), csv.ToString());
+        AtomicFile.WriteAllText(PathOf("recovery.csv"), csv.ToString());
         var methods = fits.GroupBy(f => f.Method).ToList();
         var xs = sizes.Select(v => (double)v).ToArray();
         Charts.Save(PathOf("recovery-success.png"), "Success rate (E_reg ≤ 0.01 and E_gating ≤ 0.01) against n; random gating, d = 10, k = 2",
@@ -237,7 +237,7 @@ internal sealed class Reproducer(string outDir, bool quick, long seed, TextWrite
 
         report.AppendLine();
         report.AppendLine(Inv, $"Total: {clock.Elapsed.TotalSeconds:F0} s.");
-        File.WriteAllText(PathOf("report.md"), report.ToString());
+        AtomicFile.WriteAllText(PathOf("report.md"), report.ToString());
         if (interactive)
         {
             log.WriteLine($"\r[{new string('#', 30)}] 100% done in {clock.Elapsed.TotalSeconds:F0} s{new string(' ', 30)}");

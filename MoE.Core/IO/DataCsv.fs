@@ -7,15 +7,35 @@ open System.IO
 /// <summary>Datasets as CSV: a header <c>x1,…,xd,y</c>, then one sample per line.</summary>
 /// <remarks>
 /// Writing uses the shortest round-trip ("R") invariant-culture form, so a read gives back exactly the
-/// doubles that were written. Reading accepts any names for the d input columns but requires the last
-/// column to be <c>y</c>; blank lines are skipped; every failure is an <see cref="T:System.IO.InvalidDataException"/>
-/// whose message gives the source, the 1-based line and column, and the offending text.
+/// doubles that were written, and replaces the file atomically. Reading accepts any names for the d input
+/// columns but requires the last column to be <c>y</c>; fields may be quoted ("1.5"); blank lines are skipped;
+/// every failure is an <see cref="T:System.IO.InvalidDataException"/> whose message gives the source, the 1-based
+/// line and column, and the offending text (cut to 40 characters).
 /// </remarks>
 [<RequireQualifiedAccess>]
 module DataCsv =
 
     let private fail (source: string) (line: int) (column: int) (message: string) =
         raise (InvalidDataException(sprintf "%s: line %d, column %d: %s" source line column message))
+
+    /// The text as a message shows it: at most 40 characters, the rest replaced by an ellipsis.
+    let internal excerpt (text: string) =
+        if text.Length <= 40 then
+            text
+        else
+            text.Substring(0, 37) + "…"
+
+    /// A field without its surrounding double quotes (RFC 4180: "" inside stands for ").
+    let private unquote (field: ReadOnlySpan<char>) : ReadOnlySpan<char> =
+        if field.Length >= 2 && field.[0] = '"' && field.[field.Length - 1] = '"' then
+            let inner = field.Slice(1, field.Length - 2)
+
+            if inner.IndexOf('"') < 0 then
+                inner
+            else
+                inner.ToString().Replace("\"\"", "\"").AsSpan()
+        else
+            field
 
     /// Reads the header, then one row at a time; the line number is kept for messages.
     type private Parser(reader: TextReader, source: string) =
@@ -26,6 +46,7 @@ module DataCsv =
         /// Parses the header; returns the column count d + 1.
         member _.Header() : int =
             let mutable header: string[] = null
+            let mutable headerLine = ""
 
             while isNull header do
                 let line = reader.ReadLine()
@@ -34,7 +55,23 @@ module DataCsv =
                 if isNull line then
                     fail source lineNumber 1 "expected a header line 'x1,...,xd,y', found the end of the input."
                 elif not (String.IsNullOrWhiteSpace line) then
-                    header <- line.Split(',') |> Array.map (fun s -> s.Trim())
+                    headerLine <- line
+
+                    header <-
+                        line.Split(',')
+                        |> Array.map (fun s -> (unquote (s.Trim().AsSpan())).ToString().Trim())
+
+                    if header.Length = 1 then
+                        for separator, name in [ ';', "';'"; '\t', "a tab" ] do
+                            if line.Contains separator then
+                                fail
+                                    source
+                                    lineNumber
+                                    1
+                                    (sprintf
+                                        "the header '%s' separates its columns by %s; the file must be comma-separated (x1,...,xd,y)."
+                                        (excerpt line)
+                                        name)
 
             width <- header.Length
 
@@ -45,15 +82,26 @@ module DataCsv =
                     1
                     (sprintf
                         "the header '%s' has %d column(s); expected 'x1,...,xd,y' with d >= 1."
-                        (String.Join(",", header))
+                        (excerpt (String.Join(",", header)))
                         width)
+
+            let mutable number = 0.0
+
+            if Double.TryParse(header.[width - 1], NumberStyles.Float, CultureInfo.InvariantCulture, &number) then
+                fail
+                    source
+                    lineNumber
+                    width
+                    (sprintf
+                        "the first line '%s' looks like data, not a header; the file must start with a header 'x1,...,xd,y'."
+                        (excerpt headerLine))
 
             if not (String.Equals(header.[width - 1], "y", StringComparison.OrdinalIgnoreCase)) then
                 fail
                     source
                     lineNumber
                     width
-                    (sprintf "the last header column must be 'y', but is '%s'." header.[width - 1])
+                    (sprintf "the last header column must be 'y', but is '%s'." (excerpt header.[width - 1]))
 
             for c in 0 .. width - 2 do
                 let name = header.[c]
@@ -86,7 +134,7 @@ module DataCsv =
                     while start <= span.Length do
                         let rest = span.Slice(start)
                         let comma = rest.IndexOf(',')
-                        let field = (if comma < 0 then rest else rest.Slice(0, comma)).Trim()
+                        let field = unquote ((if comma < 0 then rest else rest.Slice(0, comma)).Trim())
                         column <- column + 1
 
                         if column > width then
@@ -98,11 +146,30 @@ module DataCsv =
 
                         let mutable value = 0.0
 
+                        if field.IsEmpty then
+                            fail
+                                source
+                                lineNumber
+                                column
+                                "the field is empty; every row needs a number in every column."
+
                         if not (Double.TryParse(field, NumberStyles.Float, CultureInfo.InvariantCulture, &value)) then
-                            fail source lineNumber column (sprintf "'%s' is not a number." (field.ToString()))
+                            let text = field.ToString()
+
+                            let hint =
+                                if text.Contains ';' || text.Contains '\t' then
+                                    " (the row's columns must be separated by commas)"
+                                else
+                                    ""
+
+                            fail source lineNumber column (sprintf "'%s' is not a number%s." (excerpt text) hint)
 
                         if not (Double.IsFinite value) then
-                            fail source lineNumber column (sprintf "'%s' is not a finite number." (field.ToString()))
+                            fail
+                                source
+                                lineNumber
+                                column
+                                (sprintf "'%s' is not a finite number." (excerpt (field.ToString())))
 
                         if column = width then ys.Add value else xs.Add value
                         start <- if comma < 0 then span.Length + 1 else start + comma + 1
@@ -253,11 +320,17 @@ module DataCsv =
             put data.Y.[r]
             writer.Write('\n')
 
-    /// <summary>Writes a dataset to a CSV file (created or overwritten).</summary>
+    /// <summary>Writes a dataset to a CSV file (created or replaced atomically: a failed write leaves the previous
+    /// file, never a file cut mid-row).</summary>
     /// <param name="path">The file.</param>
     /// <param name="data">The dataset.</param>
     [<CompiledName("Save")>]
     let save (path: string) (data: Dataset) : unit =
         Guard.notNull "path" path
-        use writer = new StreamWriter(path, false, Text.UTF8Encoding(false), 1 <<< 16)
-        write writer data
+        Dataset.validate data
+
+        AtomicFile.write path (fun stream ->
+            use writer =
+                new StreamWriter(stream, Text.UTF8Encoding(false), 1 <<< 16, leaveOpen = true)
+
+            write writer data)

@@ -182,13 +182,13 @@ module ModelJson =
         let gating = matrix root "gating" (k - 1) d
         MoeModel.create regressors gating activation sigma
 
-    /// <summary>Writes a model file (created or overwritten).</summary>
+    /// <summary>Writes a model file (created or replaced atomically: a failed write leaves the previous file).</summary>
     /// <param name="path">The file.</param>
     /// <param name="model">The model.</param>
     [<CompiledName("Save")>]
     let save (path: string) (model: MoeModel) : unit =
         Guard.notNull "path" path
-        File.WriteAllText(path, serialize model)
+        AtomicFile.writeAllText path (serialize model)
 
     /// <summary>Reads a model file.</summary>
     /// <param name="path">The file.</param>

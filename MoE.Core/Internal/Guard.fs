@@ -81,3 +81,44 @@ let sameRows (xName: string) (x: float[,]) (yName: string) (y: float[]) =
                 (shape x)
                 yName
                 y.Length)
+
+/// A rows×columns array of doubles fits in one .NET array and in this process's memory: checked in 64-bit
+/// arithmetic before anything is allocated, so huge sizes give a message instead of an overflow or an abort.
+let allocation (name: string) (what: string) (rows: int64) (columns: int64) =
+    let values = rows * columns
+
+    if
+        rows < 0L
+        || columns < 0L
+        || values / max 1L columns <> rows
+        || values > int64 Array.MaxLength
+    then
+        raise (
+            ArgumentOutOfRangeException(
+                name,
+                sprintf
+                    "%s need %d x %d = %.3g values, more than the largest .NET array holds (%d)."
+                    what
+                    rows
+                    columns
+                    (float rows * float columns)
+                    Array.MaxLength
+            )
+        )
+
+    let bytes = float values * 8.0
+    let available = float (GC.GetGCMemoryInfo().TotalAvailableMemoryBytes)
+
+    if bytes > 0.9 * available then
+        raise (
+            ArgumentOutOfRangeException(
+                name,
+                sprintf
+                    "%s need %d x %d values = %.1f GB, but this process can use about %.1f GB."
+                    what
+                    rows
+                    columns
+                    (bytes / 1e9)
+                    (available / 1e9)
+            )
+        )

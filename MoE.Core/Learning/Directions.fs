@@ -33,7 +33,7 @@ module Directions =
                     0,
                     ratio,
                     sprintf
-                        "The L4 solution is rank-deficient (smallest/largest eigenvalue of AAᵀ = %.3g): it has collapsed experts onto each other, so no k directions can be read from it. This happens when n is too small for d and k; increase n, or fit with the EM method."
+                        "The L4 solution is rank-deficient (smallest/largest eigenvalue of AAᵀ = %.3g): it has collapsed experts onto each other, so no k directions can be read from it."
                         ratio
                 )
             )

@@ -15,6 +15,9 @@ type FitResult =
         /// Why the stage that produced the model stopped: EM with the polish, the last gating fit without it, the
         /// ℓ2 schedule for the ℓ2 baseline.
         Reason: StopReason
+        /// What deserves a look: the data's departures from the estimator's assumptions (docs/errors.md) and a fit
+        /// that stopped before converging. Empty when nothing is wrong.
+        Warnings: Finding[]
     }
 
 /// The stages of one fit, timed as they run (mutable, but owned by one fit).
@@ -134,6 +137,73 @@ module Learner =
                     context.Progress entry
         }
 
+    /// The failure of the L4 stage with its true cause: the data's departures from the estimator's assumptions when
+    /// there are any, too few samples otherwise (or, for a fit from chunks, too few rows in memory).
+    let private explain (findings: Finding[]) (advice: string) (e: NonFiniteException) : exn =
+        let assumptions =
+            findings
+            |> Array.filter (fun f -> f.Code = "not-standardised" || f.Code = "not-gaussian")
+            |> Array.map (fun f -> f.Message.TrimEnd('.'))
+
+        let detail =
+            if assumptions.Length > 0 then
+                sprintf
+                    "The data break the estimator's assumptions: %s. Or fit with the EM method (--method em)."
+                    (String.Join("; ", assumptions))
+            else
+                advice
+
+        let cause =
+            if String.IsNullOrEmpty e.Detail then
+                "A loss or gradient became non-finite."
+            else
+                e.Detail
+
+        NonFiniteException(e.Stage, e.Iteration, e.Value, cause + " " + detail) :> exn
+
+    /// Runs f and turns an L4-stage failure into one that names its cause.
+    let private explained (findings: Finding[]) (advice: string) (f: unit -> 'T) : 'T =
+        try
+            f ()
+        with :? NonFiniteException as e when e.Stage = "l4" ->
+            raise (explain findings advice e)
+
+    /// Too few samples: the advice for a fit in memory.
+    let private fewSamples =
+        "This happens when n is too small for d and k. Increase n, or fit with the EM method (--method em)."
+
+    /// Warnings about the fit itself: an EM that stopped before converging, a noise level that collapsed.
+    let private fitWarnings (config: FitConfig) (stages: StageResult[]) (model: MoeModel) (y: float[]) : Finding[] =
+        [|
+            for s in stages do
+                if s.Stage = "em" && s.Reason = StopReason.MaxIterations then
+                    {
+                        Severity = Severity.Warning
+                        Code = "em-not-converged"
+                        Message =
+                            sprintf
+                                "EM stopped after its budget of %d iterations before converging; raise the budget (EmIterations) or check the data."
+                                config.EmIterations
+                    }
+                elif s.Stage = "em" && s.Reason = StopReason.NoProgress then
+                    {
+                        Severity = Severity.Warning
+                        Code = "em-no-progress"
+                        Message =
+                            "EM stopped when a step failed to increase the likelihood; the model is the last good one."
+                    }
+
+            if config.Sigma.IsNone && model.Sigma < 1e-6 * Dense.std y then
+                {
+                    Severity = Severity.Warning
+                    Code = "sigma-collapsed"
+                    Message =
+                        sprintf
+                            "the fitted noise level σ = %.3g is below 1e-6·sd(y): an expert has collapsed onto a few points and the likelihood is degenerate."
+                            model.Sigma
+                }
+        |]
+
     /// σ from the configuration, or the provisional σ₁ of a first run of the paper's stages (docs/learners.md).
     let private sigmaFor config (x: float[,]) (y: float[]) (sigma0: float) context log =
         match config.Sigma with
@@ -151,7 +221,8 @@ module Learner =
     /// <param name="data">The samples.</param>
     /// <param name="context">Progress callback and cancellation.</param>
     /// <returns>The model, the trace, every stage's outcome and the final stop reason.</returns>
-    /// <exception cref="T:System.ArgumentException">An invalid configuration, or fewer than 2kd samples.</exception>
+    /// <exception cref="T:System.ArgumentException">An invalid configuration, or data the estimator cannot use (a
+    /// constant column or response, fewer than 2kd samples, d &lt; k for L4): the message names the cause.</exception>
     /// <exception cref="T:MoE.Core.NonFiniteException">A loss or gradient became NaN or infinite, or the L4 stage
     /// failed (unbounded below, collapsed).</exception>
     /// <exception cref="T:System.OperationCanceledException">The token was cancelled.</exception>
@@ -170,27 +241,19 @@ module Learner =
     let fit (config: FitConfig) (data: Dataset) (context: RunContext) : FitResult =
         FitConfig.validate config
         Dataset.validate data
+        let findings = Diagnosis.check config data
+        Diagnosis.throwOnError findings
         let x, y = data.X, data.Y
         let k, d, g = config.Experts, data.Dimension, config.Activation
-
-        if data.Count < 2 * k * d then
-            invalidArg
-                "data"
-                (sprintf
-                    "%d samples cannot determine k = %d experts in d = %d dimensions; need at least 2kd = %d."
-                    data.Count
-                    k
-                    d
-                    (2 * k * d))
-
         let log = StageLog()
         let trace, context = recording context
 
         let outcome =
             match config.Method with
             | FitMethod.L4 ->
-                let sigma = sigmaFor config x y (Sigma.initial y) context log
-                polish config (paperStages config sigma x y context log) x y context log
+                explained findings fewSamples (fun () ->
+                    let sigma = sigmaFor config x y (Sigma.initial y) context log
+                    polish config (paperStages config sigma x y context log) x y context log)
             | FitMethod.Em ->
                 let rng = Rng.stream config.Seed Streams.RandomStart
                 let a = Array2D.init k d (fun _ _ -> rng.NextGaussian() / sqrt (float d))
@@ -212,11 +275,17 @@ module Learner =
                         }
                 }
 
+        let stages = log.Results
+
         {
             Model = outcome.Value
             Trace = trace.ToArray()
-            Stages = log.Results
+            Stages = stages
             Reason = outcome.Reason
+            Warnings =
+                Array.append
+                    (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
+                    (fitWarnings config stages outcome.Value y)
         }
 
     /// <summary>
@@ -229,10 +298,12 @@ module Learner =
     /// <param name="config">The configuration; the L4 method with the subspace solver (the one whose data are
     /// moments).</param>
     /// <param name="chunks">The data, re-enumerable: each enumeration must yield the same rows.</param>
-    /// <param name="maxRows">Rows held in memory for the likelihood stages.</param>
+    /// <param name="maxRows">Rows held in memory for the likelihood stages: at least 10 per model parameter.</param>
     /// <param name="context">Progress callback and cancellation.</param>
     /// <returns>As <c>fit</c>.</returns>
-    /// <exception cref="T:System.ArgumentException">A method other than L4 with the subspace solver, or bad chunks.</exception>
+    /// <exception cref="T:System.ArgumentException">A method other than L4 with the subspace solver, too small a
+    /// maxRows, or bad chunks.</exception>
+    /// <exception cref="T:System.OperationCanceledException">The token was cancelled (checked before every chunk).</exception>
     [<CompiledName("FitChunks")>]
     let fitChunks (config: FitConfig) (chunks: seq<Dataset>) (maxRows: int) (context: RunContext) : FitResult =
         FitConfig.validate config
@@ -246,13 +317,40 @@ module Learner =
                     "config"
                     "Fitting from chunks needs Method = L4 with the subspace solver (its data are moment sums); the baselines and the SGD solver need the data in memory."
 
+        Guard.notNull "chunks" chunks
+        // Every pass checks the token before each chunk, so a cancellation waits for one chunk, not a whole read.
+        let chunks =
+            chunks
+            |> Seq.map (fun chunk ->
+                context.Cancellation.ThrowIfCancellationRequested()
+                chunk)
+
+        let d = (Seq.head chunks).Dimension
+        let k = config.Experts
+        let needed = 10L * Diagnosis.parameters k d
+
+        if int64 maxRows < needed then
+            raise (
+                ArgumentOutOfRangeException(
+                    "maxRows",
+                    sprintf
+                        "maxRows = %d holds too few rows in memory for the likelihood stages: k = %d experts in d = %d dimensions have %d parameters and need at least 10 rows each (%d); raise it (moe fit --max-rows)."
+                        maxRows
+                        k
+                        d
+                        (Diagnosis.parameters k d)
+                        needed
+                )
+            )
+
         let sample, total = Sampling.reservoir maxRows config.Seed chunks
 
         if total <= int64 maxRows then
             fit config sample context
         else
             let x, y = sample.X, sample.Y
-            let k = config.Experts
+            let findings = Diagnosis.check config sample
+            Diagnosis.throwOnError findings
             let log = StageLog()
             let trace, context = recording context
 
@@ -260,13 +358,28 @@ module Learner =
                 let moments = SubspaceL4.momentsOfChunks (outputTransform config sigma) k chunks
                 SubspaceL4.solve moments subspace.Weights k subspace.Restarts config.Seed context
 
-            let sigma = sigmaFor config x y (Sigma.initial y) context log
-            let staged = paperStagesFrom fromAllRows config sigma x y context log
-            let outcome = polish config staged x y context log
+            let sigma =
+                explained
+                    findings
+                    (sprintf
+                        "The provisional σ run uses the %d rows held in memory, too few here; raise maxRows (moe fit --max-rows), or give σ."
+                        maxRows)
+                    (fun () -> sigmaFor config x y (Sigma.initial y) context log)
+
+            let outcome =
+                explained findings fewSamples (fun () ->
+                    let staged = paperStagesFrom fromAllRows config sigma x y context log
+                    polish config staged x y context log)
+
+            let stages = log.Results
 
             {
                 Model = outcome.Value
                 Trace = trace.ToArray()
-                Stages = log.Results
+                Stages = stages
                 Reason = outcome.Reason
+                Warnings =
+                    Array.append
+                        (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
+                        (fitWarnings config stages outcome.Value y)
             }

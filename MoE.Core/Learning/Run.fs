@@ -35,6 +35,8 @@ type NonFiniteException(stage: string, iteration: int, value: float, detail: str
     member _.Iteration = iteration
     /// The offending loss or gradient entry.
     member _.Value = value
+    /// Why, when more is known than the value (empty otherwise).
+    member _.Detail = detail
 
 /// <summary>One entry of a learner's trace, and what progress callbacks receive.</summary>
 type TraceEntry =

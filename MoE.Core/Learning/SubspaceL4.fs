@@ -319,7 +319,7 @@ module SubspaceL4 =
                     iteration,
                     Double.NegativeInfinity,
                     sprintf
-                        "The empirical L4 is unbounded below in every restart (%d; the last reached %.4g with ‖v_i‖² past %.3g): the sampling noise in its fourth moments outweighs the constraint term, so there are too few samples for k = %d. Increase n, or fit with the EM method."
+                        "The empirical L4 is unbounded below in every restart (%d; the last reached %.4g with ‖v_i‖² past %.3g): the sampling noise in its fourth moments outweighs the constraint term for k = %d."
                         restarts
                         value
                         bound

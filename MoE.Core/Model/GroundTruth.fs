@@ -30,12 +30,17 @@ module GroundTruth =
         Guard.positiveInt "dimension" dimension
         Guard.positive "radius" radius
 
-    let private needDimension (preset: string) (required: int) (experts: int) (dimension: int) (rule: string) =
-        if dimension < required then
+        Guard.allocation
+            "experts"
+            (sprintf "k = %d regressors of d = %d" experts dimension)
+            (int64 experts)
+            (int64 dimension)
+
+    let private needDimension (preset: string) (required: int64) (experts: int) (dimension: int) (rule: string) =
+        if int64 dimension < required then
             raise (
                 ArgumentOutOfRangeException(
                     "dimension",
-                    dimension,
                     sprintf
                         "The %s preset needs d >= %s = %d for k = %d, but d = %d."
                         preset
@@ -67,7 +72,7 @@ module GroundTruth =
     [<CompiledName("Orthogonal")>]
     let orthogonal (experts: int) (dimension: int) (activation: Activation) (sigma: float) : MoeModel =
         check experts dimension 1.0
-        needDimension "orthogonal" (2 * experts - 1) experts dimension "2k-1"
+        needDimension "orthogonal" (2L * int64 experts - 1L) experts dimension "2k-1"
         let a = Array2D.init experts dimension (fun i j -> if i = j then 1.0 else 0.0)
 
         let w =
@@ -94,7 +99,7 @@ module GroundTruth =
         (seed: int64)
         : MoeModel =
         check experts dimension radius
-        needDimension "random-gating" experts experts dimension "k"
+        needDimension "random-gating" (int64 experts) experts dimension "k"
         let rng = Rng.create seed
         let a = Array2D.init experts dimension (fun i j -> if i = j then 1.0 else 0.0)
         let rows = Array.init (experts - 1) (fun _ -> sphere rng dimension radius)
@@ -125,9 +130,9 @@ module GroundTruth =
         check experts dimension radius
 
         if freeGating then
-            needDimension "random (free gating)" experts experts dimension "k"
+            needDimension "random (free gating)" (int64 experts) experts dimension "k"
         else
-            needDimension "random" (experts + 1) experts dimension "k+1"
+            needDimension "random" (int64 experts + 1L) experts dimension "k+1"
 
         let rng = Rng.create seed
 

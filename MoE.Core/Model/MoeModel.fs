@@ -116,10 +116,12 @@ module MoeModel =
     let private checkInputs (model: MoeModel) (x: float[,]) =
         Guard.notNull "model" (box model)
         Guard.columns "x" model.Dimension x
+        Guard.finiteMatrix "x" x
 
     let internal checkLikelihoodInputs (model: MoeModel) (x: float[,]) (y: float[]) =
         checkInputs model x
         Guard.sameRows "x" x "y" y
+        Guard.finiteVector "y" y
 
         if not (model.Sigma > 0.0) then
             invalidArg
@@ -144,7 +146,7 @@ module MoeModel =
     /// <param name="x">n×d inputs.</param>
     /// <returns>n×k probabilities; each row is non-negative and sums to 1.</returns>
     /// <remarks>O(n·k·d), one pass over x, one k-buffer for the whole call.</remarks>
-    /// <exception cref="T:System.ArgumentException">x does not have d columns.</exception>
+    /// <exception cref="T:System.ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     [<CompiledName("GateProbabilities")>]
     let gateProbabilities (model: MoeModel) (x: float[,]) : float[,] =
         checkInputs model x
@@ -168,7 +170,7 @@ module MoeModel =
     /// <param name="model">The model.</param>
     /// <param name="x">n×d inputs.</param>
     /// <returns>n predictions.</returns>
-    /// <exception cref="T:System.ArgumentException">x does not have d columns.</exception>
+    /// <exception cref="T:System.ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     [<CompiledName("Predict")>]
     let predict (model: MoeModel) (x: float[,]) : float[] =
         checkInputs model x
@@ -226,7 +228,7 @@ module MoeModel =
     /// <param name="y">n responses.</param>
     /// <returns>n log-likelihoods, finite for finite inputs: everything stays in log space, so a residual of
     /// many σ gives a large negative number, not −∞.</returns>
-    /// <exception cref="T:System.ArgumentException">Shapes do not match, or σ = 0.</exception>
+    /// <exception cref="T:System.ArgumentException">Shapes do not match, a value is NaN or infinite, or σ = 0.</exception>
     [<CompiledName("LogLikelihoods")>]
     let logLikelihoods (model: MoeModel) (x: float[,]) (y: float[]) : float[] =
         checkLikelihoodInputs model x y
@@ -249,7 +251,7 @@ module MoeModel =
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
     /// <returns>The sum of <c>logLikelihoods</c>.</returns>
-    /// <exception cref="T:System.ArgumentException">Shapes do not match, or σ = 0.</exception>
+    /// <exception cref="T:System.ArgumentException">Shapes do not match, a value is NaN or infinite, or σ = 0.</exception>
     [<CompiledName("LogLikelihood")>]
     let logLikelihood (model: MoeModel) (x: float[,]) (y: float[]) : float =
         let ll = logLikelihoods model x y
@@ -265,7 +267,7 @@ module MoeModel =
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
     /// <returns>n×k responsibilities; each row is non-negative and sums to 1.</returns>
-    /// <exception cref="T:System.ArgumentException">Shapes do not match, or σ = 0.</exception>
+    /// <exception cref="T:System.ArgumentException">Shapes do not match, a value is NaN or infinite, or σ = 0.</exception>
     [<CompiledName("Responsibilities")>]
     let responsibilities (model: MoeModel) (x: float[,]) (y: float[]) : float[,] =
         checkLikelihoodInputs model x y

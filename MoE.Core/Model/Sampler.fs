@@ -93,11 +93,18 @@ module Sampler =
     /// <param name="seed">The seed; see the module remarks for what it guarantees.</param>
     /// <returns>The dataset and the latent expert index of each sample.</returns>
     /// <exception cref="T:System.ArgumentException">An invalid model.</exception>
-    /// <exception cref="T:System.ArgumentOutOfRangeException">count &lt; 1.</exception>
+    /// <exception cref="T:System.ArgumentOutOfRangeException">count &lt; 1, or n×d values that do not fit in memory.</exception>
     [<CompiledName("SampleWithLatent")>]
     let sampleWithLatent (model: MoeModel) (count: int) (seed: int64) : Dataset * int[] =
         MoeModel.validate model
         Guard.positiveInt "count" count
+
+        Guard.allocation
+            "count"
+            (sprintf "n = %d samples of d = %d inputs" count model.Dimension)
+            (int64 count)
+            (int64 model.Dimension)
+
         let x = Array2D.zeroCreate count model.Dimension
         let y = Array.zeroCreate count
         let z = Array.zeroCreate count

@@ -62,7 +62,7 @@ public class CliTests
     [InlineData(1, "--d 10 --k 2 --activation softplus --out x.csv", "Unknown activation 'softplus'")]
     [InlineData(1, "--d 10 --k 2 --slope 0.3 --out x.csv", "only meaningful for leaky-relu")]
     [InlineData(1, "--d 10 --k 2 --preset spiral --out x.csv", "Unknown preset 'spiral'")]
-    [InlineData(1, "--d 10 --k 2 --n 0 --out x.csv", "count")]
+    [InlineData(1, "--d 10 --k 2 --n 0 --out x.csv", "--n must be at least 1")]
     public void BadArgumentsGiveOneLineOnStderrAndANonZeroExit(int expectedCode, string args, string fragment)
     {
         var (code, stdout, stderr) = Run(["generate", .. args.Split(' ')]);

@@ -1,0 +1,251 @@
+namespace MoE.Core
+
+open System
+
+/// <summary>How serious a finding about the data is.</summary>
+[<RequireQualifiedAccess>]
+type Severity =
+    /// The fit cannot proceed; the message says why and what to do.
+    | Error
+    /// The fit proceeds, but its result deserves a look; the message says why.
+    | Warning
+
+/// <summary>One finding about the data or a fit: its severity, a stable code and a message a user can act on.</summary>
+type Finding =
+    {
+        /// Error or warning.
+        Severity: Severity
+        /// A stable identifier (e.g. "constant-column"), for programs and tests.
+        Code: string
+        /// What is wrong, with the numbers, and what to do.
+        Message: string
+    }
+
+/// <summary>The moments of one column: mean, standard deviation, skewness and excess kurtosis.</summary>
+type ColumnMoments =
+    {
+        /// The mean.
+        Mean: float
+        /// The standard deviation (divisor n).
+        Sd: float
+        /// E[(v − mean)³]/sd³ (0 for a Gaussian).
+        Skewness: float
+        /// E[(v − mean)⁴]/sd⁴ − 3 (0 for a Gaussian).
+        ExcessKurtosis: float
+    }
+
+/// <summary>Checks of the data against what the estimators need, run before a fit (docs/errors.md): errors stop
+/// the fit with a message that names the cause; warnings travel with the result (<c>FitResult.Warnings</c>).</summary>
+[<RequireQualifiedAccess>]
+module Diagnosis =
+
+    /// Two passes (mean, then centred powers), so a column far from 0 keeps its digits.
+    let private moments (values: int -> float) (n: int) : ColumnMoments =
+        let mutable sum = 0.0
+
+        for r in 0 .. n - 1 do
+            sum <- sum + values r
+
+        let mean = sum / float n
+        let mutable m2 = 0.0
+        let mutable m3 = 0.0
+        let mutable m4 = 0.0
+
+        for r in 0 .. n - 1 do
+            let e = values r - mean
+            let e2 = e * e
+            m2 <- m2 + e2
+            m3 <- m3 + e2 * e
+            m4 <- m4 + e2 * e2
+
+        let var = m2 / float n
+        let sd = sqrt var
+
+        {
+            Mean = mean
+            Sd = sd
+            Skewness = (if var > 0.0 then m3 / float n / (var * sd) else 0.0)
+            ExcessKurtosis = (if var > 0.0 then m4 / float n / (var * var) - 3.0 else 0.0)
+        }
+
+    /// <summary>Mean, sd, skewness and excess kurtosis of every input column.</summary>
+    /// <param name="data">The data.</param>
+    /// <returns>One entry per column of X.</returns>
+    [<CompiledName("Columns")>]
+    let columns (data: Dataset) : ColumnMoments[] =
+        Array.init data.Dimension (fun j -> moments (fun r -> data.X.[r, j]) data.Count)
+
+    /// <summary>Mean, sd, skewness and excess kurtosis of the responses.</summary>
+    /// <param name="data">The data.</param>
+    [<CompiledName("Response")>]
+    let response (data: Dataset) : ColumnMoments =
+        moments (fun r -> data.Y.[r]) data.Count
+
+    /// The number of free parameters of the model: k·d regressors, (k−1)·d gating weights and σ.
+    let internal parameters (experts: int) (dimension: int) : int64 =
+        int64 experts * int64 dimension + int64 (experts - 1) * int64 dimension + 1L
+
+    let private g4 (v: float) =
+        v.ToString("G4", Globalization.CultureInfo.InvariantCulture)
+
+    let private error code message =
+        {
+            Severity = Severity.Error
+            Code = code
+            Message = message
+        }
+
+    let private warning code message =
+        {
+            Severity = Severity.Warning
+            Code = code
+            Message = message
+        }
+
+    /// <summary>The findings for fitting <paramref name="config"/> to <paramref name="data"/>.</summary>
+    /// <param name="config">The configuration (its k and method).</param>
+    /// <param name="data">The data (validated: shapes and finiteness).</param>
+    /// <returns>Errors first, then warnings; empty when nothing is wrong.</returns>
+    /// <remarks>
+    /// Errors: a constant covariate (no information, and a singular moment matrix), a constant response, fewer than
+    /// 2kd rows, and for the L4 method d &lt; k (it recovers k directions in ℝ^d).
+    /// Warnings, for the L4 method, whose moments assume x ~ N(0, I): a column whose mean or sd is off by more than
+    /// max(0.1, 5 standard errors), or whose skewness or excess kurtosis is off by more than max(0.5, 5 standard
+    /// errors) (standard errors √(6/n) and √(24/n) under normality). For the other methods: a column whose mean is
+    /// that far from 0 in units of its sd (the model has no intercepts). For every method: fewer than 10 rows per
+    /// parameter.
+    /// </remarks>
+    [<CompiledName("Check")>]
+    let check (config: FitConfig) (data: Dataset) : Finding[] =
+        let n, d, k = data.Count, data.Dimension, config.Experts
+        let cols = columns data
+        let y = response data
+        let l4 = config.Method = FitMethod.L4
+
+        [|
+            for j in 0 .. d - 1 do
+                if cols.[j].Sd = 0.0 then
+                    error
+                        "constant-column"
+                        (sprintf
+                            "column x%d is constant (every value is %s): it carries no information about the experts and makes the moment matrices singular; remove it."
+                            (j + 1)
+                            (g4 cols.[j].Mean))
+
+            if y.Sd = 0.0 then
+                error
+                    "constant-response"
+                    (sprintf "y is constant (every value is %s): there is nothing to fit." (g4 y.Mean))
+
+            if int64 n < 2L * int64 k * int64 d then
+                error
+                    "too-few-rows"
+                    (sprintf
+                        "%d samples cannot determine k = %d experts in d = %d dimensions; need at least 2kd = %d."
+                        n
+                        k
+                        d
+                        (2L * int64 k * int64 d))
+
+            if l4 && d < k then
+                error
+                    "dimension-below-experts"
+                    (sprintf
+                        "The L4 estimator recovers k = %d directions in R^d and needs d >= k, but the data have d = %d; fit with the EM method (--method em), which works for any d."
+                        k
+                        d)
+
+            let meanTolerance = max 0.1 (5.0 / sqrt (float n))
+
+            if not l4 then
+                let shifted =
+                    [|
+                        for j in 0 .. d - 1 do
+                            let c = cols.[j]
+
+                            if c.Sd > 0.0 && abs c.Mean > meanTolerance * max 1.0 c.Sd then
+                                sprintf "x%d has mean %s" (j + 1) (g4 c.Mean)
+                    |]
+
+                if shifted.Length > 0 then
+                    warning
+                        "not-centred"
+                        (sprintf
+                            "the covariates are not centred (%s%s): the model has no intercepts, so every expert and the gate pass through x = 0, which data away from 0 rarely follow; centre each column (subtract its mean) before fitting."
+                            (String.Join("; ", Array.truncate 3 shifted))
+                            (if shifted.Length > 3 then
+                                 sprintf "; and %d more" (shifted.Length - 3)
+                             else
+                                 ""))
+
+            if l4 then
+
+                let shifted =
+                    [|
+                        for j in 0 .. d - 1 do
+                            let c = cols.[j]
+
+                            if c.Sd > 0.0 && (abs c.Mean > meanTolerance || abs (c.Sd - 1.0) > meanTolerance) then
+                                sprintf "x%d has mean %s and sd %s" (j + 1) (g4 c.Mean) (g4 c.Sd)
+                    |]
+
+                if shifted.Length > 0 then
+                    warning
+                        "not-standardised"
+                        (sprintf
+                            "the covariates are not standardised (%s%s): the L4 estimator's moments assume x ~ N(0, I); standardise each column (subtract its mean, divide by its sd) before fitting."
+                            (String.Join("; ", Array.truncate 3 shifted))
+                            (if shifted.Length > 3 then
+                                 sprintf "; and %d more" (shifted.Length - 3)
+                             else
+                                 ""))
+
+                let skewTolerance = max 0.5 (5.0 * sqrt (6.0 / float n))
+                let kurtosisTolerance = max 0.5 (5.0 * sqrt (24.0 / float n))
+
+                let heavy =
+                    [|
+                        for j in 0 .. d - 1 do
+                            let c = cols.[j]
+
+                            if
+                                c.Sd > 0.0
+                                && (abs c.Skewness > skewTolerance || abs c.ExcessKurtosis > kurtosisTolerance)
+                            then
+                                sprintf
+                                    "x%d has skewness %s and excess kurtosis %s"
+                                    (j + 1)
+                                    (g4 c.Skewness)
+                                    (g4 c.ExcessKurtosis)
+                    |]
+
+                if heavy.Length > 0 then
+                    warning
+                        "not-gaussian"
+                        (sprintf
+                            "the covariates are far from Gaussian (%s%s): the L4 estimator's moments assume Gaussian inputs, so its start may be biased or fail; the EM polish (and --method em) does not need them."
+                            (String.Join("; ", Array.truncate 3 heavy))
+                            (if heavy.Length > 3 then
+                                 sprintf "; and %d more" (heavy.Length - 3)
+                             else
+                                 ""))
+
+            let p = parameters k d
+
+            if int64 n >= 2L * int64 k * int64 d && int64 n < 10L * p then
+                warning
+                    "few-rows"
+                    (sprintf
+                        "n = %d rows for %d parameters (fewer than 10 per parameter): the estimates will be noisy."
+                        n
+                        p)
+        |]
+
+    /// <summary>Raises the first error among the findings as an ArgumentException naming "data".</summary>
+    /// <param name="findings">From <c>check</c>.</param>
+    /// <exception cref="T:System.ArgumentException">An error finding.</exception>
+    [<CompiledName("ThrowOnError")>]
+    let throwOnError (findings: Finding[]) : unit =
+        findings
+        |> Array.tryFind (fun f -> f.Severity = Severity.Error)
+        |> Option.iter (fun f -> invalidArg "data" f.Message)

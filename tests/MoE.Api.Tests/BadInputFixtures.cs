@@ -1,0 +1,108 @@
+using System.Globalization;
+using System.Text;
+
+namespace MoE.Api.Tests;
+
+/// <summary>
+/// The files each row of docs/errors.md runs against. Every row starts from the same good files in a fresh folder
+/// (good.csv: 2,000 rows from k = 2 identity experts in d = 3; truth.json and model.json: that truth; a folder
+/// named dir) and then writes the row's own bad file, if any.
+/// </summary>
+internal static class BadInputFixtures
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    private static readonly MixtureOfExperts Truth =
+        GroundTruth.Create(GroundTruthPreset.Orthogonal, experts: 2, dimension: 3, Activation.Identity, sigma: 0.05);
+
+    private static readonly Lazy<string> GoodCsv = new(() =>
+    {
+        using var dir = new TempDir();
+        Truth.Sample(2_000, seed: 3).SaveCsv(dir.File("g.csv"));
+        return File.ReadAllText(dir.File("g.csv"));
+    });
+
+    private static string[] GoodRows => GoodCsv.Value.Split('\n', StringSplitOptions.RemoveEmptyEntries);
+
+    /// <summary>The good CSV with every row transformed (the header is kept).</summary>
+    private static string MapRows(Func<double[], double[]> f)
+    {
+        var sb = new StringBuilder(GoodRows[0]).Append('\n');
+        foreach (var row in GoodRows.Skip(1))
+        {
+            var values = f(row.Split(',').Select(v => double.Parse(v, Inv)).ToArray());
+            sb.Append(string.Join(',', values.Select(v => v.ToString("R", Inv)))).Append('\n');
+        }
+
+        return sb.ToString();
+    }
+
+    private static string Json(string k = "2", string d = "3", string activation = "\"identity\"", string sigma = "0.05",
+        string regressors = "[[1,0,0],[0,1,0]]", string gating = "[[0,0,1]]") =>
+        $$"""{"k": {{k}}, "d": {{d}}, "activation": {"name": {{activation}}, "slope": 0}, "sigma": {{sigma}}, "regressors": {{regressors}}, "gating": {{gating}}}""";
+
+    /// <summary>Writes the good files every row starts from.</summary>
+    public static void Standard(TempDir dir)
+    {
+        File.WriteAllText(dir.File("good.csv"), GoodCsv.Value);
+        Truth.Save(dir.File("truth.json"));
+        Truth.Save(dir.File("model.json"));
+        Directory.CreateDirectory(dir.File("dir"));
+    }
+
+    /// <summary>The row's own files, by row id (rows without an entry use only the standard files).</summary>
+    public static readonly IReadOnlyDictionary<string, Action<TempDir>> Specific = new Dictionary<string, Action<TempDir>>
+    {
+        ["csv-empty"] = d => File.WriteAllText(d.File("data.csv"), ""),
+        ["csv-blank"] = d => File.WriteAllText(d.File("data.csv"), "\n  \n\n"),
+        ["csv-header-only"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n"),
+        ["csv-one-column"] = d => File.WriteAllText(d.File("data.csv"), "y\n1\n2\n"),
+        ["csv-semicolons"] = d => File.WriteAllText(d.File("data.csv"), GoodCsv.Value.Replace(',', ';')),
+        ["csv-tabs"] = d => File.WriteAllText(d.File("data.csv"), GoodCsv.Value.Replace(',', '\t')),
+        ["csv-no-header"] = d => File.WriteAllText(d.File("data.csv"), string.Join('\n', GoodRows.Skip(1)) + "\n"),
+        ["csv-last-not-y"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,z\n" + string.Join('\n', GoodRows.Skip(1))),
+        ["csv-y-twice"] = d => File.WriteAllText(d.File("data.csv"), "y,x2,x3,y\n" + string.Join('\n', GoodRows.Skip(1))),
+        ["csv-empty-name"] = d => File.WriteAllText(d.File("data.csv"), "x1,,x3,y\n" + string.Join('\n', GoodRows.Skip(1))),
+        ["csv-nan"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,NaN,1,2\n"),
+        ["csv-infinity"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,1,-Infinity,2\n"),
+        ["csv-overflow"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,1e400,1,2\n"),
+        ["csv-text"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,abc,1,2\n"),
+        ["csv-empty-field"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,,1,2\n"),
+        ["csv-short-row"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,1,2\n"),
+        ["csv-long-row"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,1,2,3,4\n"),
+        ["csv-semicolon-row"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5;1;2;3\n"),
+        ["csv-huge-field"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5," + new string('9', 5_000_000) + "x,1,2\n"),
+        ["csv-binary"] = d => File.WriteAllBytes(d.File("data.csv"),
+            Enumerable.Range(0, 4096).Select(i => (byte)((i * 7919 + 13) % 256)).ToArray()),
+        ["csv-quoted"] = d => File.WriteAllText(d.File("data.csv"),
+            "\"x1\",\"x2\",\"x3\",\"y\"\n" + string.Join('\n', GoodRows.Skip(1).Select(r => string.Join(',', r.Split(',').Select(v => $"\"{v}\""))))),
+        ["csv-bom-crlf"] = d => File.WriteAllText(d.File("data.csv"), GoodCsv.Value.Replace("\n", "\r\n"), new UTF8Encoding(true)),
+        ["csv-constant-column"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0], 2.5, v[2], v[3]])),
+        ["csv-constant-y"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0], v[1], v[2], 3.0])),
+        ["csv-too-few-rows"] = d => File.WriteAllText(d.File("data.csv"), string.Join('\n', GoodRows.Take(6)) + "\n"),
+        ["csv-shifted"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 5, v[1] + 5, v[2] + 5, v[3]])),
+        ["csv-shifted-em"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 5, v[1] + 5, v[2] + 5, v[3]])),
+        ["csv-heavy-tails"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] * v[0] * v[0] / 3, v[1], v[2], v[3]])),
+        ["csv-skewed"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 0.3 * (v[0] * v[0] - 1), v[1], v[2], v[3]])),
+        ["json-empty"] = d => File.WriteAllText(d.File("model.json"), ""),
+        ["json-truncated"] = d => File.WriteAllText(d.File("model.json"), Json()[..60]),
+        ["json-array"] = d => File.WriteAllText(d.File("model.json"), "[1, 2, 3]"),
+        ["json-no-sigma"] = d => File.WriteAllText(d.File("model.json"), Json().Replace("\"sigma\": 0.05, ", "")),
+        ["json-k-string"] = d => File.WriteAllText(d.File("model.json"), Json(k: "\"two\"")),
+        ["json-k-fraction"] = d => File.WriteAllText(d.File("model.json"), Json(k: "2.5")),
+        ["json-k-one"] = d => File.WriteAllText(d.File("model.json"), Json(k: "1", regressors: "[[1,0,0]]", gating: "[]")),
+        ["json-row-length"] = d => File.WriteAllText(d.File("model.json"), Json(regressors: "[[1,0,0],[0,1]]")),
+        ["json-row-count"] = d => File.WriteAllText(d.File("model.json"), Json(regressors: "[[1,0,0]]")),
+        ["json-huge-number"] = d => File.WriteAllText(d.File("model.json"), Json(regressors: "[[1e999,0,0],[0,1,0]]")),
+        ["json-negative-sigma"] = d => File.WriteAllText(d.File("model.json"), Json(sigma: "-1")),
+        ["json-bad-activation"] = d => File.WriteAllText(d.File("model.json"), Json(activation: "\"softplus\"")),
+        ["json-deep"] = d => File.WriteAllText(d.File("model.json"), new string('[', 200) + new string(']', 200)),
+        ["json-binary"] = d => File.WriteAllBytes(d.File("model.json"),
+            Enumerable.Range(0, 2048).Select(i => (byte)((i * 131 + 7) % 256)).ToArray()),
+        ["eval-k-mismatch"] = d => File.WriteAllText(d.File("model.json"),
+            Json(k: "3", regressors: "[[1,0,0],[0,1,0],[0,0,1]]", gating: "[[0,0,1],[1,0,0]]")),
+        ["eval-data-d"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,x4,y\n1,2,3,4,5\n"),
+        ["eval-not-finite"] = d => File.WriteAllText(d.File("model.json"), Json(sigma: "1e-300")),
+        ["eval-not-finite-json"] = d => File.WriteAllText(d.File("model.json"), Json(sigma: "1e-300")),
+    };
+}
