@@ -55,6 +55,13 @@ module DataCsv =
                 if isNull line then
                     fail source lineNumber 1 "expected a header line 'x1,...,xd,y', found the end of the input."
                 elif not (String.IsNullOrWhiteSpace line) then
+                    if line |> Seq.exists (fun c -> (Char.IsControl c && c <> '\t') || c = '\uFFFD') then
+                        fail
+                            source
+                            lineNumber
+                            1
+                            "the file is not text (it holds control characters or bytes that are not UTF-8); expected a CSV with a header 'x1,...,xd,y'."
+
                     headerLine <- line
 
                     header <-
