@@ -8,7 +8,9 @@ open System.Text.Json
 /// <summary>
 /// The model file: one JSON schema for fitted models and ground truths,
 /// <c>{"k":2,"d":10,"activation":{"name":"relu","slope":0.0},"sigma":0.05,"regressors":[[…],…],"gating":[[…],…]}</c>
-/// with k regressor rows and k−1 gating rows of d numbers each.
+/// with k regressor rows and k−1 gating rows of d numbers each, and the optional fields of the general model (docs/math.md
+/// §9): <c>"regressorIntercepts": [b_1..b_k]</c>, <c>"gatingIntercepts": [c_1..c_{k−1}]</c> and <c>"sigmas": [σ_1..σ_k]</c>
+/// (then <c>"sigma"</c> may be omitted). An absent field means the paper's model: zero intercepts, one σ.
 /// </summary>
 /// <remarks>
 /// Numbers are written in the shortest round-trip form, so a saved model reloads to identical parameters.
@@ -66,6 +68,18 @@ module ModelJson =
         writeMatrix sb "regressors" model.Regressors
         sb.Append(",\n") |> ignore
         writeMatrix sb "gating" model.Gating
+
+        let writeVector (name: string) (v: float[]) =
+            sb.Append(",\n  \"").Append(name).Append("\": [").Append(String.Join(", ", v |> Array.map num)).Append(']')
+            |> ignore
+        // The general model's fields, written only when they differ from the paper's model.
+        if model.HasIntercepts then
+            writeVector "regressorIntercepts" model.RegressorIntercepts
+            writeVector "gatingIntercepts" model.GatingIntercepts
+
+        if not model.HasCommonSigma then
+            writeVector "sigmas" model.Sigmas
+
         sb.Append("\n}\n").ToString()
 
     let private fail (path: string) (message: string) =
@@ -173,14 +187,62 @@ module ModelJson =
             with :? ArgumentException as e ->
                 fail "$.activation" e.Message
 
-        let sigma = number (property root "$" "sigma" JsonValueKind.Number) "$.sigma"
+        let vector (name: string) (length: int) =
+            let mutable e = Unchecked.defaultof<JsonElement>
 
-        if sigma < 0.0 then
-            fail "$.sigma" (sprintf "sigma must be >= 0, found %s." (string sigma))
+            if root.TryGetProperty(name, &e) then
+                let path = "$." + name
+
+                if e.ValueKind <> JsonValueKind.Array then
+                    fail path (sprintf "expected an array of %d numbers, found %A." length e.ValueKind)
+
+                if e.GetArrayLength() <> length then
+                    fail path (sprintf "expected %d numbers, found %d." length (e.GetArrayLength()))
+
+                Some(
+                    e.EnumerateArray()
+                    |> Seq.mapi (fun i v -> number v (sprintf "%s[%d]" path i))
+                    |> Seq.toArray
+                )
+            else
+                None
+
+        let sigmas =
+            match vector "sigmas" k with
+            | Some s ->
+                s
+                |> Array.iteri (fun i v ->
+                    if v < 0.0 then
+                        fail (sprintf "$.sigmas[%d]" i) (sprintf "a noise level must be >= 0, found %s." (string v)))
+
+                s
+            | None ->
+                let sigma = number (property root "$" "sigma" JsonValueKind.Number) "$.sigma"
+
+                if sigma < 0.0 then
+                    fail "$.sigma" (sprintf "sigma must be >= 0, found %s." (string sigma))
+
+                Array.create k sigma
 
         let regressors = matrix root "regressors" k d
         let gating = matrix root "gating" (k - 1) d
-        MoeModel.create regressors gating activation sigma
+
+        let b =
+            vector "regressorIntercepts" k
+            |> Option.defaultWith (fun () -> Array.zeroCreate k)
+
+        let c =
+            vector "gatingIntercepts" (k - 1)
+            |> Option.defaultWith (fun () -> Array.zeroCreate (k - 1))
+
+        if
+            Array.forall (fun v -> v = 0.0) b
+            && Array.forall (fun v -> v = 0.0) c
+            && Array.forall (fun v -> v = sigmas.[0]) sigmas
+        then
+            MoeModel.create regressors gating activation sigmas.[0]
+        else
+            MoeModel.createGeneral regressors b gating c activation sigmas
 
     /// <summary>Writes a model file (created or replaced atomically: a failed write leaves the previous file).</summary>
     /// <param name="path">The file.</param>

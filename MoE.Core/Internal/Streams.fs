@@ -35,3 +35,18 @@ let SgdOrder = 11L
 /// The reservoir sample of a fit from chunks (the subspace solver only, so never beside SgdOrder).
 [<Literal>]
 let Reservoir = 11L
+
+/// The random starts of the tensor power method (spectral and whitened-L4 initializers).
+[<Literal>]
+let TensorPower = 2_000_001L
+
+/// The random orthonormal frames of the subspace multi-start initializer.
+[<Literal>]
+let SubspaceStarts = 2_000_002L
+
+/// The random start s of EM multi-start: a range of its own, 3·10⁶ + s.
+let emStart (start: int) : int64 = 3_000_000L + int64 start
+
+/// The screening and validation subsamples of the candidate selection.
+[<Literal>]
+let Screening = 2_000_003L

@@ -71,3 +71,42 @@ let assembleS4 (kp: int) (qs: struct (int * int * int * int)[]) (f4: float[]) (f
                         + f4s * (delta a b * delta c e + delta a c * delta b e + delta a e * delta b c)
 
     e4full
+
+/// The unique index triples i ≤ j ≤ l of a symmetric 3-tensor in n dimensions.
+let triples (n: int) : struct (int * int * int)[] =
+    [|
+        for i in 0 .. n - 1 do
+            for j in i .. n - 1 do
+                for l in j .. n - 1 do
+                    yield struct (i, j, l)
+    |]
+
+/// E[F·S3(z)] (dense n³, row-major) from the accumulated E[F z_iz_jz_l] (unique i ≤ j ≤ l, in the order of
+/// <c>triples n</c>) and E[F z_i], for z in orthonormal coordinates:
+/// E[F S3]_{ijl} = E[F z_iz_jz_l] − (δ_ij E[F z_l] + δ_il E[F z_j] + δ_jl E[F z_i]).
+let assembleS3 (n: int) (ts: struct (int * int * int)[]) (f3: float[]) (f1: float[]) : float[] =
+    let full = Array.zeroCreate (n * n * n)
+
+    for q in 0 .. ts.Length - 1 do
+        let struct (i, j, l) = ts.[q]
+
+        for struct (a, b, c) in
+            [|
+                struct (i, j, l)
+                struct (i, l, j)
+                struct (j, i, l)
+                struct (j, l, i)
+                struct (l, i, j)
+                struct (l, j, i)
+            |] do
+            full.[(a * n + b) * n + c] <- f3.[q]
+
+    let delta i j = if i = j then 1.0 else 0.0
+
+    for a in 0 .. n - 1 do
+        for b in 0 .. n - 1 do
+            for c in 0 .. n - 1 do
+                let idx = (a * n + b) * n + c
+                full.[idx] <- full.[idx] - (delta a b * f1.[c] + delta a c * f1.[b] + delta b c * f1.[a])
+
+    full

@@ -54,12 +54,13 @@ module internal GatingKernel =
 
         mj + Math.Log sj
 
-    /// Rows lo..hi−1 of the gating loss into acc = [Σ ll | Σ (p − r) x] (the chunk body of gatingLoss).
+    /// Rows lo..hi−1 of the gating loss into acc = [Σ ll | Σ (p − r) x | Σ (p − r)] (the chunk body of loss).
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private gatingChunk
         (densities: ExpertDensities)
         (x: float[,])
         (w: float[,])
+        (c: float[])
         (lo: int)
         (hi: int)
         (acc: float[])
@@ -76,7 +77,7 @@ module internal GatingKernel =
 
         for r in lo .. hi - 1 do
             let xr = xs.Slice(r * d, d)
-            let mx = RowOps.logitsInto ws xr logits
+            let mx = RowOps.logitsInto ws c xr logits
             // p_i = e_i/Σe with e_i = exp(l_i − max l); p(y|x) = Σ_i p_i N_i = (Σ e_i E_i / Σ e)·exp(m).
             let mutable sg = 0.0
             let mutable t = 0.0
@@ -101,6 +102,7 @@ module internal GatingKernel =
                 if diff <> 0.0 then
                     let g = Span<float>(acc, 1 + i * d, d)
                     TensorPrimitives.MultiplyAdd(xr, -diff, ReadOnlySpan<float>(acc, 1 + i * d, d), g)
+                    acc.[1 + km1 * d + i] <- acc.[1 + km1 * d + i] - diff
 
     /// <summary>
     /// L_log (paper eq. 9) and its W-gradient with the experts' densities precomputed: while W moves and A, g, σ
@@ -111,26 +113,29 @@ module internal GatingKernel =
     /// <param name="densities">From <c>expertDensities</c>.</param>
     /// <param name="x">n×d inputs.</param>
     /// <param name="w">(k−1)×d gating.</param>
-    /// <returns>−mean log-likelihood and its gradient, (k−1)×d.</returns>
-    let loss (densities: ExpertDensities) (x: float[,]) (w: float[,]) : float * float[,] =
+    /// <param name="c">k−1 gate intercepts.</param>
+    /// <returns>−mean log-likelihood, its gradient with respect to W ((k−1)×d) and to c (k−1).</returns>
+    let loss (densities: ExpertDensities) (x: float[,]) (w: float[,]) (c: float[]) : float * float[,] * float[] =
         let n, d, k = x.GetLength 0, x.GetLength 1, densities.Scaled.GetLength 1
         let km1 = k - 1
 
         let total =
             Chunks.sum n (fun lo hi ->
-                let acc = Array.zeroCreate (1 + km1 * d)
-                gatingChunk densities x w lo hi acc
+                let acc = Array.zeroCreate (1 + km1 * d + km1)
+                gatingChunk densities x w c lo hi acc
                 acc)
 
         let inv = 1.0 / float n
-        -total.[0] * inv, Array2D.init km1 d (fun i t -> total.[1 + i * d + t] * inv)
+
+        -total.[0] * inv,
+        Array2D.init km1 d (fun i t -> total.[1 + i * d + t] * inv),
+        Array.init km1 (fun i -> total.[1 + km1 * d + i] * inv)
 
     /// <summary>The experts' densities at the model's A, g, σ for every sample (n×k), in one parallel pass.</summary>
     let expertDensities (model: MoeModel) (x: float[,]) (y: float[]) : ExpertDensities =
         let n, d, k = x.GetLength 0, x.GetLength 1, model.Experts
-        let sigma = model.Sigma
-        let logNorm = -0.5 * Math.Log(2.0 * Math.PI * sigma * sigma)
-        let inv2s2 = 0.5 / (sigma * sigma)
+        let logNorms, inv2s2 = MoeModel.densityConstants model
+        let b = model.RegressorIntercepts
         let g = model.Activation
         let logs = Array2D.zeroCreate n k
         let scaled = Array2D.zeroCreate n k
@@ -145,8 +150,8 @@ module internal GatingKernel =
                 let mutable m = Double.NegativeInfinity
 
                 for i in 0 .. k - 1 do
-                    let e = y.[r] - g.Value(TensorPrimitives.Dot(a.Slice(i * d, d), xr))
-                    let v = logNorm - e * e * inv2s2
+                    let e = y.[r] - g.Value(TensorPrimitives.Dot(a.Slice(i * d, d), xr) + b.[i])
+                    let v = logNorms.[i] - e * e * inv2s2.[i]
                     logs.[r, i] <- v
 
                     if v > m then

@@ -22,7 +22,8 @@ type SecondMomentSums =
 
 /// <summary>
 /// The sums behind the projected moments in the subspace U (the second pass): with z = Uᵀx, Σ Q4·z_iz_jz_kz_l over
-/// the index quadruples of <c>SymmetricTensor.quads</c>, Σ Q4·z_iz_j and Σ Q2·z_iz_j (upper triangles), Σ Q4, Σ Q2.
+/// the index quadruples of <c>SymmetricTensor.quads</c>, Σ Q4·z_iz_j and Σ Q2·z_iz_j (upper triangles), Σ Q4, Σ Q2, and
+/// the spectral method's Σ Q3·z_iz_jz_l and Σ Q3·z_i.
 /// </summary>
 type ProjectedMomentSums =
     {
@@ -40,6 +41,10 @@ type ProjectedMomentSums =
         F4s: float
         /// Σ Q2.
         F2s: float
+        /// Σ Q3·z_iz_jz_l (one entry per triple of <c>SymmetricTensor.triples</c>; zeros when the transform has no Q3).
+        F3: float[]
+        /// Σ Q3·z_i (r entries).
+        F3z: float[]
     }
 
 /// <summary>
@@ -134,6 +139,8 @@ module MomentSums =
             F2 = Array.zeroCreate (rank * rank)
             F4s = 0.0
             F2s = 0.0
+            F3 = Array.zeroCreate (SymmetricTensor.triples rank).Length
+            F3z = Array.zeroCreate rank
         }
 
     /// <summary>The sums of two disjoint sample sets.</summary>
@@ -152,18 +159,29 @@ module MomentSums =
             F2 = Array.map2 (+) a.F2 b.F2
             F4s = a.F4s + b.F4s
             F2s = a.F2s + b.F2s
+            F3 = Array.map2 (+) a.F3 b.F3
+            F3z = Array.map2 (+) a.F3z b.F3z
         }
 
     let private projectedChunk
         (transform: OutputTransform)
         (u: float[,])
         (qs: struct (int * int * int * int)[])
+        (ts: struct (int * int * int)[])
         (x: float[,])
         (y: float[])
         (lo: int)
         (hi: int)
         =
         let d, r = u.GetLength 0, u.GetLength 1
+
+        let q3 =
+            match transform.Third with
+            | Ok third -> Some third.Q3
+            | Error _ -> None
+
+        let f3 = Array.zeroCreate ts.Length
+        let f3z = Array.zeroCreate r
         // Uᵀ row-major: row a is column a of U.
         let ut = Array.init (r * d) (fun idx -> u.[idx % d, idx / d])
         let f4 = Array.zeroCreate qs.Length
@@ -197,6 +215,18 @@ module MomentSums =
                 let struct (i, j, k, l) = qs.[q]
                 f4.[q] <- f4.[q] + q4 * zz.[i * r + j] * zz.[k * r + l]
 
+            match q3 with
+            | Some q3f ->
+                let q3 = q3f y.[row]
+
+                for i in 0 .. r - 1 do
+                    f3z.[i] <- f3z.[i] + q3 * z.[i]
+
+                for q in 0 .. ts.Length - 1 do
+                    let struct (i, j, l) = ts.[q]
+                    f3.[q] <- f3.[q] + q3 * zz.[i * r + j] * z.[l]
+            | None -> ()
+
         {
             Count = int64 (hi - lo)
             Rank = r
@@ -205,6 +235,8 @@ module MomentSums =
             F2 = f2
             F4s = f4s
             F2s = f2s
+            F3 = f3
+            F3z = f3z
         }
 
     /// <summary>The second-pass sums of a sample matrix in the subspace U (d×r), in parallel chunks.</summary>
@@ -223,4 +255,7 @@ module MomentSums =
             emptyProjected r
         else
             let qs = SymmetricTensor.quads r
-            Chunks.map n (projectedChunk transform u qs x y) |> Array.reduce mergeProjected
+            let ts = SymmetricTensor.triples r
+
+            Chunks.map n (projectedChunk transform u qs ts x y)
+            |> Array.reduce mergeProjected

@@ -4,13 +4,13 @@ module internal MoE.Core.RowOps
 open System
 open System.Numerics.Tensors
 
-/// The gate logits l_i = &lt;w_i, x&gt; (l_k = 0) into logits; returns max_i l_i (≥ 0).
-let inline logitsInto (ws: ReadOnlySpan<float>) (xr: ReadOnlySpan<float>) (logits: float[]) =
+/// The gate logits l_i = &lt;w_i, x&gt; + c_i (l_k = 0) into logits; returns max_i l_i (≥ 0).
+let inline logitsInto (ws: ReadOnlySpan<float>) (c: float[]) (xr: ReadOnlySpan<float>) (logits: float[]) =
     let d, km1 = xr.Length, logits.Length - 1
     let mutable mx = 0.0
 
     for i in 0 .. km1 - 1 do
-        let v = TensorPrimitives.Dot(ws.Slice(i * d, d), xr)
+        let v = TensorPrimitives.Dot(ws.Slice(i * d, d), xr) + c.[i]
         logits.[i] <- v
 
         if v > mx then

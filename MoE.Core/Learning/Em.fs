@@ -1,86 +1,300 @@
 namespace MoE.Core
 
+open System
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>What EM fits and how (docs/math.md §7).</summary>
+type EmSettings =
+    {
+        /// Whether the noise levels are updated (false: the model's levels stay).
+        EstimateSigma: bool
+        /// One σ for every expert (the paper's model) or one per expert.
+        CommonSigma: bool
+        /// Whether the intercepts b_i and c_i are fitted (false: they stay as in the start).
+        FitIntercepts: bool
+        /// Whether the regressors (and their intercepts) stay fixed: EM on the gate and σ only.
+        FixRegressors: bool
+        /// A floor under every σ_i (0 for none): the guard against degenerate likelihoods (docs/math.md §7.4).
+        SigmaFloor: float
+        /// SQUAREM acceleration (Varadhan and Roland 2008) with a fallback that keeps every accepted step monotone.
+        Accelerate: bool
+        /// The budget of EM maps (M-steps).
+        MaxIterations: int
+        /// Convergence: the relative log-likelihood gain of an accepted step below this.
+        Tolerance: float
+    }
+
+/// Settings of EM.
+[<RequireQualifiedAccess>]
+module EmSettings =
+
+    /// <summary>The paper's model: a common σ (estimated or not), no intercepts, no acceleration.</summary>
+    /// <param name="estimateSigma">Whether σ is updated.</param>
+    /// <param name="maxIterations">The iteration budget.</param>
+    /// <param name="tolerance">The relative log-likelihood gain that counts as converged.</param>
+    [<CompiledName("Paper")>]
+    let paper (estimateSigma: bool) (maxIterations: int) (tolerance: float) : EmSettings =
+        {
+            EstimateSigma = estimateSigma
+            CommonSigma = true
+            FitIntercepts = false
+            FixRegressors = false
+            SigmaFloor = 0.0
+            Accelerate = false
+            MaxIterations = maxIterations
+            Tolerance = tolerance
+        }
+
 /// <summary>EM on the full likelihood (docs/math.md §7): the polish that takes a moment estimate to maximum-likelihood
-/// accuracy, and the baseline from a random start. Each M-step increases the expected complete-data log-likelihood,
-/// so the likelihood never decreases (generalised EM).</summary>
+/// accuracy, and the baseline from random starts. Each M-step increases the expected complete-data log-likelihood,
+/// so the likelihood never decreases (generalised EM); accelerated steps are kept only when they do not lower it
+/// either.</summary>
 [<RequireQualifiedAccess>]
 module Em =
 
-    /// The M-step from the statistics of one E-step pass (EmKernel.statistics), with step halving per component
-    /// judged by one fused pass (EmKernel.mStepObjectives) per trial.
+    /// The gate's per-sample Hessian costs ((k−1)p)²/2 per row; beyond this size Böhning's fixed bound is used.
+    [<Literal>]
+    let private NewtonLimit = 64
+
+    /// The design's width p: d, or d + 1 with the intercept column.
+    let private width (settings: EmSettings) (d: int) =
+        if settings.FitIntercepts then d + 1 else d
+
+    /// Regressors with intercepts as p-vectors (the intercept last when fitted).
+    let private expertVectors (settings: EmSettings) (model: MoeModel) =
+        let d = model.Dimension
+
+        Array.init model.Experts (fun i ->
+            Array.init (width settings d) (fun t ->
+                if t < d then
+                    model.Regressors.[i, t]
+                else
+                    model.RegressorIntercepts.[i]))
+
+    let private gateVectors (settings: EmSettings) (model: MoeModel) =
+        let d = model.Dimension
+
+        Array.init (model.Experts - 1) (fun j ->
+            Array.init (width settings d) (fun t ->
+                if t < d then
+                    model.Gating.[j, t]
+                else
+                    model.GatingIntercepts.[j]))
+
+    /// The model with the given p-vectors and noise levels (fixed intercepts kept when they are not fitted).
+    let private rebuild
+        (settings: EmSettings)
+        (model: MoeModel)
+        (experts: float[][])
+        (gates: float[][])
+        (sigmas: float[])
+        =
+        let k, d = model.Experts, model.Dimension
+        let fit = settings.FitIntercepts
+
+        MoeModel.createGeneral
+            (Array2D.init k d (fun i t -> experts.[i].[t]))
+            (if fit then
+                 Array.init k (fun i -> experts.[i].[d])
+             else
+                 model.RegressorIntercepts)
+            (Array2D.init (k - 1) d (fun j t -> gates.[j].[t]))
+            (if fit then
+                 Array.init (k - 1) (fun j -> gates.[j].[d])
+             else
+                 model.GatingIntercepts)
+            model.Activation
+            sigmas
+
+    /// Böhning's bound of the multinomial-logit Hessian, B = A ⊗ X̃ᵀX̃ with A = ½(I − 11ᵀ/k): the step B⁻¹g
+    /// = A⁻¹·G·(X̃ᵀX̃)⁻¹ with A⁻¹ = 2(I + 11ᵀ) always increases Q (docs/math.md §7.2).
+    type private Bohning(design: float[], p: int) =
+        let chol =
+            let m = Dense.mirror p design
+            let trace = Seq.sum (seq { for i in 0 .. p - 1 -> m.[i, i] })
+
+            (Matrix<float>.Build.DenseOfArray(m)
+             + Matrix<float>.Build.DenseIdentity(p) * (1e-12 * trace / float p + 1e-300))
+                .Cholesky()
+
+        /// The step for a gradient given as (k−1) rows of p.
+        member _.Step(gradient: float[][]) : float[][] =
+            let km1 = gradient.Length
+
+            let solved =
+                gradient
+                |> Array.map (fun g -> chol.Solve(Vector<float>.Build.DenseOfArray g).ToArray())
+
+            let total = Array.init p (fun t -> solved |> Array.sumBy (fun s -> s.[t]))
+            Array.init km1 (fun j -> Array.init p (fun t -> 2.0 * (solved.[j].[t] + total.[t])))
+
+    /// The M-step from the statistics of one E-step pass (EmKernel.statistics): the experts by weighted least squares
+    /// (the identity's exact solution, a Gauss–Newton step with halving otherwise), the gate by a Newton step with
+    /// halving or Böhning's step, then σ. Returns the model and the log of its noise levels.
     let private mStep
+        (settings: EmSettings)
+        (bohning: Bohning option)
         (model: MoeModel)
         (x: float[,])
         (y: float[])
-        (estimateSigma: bool)
         (posterior: float[,])
         (stats: EmStatistics)
-        =
+        : MoeModel =
         let n, k, d = y.Length, model.Experts, model.Dimension
+        let p = width settings d
         let km1 = k - 1
         let g = model.Activation
         let identity = g = Identity
-        // Regressors: weighted least squares (identity: the solution; otherwise a Gauss–Newton step).
+        let a0 = expertVectors settings model
+        let w0 = gateVectors settings model
+        // Experts: identity — the exact weighted least squares; otherwise a Gauss–Newton direction.
         let solutions =
-            Array.init k (fun i -> Dense.solveSpd (Dense.mirror d stats.Gram.[i]) stats.Rhs.[i])
+            if settings.FixRegressors then
+                a0
+            else
+                Array.init k (fun i -> Dense.solveSpd (Dense.mirror p stats.Gram.[i]) stats.Rhs.[i])
 
-        let a0 = model.Regressors
-
-        let regressorsAt (steps: float[]) =
-            Array2D.init k d (fun i t ->
-                if identity then
-                    (if steps.[i] > 0.0 then solutions.[i].[t] else a0.[i, t])
+        let expertsAt (steps: float[]) =
+            Array.init k (fun i ->
+                if settings.FixRegressors || steps.[i] = 0.0 then
+                    a0.[i]
+                elif identity then
+                    solutions.[i]
                 else
-                    a0.[i, t] + steps.[i] * solutions.[i].[t])
+                    Array.init p (fun t -> a0.[i].[t] + steps.[i] * solutions.[i].[t]))
 
-        // Gate: one damped Newton step of weighted multinomial logistic regression, maximising Q(W).
-        let hd = km1 * d
-        let newton = Dense.solveSpd (Dense.mirror hd stats.GateHessian) stats.GateGradient
-        let w0 = model.Gating
+        // Gate: Newton with halving, or Böhning's guaranteed step.
+        let gradient = Array.init km1 (fun j -> Array.sub stats.GateGradient (j * p) p)
 
-        let gatingAt (step: float) =
-            Array2D.init km1 d (fun j t -> w0.[j, t] + step * newton.[j * d + t])
+        let direction =
+            match bohning with
+            | Some b -> b.Step gradient
+            | None ->
+                let newton =
+                    Dense.solveSpd (Dense.mirror (km1 * p) stats.GateHessian) stats.GateGradient
 
-        let steps = Array.create k 1.0
+                Array.init km1 (fun j -> Array.sub newton (j * p) p)
+
+        let gatesAt (step: float) =
+            Array.init km1 (fun j -> Array.init p (fun t -> w0.[j].[t] + step * direction.[j].[t]))
+
+        let steps = Array.create k (if settings.FixRegressors then 0.0 else 1.0)
         let mutable gateStep = 1.0
-        let mutable result = None
+        // The identity's SSE after its exact step, from the sufficient statistics: Σr(y − ãᵀx̃)² = Σry² − 2ãᵀRhs + ãᵀGã
+        // (its cancellation costs a few of 16 digits when the fit is tight; used only when no pass checks the step).
+        let closedFormSse (i: int) (ai: float[]) =
+            let gram = Dense.mirror p stats.Gram.[i]
 
-        while result.IsNone do
-            let sse, q =
-                EmKernel.mStepObjectives (regressorsAt steps) (gatingAt gateStep) g posterior x y
+            let q =
+                Array.init p (fun t -> Seq.sum (seq { for u in 0 .. p - 1 -> gram.[t, u] * ai.[u] }))
 
-            let mutable accepted = true
-            // The identity's solution is the exact minimiser; otherwise accept no increase beyond rounding (1e-12
-            // relative: far above the ~1e-15 of a reordered sum, far below any real step), so a converged
-            // iteration does not halve its way through twenty passes.
-            for i in 0 .. k - 1 do
-                if not identity && steps.[i] > 0.0 && sse.[i] > stats.Sse.[i] * (1.0 + 1e-12) then
-                    accepted <- false
-                    // Halve; below 1e-6 give up on this expert (step 0 keeps its regressor).
-                    steps.[i] <- (if steps.[i] * 0.5 > 1e-6 then steps.[i] * 0.5 else 0.0)
+            max 0.0 (stats.SumY2.[i] - 2.0 * Dense.dot ai stats.Rhs.[i] + Dense.dot ai q)
 
-            if gateStep > 0.0 && q < stats.GateObjective - 1e-12 * abs stats.GateObjective then
+        let needsPass = not identity && not settings.FixRegressors || bohning.IsNone
+        let mutable sse = stats.Sse
+        let mutable accepted = not needsPass
+
+        while not accepted do
+            let experts = expertsAt steps
+            let gates = gatesAt gateStep
+            let candidate = rebuild settings model experts gates model.Sigmas
+
+            let sseTrial, q =
+                EmKernel.mStepObjectives
+                    candidate.Regressors
+                    candidate.RegressorIntercepts
+                    candidate.Gating
+                    candidate.GatingIntercepts
+                    g
+                    posterior
+                    x
+                    y
+
+            accepted <- true
+            // Accept no increase beyond rounding (1e-12 relative: far above a reordered sum, far below a real step).
+            if not identity && not settings.FixRegressors then
+                for i in 0 .. k - 1 do
+                    if steps.[i] > 0.0 && sseTrial.[i] > stats.Sse.[i] * (1.0 + 1e-12) then
+                        accepted <- false
+                        steps.[i] <- (if steps.[i] * 0.5 > 1e-6 then steps.[i] * 0.5 else 0.0)
+
+            if
+                bohning.IsNone
+                && gateStep > 0.0
+                && q < stats.GateObjective - 1e-12 * abs stats.GateObjective
+            then
                 accepted <- false
                 gateStep <- (if gateStep * 0.5 > 1e-6 then gateStep * 0.5 else 0.0)
 
             if accepted then
-                result <- Some sse
+                sse <- sseTrial
 
-        let sse = result.Value
+        let experts = expertsAt steps
 
-        let sigma =
-            if estimateSigma then
-                max (sqrt (Array.sum sse / float n)) 1e-12
+        if identity && not settings.FixRegressors && not needsPass then
+            sse <- Array.init k (fun i -> closedFormSse i experts.[i])
+
+        let sigmas =
+            if not settings.EstimateSigma then
+                model.Sigmas
+            elif settings.CommonSigma then
+                Array.create k (max (max (sqrt (Array.sum sse / float n)) 1e-12) settings.SigmaFloor)
             else
-                model.Sigma
+                Array.init k (fun i ->
+                    let w = stats.Weight.[i]
+                    // An expert with no weight keeps its level (its σ is not identified).
+                    if w > 1e-9 * float n then
+                        max (max (sqrt (sse.[i] / w)) 1e-12) settings.SigmaFloor
+                    else
+                        model.Sigmas.[i])
 
-        MoeModel.create (regressorsAt steps) (gatingAt gateStep) g sigma
+        rebuild settings model experts (gatesAt gateStep) sigmas
 
-    /// <summary>One EM iteration on the full likelihood: posterior E-step; weighted least squares for identity
-    /// experts (Gauss–Newton steps with step halving for the others); σ² = posterior-weighted residual mean square
-    /// when estimated; one damped Newton step of weighted multinomial logistic regression for the gate. Each M-step
-    /// increases the expected complete log-likelihood, so the likelihood does not decrease (GEM). Two fused passes
-    /// over the data (E-step statistics, M-step check), split over all cores.</summary>
+    /// Parameters as one vector for extrapolation: experts, gates, log σ_i.
+    let private pack (settings: EmSettings) (model: MoeModel) =
+        Array.concat
+            [
+                Array.concat (expertVectors settings model)
+                Array.concat (gateVectors settings model)
+                model.Sigmas |> Array.map Math.Log
+            ]
+
+    let private unpack (settings: EmSettings) (template: MoeModel) (v: float[]) =
+        let k, d = template.Experts, template.Dimension
+        let p = width settings d
+        let experts = Array.init k (fun i -> Array.sub v (i * p) p)
+        let gates = Array.init (k - 1) (fun j -> Array.sub v (k * p + j * p) p)
+
+        let sigmas =
+            Array.init k (fun i -> max (Math.Exp v.[k * p + (k - 1) * p + i]) (max settings.SigmaFloor 1e-12))
+
+        rebuild settings template experts gates sigmas
+
+    /// <summary>One EM iteration (generalised: every M-step increases the expected complete-data log-likelihood, so the
+    /// likelihood does not decrease).</summary>
+    /// <param name="settings">What is fitted.</param>
+    /// <param name="model">The current model (every σ_i &gt; 0).</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <returns>The next model.</returns>
+    [<CompiledName("StepWith")>]
+    let stepWith (settings: EmSettings) (model: MoeModel) (x: float[,]) (y: float[]) : MoeModel =
+        MoeModel.validate model
+        MoeModel.checkLikelihoodInputs model x y
+        let p = width settings model.Dimension
+        let newton = (model.Experts - 1) * p <= NewtonLimit
+
+        let bohning =
+            if newton then
+                None
+            else
+                Some(Bohning(EmKernel.design settings.FitIntercepts x, p))
+
+        let posterior = Array2D.zeroCreate y.Length model.Experts
+        let stats = EmKernel.statistics model settings.FitIntercepts newton x y posterior
+        mStep settings bohning model x y posterior stats
+
+    /// <summary>One EM iteration of the paper's model (common σ, no intercepts).</summary>
     /// <param name="model">The current model (σ &gt; 0).</param>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
@@ -88,14 +302,145 @@ module Em =
     /// <returns>The next model.</returns>
     [<CompiledName("Step")>]
     let step (model: MoeModel) (x: float[,]) (y: float[]) (estimateSigma: bool) : MoeModel =
-        MoeModel.validate model
-        MoeModel.checkLikelihoodInputs model x y
-        let posterior = Array2D.zeroCreate y.Length model.Experts
-        let stats = EmKernel.statistics model x y posterior
-        mStep model x y estimateSigma posterior stats
+        stepWith (EmSettings.paper estimateSigma 1 0.0) model x y
 
-    /// <summary>EM iterations from <paramref name="start"/> until the relative change of the log-likelihood is
-    /// below <paramref name="tolerance"/> or <paramref name="maxIterations"/> is reached.</summary>
+    /// <summary>EM iterations from <paramref name="start"/> until the relative change of the log-likelihood is below
+    /// the tolerance or the budget is spent; with acceleration, SQUAREM cycles (two EM maps, an extrapolation, one
+    /// stabilising map) whose result replaces the plain EM result only when its likelihood is not lower.</summary>
+    /// <param name="settings">What is fitted, the budget and the tolerance.</param>
+    /// <param name="start">The start (every σ_i &gt; 0).</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <param name="context">Progress (mean negative log-likelihood per pass) and cancellation.</param>
+    /// <returns>The model, the EM maps run, its mean negative log-likelihood and the stop reason.</returns>
+    /// <exception cref="T:MoE.Core.NonFiniteException">The likelihood became non-finite.</exception>
+    [<CompiledName("RunWith")>]
+    let runWith
+        (settings: EmSettings)
+        (start: MoeModel)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : StageOutcome<MoeModel> =
+        MoeModel.validate start
+        MoeModel.checkLikelihoodInputs start x y
+        let n = float y.Length
+        let p = width settings start.Dimension
+        let newton = (start.Experts - 1) * p <= NewtonLimit
+
+        let bohning =
+            if newton then
+                None
+            else
+                Some(Bohning(EmKernel.design settings.FitIntercepts x, p))
+
+        let posterior = Array2D.zeroCreate y.Length start.Experts
+        let mutable maps = 0
+        let mutable passes = 0
+
+        let evaluate (model: MoeModel) =
+            context.Cancellation.ThrowIfCancellationRequested()
+            let stats = EmKernel.statistics model settings.FitIntercepts newton x y posterior
+            passes <- passes + 1
+
+            context.Progress
+                {
+                    Stage = "em"
+                    Iteration = passes
+                    Loss = -stats.LogLikelihood / n
+                }
+
+            stats
+
+        let map (model: MoeModel) (stats: EmStatistics) =
+            maps <- maps + 1
+            mStep settings bohning model x y posterior stats
+
+        let mutable model = start
+        // The E-step pass at the current model gives its likelihood and the next M-step.
+        let mutable stats = evaluate model
+        let mutable ll = stats.LogLikelihood
+        Divergence.check "em" 0 ll [||]
+        let mutable reason = StopReason.MaxIterations
+
+        let converged (previous: float) (next: float) =
+            (next - previous) / max 1.0 (abs previous) <= settings.Tolerance
+
+        while maps < settings.MaxIterations && reason = StopReason.MaxIterations do
+            let m1 = map model stats
+            let s1 = evaluate m1
+            let ll1 = s1.LogLikelihood
+            Divergence.check "em" maps ll1 [||]
+
+            if ll1 < ll - 1e-9 * abs ll then
+                // Rounding can only cost ~1e-12 relative; a larger drop means a broken step: keep the model.
+                reason <- StopReason.NoProgress
+            elif converged ll ll1 || not settings.Accelerate || maps >= settings.MaxIterations then
+                let previous = ll
+                model <- m1
+                stats <- s1
+                ll <- ll1
+
+                if converged previous ll1 then
+                    reason <- StopReason.Converged
+            else
+                // SQUAREM (SqS3): r = θ1 − θ0, v = θ2 − 2θ1 + θ0, α = −‖r‖/‖v‖ ≤ −1, θ' = θ0 − 2αr + α²v.
+                let m2 = map m1 s1
+                let t0, t1, t2 = pack settings model, pack settings m1, pack settings m2
+                let r = Array.map2 (-) t1 t0
+                let v = Array.init t0.Length (fun i -> t2.[i] - 2.0 * t1.[i] + t0.[i])
+                let rn, vn = sqrt (Dense.dot r r), sqrt (Dense.dot v v)
+                let alpha = if vn > 0.0 then min -1.0 (-rn / vn) else -1.0
+
+                let extrapolated =
+                    let theta =
+                        Array.init t0.Length (fun i -> t0.[i] - 2.0 * alpha * r.[i] + alpha * alpha * v.[i])
+
+                    if Array.forall Double.IsFinite theta then
+                        try
+                            Some(unpack settings model theta)
+                        with :? ArgumentException ->
+                            None
+                    else
+                        None
+
+                // The extrapolated point counts only when its likelihood is not below the plain EM step's (θ1's);
+                // otherwise θ2 = F(F(θ0)), whose likelihood is not below θ1's either.
+                let candidate =
+                    match extrapolated with
+                    | Some m when alpha < -1.0 ->
+                        let s = evaluate m
+
+                        if Double.IsFinite s.LogLikelihood && s.LogLikelihood >= ll1 - 1e-12 * abs ll1 then
+                            Some(m, s)
+                        else
+                            None
+                    | _ -> None
+
+                let next, nextStats =
+                    match candidate with
+                    | Some c -> c
+                    | None -> m2, evaluate m2
+
+                let llNext = nextStats.LogLikelihood
+                Divergence.check "em" maps llNext [||]
+                let previous = ll
+                model <- next
+                stats <- nextStats
+                ll <- llNext
+
+                if converged previous llNext then
+                    reason <- StopReason.Converged
+
+        {
+            Value = model
+            Iterations = maps
+            FinalLoss = Some(-ll / n)
+            Reason = reason
+        }
+
+    /// <summary>EM on the paper's model (common σ, no intercepts, no acceleration) until the relative change of the
+    /// log-likelihood is below <paramref name="tolerance"/> or <paramref name="maxIterations"/> is reached.</summary>
     /// <param name="start">The start (σ &gt; 0).</param>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
@@ -115,49 +460,4 @@ module Em =
         (tolerance: float)
         (context: RunContext)
         : StageOutcome<MoeModel> =
-        MoeModel.validate start
-        MoeModel.checkLikelihoodInputs start x y
-        let n = float y.Length
-        let posterior = Array2D.zeroCreate y.Length start.Experts
-        let mutable model = start
-        // The E-step pass of iteration t also gives the likelihood of the model of iteration t − 1.
-        let mutable stats = EmKernel.statistics model x y posterior
-        let mutable ll = stats.LogLikelihood
-        let mutable reason = StopReason.MaxIterations
-        let mutable iteration = 0
-
-        while iteration < maxIterations && reason = StopReason.MaxIterations do
-            context.Cancellation.ThrowIfCancellationRequested()
-            let next = mStep model x y estimateSigma posterior stats
-            let nextStats = EmKernel.statistics next x y posterior
-            let llNext = nextStats.LogLikelihood
-            Divergence.check "em" iteration llNext [||]
-            iteration <- iteration + 1
-
-            let entry =
-                {
-                    Stage = "em"
-                    Iteration = iteration
-                    Loss = -llNext / n
-                }
-
-            context.Progress entry
-
-            if llNext < ll - 1e-9 * abs ll then
-                // Rounding can only cost ~1e-12 relative; a larger drop means a broken step: keep the previous model.
-                reason <- StopReason.NoProgress
-            else
-                let change = (llNext - ll) / max 1.0 (abs ll)
-                model <- next
-                ll <- llNext
-                stats <- nextStats
-
-                if change <= tolerance then
-                    reason <- StopReason.Converged
-
-        {
-            Value = model
-            Iterations = iteration
-            FinalLoss = Some(-ll / n)
-            Reason = reason
-        }
+        runWith (EmSettings.paper estimateSigma maxIterations tolerance) start x y context

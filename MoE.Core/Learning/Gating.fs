@@ -33,7 +33,9 @@ module Gating =
         let densities = GatingKernel.expertDensities model x y
 
         let f (v: float[]) =
-            let value, gradient = GatingKernel.loss densities x (Dense.unflatten km1 d v)
+            let value, gradient, _ =
+                GatingKernel.loss densities x (Dense.unflatten km1 d v) model.GatingIntercepts
+
             value, Dense.flatten gradient
 
         let outcome =

@@ -66,7 +66,7 @@ module Learner =
     let private outputTransform (config: FitConfig) (sigma: float) =
         match config.Transform with
         | TransformKind.Bounded -> OutputTransforms.bounded config.Activation sigma
-        | TransformKind.Polynomial -> OutputTransforms.polynomial (Coefficients.solve config.Activation sigma)
+        | TransformKind.Polynomial -> OutputTransforms.polynomialFor config.Activation sigma
 
     /// Stage 1 on data in memory: the L4 estimate A at σ.
     let private l4InMemory (config: FitConfig) (x: float[,]) (y: float[]) (context: RunContext) (sigma: float) =
@@ -269,10 +269,7 @@ module Learner =
                     log.Run("l2", (fun () -> PaperSgd.l2 config.L2Sgd k g config.Seed x y context ignore))
 
                 { fitted with
-                    Value =
-                        { fitted.Value with
-                            Sigma = defaultArg config.Sigma (Sigma.implied fitted.Value x y)
-                        }
+                    Value = MoeModel.withSigma (defaultArg config.Sigma (Sigma.implied fitted.Value x y)) fitted.Value
                 }
 
         let stages = log.Results

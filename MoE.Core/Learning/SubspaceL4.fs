@@ -12,6 +12,9 @@ type SubspaceMoments =
         SecondMoment: float[,]
         /// The empirical moments in the subspace, in the form the L4 objective uses (Basis = U, d×r).
         Projected: L4Tensors
+        /// The spectral method's third-order moment in U's coordinates, mean(Q3(y)·S3(z))/c₃ (r³, row-major), or why
+        /// the transform has none.
+        Third: Result<float[], string>
     }
 
 /// <summary>
@@ -116,6 +119,23 @@ module SubspaceL4 =
                 let v = if a <= b then sums.F2.[a * r + b] else sums.F2.[b * r + a]
                 v * inv - (if a = b then sums.F2s * inv else 0.0))
 
+        let third =
+            transform.Third
+            |> Result.map (fun t ->
+                let t3 =
+                    SymmetricTensor.assembleS3
+                        r
+                        (SymmetricTensor.triples r)
+                        (sums.F3 |> Array.map (fun v -> v * inv))
+                        (sums.F3z |> Array.map (fun v -> v * inv))
+
+                t3 |> Array.map (fun v -> v / t.C3))
+            |> Result.bind (fun t3 ->
+                if Array.forall Double.IsFinite t3 then
+                    Ok t3
+                else
+                    Error "its third-order moment is not finite")
+
         {
             SecondMoment = second
             Projected =
@@ -126,6 +146,7 @@ module SubspaceL4 =
                     C = transform.C
                     CPrime = transform.CPrime
                 }
+            Third = third
         }
 
     /// <summary>M2, U (top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue|) and the projected moments,

@@ -179,10 +179,11 @@ module Losses =
         let means = Array.zeroCreate k
         let joint = Array.zeroCreate k
         let grad = Array2D.zeroCreate (k - 1) d
+        let logNorms, inv2s2 = MoeModel.densityConstants model
         let mutable total = 0.0
 
         for row in 0 .. n - 1 do
-            let ll = MoeModel.logJointInto model x y row gate means joint
+            let ll = MoeModel.logJointInto model logNorms inv2s2 x y row gate means joint
             total <- total + ll
 
             for i in 0 .. k - 2 do
@@ -218,7 +219,7 @@ module Losses =
         let mutable total = 0.0
 
         for row in 0 .. n - 1 do
-            Gate.logitsInto model.Gating x row p
+            Gate.logitsInto model.Gating model.GatingIntercepts x row p
             Gate.softmaxInPlace p k
             let mutable yhat = 0.0
 
@@ -228,6 +229,7 @@ module Losses =
                 for t in 0 .. d - 1 do
                     si <- si + a.[i, t] * x.[row, t]
 
+                let si = si + model.RegressorIntercepts.[i]
                 gv.[i] <- model.Activation.Value si
                 gd.[i] <- model.Activation.Derivative si
                 yhat <- yhat + p.[i] * gv.[i]

@@ -128,6 +128,12 @@ module Population =
     [<CompiledName("GateMasses")>]
     let gateMasses (truth: MoeModel) (options: PopulationOptions) : float[] =
         MoeModel.validate truth
+
+        if truth.HasIntercepts || not truth.HasCommonSigma then
+            invalidArg
+                "truth"
+                "Population values are for the paper's model: no intercepts and one sigma (docs/math.md §4.3)."
+
         validateOptions options
         let k = truth.Experts
         let basis = Dense.orthonormalBasis (Array.init (k - 1) (Dense.row truth.Gating))
@@ -163,6 +169,12 @@ module Population =
         (options: PopulationOptions)
         : PopulationMoments =
         MoeModel.validate truth
+
+        if truth.HasIntercepts || not truth.HasCommonSigma then
+            invalidArg
+                "truth"
+                "Population values are for the paper's model: no intercepts and one sigma (docs/math.md §4.3)."
+
         validateOptions options
         Guard.notNull "coefficients" (box coefficients)
         let k, d = truth.Experts, truth.Dimension

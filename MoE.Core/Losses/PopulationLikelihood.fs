@@ -28,6 +28,16 @@ module PopulationLikelihood =
         if not (model.Sigma > 0.0) then
             invalidArg "model" (sprintf "L_log needs sigma > 0, but the model has sigma = %s." (string model.Sigma))
 
+        if model.HasIntercepts || not model.HasCommonSigma then
+            invalidArg
+                "model"
+                "Population values are for the paper's model: no intercepts and one sigma (docs/math.md §4.3)."
+
+        if truth.HasIntercepts || not truth.HasCommonSigma then
+            invalidArg
+                "truth"
+                "Population values are for the paper's model: no intercepts and one sigma (docs/math.md §4.3)."
+
         let kt, k, d = truth.Experts, model.Experts, model.Dimension
 
         let u =

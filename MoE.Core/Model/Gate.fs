@@ -13,9 +13,9 @@ open System
 [<RequireQualifiedAccess>]
 module Gate =
 
-    /// <summary>Writes the k logits (&lt;w_1,x_row&gt;, …, &lt;w_{k−1},x_row&gt;, 0) of one sample into
+    /// <summary>Writes the k logits (&lt;w_1,x_row&gt; + c_1, …, &lt;w_{k−1},x_row&gt; + c_{k−1}, 0) of one sample into
     /// <paramref name="logits"/>. Unchecked: shapes are the caller's responsibility.</summary>
-    let inline internal logitsInto (gating: float[,]) (x: float[,]) (row: int) (logits: float[]) =
+    let inline internal logitsInto (gating: float[,]) (intercepts: float[]) (x: float[,]) (row: int) (logits: float[]) =
         let km1 = gating.GetLength 0
         let d = gating.GetLength 1
 
@@ -25,7 +25,7 @@ module Gate =
             for j in 0 .. d - 1 do
                 s <- s + gating.[i, j] * x.[row, j]
 
-            logits.[i] <- s
+            logits.[i] <- s + intercepts.[i]
 
         logits.[km1] <- 0.0
 

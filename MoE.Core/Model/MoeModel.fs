@@ -3,13 +3,17 @@ namespace MoE.Core
 open System
 
 /// <summary>
-/// The mixture of experts of Makkuva et al., eq. (1): x ~ N(0, I_d); z ~ Categorical(p(x)) with the softmax
-/// gate p_i(x) ∝ exp(&lt;w_i, x&gt;), w_k = 0; y = g(&lt;a_z, x&gt;) + ξ, ξ ~ N(0, σ²).
+/// A mixture of experts (docs/math.md §1, §9): z ~ Categorical(p(x)) with the softmax gate
+/// p_i(x) ∝ exp(&lt;w_i, x&gt; + c_i), w_k = 0 and c_k = 0; y = g(&lt;a_z, x&gt; + b_z) + ξ, ξ ~ N(0, σ_z²). The paper's
+/// model (Makkuva et al., eq. 1) is the case without intercepts (b = c = 0) and with one σ for every expert.
 /// </summary>
 /// <remarks>
 /// Shapes: <c>Regressors</c> is k×d (row i = a_i), <c>Gating</c> is (k−1)×d (row i = w_i; the k-th gate is
-/// fixed at 0). Build one with <c>MoeModel.create</c>, which checks k ≥ 2, consistent shapes, finite values
-/// and σ ≥ 0, and copies the arrays, so a model is an immutable value.
+/// fixed at 0), <c>RegressorIntercepts</c> has k entries, <c>GatingIntercepts</c> k−1, <c>Sigmas</c> k.
+/// <c>Sigma</c> is the common noise level when every σ_i is equal, and √(mean σ_i²) otherwise (what the moment
+/// estimators' transforms use). Build one with <c>MoeModel.create</c> (the paper's model) or
+/// <c>MoeModel.createGeneral</c>, which check shapes, finite values and σ ≥ 0 and copy the arrays, so a model is
+/// an immutable value.
 /// </remarks>
 type MoeModel =
     {
@@ -19,14 +23,28 @@ type MoeModel =
         Gating: float[,]
         /// The expert non-linearity g.
         Activation: Activation
-        /// The noise standard deviation σ ≥ 0.
+        /// The common noise level σ ≥ 0, or √(mean σ_i²) when the experts' levels differ.
         Sigma: float
+        /// The experts' intercepts b_i (k; all zero in the paper's model).
+        RegressorIntercepts: float[]
+        /// The gate's intercepts c_i (k−1; c_k = 0; all zero in the paper's model).
+        GatingIntercepts: float[]
+        /// The experts' noise levels σ_i (k; all equal to Sigma for a common σ).
+        Sigmas: float[]
     }
 
     /// The number of experts k.
     member this.Experts = this.Regressors.GetLength 0
     /// The input dimension d.
     member this.Dimension = this.Regressors.GetLength 1
+
+    /// Whether the model has intercepts (any b_i or c_i not zero).
+    member this.HasIntercepts =
+        Array.exists (fun v -> v <> 0.0) this.RegressorIntercepts
+        || Array.exists (fun v -> v <> 0.0) this.GatingIntercepts
+
+    /// Whether every expert has the same noise level.
+    member this.HasCommonSigma = this.Sigmas |> Array.forall (fun s -> s = this.Sigmas.[0])
 
 /// Construction, validation and the per-sample kernels of <see cref="T:MoE.Core.MoeModel"/>.
 [<RequireQualifiedAccess>]
@@ -72,6 +90,21 @@ module MoeModel =
         Activation.validate model.Activation
         Guard.nonNegative "sigma" model.Sigma
 
+        let length (name: string) (expected: int) (v: float[]) =
+            Guard.notNull name v
+
+            if v.Length <> expected then
+                invalidArg name (sprintf "%s must have %d entries (k = %d), but has %d." name expected k v.Length)
+
+            Guard.finiteVector name v
+
+        length "regressorIntercepts" k model.RegressorIntercepts
+        length "gatingIntercepts" (k - 1) model.GatingIntercepts
+        length "sigmas" k model.Sigmas
+
+        for i in 0 .. k - 1 do
+            Guard.nonNegative (sprintf "sigmas[%d]" i) model.Sigmas.[i]
+
     /// <summary>True when <c>validate</c> would not throw.</summary>
     /// <param name="model">The model.</param>
     [<CompiledName("IsValid")>]
@@ -108,10 +141,84 @@ module MoeModel =
                 Gating = Array2D.copy gating
                 Activation = activation
                 Sigma = sigma
+                RegressorIntercepts = Array.zeroCreate (regressors.GetLength 0)
+                GatingIntercepts = Array.zeroCreate (max 0 (regressors.GetLength 0 - 1))
+                Sigmas = Array.create (regressors.GetLength 0) sigma
             }
 
         validate model
         model
+
+    /// <summary>√(mean σ_i²): the common level of noise levels that may differ.</summary>
+    /// <param name="sigmas">The experts' noise levels.</param>
+    [<CompiledName("PooledSigma")>]
+    let pooledSigma (sigmas: float[]) : float =
+        Guard.notNull "sigmas" sigmas
+
+        if sigmas |> Array.forall (fun s -> s = sigmas.[0]) then
+            sigmas.[0]
+        else
+            sqrt (Array.averageBy (fun s -> s * s) sigmas)
+
+    /// <summary>A validated general model over copies of the given arrays: intercepts and a noise level per expert
+    /// (docs/math.md §9).</summary>
+    /// <param name="regressors">k×d, k ≥ 2; row i is a_i.</param>
+    /// <param name="regressorIntercepts">k expert intercepts b_i.</param>
+    /// <param name="gating">(k−1)×d; row i is w_i.</param>
+    /// <param name="gatingIntercepts">k−1 gate intercepts c_i (c_k = 0).</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigmas">k noise levels σ_i ≥ 0.</param>
+    /// <returns>The model; its <c>Sigma</c> is the common level, or √(mean σ_i²).</returns>
+    /// <exception cref="T:System.ArgumentException">See <c>validate</c>.</exception>
+    [<CompiledName("CreateGeneral")>]
+    let createGeneral
+        (regressors: float[,])
+        (regressorIntercepts: float[])
+        (gating: float[,])
+        (gatingIntercepts: float[])
+        (activation: Activation)
+        (sigmas: float[])
+        : MoeModel =
+        Guard.notNull "regressors" regressors
+        Guard.notNull "gating" gating
+        Guard.notNull "regressorIntercepts" regressorIntercepts
+        Guard.notNull "gatingIntercepts" gatingIntercepts
+        Guard.notNull "sigmas" sigmas
+        Guard.finiteVector "sigmas" sigmas
+
+        let model =
+            {
+                Regressors = Array2D.copy regressors
+                Gating = Array2D.copy gating
+                Activation = activation
+                Sigma = (if sigmas.Length = 0 then nan else pooledSigma sigmas)
+                RegressorIntercepts = Array.copy regressorIntercepts
+                GatingIntercepts = Array.copy gatingIntercepts
+                Sigmas = Array.copy sigmas
+            }
+
+        validate model
+        model
+
+    /// <summary>The model with every expert's noise level set to σ.</summary>
+    /// <param name="sigma">σ ≥ 0.</param>
+    /// <param name="model">The model.</param>
+    [<CompiledName("WithSigma")>]
+    let withSigma (sigma: float) (model: MoeModel) : MoeModel =
+        { model with
+            Sigma = sigma
+            Sigmas = Array.create model.Experts sigma
+        }
+
+    /// <summary>The model with the experts' noise levels set.</summary>
+    /// <param name="sigmas">k levels σ_i ≥ 0.</param>
+    /// <param name="model">The model.</param>
+    [<CompiledName("WithSigmas")>]
+    let withSigmas (sigmas: float[]) (model: MoeModel) : MoeModel =
+        { model with
+            Sigma = pooledSigma sigmas
+            Sigmas = Array.copy sigmas
+        }
 
     let private checkInputs (model: MoeModel) (x: float[,]) =
         Guard.notNull "model" (box model)
@@ -123,10 +230,12 @@ module MoeModel =
         Guard.sameRows "x" x "y" y
         Guard.finiteVector "y" y
 
-        if not (model.Sigma > 0.0) then
+        if not (Array.forall (fun s -> s > 0.0) model.Sigmas) then
             invalidArg
                 "model"
-                (sprintf "Likelihoods need a noise level sigma > 0, but the model has sigma = %s." (string model.Sigma))
+                (sprintf
+                    "Likelihoods need noise levels sigma > 0, but the model has sigma = %s."
+                    (String.Join(", ", model.Sigmas |> Array.map string)))
 
     /// <summary>The expert means g(&lt;a_i, x_row&gt;), i = 1..k, into <paramref name="means"/>. Unchecked.</summary>
     let inline internal expertMeansInto (model: MoeModel) (x: float[,]) (row: int) (means: float[]) =
@@ -139,7 +248,13 @@ module MoeModel =
             for j in 0 .. d - 1 do
                 s <- s + a.[i, j] * x.[row, j]
 
-            means.[i] <- model.Activation.Value s
+            means.[i] <- model.Activation.Value(s + model.RegressorIntercepts.[i])
+
+    /// −½ log(2πσ_i²) and 1/(2σ_i²) per expert: the Gaussian log-density's constants.
+    let internal densityConstants (model: MoeModel) : float[] * float[] =
+        model.Sigmas
+        |> Array.map (fun sigma -> -0.5 * Math.Log(2.0 * Math.PI * sigma * sigma)),
+        model.Sigmas |> Array.map (fun sigma -> 0.5 / (sigma * sigma))
 
     /// <summary>Gate probabilities p_i(x) for every sample.</summary>
     /// <param name="model">The model.</param>
@@ -158,7 +273,7 @@ module MoeModel =
             let buffer = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                Gate.logitsInto model.Gating x r buffer
+                Gate.logitsInto model.Gating model.GatingIntercepts x r buffer
                 Gate.softmaxInPlace buffer k
 
                 for i in 0 .. k - 1 do
@@ -166,7 +281,7 @@ module MoeModel =
 
         result
 
-    /// <summary>The conditional mean ŷ(x) = Σ_i p_i(x) g(&lt;a_i, x&gt;) for every sample.</summary>
+    /// <summary>The conditional mean ŷ(x) = Σ_i p_i(x) g(&lt;a_i, x&gt; + b_i) for every sample.</summary>
     /// <param name="model">The model.</param>
     /// <param name="x">n×d inputs.</param>
     /// <returns>n predictions.</returns>
@@ -183,7 +298,7 @@ module MoeModel =
             let means = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                Gate.logitsInto model.Gating x r gate
+                Gate.logitsInto model.Gating model.GatingIntercepts x r gate
                 Gate.softmaxInPlace gate k
                 expertMeansInto model x r means
                 let mutable s = 0.0
@@ -195,11 +310,13 @@ module MoeModel =
 
         result
 
-    /// For one sample: fills `gate` with log p_i(x), `means` with g(<a_i,x>), `joint` with
-    /// log p_i(x) + log N(y | g(<a_i,x>), σ²), and returns log Σ_i exp(joint_i), the sample's log-likelihood.
-    /// Buffers of length k, owned by the caller. Unchecked.
+    /// For one sample: fills `gate` with log p_i(x), `means` with g(<a_i,x> + b_i), `joint` with
+    /// log p_i(x) + log N(y | g(<a_i,x> + b_i), σ_i²), and returns log Σ_i exp(joint_i), the sample's log-likelihood.
+    /// Buffers of length k, owned by the caller; the constants from `densityConstants`. Unchecked.
     let inline internal logJointInto
         (model: MoeModel)
+        (logNorms: float[])
+        (inv2s2: float[])
         (x: float[,])
         (y: float[])
         (row: int)
@@ -208,21 +325,18 @@ module MoeModel =
         (joint: float[])
         =
         let k = model.Experts
-        let sigma = model.Sigma
-        let logNorm = -0.5 * Math.Log(2.0 * Math.PI * sigma * sigma)
-        let inv2s2 = 0.5 / (sigma * sigma)
-        Gate.logitsInto model.Gating x row gate
+        Gate.logitsInto model.Gating model.GatingIntercepts x row gate
         let lseGate = Gate.logSumExp gate k
         expertMeansInto model x row means
 
         for i in 0 .. k - 1 do
             let e = y.[row] - means.[i]
             gate.[i] <- gate.[i] - lseGate
-            joint.[i] <- gate.[i] + logNorm - e * e * inv2s2
+            joint.[i] <- gate.[i] + logNorms.[i] - e * e * inv2s2.[i]
 
         Gate.logSumExp joint k
 
-    /// <summary>Per-sample log-likelihoods log Σ_i p_i(x) N(y | g(&lt;a_i, x&gt;), σ²), by log-sum-exp.</summary>
+    /// <summary>Per-sample log-likelihoods log Σ_i p_i(x) N(y | g(&lt;a_i, x&gt; + b_i), σ_i²), by log-sum-exp.</summary>
     /// <param name="model">The model (σ &gt; 0).</param>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
@@ -236,13 +350,15 @@ module MoeModel =
         let k = model.Experts
         let result = Array.zeroCreate n
 
+        let logNorms, inv2s2 = densityConstants model
+
         Chunks.forChunks n (fun _ lo hi ->
             let gate = Array.zeroCreate k
             let means = Array.zeroCreate k
             let joint = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                result.[r] <- logJointInto model x y r gate means joint)
+                result.[r] <- logJointInto model logNorms inv2s2 x y r gate means joint)
 
         result
 
@@ -262,7 +378,7 @@ module MoeModel =
 
         s
 
-    /// <summary>Posterior responsibilities P(z = i | x, y) ∝ p_i(x) N(y | g(&lt;a_i, x&gt;), σ²).</summary>
+    /// <summary>Posterior responsibilities P(z = i | x, y) ∝ p_i(x) N(y | g(&lt;a_i, x&gt; + b_i), σ_i²).</summary>
     /// <param name="model">The model (σ &gt; 0).</param>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
@@ -275,13 +391,15 @@ module MoeModel =
         let k = model.Experts
         let result = Array2D.zeroCreate n k
 
+        let logNorms, inv2s2 = densityConstants model
+
         Chunks.forChunks n (fun _ lo hi ->
             let gate = Array.zeroCreate k
             let means = Array.zeroCreate k
             let joint = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                let total = logJointInto model x y r gate means joint
+                let total = logJointInto model logNorms inv2s2 x y r gate means joint
 
                 for i in 0 .. k - 1 do
                     result.[r, i] <- Math.Exp(joint.[i] - total))

@@ -51,6 +51,7 @@ module Sampler =
                 for j in 0 .. d - 1 do
                     s <- s + w.[i, j] * x.[r, j]
 
+                let s = s + model.GatingIntercepts.[i]
                 p.[i] <- s
 
                 if s > m then
@@ -84,7 +85,11 @@ module Sampler =
                 s <- s + a.[chosen, j] * x.[r, j]
 
             let noise = rng.NextGaussian()
-            y.[r] <- model.Activation.Value s + model.Sigma * noise
+
+            y.[r] <-
+                model.Activation.Value(s + model.RegressorIntercepts.[chosen])
+                + model.Sigmas.[chosen] * noise
+
             z.[r] <- chosen
 
     /// <summary>n samples and their latent experts z (0-based).</summary>

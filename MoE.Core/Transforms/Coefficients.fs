@@ -34,6 +34,24 @@ type TransformCoefficients =
         Sigma: float
     }
 
+/// <summary>
+/// The third-order output transform of the spectral method (docs/math.md §2.4): S3(y) = y³ + αy² + βy + γ with
+/// E[f·He_q] = 0 for q = 0, 1, 2 and c₃ = E[f·He_3] ≠ 0, where f(z) = E[S3(Y) | Z = z].
+/// </summary>
+type ThirdOrderCoefficients =
+    {
+        /// Coefficient of y² in S3.
+        Alpha: float
+        /// Coefficient of y in S3.
+        Beta: float
+        /// The constant of S3.
+        Gamma: float
+        /// c₃ = E[f·He_3] ≠ 0, the scale of the third-order tensor.
+        C3: float
+        /// The noise level σ the coefficients were solved for.
+        Sigma: float
+    }
+
 /// <summary>Solves Conditions 1 and 2 of the paper for any activation (docs/math.md §2.2, with the
 /// paper's errata).</summary>
 /// <remarks>
@@ -232,3 +250,84 @@ module Coefficients =
     [<CompiledName("Solve")>]
     let solve (activation: Activation) (sigma: float) : TransformCoefficients =
         solveWithKinks activation sigma [| 0.0 |]
+
+    /// <summary>The spectral method's S3 coefficients for an activation and noise level, with the kinks of g named
+    /// (docs/math.md §2.4). With f = E[S3(Y) | Z] = g³ + 3σ²g + α(g² + σ²) + βg + γ, the conditions
+    /// E[f·He_q] = 0 (q = 0, 1, 2) are the linear system α(m(2,q) + σ²m(0,q)) + β m(1,q) + γ m(0,q) =
+    /// −(m(3,q) + 3σ²m(1,q)), and c₃ = m(3,3) + 3σ²m(1,3) + α m(2,3) + β m(1,3).</summary>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">σ ≥ 0.</param>
+    /// <param name="breakpoints">Where g has kinks (for the quadrature of a custom g).</param>
+    /// <returns>The coefficients.</returns>
+    /// <exception cref="T:System.ArgumentException">σ is negative or not finite, or g is not valid for the spectral
+    /// method: the 3×3 system is singular or c₃ = 0 (the message says which).</exception>
+    [<CompiledName("SolveThirdWithKinks")>]
+    let solveThirdWithKinks (activation: Activation) (sigma: float) (breakpoints: float[]) : ThirdOrderCoefficients =
+        Activation.validate activation
+        Guard.nonNegative "sigma" sigma
+        Guard.notNull "breakpoints" breakpoints
+        let m = moments activation breakpoints
+        let s2 = sigma * sigma
+        let scale = max (sqrt m.[2, 0]) 1e-300
+        let name = activation.Name
+
+        let system =
+            Matrix<float>
+                .Build.Dense(
+                    3,
+                    3,
+                    fun q col ->
+                        match col with
+                        | 0 -> m.[2, q] + s2 * m.[0, q]
+                        | 1 -> m.[1, q]
+                        | _ -> m.[0, q]
+                )
+
+        let rhs = Vector<float>.Build.Dense(3, fun q -> -(m.[3, q] + 3.0 * s2 * m.[1, q]))
+
+        let singular = system.Svd(false).S
+
+        if singular.[2] <= 1e-10 * singular.[0] then
+            invalidArg
+                "activation"
+                (sprintf
+                    "Activation %s is not valid for the spectral method: the 3x3 system for S3's coefficients is singular (singular values %.3g, %.3g, %.3g)."
+                    name
+                    singular.[0]
+                    singular.[1]
+                    singular.[2])
+
+        let solution = system.Solve(rhs)
+        let alpha, beta, gamma = solution.[0], solution.[1], solution.[2]
+
+        let c3 =
+            m.[3, 3]
+            + 3.0 * s2 * m.[1, 3]
+            + alpha * (m.[2, 3] + s2 * m.[0, 3])
+            + beta * m.[1, 3]
+            + gamma * m.[0, 3]
+
+        if abs c3 <= 1e-10 * pown scale 3 then
+            invalidArg
+                "activation"
+                (sprintf
+                    "Activation %s is not valid for the spectral method: c3 = E[f·He3] = %.3g is zero (g has no third-order Hermite component)."
+                    name
+                    c3)
+
+        {
+            Alpha = alpha
+            Beta = beta
+            Gamma = gamma
+            C3 = c3
+            Sigma = sigma
+        }
+
+    /// <summary>The spectral method's S3 coefficients (kinks at 0 only).</summary>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">σ ≥ 0.</param>
+    /// <returns>The coefficients.</returns>
+    /// <exception cref="T:System.ArgumentException">See <c>solveThirdWithKinks</c>.</exception>
+    [<CompiledName("SolveThird")>]
+    let solveThird (activation: Activation) (sigma: float) : ThirdOrderCoefficients =
+        solveThirdWithKinks activation sigma [| 0.0 |]

@@ -55,7 +55,7 @@ public class LearnerKernels
 
     /// <summary>L_log value and W-gradient, fused kernel (densities precomputed; one pass over X).</summary>
     [Benchmark]
-    public double GatingLoss() => GatingKernel.loss(densities, data.X, model.Gating).Item1;
+    public double GatingLoss() => GatingKernel.loss(densities, data.X, model.Gating, model.GatingIntercepts).Item1;
 
     /// <summary>L_log value and W-gradient, scalar reference (recomputes the experts every call).</summary>
     [Benchmark]
@@ -63,7 +63,7 @@ public class LearnerKernels
 
     /// <summary>The EM E-step with every M-step sum (likelihood, posterior, Grams, gate gradient and Hessian).</summary>
     [Benchmark]
-    public double EmStatistics() => EmKernel.statistics(model, data.X, data.Y, posterior).LogLikelihood;
+    public double EmStatistics() => EmKernel.statistics(model, false, (model.Experts - 1) * model.Dimension <= 64, data.X, data.Y, posterior).LogLikelihood;
 
     /// <summary>Posterior responsibilities (one pass; chunked over cores).</summary>
     [Benchmark]

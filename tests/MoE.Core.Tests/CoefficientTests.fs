@@ -43,6 +43,49 @@ let ``Q4 and Q2 satisfy Conditions 1 and 2 for every built-in activation and sig
         && abs (e (fun z -> s2 c (g.Value z) * Quadrature.hermite 2 z) - c.CPrime)
            <= conditionResidual * abs c.CPrime)
 
+/// f(z) = E[S3(Y) | Z = z] for the spectral method's S3, the noise integrated exactly (E[ξ²] = 1, E[ξ³] = 0).
+let private f3 (c: ThirdOrderCoefficients) (g: float) =
+    let s2 = c.Sigma * c.Sigma
+    g * g * g + 3.0 * s2 * g + c.Alpha * (g * g + s2) + c.Beta * g + c.Gamma
+
+[<Property>]
+let ``S3 satisfies the spectral method's conditions for every built-in activation and sigma in 0..1`` () =
+    Prop.forAll Numerics.activationAndSigmaArb (fun (g, sigma) ->
+        let c = Coefficients.solveThird g sigma
+        let rule = Quadrature.accurate [| 0.0 |]
+        let e f = Quadrature.expect rule f
+
+        let ok q =
+            abs (e (fun z -> f3 c (g.Value z) * Quadrature.hermite q z))
+            <= conditionResidual
+
+        ok 0
+        && ok 1
+        && ok 2
+        && abs (e (fun z -> f3 c (g.Value z) * Quadrature.hermite 3 z) - c.C3)
+           <= conditionResidual * abs c.C3)
+
+[<Fact>]
+let ``S3 for the identity is y^3 - 3(1 + sigma^2) y with c3 = 6`` () =
+    for sigma in [ 0.0; 0.05; 0.5 ] do
+        let c = Coefficients.solveThird Identity sigma
+        assertClose exact 0.0 c.Alpha "alpha"
+        assertClose exact (-3.0 * (1.0 + sigma * sigma)) c.Beta "beta"
+        assertClose exact 0.0 c.Gamma "gamma"
+        assertClose exact 6.0 c.C3 "c3"
+
+[<Fact>]
+let ``an even activation has no S3 and says so`` () =
+    let square = Activation.custom "square" (fun z -> z * z) (fun z -> 2.0 * z)
+
+    throwsArg<ArgumentException> "activation" [ "not valid for the spectral method" ] (fun () ->
+        Coefficients.solveThird square 0.1 |> ignore)
+    // The polynomial transforms keep Q4/Q2 where they exist and report the missing S3 instead of throwing.
+    let cubic =
+        Activation.custom "cubic" (fun z -> z + 0.1 * z * z * z) (fun z -> 1.0 + 0.3 * z * z)
+
+    Assert.True((OutputTransforms.polynomialFor cubic 0.1).Third |> Result.isOk)
+
 [<Fact>]
 let ``identity matches the closed form: alpha = gamma = delta = 0, beta = -6(1 + sigma^2), c = 24, c' = 2`` () =
     for sigma in [ 0.0; 0.05; 0.5; 1.0 ] do

@@ -85,7 +85,10 @@ let ``the gating kernel equals the scalar L_log and its gradient`` () =
     Prop.forAll cases (fun c ->
         let reference = Losses.logLikelihoodLoss c.Model c.Data.X c.Data.Y
         let densities = GatingKernel.expertDensities c.Model c.Data.X c.Data.Y
-        let value, gradient = GatingKernel.loss densities c.Data.X c.Model.Gating
+
+        let value, gradient, _ =
+            GatingKernel.loss densities c.Data.X c.Model.Gating c.Model.GatingIntercepts
+
         assertClose summed reference.Value value "L_log"
         assertAllClose summed (Seq.cast<float> reference.Gradient) (Seq.cast<float> gradient) "gradient")
 
@@ -99,7 +102,10 @@ let ``the gating kernel falls back to log space where the scaled densities under
     let x = array2D [ [ 2.0; 0.0 ]; [ 0.5; -0.3 ]; [ 1.0; 1.0 ] ]
     let y = [| 2.0; 9.0; -7.0 |]
     let reference = Losses.logLikelihoodLoss model x y
-    let value, gradient = GatingKernel.loss (GatingKernel.expertDensities model x y) x w
+
+    let value, gradient, _ =
+        GatingKernel.loss (GatingKernel.expertDensities model x y) x w model.GatingIntercepts
+
     Assert.True(Double.IsFinite value)
     assertClose summed reference.Value value "L_log"
     assertAllClose summed (Seq.cast<float> reference.Gradient) (Seq.cast<float> gradient) "gradient"
@@ -118,7 +124,7 @@ let ``one fused EM step equals the scalar reference step`` () =
 let ``the EM statistics pass gives the likelihood and the responsibilities of the scalar code`` () =
     Prop.forAll cases (fun c ->
         let post = Array2D.zeroCreate c.Data.Count c.Model.Experts
-        let stats = EmKernel.statistics c.Model c.Data.X c.Data.Y post
+        let stats = EmKernel.statistics c.Model false true c.Data.X c.Data.Y post
         let ll = MoeModel.logLikelihood c.Model c.Data.X c.Data.Y
         assertClose summed ll stats.LogLikelihood "log-likelihood"
 
@@ -154,7 +160,9 @@ let ``kernel results are bit-identical from run to run`` () =
 
     let runs =
         Array.init 4 (fun _ ->
-            let value, gradient = GatingKernel.loss densities data.X truth.Gating
+            let value, gradient, _ =
+                GatingKernel.loss densities data.X truth.Gating truth.GatingIntercepts
+
             let step = Em.step truth data.X data.Y true
             value, Seq.toArray (Seq.cast<float> gradient), Seq.toArray (Seq.cast<float> step.Regressors))
 
@@ -196,6 +204,9 @@ let ``the multi-core subspace moments equal the scalar reference`` () =
             let f4 = Array.zeroCreate qs.Length
             let f4z2 = Array2D.zeroCreate r r
             let f2 = Array2D.zeroCreate r r
+            let f3 = Array.zeroCreate (r * r * r)
+            let f3z = Array.zeroCreate r
+            let q3 = tf.Third |> Result.map _.Q3 |> Result.defaultWith failwith
             let mutable f4s, f2s = 0.0, 0.0
 
             for row in 0 .. n - 1 do
@@ -214,6 +225,15 @@ let ``the multi-core subspace moments equal the scalar reference`` () =
                 qs
                 |> Array.iteri (fun q (struct (i, j, k, l)) -> f4.[q] <- f4.[q] + q4 * z.[i] * z.[j] * z.[k] * z.[l])
 
+                let q3y = q3 c.Data.Y.[row]
+
+                for i in 0 .. r - 1 do
+                    f3z.[i] <- f3z.[i] + q3y * z.[i]
+
+                    for j in 0 .. r - 1 do
+                        for l in 0 .. r - 1 do
+                            f3.[(i * r + j) * r + l] <- f3.[(i * r + j) * r + l] + q3y * z.[i] * z.[j] * z.[l]
+
             let inv = 1.0 / float n
 
             let t4 =
@@ -226,8 +246,19 @@ let ``the multi-core subspace moments equal the scalar reference`` () =
                     (if a <= b then f2.[a, b] else f2.[b, a]) * inv
                     - (if a = b then f2s * inv else 0.0))
 
+            // E[Q3 S3(z)]_{ijl} = E[Q3 z_iz_jz_l] − (δ_ij E[Q3 z_l] + δ_il E[Q3 z_j] + δ_jl E[Q3 z_i]), over c₃ = 1.
+            let delta i j = if i = j then 1.0 else 0.0
+
+            let t3 =
+                Array.init (r * r * r) (fun idx ->
+                    let a, b, e = idx / (r * r), (idx / r) % r, idx % r
+
+                    (f3.[idx] - (delta a b * f3z.[e] + delta a e * f3z.[b] + delta b e * f3z.[a]))
+                    * inv)
+
             assertAllClose summed t4 fast.Projected.T4 "T4"
-            assertAllClose summed t2 fast.Projected.T2 "T2")
+            assertAllClose summed t2 fast.Projected.T2 "T2"
+            assertAllClose summed t3 (fast.Third |> Result.defaultWith failwith) "T3")
 
 [<Property>]
 let ``merging moment sums equals one pass over both parts`` () =
@@ -260,6 +291,8 @@ let ``merging moment sums equals one pass over both parts`` () =
         assertAllClose summed wholeP.F4 mergedP.F4 "ΣQ4 zzzz"
         assertAllClose summed wholeP.F4z2 mergedP.F4z2 "ΣQ4 zz"
         assertAllClose summed wholeP.F2 mergedP.F2 "ΣQ2 zz"
+        assertAllClose summed wholeP.F3 mergedP.F3 "ΣQ3 zzz"
+        assertAllClose summed wholeP.F3z mergedP.F3z "ΣQ3 z"
         // The empty sums are the identity of the merge.
         Assert.Equal<float[]>(whole.Sums, (MomentSums.mergeSecond (MomentSums.emptySecond d) whole).Sums))
 

@@ -294,3 +294,38 @@ let ``with free gating the moments equal a brute-force quadrature over the whole
                 abs (t2.[idx] - m.Tensors.T2.[idx]) <= quadratureIdentity * scale2,
                 sprintf "seed %d: T2[%d] brute force %.15g, library %.15g" seed idx t2.[idx] m.Tensors.T2.[idx]
             )
+
+/// Whether T3 = c₃ Σ_m E[p_m] a_m^{⊗3} holds to the quadrature identity tolerance (entrywise, relative to c₃·max p_m).
+let private thirdOrderIdentityHolds (truth: MoeModel) =
+    let third = Coefficients.solveThird truth.Activation truth.Sigma
+    let u, t3 = PopulationThird.moments truth third Population.defaultOptions
+    let masses = Population.gateMasses truth Population.defaultOptions
+    let r, k, d = u.GetLength 1, truth.Experts, truth.Dimension
+
+    let coords =
+        Array.init k (fun i ->
+            Array.init r (fun a -> Seq.sum (seq { for t in 0 .. d - 1 -> u.[t, a] * truth.Regressors.[i, t] })))
+
+    let scale = abs third.C3 * Array.max masses
+
+    [ 0 .. t3.Length - 1 ]
+    |> List.forall (fun idx ->
+        let a, b, c = idx / (r * r), (idx / r) % r, idx % r
+
+        let expected =
+            third.C3
+            * Seq.sum (seq { for m in 0 .. k - 1 -> masses.[m] * coords.[m].[a] * coords.[m].[b] * coords.[m].[c] })
+
+        abs (t3.[idx] - expected) <= quadratureIdentity * scale)
+
+[<Property(MaxTest = 15)>]
+let ``the spectral method's third-order moment is c3 sum_m E[p_m] a_m^3 under orthogonal gating`` () =
+    Prop.forAll (truthsAndA false) (fun (truth, _) -> thirdOrderIdentityHolds truth)
+
+[<Fact>]
+let ``with free gating the third-order identity fails: a property search finds the gap`` () =
+    let claim =
+        Prop.forAll (truthsAndA true) (fun (truth, _) -> thirdOrderIdentityHolds truth)
+
+    Assert.ThrowsAny<exn>(fun () -> Check.One(Config.QuickThrowOnFailure.WithMaxTest(30), claim))
+    |> ignore

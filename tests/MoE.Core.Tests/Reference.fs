@@ -254,6 +254,9 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
     let mutable f2s = 0.0
     let z = Array.zeroCreate r
     let zz = Array2D.zeroCreate r r
+    // Third order, written densely and independently of the kernel's unique-triple bookkeeping.
+    let f3 = Array.zeroCreate (r * r * r)
+    let f3z = Array.zeroCreate r
 
     for row in 0 .. n - 1 do
         for a in 0 .. r - 1 do
@@ -280,6 +283,18 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
             let struct (i, j, k, l) = qs.[q]
             f4.[q] <- f4.[q] + q4 * zz.[i, j] * zz.[k, l]
 
+        match tf.Third with
+        | Ok third ->
+            let q3 = third.Q3 y.[row]
+
+            for i in 0 .. r - 1 do
+                f3z.[i] <- f3z.[i] + q3 * z.[i]
+
+                for j in 0 .. r - 1 do
+                    for l in 0 .. r - 1 do
+                        f3.[(i * r + j) * r + l] <- f3.[(i * r + j) * r + l] + q3 * z.[i] * z.[j] * z.[l]
+        | Error _ -> ()
+
     let scale (m: float[,]) = Array2D.map (fun v -> v * inv) m
 
     let t4 =
@@ -296,6 +311,18 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
             let a, b = idx / r, idx % r in
             (if a <= b then f2m.[a, b] else f2m.[b, a]) - (if a = b then f2s * inv else 0.0))
 
+    let delta i j = if i = j then 1.0 else 0.0
+
+    let third =
+        tf.Third
+        |> Result.map (fun t ->
+            Array.init (r * r * r) (fun idx ->
+                let a, b, c = idx / (r * r), (idx / r) % r, idx % r
+
+                (f3.[idx] * inv
+                 - (delta a b * f3z.[c] + delta a c * f3z.[b] + delta b c * f3z.[a]) * inv)
+                / t.C3))
+
     {
         SecondMoment = second
         Projected =
@@ -306,6 +333,7 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
                 C = tf.C
                 CPrime = tf.CPrime
             }
+        Third = third
     }
 
 /// The empirical L4 and its gradient, one sample at a time (the loop Losses.l4 replaced).
