@@ -6,11 +6,18 @@ namespace MoE.Api;
 /// <summary>Which estimator <see cref="MoeLearner.Fit"/> runs.</summary>
 public enum FitMethod
 {
+    /// <summary>Several initializers (spectral, L4, whitened L4, subspace and random starts), each screened by a short
+    /// EM, the best by held-out likelihood taken to the maximum likelihood: the default.</summary>
+    Auto,
     /// <summary>The paper's estimator: L4 for the regressors, L_log for the gating, then the EM polish.</summary>
     L4,
-    /// <summary>Baseline: mini-batch SGD on the mean-square loss ℓ2 from a random start.</summary>
+    /// <summary>The spectral method of Makkuva et al. (ICML 2019): third-order moments for the regressors, then EM on
+    /// the gate and the noise with the regressors fixed.</summary>
+    Spectral,
+    /// <summary>Baseline: mini-batch SGD on the mean-square loss ℓ2 from a random start (the paper's model only).</summary>
     L2,
-    /// <summary>Baseline: EM on the likelihood from a random start.</summary>
+    /// <summary>Baseline: EM on the likelihood from random starts (the best by held-out likelihood when there are
+    /// several; <see cref="FitOptions.RandomStarts"/>).</summary>
     Em,
 }
 
@@ -33,7 +40,9 @@ public enum OutputTransformKind
 }
 
 /// <summary>Options of <see cref="MoeLearner.Fit"/>. Every property has a sensible default except
-/// <see cref="Experts"/>.</summary>
+/// <see cref="Experts"/>: the model a regression user expects (intercepts, a noise level per expert, standardised
+/// covariates for the moment initializers) fitted by <see cref="FitMethod.Auto"/>. <see cref="Paper"/> gives the
+/// paper's model and estimator instead.</summary>
 public sealed class FitOptions
 {
     /// <summary>The number of experts k ≥ 2 (required).</summary>
@@ -42,11 +51,28 @@ public sealed class FitOptions
     /// <summary>The expert non-linearity g (default identity).</summary>
     public Activation Activation { get; set; } = Activation.Identity;
 
-    /// <summary>The noise level σ if known; null (the default) to estimate it.</summary>
+    /// <summary>The noise level σ if known (every expert's); null (the default) to estimate it.</summary>
     public double? Sigma { get; set; }
 
-    /// <summary>The estimator (default <see cref="FitMethod.L4"/>).</summary>
-    public FitMethod Method { get; set; } = FitMethod.L4;
+    /// <summary>The estimator (default <see cref="FitMethod.Auto"/>).</summary>
+    public FitMethod Method { get; set; } = FitMethod.Auto;
+
+    /// <summary>Whether the experts and the gate have intercepts b_i and c_i (default true).</summary>
+    public bool Intercepts { get; set; } = true;
+
+    /// <summary>One noise level for every expert (the paper's model) instead of one per expert (default false).</summary>
+    public bool CommonSigma { get; set; }
+
+    /// <summary>Whether the data are standardised for the moment initializers (default true); the model is reported
+    /// in the data's units either way.</summary>
+    public bool Standardise { get; set; } = true;
+
+    /// <summary>Random whole-space starts <see cref="FitMethod.Auto"/> also screens, and the starts of
+    /// <see cref="FitMethod.Em"/> (default 1).</summary>
+    public int RandomStarts { get; set; } = 1;
+
+    /// <summary>Random frames of the moment subspace <see cref="FitMethod.Auto"/> also screens (default 2).</summary>
+    public int SubspaceStarts { get; set; } = 2;
 
     /// <summary>The L4 solver (default <see cref="L4Solver.Subspace"/>).</summary>
     public L4Solver Solver { get; set; } = L4Solver.Subspace;
@@ -63,13 +89,38 @@ public sealed class FitOptions
     /// <summary>The EM iteration budget (default 200).</summary>
     public int EmIterations { get; set; } = 200;
 
+    /// <summary>EM stops when the relative log-likelihood gain of a step falls below this (default 1e-9; the paper's
+    /// configuration uses 1e-11).</summary>
+    public double EmTolerance { get; set; } = 1e-9;
+
+    /// <summary>EM hands over to L-BFGS on the likelihood once its relative gain per step is below this and shrinking
+    /// slowly (default 1e-6; 0: EM to the end, as in the paper's configuration).</summary>
+    public double EmHandover { get; set; } = 1e-6;
+
+    /// <summary>The paper's model and estimator: no intercepts, one σ, the data as given, L4, EM to 1e-11.</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="activation">g (default identity).</param>
+    public static FitOptions Paper(int experts, Activation? activation = null) => new()
+    {
+        Experts = experts,
+        Activation = activation ?? Activation.Identity,
+        Method = FitMethod.L4,
+        Intercepts = false,
+        CommonSigma = true,
+        Standardise = false,
+        EmTolerance = 1e-11,
+        EmHandover = 0,
+    };
+
     internal Core.FitConfig ToCore()
     {
         ArgumentNullException.ThrowIfNull(Activation, nameof(Activation));
-        var config = Core.FitConfigModule.Defaults(Experts, Activation.Inner)
+        var config = Core.FitConfigModule.Paper(Experts, Activation.Inner)
             .WithMethod(Method switch
             {
+                FitMethod.Auto => Core.FitMethod.Auto,
                 FitMethod.L4 => Core.FitMethod.L4,
+                FitMethod.Spectral => Core.FitMethod.Spectral,
                 FitMethod.L2 => Core.FitMethod.L2,
                 FitMethod.Em => Core.FitMethod.Em,
                 _ => throw Undefined(nameof(Method), Method),
@@ -86,9 +137,16 @@ public sealed class FitOptions
                 OutputTransformKind.Polynomial => Core.TransformKind.Polynomial,
                 _ => throw Undefined(nameof(Transform), Transform),
             })
+            .WithIntercepts(Intercepts)
+            .WithCommonSigma(CommonSigma)
+            .WithStandardise(Standardise)
+            .WithRandomStarts(RandomStarts)
+            .WithSubspaceStarts(SubspaceStarts)
             .WithPolish(Polish)
             .WithSeed(Seed)
-            .WithEmIterations(EmIterations);
+            .WithEmIterations(EmIterations)
+            .WithEmTolerance(EmTolerance)
+            .WithEmHandover(EmHandover);
         return Sigma is { } s ? config.WithSigma(s) : config;
     }
 
@@ -114,6 +172,9 @@ public enum ExitCondition
     /// <summary>The stage has no convergence test and ran to its fixed end (a closed form, an enumeration, or a
     /// fixed number of SGD epochs).</summary>
     Completed,
+    /// <summary>The stage stopped where a faster method continues (EM handing over to L-BFGS on the
+    /// likelihood).</summary>
+    HandedOver,
 }
 
 /// <summary>What one stage of a fit did.</summary>
@@ -129,6 +190,16 @@ public sealed record StageResult(string Stage, int Iterations, double? FinalLoss
 /// <param name="Message">What is wrong, with the numbers, and what to do.</param>
 public sealed record FitWarning(string Code, string Message);
 
+/// <summary>One candidate of a fit: an initializer's proposal after a short EM on the screening rows.</summary>
+/// <param name="Initializer">spectral, l4, l4-whitened, subspace-start-i or random-start-i.</param>
+/// <param name="Model">The screened model (in the data's units), or null when the candidate failed.</param>
+/// <param name="Failure">Why the candidate failed, or null.</param>
+/// <param name="ValidationLogLikelihood">Its mean log-likelihood per row on the held-out validation rows
+/// (−∞ for a failure): the criterion that picks the winner.</param>
+/// <param name="Seconds">Time spent on it.</param>
+public sealed record FitCandidate(string Initializer, MixtureOfExperts? Model, string? Failure,
+    double ValidationLogLikelihood, double Seconds);
+
 /// <summary>The result of <see cref="MoeLearner.Fit"/>.</summary>
 public sealed class FitResult
 {
@@ -140,12 +211,27 @@ public sealed class FitResult
             s.FinalLoss is { } loss ? loss.Value : null, Convert(s.Reason), s.Seconds)).ToArray();
         Exit = Convert(inner.Reason);
         Warnings = inner.Warnings.Select(w => new FitWarning(w.Code, w.Message)).ToArray();
+        Initializer = inner.Initializer;
+        Candidates = inner.Candidates.Select(c => new FitCandidate(
+            c.Initializer,
+            c.Outcome.IsOk ? new MixtureOfExperts(c.Outcome.ResultValue) : null,
+            c.Outcome.IsError ? c.Outcome.ErrorValue : null,
+            c.ValidationLogLikelihood,
+            c.Seconds)).ToArray();
     }
+
+    /// <summary>The initializer of the model: the winning candidate's (<see cref="FitMethod.Auto"/>, several EM
+    /// starts), or the method's own (l4, spectral, random-start-1).</summary>
+    public string Initializer { get; }
+
+    /// <summary>Every candidate that was screened, best first (empty for the methods that screen none).</summary>
+    public IReadOnlyList<FitCandidate> Candidates { get; }
 
     internal static ExitCondition Convert(Core.StopReason reason) =>
         reason.IsConverged ? ExitCondition.Converged
         : reason.IsMaxIterations ? ExitCondition.MaxIterations
         : reason.IsNoProgress ? ExitCondition.NoProgress
+        : reason.IsHandedOver ? ExitCondition.HandedOver
         : ExitCondition.Completed;
 
     /// <summary>The fitted model.</summary>
@@ -211,19 +297,19 @@ public static class MoeLearner
 
     /// <summary>
     /// Fits a mixture of experts to a CSV file (<c>x1,…,xd,y</c>) that need not fit in memory: the file is read in
-    /// chunks, the L4 stage uses every row through mergeable moment sums, and the likelihood stages (σ, signs,
-    /// gating, EM polish) use a seeded uniform sample of at most <paramref name="maxRowsInMemory"/> rows. The file is
-    /// read three times. With no more rows than that, this is <see cref="Fit"/> on the whole file.
+    /// chunks, the moment initializers use every row through mergeable moment sums, and the likelihood stages (σ,
+    /// candidates, gating, EM polish) use a seeded uniform sample of at most <paramref name="maxRowsInMemory"/> rows.
+    /// The file is read a few times (the sample, the moments). With no more rows than that, this is <see cref="Fit"/> on the whole file.
     /// </summary>
     /// <param name="path">The CSV file.</param>
-    /// <param name="options">The options; <see cref="FitOptions.Method"/> must be <see cref="FitMethod.L4"/> with the
-    /// subspace solver.</param>
+    /// <param name="options">The options; <see cref="FitOptions.Method"/> must be <see cref="FitMethod.Auto"/>, or
+    /// <see cref="FitMethod.L4"/> with the subspace solver (the methods whose statistics are moment sums).</param>
     /// <param name="maxRowsInMemory">Rows held in memory for the likelihood stages (and the chunk size).</param>
     /// <param name="progress">Receives each stage's progress (optional).</param>
     /// <param name="cancellationToken">Cancels the fit within one iteration.</param>
     /// <returns>The fitted model, its trace and stage timings.</returns>
-    /// <exception cref="ArgumentException">Invalid options, a method other than L4 with the subspace solver, or fewer
-    /// than 10 rows in memory per model parameter.</exception>
+    /// <exception cref="ArgumentException">Invalid options, a method other than Auto or L4 with the subspace solver, or
+    /// fewer than 10 rows in memory per model parameter.</exception>
     /// <exception cref="InvalidDataException">A malformed row (with its line and column).</exception>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="FitDivergedException">A loss or gradient became NaN or infinite.</exception>

@@ -3,9 +3,10 @@ using Core = MoE.Core;
 namespace MoE.Api;
 
 /// <summary>
-/// A mixture of experts (Makkuva et al., eq. 1): x ~ N(0, I_d), expert z chosen by the softmax gate
-/// p_i(x) ∝ exp(&lt;w_i, x&gt;) with w_k = 0, and y = g(&lt;a_z, x&gt;) + ξ with ξ ~ N(0, σ²).
-/// Immutable.
+/// A mixture of experts (Makkuva et al., eq. 1, with intercepts and a noise level per expert; docs/math.md §9):
+/// expert z chosen by the softmax gate p_i(x) ∝ exp(&lt;w_i, x&gt; + c_i) with w_k = 0, c_k = 0, and
+/// y = g(&lt;a_z, x&gt; + b_z) + ξ with ξ ~ N(0, σ_z²). The paper's model has b = 0, c = 0 and one σ; its sampler draws
+/// x ~ N(0, I_d). Immutable.
 /// </summary>
 public sealed class MixtureOfExperts
 {
@@ -27,6 +28,29 @@ public sealed class MixtureOfExperts
         ArgumentNullException.ThrowIfNull(gating);
         ArgumentNullException.ThrowIfNull(activation);
         return new(Core.MoeModelModule.Create(regressors, gating, activation.Inner, sigma));
+    }
+
+    /// <summary>A model of the general form: intercepts and a noise level per expert (the arrays are copied).</summary>
+    /// <param name="regressors">k×d, k ≥ 2; row i is the regressor a_i.</param>
+    /// <param name="regressorIntercepts">k intercepts b_i.</param>
+    /// <param name="gating">(k−1)×d; row i is the gating vector w_i (the k-th gate is fixed at 0).</param>
+    /// <param name="gatingIntercepts">k−1 gate intercepts c_i (c_k = 0).</param>
+    /// <param name="activation">The expert non-linearity g.</param>
+    /// <param name="sigmas">k noise levels σ_i ≥ 0.</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">k &lt; 2, inconsistent shapes, a non-finite value or a negative σ_i; the
+    /// message names the parameter and the offending shape or value.</exception>
+    public static MixtureOfExperts Create(double[,] regressors, double[] regressorIntercepts, double[,] gating,
+        double[] gatingIntercepts, Activation activation, double[] sigmas)
+    {
+        ArgumentNullException.ThrowIfNull(regressors);
+        ArgumentNullException.ThrowIfNull(regressorIntercepts);
+        ArgumentNullException.ThrowIfNull(gating);
+        ArgumentNullException.ThrowIfNull(gatingIntercepts);
+        ArgumentNullException.ThrowIfNull(activation);
+        ArgumentNullException.ThrowIfNull(sigmas);
+        return new(Core.MoeModelModule.CreateGeneral(regressors, regressorIntercepts, gating, gatingIntercepts,
+            activation.Inner, sigmas));
     }
 
     /// <summary>Reads a model file (the JSON schema shared by fitted models and ground truths).</summary>
@@ -82,8 +106,18 @@ public sealed class MixtureOfExperts
     /// <summary>The expert non-linearity.</summary>
     public Activation Activation => new(Inner.Activation);
 
-    /// <summary>The noise standard deviation σ.</summary>
+    /// <summary>The noise standard deviation σ: the common level, or √(mean σ_i²) when the experts' levels
+    /// differ.</summary>
     public double Sigma => Inner.Sigma;
+
+    /// <summary>A copy of the experts' intercepts b_i (k; zeros in the paper's model).</summary>
+    public double[] RegressorIntercepts => (double[])Inner.RegressorIntercepts.Clone();
+
+    /// <summary>A copy of the gate's intercepts c_i (k−1; c_k = 0; zeros in the paper's model).</summary>
+    public double[] GatingIntercepts => (double[])Inner.GatingIntercepts.Clone();
+
+    /// <summary>A copy of the experts' noise levels σ_i (k).</summary>
+    public double[] Sigmas => (double[])Inner.Sigmas.Clone();
 
     /// <summary>Draws n samples. The same seed gives bit-identical data on any machine and core count.</summary>
     /// <param name="n">The number of samples, ≥ 1.</param>
@@ -97,7 +131,7 @@ public sealed class MixtureOfExperts
     /// <exception cref="ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     public double[,] GateProbabilities(double[,] x) => Core.MoeModelModule.GateProbabilities(Inner, x);
 
-    /// <summary>The conditional mean ŷ(x) = Σ_i p_i(x) g(&lt;a_i, x&gt;) of every row.</summary>
+    /// <summary>The conditional mean ŷ(x) = Σ_i p_i(x) g(&lt;a_i, x&gt; + b_i) of every row.</summary>
     /// <param name="x">n×d inputs.</param>
     /// <exception cref="ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     public double[] Predict(double[,] x) => Core.MoeModelModule.Predict(Inner, x);

@@ -53,7 +53,7 @@ let refine (start: MoeModel) =
 
     unpack (result.MinimizingPoint.ToArray()), result.FunctionInfoAtMinimum.Gradient.L2Norm()
 
-let settings = (FitConfig.defaults 2 Identity).L2Sgd
+let settings = (FitConfig.paper 2 Identity).L2Sgd
 
 let spurious, seed =
     [ 1L .. 20L ]
@@ -88,7 +88,7 @@ let target = if distance spurious swapped < distance spurious truth then swapped
 // ---- 3. Both losses along θ(t) = (1 − t)·θ_spurious + t·θ_truth, t ∈ [−0.25, 1.25].
 let coefficients = Coefficients.solve Identity truth.Sigma
 let weights =
-    match (FitConfig.defaults 2 Identity).L4Solver with
+    match (FitConfig.paper 2 Identity).L4Solver with
     | L4Solver.Subspace s -> s.Weights
     | L4Solver.Sgd s -> s.Weights
 let ts = Array.init 61 (fun i -> -0.25 + 1.5 * float i / 60.0)

@@ -14,49 +14,72 @@ internal static class FitCommand
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
         var sigma = new Option<double?>("--sigma") { Description = "noise standard deviation if known (default: estimated)" };
-        var method = new Option<string>("--method") { Description = "l4 (the paper's estimator), l2 or em (baselines from a random start)", DefaultValueFactory = _ => "l4" };
+        var method = new Option<string>("--method")
+        {
+            Description = "auto (several initializers, the best by held-out likelihood; default), l4 (the paper's estimator), spectral (the third-order method of [31]), em (random starts) or l2 (baseline)",
+            DefaultValueFactory = _ => "auto",
+        };
+        var paperModel = new Option<bool>("--paper-model") { Description = "the paper's model: no intercepts, one sigma, the data as given (with --method l4: the paper's configuration)" };
+        var noIntercept = new Option<bool>("--no-intercept") { Description = "no intercepts in the experts and the gate" };
+        var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
+        var noStandardise = new Option<bool>("--no-standardise") { Description = "run the moment initializers on the data as given" };
+        var randomStarts = new Option<int?>("--random-starts") { Description = "random whole-space starts (default 1)" };
         var solver = new Option<string>("--l4-solver") { Description = "subspace (default) or sgd (the paper's SGD)", DefaultValueFactory = _ => "subspace" };
         var transform = new Option<string>("--transform") { Description = "bounded (default, variance-reduced) or polynomial (the paper's Q4/Q2)", DefaultValueFactory = _ => "bounded" };
         var noPolish = new Option<bool>("--no-polish") { Description = "stop after the paper's stages (no EM polish)" };
         var seed = new Option<long>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var outPath = new Option<FileInfo>("--out") { Description = "the model file (JSON) to write", Required = true };
-        var maxRows = new Option<int?>("--max-rows") { Description = "stream the file: hold at most this many rows in memory (L4 uses every row through moment sums; the likelihood stages a uniform sample of this size)" };
+        var report = new Option<FileInfo?>("--report") { Description = "also write a JSON report: the winning initializer, every candidate with its held-out likelihood, the stages and the warnings" };
+        var maxRows = new Option<int?>("--max-rows") { Description = "stream the file: hold at most this many rows in memory (the moments use every row; the likelihood stages a uniform sample of this size)" };
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
-            data, k, activation, slope, sigma, method, solver, transform, noPolish, seed, outPath, maxRows,
+            data, k, activation, slope, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
+            solver, transform, noPolish, seed, outPath, report, maxRows,
         };
         command.SetAction(parse =>
         {
-            Shared.CheckPaths([parse.GetValue(data)], [parse.GetValue(outPath)]);
+            Shared.CheckPaths([parse.GetValue(data)], [parse.GetValue(outPath), parse.GetValue(report)]);
             Shared.Require(parse.GetValue(k) >= 2, "--k", "at least 2 (a mixture has k >= 2 experts)", parse.GetValue(k));
             Shared.Require(parse.GetValue(maxRows) is not < 1, "--max-rows", "at least 1", parse.GetValue(maxRows));
-            var options = new FitOptions
+            Shared.Require(parse.GetValue(randomStarts) is not < 0, "--random-starts", "at least 0", parse.GetValue(randomStarts));
+            var chosen = parse.GetValue(method)!.ToLowerInvariant() switch
             {
-                Experts = parse.GetValue(k),
-                Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)),
-                Sigma = parse.GetValue(sigma),
-                Method = parse.GetValue(method)!.ToLowerInvariant() switch
-                {
-                    "l4" => FitMethod.L4,
-                    "l2" => FitMethod.L2,
-                    "em" => FitMethod.Em,
-                    var m => throw new ArgumentException($"Unknown method '{m}'; expected l4, l2 or em.", "method"),
-                },
-                Solver = parse.GetValue(solver)!.ToLowerInvariant() switch
-                {
-                    "subspace" => L4Solver.Subspace,
-                    "sgd" => L4Solver.Sgd,
-                    var s => throw new ArgumentException($"Unknown L4 solver '{s}'; expected subspace or sgd.", "l4-solver"),
-                },
-                Transform = parse.GetValue(transform)!.ToLowerInvariant() switch
-                {
-                    "bounded" => OutputTransformKind.Bounded,
-                    "polynomial" => OutputTransformKind.Polynomial,
-                    var t => throw new ArgumentException($"Unknown transform '{t}'; expected bounded or polynomial.", "transform"),
-                },
-                Polish = !parse.GetValue(noPolish),
-                Seed = parse.GetValue(seed),
+                "auto" => FitMethod.Auto,
+                "l4" => FitMethod.L4,
+                "spectral" => FitMethod.Spectral,
+                "l2" => FitMethod.L2,
+                "em" => FitMethod.Em,
+                var m => throw new ArgumentException($"Unknown method '{m}'; expected auto, l4, spectral, em or l2.", "method"),
             };
+            var g = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope));
+            var paper = parse.GetValue(paperModel);
+            var options = paper && chosen == FitMethod.L4
+                ? FitOptions.Paper(parse.GetValue(k), g)
+                : new FitOptions { Experts = parse.GetValue(k), Activation = g, Method = chosen };
+            options.Method = chosen;
+            options.Sigma = parse.GetValue(sigma);
+            options.Intercepts = !(paper || parse.GetValue(noIntercept));
+            options.CommonSigma = paper || parse.GetValue(commonSigma);
+            options.Standardise = !(paper || parse.GetValue(noStandardise));
+            if (parse.GetValue(randomStarts) is int starts)
+            {
+                options.RandomStarts = starts;
+            }
+
+            options.Solver = parse.GetValue(solver)!.ToLowerInvariant() switch
+            {
+                "subspace" => L4Solver.Subspace,
+                "sgd" => L4Solver.Sgd,
+                var s => throw new ArgumentException($"Unknown L4 solver '{s}'; expected subspace or sgd.", "l4-solver"),
+            };
+            options.Transform = parse.GetValue(transform)!.ToLowerInvariant() switch
+            {
+                "bounded" => OutputTransformKind.Bounded,
+                "polynomial" => OutputTransformKind.Polynomial,
+                var t => throw new ArgumentException($"Unknown transform '{t}'; expected bounded or polynomial.", "transform"),
+            };
+            options.Polish = !parse.GetValue(noPolish);
+            options.Seed = parse.GetValue(seed);
             var reporter = ProgressReporter.For(error);
             FitResult result;
             string rows;
@@ -75,6 +98,11 @@ internal static class FitCommand
             reporter.Finish();
             var file = parse.GetValue(outPath)!;
             result.Model.Save(Shared.PrepareOutput(file));
+            if (parse.GetValue(report) is { } reportFile)
+            {
+                AtomicFile.WriteAllText(Shared.PrepareOutput(reportFile), Report(result));
+            }
+
             foreach (var w in result.Warnings)
             {
                 error.WriteLine($"moe: warning: {w.Message}");
@@ -88,13 +116,60 @@ internal static class FitCommand
             };
             var times = string.Join(", ", result.Stages.GroupBy(t => t.Stage)
                 .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key} {g.Sum(t => t.Seconds):F2}s")));
+            var model = result.Model;
+            var sigmas = model.Sigmas.Distinct().Count() == 1
+                ? string.Create(CultureInfo.InvariantCulture, $"sigma={model.Sigma:G6}")
+                : string.Create(CultureInfo.InvariantCulture, $"sigmas={string.Join("/", model.Sigmas.Select(v => v.ToString("G4", CultureInfo.InvariantCulture)))}");
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"fitted k={result.Model.Experts}, d={result.Model.Dimension}, {result.Model.Activation}, sigma={result.Model.Sigma:G6} on {rows} ({Exit(result.Exit)}{warned}); wrote {file.Name}"));
+                $"fitted k={model.Experts}, d={model.Dimension}, {model.Activation}, {sigmas} on {rows} ({Exit(result.Exit)}{warned}); wrote {file.Name}"));
+            if (result.Candidates.Count > 0)
+            {
+                output.WriteLine($"initializer: {result.Initializer}; candidates by held-out log-likelihood per row:");
+                foreach (var c in result.Candidates)
+                {
+                    output.WriteLine(c.Model is null
+                        ? $"  {c.Initializer,-18} failed: {c.Failure}"
+                        : string.Create(CultureInfo.InvariantCulture, $"  {c.Initializer,-18} {c.ValidationLogLikelihood,12:F6}"));
+                }
+            }
+
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"stage times: {times}; total {result.Stages.Sum(t => t.Seconds):F2}s"));
             return CliApp.Success;
         });
         return command;
+    }
+
+    /// <summary>The fit report: the winner, every candidate, the stages and the warnings (JSON; a failed candidate's
+    /// likelihood is null, as JSON has no infinities).</summary>
+    private static string Report(FitResult result)
+    {
+        var doc = new Dictionary<string, object?>
+        {
+            ["initializer"] = result.Initializer,
+            ["exit"] = Exit(result.Exit),
+            ["candidates"] = result.Candidates.Select(c => new Dictionary<string, object?>
+            {
+                ["initializer"] = c.Initializer,
+                ["validation_log_likelihood"] = double.IsFinite(c.ValidationLogLikelihood) ? c.ValidationLogLikelihood : null,
+                ["failure"] = c.Failure,
+                ["seconds"] = c.Seconds,
+            }).ToArray(),
+            ["stages"] = result.Stages.Select(st => new Dictionary<string, object?>
+            {
+                ["stage"] = st.Stage,
+                ["iterations"] = st.Iterations,
+                ["final_loss"] = st.FinalLoss is { } v && double.IsFinite(v) ? v : null,
+                ["exit"] = Exit(st.Exit),
+                ["seconds"] = st.Seconds,
+            }).ToArray(),
+            ["warnings"] = result.Warnings.Select(w => new Dictionary<string, object?>
+            {
+                ["code"] = w.Code,
+                ["message"] = w.Message,
+            }).ToArray(),
+        };
+        return System.Text.Json.JsonSerializer.Serialize(doc, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
     }
 
     /// <summary>The exit condition as the CLI prints it.</summary>
@@ -103,6 +178,7 @@ internal static class FitCommand
         ExitCondition.Converged => "converged",
         ExitCondition.MaxIterations => "max-iterations",
         ExitCondition.NoProgress => "no-progress",
+        ExitCondition.HandedOver => "handed-over",
         _ => "completed",
     };
 

@@ -82,13 +82,13 @@ type AcceptanceCase =
 module Acceptance =
 
     let private defaults (truth: TruthSpec) (polish: bool) (s: int64) =
-        { FitConfig.defaults truth.Experts truth.Activation with
+        { FitConfig.paper truth.Experts truth.Activation with
             Polish = polish
             Seed = s
         }
 
     let private baseline (truth: TruthSpec) (m: FitMethod) (s: int64) =
-        { FitConfig.defaults truth.Experts truth.Activation with
+        { FitConfig.paper truth.Experts truth.Activation with
             Method = m
             Seed = s
         }

@@ -46,7 +46,7 @@ module Recovery =
     [<CompiledName("Methods")>]
     let methods: (string * (int64 -> FitConfig)) list =
         let known (s: int64) =
-            { FitConfig.defaults 2 Identity with
+            { FitConfig.paper 2 Identity with
                 Sigma = Some sigma
                 Seed = s
             }

@@ -44,8 +44,10 @@ let TensorPower = 2_000_001L
 [<Literal>]
 let SubspaceStarts = 2_000_002L
 
-/// The random start s of EM multi-start: a range of its own, 3·10⁶ + s.
-let emStart (start: int) : int64 = 3_000_000L + int64 start
+/// The random start s of EM: the first is the baselines' legacy stream (so a single-start EM is unchanged), the
+/// others a range of their own, 3·10⁶ + s.
+let emStart (start: int) : int64 =
+    if start = 0 then RandomStart else 3_000_000L + int64 start
 
 /// The screening and validation subsamples of the candidate selection.
 [<Literal>]

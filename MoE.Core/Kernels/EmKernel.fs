@@ -301,6 +301,50 @@ module internal EmKernel =
 
             acc)
 
+    /// <summary>The column means and the second moments about them, Σ_n (x_n − μ)(x_n − μ)ᵀ/n (d×d, upper), in two
+    /// passes (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>
+    let covariance (centre: bool) (x: float[,]) : float[] * float[] =
+        let n, d = x.GetLength 0, x.GetLength 1
+
+        let mean =
+            if centre then
+                Chunks.sum n (fun lo hi ->
+                    let acc = Array.zeroCreate d
+                    let xs = Chunks.flat x
+
+                    for r in lo .. hi - 1 do
+                        TensorPrimitives.Add(ReadOnlySpan<float>(acc), xs.Slice(r * d, d), Span<float>(acc))
+
+                    acc)
+                |> Array.map (fun s -> s / float n)
+            else
+                Array.zeroCreate d
+
+        let moments =
+            Chunks.sum n (fun lo hi ->
+                let acc = Array.zeroCreate (d * d)
+                let xt = Array.zeroCreate (d * Block)
+                let ones = Array.create Block 1.0
+                let scratch = Array.zeroCreate Block
+                let xs = Chunks.flat x
+                let mutable start = lo
+
+                while start < hi do
+                    let rows = min Block (hi - start)
+
+                    for bi in 0 .. rows - 1 do
+                        let xr = xs.Slice((start + bi) * d, d)
+
+                        for t in 0 .. d - 1 do
+                            xt.[t * Block + bi] <- xr.[t] - mean.[t]
+
+                    gramBlock acc 0 d xt d rows ones scratch
+                    start <- start + rows
+
+                acc)
+
+        mean, moments |> Array.map (fun s -> s / float n)
+
     /// <summary>
     /// For a candidate M-step: per expert i, Σ_n r_ni (y_n − g(&lt;a_i, x_n&gt; + b_i))² with the candidate regressors,
     /// and Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W, c) with the candidate gating, in one pass. Reference: the scalar

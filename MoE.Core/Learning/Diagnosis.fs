@@ -120,7 +120,15 @@ module Diagnosis =
         let n, d, k = data.Count, data.Dimension, config.Experts
         let cols = columns data
         let y = response data
-        let l4 = config.Method = FitMethod.L4
+        // The moment estimators assume x ~ N(0, I): checked for L4 and Spectral on the data as given; with
+        // standardisation only the shape (skew, tails) still matters, and only for the methods that use moments.
+        let moments =
+            config.Method = FitMethod.L4
+            || config.Method = FitMethod.Spectral
+            || config.Method = FitMethod.Auto
+
+        let l4 = moments && not config.Standardise
+        let momentsOnly = config.Method = FitMethod.L4 || config.Method = FitMethod.Spectral
 
         [|
             for j in 0 .. d - 1 do
@@ -147,17 +155,17 @@ module Diagnosis =
                         d
                         (2L * int64 k * int64 d))
 
-            if l4 && d < k then
+            if momentsOnly && d < k then
                 error
                     "dimension-below-experts"
                     (sprintf
-                        "The L4 estimator recovers k = %d directions in R^d and needs d >= k, but the data have d = %d; fit with the EM method (--method em), which works for any d."
+                        "The moment estimators recover k = %d directions in R^d and need d >= k, but the data have d = %d; fit with the default method or the EM method (--method em), which work for any d."
                         k
                         d)
 
             let meanTolerance = max 0.1 (5.0 / sqrt (float n))
 
-            if not l4 then
+            if not moments && not config.Intercepts && not config.Standardise then
                 let shifted =
                     [|
                         for j in 0 .. d - 1 do
@@ -179,7 +187,6 @@ module Diagnosis =
                                  ""))
 
             if l4 then
-
                 let shifted =
                     [|
                         for j in 0 .. d - 1 do
@@ -200,6 +207,7 @@ module Diagnosis =
                              else
                                  ""))
 
+            if momentsOnly then
                 let skewTolerance = max 0.5 (5.0 * sqrt (6.0 / float n))
                 let kurtosisTolerance = max 0.5 (5.0 * sqrt (24.0 / float n))
 

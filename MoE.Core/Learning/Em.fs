@@ -14,10 +14,21 @@ type EmSettings =
         FitIntercepts: bool
         /// Whether the regressors (and their intercepts) stay fixed: EM on the gate and σ only.
         FixRegressors: bool
-        /// A floor under every σ_i (0 for none): the guard against degenerate likelihoods (docs/math.md §7.4).
+        /// A floor under every σ_i (0 for none).
         SigmaFloor: float
+        /// The guard against degenerate likelihoods (docs/math.md §7.4): an inverse-gamma prior on each σ_i² with
+        /// ν pseudo-observations of variance s₀² — (ν, s₀²) — or None. EM then maximises the posterior, and
+        /// σ_i² = (SSE_i + ν s₀²)/(N_i + ν + 2) can never reach 0.
+        SigmaPrior: (float * float) option
         /// SQUAREM acceleration (Varadhan and Roland 2008) with a fallback that keeps every accepted step monotone.
         Accelerate: bool
+        /// The gate takes a Newton step (its per-sample Hessian costs ((k−1)p)²/2 per row) when (k−1)·p is at most
+        /// this, and Böhning's fixed-bound step beyond (docs/math.md §7.2).
+        GateNewtonLimit: int
+        /// EM hands over to a quasi-Newton method (Likelihood.polish) once an accepted step gains less than this
+        /// (relative) while the gains shrink slowly — by less than a factor of ~3 per step, the linear rate at which EM
+        /// needs many more maps than L-BFGS evaluations (docs/math.md §7.5). 0: EM runs to Tolerance.
+        Handover: float
         /// The budget of EM maps (M-steps).
         MaxIterations: int
         /// Convergence: the relative log-likelihood gain of an accepted step below this.
@@ -40,7 +51,10 @@ module EmSettings =
             FitIntercepts = false
             FixRegressors = false
             SigmaFloor = 0.0
+            SigmaPrior = None
             Accelerate = false
+            GateNewtonLimit = 64
+            Handover = 0.0
             MaxIterations = maxIterations
             Tolerance = tolerance
         }
@@ -51,10 +65,6 @@ module EmSettings =
 /// either.</summary>
 [<RequireQualifiedAccess>]
 module Em =
-
-    /// The gate's per-sample Hessian costs ((k−1)p)²/2 per row; beyond this size Böhning's fixed bound is used.
-    [<Literal>]
-    let private NewtonLimit = 64
 
     /// The design's width p: d, or d + 1 with the intercept column.
     let private width (settings: EmSettings) (d: int) =
@@ -234,17 +244,26 @@ module Em =
         if identity && not settings.FixRegressors && not needsPass then
             sse <- Array.init k (fun i -> closedFormSse i experts.[i])
 
+        // σ² maximises the expected complete-data log-likelihood (plus the log-prior, when there is one).
+        let level (sse: float) (count: float) =
+            let variance =
+                match settings.SigmaPrior with
+                | Some(nu, s0) -> (sse + nu * s0) / (count + nu + 2.0)
+                | None -> sse / count
+
+            max (max (sqrt variance) 1e-12) settings.SigmaFloor
+
         let sigmas =
             if not settings.EstimateSigma then
                 model.Sigmas
             elif settings.CommonSigma then
-                Array.create k (max (max (sqrt (Array.sum sse / float n)) 1e-12) settings.SigmaFloor)
+                Array.create k (level (Array.sum sse) (float n))
             else
                 Array.init k (fun i ->
                     let w = stats.Weight.[i]
-                    // An expert with no weight keeps its level (its σ is not identified).
-                    if w > 1e-9 * float n then
-                        max (max (sqrt (sse.[i] / w)) 1e-12) settings.SigmaFloor
+                    // An expert with no weight keeps its level (its σ is not identified), unless a prior defines one.
+                    if w > 1e-9 * float n || settings.SigmaPrior.IsSome then
+                        level sse.[i] w
                     else
                         model.Sigmas.[i])
 
@@ -282,7 +301,7 @@ module Em =
         MoeModel.validate model
         MoeModel.checkLikelihoodInputs model x y
         let p = width settings model.Dimension
-        let newton = (model.Experts - 1) * p <= NewtonLimit
+        let newton = (model.Experts - 1) * p <= settings.GateNewtonLimit
 
         let bohning =
             if newton then
@@ -326,7 +345,7 @@ module Em =
         MoeModel.checkLikelihoodInputs start x y
         let n = float y.Length
         let p = width settings start.Dimension
-        let newton = (start.Experts - 1) * p <= NewtonLimit
+        let newton = (start.Experts - 1) * p <= settings.GateNewtonLimit
 
         let bohning =
             if newton then
@@ -356,20 +375,51 @@ module Em =
             maps <- maps + 1
             mStep settings bohning model x y posterior stats
 
+        // The objective EM increases: the log-likelihood, plus the log-prior of the σ_i when there is one
+        // (Σ_i −(ν/2 + 1)·log σ_i² − ν s₀²/(2σ_i²), per shared σ once).
+        let objective (m: MoeModel) (s: EmStatistics) =
+            match settings.SigmaPrior with
+            | None -> s.LogLikelihood
+            | Some(nu, s0) ->
+                let levels =
+                    if settings.CommonSigma then
+                        [| m.Sigmas.[0] |]
+                    else
+                        m.Sigmas
+
+                s.LogLikelihood
+                + Array.sumBy
+                    (fun sigma -> -(nu / 2.0 + 1.0) * Math.Log(sigma * sigma) - nu * s0 / (2.0 * sigma * sigma))
+                    levels
+
         let mutable model = start
         // The E-step pass at the current model gives its likelihood and the next M-step.
         let mutable stats = evaluate model
-        let mutable ll = stats.LogLikelihood
+        let mutable ll = objective model stats
         Divergence.check "em" 0 ll [||]
         let mutable reason = StopReason.MaxIterations
 
+        let relative (previous: float) (next: float) =
+            (next - previous) / max 1.0 (abs previous)
+
         let converged (previous: float) (next: float) =
-            (next - previous) / max 1.0 (abs previous) <= settings.Tolerance
+            relative previous next <= settings.Tolerance
+
+        let mutable lastGain = infinity
+        // A slow linear rate: the gain below the handover level and more than a third of the previous one.
+        let slow (previous: float) (next: float) =
+            let gain = relative previous next
+
+            let isSlow =
+                settings.Handover > 0.0 && gain < settings.Handover && gain > lastGain / 3.0
+
+            lastGain <- gain
+            isSlow
 
         while maps < settings.MaxIterations && reason = StopReason.MaxIterations do
             let m1 = map model stats
             let s1 = evaluate m1
-            let ll1 = s1.LogLikelihood
+            let ll1 = objective m1 s1
             Divergence.check "em" maps ll1 [||]
 
             if ll1 < ll - 1e-9 * abs ll then
@@ -383,6 +433,8 @@ module Em =
 
                 if converged previous ll1 then
                     reason <- StopReason.Converged
+                elif slow previous ll1 then
+                    reason <- StopReason.HandedOver
             else
                 // SQUAREM (SqS3): r = θ1 − θ0, v = θ2 − 2θ1 + θ0, α = −‖r‖/‖v‖ ≤ −1, θ' = θ0 − 2αr + α²v.
                 let m2 = map m1 s1
@@ -410,8 +462,9 @@ module Em =
                     match extrapolated with
                     | Some m when alpha < -1.0 ->
                         let s = evaluate m
+                        let llm = objective m s
 
-                        if Double.IsFinite s.LogLikelihood && s.LogLikelihood >= ll1 - 1e-12 * abs ll1 then
+                        if Double.IsFinite llm && llm >= ll1 - 1e-12 * abs ll1 then
                             Some(m, s)
                         else
                             None
@@ -422,7 +475,7 @@ module Em =
                     | Some c -> c
                     | None -> m2, evaluate m2
 
-                let llNext = nextStats.LogLikelihood
+                let llNext = objective next nextStats
                 Divergence.check "em" maps llNext [||]
                 let previous = ll
                 model <- next
@@ -431,11 +484,13 @@ module Em =
 
                 if converged previous llNext then
                     reason <- StopReason.Converged
+                elif slow previous llNext then
+                    reason <- StopReason.HandedOver
 
         {
             Value = model
             Iterations = maps
-            FinalLoss = Some(-ll / n)
+            FinalLoss = Some(-stats.LogLikelihood / n)
             Reason = reason
         }
 

@@ -168,9 +168,12 @@ module Initializers =
         : Proposal[] =
         Array.init count (fun s ->
             let rng = Rng.stream seed (Streams.emStart s)
-            let scale = 1.0 / sqrt (float dimension)
-            let a = Array2D.init experts dimension (fun _ _ -> rng.NextGaussian() * scale)
-            let w = Array2D.init (experts - 1) dimension (fun _ _ -> rng.NextGaussian() * scale)
+
+            let a =
+                Array2D.init experts dimension (fun _ _ -> rng.NextGaussian() / sqrt (float dimension))
+
+            let w =
+                Array2D.init (experts - 1) dimension (fun _ _ -> rng.NextGaussian() / sqrt (float dimension))
 
             {
                 Initializer = sprintf "random-start-%d" (s + 1)

@@ -61,6 +61,9 @@ type StopReason =
     /// The stage has no convergence test and ran to its fixed end: a closed form, an enumeration, or a fixed
     /// schedule (SGD epochs, projected-gradient steps).
     | Completed
+    /// The stage stopped where another method converges faster and that method continues (EM handing over to
+    /// L-BFGS on the likelihood once its rate has become slow).
+    | HandedOver
 
 /// <summary>What one stage of a fit did: how many iterations, its loss at the end, why it stopped, how long it
 /// took.</summary>

@@ -5,11 +5,18 @@ open System
 /// <summary>Which estimator to run.</summary>
 [<RequireQualifiedAccess>]
 type FitMethod =
+    /// Several initializers (spectral, L4, whitened L4, subspace and random starts), each screened by a short EM,
+    /// the best by held-out likelihood polished by EM: the default (docs/learners.md).
+    | Auto
     /// L4 → recovered regressors → L_log gating → (optional) EM polish: the paper's estimator.
     | L4
+    /// The spectral method of Makkuva, Oh, Kannan and Viswanath (ICML 2019): third-order moments for the
+    /// regressors, then EM on the gate with the regressors fixed.
+    | Spectral
     /// Baseline: mini-batch SGD on ℓ2 over (A, W) from a random start.
     | L2
-    /// Baseline: EM on the likelihood from a random start.
+    /// EM on the likelihood from random starts (the best of several by held-out likelihood when there are more than
+    /// one).
     | Em
 
 /// <summary>Settings of the subspace L4 solver (docs/math.md §6.1).</summary>
@@ -86,6 +93,17 @@ type GatingMethod =
     /// iteration t uses the t-th of T disjoint batches of n/T samples (Theorem 4).
     | ProjectedGradient of radius: float * learningRate: float * iterations: int * sampleSplitting: bool
 
+/// <summary>How the candidates of a fit are screened and compared (docs/learners.md).</summary>
+type SelectionSettings =
+    {
+        /// Rows of the seeded screening subsample every candidate's short EM runs on.
+        ScreeningRows: int
+        /// Rows of the seeded validation subsample, disjoint from the screening rows, the candidates are scored on.
+        ValidationRows: int
+        /// EM maps per candidate on the screening rows.
+        ScreeningIterations: int
+    }
+
 /// <summary>A learner's configuration: every knob explicit. Start from <c>FitConfig.defaults</c> and change what
 /// you need with F#'s <c>{ config with … }</c> or, from C#, the <c>With…</c> members.</summary>
 type FitConfig =
@@ -114,10 +132,27 @@ type FitConfig =
         GatingIterations: int
         /// EM iteration budget.
         EmIterations: int
-        /// EM stops when the relative log-likelihood gain falls below this.
+        /// EM stops when the relative log-likelihood gain falls below this; after a handover, L-BFGS stops when the
+        /// gain over its last ten evaluations does.
         EmTolerance: float
+        /// EM hands over to L-BFGS on the likelihood once its relative gain per step is below this and shrinking
+        /// slowly (docs/math.md §7.5); 0 keeps EM to the end.
+        EmHandover: float
         /// SGD settings of the ℓ2 baseline.
         L2Sgd: SgdSettings
+        /// Whether the experts and the gate have intercepts b_i, c_i (docs/math.md §9).
+        Intercepts: bool
+        /// One σ for every expert (the paper's model) or one per expert.
+        CommonSigma: bool
+        /// Whether the covariates (and, where g allows, the responses) are standardised before the moment
+        /// initializers run; the model is reported in the data's units either way (docs/math.md §9).
+        Standardise: bool
+        /// Random orthonormal frames of the moment subspace the Auto method also tries.
+        SubspaceStarts: int
+        /// Random whole-space starts (Auto also tries them; EM runs from them).
+        RandomStarts: int
+        /// How candidates are screened and compared.
+        Selection: SelectionSettings
     }
 
     /// <summary>This configuration with σ known.</summary>
@@ -151,6 +186,34 @@ type FitConfig =
     /// <param name="iterations">The EM iteration budget.</param>
     member this.WithEmIterations(iterations: int) = { this with EmIterations = iterations }
 
+    /// <summary>This configuration with or without intercepts.</summary>
+    /// <param name="intercepts">Whether the experts and the gate have intercepts.</param>
+    member this.WithIntercepts(intercepts: bool) = { this with Intercepts = intercepts }
+
+    /// <summary>This configuration with one σ for every expert, or one per expert.</summary>
+    /// <param name="common">Whether the experts share one σ.</param>
+    member this.WithCommonSigma(common: bool) = { this with CommonSigma = common }
+
+    /// <summary>This configuration with or without standardisation.</summary>
+    /// <param name="standardise">Whether the data are standardised for the moment initializers.</param>
+    member this.WithStandardise(standardise: bool) = { this with Standardise = standardise }
+
+    /// <summary>This configuration with another number of random starts.</summary>
+    /// <param name="starts">Random whole-space starts (≥ 0 for Auto, ≥ 1 for EM).</param>
+    member this.WithRandomStarts(starts: int) = { this with RandomStarts = starts }
+
+    /// <summary>This configuration with another number of random frames of the moment subspace.</summary>
+    /// <param name="starts">Subspace starts (≥ 0).</param>
+    member this.WithSubspaceStarts(starts: int) = { this with SubspaceStarts = starts }
+
+    /// <summary>This configuration with another EM convergence tolerance.</summary>
+    /// <param name="tolerance">The relative log-likelihood gain that counts as converged (&gt; 0).</param>
+    member this.WithEmTolerance(tolerance: float) = { this with EmTolerance = tolerance }
+
+    /// <summary>This configuration with another handover from EM to L-BFGS.</summary>
+    /// <param name="handover">The relative gain per EM step below which a slow EM hands over (0: never).</param>
+    member this.WithEmHandover(handover: float) = { this with EmHandover = handover }
+
     /// <summary>This configuration with another gating fit.</summary>
     /// <param name="gating">How the gating is fitted.</param>
     member this.WithGating(gating: GatingMethod) = { this with Gating = gating }
@@ -159,18 +222,19 @@ type FitConfig =
 [<RequireQualifiedAccess>]
 module FitConfig =
 
-    /// <summary>The defaults: L4 with the subspace solver and bounded transforms, EM polish on, σ estimated,
-    /// seed 1.</summary>
+    /// <summary>The paper's model and estimator (Makkuva et al.): no intercepts, one σ, the data as given, L4 with
+    /// the subspace solver and bounded transforms, then the gating, scales and EM polish; seed 1. The reproduced
+    /// figures and the paper's acceptance rows use it.</summary>
     /// <param name="experts">k ≥ 2.</param>
     /// <param name="activation">g.</param>
     /// <returns>The configuration (checked when a fit starts).</returns>
     /// <example>
     /// <code lang="fsharp">
-    /// let config = { FitConfig.defaults 3 Relu with Sigma = Some 0.1; Seed = 7L }
+    /// let config = { FitConfig.paper 3 Relu with Sigma = Some 0.1; Seed = 7L }
     /// </code>
     /// </example>
-    [<CompiledName("Defaults")>]
-    let defaults (experts: int) (activation: Activation) : FitConfig =
+    [<CompiledName("Paper")>]
+    let paper (experts: int) (activation: Activation) : FitConfig =
         {
             Experts = experts
             Activation = activation
@@ -185,6 +249,7 @@ module FitConfig =
             GatingIterations = 200
             EmIterations = 200
             EmTolerance = 1e-11
+            EmHandover = 0.0
             L2Sgd =
                 {
                     Epochs = 60
@@ -193,6 +258,44 @@ module FitConfig =
                     FinalLearningRate = 0.005
                     Clip = 5.0
                 }
+            Intercepts = false
+            CommonSigma = true
+            Standardise = false
+            SubspaceStarts = 2
+            RandomStarts = 1
+            Selection =
+                {
+                    ScreeningRows = 20_000
+                    ValidationRows = 20_000
+                    ScreeningIterations = 30
+                }
+        }
+
+    /// <summary>The defaults: the model a regression user expects — intercepts, a noise level per expert,
+    /// covariates standardised for the moment initializers — fitted by the Auto method (several initializers, the
+    /// best by held-out likelihood, EM polish); σ estimated; seed 1. <c>paper</c> is the paper's model and
+    /// estimator.</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="activation">g.</param>
+    /// <returns>The configuration (checked when a fit starts).</returns>
+    /// <example>
+    /// <code lang="fsharp">
+    /// let config = { FitConfig.defaults 3 Relu with Seed = 7L }
+    /// let result = Learner.fit config data RunContext.silent
+    /// result.Candidates |> Array.map (fun c -> c.Initializer, c.ValidationLogLikelihood)
+    /// </code>
+    /// </example>
+    [<CompiledName("Defaults")>]
+    let defaults (experts: int) (activation: Activation) : FitConfig =
+        { paper experts activation with
+            Method = FitMethod.Auto
+            Intercepts = true
+            CommonSigma = false
+            Standardise = true
+            // Measured on d = 10..20, k = 4, σ = 0.5: a 1e-9 stop gives the same recovery errors as 1e-11 (the
+            // statistical error is ~1e-3), and the handover halves the polish's time where EM's rate is slow.
+            EmTolerance = 1e-9
+            EmHandover = 1e-6
         }
 
     /// <summary>Checks every field; the message names the field and the value.</summary>
@@ -235,4 +338,33 @@ module FitConfig =
 
         Guard.positiveInt "EmIterations" config.EmIterations
         Guard.positive "EmTolerance" config.EmTolerance
+
+        if not (config.EmHandover >= 0.0 && config.EmHandover < 1.0) then
+            raise (
+                ArgumentOutOfRangeException(
+                    "EmHandover",
+                    config.EmHandover,
+                    sprintf "EmHandover must be in [0, 1) (0: no handover), but is %g." config.EmHandover
+                )
+            )
+
         SgdSettings.validate "L2Sgd" config.L2Sgd
+
+        if config.SubspaceStarts < 0 then
+            raise (ArgumentOutOfRangeException("SubspaceStarts", config.SubspaceStarts, "SubspaceStarts must be >= 0."))
+
+        if
+            config.RandomStarts < 0
+            || (config.Method = FitMethod.Em && config.RandomStarts < 1)
+        then
+            raise (
+                ArgumentOutOfRangeException(
+                    "RandomStarts",
+                    config.RandomStarts,
+                    "RandomStarts must be >= 0 (>= 1 for the EM method)."
+                )
+            )
+
+        Guard.positiveInt "Selection.ScreeningRows" config.Selection.ScreeningRows
+        Guard.positiveInt "Selection.ValidationRows" config.Selection.ValidationRows
+        Guard.positiveInt "Selection.ScreeningIterations" config.Selection.ScreeningIterations

@@ -81,6 +81,7 @@ internal static class BadInputFixtures
         ["csv-constant-y"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0], v[1], v[2], 3.0])),
         ["csv-too-few-rows"] = d => File.WriteAllText(d.File("data.csv"), string.Join('\n', GoodRows.Take(6)) + "\n"),
         ["csv-shifted"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 5, v[1] + 5, v[2] + 5, v[3]])),
+        ["csv-shifted-auto"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 5, v[1] + 5, v[2] + 5, v[3]])),
         ["csv-shifted-em"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 5, v[1] + 5, v[2] + 5, v[3]])),
         ["csv-heavy-tails"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] * v[0] * v[0] / 3, v[1], v[2], v[3]])),
         ["csv-skewed"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 0.3 * (v[0] * v[0] - 1), v[1], v[2], v[3]])),

@@ -15,7 +15,9 @@ public class LearnerFacadeTests
         var data = Truth.Sample(n: 20_000, seed: 7);
         var reports = new List<FitProgress>();
         var progress = new SynchronousProgress<FitProgress>(reports.Add);
-        FitResult fit = MoeLearner.Fit(data, new FitOptions { Experts = 2, Sigma = 0.05, Seed = 1 }, progress);
+        var options = FitOptions.Paper(2);
+        options.Sigma = 0.05;
+        FitResult fit = MoeLearner.Fit(data, options, progress);
         RecoveryErrors e = Metrics.Compare(fit.Model, Truth);
         Assert.True(e.RegressorError <= 0.01 && e.GatingError <= 0.01, $"E_reg {e.RegressorError}, E_gating {e.GatingError}");
         Assert.Contains(reports, r => r.Stage == "em");
@@ -23,6 +25,25 @@ public class LearnerFacadeTests
         Assert.Contains(fit.Stages, t => t.Stage == "l4");
         Assert.Equal(ExitCondition.Converged, fit.Exit);
         Assert.Equal("em", fit.Stages[^1].Stage);
+        Assert.Equal("l4", fit.Initializer);
+        Assert.Empty(fit.Candidates);
+    }
+
+    [Fact]
+    public void TheDefaultFitScreensCandidatesAndNamesTheWinner()
+    {
+        var data = Truth.Sample(n: 20_000, seed: 7);
+        FitResult fit = MoeLearner.Fit(data, new FitOptions { Experts = 2 });
+        RecoveryErrors e = Metrics.Compare(fit.Model, Truth);
+        Assert.True(e.RegressorError <= 0.01 && e.GatingError <= 0.01, $"E_reg {e.RegressorError}, E_gating {e.GatingError}");
+        // spectral, l4, l4-whitened, two subspace starts, one random start: best first, the winner is the first.
+        Assert.Equal(6, fit.Candidates.Count);
+        Assert.Equal(fit.Initializer, fit.Candidates[0].Initializer);
+        Assert.True(fit.Candidates.Zip(fit.Candidates.Skip(1)).All(p => p.First.ValidationLogLikelihood >= p.Second.ValidationLogLikelihood));
+        Assert.All(fit.Candidates, c => Assert.True((c.Model is null) == (c.Failure is not null), c.Initializer));
+        // The general model: an intercept and a level per expert, all near the truth's (0 and 0.05).
+        Assert.All(fit.Model.RegressorIntercepts, b => Assert.InRange(b, -0.01, 0.01));
+        Assert.All(fit.Model.Sigmas, s => Assert.InRange(s, 0.045, 0.055));
     }
 
     [Fact]
@@ -43,9 +64,13 @@ public class LearnerFacadeTests
     {
         // The solver carries its own weights (ridge 4 for SGD); the façade only picks the case.
         var data = Truth.Sample(n: 4_000, seed: 5);
-        var options = new FitOptions { Experts = 2, Sigma = 0.05, Solver = L4Solver.Sgd, Polish = false, Seed = 2 };
+        var options = FitOptions.Paper(2);
+        options.Sigma = 0.05;
+        options.Solver = L4Solver.Sgd;
+        options.Polish = false;
+        options.Seed = 2;
         var fromCSharp = MoeLearner.Fit(data, options);
-        var config = MoE.Core.FitConfigModule.Defaults(2, MoE.Core.Activation.Identity)
+        var config = MoE.Core.FitConfigModule.Paper(2, MoE.Core.Activation.Identity)
             .WithL4Solver(MoE.Core.L4Solver.DefaultSgd).WithSigma(0.05).WithPolish(false).WithSeed(2);
         var fromFSharp = MoE.Core.Learner.Fit(config, MoE.Core.DatasetModule.Create(data.X, data.Y), MoE.Core.RunContextModule.Silent);
         Assert.Equal(MoE.Core.ModelJson.Serialize(fromFSharp.Model), fromCSharp.Model.ToJson());
@@ -89,7 +114,7 @@ public class LearnerFacadeTests
         var data = Truth.Sample(n: 2_000, seed: 1);
         var huge = Dataset.FromArrays(data.X, data.Y.Select(v => v * 1e80).ToArray());
         var e = Assert.Throws<FitDivergedException>(() =>
-            MoeLearner.Fit(huge, new FitOptions { Experts = 2, Sigma = 0.1, Transform = OutputTransformKind.Polynomial }));
+            MoeLearner.Fit(huge, new FitOptions { Experts = 2, Sigma = 0.1, Transform = OutputTransformKind.Polynomial, Method = FitMethod.L4, Standardise = false, Intercepts = false, CommonSigma = true }));
         Assert.Equal("l4", e.Stage);
         Assert.Equal("Experts", Assert.Throws<ArgumentOutOfRangeException>(() => MoeLearner.Fit(data, new FitOptions())).ParamName);
     }

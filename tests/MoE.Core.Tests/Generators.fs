@@ -70,6 +70,18 @@ let model: Gen<MoeModel> =
         return MoeModel.create a w g sigma
     }
 
+/// A model of the general form (docs/math.md §9): the entries of `model`, intercepts b_i, c_i in [−1, 1] and a
+/// noise level per expert σ_i in [0.1, 2].
+let generalModel: Gen<MoeModel> =
+    gen {
+        let! m = model
+        let k = m.Experts
+        let! b = vector k -1.0 1.0
+        let! c = vector (k - 1) -1.0 1.0
+        let! sigmas = vector k 0.1 2.0
+        return MoeModel.createGeneral m.Regressors b m.Gating c m.Activation sigmas
+    }
+
 /// Smaller models: drop the second-to-last expert (its regressor and gating row; the reference expert k
 /// stays), or drop the last input column.
 let shrinkModel (m: MoeModel) : seq<MoeModel> =

@@ -35,11 +35,11 @@ let private paperRandom = GroundTruth.randomGating 2 10 Identity 0.05 1.0 3L
 /// Each case: a name and the model it produces (ModelJson is the byte-level record).
 let private cases: (string * (unit -> MoeModel)) list =
     [
-        "paper-default", (fun () -> fitWith (FitConfig.defaults 2 Identity) (Sampler.sample paper 20_000 101L))
+        "paper-default", (fun () -> fitWith (FitConfig.paper 2 Identity) (Sampler.sample paper 20_000 101L))
         "paper-sigma-no-polish",
         (fun () ->
             fitWith
-                { FitConfig.defaults 2 Identity with
+                { FitConfig.paper 2 Identity with
                     Sigma = Some 0.05
                     Polish = false
                     Seed = 2L
@@ -48,7 +48,7 @@ let private cases: (string * (unit -> MoeModel)) list =
         "paper-em",
         (fun () ->
             fitWith
-                { FitConfig.defaults 2 Identity with
+                { FitConfig.paper 2 Identity with
                     Method = FitMethod.Em
                     Seed = 3L
                 }
@@ -56,7 +56,7 @@ let private cases: (string * (unit -> MoeModel)) list =
         "paper-l2",
         (fun () ->
             fitWith
-                { FitConfig.defaults 2 Identity with
+                { FitConfig.paper 2 Identity with
                     Method = FitMethod.L2
                     Seed = 4L
                 }
@@ -64,7 +64,7 @@ let private cases: (string * (unit -> MoeModel)) list =
         "paper-sgd-solver",
         (fun () ->
             fitWith
-                { FitConfig.defaults 2 Identity with
+                { FitConfig.paper 2 Identity with
                     L4Solver = L4Solver.DefaultSgd
                     Sigma = Some 0.05
                     Seed = 5L
@@ -73,13 +73,13 @@ let private cases: (string * (unit -> MoeModel)) list =
         "relu-k3",
         (fun () ->
             let truth = GroundTruth.orthogonal 3 6 Relu 0.1
-            fitWith (FitConfig.defaults 3 Relu) (Sampler.sample truth 60_000 106L))
+            fitWith (FitConfig.paper 3 Relu) (Sampler.sample truth 60_000 106L))
         "leaky-polynomial",
         (fun () ->
             let truth = GroundTruth.random 2 5 (LeakyRelu 0.1) 0.1 1.0 true 7L
 
             fitWith
-                { FitConfig.defaults 2 (LeakyRelu 0.1) with
+                { FitConfig.paper 2 (LeakyRelu 0.1) with
                     Transform = TransformKind.Polynomial
                     Seed = 7L
                 }
@@ -87,7 +87,7 @@ let private cases: (string * (unit -> MoeModel)) list =
         "projected-gating",
         (fun () ->
             fitWith
-                { FitConfig.defaults 2 Identity with
+                { FitConfig.paper 2 Identity with
                     Gating = GatingMethod.ProjectedGradient(3.0, 0.5, 100, true)
                     Polish = false
                     Sigma = Some 0.05
@@ -96,7 +96,7 @@ let private cases: (string * (unit -> MoeModel)) list =
         "tanh",
         (fun () ->
             let truth = GroundTruth.orthogonal 2 4 Tanh 0.05
-            fitWith (FitConfig.defaults 2 Tanh) (Sampler.sample truth 20_000 109L))
+            fitWith (FitConfig.paper 2 Tanh) (Sampler.sample truth 20_000 109L))
         "chunks",
         (fun () ->
             let data = Sampler.sample paper 30_000 110L
@@ -108,7 +108,7 @@ let private cases: (string * (unit -> MoeModel)) list =
                         Y = Array.sub data.Y (c * 10_000) 10_000
                     })
 
-            (Learner.fitChunks (FitConfig.defaults 2 Identity) chunks 8_000 silent).Model)
+            (Learner.fitChunks (FitConfig.paper 2 Identity) chunks 8_000 silent).Model)
         "trajectories",
         (fun () ->
             // The figures' three SGD runs, short: their last iterates packed into one model file.

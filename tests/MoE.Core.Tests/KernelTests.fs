@@ -379,7 +379,7 @@ let ``a fit from CSV chunks with a small in-memory sample recovers the paper set
         let chunks = DataCsv.loadChunks path 15_000
 
         let fit =
-            Learner.fitChunks (FitConfig.defaults 2 Identity) chunks 15_000 RunContext.silent
+            Learner.fitChunks (FitConfig.paper 2 Identity) chunks 15_000 RunContext.silent
 
         let e = Metrics.compare fit.Model truth
 
@@ -389,7 +389,7 @@ let ``a fit from CSV chunks with a small in-memory sample recovers the paper set
         )
         // The baselines need the data in memory.
         let bad =
-            { FitConfig.defaults 2 Identity with
+            { FitConfig.paper 2 Identity with
                 Method = FitMethod.Em
             }
 

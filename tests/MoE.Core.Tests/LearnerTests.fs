@@ -32,7 +32,7 @@ let ``the paper setting is recovered from a random start, with and without the p
 
         let result =
             fit
-                { FitConfig.defaults 2 Identity with
+                { FitConfig.paper 2 Identity with
                     Polish = polish
                     Seed = seed
                 }
@@ -51,7 +51,7 @@ let ``non-orthogonal regressors with free gating and ReLU experts are recovered`
     // polish all matter here.
     let truth = GroundTruth.random 2 8 (LeakyRelu 0.1) 0.1 1.0 true 4L
     let data = Sampler.sample truth 40_000 9L
-    let result = fit (FitConfig.defaults 2 truth.Activation) data
+    let result = fit (FitConfig.paper 2 truth.Activation) data
     let e = Metrics.compare result.Model truth
 
     Assert.True(
@@ -65,7 +65,7 @@ let ``sigma is estimated when not given`` () =
     // 5 standard errors is 1.3e-3.
     let truth = GroundTruth.orthogonal 2 10 Identity 0.05
     let data = Sampler.sample truth 20_000 5L
-    let result = fit (FitConfig.defaults 2 Identity) data
+    let result = fit (FitConfig.paper 2 Identity) data
     Assert.InRange(result.Model.Sigma, 0.05 - 1.3e-3, 0.05 + 1.3e-3)
 
 [<Fact>]
@@ -138,7 +138,7 @@ let ``the paper's projected gradient descent on L_log, with sample splitting, re
         )
 
     let config =
-        { FitConfig.defaults 2 Identity with
+        { FitConfig.paper 2 Identity with
             Gating = GatingMethod.ProjectedGradient(2.0, 1.0, 200, false)
         }
 
@@ -221,7 +221,7 @@ let ``a diverging stage stops with an error naming the stage, not with NaN param
     let e =
         Assert.Throws<NonFiniteException>(fun () ->
             fit
-                { FitConfig.defaults 2 Identity with
+                { FitConfig.paper 2 Identity with
                     Sigma = Some 0.1
                     Transform = TransformKind.Polynomial
                 }
@@ -251,7 +251,7 @@ let ``too small a sample for L4 fails with a message saying so, not by running i
     let e =
         Assert.Throws<NonFiniteException>(fun () ->
             fit
-                { FitConfig.defaults 3 Relu with
+                { FitConfig.paper 3 Relu with
                     Sigma = Some 0.1
                 }
                 data
@@ -297,7 +297,7 @@ let ``cancellation stops a fit promptly`` () =
         }
 
     Assert.ThrowsAny<OperationCanceledException>(fun () ->
-        Learner.fit (FitConfig.defaults 2 Identity) data context |> ignore)
+        Learner.fit (FitConfig.paper 2 Identity) data context |> ignore)
     |> ignore
 
     Assert.True(calls < 10, sprintf "%d progress reports after cancelling at the 3rd" calls)
@@ -307,18 +307,18 @@ let ``bad configurations are rejected by field name`` () =
     let data = Sampler.sample (GroundTruth.orthogonal 2 4 Identity 0.1) 100 1L
 
     Assertions.throwsArg<ArgumentOutOfRangeException> "Experts" [ "k >= 2" ] (fun () ->
-        fit (FitConfig.defaults 1 Identity) data |> ignore)
+        fit (FitConfig.paper 1 Identity) data |> ignore)
 
     Assertions.throwsArg<ArgumentException> "Sigma" [ "> 0" ] (fun () ->
         fit
-            { FitConfig.defaults 2 Identity with
+            { FitConfig.paper 2 Identity with
                 Sigma = Some -1.0
             }
             data
         |> ignore)
 
     Assertions.throwsArg<ArgumentException> "data" [ "2kd = 16" ] (fun () ->
-        fit (FitConfig.defaults 2 Identity) (Sampler.sample (GroundTruth.orthogonal 2 4 Identity 0.1) 10 1L)
+        fit (FitConfig.paper 2 Identity) (Sampler.sample (GroundTruth.orthogonal 2 4 Identity 0.1) 10 1L)
         |> ignore)
 
 // ---- Results: stages and stop reasons ----
@@ -329,7 +329,7 @@ let ``every stage reports its own outcome and the fit's reason is that of the st
     let data = Sampler.sample truth 10_000 3L
 
     let config =
-        { FitConfig.defaults 2 Identity with
+        { FitConfig.paper 2 Identity with
             Sigma = Some 0.05
         }
 

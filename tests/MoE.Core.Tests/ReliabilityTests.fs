@@ -29,7 +29,7 @@ let ``standard Gaussian covariates raise no finding at any n`` (n: int) =
 
     for method in [ FitMethod.L4; FitMethod.Em ] do
         let config =
-            { FitConfig.defaults 2 Identity with
+            { FitConfig.paper 2 Identity with
                 Method = method
             }
 
@@ -41,7 +41,7 @@ let ``standard Gaussian covariates raise no finding at any n`` (n: int) =
 [<Fact>]
 let ``a constant covariate, a constant response and d below k are errors that name their cause`` () =
     let data = Sampler.sample truth 5_000 1L
-    let config = FitConfig.defaults 2 Identity
+    let config = FitConfig.paper 2 Identity
 
     let constantColumn = mapColumns (fun j v -> if j = 2 then 1.5 else v) data
 
@@ -53,13 +53,13 @@ let ``a constant covariate, a constant response and d below k are errors that na
     throwsArg<ArgumentException> "data" [ "y is constant (every value is 2)" ] (fun () ->
         Learner.fit config constantY RunContext.silent |> ignore)
 
-    throwsArg<ArgumentException> "data" [ "needs d >= k, but the data have d = 4"; "--method em" ] (fun () ->
-        Learner.fit (FitConfig.defaults 5 Identity) data RunContext.silent |> ignore)
+    throwsArg<ArgumentException> "data" [ "need d >= k, but the data have d = 4"; "--method em" ] (fun () ->
+        Learner.fit (FitConfig.paper 5 Identity) data RunContext.silent |> ignore)
 
     // EM works for any d: the same data with k = 5 are not refused by it.
     Assert.Empty(
         Diagnosis.check
-            { FitConfig.defaults 5 Identity with
+            { FitConfig.paper 5 Identity with
                 Method = FitMethod.Em
             }
             data
@@ -71,8 +71,7 @@ let ``an L4 failure on shifted covariates names the shift, not the sample size``
     let data = Sampler.sample truth 20_000 2L |> mapColumns (fun _ v -> v + 5.0)
 
     let e =
-        throws<NonFiniteException>(fun () ->
-            Learner.fit (FitConfig.defaults 2 Identity) data RunContext.silent |> ignore)
+        throws<NonFiniteException>(fun () -> Learner.fit (FitConfig.paper 2 Identity) data RunContext.silent |> ignore)
 
     Assert.Equal("l4", e.Stage)
     Assert.Contains("The data break the estimator's assumptions: the covariates are not standardised", e.Message)
@@ -85,7 +84,7 @@ let ``a fit that succeeds on data off the assumptions carries the warnings in it
         Sampler.sample truth 20_000 3L
         |> mapColumns (fun j v -> if j = 0 then v + 0.3 * (v * v - 1.0) else v)
 
-    let result = Learner.fit (FitConfig.defaults 2 Identity) data RunContext.silent
+    let result = Learner.fit (FitConfig.paper 2 Identity) data RunContext.silent
     Assert.Contains("not-gaussian", codes result.Warnings)
     Assert.All(result.Warnings, fun w -> Assert.Equal(Severity.Warning, w.Severity))
     // And the EM baseline on shifted covariates is told that the model has no intercepts.
@@ -93,7 +92,7 @@ let ``a fit that succeeds on data off the assumptions carries the warnings in it
 
     let em =
         Learner.fit
-            { FitConfig.defaults 2 Identity with
+            { FitConfig.paper 2 Identity with
                 Method = FitMethod.Em
             }
             shifted
@@ -107,7 +106,7 @@ let ``an EM that runs out of iterations says so`` () =
 
     let result =
         Learner.fit
-            { FitConfig.defaults 2 Identity with
+            { FitConfig.paper 2 Identity with
                 Method = FitMethod.Em
                 EmIterations = 2
             }
@@ -145,7 +144,7 @@ let ``cancelling a fit from chunks stops before the next chunk is read`` () =
         }
 
     Assert.ThrowsAny<OperationCanceledException>(fun () ->
-        Learner.fitChunks (FitConfig.defaults 2 Identity) chunks 5_000 context |> ignore)
+        Learner.fitChunks (FitConfig.paper 2 Identity) chunks 5_000 context |> ignore)
     |> ignore
     // The token was cancelled as chunk 5 was produced; the check before handing it on stops the pass there.
     Assert.Equal(5, read.Value)
@@ -165,7 +164,7 @@ let ``a fit from chunks refuses an in-memory sample smaller than ten rows per pa
             "at least 10 rows each (130)"
         ]
         (fun () ->
-            Learner.fitChunks (FitConfig.defaults 2 Identity) chunks 129 RunContext.silent
+            Learner.fitChunks (FitConfig.paper 2 Identity) chunks 129 RunContext.silent
             |> ignore)
     // It is refused after one chunk, before any pass over the data.
     Assert.Equal(1, read.Value)

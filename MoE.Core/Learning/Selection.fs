@@ -1,0 +1,174 @@
+namespace MoE.Core
+
+open System
+open System.Diagnostics
+
+/// <summary>One candidate of a fit: which initializer proposed it and how it fared on the screening rows.</summary>
+type Candidate =
+    {
+        /// The initializer: spectral, l4, l4-whitened, subspace-start-i, random-start-i.
+        Initializer: string
+        /// The screened model, or why the candidate failed (an initializer that failed, a start that diverged).
+        Outcome: Result<MoeModel, string>
+        /// The mean log-likelihood per row of the screened model on the validation rows (−∞ for a failure).
+        ValidationLogLikelihood: float
+        /// Seconds spent on the candidate (start and screening).
+        Seconds: float
+    }
+
+/// <summary>
+/// Several starts, one choice: each proposal becomes a start model (signs by vote when the initializer does not know
+/// them, W = 0, scales fitted), runs a short accelerated EM on a seeded screening subsample, and is scored by its
+/// mean log-likelihood on held-out validation rows — or on the screening rows themselves when the data have no rows
+/// to spare. Every candidate has the same number of parameters, so the likelihood needs no penalty; held out, it
+/// cannot reward a candidate for fitting the screening rows' noise. A failure is recorded, not raised.
+/// </summary>
+[<RequireQualifiedAccess>]
+module Selection =
+
+    /// <summary>The screening and validation rows: disjoint seeded subsamples, or the whole data for both when n is
+    /// at most the screening size.</summary>
+    /// <param name="settings">The sizes.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <returns>(screening x, screening y), (validation x, validation y).</returns>
+    [<CompiledName("Split")>]
+    let split (settings: SelectionSettings) (seed: int64) (x: float[,]) (y: float[]) =
+        let n, d = x.GetLength 0, x.GetLength 1
+
+        if n <= settings.ScreeningRows then
+            (x, y), (x, y)
+        else
+            let rng = Rng.stream seed Streams.Screening
+            let index = Array.init n id
+            let take = min n (settings.ScreeningRows + settings.ValidationRows)
+
+            for i in 0 .. take - 1 do
+                let j = i + rng.NextInt(n - i)
+                let t = index.[i]
+                index.[i] <- index.[j]
+                index.[j] <- t
+
+            let rows (lo: int) (count: int) =
+                Array2D.init count d (fun i t -> x.[index.[lo + i], t]), Array.init count (fun i -> y.[index.[lo + i]])
+
+            rows 0 settings.ScreeningRows, rows settings.ScreeningRows (take - settings.ScreeningRows)
+
+    /// <summary>The start model of a proposal on the screening rows: unit directions with their signs (voted when
+    /// unknown) and fitted scales, no intercepts, W = 0, σ = <paramref name="sigma"/>; or the proposal's own model.</summary>
+    /// <param name="proposal">The proposal.</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">The start's σ &gt; 0.</param>
+    /// <param name="x">Screening inputs.</param>
+    /// <param name="y">Screening responses.</param>
+    /// <param name="seed">The seed of the sign vote's subsample.</param>
+    /// <param name="context">Cancellation.</param>
+    [<CompiledName("StartModel")>]
+    let startModel
+        (proposal: Proposal)
+        (activation: Activation)
+        (sigma: float)
+        (x: float[,])
+        (y: float[])
+        (seed: int64)
+        (context: RunContext)
+        : MoeModel =
+        match proposal.Start with
+        | Start.Model m -> m
+        | Start.Directions(directions, signsKnown) ->
+            let k, d = directions.GetLength 0, directions.GetLength 1
+
+            let signed =
+                if signsKnown then
+                    directions
+                else
+                    (Signs.vote directions activation sigma x y y.Length seed { context with Progress = ignore }).Value
+
+            Scales.fit (MoeModel.create signed (Array2D.zeroCreate (k - 1) d) activation sigma) x y
+
+    /// <summary>Screens every proposal and returns the candidates, best first.</summary>
+    /// <param name="proposals">The initializers' proposals, or their failures (with the initializer's name).</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigma">The start's σ for the directions' start models.</param>
+    /// <param name="em">The EM settings (the budget is the screening budget).</param>
+    /// <param name="settings">The screening sizes.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <param name="context">Progress (one report per candidate, loss −validation log-likelihood per row) and
+    /// cancellation.</param>
+    /// <returns>The candidates ordered by validation log-likelihood, best first; failures last.</returns>
+    [<CompiledName("Screen")>]
+    let screen
+        (proposals: Result<Proposal, string * string>[])
+        (activation: Activation)
+        (sigma: float)
+        (em: EmSettings)
+        (settings: SelectionSettings)
+        (seed: int64)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : Candidate[] =
+        let (xs, ys), (xv, yv) = split settings seed x y
+        let quiet = { context with Progress = ignore }
+
+        let screenOne (index: int) (proposal: Result<Proposal, string * string>) =
+            let clock = Stopwatch.StartNew()
+
+            let name, outcome =
+                match proposal with
+                | Error(name, reason) -> name, Error reason
+                | Ok p ->
+                    p.Initializer,
+                    try
+                        let start = startModel p activation sigma xs ys seed quiet
+
+                        let screened =
+                            (Em.runWith
+                                { em with
+                                    MaxIterations = settings.ScreeningIterations
+                                    Handover = 0.0
+                                }
+                                start
+                                xs
+                                ys
+                                quiet)
+                                .Value
+
+                        Ok screened
+                    with
+                    | :? NonFiniteException as e ->
+                        Error(
+                            if String.IsNullOrEmpty e.Detail then
+                                e.Message
+                            else
+                                e.Detail
+                        )
+                    | :? ArgumentException as e -> Error e.Message
+
+            let score =
+                match outcome with
+                | Ok m ->
+                    let ll = MoeModel.logLikelihood m xv yv / float yv.Length
+                    if Double.IsFinite ll then ll else Double.NegativeInfinity
+                | Error _ -> Double.NegativeInfinity
+
+            context.Progress
+                {
+                    Stage = "candidates"
+                    Iteration = index + 1
+                    Loss = -score
+                }
+
+            {
+                Initializer = name
+                Outcome = outcome
+                ValidationLogLikelihood = score
+                Seconds = clock.Elapsed.TotalSeconds
+            }
+
+        proposals
+        |> Array.mapi screenOne
+        |> Array.sortByDescending (fun c -> c.ValidationLogLikelihood)

@@ -1,0 +1,215 @@
+namespace MoE.Core
+
+open System
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>
+/// An affine change of units (docs/math.md §9.2): covariates u = L⁻¹(x − μ) with Σ = LLᵀ their covariance (so u has
+/// mean 0 and identity covariance), responses v = (y − m)/s. How far y may be moved depends on g: the identity allows
+/// both (m = mean, s = sd), a positively homogeneous g (ReLU, leaky ReLU) only the scale (g(z)/s = g(z/s)), chosen so
+/// that E[v²] is the unit expert's E[g(Z)²]; any other g neither. Without intercepts nothing is centred (μ = 0,
+/// m = 0): a shift would need an intercept to undo.
+/// </summary>
+type Standardisation =
+    {
+        /// μ (d), zero when not centred.
+        Mean: float[]
+        /// L⁻¹ (d×d, lower triangular): u = L⁻¹(x − μ).
+        Whitening: float[,]
+        /// m, zero unless g is the identity and intercepts are modelled.
+        YShift: float
+        /// s &gt; 0, one unless g is the identity or positively homogeneous.
+        YScale: float
+    }
+
+/// Fitting, applying and undoing standardisations.
+[<RequireQualifiedAccess>]
+module Standardise =
+
+    /// <summary>No change of units.</summary>
+    /// <param name="dimension">d.</param>
+    [<CompiledName("None")>]
+    let none (dimension: int) : Standardisation =
+        {
+            Mean = Array.zeroCreate dimension
+            Whitening = Array2D.init dimension dimension (fun i j -> if i = j then 1.0 else 0.0)
+            YShift = 0.0
+            YScale = 1.0
+        }
+
+    /// <summary>The standardisation of a dataset.</summary>
+    /// <param name="data">The data (validated).</param>
+    /// <param name="centre">Whether to centre (the model has intercepts to absorb the shift).</param>
+    /// <param name="activation">g: decides how y may be moved.</param>
+    /// <returns>The change of units.</returns>
+    /// <exception cref="T:System.ArgumentException">The covariates are collinear (their covariance is singular to
+    /// working precision): the message names the ratio of its extreme eigenvalues.</exception>
+    [<CompiledName("Fit")>]
+    let fit (data: Dataset) (centre: bool) (activation: Activation) : Standardisation =
+        let d = data.Dimension
+        let x = data.X
+
+        let mean, moments = EmKernel.covariance centre x
+        // Second moments about μ (the covariance when centred).
+        let cov = Matrix<float>.Build.DenseOfArray(Dense.mirror d moments)
+
+        let values =
+            cov.Evd(Symmetricity.Symmetric).EigenValues
+            |> Seq.map (fun c -> c.Real)
+            |> Seq.toArray
+
+        if not (Array.min values > 1e-12 * Array.max values) then
+            invalidArg
+                "data"
+                (sprintf
+                    "the covariates are collinear: the smallest eigenvalue of their covariance is %.3g of the largest, so one column is (almost) a combination of the others; remove the redundant columns."
+                    (Array.min values / Array.max values))
+
+        let inverse = cov.Cholesky().Factor.Inverse()
+        // The moment initializers' transforms are designed for a unit expert, Y = g(Z) + σξ with Z ~ N(0, 1), so y is
+        // scaled to the unit expert's second moment: s² = E[y²]/E[g(Z)²] (the identity: var(y), as y is centred;
+        // ReLU: E[g(Z)²] = 1/2; leaky ReLU with slope a: (1 + a²)/2).
+        let shift, scale =
+            match activation with
+            | Identity ->
+                let m = if centre then Array.average data.Y else 0.0
+                m, sqrt (Array.averageBy (fun v -> (v - m) * (v - m)) data.Y)
+            | Relu -> 0.0, sqrt (Array.averageBy (fun v -> v * v) data.Y / 0.5)
+            | LeakyRelu slope -> 0.0, sqrt (Array.averageBy (fun v -> v * v) data.Y / (0.5 * (1.0 + slope * slope)))
+            | _ -> 0.0, 1.0
+
+        {
+            Mean = mean
+            Whitening = inverse.ToArray()
+            YShift = shift
+            YScale = (if scale > 0.0 then scale else 1.0)
+        }
+
+    /// <summary>The data in standardised units.</summary>
+    /// <param name="s">The standardisation.</param>
+    /// <param name="data">The data.</param>
+    [<CompiledName("Apply")>]
+    let apply (s: Standardisation) (data: Dataset) : Dataset =
+        let n, d = data.Count, data.Dimension
+        let l = s.Whitening
+        let x = data.X
+        let u = Array2D.zeroCreate n d
+
+        Chunks.forChunks n (fun _ lo hi ->
+            let centred = Array.zeroCreate d
+
+            for r in lo .. hi - 1 do
+                for j in 0 .. d - 1 do
+                    centred.[j] <- x.[r, j] - s.Mean.[j]
+
+                for i in 0 .. d - 1 do
+                    let mutable v = 0.0
+
+                    for j in 0..i do
+                        v <- v + l.[i, j] * centred.[j]
+
+                    u.[r, i] <- v)
+
+        {
+            X = u
+            Y = data.Y |> Array.map (fun y -> (y - s.YShift) / s.YScale)
+        }
+
+    /// A shift of y needs the identity and a scale a positively homogeneous g: no other g carries them into the model.
+    let private checkActivation (s: Standardisation) (model: MoeModel) =
+        let scalable =
+            match model.Activation with
+            | Identity
+            | Relu
+            | LeakyRelu _ -> true
+            | _ -> false
+
+        if s.YShift <> 0.0 && model.Activation <> Identity then
+            invalidArg
+                "s"
+                (sprintf
+                    "A standardisation that shifts y (by %g) applies to identity experts only, not to %s."
+                    s.YShift
+                    model.Activation.Name)
+
+        if s.YScale <> 1.0 && not scalable then
+            invalidArg
+                "s"
+                (sprintf
+                    "A standardisation that scales y (by %g) applies to identity, ReLU and leaky ReLU experts only, not to %s."
+                    s.YScale
+                    model.Activation.Name)
+
+        if s.Mean.Length <> model.Dimension then
+            invalidArg
+                "s"
+                (sprintf "The standardisation is for d = %d but the model has d = %d." s.Mean.Length model.Dimension)
+
+    /// <summary>A model fitted in standardised units, in the data's units: with v = (y − m)/s and u = L⁻¹(x − μ),
+    /// a = s·L⁻ᵀã, b = m + s·b̃ − ⟨a, μ⟩ for the identity (s·b̃ − ⟨a, μ⟩ otherwise), σ_i = s·σ̃_i, w = L⁻ᵀw̃ and
+    /// c = c̃ − ⟨w, μ⟩ (docs/math.md §9.2).</summary>
+    /// <param name="s">The standardisation the model was fitted under.</param>
+    /// <param name="model">The model in standardised units.</param>
+    [<CompiledName("ToDataUnits")>]
+    let toDataUnits (s: Standardisation) (model: MoeModel) : MoeModel =
+        checkActivation s model
+        let k, d = model.Experts, model.Dimension
+        let l = s.Whitening
+        // L⁻ᵀv: (L⁻¹)ᵀ applied to a row vector v.
+        let back (v: int -> float) =
+            Array.init d (fun j -> Seq.sum (seq { for i in j .. d - 1 -> l.[i, j] * v i }))
+
+        let a = Array.init k (fun i -> back (fun t -> s.YScale * model.Regressors.[i, t]))
+        let w = Array.init (k - 1) (fun i -> back (fun t -> model.Gating.[i, t]))
+
+        let b =
+            Array.init k (fun i -> s.YShift + s.YScale * model.RegressorIntercepts.[i] - Dense.dot a.[i] s.Mean)
+
+        let c =
+            Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] - Dense.dot w.[i] s.Mean)
+
+        MoeModel.createGeneral
+            (array2D a)
+            b
+            (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
+            c
+            model.Activation
+            (model.Sigmas |> Array.map (fun sigma -> s.YScale * sigma))
+
+    /// <summary>A model in the data's units, in standardised units: the inverse of <c>toDataUnits</c>.</summary>
+    /// <param name="s">The standardisation.</param>
+    /// <param name="model">The model in the data's units.</param>
+    [<CompiledName("FromDataUnits")>]
+    let fromDataUnits (s: Standardisation) (model: MoeModel) : MoeModel =
+        checkActivation s model
+        let k, d = model.Experts, model.Dimension
+        let linv = Matrix<float>.Build.DenseOfArray s.Whitening
+        let lmat = linv.Inverse()
+        // ã = Lᵀa/s, w̃ = Lᵀw.
+        let forward (v: float[]) =
+            (lmat.TransposeThisAndMultiply(Vector<float>.Build.DenseOfArray v)).ToArray()
+
+        let a =
+            Array.init k (fun i -> forward (Array.init d (fun t -> model.Regressors.[i, t] / s.YScale)))
+
+        let w =
+            Array.init (k - 1) (fun i -> forward (Array.init d (fun t -> model.Gating.[i, t])))
+
+        let b =
+            Array.init k (fun i ->
+                (model.RegressorIntercepts.[i] - s.YShift
+                 + Dense.dot (Array.init d (fun t -> model.Regressors.[i, t])) s.Mean)
+                / s.YScale)
+
+        let c =
+            Array.init (k - 1) (fun i ->
+                model.GatingIntercepts.[i]
+                + Dense.dot (Array.init d (fun t -> model.Gating.[i, t])) s.Mean)
+
+        MoeModel.createGeneral
+            (array2D a)
+            b
+            (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
+            c
+            model.Activation
+            (model.Sigmas |> Array.map (fun sigma -> sigma / s.YScale))
