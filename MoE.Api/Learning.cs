@@ -94,8 +94,8 @@ public sealed class FitOptions
     public double EmTolerance { get; set; } = 1e-9;
 
     /// <summary>EM hands over to L-BFGS on the likelihood once its relative gain per step is below this and shrinking
-    /// slowly (default 1e-6; 0: EM to the end, as in the paper's configuration).</summary>
-    public double EmHandover { get; set; } = 1e-6;
+    /// slowly (default 1e-3; 0: EM to the end, as in the paper's configuration).</summary>
+    public double EmHandover { get; set; } = 1e-3;
 
     /// <summary>The paper's model and estimator: no intercepts, one σ, the data as given, L4, EM to 1e-11.</summary>
     /// <param name="experts">k ≥ 2.</param>

@@ -174,11 +174,17 @@ module Likelihood =
         MoeModel.checkLikelihoodInputs start x y
         let layout = Layout(settings, start)
         let n = float y.Length
+        // Variables scaled by the square root of the complete-data information's diagonal at the start, so that every
+        // block starts with unit curvature (L-BFGS's first steps assume it).
+        let scale =
+            let c = layout.Restrict(LikelihoodKernel.curvature start settings.FitIntercepts x y)
+            let floor = 1e-6 * Array.max c
+            c |> Array.map (fun v -> sqrt (max v floor / n))
 
-        let f (v: float[]) =
-            let m = layout.Unpack v
+        let f (z: float[]) =
+            let m = layout.Unpack(Array.map2 (/) z scale)
             let value, gradient = objective settings m x y
-            -value / n, gradient |> Array.map (fun g -> -g / n)
+            -value / n, Array.map2 (fun g s -> -g / (n * s)) gradient scale
 
         let outcome =
             Lbfgs.minimizeWithin
@@ -189,7 +195,12 @@ module Likelihood =
                 gradientTolerance
                 settings.Tolerance
                 f
-                (layout.Pack start)
+                (Array.map2 (*) (layout.Pack start) scale)
+
+        let outcome =
+            { outcome with
+                Value = Array.map2 (/) outcome.Value scale
+            }
 
         let model = layout.Unpack outcome.Value
 

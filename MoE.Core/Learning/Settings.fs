@@ -132,10 +132,10 @@ type FitConfig =
         GatingIterations: int
         /// EM iteration budget.
         EmIterations: int
-        /// EM stops when the relative log-likelihood gain falls below this; after a handover, L-BFGS stops when the
-        /// gain over its last ten evaluations does.
+        /// EM stops when the log-likelihood gain of a step per row (relative to |LL| when that is larger) falls below
+        /// this; after a handover, L-BFGS stops when the gain over its last ten evaluations does.
         EmTolerance: float
-        /// EM hands over to L-BFGS on the likelihood once its relative gain per step is below this and shrinking
+        /// EM hands over to L-BFGS on the likelihood once its gain per step and row is below this and shrinking
         /// slowly (docs/math.md §7.5); 0 keeps EM to the end.
         EmHandover: float
         /// SGD settings of the ℓ2 baseline.
@@ -295,7 +295,7 @@ module FitConfig =
             // Measured on d = 10..20, k = 4, σ = 0.5: a 1e-9 stop gives the same recovery errors as 1e-11 (the
             // statistical error is ~1e-3), and the handover halves the polish's time where EM's rate is slow.
             EmTolerance = 1e-9
-            EmHandover = 1e-6
+            EmHandover = 1e-3
         }
 
     /// <summary>Checks every field; the message names the field and the value.</summary>
