@@ -149,11 +149,14 @@ module Initializers =
                 Start = Start.Directions(fromSubspace u (q.ToArray()), false)
             })
 
-    /// <summary>Random starts in the whole space, as the EM baseline draws them: A, W ~ N(0, 1/d), σ given.</summary>
+    /// <summary>Random starts in the whole space, as the EM baseline draws them: A, W ~ N(0, 1/d), σ given, and with
+    /// intercepts b_i ~ N(0, 1) (in standardised units y has unit scale, so the experts start at different levels —
+    /// with d = 1 the slopes alone hardly tell the experts apart) and c = 0.</summary>
     /// <param name="experts">k.</param>
     /// <param name="dimension">d.</param>
     /// <param name="activation">g.</param>
     /// <param name="sigma">The start's σ &gt; 0.</param>
+    /// <param name="intercepts">Whether the experts get random intercepts.</param>
     /// <param name="count">How many starts.</param>
     /// <param name="seed">The seed: start s draws from its own stream.</param>
     /// <returns>The proposals.</returns>
@@ -163,6 +166,7 @@ module Initializers =
         (dimension: int)
         (activation: Activation)
         (sigma: float)
+        (intercepts: bool)
         (count: int)
         (seed: int64)
         : Proposal[] =
@@ -175,7 +179,22 @@ module Initializers =
             let w =
                 Array2D.init (experts - 1) dimension (fun _ _ -> rng.NextGaussian() / sqrt (float dimension))
 
+            let b =
+                if intercepts then
+                    Array.init experts (fun _ -> rng.NextGaussian())
+                else
+                    Array.zeroCreate experts
+
             {
                 Initializer = sprintf "random-start-%d" (s + 1)
-                Start = Start.Model(MoeModel.create a w activation sigma)
+                Start =
+                    Start.Model(
+                        MoeModel.createGeneral
+                            a
+                            b
+                            w
+                            (Array.zeroCreate (experts - 1))
+                            activation
+                            (Array.create experts sigma)
+                    )
             })

@@ -28,6 +28,7 @@ type FitResult =
 /// The stages of one fit, timed as they run (mutable, but owned by one fit).
 type internal StageLog() =
     let stages = ResizeArray<StageResult>()
+    let notes = ResizeArray<Finding>()
 
     /// Runs an iterative stage and records its outcome and time.
     member _.Run(stage: string, f: unit -> StageOutcome<'T>) : StageOutcome<'T> =
@@ -61,6 +62,12 @@ type internal StageLog() =
 
     /// The stages so far.
     member _.Results = stages.ToArray()
+
+    /// Records a finding about the fit itself (reported with the warnings).
+    member _.Note(finding: Finding) = notes.Add finding
+
+    /// The findings recorded.
+    member _.Notes = notes.ToArray()
 
 /// <summary>The learners (docs/learners.md): the paper's L4 → directions → signs → gating → scales → EM pipeline,
 /// and the ℓ2 and EM baselines, on data in memory or arriving in chunks.</summary>
@@ -101,10 +108,25 @@ module Learner =
             if not (Double.IsFinite v) then
                 raise (NonFiniteException("l4", 0, v))
 
+        // Up to k = 3 the 2^k patterns are enumerated (8 short gating fits); beyond, the vote is linear in k.
         let signed =
-            log
-                .Run("signs", fun () -> Signs.resolve directions g sigma x y config.SignSubsample config.Seed context)
-                .Value
+            if config.Experts <= 3 then
+                log
+                    .Run(
+                        "signs",
+                        fun () -> Signs.resolve directions g sigma x y config.SignSubsample config.Seed context
+                    )
+                    .Value
+            else
+                let voted =
+                    log
+                        .Run(
+                            "signs",
+                            fun () -> Signs.vote directions g sigma x y config.SignSubsample config.Seed context
+                        )
+                        .Value
+
+                MoeModel.create voted (Array2D.zeroCreate (config.Experts - 1) (x.GetLength 1)) g sigma
 
         let fitGating (m: MoeModel) =
             match config.Gating with
@@ -140,11 +162,12 @@ module Learner =
             Tolerance = config.EmTolerance
         }
 
-    /// Maximum likelihood from a start: EM, then — when EM hands over, its rate having become slow — L-BFGS on the
-    /// likelihood over every parameter (docs/math.md §7.5), which converges superlinearly from EM's basin, then EM
-    /// again to confirm: one or two maps when L-BFGS reached the optimum, more where it stalled on the kinks of a
-    /// non-smooth g (measured on ReLU at n = 3000: L-BFGS stopped 1e-5 of |LL| short).
-    let private maximumLikelihood (settings: EmSettings) (start: MoeModel) x y context (log: StageLog) =
+    /// The guarded chain: EM, then — when EM hands over, its rate having become slow — L-BFGS on the likelihood over
+    /// every parameter (docs/math.md §7.5), which converges superlinearly from EM's basin, then EM again to confirm:
+    /// one or two maps when L-BFGS reached the optimum, more where it stalled on the kinks of a non-smooth g
+    /// (measured on ReLU at n = 3000: L-BFGS stopped 1e-5 of |LL| short). Without <c>confirm</c> the chain ends with
+    /// L-BFGS, for a caller whose next step is EM anyway; <c>confirmation</c> then gives that last EM run.
+    let private guardedChain (settings: EmSettings) (start: MoeModel) x y context (log: StageLog) (confirm: bool) =
         let em = log.Run("em", (fun () -> Em.runWith settings start x y context))
 
         if em.Reason = StopReason.HandedOver then
@@ -165,21 +188,78 @@ module Learner =
                             context
                 )
 
-            log.Run(
-                "em",
-                fun () ->
-                    Em.runWith
-                        { settings with
-                            Handover = 0.0
-                            MaxIterations = remaining
-                        }
-                        quasiNewton.Value
-                        x
-                        y
-                        context
-            )
+            let confirmation () =
+                log.Run(
+                    "em",
+                    fun () ->
+                        Em.runWith
+                            { settings with
+                                Handover = 0.0
+                                MaxIterations = remaining
+                            }
+                            quasiNewton.Value
+                            x
+                            y
+                            context
+                )
+
+            if confirm then
+                let confirmed = confirmation ()
+                confirmed, (fun () -> confirmed)
+            else
+                quasiNewton, confirmation
         else
-            em
+            em, (fun () -> em)
+
+    let private guarded settings start x y context log =
+        fst (guardedChain settings start x y context log true)
+
+    /// Maximum likelihood from a start. With the σ prior of docs/math.md §7.4, the guarded chain finds the posterior
+    /// mode, and EM without the prior then climbs to the likelihood's own maximum in its basin — a few maps, as the
+    /// prior moves σ_i by O(1/N_i). If that climb shrinks a level below half its guarded value, the maximum is the
+    /// degenerate one the prior guards against: the guarded model stays, with a warning.
+    let private maximumLikelihood (settings: EmSettings) (start: MoeModel) x y context (log: StageLog) =
+        match settings.SigmaPrior with
+        | None -> guarded settings start x y context log
+        | Some _ when not settings.EstimateSigma -> guarded settings start x y context log
+        | Some _ ->
+            // The unguarded EM confirms L-BFGS's optimum as the guarded EM would; the guarded confirmation runs only
+            // when the guarded model is the answer.
+            let map, confirmation = guardedChain settings start x y context log false
+
+            let mle =
+                log.Run(
+                    "unguarded",
+                    fun () ->
+                        Em.runWith
+                            { settings with
+                                SigmaPrior = None
+                                Handover = 0.0
+                            }
+                            map.Value
+                            x
+                            y
+                            context
+                )
+
+            let ratio =
+                Array.map2 (fun (m: float) (g: float) -> m / g) mle.Value.Sigmas map.Value.Sigmas
+                |> Array.min
+
+            if ratio < 0.5 then
+                log.Note
+                    {
+                        Severity = Severity.Warning
+                        Code = "likelihood-degenerate"
+                        Message =
+                            sprintf
+                                "without the guard on the noise levels an expert's sigma falls to %.2g of its guarded value: the likelihood is degenerate here (an expert on a few points or on repeated y values), and the model is the guarded one; fewer experts may fit better."
+                                ratio
+                    }
+
+                confirmation ()
+            else
+                mle
 
     /// The EM polish of the paper stages' model when configured (σ re-estimated unless given), else that model.
     let private polish (config: FitConfig) (staged: StageOutcome<MoeModel>) x (y: float[]) context (log: StageLog) =
@@ -286,6 +366,10 @@ module Learner =
                 x
                 y
 
+    /// Random starts of the Auto method when fewer than two moment initializers work.
+    [<Literal>]
+    let private RandomStartsAlone = 10
+
     /// The moment statistics the initializers share, at σ, on a seeded subsample of at most 100k rows (they pin the
     /// moments down to a fraction of the initializers' own error).
     let private momentsFor (config: FitConfig) (sigma: float) (x: float[,]) (y: float[]) =
@@ -336,9 +420,19 @@ module Learner =
                     (Initializers.subspaceStarts moments config.SubspaceStarts config.Seed
                      |> Array.map Ok)
 
+        // Without two working moment initializers the likelihood is searched from random starts alone, and one
+        // start is a lottery (faithful, d = 1 < k: one start ended 2.8 nats below the best of ten): take ten.
+        let working = moment |> Array.filter Result.isOk |> Array.length
+
+        let random =
+            if working < 2 then
+                max config.RandomStarts RandomStartsAlone
+            else
+                config.RandomStarts
+
         Array.append
             moment
-            (Initializers.randomStarts k d config.Activation sigma config.RandomStarts config.Seed
+            (Initializers.randomStarts k d config.Activation sigma config.Intercepts random config.Seed
              |> Array.map Ok)
 
     /// Screens proposals and polishes the best; fails only when no candidate gives a model, with every reason.
@@ -480,7 +574,8 @@ module Learner =
 
                 select config proposals sigma0 x y context log
             | FitMethod.Em ->
-                let starts = Initializers.randomStarts k d g sigma0 config.RandomStarts config.Seed
+                let starts =
+                    Initializers.randomStarts k d g sigma0 config.Intercepts config.RandomStarts config.Seed
 
                 if starts.Length = 1 then
                     let start = Selection.startModel starts.[0] g sigma0 x y config.Seed context
@@ -525,7 +620,7 @@ module Learner =
             Warnings =
                 Array.append
                     (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
-                    (fitWarnings config stages model data.Y)
+                    (Array.append (fitWarnings config stages model data.Y) log.Notes)
             Candidates =
                 candidates
                 |> Array.map (fun c ->
@@ -671,7 +766,7 @@ module Learner =
                 Warnings =
                     Array.append
                         (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
-                        (fitWarnings config stages model sample.Y)
+                        (Array.append (fitWarnings config stages model sample.Y) log.Notes)
                 Candidates =
                     candidates
                     |> Array.map (fun c ->

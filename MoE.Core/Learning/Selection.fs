@@ -12,6 +12,8 @@ type Candidate =
         Outcome: Result<MoeModel, string>
         /// The mean log-likelihood per row of the screened model on the validation rows (−∞ for a failure).
         ValidationLogLikelihood: float
+        /// EM maps the candidate ran on the screening rows (successive halving gives the better ones more).
+        ScreeningMaps: int
         /// Seconds spent on the candidate (start and screening).
         Seconds: float
     }
@@ -20,7 +22,9 @@ type Candidate =
 /// Several starts, one choice: each proposal becomes a start model (signs by vote when the initializer does not know
 /// them, W = 0, scales fitted), runs a short accelerated EM on a seeded screening subsample, and is scored by its
 /// mean log-likelihood on held-out validation rows — or on the screening rows themselves when the data have no rows
-/// to spare. Every candidate has the same number of parameters, so the likelihood needs no penalty; held out, it
+/// to spare. The budget is spent by successive halving (Jamieson and Talwalkar 2016): every candidate gets a sixth of
+/// it, the better half a third more, the best two the rest, so the finalists get the whole budget at half the cost of
+/// giving it to all. Every candidate has the same number of parameters, so the likelihood needs no penalty; held out, it
 /// cannot reward a candidate for fitting the screening rows' noise. A failure is recorded, not raised.
 /// </summary>
 [<RequireQualifiedAccess>]
@@ -87,6 +91,15 @@ module Selection =
 
             Scales.fit (MoeModel.create signed (Array2D.zeroCreate (k - 1) d) activation sigma) x y
 
+    /// The successive-halving budgets of a total: a sixth, a third and a half (the finalists get the total), or the
+    /// total at once when it is under 6 maps.
+    let private rounds (total: int) : int[] =
+        if total < 6 then
+            [| total |]
+        else
+            let a, b = total / 6, total / 3
+            [| a; b; total - a - b |]
+
     /// <summary>Screens every proposal and returns the candidates, best first.</summary>
     /// <param name="proposals">The initializers' proposals, or their failures (with the initializer's name).</param>
     /// <param name="activation">g.</param>
@@ -96,9 +109,10 @@ module Selection =
     /// <param name="seed">The seed.</param>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
-    /// <param name="context">Progress (one report per candidate, loss −validation log-likelihood per row) and
+    /// <param name="context">Progress (one report per screening run, loss −validation log-likelihood per row) and
     /// cancellation.</param>
-    /// <returns>The candidates ordered by validation log-likelihood, best first; failures last.</returns>
+    /// <returns>The candidates, best first: those screened longest by validation log-likelihood, then those halved
+    /// away earlier, failures last.</returns>
     [<CompiledName("Screen")>]
     let screen
         (proposals: Result<Proposal, string * string>[])
@@ -113,62 +127,134 @@ module Selection =
         : Candidate[] =
         let (xs, ys), (xv, yv) = split settings seed x y
         let quiet = { context with Progress = ignore }
+        let budgets = rounds settings.ScreeningIterations
+        let mutable reports = 0
 
-        let screenOne (index: int) (proposal: Result<Proposal, string * string>) =
+        let fail (e: exn) =
+            match e with
+            | :? NonFiniteException as e ->
+                Error(
+                    if String.IsNullOrEmpty e.Detail then
+                        e.Message
+                    else
+                        e.Detail
+                )
+            | :? ArgumentException as e -> Error e.Message
+            | e -> raise e
+
+        let score (outcome: Result<MoeModel, string>) =
+            match outcome with
+            | Ok m ->
+                let ll = MoeModel.logLikelihood m xv yv / float yv.Length
+                if Double.IsFinite ll then ll else Double.NegativeInfinity
+            | Error _ -> Double.NegativeInfinity
+
+        /// maps more EM maps for a candidate (from its proposal in the first round), then its validation score.
+        let advance (maps: int) (start: unit -> MoeModel) (c: Candidate) =
             let clock = Stopwatch.StartNew()
 
-            let name, outcome =
-                match proposal with
-                | Error(name, reason) -> name, Error reason
-                | Ok p ->
-                    p.Initializer,
-                    try
-                        let start = startModel p activation sigma xs ys seed quiet
+            let outcome =
+                try
+                    let screened =
+                        (Em.runWith
+                            { em with
+                                MaxIterations = maps
+                                Handover = 0.0
+                            }
+                            (start ())
+                            xs
+                            ys
+                            quiet)
+                            .Value
 
-                        let screened =
-                            (Em.runWith
-                                { em with
-                                    MaxIterations = settings.ScreeningIterations
-                                    Handover = 0.0
-                                }
-                                start
-                                xs
-                                ys
-                                quiet)
-                                .Value
+                    Ok screened
+                with e ->
+                    fail e
 
-                        Ok screened
-                    with
-                    | :? NonFiniteException as e ->
-                        Error(
-                            if String.IsNullOrEmpty e.Detail then
-                                e.Message
-                            else
-                                e.Detail
-                        )
-                    | :? ArgumentException as e -> Error e.Message
-
-            let score =
-                match outcome with
-                | Ok m ->
-                    let ll = MoeModel.logLikelihood m xv yv / float yv.Length
-                    if Double.IsFinite ll then ll else Double.NegativeInfinity
-                | Error _ -> Double.NegativeInfinity
+            let value = score outcome
+            reports <- reports + 1
 
             context.Progress
                 {
                     Stage = "candidates"
-                    Iteration = index + 1
-                    Loss = -score
+                    Iteration = reports
+                    Loss = -value
                 }
 
-            {
-                Initializer = name
+            { c with
                 Outcome = outcome
-                ValidationLogLikelihood = score
-                Seconds = clock.Elapsed.TotalSeconds
+                ValidationLogLikelihood = value
+                ScreeningMaps = c.ScreeningMaps + maps
+                Seconds = c.Seconds + clock.Elapsed.TotalSeconds
             }
 
-        proposals
-        |> Array.mapi screenOne
-        |> Array.sortByDescending (fun c -> c.ValidationLogLikelihood)
+        let first (proposal: Result<Proposal, string * string>) =
+            match proposal with
+            | Error(name, reason) ->
+                {
+                    Initializer = name
+                    Outcome = Error reason
+                    ValidationLogLikelihood = Double.NegativeInfinity
+                    ScreeningMaps = 0
+                    Seconds = 0.0
+                }
+            | Ok p ->
+                let empty =
+                    {
+                        Initializer = p.Initializer
+                        Outcome = Error "not screened"
+                        ValidationLogLikelihood = Double.NegativeInfinity
+                        ScreeningMaps = 0
+                        Seconds = 0.0
+                    }
+
+                let clock = Stopwatch.StartNew()
+
+                match
+                    (try
+                        Ok(startModel p activation sigma xs ys seed quiet)
+                     with e ->
+                         fail e)
+                with
+                | Error reason ->
+                    { empty with
+                        Outcome = Error reason
+                        Seconds = clock.Elapsed.TotalSeconds
+                    }
+                | Ok start ->
+                    let c = advance budgets.[0] (fun () -> start) empty
+
+                    { c with
+                        Seconds = clock.Elapsed.TotalSeconds
+                    }
+
+        let best (cs: Candidate[]) =
+            cs |> Array.sortByDescending (fun c -> c.ValidationLogLikelihood)
+
+        // Successive halving: every candidate gets the first budget, the better half (at least one) of the survivors
+        // the next, and so on; the finalists end with the whole budget.
+        let mutable ranked = proposals |> Array.map first |> best
+
+        let mutable alive =
+            ranked |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
+
+        for budget in Array.tail budgets do
+            if alive.Length > 1 then
+                let keep = (alive.Length + 1) / 2
+
+                let advanced =
+                    alive
+                    |> Array.take keep
+                    |> Array.map (fun c ->
+                        match c.Outcome with
+                        | Ok m -> advance budget (fun () -> m) c
+                        | Error _ -> c)
+                    |> best
+
+                let names = advanced |> Array.map (fun c -> c.Initializer) |> Set.ofArray
+
+                ranked <- Array.append advanced (ranked |> Array.filter (fun c -> not (names.Contains c.Initializer)))
+
+                alive <- advanced |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
+
+        ranked
