@@ -42,4 +42,38 @@ public static class GroundTruth
         };
         return new(Core.GroundTruth.Create(corePreset, experts, dimension, activation.Inner, sigma, radius, seed));
     }
+
+    /// <summary>A ground truth of the general model: <paramref name="model"/> (e.g. a preset) for standard covariates
+    /// u, given intercepts and noise levels, expressed in the units of x = μ + s ⊙ u, so that
+    /// <see cref="MixtureOfExperts.SampleCovariates"/> with the same μ and s draws its data.</summary>
+    /// <param name="model">The model for standard covariates.</param>
+    /// <param name="regressorIntercepts">b_i for standard covariates (k).</param>
+    /// <param name="gatingIntercepts">c_i for standard covariates (k − 1).</param>
+    /// <param name="sigmas">σ_i (k).</param>
+    /// <param name="covariateMean">μ (d).</param>
+    /// <param name="covariateScale">s (d, every entry &gt; 0).</param>
+    /// <exception cref="ArgumentException">A length that does not match k or d, a non-finite value or a scale ≤ 0.</exception>
+    public static MixtureOfExperts InCovariateUnits(MixtureOfExperts model, double[] regressorIntercepts,
+        double[] gatingIntercepts, double[] sigmas, double[] covariateMean, double[] covariateScale)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(regressorIntercepts);
+        ArgumentNullException.ThrowIfNull(gatingIntercepts);
+        ArgumentNullException.ThrowIfNull(sigmas);
+        ArgumentNullException.ThrowIfNull(covariateMean);
+        ArgumentNullException.ThrowIfNull(covariateScale);
+        return new(Core.GroundTruth.InCovariateUnits(model.Inner, regressorIntercepts, gatingIntercepts, sigmas,
+            covariateMean, covariateScale));
+    }
+
+    /// <summary>Random intercepts for a ground truth of the general model: b_i, c_i ~ N(0, 1) from a stream of their
+    /// own, so the preset drawn with the same seed does not change.</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="seed">The seed.</param>
+    /// <returns>k regressor intercepts and k − 1 gating intercepts.</returns>
+    public static (double[] RegressorIntercepts, double[] GatingIntercepts) RandomIntercepts(int experts, long seed)
+    {
+        var (b, c) = Core.GroundTruth.RandomIntercepts(experts, seed);
+        return (b, c);
+    }
 }

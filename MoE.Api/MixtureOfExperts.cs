@@ -125,6 +125,20 @@ public sealed class MixtureOfExperts
     /// <exception cref="ArgumentOutOfRangeException">n &lt; 1.</exception>
     public Dataset Sample(int n, long seed) => new(Core.Sampler.Sample(Inner, n, seed));
 
+    /// <summary>Draws n samples whose covariates are x = μ + s ⊙ u with u ~ N(0, I), the model being in those
+    /// units (see <see cref="GroundTruth.InCovariateUnits"/>). The same seed gives bit-identical data.</summary>
+    /// <param name="n">The number of samples, ≥ 1.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="covariateMean">μ (d).</param>
+    /// <param name="covariateScale">s (d, every entry &gt; 0).</param>
+    /// <exception cref="ArgumentException">A length that is not d, a non-finite value or a scale ≤ 0.</exception>
+    public Dataset SampleCovariates(int n, long seed, double[] covariateMean, double[] covariateScale)
+    {
+        ArgumentNullException.ThrowIfNull(covariateMean);
+        ArgumentNullException.ThrowIfNull(covariateScale);
+        return new(Core.Sampler.SampleCovariates(covariateMean, covariateScale, Inner, n, seed));
+    }
+
     /// <summary>Gate probabilities p_i(x) of every row of <paramref name="x"/>.</summary>
     /// <param name="x">n×d inputs.</param>
     /// <returns>n×k probabilities, each row summing to 1.</returns>

@@ -25,10 +25,15 @@ internal static class GenerateCommand
         var free = new Option<bool>("--free-gating") { Description = "random preset: gating not restricted to the regressors' orthogonal complement" };
         var outPath = new Option<FileInfo>("--out") { Description = "the CSV file to write (x1,...,xd,y)", Required = true };
         var truthPath = new Option<FileInfo?>("--truth") { Description = "the model file (JSON) of the ground truth to write" };
+        var intercepts = new Option<bool>("--intercepts") { Description = "give the experts and the gate intercepts drawn from N(0, 1) (for standard covariates)" };
+        var sigmas = new Option<string?>("--sigmas") { Description = "a noise level per expert, comma-separated (k values; replaces --sigma)" };
+        var covariateMean = new Option<string?>("--covariate-mean") { Description = "shift the covariates: x = mean + scale * u; one value for every column or d comma-separated" };
+        var covariateScale = new Option<string?>("--covariate-scale") { Description = "scale the covariates (> 0): one value for every column or d comma-separated" };
 
         var command = new Command("generate", "sample a dataset from a ground-truth mixture of experts")
         {
-            d, k, activation, slope, sigma, n, seed, preset, radius, free, outPath, truthPath,
+            d, k, activation, slope, sigma, n, seed, preset, radius, free, outPath, truthPath, intercepts, sigmas,
+            covariateMean, covariateScale,
         };
         command.SetAction(parse =>
         {
@@ -44,7 +49,24 @@ internal static class GenerateCommand
                 parse.GetValue(sigma),
                 parse.GetValue(radius),
                 parse.GetValue(seed));
-            var data = truth.Sample(parse.GetValue(n), parse.GetValue(seed));
+            var experts = parse.GetValue(k);
+            var dim = parse.GetValue(d);
+            var general = parse.GetValue(intercepts) || parse.GetValue(sigmas) is not null
+                || parse.GetValue(covariateMean) is not null || parse.GetValue(covariateScale) is not null;
+            var mean = Values(parse.GetValue(covariateMean), dim, 0.0, "--covariate-mean");
+            var scale = Values(parse.GetValue(covariateScale), dim, 1.0, "--covariate-scale");
+            if (general)
+            {
+                var (b, c) = parse.GetValue(intercepts)
+                    ? GroundTruth.RandomIntercepts(experts, parse.GetValue(seed))
+                    : (new double[experts], new double[experts - 1]);
+                var levels = Values(parse.GetValue(sigmas), experts, parse.GetValue(sigma), "--sigmas", sameCount: true);
+                truth = GroundTruth.InCovariateUnits(truth, b, c, levels, mean, scale);
+            }
+
+            var data = general
+                ? truth.SampleCovariates(parse.GetValue(n), parse.GetValue(seed), mean, scale)
+                : truth.Sample(parse.GetValue(n), parse.GetValue(seed));
             var csv = parse.GetValue(outPath)!;
             data.SaveCsv(Shared.PrepareOutput(csv));
             var truthFile = parse.GetValue(truthPath);
@@ -59,5 +81,38 @@ internal static class GenerateCommand
             return CliApp.Success;
         });
         return command;
+    }
+
+    /// <summary>A comma-separated list of numbers: one value repeated, or exactly <paramref name="count"/> values
+    /// (exactly that many when <paramref name="sameCount"/>); the default when absent.</summary>
+    private static double[] Values(string? text, int count, double fallback, string option, bool sameCount = false)
+    {
+        if (text is null)
+        {
+            return Enumerable.Repeat(fallback, count).ToArray();
+        }
+
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var values = new double[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!double.TryParse(parts[i], NumberStyles.Float, CultureInfo.InvariantCulture, out values[i]) || !double.IsFinite(values[i]))
+            {
+                throw new ArgumentException($"{option}: '{parts[i]}' is not a finite number.", option.TrimStart('-'));
+            }
+        }
+
+        if (values.Length == count)
+        {
+            return values;
+        }
+
+        if (values.Length == 1 && !sameCount)
+        {
+            return Enumerable.Repeat(values[0], count).ToArray();
+        }
+
+        throw new ArgumentException(string.Create(CultureInfo.InvariantCulture,
+            $"{option} needs {(sameCount ? "" : "one value or ")}{count} comma-separated values, but has {values.Length}."), option.TrimStart('-'));
     }
 }

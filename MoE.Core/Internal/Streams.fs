@@ -52,3 +52,7 @@ let emStart (start: int) : int64 =
 /// The screening and validation subsamples of the candidate selection.
 [<Literal>]
 let Screening = 2_000_003L
+
+/// The random intercepts of a generated ground truth of the general model.
+[<Literal>]
+let Intercepts = 2_000_004L

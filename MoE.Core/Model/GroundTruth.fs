@@ -224,3 +224,66 @@ module GroundTruth =
         | Preset.Orthogonal -> orthogonal experts dimension activation sigma
         | Preset.RandomGating -> randomGating experts dimension activation sigma radius seed
         | Preset.Random free -> random experts dimension activation sigma radius free seed
+
+    /// <summary>A ground truth of the general model (docs/math.md §9): a model for standard covariates u given
+    /// intercepts and noise levels, expressed in the units of x = μ + s ⊙ u (a = a_u/s, b = b_u − ⟨a, μ⟩, and the same
+    /// for the gate), so that <c>Sampler.sampleCovariates μ s</c> draws its data.</summary>
+    /// <param name="model">The model for standard covariates (e.g. a preset).</param>
+    /// <param name="regressorIntercepts">b_i for standard covariates (k).</param>
+    /// <param name="gatingIntercepts">c_i for standard covariates (k − 1).</param>
+    /// <param name="sigmas">σ_i (k).</param>
+    /// <param name="mean">μ (d).</param>
+    /// <param name="scale">s (d, every entry &gt; 0).</param>
+    /// <returns>The model in the units of x.</returns>
+    [<CompiledName("InCovariateUnits")>]
+    let inCovariateUnits
+        (model: MoeModel)
+        (regressorIntercepts: float[])
+        (gatingIntercepts: float[])
+        (sigmas: float[])
+        (mean: float[])
+        (scale: float[])
+        : MoeModel =
+        MoeModel.validate model
+        Sampler.checkCovariateUnits mean scale model.Dimension
+        let k, d = model.Experts, model.Dimension
+        let a = Array2D.init k d (fun i t -> model.Regressors.[i, t] / scale.[t])
+        let w = Array2D.init (k - 1) d (fun i t -> model.Gating.[i, t] / scale.[t])
+
+        let dot (m: float[,]) i =
+            Seq.sum (seq { for t in 0 .. d - 1 -> m.[i, t] * mean.[t] })
+
+        Guard.notNull "regressorIntercepts" regressorIntercepts
+        Guard.notNull "gatingIntercepts" gatingIntercepts
+
+        if regressorIntercepts.Length <> k || gatingIntercepts.Length <> k - 1 then
+            invalidArg
+                "regressorIntercepts"
+                (sprintf
+                    "k = %d experts need %d regressor intercepts and %d gating intercepts, not %d and %d."
+                    k
+                    k
+                    (k - 1)
+                    regressorIntercepts.Length
+                    gatingIntercepts.Length)
+
+        MoeModel.createGeneral
+            a
+            (Array.init k (fun i -> regressorIntercepts.[i] - dot a i))
+            w
+            (Array.init (k - 1) (fun i -> gatingIntercepts.[i] - dot w i))
+            model.Activation
+            sigmas
+
+    /// <summary>Random intercepts for a ground truth of the general model: b_i, c_i ~ N(0, 1) from a stream of their
+    /// own (the preset drawn with the same seed does not change).</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="seed">The seed.</param>
+    /// <returns>(b, c): k regressor intercepts and k − 1 gating intercepts.</returns>
+    [<CompiledName("RandomIntercepts")>]
+    let randomIntercepts (experts: int) (seed: int64) : float[] * float[] =
+        check experts 1 1.0
+        let rng = Rng.stream seed Streams.Intercepts
+        let b = Array.init experts (fun _ -> rng.NextGaussian())
+        let c = Array.init (experts - 1) (fun _ -> rng.NextGaussian())
+        b, c

@@ -142,3 +142,61 @@ module Sampler =
     /// </example>
     [<CompiledName("Sample")>]
     let sample (model: MoeModel) (count: int) (seed: int64) : Dataset = fst (sampleWithLatent model count seed)
+
+    /// The model seen from standard covariates u, where x = μ + s ⊙ u: ⟨a, x⟩ + b = ⟨a ⊙ s, u⟩ + b + ⟨a, μ⟩ (the
+    /// same for the gate).
+    let internal toStandardCovariates (mean: float[]) (scale: float[]) (model: MoeModel) : MoeModel =
+        let k, d = model.Experts, model.Dimension
+
+        let shift (row: int -> int -> float) (i: int) =
+            Seq.sum (seq { for t in 0 .. d - 1 -> row i t * mean.[t] })
+
+        MoeModel.createGeneral
+            (Array2D.init k d (fun i t -> model.Regressors.[i, t] * scale.[t]))
+            (Array.init k (fun i -> model.RegressorIntercepts.[i] + shift (fun i t -> model.Regressors.[i, t]) i))
+            (Array2D.init (k - 1) d (fun i t -> model.Gating.[i, t] * scale.[t]))
+            (Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] + shift (fun i t -> model.Gating.[i, t]) i))
+            model.Activation
+            model.Sigmas
+
+    /// Checks covariate units: d finite means and d positive finite scales.
+    let internal checkCovariateUnits (mean: float[]) (scale: float[]) (dimension: int) =
+        Guard.notNull "mean" mean
+        Guard.notNull "scale" scale
+        Guard.finiteVector "mean" mean
+        Guard.finiteVector "scale" scale
+
+        if mean.Length <> dimension || scale.Length <> dimension then
+            invalidArg
+                "mean"
+                (sprintf
+                    "The covariates' mean and scale need d = %d entries each, but have %d and %d."
+                    dimension
+                    mean.Length
+                    scale.Length)
+
+        for t in 0 .. dimension - 1 do
+            if not (scale.[t] > 0.0) then
+                invalidArg "scale" (sprintf "Every covariate scale must be > 0, but scale[%d] = %g." t scale.[t])
+
+    /// <summary>n samples whose covariates are x = μ + s ⊙ u with u ~ N(0, I) — shifted and scaled, as real
+    /// covariates are — and y from <paramref name="model"/>, which is in those units.</summary>
+    /// <param name="mean">μ (d).</param>
+    /// <param name="scale">s (d, every entry &gt; 0).</param>
+    /// <param name="model">The model, in the units of x.</param>
+    /// <param name="count">n ≥ 1.</param>
+    /// <param name="seed">The seed (the same bits on every machine).</param>
+    /// <returns>The dataset.</returns>
+    /// <exception cref="T:System.ArgumentException">An invalid model, or a mean or scale of the wrong length or with
+    /// a non-positive scale.</exception>
+    [<CompiledName("SampleCovariates")>]
+    let sampleCovariates (mean: float[]) (scale: float[]) (model: MoeModel) (count: int) (seed: int64) : Dataset =
+        MoeModel.validate model
+        checkCovariateUnits mean scale model.Dimension
+        let standard = sample (toStandardCovariates mean scale model) count seed
+        let d = model.Dimension
+
+        {
+            X = Array2D.init count d (fun r t -> mean.[t] + scale.[t] * standard.X.[r, t])
+            Y = standard.Y
+        }
