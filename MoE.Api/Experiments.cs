@@ -1,3 +1,4 @@
+using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 using Core = MoE.Core;
 
@@ -61,6 +62,29 @@ public sealed record FigureRun(string Name, string Setting, IReadOnlyList<Figure
 /// <param name="Success">Whether the fit meets <see cref="Metrics.IsRecovered"/>.</param>
 public sealed record RecoveryFit(string Method, int Samples, int Seed, double RegressorError, double GatingError, double Seconds, bool Success);
 
+/// <summary>The second recovery study's setting and sizes (d = 20, k = 3, ReLU, σ = 0.1, free gating).</summary>
+public static class FrontierRecovery
+{
+    /// <summary>The sample sizes.</summary>
+    /// <param name="quick">One size instead of four.</param>
+    public static IReadOnlyList<int> Sizes(bool quick) => Core.Recovery.FrontierSizes(quick);
+
+    /// <summary>Seeds per size.</summary>
+    /// <param name="quick">One seed instead of three.</param>
+    public static int Seeds(bool quick) => Core.Recovery.FrontierSeeds(quick);
+
+    /// <summary>Runs the study: the paper's L4, spectral, EM from five random starts, ℓ2 and the combined fit.</summary>
+    /// <param name="quick">Fewer sizes and seeds.</param>
+    /// <param name="seed">The study's seed.</param>
+    /// <param name="progress">One message per size and seed (optional).</param>
+    /// <param name="cancellationToken">Cancels between sizes and seeds.</param>
+    public static IReadOnlyList<RecoveryFit> Run(bool quick, long seed, IProgress<string>? progress = null,
+        CancellationToken cancellationToken = default) =>
+        Core.Recovery.RunFrontier(quick, seed, Experiments.Reporter(progress, cancellationToken))
+            .Select(r => new RecoveryFit(r.Method, r.Samples, r.Seed, r.RegressorError, r.GatingError, r.Seconds, r.Success))
+            .ToArray();
+}
+
 /// <summary>One seeded fit of an acceptance row.</summary>
 /// <param name="Seed">The seed (1-based).</param>
 /// <param name="RegressorError">E_reg (+∞ for a failed fit).</param>
@@ -89,7 +113,7 @@ public static class Experiments
     /// <summary>The figure names <see cref="Figure"/> accepts.</summary>
     public static IReadOnlyList<string> FigureNames { get; } = ["fig2", "fig3", "fig4"];
 
-    private static FSharpFunc<string, Unit> Reporter(IProgress<string>? progress, CancellationToken token) =>
+    internal static FSharpFunc<string, Unit> Reporter(IProgress<string>? progress, CancellationToken token) =>
         FuncConvert.FromAction<string>(message =>
         {
             token.ThrowIfCancellationRequested();
@@ -161,8 +185,27 @@ public static class Experiments
     /// <param name="cancellationToken">Cancels between rows.</param>
     public static IReadOnlyList<AcceptanceRow> Acceptance(bool quick, IProgress<string>? progress = null,
         CancellationToken cancellationToken = default) =>
-        Core.Acceptance.Run(quick, Reporter(progress, cancellationToken))
-            .Select(r => new AcceptanceRow(r.Setting, r.Method, r.Samples,
+        Rows(Core.Acceptance.Run(quick, Reporter(progress, cancellationToken)));
+
+    /// <summary>The frontier table (docs/acceptance.md): d ∈ {10, 20, 50} × k ∈ {2, 3, 4, 6} (2k − 1 ≤ d) × g ∈
+    /// {identity, ReLU, leaky ReLU 0.1} × σ ∈ {0.05, 0.1, 0.5}, random unit regressors, free random gating,
+    /// n = 200,000, fitted with a user's defaults.</summary>
+    /// <param name="seeds">Seeds per cell.</param>
+    /// <param name="methods">Any of "auto", "spectral" and "em".</param>
+    /// <param name="cells">Keep only the cells whose setting contains one of these strings (empty: all).</param>
+    /// <param name="progress">One message per row and per failed fit (optional).</param>
+    /// <param name="cancellationToken">Cancels between rows.</param>
+    public static IReadOnlyList<AcceptanceRow> Frontier(int seeds, IEnumerable<string> methods, IEnumerable<string> cells,
+        IProgress<string>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(methods);
+        ArgumentNullException.ThrowIfNull(cells);
+        var cases = Core.Acceptance.FrontierCases(seeds, ListModule.OfSeq(methods), ListModule.OfSeq(cells));
+        return Rows(Core.Acceptance.RunCases(cases, Reporter(progress, cancellationToken)));
+    }
+
+    private static AcceptanceRow[] Rows(IEnumerable<Core.AcceptanceRow> rows) =>
+        rows.Select(r => new AcceptanceRow(r.Setting, r.Method, r.Samples,
                 r.Outcomes.Select(o => new AcceptanceFit(o.Seed, o.RegressorError, o.GatingError, o.Seconds,
                     o.Failure is { } f ? f.Value : null, o.Success)).ToArray(),
                 r.Successes, r.MedianRegressorError, r.MedianGatingError, r.MeanSeconds))

@@ -169,6 +169,63 @@ module Acceptance =
                     single t n offSeeds
         ]
 
+    /// <summary>The frontier (docs/acceptance.md): d ∈ {10, 20, 50} × k ∈ {2, 3, 4, 6} without the cells where
+    /// 2k − 1 &gt; d, × g ∈ {identity, ReLU, leaky ReLU 0.1} × σ ∈ {0.05, 0.1, 0.5}; random unit regressors, free
+    /// random gating, n = 200,000; every method with the defaults of a user (intercepts, a level per expert).</summary>
+    /// <param name="seeds">Seeds per cell (≥ 1).</param>
+    /// <param name="methods">Any of "auto" (the defaults), "spectral" and "em" (five random starts).</param>
+    /// <param name="cells">Keep only the cells whose setting contains one of these strings (empty: every cell).</param>
+    [<CompiledName("FrontierCases")>]
+    let frontierCases (seeds: int) (methods: string list) (cells: string list) : AcceptanceCase list =
+        Guard.positiveInt "seeds" seeds
+
+        let configure (name: string) =
+            match name with
+            | "auto" -> "auto (defaults)", (fun k g s -> { FitConfig.defaults k g with Seed = s })
+            | "spectral" ->
+                "spectral",
+                (fun k g s ->
+                    { FitConfig.defaults k g with
+                        Method = FitMethod.Spectral
+                        Seed = s
+                    })
+            | "em" ->
+                "EM, 5 random starts",
+                (fun k g s ->
+                    { FitConfig.defaults k g with
+                        Method = FitMethod.Em
+                        RandomStarts = 5
+                        Seed = s
+                    })
+            | other -> invalidArg "methods" (sprintf "Unknown method '%s'; expected auto, spectral or em." other)
+
+        let chosen = methods |> List.map configure
+
+        [
+            for d in [ 10; 20; 50 ] do
+                for k in [ 2; 3; 4; 6 ] do
+                    if 2 * k - 1 <= d then
+                        for g in [ Identity; Relu; LeakyRelu 0.1 ] do
+                            for sigma in [ 0.05; 0.1; 0.5 ] do
+                                let name = sprintf "d=%d, k=%d, %s, σ=%g" d k g.Name sigma
+
+                                if cells.IsEmpty || cells |> List.exists (fun c -> name.Contains c) then
+                                    {
+                                        Truth =
+                                            {
+                                                Name = name
+                                                Preset = Preset.Random true
+                                                Experts = k
+                                                Dimension = d
+                                                Activation = g
+                                                Sigma = sigma
+                                            }
+                                        Samples = 200_000
+                                        Seeds = seeds
+                                        Methods = chosen |> List.map (fun (label, f) -> label, (fun s -> f k g s))
+                                    }
+        ]
+
     /// <summary>One seeded fit: truth seed s, data seed 1000 + s. A fit that fails (diverges, collapses) is a
     /// failure of the table, not of the run.</summary>
     /// <param name="truth">The truth.</param>
@@ -205,14 +262,14 @@ module Acceptance =
                 Failure = Some e.Message
             }
 
-    /// <summary>Runs every case.</summary>
-    /// <param name="quick">The quick table.</param>
+    /// <summary>Runs the given cases.</summary>
+    /// <param name="cases">The cases (e.g. <c>cases</c> or <c>frontierCases</c>).</param>
     /// <param name="progress">One message per row, and one per failed fit.</param>
-    /// <returns>The rows, in the order of the table.</returns>
-    [<CompiledName("Run")>]
-    let run (quick: bool) (progress: string -> unit) : AcceptanceRow[] =
+    /// <returns>The rows, in the order of the cases.</returns>
+    [<CompiledName("RunCases")>]
+    let runCases (cases: AcceptanceCase list) (progress: string -> unit) : AcceptanceRow[] =
         [|
-            for c in cases quick do
+            for c in cases do
                 for label, configure in c.Methods do
                     progress (sprintf "%s, %s, n = %d, %d seeds" c.Truth.Name label c.Samples c.Seeds)
 
@@ -232,3 +289,10 @@ module Acceptance =
                         Outcomes = outcomes
                     }
         |]
+
+    /// <summary>Runs every case of the acceptance table.</summary>
+    /// <param name="quick">The quick table.</param>
+    /// <param name="progress">One message per row, and one per failed fit.</param>
+    /// <returns>The rows, in the order of the table.</returns>
+    [<CompiledName("Run")>]
+    let run (quick: bool) (progress: string -> unit) : AcceptanceRow[] = runCases (cases quick) progress
