@@ -1,0 +1,93 @@
+/// The general model on data as they come (docs/math.md §9): two public data sets against R flexmix's reference
+/// fits of the same model (tests/data/README.md), the degeneracy guard, and recovery in the user's units from
+/// shifted, scaled covariates with intercepts and a noise level per expert.
+module MoE.Core.Tests.RealDataTests
+
+open System
+open System.IO
+open Xunit
+open MoE.Core
+
+let private load (name: string) =
+    DataCsv.load (Path.Combine(AppContext.BaseDirectory, "data", name))
+
+let private sd (v: float[]) =
+    let m = Array.average v
+    sqrt (Array.averageBy (fun t -> (t - m) * (t - m)) v)
+
+/// flexmix's EM stops at a relative tolerance of 1e-10 from the best of 20 starts; ours converges further, so at
+/// least its value less 0.05 nats (the issue's bound) is expected; both fits are regular (no collapsed expert).
+[<Theory>]
+[<InlineData("faithful.csv", -851.3191)>]
+[<InlineData("tone.csv", 142.8382)>]
+let ``the defaults reach flexmix's log-likelihood on public data, with no collapsed expert``
+    (file: string)
+    (reference: float)
+    =
+    let data = load file
+    let fit = Learner.fit (FitConfig.defaults 2 Identity) data RunContext.silent
+    let ll = MoeModel.logLikelihood fit.Model data.X data.Y
+    Assert.True(ll >= reference - 0.05, sprintf "%s: log-likelihood %.4f, flexmix %.4f" file ll reference)
+    // flexmix's σ_i/sd(y) are 0.17..0.50 and its posterior means 0.28..0.72 on these data.
+    let spread = sd data.Y
+
+    for s in fit.Model.Sigmas do
+        Assert.InRange(s / spread, 0.1, 1.0)
+
+    let post = MoeModel.responsibilities fit.Model data.X data.Y
+
+    for i in 0..1 do
+        Assert.InRange(Seq.average (seq { for r in 0 .. data.Count - 1 -> post.[r, i] }), 0.2, 0.8)
+
+    Assert.DoesNotContain(fit.Warnings, fun w -> w.Code = "likelihood-degenerate" || w.Code = "sigma-collapsed")
+
+[<Fact>]
+let ``on tone with k = 4 an expert would sit on the repeated responses: the guard keeps it off and says so`` () =
+    let data = load "tone.csv"
+    let fit = Learner.fit (FitConfig.defaults 4 Identity) data RunContext.silent
+    // flexmix's degenerate k = 4 fit has log-likelihood 253.04 with an expert on the repeated y = 2.0 values.
+    Assert.Contains(fit.Warnings, fun w -> w.Code = "likelihood-degenerate")
+    // The prior (ν = 1, s₀² = var(y)/k²) bounds σ_i² below by ν s₀²/(N_i + ν + 2) ≥ var(y)/(16·153): σ_i/sd(y) ≥ 0.02.
+    for s in fit.Model.Sigmas do
+        Assert.True(s / sd data.Y >= 0.02, sprintf "sigma %.4g against sd(y) %.4g" s (sd data.Y))
+
+/// A ground truth for standard covariates u with intercepts and a level per expert, expressed in the units of
+/// x = μ + s ⊙ u (μ far from 0, scales from 0.5 to 3).
+let private shiftedTruth (k: int) (d: int) (g: Activation) =
+    let standard = GroundTruth.random k d g 0.2 1.0 true 3L
+    let mu = Array.sub [| 5.0; -3.0; 10.0; 1.0 |] 0 d
+    let scale = Array.sub [| 2.0; 0.5; 3.0; 1.5 |] 0 d
+
+    GroundTruth.inCovariateUnits
+        standard
+        (Array.sub [| 1.0; -1.0; 0.5 |] 0 k)
+        (Array.sub [| 0.5; -0.3 |] 0 (k - 1))
+        (Array.sub [| 0.15; 0.4; 0.25 |] 0 k)
+        mu
+        scale,
+    mu,
+    scale
+
+[<Theory>]
+[<InlineData("identity", 20000)>]
+[<InlineData("relu", 50000)>]
+let ``intercepts, noise levels and slopes are recovered in the user's units from shifted, scaled covariates``
+    (activation: string)
+    (n: int)
+    =
+    let g = Activation.parse activation 0.0
+    let truth, mu, scale = shiftedTruth 2 3 g
+    let data = Sampler.sampleCovariates mu scale truth n 11L
+    let fit = Learner.fit (FitConfig.defaults 2 g) data RunContext.silent
+    let e = Metrics.compare fit.Model truth
+    // The issue's bounds: E_reg ≤ 0.01 on the slopes, intercepts and σ_i within 5 % (measured: 2.5e-6..2.3e-5,
+    // 2.5 % and 0.8 % at these n).
+    Assert.True(e.RegressorError <= 0.01, sprintf "E_reg %.3g" e.RegressorError)
+    Assert.True(e.GatingError <= 0.01, sprintf "E_gating %.3g" e.GatingError)
+
+    for i in 0..1 do
+        let j = e.Permutation.[i]
+        let b, bStar = fit.Model.RegressorIntercepts.[i], truth.RegressorIntercepts.[j]
+        Assert.True(abs (b - bStar) <= 0.05 * abs bStar, sprintf "b_%d = %.4g, truth %.4g" i b bStar)
+        let s, sStar = fit.Model.Sigmas.[i], truth.Sigmas.[j]
+        Assert.True(abs (s - sStar) <= 0.05 * sStar, sprintf "sigma_%d = %.4g, truth %.4g" i s sStar)
