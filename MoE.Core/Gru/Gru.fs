@@ -165,7 +165,7 @@ type GruCell =
 /// the reset gate, choosing per coordinate between g(U_h x) and g(U_h x + W_h h). With threshold gates this is
 /// exactly the reset-after GRU whenever the reset gate is a threshold (the update gate may be soft: it enters
 /// linearly, so a sigmoid update gate is the outer MoE's conditional mean); for the original reset-before GRU it
-/// holds only when the reset gate is the same in every coordinate (docs/math.md §9).
+/// holds only when the reset gate is the same in every coordinate (docs/math.md §10).
 /// </remarks>
 [<RequireQualifiedAccess>]
 module Gru =
