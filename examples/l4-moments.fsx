@@ -42,7 +42,7 @@ let mostNegative (t: L4Tensors) =
 let mean (xs: float seq) = Seq.average xs
 let sd (xs: float seq) = let m = mean xs in sqrt (Seq.averageBy (fun x -> (x - m) * (x - m)) xs)
 
-for d, k, g, sigma in [ 10, 2, Identity, 0.05; 10, 3, Relu, 0.1; 10, 4, Relu, 0.1; 20, 4, Relu, 0.5; 50, 6, Relu, 0.1 ] do
+for d, k, g, sigma in [ 10, 2, Identity, 0.05; 10, 3, Relu, 0.1; 10, 4, Relu, 0.1; 20, 4, Relu, 0.5; 20, 6, Identity, 0.05; 50, 6, Relu, 0.1 ] do
     for free in [ true; false ] do
         let truth = GroundTruth.random k d g sigma 1.0 free 1L
         // E[p_m] by Monte Carlo on 200k rows (a product rule over 2k − 1 dimensions is too large for k = 6).
