@@ -226,7 +226,7 @@ module Acceptance =
                                     }
         ]
 
-    /// <summary>One seeded fit: truth seed s, data seed 1000 + s. A fit that fails (diverges, collapses) is a
+    /// <summary>One seeded fit: truth seed s, data seed 1000 + s. A fit that fails (diverges, cannot start) is a
     /// failure of the table, not of the run.</summary>
     /// <param name="truth">The truth.</param>
     /// <param name="samples">n.</param>
@@ -253,7 +253,12 @@ module Acceptance =
                 Seconds = clock.Elapsed.TotalSeconds
                 Failure = None
             }
-        with :? NonFiniteException as e ->
+        with
+        // A method that cannot start on these data (the spectral moments not positive definite, say) or diverges is
+        // a failure of the table, not of the run.
+        | :? NonFiniteException
+        | :? System.ArgumentException
+        | :? System.InvalidOperationException as e ->
             {
                 Seed = seed
                 RegressorError = infinity
