@@ -91,3 +91,28 @@ let ``intercepts, noise levels and slopes are recovered in the user's units from
         Assert.True(abs (b - bStar) <= 0.05 * abs bStar, sprintf "b_%d = %.4g, truth %.4g" i b bStar)
         let s, sStar = fit.Model.Sigmas.[i], truth.Sigmas.[j]
         Assert.True(abs (s - sStar) <= 0.05 * sStar, sprintf "sigma_%d = %.4g, truth %.4g" i s sStar)
+
+/// The CI slice of `moe acceptance --frontier` (docs/acceptance.md): three cells where the paper's pipeline ended in
+/// an error from its L4 stage (ReLU with k = 4 at d = 10, ReLU at σ = 0.5, identity with k = 6 at d = 20), one seed
+/// each at the frontier's n = 200,000, fitted with a user's defaults. Success is the tables' rule, E_reg and aligned
+/// E_gating ≤ 0.01; the full grid measured 2/2 in each of these cells at E_reg ≤ 1.2e-4, so the rule has two orders
+/// of magnitude of room on the regressors and about one on the gating.
+[<Fact>]
+let ``a seeded slice of the frontier is recovered with the defaults`` () =
+    let cells =
+        [
+            "d=10, k=4, relu, σ=0.1"
+            "d=10, k=3, relu, σ=0.5"
+            "d=20, k=6, identity, σ=0.05"
+        ]
+
+    let rows = Acceptance.runCases (Acceptance.frontierCases 1 [ "auto" ] cells) ignore
+    Assert.Equal(cells.Length, rows.Length)
+
+    for row in rows do
+        let o = row.Outcomes.[0]
+
+        Assert.True(
+            o.Success,
+            sprintf "%s: E_reg %.2e, E_gating %.2e %A" row.Setting o.RegressorError o.GatingError o.Failure
+        )
