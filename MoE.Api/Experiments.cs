@@ -106,6 +106,14 @@ public sealed record AcceptanceFit(int Seed, double RegressorError, double Gatin
 public sealed record AcceptanceRow(string Setting, string Method, int Samples, IReadOnlyList<AcceptanceFit> Fits, int Successes,
     double MedianRegressorError, double MedianGatingError, double MeanSeconds);
 
+/// <summary>The coverage of one group of parameters' Wald intervals (<see cref="Experiments.Coverage"/>).</summary>
+/// <param name="Group">regressors, expert intercepts, gating, gate intercepts or sigmas.</param>
+/// <param name="Coverage">The share of (replicate, parameter) intervals that contain the truth.</param>
+/// <param name="Lowest">The lowest coverage of a single parameter of the group.</param>
+/// <param name="Highest">The highest coverage of a single parameter of the group.</param>
+/// <param name="Intervals">The intervals counted.</param>
+public sealed record CoverageRow(string Group, double Coverage, double Lowest, double Highest, int Intervals);
+
 /// <summary>The paper's experiments and the learner's acceptance table, run by the core and returned as data: the
 /// caller decides how to present them (<c>moe reproduce</c> and <c>moe acceptance</c> write CSV, PNG and Markdown).</summary>
 public static class Experiments
@@ -203,6 +211,25 @@ public static class Experiments
         var cases = Core.Acceptance.FrontierCases(seeds, ListModule.OfSeq(methods), ListModule.OfSeq(cells));
         return Rows(Core.Acceptance.RunCases(cases, Reporter(progress, cancellationToken)));
     }
+
+    /// <summary>The simulation check of the standard errors (docs/inference.md): seeded replicates of a known k = 2
+    /// model in d = 2 with intercepts and a noise level per expert, each fitted with the defaults, and the share of
+    /// Wald intervals that contain the truth, per group of parameters.</summary>
+    /// <param name="replicates">Replicates (≥ 1).</param>
+    /// <param name="samples">Rows per replicate.</param>
+    /// <param name="level">The intervals' probability, e.g. 0.95.</param>
+    /// <param name="sandwich">Sandwich standard errors instead of the observed information's.</param>
+    /// <param name="progress">Receives the number of replicates done (optional).</param>
+    /// <param name="cancellationToken">Cancels between replicates.</param>
+    public static IReadOnlyList<CoverageRow> Coverage(int replicates, int samples, double level, bool sandwich,
+        IProgress<int>? progress = null, CancellationToken cancellationToken = default) =>
+        Core.Coverage.Run(replicates, samples, level, sandwich, FuncConvert.FromAction<int>(r =>
+            {
+                cancellationToken.ThrowIfCancellationRequested();
+                progress?.Report(r);
+            }))
+            .Select(r => new CoverageRow(r.Group, r.Coverage, r.Lowest, r.Highest, r.Intervals))
+            .ToArray();
 
     private static AcceptanceRow[] Rows(IEnumerable<Core.AcceptanceRow> rows) =>
         rows.Select(r => new AcceptanceRow(r.Setting, r.Method, r.Samples,

@@ -97,6 +97,10 @@ public sealed class FitOptions
     /// slowly (default 1e-3; 0: EM to the end, as in the paper's configuration).</summary>
     public double EmHandover { get; set; } = 1e-3;
 
+    /// <summary>Standard errors of every parameter in <see cref="FitResult.StandardErrors"/>: None (default),
+    /// Observed or Sandwich (docs/inference.md). In-memory fits only.</summary>
+    public StandardErrorKind StandardErrors { get; set; } = StandardErrorKind.None;
+
     /// <summary>The paper's model and estimator: no intercepts, one σ, the data as given, L4, EM to 1e-11.</summary>
     /// <param name="experts">k ≥ 2.</param>
     /// <param name="activation">g (default identity).</param>
@@ -112,10 +116,17 @@ public sealed class FitOptions
         EmHandover = 0,
     };
 
-    internal Core.FitConfig ToCore()
+    internal Core.FitConfig ToCore() => ToCore(Experts);
+
+    internal Core.FitConfig ToCore(int experts)
     {
         ArgumentNullException.ThrowIfNull(Activation, nameof(Activation));
-        var config = Core.FitConfigModule.Paper(Experts, Activation.Inner)
+        if (!Enum.IsDefined(StandardErrors))
+        {
+            throw Undefined(nameof(StandardErrors), StandardErrors);
+        }
+
+        var config = Core.FitConfigModule.Paper(experts, Activation.Inner)
             .WithMethod(Method switch
             {
                 FitMethod.Auto => Core.FitMethod.Auto,
@@ -249,6 +260,10 @@ public sealed class FitResult
     /// <summary>What deserves a look: the data's departures from the estimator's assumptions and a fit that stopped
     /// before converging. Empty when nothing is wrong.</summary>
     public IReadOnlyList<FitWarning> Warnings { get; }
+
+    /// <summary>Standard errors of every parameter when <see cref="FitOptions.StandardErrors"/> asked for them, else
+    /// null.</summary>
+    public ParameterErrors? StandardErrors { get; internal set; }
 }
 
 /// <summary>Raised when a fit's loss or gradient becomes NaN or infinite; no parameters are returned.</summary>
@@ -273,7 +288,7 @@ public sealed class FitDivergedException : ArithmeticException
 }
 
 /// <summary>Fits mixtures of experts.</summary>
-public static class MoeLearner
+public static partial class MoeLearner
 {
     /// <summary>Fits a mixture of experts to the data.</summary>
     /// <param name="data">The samples.</param>
@@ -289,10 +304,31 @@ public static class MoeLearner
     {
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
-        var context = new Core.RunContext(
-            FuncConvert.FromAction<Core.TraceEntry>(e => progress?.Report(new FitProgress(e.Stage, e.Iteration, e.Loss))),
+        var context = Context(progress, cancellationToken);
+        var result = Run(() => Core.Learner.Fit(options.ToCore(), data.Inner, context));
+        if (options.StandardErrors != StandardErrorKind.None)
+        {
+            result.StandardErrors = StandardErrors(result.Model, data, options.StandardErrors, options.CommonSigma,
+                options.Sigma is null);
+        }
+
+        return result;
+    }
+
+    private static Core.RunContext Context(IProgress<FitProgress>? progress, CancellationToken cancellationToken) =>
+        new(FuncConvert.FromAction<Core.TraceEntry>(e => progress?.Report(new FitProgress(e.Stage, e.Iteration, e.Loss))),
             cancellationToken);
-        return Run(() => Core.Learner.Fit(options.ToCore(), data.Inner, context));
+
+    private static T RunCore<T>(Func<T> f)
+    {
+        try
+        {
+            return f();
+        }
+        catch (Core.NonFiniteException e)
+        {
+            throw new FitDivergedException(e);
+        }
     }
 
     /// <summary>
@@ -320,6 +356,11 @@ public static class MoeLearner
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRowsInMemory, 1);
+        if (options.StandardErrors != StandardErrorKind.None)
+        {
+            throw new ArgumentException("Standard errors need the data in memory: load it with Dataset.LoadCsv and call Fit, or call MoeLearner.StandardErrors on a sample.", nameof(options));
+        }
+
         Dataset.CheckReadable(path);
 
         var context = new Core.RunContext(

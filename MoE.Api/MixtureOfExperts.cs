@@ -150,6 +150,14 @@ public sealed class MixtureOfExperts
     /// <exception cref="ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     public double[] Predict(double[,] x) => Core.MoeModelModule.Predict(Inner, x);
 
+    /// <summary>Predictions with each expert's mean, the gate and, for <paramref name="level"/> &gt; 0, the central
+    /// predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²) at that probability (docs/inference.md).</summary>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
+    /// <exception cref="ArgumentException">x does not have d columns or is not finite, or level is outside [0, 1).</exception>
+    public Prediction PredictDistribution(double[,] x, double level = 0) =>
+        new(Core.Inference.Predict(Inner, level, x));
+
     /// <summary>Posterior responsibilities P(z = i | x, y).</summary>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>

@@ -33,6 +33,9 @@ public static class CliApp
         root.Subcommands.Add(CoefficientsCommand.Create(output));
         root.Subcommands.Add(FitCommand.Create(output, error));
         root.Subcommands.Add(FitCommand.CreateEval(output));
+        root.Subcommands.Add(AnalysisCommand.CreateSelect(output, error));
+        root.Subcommands.Add(AnalysisCommand.CreatePredict(output));
+        root.Subcommands.Add(AnalysisCommand.CreateCoverage(output, error));
         root.Subcommands.Add(AcceptanceCommand.Create(output, error));
         root.Subcommands.Add(ReproduceCommand.Create(output, error));
         if (args.Length == 0)

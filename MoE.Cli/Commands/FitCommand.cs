@@ -30,11 +30,12 @@ internal static class FitCommand
         var seed = new Option<long>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
         var outPath = new Option<FileInfo>("--out") { Description = "the model file (JSON) to write", Required = true };
         var report = new Option<FileInfo?>("--report") { Description = "also write a JSON report: the winning initializer, every candidate with its held-out likelihood, the stages and the warnings" };
+        var se = new Option<string?>("--se") { Description = "standard errors and 95% Wald intervals of every parameter: observed (the inverse observed information) or sandwich", Arity = ArgumentArity.ZeroOrOne };
         var maxRows = new Option<int?>("--max-rows") { Description = "stream the file: hold at most this many rows in memory (the moments use every row; the likelihood stages a uniform sample of this size)" };
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
             data, k, activation, slope, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
-            solver, transform, noPolish, seed, outPath, report, maxRows,
+            solver, transform, noPolish, seed, outPath, report, se, maxRows,
         };
         command.SetAction(parse =>
         {
@@ -78,6 +79,17 @@ internal static class FitCommand
                 "polynomial" => OutputTransformKind.Polynomial,
                 var t => throw new ArgumentException($"Unknown transform '{t}'; expected bounded or polynomial.", "transform"),
             };
+            if (parse.GetResult(se) is not null)
+            {
+                options.StandardErrors = (parse.GetValue(se) ?? "observed").ToLowerInvariant() switch
+                {
+                    "observed" => StandardErrorKind.Observed,
+                    "sandwich" => StandardErrorKind.Sandwich,
+                    var kind => throw new ArgumentException($"Unknown --se '{kind}'; expected observed or sandwich.", "se"),
+                };
+                Shared.Require(parse.GetValue(maxRows) is null, "--se", "used without --max-rows (standard errors need the data in memory)", "with --max-rows");
+            }
+
             options.Polish = !parse.GetValue(noPolish);
             options.Seed = parse.GetValue(seed);
             var reporter = ProgressReporter.For(error);
@@ -135,6 +147,11 @@ internal static class FitCommand
 
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"stage times: {times}; total {result.Stages.Sum(t => t.Seconds):F2}s"));
+            if (result.StandardErrors is { } errors)
+            {
+                WriteErrors(output, model, errors);
+            }
+
             return CliApp.Success;
         });
         return command;
@@ -170,6 +187,53 @@ internal static class FitCommand
             }).ToArray(),
         };
         return System.Text.Json.JsonSerializer.Serialize(doc, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+    }
+
+    /// <summary>Every parameter with its standard error and 95% Wald interval.</summary>
+    private static void WriteErrors(TextWriter output, MixtureOfExperts model, ParameterErrors errors)
+    {
+        var z = ParameterErrors.Z(0.95);
+        output.WriteLine($"standard errors ({(errors.Method == StandardErrorKind.Sandwich ? "sandwich" : "observed information")}), 95% Wald intervals:");
+        void Row(string name, double estimate, double se) => output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {name,-12} {estimate,12:G6} ± {se,10:G4}   [{estimate - z * se:G6}, {estimate + z * se:G6}]"));
+        var a = model.Regressors;
+        var w = model.Gating;
+        for (var i = 0; i < model.Experts; i++)
+        {
+            for (var t = 0; t < model.Dimension; t++)
+            {
+                Row($"a{i + 1}[{t + 1}]", a[i, t], errors.Regressors[i, t]);
+            }
+
+            if (errors.RegressorIntercepts.Length > 0)
+            {
+                Row($"b{i + 1}", model.RegressorIntercepts[i], errors.RegressorIntercepts[i]);
+            }
+        }
+
+        for (var j = 0; j < model.Experts - 1; j++)
+        {
+            for (var t = 0; t < model.Dimension; t++)
+            {
+                Row($"w{j + 1}[{t + 1}]", w[j, t], errors.Gating[j, t]);
+            }
+
+            if (errors.GatingIntercepts.Length > 0)
+            {
+                Row($"c{j + 1}", model.GatingIntercepts[j], errors.GatingIntercepts[j]);
+            }
+        }
+
+        for (var i = 0; i < model.Experts; i++)
+        {
+            Row($"sigma{i + 1}", model.Sigmas[i], errors.Sigmas[i]);
+        }
+
+        if (errors.Conditioning < 1e-8)
+        {
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  note: the information is ill-conditioned ({errors.Conditioning:G2}); some intervals are unreliable."));
+        }
     }
 
     /// <summary>The exit condition as the CLI prints it.</summary>

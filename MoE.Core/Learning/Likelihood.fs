@@ -139,6 +139,10 @@ module Likelihood =
 
         ll + prior, gradient
 
+    /// The kernel's full gradient layout restricted to the variables of the settings.
+    let internal restrict (settings: EmSettings) (model: MoeModel) (full: float[]) : float[] =
+        Layout(settings, model).Restrict full
+
     /// <summary>The variables of <c>objective</c>'s gradient, packed from a model.</summary>
     /// <param name="settings">What is fitted.</param>
     /// <param name="model">The model.</param>

@@ -1,0 +1,186 @@
+using Microsoft.FSharp.Collections;
+using Microsoft.FSharp.Core;
+
+namespace MoE.Api;
+
+/// <summary>How <see cref="MoeLearner.Fit"/> computes standard errors (docs/inference.md).</summary>
+public enum StandardErrorKind
+{
+    /// <summary>None (the default: they cost about 2p likelihood-gradient passes for p parameters).</summary>
+    None,
+
+    /// <summary>The inverse observed information (right when the model is right).</summary>
+    Observed,
+
+    /// <summary>The sandwich H⁻¹ J H⁻¹ (robust to a misspecified noise model).</summary>
+    Sandwich,
+}
+
+/// <summary>Standard errors of every parameter of a fitted model, in the same shapes and units as the model's own
+/// arrays, with Wald intervals.</summary>
+public sealed class ParameterErrors
+{
+    internal ParameterErrors(Core.StandardErrors inner)
+    {
+        Regressors = inner.Regressors;
+        RegressorIntercepts = inner.RegressorIntercepts;
+        Gating = inner.Gating;
+        GatingIntercepts = inner.GatingIntercepts;
+        Sigmas = inner.Sigmas;
+        Method = inner.Method == "sandwich" ? StandardErrorKind.Sandwich : StandardErrorKind.Observed;
+        Conditioning = inner.Conditioning;
+    }
+
+    /// <summary>k×d standard errors of the regressors.</summary>
+    public double[,] Regressors { get; }
+
+    /// <summary>k standard errors of the expert intercepts (empty without intercepts).</summary>
+    public double[] RegressorIntercepts { get; }
+
+    /// <summary>(k−1)×d standard errors of the gating rows (the k-th row is 0 by definition, not a parameter).</summary>
+    public double[,] Gating { get; }
+
+    /// <summary>k−1 standard errors of the gate intercepts (empty without intercepts).</summary>
+    public double[] GatingIntercepts { get; }
+
+    /// <summary>k standard errors of the noise levels (zeros when σ was given, not fitted).</summary>
+    public double[] Sigmas { get; }
+
+    /// <summary>Observed information or sandwich.</summary>
+    public StandardErrorKind Method { get; }
+
+    /// <summary>The observed information's smallest eigenvalue relative to its largest, per row in scaled units; near
+    /// 0 a parameter is barely identified and its interval is not to be trusted.</summary>
+    public double Conditioning { get; }
+
+    /// <summary>The z value of a central Wald interval: estimate ± z·SE holds the truth with probability
+    /// <paramref name="level"/> asymptotically (1.96 for 0.95).</summary>
+    /// <param name="level">The interval's probability in (0, 1).</param>
+    public static double Z(double level)
+    {
+        if (!(level > 0 && level < 1))
+        {
+            throw new ArgumentOutOfRangeException(nameof(level), level, $"The level must be in (0, 1), but is {level}.");
+        }
+
+        return MathNet.Numerics.Distributions.Normal.InvCDF(0, 1, (1 + level) / 2);
+    }
+}
+
+/// <summary>Predictions of a model for every row: the mean, each expert's mean, the gate and, on request, a central
+/// predictive interval of the mixture.</summary>
+public sealed class Prediction
+{
+    internal Prediction(Core.Predictions inner)
+    {
+        Mean = inner.Mean;
+        ExpertMeans = inner.ExpertMeans;
+        Gate = inner.Gate;
+        Lower = inner.Lower;
+        Upper = inner.Upper;
+        Level = inner.Level;
+    }
+
+    /// <summary>n conditional means Σ_i p_i(x) μ_i(x).</summary>
+    public double[] Mean { get; }
+
+    /// <summary>n×k expert means μ_i(x) = g(⟨a_i, x⟩ + b_i).</summary>
+    public double[,] ExpertMeans { get; }
+
+    /// <summary>n×k gate probabilities.</summary>
+    public double[,] Gate { get; }
+
+    /// <summary>n lower ends of the predictive interval (empty without one).</summary>
+    public double[] Lower { get; }
+
+    /// <summary>n upper ends of the predictive interval (empty without one).</summary>
+    public double[] Upper { get; }
+
+    /// <summary>The interval's probability (0 without one).</summary>
+    public double Level { get; }
+}
+
+/// <summary>The fit for one number of experts and its information criteria (lower is better for all three).</summary>
+/// <param name="Experts">k (1 is a single regression with the same activation, intercept and noise).</param>
+/// <param name="LogLikelihood">The maximised total log-likelihood.</param>
+/// <param name="Parameters">The number of free parameters.</param>
+/// <param name="Aic">−2 LL + 2p.</param>
+/// <param name="Bic">−2 LL + p ln n.</param>
+/// <param name="Icl">BIC − 2 Σ ln r(most likely expert), flexmix's ICL.</param>
+/// <param name="Model">The fitted mixture for k ≥ 2, null for k = 1.</param>
+/// <param name="Warnings">The fit's warnings.</param>
+public sealed record ExpertsCriteria(int Experts, double LogLikelihood, int Parameters, double Aic, double Bic,
+    double Icl, MixtureOfExperts? Model, IReadOnlyList<FitWarning> Warnings)
+{
+    /// <summary>Whether the likelihood is degenerate at this k (an expert collapses onto a few points or repeated
+    /// responses without the guard on the noise levels): its likelihood, and so its criteria, are not comparable,
+    /// and the choice skips it.</summary>
+    public bool Degenerate { get; init; }
+}
+
+/// <summary>The result of <see cref="MoeLearner.Select"/>: the criteria of every k, and the k that BIC chooses.</summary>
+/// <param name="Results">One entry per k, in increasing k.</param>
+/// <param name="Chosen">The k with the lowest BIC among the fits that are not degenerate.</param>
+/// <param name="ChosenByIcl">The k with the lowest ICL among them (fewer, better-separated experts).</param>
+public sealed record ExpertsSelection(IReadOnlyList<ExpertsCriteria> Results, int Chosen, int ChosenByIcl);
+
+public static partial class MoeLearner
+{
+    /// <summary>Fits every k of <paramref name="experts"/> with the options (k = 1 is a single regression) and
+    /// chooses k by BIC, as flexmix does, skipping the k whose likelihood is degenerate (where flexmix would pick an
+    /// expert sitting on repeated responses); ICL's choice is reported beside it.</summary>
+    /// <param name="data">The samples.</param>
+    /// <param name="options">The options (<see cref="FitOptions.Experts"/> is ignored).</param>
+    /// <param name="experts">The values of k, each ≥ 1.</param>
+    /// <param name="progress">Receives each fit's progress (optional).</param>
+    /// <param name="cancellationToken">Cancels between and within fits.</param>
+    /// <exception cref="ArgumentException">No k, a k below 1, or invalid options.</exception>
+    public static ExpertsSelection Select(Dataset data, FitOptions options, IEnumerable<int> experts,
+        IProgress<FitProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(experts);
+        var ks = experts.ToArray();
+        if (ks.Length == 0)
+        {
+            throw new ArgumentException("At least one number of experts is needed.", nameof(experts));
+        }
+
+        var config = options.ToCore(Math.Max(2, ks.Max()));
+        var context = Context(progress, cancellationToken);
+        var choices = RunCore(() => Core.Inference.SelectExperts(config, ListModule.OfSeq(ks), data.Inner, context));
+        var results = choices.Select(c => new ExpertsCriteria(c.Experts, c.LogLikelihood, c.Parameters, c.Aic, c.Bic,
+            c.Icl, FSharpOption<Core.MoeModel>.get_IsSome(c.Model) ? new MixtureOfExperts(c.Model.Value) : null,
+            c.Warnings.Select(w => new FitWarning(w.Code, w.Message)).ToArray())
+        {
+            Degenerate = Core.Inference.IsDegenerate(c),
+        }).ToArray();
+        var (bic, icl) = Core.Inference.Choose(choices);
+        return new ExpertsSelection(results, bic, icl);
+    }
+
+    /// <summary>Standard errors of a fitted model's parameters from its data (docs/inference.md): the inverse observed
+    /// information, or the sandwich. Call it on a maximum-likelihood fit (the default fit's model).</summary>
+    /// <param name="model">The fitted model.</param>
+    /// <param name="data">The data it was fitted to.</param>
+    /// <param name="kind">Observed (default) or sandwich.</param>
+    /// <param name="commonSigma">Whether the fit had one σ for every expert.</param>
+    /// <param name="sigmaFitted">Whether σ was fitted (false: it was given and has no standard error).</param>
+    /// <exception cref="ArgumentException">The data do not match the model, or kind is None.</exception>
+    /// <exception cref="InvalidOperationException">The observed information is not positive definite (the model is
+    /// not at a strict maximum, or a parameter is not identified).</exception>
+    public static ParameterErrors StandardErrors(MixtureOfExperts model, Dataset data,
+        StandardErrorKind kind = StandardErrorKind.Observed, bool commonSigma = false, bool sigmaFitted = true)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        ArgumentNullException.ThrowIfNull(data);
+        if (kind is not (StandardErrorKind.Observed or StandardErrorKind.Sandwich))
+        {
+            throw new ArgumentOutOfRangeException(nameof(kind), kind, "kind must be Observed or Sandwich.");
+        }
+
+        return new ParameterErrors(Core.Inference.StandardErrors(model.Inner, commonSigma, sigmaFitted,
+            kind == StandardErrorKind.Sandwich, data.Inner.X, data.Inner.Y));
+    }
+}

@@ -1,0 +1,254 @@
+using System.CommandLine;
+using System.Globalization;
+using System.Text;
+using MoE.Api;
+
+namespace MoE.Cli.Commands;
+
+/// <summary><c>moe select</c>, <c>moe predict</c> and <c>moe coverage</c>: what a fit says beyond its estimate.</summary>
+internal static class AnalysisCommand
+{
+    private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
+
+    /// <summary>Parses "1..6", "2,3,5" or "4".</summary>
+    internal static int[] ParseRange(string text)
+    {
+        var t = text.Trim();
+        var dots = t.IndexOf("..", StringComparison.Ordinal);
+        if (dots >= 0
+            && int.TryParse(t[..dots], NumberStyles.Integer, Inv, out var lo)
+            && int.TryParse(t[(dots + 2)..], NumberStyles.Integer, Inv, out var hi))
+        {
+            Shared.Require(lo >= 1 && hi >= lo && hi <= 50, "--k", "a range lo..hi with 1 <= lo <= hi <= 50", text);
+            return Enumerable.Range(lo, hi - lo + 1).ToArray();
+        }
+
+        var parts = t.Split(',', StringSplitOptions.TrimEntries);
+        var ks = new int[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!int.TryParse(parts[i], NumberStyles.Integer, Inv, out ks[i]) || ks[i] < 1 || ks[i] > 50)
+            {
+                throw new ArgumentException($"--k must be a range like 1..6 or a list like 1,2,4 of values in 1..50, but is '{text}'.", "k");
+            }
+        }
+
+        return ks;
+    }
+
+    public static Command CreateSelect(TextWriter output, TextWriter error)
+    {
+        var data = new Argument<FileInfo>("data") { Description = "the CSV file (x1,...,xd,y)" };
+        var k = new Option<string>("--k") { Description = "the numbers of experts to compare, e.g. 1..6 or 1,2,4", DefaultValueFactory = _ => "1..4" };
+        var activation = Shared.ActivationOption();
+        var slope = Shared.SlopeOption();
+        var noIntercept = new Option<bool>("--no-intercept") { Description = "no intercepts in the experts and the gate" };
+        var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
+        var seed = new Option<long>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
+        var json = new Option<bool>("--json") { Description = "print JSON" };
+        var command = new Command("select", "choose the number of experts: log-likelihood, parameters, AIC, BIC and ICL per k (k = 1 is one regression)")
+        {
+            data, k, activation, slope, noIntercept, commonSigma, seed, json,
+        };
+        command.SetAction(parse =>
+        {
+            Shared.CheckPaths([parse.GetValue(data)], []);
+            var ks = ParseRange(parse.GetValue(k)!);
+            var options = new FitOptions
+            {
+                Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)),
+                Intercepts = !parse.GetValue(noIntercept),
+                CommonSigma = parse.GetValue(commonSigma),
+                Seed = parse.GetValue(seed),
+            };
+            var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+            var reporter = ProgressReporter.For(error);
+            var selection = MoeLearner.Select(dataset, options, ks, reporter);
+            reporter.Finish();
+            foreach (var r in selection.Results)
+            {
+                foreach (var w in r.Warnings)
+                {
+                    error.WriteLine($"moe: warning: k={r.Experts}: {w.Message}");
+                }
+            }
+
+            if (parse.GetValue(json))
+            {
+                var doc = new Dictionary<string, object?>
+                {
+                    ["results"] = selection.Results.Select(r => new Dictionary<string, object?>
+                    {
+                        ["k"] = r.Experts,
+                        ["logLikelihood"] = r.LogLikelihood,
+                        ["parameters"] = r.Parameters,
+                        ["aic"] = r.Aic,
+                        ["bic"] = r.Bic,
+                        ["icl"] = r.Icl,
+                        ["degenerate"] = r.Degenerate,
+                    }).ToArray(),
+                    ["chosen"] = selection.Chosen,
+                    ["chosenByIcl"] = selection.ChosenByIcl,
+                };
+                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(doc));
+            }
+            else
+            {
+                output.WriteLine($"{"k",3} {"log-likelihood",15} {"params",7} {"AIC",12} {"BIC",12} {"ICL",12}");
+                foreach (var r in selection.Results)
+                {
+                    output.WriteLine(string.Create(Inv,
+                        $"{r.Experts,3} {r.LogLikelihood,15:F4} {r.Parameters,7} {r.Aic,12:F3} {r.Bic,12:F3} {r.Icl,12:F3}{(r.Experts == selection.Chosen ? "  <- BIC" : r.Degenerate ? "  degenerate: not chosen" : "")}"));
+                }
+
+                output.WriteLine(string.Create(Inv,
+                    $"chosen: k = {selection.Chosen} by BIC (lowest -2 LL + p ln n, n = {dataset.Count}: consistent for the number of experts, as flexmix uses it); ICL, which also penalises overlapping experts, chooses k = {selection.ChosenByIcl}."));
+            }
+
+            return CliApp.Success;
+        });
+        return command;
+    }
+
+    public static Command CreatePredict(TextWriter output)
+    {
+        var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };
+        var data = new Argument<FileInfo>("data") { Description = "a CSV file with the model's d covariate columns first (a y column is ignored)" };
+        var outPath = new Option<FileInfo>("--out") { Description = "the predictions CSV to write", Required = true };
+        var interval = new Option<double?>("--interval") { Description = "also write the central predictive interval with this probability, e.g. 0.9" };
+        var command = new Command("predict", "predict: the mixture mean, each expert's mean, the gate probabilities and optionally predictive quantiles")
+        {
+            model, data, outPath, interval,
+        };
+        command.SetAction(parse =>
+        {
+            Shared.CheckPaths([parse.GetValue(model), parse.GetValue(data)], [parse.GetValue(outPath)]);
+            var level = parse.GetValue(interval) ?? 0;
+            Shared.Require(level is > 0 and < 1 || parse.GetValue(interval) is null, "--interval", "in (0, 1)", parse.GetValue(interval));
+            var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
+            var x = LoadCovariates(parse.GetValue(data)!.FullName, m.Dimension);
+            var p = m.PredictDistribution(x, level);
+            var k = m.Experts;
+            var text = new StringBuilder();
+            text.Append("mean");
+            for (var i = 1; i <= k; i++)
+            {
+                text.Append(Inv, $",expert{i}");
+            }
+
+            for (var i = 1; i <= k; i++)
+            {
+                text.Append(Inv, $",gate{i}");
+            }
+
+            if (level > 0)
+            {
+                text.Append(",lower,upper");
+            }
+
+            text.Append('\n');
+            for (var r = 0; r < p.Mean.Length; r++)
+            {
+                text.Append(p.Mean[r].ToString("R", Inv));
+                for (var i = 0; i < k; i++)
+                {
+                    text.Append(',').Append(p.ExpertMeans[r, i].ToString("R", Inv));
+                }
+
+                for (var i = 0; i < k; i++)
+                {
+                    text.Append(',').Append(p.Gate[r, i].ToString("R", Inv));
+                }
+
+                if (level > 0)
+                {
+                    text.Append(',').Append(p.Lower[r].ToString("R", Inv)).Append(',').Append(p.Upper[r].ToString("R", Inv));
+                }
+
+                text.Append('\n');
+            }
+
+            var file = parse.GetValue(outPath)!;
+            AtomicFile.WriteAllText(Shared.PrepareOutput(file), text.ToString());
+            output.WriteLine(string.Create(Inv,
+                $"predicted {p.Mean.Length} rows with k={k}{(level > 0 ? $" and {level:P0} intervals" : "")}; wrote {file.Name}"));
+            return CliApp.Success;
+        });
+        return command;
+    }
+
+    /// <summary>The first d columns of a CSV: the model's covariates, with or without a trailing y.</summary>
+    private static double[,] LoadCovariates(string path, int d)
+    {
+        var data = Dataset.LoadCsv(path);
+        if (data.Dimension == d)
+        {
+            return data.X;
+        }
+
+        if (data.Dimension + 1 == d)
+        {
+            // A file of covariates only: its last column was read as y.
+            var x = new double[data.Count, d];
+            for (var r = 0; r < data.Count; r++)
+            {
+                for (var t = 0; t < d - 1; t++)
+                {
+                    x[r, t] = data.X[r, t];
+                }
+
+                x[r, d - 1] = data.Y[r];
+            }
+
+            return x;
+        }
+
+        throw new InvalidDataException($"The data have {data.Dimension + 1} columns, but the model needs its {d} covariates (optionally followed by y).");
+    }
+
+    public static Command CreateCoverage(TextWriter output, TextWriter error)
+    {
+        var replicates = new Option<int>("--replicates") { Description = "seeded replicates", DefaultValueFactory = _ => 200 };
+        var n = new Option<int>("--n") { Description = "rows per replicate", DefaultValueFactory = _ => 1000 };
+        var level = new Option<double>("--level") { Description = "the intervals' probability", DefaultValueFactory = _ => 0.95 };
+        var sandwich = new Option<bool>("--sandwich") { Description = "sandwich standard errors instead of the observed information's" };
+        var outPath = new Option<FileInfo?>("--out") { Description = "also write the Markdown table to this file" };
+        var command = new Command("coverage", "check the standard errors by simulation: Wald-interval coverage over seeded replicates of a known model")
+        {
+            replicates, n, level, sandwich, outPath,
+        };
+        command.SetAction(parse =>
+        {
+            Shared.CheckPaths([], [parse.GetValue(outPath)]);
+            Shared.Require(parse.GetValue(replicates) >= 1, "--replicates", "at least 1", parse.GetValue(replicates));
+            Shared.Require(parse.GetValue(n) >= 50, "--n", "at least 50", parse.GetValue(n));
+            Shared.Require(parse.GetValue(level) is > 0 and < 1, "--level", "in (0, 1)", parse.GetValue(level));
+            var clock = System.Diagnostics.Stopwatch.StartNew();
+            var rows = Experiments.Coverage(parse.GetValue(replicates), parse.GetValue(n), parse.GetValue(level),
+                parse.GetValue(sandwich), new Progress<int>(r =>
+                {
+                    if (r % 50 == 0)
+                    {
+                        error.WriteLine($"coverage: {r} replicates");
+                    }
+                }));
+            var md = new StringBuilder();
+            md.Append(Inv, $"Coverage of {parse.GetValue(level):P0} Wald intervals ({(parse.GetValue(sandwich) ? "sandwich" : "observed information")}), {parse.GetValue(replicates)} replicates of n = {parse.GetValue(n)}, {clock.Elapsed.TotalSeconds:F0} s. ");
+            md.Append("Truth: k = 2 linear experts in d = 2 with intercepts and their own noise levels, a gate with an intercept, x ~ N(0, I); fitted with the defaults.\n\n");
+            md.Append("| parameters | intervals | coverage | lowest, highest single parameter |\n|---|---|---|---|\n");
+            foreach (var r in rows)
+            {
+                md.Append(Inv, $"| {r.Group} | {r.Intervals} | {r.Coverage:F3} | {r.Lowest:F3}, {r.Highest:F3} |\n");
+            }
+
+            output.Write(md.ToString());
+            if (parse.GetValue(outPath) is { } file)
+            {
+                AtomicFile.WriteAllText(Shared.PrepareOutput(file), md.ToString());
+            }
+
+            return CliApp.Success;
+        });
+        return command;
+    }
+}

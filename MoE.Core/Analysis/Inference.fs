@@ -1,0 +1,426 @@
+namespace MoE.Core
+
+open System
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>Standard errors of a fitted model's parameters, in the user's units, with Wald intervals.</summary>
+type StandardErrors =
+    {
+        /// k×d standard errors of the regressors a_i.
+        Regressors: float[,]
+        /// k standard errors of the expert intercepts b_i (empty without intercepts).
+        RegressorIntercepts: float[]
+        /// (k−1)×d standard errors of the gating rows w_j (w_k = 0 is not a parameter).
+        Gating: float[,]
+        /// k−1 standard errors of the gate intercepts c_j (empty without intercepts).
+        GatingIntercepts: float[]
+        /// k standard errors of the noise levels σ_i (by the delta method from log σ_i; one value repeated for a
+        /// common σ; zeros when σ was given, not fitted).
+        Sigmas: float[]
+        /// "observed" (the inverse observed information) or "sandwich" (H⁻¹ J H⁻¹, J the scores' outer products).
+        Method: string
+        /// The smallest eigenvalue of the observed information per row, relative to its largest: near 0 means a
+        /// parameter is barely identified and its interval is unreliable.
+        Conditioning: float
+    }
+
+/// <summary>Mixture predictions for every row: the mean, each expert's mean, the gate probabilities and, on request,
+/// predictive quantiles of the mixture.</summary>
+type Predictions =
+    {
+        /// n conditional means Σ_i p_i(x) μ_i(x).
+        Mean: float[]
+        /// n×k expert means μ_i(x) = g(⟨a_i, x⟩ + b_i).
+        ExpertMeans: float[,]
+        /// n×k gate probabilities p_i(x).
+        Gate: float[,]
+        /// n lower and upper ends of the central predictive interval (empty without an interval).
+        Lower: float[]
+        /// See Lower.
+        Upper: float[]
+        /// The interval's probability (0 without an interval).
+        Level: float
+    }
+
+/// <summary>The fit for one number of experts and its information criteria.</summary>
+type KChoice =
+    {
+        /// k (1: a single regression, the same g, intercept and noise).
+        Experts: int
+        /// The maximised log-likelihood (total over rows).
+        LogLikelihood: float
+        /// The number of free parameters.
+        Parameters: int
+        /// −2 LL + 2 p.
+        Aic: float
+        /// −2 LL + p log n.
+        Bic: float
+        /// BIC − 2 Σ_n log r_{n,ẑ_n} (flexmix's: the classification likelihood at the most likely expert).
+        Icl: float
+        /// The model for k ≥ 2 (None for k = 1, whose parameters are in Single).
+        Model: MoeModel option
+        /// For k = 1: slopes, intercept and σ of the single regression.
+        Single: (float[] * float * float) option
+        /// Warnings of the fit.
+        Warnings: Finding[]
+    }
+
+/// <summary>What a fitted model says beyond its point estimate (docs/inference.md): standard errors from the
+/// observed information, predictions with intervals, and the choice of k by information criteria.</summary>
+[<RequireQualifiedAccess>]
+module Inference =
+
+    let private settingsOf (model: MoeModel) (commonSigma: bool) (estimateSigma: bool) : EmSettings =
+        { EmSettings.paper estimateSigma 1 1e-9 with
+            CommonSigma = commonSigma
+            FitIntercepts = model.HasIntercepts
+        }
+
+    /// <summary>The number of free parameters of a model: k regressors and k−1 gating rows (each with an intercept
+    /// when the model has them), and one σ per expert, or one in all.</summary>
+    /// <param name="experts">k ≥ 1.</param>
+    /// <param name="dimension">d.</param>
+    /// <param name="intercepts">Whether experts and gate have intercepts.</param>
+    /// <param name="commonSigma">One σ for all experts.</param>
+    [<CompiledName("ParameterCount")>]
+    let parameterCount (experts: int) (dimension: int) (intercepts: bool) (commonSigma: bool) : int =
+        let width = dimension + (if intercepts then 1 else 0)
+        experts * width + (experts - 1) * width + (if commonSigma then 1 else experts)
+
+    /// <summary>Standard errors of every parameter at a maximum of the likelihood. The observed information is the
+    /// negative Hessian of the log-likelihood in θ = (a_i, b_i, w_j, c_j, log σ_i), by central differences of the
+    /// analytic gradient (docs/inference.md: steps of 1e-4 in units where each variable's curvature per row is 1,
+    /// so the truncation error is ~1e-8 and the rounding error ~1e-11 relative); its inverse is the covariance, or
+    /// with <paramref name="sandwich"/> H⁻¹ J H⁻¹ with J = Σ_n s_n s_nᵀ, robust to a misspecified noise model.</summary>
+    /// <param name="model">The fitted model (a maximum of the likelihood without prior: the default fit's).</param>
+    /// <param name="commonSigma">Whether the fit had one σ for all experts.</param>
+    /// <param name="estimateSigma">Whether σ was fitted (false: σ was given and is not a parameter).</param>
+    /// <param name="sandwich">The sandwich estimator instead of the inverse observed information.</param>
+    /// <param name="x">n×d inputs of the fit.</param>
+    /// <param name="y">n responses of the fit.</param>
+    /// <exception cref="T:System.InvalidOperationException">The observed information is not positive definite: the
+    /// model is not at a strict maximum (not converged, or an expert is not identified).</exception>
+    [<CompiledName("StandardErrors")>]
+    let standardErrors
+        (model: MoeModel)
+        (commonSigma: bool)
+        (estimateSigma: bool)
+        (sandwich: bool)
+        (x: float[,])
+        (y: float[])
+        : StandardErrors =
+        MoeModel.validate model
+        MoeModel.checkLikelihoodInputs model x y
+        let settings = settingsOf model commonSigma estimateSigma
+        let theta = Likelihood.pack settings model
+        let p = theta.Length
+        let n = float y.Length
+        let k, d = model.Experts, model.Dimension
+
+        let scale =
+            let full = LikelihoodKernel.curvature model settings.FitIntercepts x y
+            // The same map from the kernel's layout to the variables as the gradient's.
+            let c = Likelihood.restrict settings model full
+            let floor = 1e-6 * Array.max c
+            c |> Array.map (fun v -> sqrt (max v floor / n))
+
+        let gradient (v: float[]) =
+            snd (Likelihood.objective settings (Likelihood.unpack settings model v) x y)
+
+        let hessian = Matrix<float>.Build.Dense(p, p)
+
+        for j in 0 .. p - 1 do
+            let h = 1e-4 / scale.[j]
+            let plus = Array.copy theta
+            let minus = Array.copy theta
+            plus.[j] <- plus.[j] + h
+            minus.[j] <- minus.[j] - h
+            let gp, gm = gradient plus, gradient minus
+
+            for i in 0 .. p - 1 do
+                hessian.[i, j] <- (gp.[i] - gm.[i]) / (2.0 * h)
+
+        let information = -(hessian + hessian.Transpose()) / 2.0
+        // Conditioning in the scaled variables, where a well-identified parameter has information ~1 per row.
+        let scaled =
+            Matrix<float>.Build.Dense(p, p, fun i j -> information.[i, j] / (n * scale.[i] * scale.[j]))
+
+        let eigen =
+            scaled.Evd(Symmetricity.Symmetric).EigenValues |> Seq.map _.Real |> Seq.toArray
+
+        let smallest, largest = Array.min eigen, Array.max eigen
+
+        if not (smallest > 1e-12 * largest) then
+            invalidOp (
+                sprintf
+                    "The observed information is not positive definite (smallest eigenvalue %.3g of %.3g in scaled units): the model is not at a strict maximum of the likelihood, or a parameter is not identified (an expert with almost no weight, or experts that coincide). Refit, or fit fewer experts."
+                    smallest
+                    largest
+            )
+
+        let inverse = information.Inverse()
+
+        let covariance =
+            if not sandwich then
+                inverse
+            else
+                let scores = Matrix<float>.Build.Dense(p, p)
+                let row = Array2D.zeroCreate 1 d
+
+                for r in 0 .. y.Length - 1 do
+                    for t in 0 .. d - 1 do
+                        row.[0, t] <- x.[r, t]
+
+                    let _, s = Likelihood.objective settings model row [| y.[r] |]
+
+                    for i in 0 .. p - 1 do
+                        for j in 0 .. p - 1 do
+                            scores.[i, j] <- scores.[i, j] + s.[i] * s.[j]
+
+                inverse * scores * inverse
+
+        let se = Array.init p (fun j -> sqrt (max covariance.[j, j] 0.0))
+        let width = if settings.FitIntercepts then d + 1 else d
+        let nW = (k - 1) * width
+        let nA = k * width
+        let levels = if commonSigma then 1 else k
+
+        {
+            Regressors = Array2D.init k d (fun i t -> se.[i * width + t])
+            RegressorIntercepts =
+                (if settings.FitIntercepts then
+                     Array.init k (fun i -> se.[i * width + d])
+                 else
+                     [||])
+            Gating = Array2D.init (k - 1) d (fun j t -> se.[nA + j * width + t])
+            GatingIntercepts =
+                (if settings.FitIntercepts then
+                     Array.init (k - 1) (fun j -> se.[nA + j * width + d])
+                 else
+                     [||])
+            Sigmas =
+                Array.init k (fun i ->
+                    if estimateSigma then
+                        model.Sigmas.[i] * se.[nA + nW + (if levels = 1 then 0 else i)]
+                    else
+                        0.0)
+            Method = (if sandwich then "sandwich" else "observed")
+            Conditioning = smallest / largest
+        }
+
+    /// The standard normal CDF Φ(z) = erfc(−z/√2)/2.
+    let private phi (z: float) =
+        0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-z / sqrt 2.0)
+
+    /// <summary>Predictions for every row: the mixture mean, each expert's mean and the gate, and with
+    /// <paramref name="level"/> &gt; 0 the central predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²), whose ends
+    /// solve Σ_i p_i Φ((q − μ_i)/σ_i) = (1 ∓ level)/2 by bisection to 1e-12 of the experts' spread.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <exception cref="T:System.ArgumentException">level is not 0 or in (0, 1), or x is not n×d and finite.</exception>
+    [<CompiledName("Predict")>]
+    let predict (model: MoeModel) (level: float) (x: float[,]) : Predictions =
+        if not (level = 0.0 || (level > 0.0 && level < 1.0)) then
+            invalidArg
+                "level"
+                (sprintf "The interval's probability must be in (0, 1) (or 0 for none), but is %g." level)
+
+        let gate = MoeModel.gateProbabilities model x
+        let n, k, d = x.GetLength 0, model.Experts, model.Dimension
+        let g = model.Activation
+
+        let means =
+            Array2D.init n k (fun r i ->
+                let mutable z = model.RegressorIntercepts.[i]
+
+                for t in 0 .. d - 1 do
+                    z <- z + model.Regressors.[i, t] * x.[r, t]
+
+                g.Value z)
+
+        let mean =
+            Array.init n (fun r -> Seq.sum (seq { for i in 0 .. k - 1 -> gate.[r, i] * means.[r, i] }))
+
+        let quantile (r: int) (target: float) =
+            let cdf q =
+                Seq.sum (seq { for i in 0 .. k - 1 -> gate.[r, i] * phi ((q - means.[r, i]) / model.Sigmas.[i]) })
+
+            // Every quantile of the mixture lies between the components' extreme quantiles.
+            let spread = Array.max model.Sigmas
+
+            let mutable lo =
+                Seq.min (seq { for i in 0 .. k - 1 -> means.[r, i] }) - 40.0 * spread
+
+            let mutable hi =
+                Seq.max (seq { for i in 0 .. k - 1 -> means.[r, i] }) + 40.0 * spread
+
+            let stop = 1e-12 * (hi - lo)
+
+            while hi - lo > stop do
+                let mid = 0.5 * (lo + hi)
+                if cdf mid < target then lo <- mid else hi <- mid
+
+            0.5 * (lo + hi)
+
+        let lower, upper =
+            if level = 0.0 then
+                [||], [||]
+            else
+                Array.init n (fun r -> quantile r ((1.0 - level) / 2.0)),
+                Array.init n (fun r -> quantile r ((1.0 + level) / 2.0))
+
+        {
+            Mean = mean
+            ExpertMeans = means
+            Gate = gate
+            Lower = lower
+            Upper = upper
+            Level = level
+        }
+
+    /// The single regression y = g(⟨a, x⟩ + b) + N(0, σ²) by least squares: closed form for the identity, else L-BFGS
+    /// from the linear fit. σ² = RSS/n is its maximum-likelihood level.
+    let private single (g: Activation) (intercept: bool) (x: float[,]) (y: float[]) (context: RunContext) =
+        let n, d = x.GetLength 0, x.GetLength 1
+        let width = if intercept then d + 1 else d
+
+        let design =
+            Matrix<float>.Build.Dense(n, width, fun r t -> if t < d then x.[r, t] else 1.0)
+
+        let linear = design.QR().Solve(Vector<float>.Build.DenseOfArray y).ToArray()
+
+        let coefficients =
+            match g with
+            | Identity -> linear
+            | _ ->
+                let f (v: float[]) =
+                    let grad = Array.zeroCreate width
+                    let mutable loss = 0.0
+
+                    for r in 0 .. n - 1 do
+                        let mutable z = if intercept then v.[d] else 0.0
+
+                        for t in 0 .. d - 1 do
+                            z <- z + v.[t] * x.[r, t]
+
+                        let e = g.Value z - y.[r]
+                        loss <- loss + e * e / (2.0 * float n)
+                        let s = e * g.Derivative z / float n
+
+                        for t in 0 .. d - 1 do
+                            grad.[t] <- grad.[t] + s * x.[r, t]
+
+                        if intercept then
+                            grad.[d] <- grad.[d] + s
+
+                    loss, grad
+
+                (Lbfgs.minimize "single" context false 500 1e-10 f linear).Value
+
+        let rss =
+            Seq.sum (
+                seq {
+                    for r in 0 .. n - 1 ->
+                        let mutable z = if intercept then coefficients.[d] else 0.0
+
+                        for t in 0 .. d - 1 do
+                            z <- z + coefficients.[t] * x.[r, t]
+
+                        let e = y.[r] - g.Value z
+                        e * e
+                }
+            )
+
+        let sigma = sqrt (rss / float n)
+        let ll = -0.5 * float n * (Math.Log(2.0 * Math.PI * sigma * sigma) + 1.0)
+        Array.sub coefficients 0 d, (if intercept then coefficients.[d] else 0.0), sigma, ll
+
+    /// <summary>Fits every k of <paramref name="experts"/> with the configuration (k = 1: a single regression) and
+    /// reports the log-likelihood, the parameter count, AIC, BIC and ICL of each. Choose by BIC (consistent for the
+    /// number of components of a mixture of regressions under regularity; AIC over-fits as n grows), or by ICL when
+    /// well-separated experts are wanted.</summary>
+    /// <param name="config">The fit's configuration (its Experts is replaced by each k).</param>
+    /// <param name="experts">The values of k (each ≥ 1).</param>
+    /// <param name="data">The data.</param>
+    /// <param name="context">Progress and cancellation.</param>
+    [<CompiledName("SelectExperts")>]
+    let selectExperts (config: FitConfig) (experts: int list) (data: Dataset) (context: RunContext) : KChoice[] =
+        if experts.IsEmpty then
+            invalidArg "experts" "At least one number of experts is needed."
+
+        for k in experts do
+            if k < 1 then
+                invalidArg "experts" (sprintf "Every number of experts must be >= 1, but one is %d." k)
+
+        let n = float data.Count
+        let d = data.Dimension
+
+        [|
+            for k in List.distinct experts |> List.sort do
+                context.Cancellation.ThrowIfCancellationRequested()
+
+                if k = 1 then
+                    let a, b, s, ll = single config.Activation config.Intercepts data.X data.Y context
+                    let p = parameterCount 1 d config.Intercepts true
+                    let bic = -2.0 * ll + float p * Math.Log n
+
+                    {
+                        Experts = 1
+                        LogLikelihood = ll
+                        Parameters = p
+                        Aic = -2.0 * ll + 2.0 * float p
+                        Bic = bic
+                        Icl = bic
+                        Model = None
+                        Single = Some(a, b, s)
+                        Warnings = [||]
+                    }
+                else
+                    let fit = Learner.fit { config with Experts = k } data context
+                    let m = fit.Model
+                    let ll = MoeModel.logLikelihood m data.X data.Y
+                    let p = parameterCount k d m.HasIntercepts config.CommonSigma
+                    let post = MoeModel.responsibilities m data.X data.Y
+
+                    let classification =
+                        Seq.sum (
+                            seq {
+                                for r in 0 .. data.Count - 1 ->
+                                    Math.Log(max (Seq.max (seq { for i in 0 .. k - 1 -> post.[r, i] })) 1e-300)
+                            }
+                        )
+
+                    let bic = -2.0 * ll + float p * Math.Log n
+
+                    {
+                        Experts = k
+                        LogLikelihood = ll
+                        Parameters = p
+                        Aic = -2.0 * ll + 2.0 * float p
+                        Bic = bic
+                        Icl = bic - 2.0 * classification
+                        Model = Some m
+                        Single = None
+                        Warnings = fit.Warnings
+                    }
+        |]
+
+    /// <summary>Whether a choice's likelihood is degenerate (the fit kept the guarded model because an expert would
+    /// collapse onto a few points or repeated responses without it): its criteria are not comparable.</summary>
+    /// <param name="choice">One k's fit.</param>
+    [<CompiledName("IsDegenerate")>]
+    let isDegenerate (choice: KChoice) : bool =
+        choice.Warnings |> Array.exists (fun w -> w.Code = "likelihood-degenerate")
+
+    /// <summary>The k with the lowest BIC and the k with the lowest ICL among the choices that are not degenerate
+    /// (among all when every one is).</summary>
+    /// <param name="choices">The fits of <c>selectExperts</c>.</param>
+    [<CompiledName("Choose")>]
+    let choose (choices: KChoice[]) : int * int =
+        if choices.Length = 0 then
+            invalidArg "choices" "There is no fit to choose from."
+
+        let regular = choices |> Array.filter (isDegenerate >> not)
+        let pool = if regular.Length > 0 then regular else choices
+        (pool |> Array.minBy _.Bic).Experts, (pool |> Array.minBy _.Icl).Experts

@@ -1,0 +1,105 @@
+namespace MoE.Core
+
+open System
+
+/// <summary>The coverage of one group of parameters' Wald intervals over the replicates.</summary>
+type CoverageRow =
+    {
+        /// The group: "regressors", "expert intercepts", "gating", "gate intercepts", "sigmas".
+        Group: string
+        /// The fraction of (replicate, parameter) intervals that contain the truth.
+        Coverage: float
+        /// The lowest and highest coverage of a single parameter of the group.
+        Lowest: float
+        /// See Lowest.
+        Highest: float
+        /// The intervals counted.
+        Intervals: int
+    }
+
+/// <summary>A simulation check of the standard errors (docs/inference.md): seeded replicates from a known model,
+/// each fitted with the defaults, each parameter's Wald interval θ̂ ± z·SE checked against the truth.</summary>
+[<RequireQualifiedAccess>]
+module Coverage =
+
+    /// <summary>The coverage study's truth: two linear experts in d = 2 with intercepts and their own noise levels,
+    /// a gate with an intercept, and covariates N(0, I) — every kind of parameter of the general model.</summary>
+    [<CompiledName("Truth")>]
+    let truth: MoeModel =
+        MoeModel.createGeneral
+            (array2D [ [ 1.0; -0.5 ]; [ -0.5; 1.0 ] ])
+            [| 0.5; -0.5 |]
+            (array2D [ [ 1.5; 0.5 ] ])
+            [| 0.3 |]
+            Identity
+            [| 0.3; 0.5 |]
+
+    /// <summary>Runs the replicates: replicate r samples <paramref name="samples"/> rows with seed r, fits with the
+    /// defaults (seed r), computes the standard errors and checks the intervals at <paramref name="level"/>. With
+    /// k = 2 the labels are aligned exactly: when the fit's experts are the truth's swapped, the experts are swapped
+    /// back and the gate's sign flipped (w, c → −w, −c), which leaves every standard error unchanged.</summary>
+    /// <param name="replicates">The number of replicates (≥ 1).</param>
+    /// <param name="samples">Rows per replicate.</param>
+    /// <param name="level">The intervals' probability, e.g. 0.95.</param>
+    /// <param name="sandwich">Sandwich standard errors instead of the observed information's.</param>
+    /// <param name="progress">Called after each replicate with the number done.</param>
+    [<CompiledName("Run")>]
+    let run (replicates: int) (samples: int) (level: float) (sandwich: bool) (progress: int -> unit) : CoverageRow[] =
+        Guard.positiveInt "replicates" replicates
+
+        if not (level > 0.0 && level < 1.0) then
+            invalidArg "level" (sprintf "The level must be in (0, 1), but is %g." level)
+
+        let z = MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, (1.0 + level) / 2.0)
+        // hits.[group].[parameter] counts the intervals that contain the truth.
+        let groups =
+            [| "regressors"; "expert intercepts"; "gating"; "gate intercepts"; "sigmas" |]
+
+        let counts = [| 4; 2; 2; 1; 2 |]
+        let hits = counts |> Array.map (fun c -> Array.zeroCreate<int> c)
+
+        for r in 1..replicates do
+            let data = Sampler.sample truth samples (int64 r)
+
+            let fit =
+                Learner.fit
+                    { FitConfig.defaults 2 Identity with
+                        Seed = int64 r
+                    }
+                    data
+                    RunContext.silent
+
+            let se = Inference.standardErrors fit.Model false true sandwich data.X data.Y
+            let m = fit.Model
+            let swapped = (Metrics.compare m truth).Permutation.[0] = 1
+            let e i = if swapped then 1 - i else i
+            let sign = if swapped then -1.0 else 1.0
+
+            let check (group: int) (index: int) (estimate: float) (error: float) (target: float) =
+                if abs (estimate - target) <= z * error then
+                    hits.[group].[index] <- hits.[group].[index] + 1
+
+            for i in 0..1 do
+                for t in 0..1 do
+                    check 0 (2 * i + t) m.Regressors.[e i, t] se.Regressors.[e i, t] truth.Regressors.[i, t]
+
+                check 1 i m.RegressorIntercepts.[e i] se.RegressorIntercepts.[e i] truth.RegressorIntercepts.[i]
+                check 4 i m.Sigmas.[e i] se.Sigmas.[e i] truth.Sigmas.[i]
+
+            for t in 0..1 do
+                check 2 t (sign * m.Gating.[0, t]) se.Gating.[0, t] truth.Gating.[0, t]
+
+            check 3 0 (sign * m.GatingIntercepts.[0]) se.GatingIntercepts.[0] truth.GatingIntercepts.[0]
+            progress r
+
+        groups
+        |> Array.mapi (fun g name ->
+            let rates = hits.[g] |> Array.map (fun h -> float h / float replicates)
+
+            {
+                Group = name
+                Coverage = float (Array.sum hits.[g]) / float (replicates * counts.[g])
+                Lowest = Array.min rates
+                Highest = Array.max rates
+                Intervals = replicates * counts.[g]
+            })

@@ -1,0 +1,179 @@
+/// Standard errors, predictions and the choice of k (docs/inference.md).
+module MoE.Core.Tests.InferenceTests
+
+open System
+open System.IO
+open FsCheck.FSharp
+open FsCheck.Xunit
+open MathNet.Numerics.LinearAlgebra
+open Xunit
+open MoE.Core
+
+/// A converged maximum-likelihood fit of a general identity model (intercepts, a level per expert): the truth is a
+/// random well-separated model (σ = 0.2, free gating) with random intercepts, the fit EM from the truth to 1e-13.
+let private converged (k: int) (d: int) (seed: int64) =
+    let truth =
+        let m = GroundTruth.random k d Identity 0.2 1.0 true seed
+        let b, c = GroundTruth.randomIntercepts k seed
+        MoeModel.createGeneral m.Regressors b m.Gating c Identity (Array.init k (fun i -> 0.2 + 0.1 * float i))
+
+    let data = Sampler.sample truth 2000 (seed + 100L)
+
+    let settings =
+        { EmSettings.paper true 2000 1e-13 with
+            CommonSigma = false
+            FitIntercepts = true
+        }
+
+    (Em.runWith settings truth data.X data.Y RunContext.silent).Value, data, settings
+
+let private case =
+    gen {
+        let! k = Gen.choose (2, 3)
+        let! d = Gen.choose (k, 3)
+        let! seed = Gen.choose (1, 1000)
+        return k, d, int64 seed
+    }
+
+/// The observed information from central second differences of the likelihood's value (an independent route: no
+/// gradient), with steps of 1e-3 relative to each variable's scale. Its truncation error is ~h² ≈ 1e-6 relative
+/// and the rounding error ε·|LL|/h² ≈ 2e-16·2000/1e-6 ≈ 4e-7 against entries of order n = 2000, so the standard
+/// errors agree to 1e-4 relative (a wrong factor of 2 or a missing delta-method σ would be off by ≥ 40 %).
+[<Property(MaxTest = 6)>]
+let ``standard errors are the square roots of the inverse observed information from second differences of the value``
+    ()
+    =
+    Prop.forAll (FsCheck.FSharp.Arb.fromGen case) (fun (k, d, seed) ->
+        let model, data, settings = converged k d seed
+        let se = Inference.standardErrors model false true false data.X data.Y
+        let theta = Likelihood.pack settings model
+        let p = theta.Length
+
+        let ll (v: float[]) =
+            MoeModel.logLikelihood (Likelihood.unpack settings model v) data.X data.Y
+
+        let h = theta |> Array.map (fun t -> 1e-3 * max 0.1 (abs t))
+
+        let shifted (i: int) (si: float) (j: int) (sj: float) =
+            let v = Array.copy theta
+            v.[i] <- v.[i] + si * h.[i]
+            v.[j] <- v.[j] + sj * h.[j]
+            ll v
+
+        let information =
+            Matrix<float>
+                .Build.Dense(
+                    p,
+                    p,
+                    fun i j ->
+                        -(shifted i 1.0 j 1.0 - shifted i 1.0 j -1.0 - shifted i -1.0 j 1.0
+                          + shifted i -1.0 j -1.0)
+                        / (4.0 * h.[i] * h.[j])
+                )
+
+        let covariance = information.Inverse()
+        let reference = Array.init p (fun j -> sqrt covariance.[j, j])
+        let width = d + 1
+
+        let ours =
+            [|
+                for i in 0 .. k - 1 do
+                    for t in 0 .. d - 1 do
+                        se.Regressors.[i, t]
+
+                    se.RegressorIntercepts.[i]
+                for j in 0 .. k - 2 do
+                    for t in 0 .. d - 1 do
+                        se.Gating.[j, t]
+
+                    se.GatingIntercepts.[j]
+                // The σ_i by the delta method from log σ_i.
+                for i in 0 .. k - 1 do
+                    se.Sigmas.[i] / model.Sigmas.[i]
+            |]
+
+        Assert.Equal(k * width + (k - 1) * width + k, p)
+
+        for j in 0 .. p - 1 do
+            Assert.True(
+                abs (ours.[j] - reference.[j]) <= 1e-4 * reference.[j],
+                sprintf "variable %d: %.8g against %.8g" j ours.[j] reference.[j]
+            ))
+
+/// Predictions are the model's own: the mean is Σ_i gate·expert mean (to rounding, 1e-12 relative), and the
+/// interval's ends are the mixture's quantiles (its CDF there is (1 ∓ level)/2 to the bisection's 1e-12 of the spread,
+/// i.e. well within 1e-9).
+[<Property(MaxTest = 30)>]
+let ``predictions round-trip: the mean is the gate-weighted expert means and the interval ends are mixture quantiles``
+    ()
+    =
+    Prop.forAll (FsCheck.FSharp.Arb.fromGen Generators.generalModel) (fun m ->
+        let x = (Sampler.sample m 20 3L).X
+        let p = Inference.predict m 0.9 x
+        let mean = MoeModel.predict m x
+
+        let phi z =
+            0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-z / sqrt 2.0)
+
+        for r in 0..19 do
+            let sum =
+                Seq.sum (seq { for i in 0 .. m.Experts - 1 -> p.Gate.[r, i] * p.ExpertMeans.[r, i] })
+
+            Assert.True(abs (sum - p.Mean.[r]) <= 1e-12 * (1.0 + abs sum))
+            Assert.True(abs (mean.[r] - p.Mean.[r]) <= 1e-12 * (1.0 + abs sum))
+
+            let cdf q =
+                Seq.sum (
+                    seq {
+                        for i in 0 .. m.Experts - 1 -> p.Gate.[r, i] * phi ((q - p.ExpertMeans.[r, i]) / m.Sigmas.[i])
+                    }
+                )
+
+            Assert.True(abs (cdf p.Lower.[r] - 0.05) <= 1e-9, sprintf "F(lower) = %.12f" (cdf p.Lower.[r]))
+            Assert.True(abs (cdf p.Upper.[r] - 0.95) <= 1e-9, sprintf "F(upper) = %.12f" (cdf p.Upper.[r])))
+
+[<Fact>]
+let ``an interval of probability outside (0, 1) is refused`` () =
+    let m = Gen.sample 1 Generators.generalModel |> Seq.head
+    let x = (Sampler.sample m 3 3L).X
+
+    let e =
+        Assert.Throws<ArgumentException>(fun () -> Inference.predict m 1.0 x |> ignore)
+
+    Assert.Contains("must be in (0, 1)", e.Message)
+
+/// On faithful BIC chooses k = 2, as flexmix does (tests/data/README.md: BIC 1753.58, 1747.49, 1767.28 for
+/// k = 1, 2, 3); k = 1 is least squares, whose log-likelihood is the closed form −n/2 (log 2πσ̂² + 1).
+[<Fact>]
+let ``on faithful BIC chooses two experts, and one expert is least squares`` () =
+    let data =
+        DataCsv.load (Path.Combine(AppContext.BaseDirectory, "data", "faithful.csv"))
+
+    let choices =
+        Inference.selectExperts (FitConfig.defaults 2 Identity) [ 1; 2; 3 ] data RunContext.silent
+
+    Assert.Equal<int[]>([| 3; 8; 13 |], choices |> Array.map _.Parameters)
+    Assert.Equal((2, 2), Inference.choose choices)
+    // flexmix's k = 1 and k = 2 log-likelihoods less its tolerance: ours are at least as high.
+    Assert.True(choices.[0].LogLikelihood >= -868.3834)
+    Assert.True(choices.[1].LogLikelihood >= -851.3191 - 0.05)
+    let n = float data.Count
+
+    let x =
+        Matrix<float>.Build.Dense(data.Count, 2, fun r t -> if t = 0 then data.X.[r, 0] else 1.0)
+
+    let beta = x.QR().Solve(Vector<float>.Build.DenseOfArray data.Y)
+    let rss = (x * beta - Vector<float>.Build.DenseOfArray data.Y).L2Norm() ** 2.0
+    let closed = -n / 2.0 * (Math.Log(2.0 * Math.PI * rss / n) + 1.0)
+    Assert.True(abs (choices.[0].LogLikelihood - closed) <= 1e-9 * abs closed)
+
+/// A seeded slice of `moe coverage` (the full 1,000-replicate table is in docs/inference.md): 100 replicates of
+/// n = 1000, 1,100 intervals pooled over every parameter. At a true rate of 0.95 the pooled share has a binomial sd
+/// of 0.0066 if the intervals were independent (they are not within a replicate), so [0.92, 0.98] is ±4.5 sd; a
+/// wrong factor √2 in the standard errors would give 0.83 or 0.99+.
+[<Fact>]
+let ``95 % Wald intervals cover the truth about 95 % of the time`` () =
+    let rows = Coverage.run 100 1000 0.95 false ignore
+    let hits = rows |> Array.sumBy (fun r -> r.Coverage * float r.Intervals)
+    let total = rows |> Array.sumBy (fun r -> float r.Intervals)
+    Assert.InRange(hits / total, 0.92, 0.98)
