@@ -184,3 +184,80 @@ public static partial class MoeLearner
             kind == StandardErrorKind.Sandwich, data.Inner.X, data.Inner.Y));
     }
 }
+
+/// <summary>What the data say about the estimators' assumptions (<see cref="MoeLearner.Diagnose"/>; docs/inference.md §4).</summary>
+public sealed class DataDiagnosis
+{
+    internal DataDiagnosis(Core.DataReport r)
+    {
+        Rows = r.Rows;
+        Dimension = r.Dimension;
+        Experts = r.Experts;
+        Parameters = r.Parameters;
+        Columns = r.Columns.Select(c => new ColumnSummary(c.Mean, c.Sd, c.Skewness, c.ExcessKurtosis)).ToArray();
+        MardiaSkewness = r.MardiaSkewness;
+        MardiaSkewnessP = r.MardiaSkewnessP;
+        MardiaKurtosisRatio = r.MardiaKurtosisRatio;
+        MardiaKurtosisP = r.MardiaKurtosisP;
+        Conditioning = r.Conditioning;
+        MomentGuarantees = r.MomentGuarantees;
+        Verdict = r.Verdict;
+    }
+
+    /// <summary>Rows n.</summary>
+    public int Rows { get; }
+
+    /// <summary>Covariates d.</summary>
+    public int Dimension { get; }
+
+    /// <summary>The number of experts asked about.</summary>
+    public int Experts { get; }
+
+    /// <summary>Free parameters of the default model at that k.</summary>
+    public int Parameters { get; }
+
+    /// <summary>Mean, sd, skewness and excess kurtosis of every covariate.</summary>
+    public IReadOnlyList<ColumnSummary> Columns { get; }
+
+    /// <summary>Mardia's multivariate skewness (0 for a Gaussian; NaN when the covariates are collinear).</summary>
+    public double MardiaSkewness { get; }
+
+    /// <summary>Its p-value under normality.</summary>
+    public double MardiaSkewnessP { get; }
+
+    /// <summary>Mardia's kurtosis over a Gaussian's (1 for a Gaussian).</summary>
+    public double MardiaKurtosisRatio { get; }
+
+    /// <summary>Its two-sided p-value under normality.</summary>
+    public double MardiaKurtosisP { get; }
+
+    /// <summary>The condition number of the covariates' correlation matrix.</summary>
+    public double Conditioning { get; }
+
+    /// <summary>Whether the moment initializers' guarantees apply after standardising.</summary>
+    public bool MomentGuarantees { get; }
+
+    /// <summary>The verdict and what to do, one sentence each.</summary>
+    public IReadOnlyList<string> Verdict { get; }
+}
+
+/// <summary>The moments of one covariate.</summary>
+/// <param name="Mean">The mean.</param>
+/// <param name="Sd">The standard deviation.</param>
+/// <param name="Skewness">The skewness (0 for a Gaussian).</param>
+/// <param name="ExcessKurtosis">The excess kurtosis (0 for a Gaussian).</param>
+public sealed record ColumnSummary(double Mean, double Sd, double Skewness, double ExcessKurtosis);
+
+public static partial class MoeLearner
+{
+    /// <summary>Examines the covariates for a fit with <paramref name="experts"/> experts: moments per column,
+    /// Mardia's tests, conditioning, rows per parameter, and whether the moment initializers' guarantees apply.</summary>
+    /// <param name="data">The samples.</param>
+    /// <param name="experts">k ≥ 1.</param>
+    /// <exception cref="ArgumentException">k below 1.</exception>
+    public static DataDiagnosis Diagnose(Dataset data, int experts)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        return new DataDiagnosis(Core.DataReportModule.Create(experts, data.Inner));
+    }
+}

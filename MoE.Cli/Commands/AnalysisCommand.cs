@@ -110,6 +110,41 @@ internal static class AnalysisCommand
         return command;
     }
 
+    public static Command CreateDiagnose(TextWriter output)
+    {
+        var data = new Argument<FileInfo>("data") { Description = "the CSV file (x1,...,xd,y)" };
+        var k = new Option<int>("--k") { Description = "the number of experts to judge the data for", Required = true };
+        var command = new Command("diagnose", "check the data against the estimators' assumptions: moments, Mardia's tests, conditioning, rows per parameter, and a verdict")
+        {
+            data, k,
+        };
+        command.SetAction(parse =>
+        {
+            Shared.CheckPaths([parse.GetValue(data)], []);
+            Shared.Require(parse.GetValue(k) >= 1, "--k", "at least 1", parse.GetValue(k));
+            var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+            var r = MoeLearner.Diagnose(dataset, parse.GetValue(k));
+            output.WriteLine(string.Create(Inv, $"n = {r.Rows} rows, d = {r.Dimension} covariates; k = {r.Experts} experts have {r.Parameters} parameters ({(double)r.Rows / r.Parameters:F1} rows each)"));
+            output.WriteLine($"{"column",7} {"mean",12} {"sd",12} {"skewness",10} {"ex.kurtosis",12}");
+            for (var t = 0; t < r.Columns.Count; t++)
+            {
+                var c = r.Columns[t];
+                output.WriteLine(string.Create(Inv, $"{"x" + (t + 1),7} {c.Mean,12:G5} {c.Sd,12:G5} {c.Skewness,10:F3} {c.ExcessKurtosis,12:F3}"));
+            }
+
+            output.WriteLine(string.Create(Inv,
+                $"Mardia: skewness {r.MardiaSkewness:G3} (p = {r.MardiaSkewnessP:G2}), kurtosis {r.MardiaKurtosisRatio:F3} x Gaussian (p = {r.MardiaKurtosisP:G2}); correlation condition number {r.Conditioning:G3}"));
+            output.WriteLine($"moment guarantees (L4, spectral): {(r.MomentGuarantees ? "apply" : "do not apply")}");
+            foreach (var v in r.Verdict)
+            {
+                output.WriteLine($"- {v}");
+            }
+
+            return CliApp.Success;
+        });
+        return command;
+    }
+
     public static Command CreatePredict(TextWriter output)
     {
         var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };

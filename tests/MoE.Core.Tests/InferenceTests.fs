@@ -177,3 +177,45 @@ let ``95 % Wald intervals cover the truth about 95 % of the time`` () =
     let hits = rows |> Array.sumBy (fun r -> r.Coverage * float r.Intervals)
     let total = rows |> Array.sumBy (fun r -> float r.Intervals)
     Assert.InRange(hits / total, 0.92, 0.98)
+
+/// The data report's verdicts (docs/inference.md §4). On Gaussian covariates Mardia's kurtosis ratio is 1 with sd
+/// √(8d(d+2)/n)/(d(d+2)) ≈ 0.0012 at d = 10, n = 50,000, so 0.01 is 8 sd; a lognormal column (skewness ≈ 6) and a
+/// duplicated column (a singular correlation) must each be named.
+[<Fact>]
+let ``the data report tells Gaussian, skewed and collinear covariates apart`` () =
+    let truth = GroundTruth.random 3 10 Identity 0.1 1.0 true 1L
+    let data = Sampler.sample truth 50_000 2L
+    let gaussian = DataReport.create 3 data
+    Assert.True(gaussian.MomentGuarantees, String.concat " " gaussian.Verdict)
+    Assert.InRange(gaussian.MardiaKurtosisRatio, 0.99, 1.01)
+    Assert.True(gaussian.MardiaSkewnessP > 1e-3)
+
+    let skewed =
+        DataReport.create
+            3
+            { data with
+                X = Array2D.mapi (fun _ t v -> if t = 0 then exp v else v) data.X
+            }
+
+    Assert.False(skewed.MomentGuarantees)
+    Assert.Contains(skewed.Verdict, fun v -> v.Contains "far from Gaussian (x1 skewness")
+
+    let collinear =
+        DataReport.create
+            3
+            { data with
+                X = Array2D.mapi (fun r t v -> if t = 1 then data.X.[r, 0] else v) data.X
+            }
+
+    Assert.False(collinear.MomentGuarantees)
+    Assert.Contains(collinear.Verdict, fun v -> v.Contains "collinear")
+
+    let few =
+        DataReport.create
+            6
+            { data with
+                X = data.X.[0..299, *]
+                Y = data.Y.[0..299]
+            }
+
+    Assert.Contains(few.Verdict, fun v -> v.Contains "too few for k = 6")
