@@ -363,24 +363,12 @@ public static partial class MoeLearner
 
         Dataset.CheckReadable(path);
 
-        var context = new Core.RunContext(
-            FuncConvert.FromAction<Core.TraceEntry>(e => progress?.Report(new FitProgress(e.Stage, e.Iteration, e.Loss))),
-            cancellationToken);
+        var context = Context(progress, cancellationToken);
         var chunks = Core.DataCsv.LoadChunks(path, maxRowsInMemory);
         return Run(() => Core.Learner.FitChunks(options.ToCore(), chunks, maxRowsInMemory, context));
     }
 
-    private static FitResult Run(Func<Core.FitResult> fit)
-    {
-        try
-        {
-            return new FitResult(fit());
-        }
-        catch (Core.NonFiniteException e)
-        {
-            throw new FitDivergedException(e);
-        }
-    }
+    private static FitResult Run(Func<Core.FitResult> fit) => new(RunCore(fit));
 }
 
 /// <summary>Recovery errors of a fitted model against a ground truth (paper §4, aligned as docs/math.md §8 defines).</summary>
