@@ -502,6 +502,43 @@ module Learner =
             let polished = maximumLikelihood em model x y context log
             polished, candidates, best.Initializer
 
+    /// The fit's result in the data's units: the model and every candidate mapped back from the standardised
+    /// problem (a held-out likelihood per row shifts by −log of y's scale), and the warnings of the data check, the
+    /// fit and the stages' notes. Shared by the in-memory and the streamed fit.
+    let private result
+        (config: FitConfig)
+        (standardisation: Standardisation)
+        (findings: Finding[])
+        (log: StageLog)
+        (trace: ResizeArray<TraceEntry>)
+        (outcome: StageOutcome<MoeModel>)
+        (candidates: Candidate[])
+        (initializer: string)
+        (y: float[])
+        : FitResult =
+        let stages = log.Results
+        let model = Standardise.toDataUnits standardisation outcome.Value
+        let logScale = Math.Log standardisation.YScale
+
+        {
+            Model = model
+            Trace = trace.ToArray()
+            Stages = stages
+            Reason = outcome.Reason
+            Warnings =
+                Array.append
+                    (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
+                    (Array.append (fitWarnings config stages model y) log.Notes)
+            Candidates =
+                candidates
+                |> Array.map (fun c ->
+                    { c with
+                        Outcome = c.Outcome |> Result.map (Standardise.toDataUnits standardisation)
+                        ValidationLogLikelihood = c.ValidationLogLikelihood - logScale
+                    })
+            Initializer = initializer
+        }
+
     /// <summary>Fits a mixture of experts to (X, y).</summary>
     /// <param name="config">The configuration (see <c>FitConfig.defaults</c> and <c>FitConfig.paper</c>).</param>
     /// <param name="data">The samples.</param>
@@ -608,28 +645,7 @@ module Learner =
                 [||],
                 "random-start-1"
 
-        let stages = log.Results
-        let model = Standardise.toDataUnits standardisation outcome.Value
-        let logScale = Math.Log standardisation.YScale
-
-        {
-            Model = model
-            Trace = trace.ToArray()
-            Stages = stages
-            Reason = outcome.Reason
-            Warnings =
-                Array.append
-                    (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
-                    (Array.append (fitWarnings config stages model data.Y) log.Notes)
-            Candidates =
-                candidates
-                |> Array.map (fun c ->
-                    { c with
-                        Outcome = c.Outcome |> Result.map (Standardise.toDataUnits standardisation)
-                        ValidationLogLikelihood = c.ValidationLogLikelihood - logScale
-                    })
-            Initializer = initializer
-        }
+        result config standardisation findings log trace outcome candidates initializer data.Y
 
     /// <summary>
     /// Fits data that need not fit in memory, arriving in chunks (e.g. <c>DataCsv.loadChunks</c>): the moment
@@ -754,25 +770,4 @@ module Learner =
 
                     select config (proposalsFrom config moments sigma0 d context) sigma0 x y context log
 
-            let stages = log.Results
-            let model = Standardise.toDataUnits standardisation outcome.Value
-            let logScale = Math.Log standardisation.YScale
-
-            {
-                Model = model
-                Trace = trace.ToArray()
-                Stages = stages
-                Reason = outcome.Reason
-                Warnings =
-                    Array.append
-                        (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
-                        (Array.append (fitWarnings config stages model sample.Y) log.Notes)
-                Candidates =
-                    candidates
-                    |> Array.map (fun c ->
-                        { c with
-                            Outcome = c.Outcome |> Result.map (Standardise.toDataUnits standardisation)
-                            ValidationLogLikelihood = c.ValidationLogLikelihood - logScale
-                        })
-                Initializer = initializer
-            }
+            result config standardisation findings log trace outcome candidates initializer sample.Y
