@@ -35,6 +35,7 @@ public static class CliApp
         root.Subcommands.Add(FitCommand.CreateEval(output));
         root.Subcommands.Add(AnalysisCommand.CreateSelect(output, error));
         root.Subcommands.Add(AnalysisCommand.CreatePredict(output));
+        root.Subcommands.Add(AnalysisCommand.CreatePlot(output));
         root.Subcommands.Add(AnalysisCommand.CreateDiagnose(output));
         root.Subcommands.Add(AnalysisCommand.CreateCoverage(output, error));
         root.Subcommands.Add(AcceptanceCommand.Create(output, error));

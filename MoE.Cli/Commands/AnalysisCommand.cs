@@ -5,7 +5,7 @@ using MoE.Api;
 
 namespace MoE.Cli.Commands;
 
-/// <summary><c>moe select</c>, <c>moe predict</c> and <c>moe coverage</c>: what a fit says beyond its estimate.</summary>
+/// <summary><c>moe select</c>, <c>moe predict</c>, <c>moe plot</c>, <c>moe diagnose</c> and <c>moe coverage</c>: what a fit says beyond its estimate.</summary>
 internal static class AnalysisCommand
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
@@ -207,6 +207,41 @@ internal static class AnalysisCommand
             AtomicFile.WriteAllText(Shared.PrepareOutput(file), text.ToString());
             output.WriteLine(string.Create(Inv,
                 $"predicted {p.Mean.Length} rows with k={k}{(level > 0 ? $" and {level:P0} intervals" : "")}; wrote {file.Name}"));
+            return CliApp.Success;
+        });
+        return command;
+    }
+
+    public static Command CreatePlot(TextWriter output)
+    {
+        var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };
+        var data = new Argument<FileInfo>("data") { Description = "a CSV file with the model's d covariate columns and y last" };
+        var outPath = new Option<FileInfo>("--out") { Description = "the PNG to write", Required = true };
+        var command = new Command("plot", "plot a fitted model against its data: for d = 1 the data, each expert's line and the gate below; for d > 1 fitted against observed and the gate along each expert's direction")
+        {
+            model, data, outPath,
+        };
+        command.SetAction(parse =>
+        {
+            var file = parse.GetValue(outPath)!;
+            Shared.CheckPaths([parse.GetValue(model), parse.GetValue(data)], [file]);
+            if (!file.Extension.Equals(".png", StringComparison.OrdinalIgnoreCase))
+            {
+                throw new ArgumentException($"--out must name a .png file, but is '{file.Name}'.", "out");
+            }
+
+            var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
+            var set = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+            if (set.Dimension != m.Dimension)
+            {
+                throw new InvalidDataException(
+                    $"The data have {set.Dimension} covariate columns and y, but the model has d = {m.Dimension}: plot needs the covariates the model was fitted on, followed by y.");
+            }
+
+            var title = string.Create(Inv, $"{Path.GetFileNameWithoutExtension(parse.GetValue(data)!.Name)}: k = {m.Experts}, {m.Activation}, n = {set.Count}");
+            var drawn = Reproduce.FitChart.Save(Shared.PrepareOutput(file), m, set.X, set.Y, title);
+            output.WriteLine(string.Create(Inv,
+                $"plotted {drawn} of {set.Count} rows ({(m.Dimension == 1 ? "data, expert lines and gate" : "fitted against observed and the gate along each expert's direction")}); wrote {file.Name}"));
             return CliApp.Success;
         });
         return command;

@@ -86,6 +86,7 @@ internal static class BadInputFixtures
         ["csv-heavy-tails"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] * v[0] * v[0] / 3, v[1], v[2], v[3]])),
         ["csv-skewed"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 0.3 * (v[0] * v[0] - 1), v[1], v[2], v[3]])),
         ["predict-columns"] = d => File.WriteAllText(d.File("narrow.csv"), "x1,y\n1,2\n3,4\n5,6\n"),
+        ["plot-columns"] = d => File.WriteAllText(d.File("narrow.csv"), "x1,y\n1,2\n3,4\n5,6\n"),
         ["json-empty"] = d => File.WriteAllText(d.File("model.json"), ""),
         ["json-truncated"] = d => File.WriteAllText(d.File("model.json"), Json()[..60]),
         ["json-array"] = d => File.WriteAllText(d.File("model.json"), "[1, 2, 3]"),

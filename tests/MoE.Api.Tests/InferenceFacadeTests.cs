@@ -92,4 +92,37 @@ public class InferenceFacadeTests
         Assert.Equal("mean,expert1,expert2,gate1,gate2,lower,upper", lines[0]);
         Assert.Equal(2001, lines.Length);
     }
+
+    [Fact]
+    public void ThePlotIsAPngOfTheRequestedShapeForOneAndForManyCovariates()
+    {
+        using var dir = new TempDir();
+        // d = 1: a faithful-like fit of two lines and a gate on one covariate.
+        var one = MixtureOfExperts.Create(new double[,] { { 1.0 }, { -1.0 } }, [0.0, 1.0], new double[,] { { 2.0 } }, [0.0],
+            Activation.Identity, [0.2, 0.3]);
+        one.Sample(n: 500, seed: 21).SaveCsv(dir.File("one.csv"));
+        one.Save(dir.File("one.json"));
+        var output = new StringWriter();
+        Assert.Equal(0, CliApp.Run(["plot", dir.File("one.json"), dir.File("one.csv"), "--out", dir.File("one.png")], output, new StringWriter()));
+        Assert.Contains("plotted 500 of 500 rows (data, expert lines and gate)", output.ToString());
+        Assert.Equal((900, 800), PngSize(dir.File("one.png")));
+
+        // d = 2 with more rows than are drawn.
+        Truth.Sample(n: 6000, seed: 22).SaveCsv(dir.File("two.csv"));
+        Truth.Save(dir.File("two.json"));
+        output = new StringWriter();
+        Assert.Equal(0, CliApp.Run(["plot", dir.File("two.json"), dir.File("two.csv"), "--out", dir.File("two.png")], output, new StringWriter()));
+        Assert.Contains("plotted 5000 of 6000 rows (fitted against observed", output.ToString());
+        Assert.Equal((1400, 600), PngSize(dir.File("two.png")));
+    }
+
+    /// <summary>Width and height from a PNG's IHDR chunk (big-endian at bytes 16 and 20), after checking the
+    /// eight-byte signature.</summary>
+    private static (int Width, int Height) PngSize(string path)
+    {
+        var b = File.ReadAllBytes(path);
+        Assert.Equal(new byte[] { 0x89, 0x50, 0x4E, 0x47, 0x0D, 0x0A, 0x1A, 0x0A }, b[..8]);
+        return (System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(16)),
+            System.Buffers.Binary.BinaryPrimitives.ReadInt32BigEndian(b.AsSpan(20)));
+    }
 }
