@@ -3,6 +3,8 @@ namespace MoE.Core
 open System
 open System.Numerics.Tensors
 open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
 
 /// <summary>
 /// Sufficient statistics of one EM iteration, gathered in one pass over the data (EmKernel.statistics). The design is
@@ -57,7 +59,37 @@ module internal EmKernel =
         let oHess = oGrad + hp
         struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, oHess + (if hessian then hp * hp else 0))
 
-    /// acc[o + t·stride + u] += Σ_b xt[t, b]·w[b]·xt[u, b] for t ≤ u < p: one block's weighted Gram (upper triangle).
+    /// Σ_b z[zo + b]·x[xo + b] over b < rows, summed as the register-blocked kernel sums one entry: four-wide lanes
+    /// (fused multiply-add), the lanes added, then the tail rows in order — so an entry has the same bits whichever
+    /// path computes it.
+    let inline private dot4 (z: float[]) (zo: int) (x: float[]) (xo: int) (full: int) (rows: int) =
+        let zr = &MemoryMarshal.GetArrayDataReference z
+        let xr = &MemoryMarshal.GetArrayDataReference x
+        let mutable c = Vector256<float>.Zero
+        let mutable b = 0
+
+        while b < full do
+            c <-
+                Vector256.FusedMultiplyAdd(
+                    Vector256.LoadUnsafe(&zr, unativeint (zo + b)),
+                    Vector256.LoadUnsafe(&xr, unativeint (xo + b)),
+                    c
+                )
+
+            b <- b + 4
+
+        let mutable sum = Vector256.Sum c
+
+        for r in full .. rows - 1 do
+            sum <- sum + z.[zo + r] * x.[xo + r]
+
+        sum
+
+    /// <summary>acc[o + t·stride + u] += Σ_b xt[t, b]·w[b]·xt[u, b] for t ≤ u &lt; p: one block's weighted Gram (upper
+    /// triangle). The weighted rows z = xt ⊙ w go to <paramref name="z"/> (p × Block); the entries are then summed four
+    /// by four (t0..t0+3 × u0..u0+3) over the block's rows, sixteen four-wide accumulators that each load of z and xt
+    /// feeds four times — against one load per multiply-add for p²/2 separate dot products, the Gram's cost at
+    /// d = 50 (docs/math.md §7.3). Entries outside whole 4×4 tiles use <c>dot4</c>, which sums exactly as a tile does.</summary>
     let private gramBlock
         (acc: float[])
         (offset: int)
@@ -66,19 +98,100 @@ module internal EmKernel =
         (p: int)
         (rows: int)
         (w: float[])
-        (scratch: float[])
+        (z: float[])
         =
-        for t in 0 .. p - 1 do
-            let xtT = ReadOnlySpan<float>(xt, t * Block, rows)
-            let yt = Span<float>(scratch, 0, rows)
-            TensorPrimitives.Multiply(xtT, ReadOnlySpan<float>(w, 0, rows), yt)
-            let ytr = ReadOnlySpan<float>(scratch, 0, rows)
-            let row = offset + t * stride
+        let wr = ReadOnlySpan<float>(w, 0, rows)
 
-            for u in t .. p - 1 do
-                acc.[row + u] <-
-                    acc.[row + u]
-                    + TensorPrimitives.Dot(ytr, ReadOnlySpan<float>(xt, u * Block, rows))
+        for t in 0 .. p - 1 do
+            TensorPrimitives.Multiply(ReadOnlySpan<float>(xt, t * Block, rows), wr, Span<float>(z, t * Block, rows))
+
+        let full = rows - rows % 4
+        let zr = &MemoryMarshal.GetArrayDataReference z
+        let xr = &MemoryMarshal.GetArrayDataReference xt
+        let tiles = p / 4
+
+        let inline add (t: int) (u: int) (c: Vector256<float>) =
+            if t <= u then
+                let mutable sum = Vector256.Sum c
+
+                for r in full .. rows - 1 do
+                    sum <- sum + z.[t * Block + r] * xt.[u * Block + r]
+
+                acc.[offset + t * stride + u] <- acc.[offset + t * stride + u] + sum
+
+        for tt in 0 .. tiles - 1 do
+            let t0 = 4 * tt
+
+            for ut in tt .. tiles - 1 do
+                let u0 = 4 * ut
+                let mutable c00 = Vector256<float>.Zero
+                let mutable c01 = Vector256<float>.Zero
+                let mutable c02 = Vector256<float>.Zero
+                let mutable c03 = Vector256<float>.Zero
+                let mutable c10 = Vector256<float>.Zero
+                let mutable c11 = Vector256<float>.Zero
+                let mutable c12 = Vector256<float>.Zero
+                let mutable c13 = Vector256<float>.Zero
+                let mutable c20 = Vector256<float>.Zero
+                let mutable c21 = Vector256<float>.Zero
+                let mutable c22 = Vector256<float>.Zero
+                let mutable c23 = Vector256<float>.Zero
+                let mutable c30 = Vector256<float>.Zero
+                let mutable c31 = Vector256<float>.Zero
+                let mutable c32 = Vector256<float>.Zero
+                let mutable c33 = Vector256<float>.Zero
+                let mutable b = 0
+
+                while b < full do
+                    let z0 = Vector256.LoadUnsafe(&zr, unativeint (t0 * Block + b))
+                    let z1 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 1) * Block + b))
+                    let z2 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 2) * Block + b))
+                    let z3 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 3) * Block + b))
+                    let x0 = Vector256.LoadUnsafe(&xr, unativeint (u0 * Block + b))
+                    let x1 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 1) * Block + b))
+                    let x2 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 2) * Block + b))
+                    let x3 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 3) * Block + b))
+                    c00 <- Vector256.FusedMultiplyAdd(z0, x0, c00)
+                    c01 <- Vector256.FusedMultiplyAdd(z0, x1, c01)
+                    c02 <- Vector256.FusedMultiplyAdd(z0, x2, c02)
+                    c03 <- Vector256.FusedMultiplyAdd(z0, x3, c03)
+                    c10 <- Vector256.FusedMultiplyAdd(z1, x0, c10)
+                    c11 <- Vector256.FusedMultiplyAdd(z1, x1, c11)
+                    c12 <- Vector256.FusedMultiplyAdd(z1, x2, c12)
+                    c13 <- Vector256.FusedMultiplyAdd(z1, x3, c13)
+                    c20 <- Vector256.FusedMultiplyAdd(z2, x0, c20)
+                    c21 <- Vector256.FusedMultiplyAdd(z2, x1, c21)
+                    c22 <- Vector256.FusedMultiplyAdd(z2, x2, c22)
+                    c23 <- Vector256.FusedMultiplyAdd(z2, x3, c23)
+                    c30 <- Vector256.FusedMultiplyAdd(z3, x0, c30)
+                    c31 <- Vector256.FusedMultiplyAdd(z3, x1, c31)
+                    c32 <- Vector256.FusedMultiplyAdd(z3, x2, c32)
+                    c33 <- Vector256.FusedMultiplyAdd(z3, x3, c33)
+                    b <- b + 4
+
+                add t0 u0 c00
+                add t0 (u0 + 1) c01
+                add t0 (u0 + 2) c02
+                add t0 (u0 + 3) c03
+                add (t0 + 1) u0 c10
+                add (t0 + 1) (u0 + 1) c11
+                add (t0 + 1) (u0 + 2) c12
+                add (t0 + 1) (u0 + 3) c13
+                add (t0 + 2) u0 c20
+                add (t0 + 2) (u0 + 1) c21
+                add (t0 + 2) (u0 + 2) c22
+                add (t0 + 2) (u0 + 3) c23
+                add (t0 + 3) u0 c30
+                add (t0 + 3) (u0 + 1) c31
+                add (t0 + 3) (u0 + 2) c32
+                add (t0 + 3) (u0 + 3) c33
+
+        // The entries outside whole tiles: columns u ≥ 4·tiles of the tiled rows, and the rows t ≥ 4·tiles.
+        for t in 0 .. p - 1 do
+            for u in max t (4 * tiles) .. p - 1 do
+                if t < 4 * tiles || u >= t then
+                    acc.[offset + t * stride + u] <-
+                        acc.[offset + t * stride + u] + dot4 z (t * Block) xt (u * Block) full rows
 
     /// acc[o + t] += Σ_b xt[t, b]·w[b] for t < p.
     let private vectorBlock (acc: float[]) (offset: int) (xt: float[]) (p: int) (rows: int) (w: float[]) =
@@ -122,7 +235,7 @@ module internal EmKernel =
         let wRhs = Array.init k (fun _ -> Array.zeroCreate Block)
         let wGrad = Array.init km1 (fun _ -> Array.zeroCreate Block)
         let probs = Array.init km1 (fun _ -> Array.zeroCreate Block)
-        let scratch = Array.zeroCreate Block
+        let scratch = Array.zeroCreate (p * Block)
         let wHess = Array.zeroCreate Block
         let xs = Chunks.flat x
         let ws = Chunks.flat model.Gating
@@ -280,7 +393,7 @@ module internal EmKernel =
             let acc = Array.zeroCreate (p * p)
             let xt = Array.zeroCreate (p * Block)
             let ones = Array.create Block 1.0
-            let scratch = Array.zeroCreate Block
+            let scratch = Array.zeroCreate (p * Block)
             let xs = Chunks.flat x
             let mutable start = lo
 
@@ -325,7 +438,7 @@ module internal EmKernel =
                 let acc = Array.zeroCreate (d * d)
                 let xt = Array.zeroCreate (d * Block)
                 let ones = Array.create Block 1.0
-                let scratch = Array.zeroCreate Block
+                let scratch = Array.zeroCreate (d * Block)
                 let xs = Chunks.flat x
                 let mutable start = lo
 

@@ -150,6 +150,38 @@ let ``the EM statistics pass gives the likelihood and the responsibilities of th
 
         assertAllClose summed sse stats.Sse "Sse")
 
+/// The weighted Grams Σ_n r_ni h_ni² x̃_n x̃_nᵀ (h = g'(s), 1 for the identity) of the EM pass against a sum in sample order: p = d + 1 ∈ 2..9 covers
+/// no 4×4 tile, one tile with remainder rows and columns, and two tiles; n ∈ 1..50 leaves 0–3 rows outside the
+/// four-wide lanes of the register-blocked kernel.
+[<Property>]
+let ``the EM pass's weighted Grams equal plain sums over the rows`` () =
+    Prop.forAll cases (fun c ->
+        let m, x = c.Model, c.Data.X
+        let n, d = x.GetLength 0, x.GetLength 1
+        let p = d + 1
+        let post = Array2D.zeroCreate n m.Experts
+        let stats = EmKernel.statistics m true false x c.Data.Y post
+        let design r t = if t < d then x.[r, t] else 1.0
+
+        let weight r i =
+            if m.Activation = Identity then
+                post.[r, i]
+            else
+                let s =
+                    Seq.sum (seq { for t in 0 .. d - 1 -> m.Regressors.[i, t] * x.[r, t] })
+                    + m.RegressorIntercepts.[i]
+
+                let h = m.Activation.Derivative s
+                post.[r, i] * h * h
+
+        for i in 0 .. m.Experts - 1 do
+            for t in 0 .. p - 1 do
+                for u in t .. p - 1 do
+                    let plain =
+                        Seq.sum (seq { for r in 0 .. n - 1 -> weight r i * design r t * design r u })
+
+                    assertClose summed plain stats.Gram.[i].[t * p + u] (sprintf "Gram %d (%d, %d)" i t u))
+
 [<Fact>]
 let ``kernel results are bit-identical from run to run`` () =
     // The chunking depends on n only and partial sums are added in chunk order, so thread scheduling cannot
