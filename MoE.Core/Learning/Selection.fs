@@ -91,6 +91,36 @@ module Selection =
 
             Scales.fit (MoeModel.create signed (Array2D.zeroCreate (k - 1) d) activation sigma) x y
 
+    /// <summary>Whether two models are the same up to the order of the experts: every expert (a_i, b_i) of one has an
+    /// unused partner in the other within <paramref name="tolerance"/> × the larger model's largest expert norm
+    /// (greedy matching, nearest first). Screening uses it to stop spending maps on two starts that have reached one
+    /// basin.</summary>
+    /// <param name="tolerance">The relative distance, e.g. 1e-2.</param>
+    /// <param name="a">One model.</param>
+    /// <param name="b">Another of the same shape.</param>
+    [<CompiledName("SameModel")>]
+    let sameModel (tolerance: float) (a: MoeModel) (b: MoeModel) : bool =
+        let k, d = a.Experts, a.Dimension
+
+        let expert (m: MoeModel) i =
+            Array.append (Array.init d (fun t -> m.Regressors.[i, t])) [| m.RegressorIntercepts.[i] |]
+
+        let ea, eb = Array.init k (expert a), Array.init k (expert b)
+        let norm (v: float[]) = sqrt (Array.sumBy (fun x -> x * x) v)
+        let scale = Array.append ea eb |> Array.map norm |> Array.max
+        let used = Array.zeroCreate k
+
+        scale > 0.0
+        && ea
+           |> Array.forall (fun u ->
+               let j =
+                   [| 0 .. k - 1 |]
+                   |> Array.filter (fun j -> not used.[j])
+                   |> Array.minBy (fun j -> norm (Array.map2 (-) u eb.[j]))
+
+               used.[j] <- true
+               norm (Array.map2 (-) u eb.[j]) <= tolerance * scale)
+
     /// The successive-halving budgets of a total: a sixth, a third and a half (the finalists get the total), or the
     /// total at once when it is under 6 maps.
     let private rounds (total: int) : int[] =
@@ -231,12 +261,33 @@ module Selection =
         let best (cs: Candidate[]) =
             cs |> Array.sortByDescending (fun c -> c.ValidationLogLikelihood)
 
+        /// The candidates worth more maps: best first, without one whose screened model is the same as a better
+        /// one's (sameModel) — two starts that reached one basin would spend the next budget twice on one climb.
+        let distinct (cs: Candidate[]) =
+            let kept = ResizeArray<Candidate>()
+
+            for c in cs do
+                match c.Outcome with
+                | Ok m when
+                    kept
+                    |> Seq.exists (fun k ->
+                        match k.Outcome with
+                        | Ok other -> sameModel settings.DuplicateTolerance other m
+                        | Error _ -> false)
+                    ->
+                    ()
+                | _ -> kept.Add c
+
+            kept.ToArray()
+
         // Successive halving: every candidate gets the first budget, the better half (at least one) of the survivors
         // the next, and so on; the finalists end with the whole budget.
         let mutable ranked = proposals |> Array.map first |> best
 
         let mutable alive =
-            ranked |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
+            ranked
+            |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
+            |> distinct
 
         for budget in Array.tail budgets do
             if alive.Length > 1 then
@@ -255,6 +306,9 @@ module Selection =
 
                 ranked <- Array.append advanced (ranked |> Array.filter (fun c -> not (names.Contains c.Initializer)))
 
-                alive <- advanced |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
+                alive <-
+                    advanced
+                    |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
+                    |> distinct
 
         ranked

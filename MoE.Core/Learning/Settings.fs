@@ -102,6 +102,10 @@ type SelectionSettings =
         ValidationRows: int
         /// EM maps per candidate on the screening rows.
         ScreeningIterations: int
+        /// Two screened models within this relative distance (Selection.sameModel) have reached one basin: only the
+        /// better goes on to the next round. 1e-2: a start that close converges to the same optimum, while distinct
+        /// optima of a fit that recovers differ by far more (E_reg ≤ 1e-2 is success, wrong basins are off by 0.1–1).
+        DuplicateTolerance: float
     }
 
 /// <summary>A learner's configuration: every knob explicit. Start from <c>FitConfig.defaults</c> and change what
@@ -268,6 +272,7 @@ module FitConfig =
                     ScreeningRows = 20_000
                     ValidationRows = 20_000
                     ScreeningIterations = 30
+                    DuplicateTolerance = 1e-2
                 }
         }
 
@@ -368,3 +373,15 @@ module FitConfig =
         Guard.positiveInt "Selection.ScreeningRows" config.Selection.ScreeningRows
         Guard.positiveInt "Selection.ValidationRows" config.Selection.ValidationRows
         Guard.positiveInt "Selection.ScreeningIterations" config.Selection.ScreeningIterations
+
+        if
+            not (
+                config.Selection.DuplicateTolerance >= 0.0
+                && Double.IsFinite config.Selection.DuplicateTolerance
+            )
+        then
+            invalidArg
+                "Selection.DuplicateTolerance"
+                (sprintf
+                    "Selection.DuplicateTolerance must be finite and non-negative, but was %g."
+                    config.Selection.DuplicateTolerance)

@@ -414,3 +414,43 @@ let ``L-BFGS on the likelihood never ends below its start and, for a smooth g, r
         // separates "the same optimum" from a different basin or an early stop (≥ 1e-4 here).
         if g <> Relu then
             assertClose 1e-8 (ll em.Value) (ll lbfgs.Value) (sprintf "%O: log-likelihood at the optimum" g)
+
+/// Screening keeps one of two starts that reached one basin: a model is the same as itself with its experts in any
+/// order, and not the same once one expert moves by 5 % of the largest expert's norm (five times the 1e-2 tolerance).
+[<Property>]
+let ``sameModel ignores the order of the experts and sees a moved expert`` () =
+    Prop.forAll generalModels (fun m ->
+        let k = m.Experts
+        let order = Array.init k (fun i -> (i + 1) % k)
+
+        let rows (a: float[,]) =
+            Array2D.init k m.Dimension (fun i t -> a.[order.[i], t])
+
+        let permuted =
+            MoeModel.createGeneral
+                (rows m.Regressors)
+                (Array.init k (fun i -> m.RegressorIntercepts.[order.[i]]))
+                m.Gating
+                m.GatingIntercepts
+                m.Activation
+                m.Sigmas
+
+        let scale =
+            Array.init k (fun i ->
+                sqrt (
+                    m.RegressorIntercepts.[i] ** 2.0
+                    + Seq.sum (seq { for t in 0 .. m.Dimension - 1 -> m.Regressors.[i, t] ** 2.0 })
+                ))
+            |> Array.max
+
+        let moved =
+            MoeModel.createGeneral
+                m.Regressors
+                (Array.mapi (fun i b -> if i = 0 then b + 0.05 * scale else b) m.RegressorIntercepts)
+                m.Gating
+                m.GatingIntercepts
+                m.Activation
+                m.Sigmas
+
+        Assert.True(Selection.sameModel 1e-2 m permuted, "permuted")
+        Assert.False(Selection.sameModel 1e-2 m moved, "moved"))
