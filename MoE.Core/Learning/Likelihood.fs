@@ -191,10 +191,9 @@ module Likelihood =
             -value / n, Array.map2 (fun g s -> -g / (n * s)) gradient scale
 
         let outcome =
-            Lbfgs.minimizeWithin
+            Lbfgs.minimizeScaled
                 "likelihood"
                 context
-                true
                 settings.MaxIterations
                 gradientTolerance
                 settings.Tolerance
