@@ -49,7 +49,8 @@ internal static class AcceptanceCommand
         public void Report(string value) => log.WriteLine($"acceptance: {value}");
     }
 
-    private static string Sci(double v) => v.ToString("0.0e+0", CultureInfo.InvariantCulture);
+    /// <summary>An error in the tables' format; a fit that ended in an error (its errors are infinite) reads "failed".</summary>
+    private static string Sci(double v) => double.IsFinite(v) ? v.ToString("0.0e+0", CultureInfo.InvariantCulture) : "failed";
 
     /// <summary>The frontier rows as a Markdown table, with each method's success rate and the run's time.</summary>
     public static string FrontierMarkdown(IReadOnlyList<AcceptanceRow> rows, TimeSpan elapsed)
