@@ -16,6 +16,39 @@ module internal Lbfgs =
     [<Literal>]
     let private Window = 10
 
+    /// The bookkeeping of both minimisers' evaluations: the divergence check, the count, the best point, and whether
+    /// the best value fell by at most progressTolerance·max(1, |best|) over the last Window evaluations.
+    type private Evaluations(stage: string, context: RunContext, progressTolerance: float, x0: float[]) =
+        let history = ResizeArray<float>()
+        member val Count = 0 with get, set
+        member val BestValue = Double.PositiveInfinity with get, set
+        member val Best = Array.copy x0 with get, set
+
+        /// Records an evaluation at x (kept, not copied) and returns whether the run has stalled.
+        member this.Record(x: float[], value: float, gradient: float[]) : bool =
+            Divergence.check stage this.Count value gradient
+            this.Count <- this.Count + 1
+
+            if value < this.BestValue then
+                this.BestValue <- value
+                this.Best <- x
+
+            history.Add this.BestValue
+
+            progressTolerance > 0.0
+            && history.Count > Window
+            && history.[history.Count - 1 - Window] - this.BestValue
+               <= progressTolerance * max 1.0 (abs this.BestValue)
+
+        /// Reports the latest evaluation to the context.
+        member this.Report(value: float) =
+            context.Progress
+                {
+                    Stage = stage
+                    Iteration = this.Count
+                    Loss = value
+                }
+
     /// <summary>Minimises f from x0 and returns the best point seen, with its value, the evaluation count and why
     /// the minimiser stopped; besides the gradient test, the run also counts as converged when the best value fell
     /// by at most progressTolerance·max(1, |best|) over the last <c>window</c> evaluations (0: no such test).</summary>
@@ -37,10 +70,7 @@ module internal Lbfgs =
         (f: float[] -> float * float[])
         (x0: float[])
         : StageOutcome<float[]> =
-        let mutable evaluations = 0
-        let mutable bestValue = Double.PositiveInfinity
-        let mutable best = Array.copy x0
-        let history = ResizeArray<float>()
+        let run = Evaluations(stage, context, progressTolerance, x0)
 
         let objective =
             ObjectiveFunction.Gradient(
@@ -48,28 +78,12 @@ module internal Lbfgs =
                     context.Cancellation.ThrowIfCancellationRequested()
                     let x = v.ToArray()
                     let value, gradient = f x
-                    Divergence.check stage evaluations value gradient
-                    evaluations <- evaluations + 1
 
-                    if value < bestValue then
-                        bestValue <- value
-                        best <- x
-
-                    history.Add bestValue
-
-                    if progressTolerance > 0.0 && history.Count > Window then
-                        let before = history.[history.Count - 1 - Window]
-
-                        if before - bestValue <= progressTolerance * max 1.0 (abs bestValue) then
-                            raise Stalled
+                    if run.Record(x, value, gradient) then
+                        raise Stalled
 
                     if report then
-                        context.Progress
-                            {
-                                Stage = stage
-                                Iteration = evaluations
-                                Loss = value
-                            }
+                        run.Report value
 
                     struct (value, Vector<float>.Build.DenseOfArray gradient))
             )
@@ -87,9 +101,9 @@ module internal Lbfgs =
             | :? OptimizationException -> StopReason.NoProgress
 
         {
-            Value = best
-            Iterations = evaluations
-            FinalLoss = Some bestValue
+            Value = run.Best
+            Iterations = run.Count
+            FinalLoss = Some run.BestValue
             Reason = reason
         }
 
@@ -120,40 +134,16 @@ module internal Lbfgs =
         (f: float[] -> float * float[])
         (x0: float[])
         : StageOutcome<float[]> =
-        let dot (a: float[]) (b: float[]) =
-            Array.fold2 (fun acc u v -> acc + u * v) 0.0 a b
-
-        let mutable evaluations = 0
-        let mutable bestValue = Double.PositiveInfinity
-        let mutable best = Array.copy x0
-        let history = ResizeArray<float>()
+        let dot = Dense.dot
+        let run = Evaluations(stage, context, progressTolerance, x0)
         let mutable stalled = false
 
         let evaluate (x: float[]) =
             context.Cancellation.ThrowIfCancellationRequested()
             let value, gradient = f x
-            Divergence.check stage evaluations value gradient
-            evaluations <- evaluations + 1
-
-            if value < bestValue then
-                bestValue <- value
-                best <- Array.copy x
-
-            history.Add bestValue
-
-            if progressTolerance > 0.0 && history.Count > Window then
-                let before = history.[history.Count - 1 - Window]
-
-                if before - bestValue <= progressTolerance * max 1.0 (abs bestValue) then
-                    stalled <- true
-
-            context.Progress
-                {
-                    Stage = stage
-                    Iteration = evaluations
-                    Loss = value
-                }
-
+            // Once stalled, the run stays stalled (a later evaluation ends it).
+            stalled <- run.Record(Array.copy x, value, gradient) || stalled
+            run.Report value
             value, gradient
 
         let pairs = ResizeArray<float[] * float[] * float>()
@@ -192,7 +182,7 @@ module internal Lbfgs =
         while reason.IsNone do
             if sqrt (dot gx gx) < gradientTolerance || stalled then
                 reason <- Some StopReason.Converged
-            elif evaluations >= maxEvaluations then
+            elif run.Count >= maxEvaluations then
                 reason <- Some StopReason.MaxIterations
             else
                 let mutable d = direction gx
@@ -208,7 +198,7 @@ module internal Lbfgs =
                 let mutable accepted = None
                 let mutable trials = 0
 
-                while accepted.IsNone && trials < 30 && not stalled && evaluations < maxEvaluations do
+                while accepted.IsNone && trials < 30 && not stalled && run.Count < maxEvaluations do
                     let trial = Array.init x.Length (fun t -> x.[t] + alpha * d.[t])
                     let ft, gt = evaluate trial
                     trials <- trials + 1
@@ -237,13 +227,13 @@ module internal Lbfgs =
                     fx <- fn
                     gx <- gn
                 | None when stalled -> reason <- Some StopReason.Converged
-                | None when evaluations >= maxEvaluations -> reason <- Some StopReason.MaxIterations
+                | None when run.Count >= maxEvaluations -> reason <- Some StopReason.MaxIterations
                 | None -> reason <- Some StopReason.NoProgress
 
         {
-            Value = best
-            Iterations = evaluations
-            FinalLoss = Some bestValue
+            Value = run.Best
+            Iterations = run.Count
+            FinalLoss = Some run.BestValue
             Reason = reason.Value
         }
 
