@@ -77,6 +77,8 @@ internal static class BadInputFixtures
         ["csv-quoted"] = d => File.WriteAllText(d.File("data.csv"),
             "\"x1\",\"x2\",\"x3\",\"y\"\n" + string.Join('\n', GoodRows.Skip(1).Select(r => string.Join(',', r.Split(',').Select(v => $"\"{v}\""))))),
         ["csv-bom-crlf"] = d => File.WriteAllText(d.File("data.csv"), GoodCsv.Value.Replace("\n", "\r\n"), new UTF8Encoding(true)),
+        ["csv-utf16"] = d => File.WriteAllText(d.File("data.csv"), GoodCsv.Value, new UnicodeEncoding(false, true)),
+        ["csv-cr-only"] = d => File.WriteAllText(d.File("data.csv"), GoodCsv.Value.Replace("\n", "\r")),
         ["csv-constant-column"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0], 2.5, v[2], v[3]])),
         ["csv-constant-y"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0], v[1], v[2], 3.0])),
         ["csv-too-few-rows"] = d => File.WriteAllText(d.File("data.csv"), string.Join('\n', GoodRows.Take(6)) + "\n"),

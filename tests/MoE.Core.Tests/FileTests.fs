@@ -65,6 +65,126 @@ let ``CSV round-trips every double bit for bit`` () =
         let back = DataCsv.read (new StringReader(w.ToString())) "mem.csv"
         back.Dimension = data.Dimension && bitsOf back = bitsOf data)
 
+let private readCsv (text: string) =
+    DataCsv.read (new StringReader(text)) "t.csv" |> ignore
+
+/// The text of a dataset laid out as people's files are: row i's flags (bits of layout.[i]) choose a CRLF line end, a
+/// blank line after it, quotes around its fields and blanks around them; the last line may lack its line end.
+let private render (data: Dataset) (layout: int[]) (lastEnds: bool) =
+    let text = Text.StringBuilder()
+
+    text.Append(String.Join(",", [ for j in 1 .. data.Dimension -> sprintf "x%d" j ] @ [ "y" ])).Append('\n')
+    |> ignore
+
+    for i in 0 .. data.Count - 1 do
+        let flag b = layout.[i] &&& (1 <<< b) <> 0
+
+        let field (v: float) =
+            let s = v.ToString("R", Globalization.CultureInfo.InvariantCulture)
+            let s = if flag 2 then "\"" + s + "\"" else s
+            if flag 3 then " " + s + "\t" else s
+
+        let cells =
+            [ for j in 0 .. data.Dimension - 1 -> field data.X.[i, j] ]
+            @ [ field data.Y.[i] ]
+
+        text.Append(String.Join(",", cells)) |> ignore
+
+        if i < data.Count - 1 || lastEnds then
+            text.Append(if flag 0 then "\r\n" else "\n") |> ignore
+
+        if flag 1 && i < data.Count - 1 then
+            text.Append(if flag 0 then " \r\n" else "\n") |> ignore
+
+    text.ToString()
+
+[<Property>]
+let ``CSV reading gives every row back whatever the line ends, blank lines, quotes and blanks`` () =
+    let case =
+        gen {
+            let! data = dataset
+            let! layout = Gen.arrayOfLength data.Count (Gen.choose (0, 15))
+            let! lastEnds = Gen.elements [ true; false ]
+            let! chunk = Gen.choose (1, 25)
+            return data, layout, lastEnds, chunk
+        }
+
+    Prop.forAll (Arb.fromGen case) (fun (data, layout, lastEnds, chunk) ->
+        let text = render data layout lastEnds
+        let whole = DataCsv.read (new StringReader(text)) "t.csv"
+        let chunks = DataCsv.readChunks (new StringReader(text)) "t.csv" chunk |> Seq.toList
+
+        let joined =
+            Dataset.create
+                (Array2D.init data.Count data.Dimension (fun i j ->
+                    let c = chunks.[i / chunk]
+                    c.X.[i % chunk, j]))
+                (chunks |> Seq.collect _.Y |> Seq.toArray)
+
+        bitsOf whole = bitsOf data
+        && bitsOf joined = bitsOf data
+        && chunks
+           |> List.forall (fun c -> c.Count = chunk || obj.ReferenceEquals(c, List.last chunks)))
+
+/// A file of many parallel blocks and several batches (the reader cuts 8 MiB batches into 1 MiB blocks): 60,000
+/// rows of 10 columns (about 12 MB) with CRLF line ends and a blank line after every 997th row.
+let private largeCase () =
+    let data = Sampler.sample (GroundTruth.orthogonal 2 9 Identity 0.1) 60_000 11L
+    let layout = Array.init data.Count (fun i -> if i % 997 = 996 then 3 else 1)
+    data, render data layout true
+
+[<Fact>]
+let ``a file of many blocks reads back bit for bit, whole and in chunks, from text and from disk`` () =
+    let data, text = largeCase ()
+    Assert.True(text.Length > 10_000_000)
+    let dir = Directory.CreateTempSubdirectory("moe-test-")
+
+    try
+        let path = Path.Combine(dir.FullName, "big.csv")
+        File.WriteAllText(path, text)
+        Assert.Equal(bitsOf data, bitsOf (DataCsv.load path))
+        Assert.Equal(bitsOf data, bitsOf (DataCsv.read (new StringReader(text)) "big.csv"))
+        let chunks = DataCsv.loadChunks path 7_777 |> Seq.toArray
+        Assert.Equal<int[]>(Array.init 8 (fun c -> min 7_777 (60_000 - c * 7_777)), chunks |> Array.map _.Count)
+        Assert.Equal<float[]>(data.Y, chunks |> Array.collect _.Y)
+        // A UTF-16 file (byte-order mark) is decoded first and reads the same.
+        let wide = Path.Combine(dir.FullName, "wide.csv")
+        File.WriteAllText(wide, text, Text.UnicodeEncoding(false, true))
+        Assert.Equal(bitsOf data, bitsOf (DataCsv.load wide))
+    finally
+        dir.Delete(true)
+
+[<Fact>]
+let ``a bad value deep in a file is reported at its line in the file, by every reader`` () =
+    let _, text = largeCase ()
+    let lines = text.Split('\n')
+    // Row 50,000 (0-based) sits after the header and 50 blank lines: line 50,052 of the file.
+    let row = 50_000
+    let index = 1 + row + row / 997
+    let cells = lines.[index].Split(',')
+    cells.[2] <- "abc"
+    lines.[index] <- String.Join(",", cells)
+    let bad = String.Join("\n", lines)
+
+    let expected =
+        [ sprintf "bad.csv: line %d, column 3" (index + 1); "'abc' is not a number" ]
+
+    let dir = Directory.CreateTempSubdirectory("moe-test-")
+
+    try
+        let path = Path.Combine(dir.FullName, "bad.csv")
+        File.WriteAllText(path, bad)
+        throwsWith<InvalidDataException> expected (fun () -> DataCsv.load path |> ignore)
+        throwsWith<InvalidDataException> expected (fun () -> DataCsv.read (new StringReader(bad)) "bad.csv" |> ignore)
+
+        throwsWith<InvalidDataException> expected (fun () -> DataCsv.loadChunks path 5_000 |> Seq.iter ignore)
+    finally
+        dir.Delete(true)
+
+[<Fact>]
+let ``lines ended by a carriage return alone are named as such`` () =
+    throwsWith<InvalidDataException> [ "line 1, column 1"; "end in '\\r' alone" ] (fun () -> readCsv "x1,y\r1,2\r3,4\r")
+
 [<Property>]
 let ``model JSON round-trips every parameter bit for bit`` (m: MoeModel) =
     let back = ModelJson.deserialize (ModelJson.serialize m)
@@ -94,9 +214,6 @@ let ``files on disk round-trip too`` () =
         Assert.StartsWith("x1,x2,x3,x4,x5,y\n", File.ReadAllText csv)
     finally
         dir.Delete(true)
-
-let private readCsv (text: string) =
-    DataCsv.read (new StringReader(text)) "t.csv" |> ignore
 
 [<Fact>]
 let ``CSV errors give the line, the column and the text`` () =
