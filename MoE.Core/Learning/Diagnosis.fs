@@ -1,6 +1,7 @@
 namespace MoE.Core
 
 open System
+open System.Numerics.Tensors
 
 /// <summary>How serious a finding about the data is.</summary>
 [<RequireQualifiedAccess>]
@@ -69,11 +70,65 @@ module Diagnosis =
         }
 
     /// <summary>Mean, sd, skewness and excess kurtosis of every input column.</summary>
+    /// <remarks>The same two passes as for one column, but over the rows (row-major X is read in order, not once
+    /// per column at a stride of d) on every core; the chunks' sums are added in chunk order.</remarks>
     /// <param name="data">The data.</param>
     /// <returns>One entry per column of X.</returns>
     [<CompiledName("Columns")>]
     let columns (data: Dataset) : ColumnMoments[] =
-        Array.init data.Dimension (fun j -> moments (fun r -> data.X.[r, j]) data.Count)
+        let n, d = data.Count, data.Dimension
+        let x = data.X
+
+        let sums =
+            Chunks.sum n (fun lo hi ->
+                let xs = Chunks.flat x
+                let s = Array.zeroCreate d
+
+                for r in lo .. hi - 1 do
+                    TensorPrimitives.Add(ReadOnlySpan s, xs.Slice(r * d, d), Span s)
+
+                s)
+
+        let mean = sums |> Array.map (fun v -> v / float n)
+
+        // m2, m3, m4 side by side.
+        let powers =
+            Chunks.sum n (fun lo hi ->
+                let xs = Chunks.flat x
+                let acc: float[] = Array.zeroCreate (3 * d)
+                let e: float[] = Array.zeroCreate d
+                let e2: float[] = Array.zeroCreate d
+
+                for r in lo .. hi - 1 do
+                    TensorPrimitives.Subtract(xs.Slice(r * d, d), ReadOnlySpan mean, Span e)
+                    TensorPrimitives.Multiply(ReadOnlySpan e, ReadOnlySpan e, Span e2)
+                    let m2 = Span(acc, 0, d)
+                    let m3 = Span(acc, d, d)
+                    let m4 = Span(acc, 2 * d, d)
+                    TensorPrimitives.Add(ReadOnlySpan e2, Span.op_Implicit m2, m2)
+                    TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e, Span.op_Implicit m3, m3)
+                    TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e2, Span.op_Implicit m4, m4)
+
+                acc)
+
+        Array.init d (fun j ->
+            let var = powers.[j] / float n
+            let sd = sqrt var
+
+            {
+                Mean = mean.[j]
+                Sd = sd
+                Skewness =
+                    (if var > 0.0 then
+                         powers.[d + j] / float n / (var * sd)
+                     else
+                         0.0)
+                ExcessKurtosis =
+                    (if var > 0.0 then
+                         powers.[2 * d + j] / float n / (var * var) - 3.0
+                     else
+                         0.0)
+            })
 
     /// <summary>Mean, sd, skewness and excess kurtosis of the responses.</summary>
     /// <param name="data">The data.</param>

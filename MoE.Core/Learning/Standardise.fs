@@ -1,6 +1,8 @@
 namespace MoE.Core
 
 open System
+open System.Numerics.Tensors
+open System.Runtime.InteropServices
 open MathNet.Numerics.LinearAlgebra
 
 /// <summary>
@@ -94,21 +96,27 @@ module Standardise =
         let l = s.Whitening
         let x = data.X
         let u = Array2D.zeroCreate n d
+        // L row-major, so row i's first i + 1 entries are contiguous.
+        let lf = Array.init (d * d) (fun t -> l.[t / d, t % d])
 
         Chunks.forChunks n (fun _ lo hi ->
             let centred = Array.zeroCreate d
+            let xs = Chunks.flat x
+            let us = MemoryMarshal.CreateSpan(&u.[lo, 0], (hi - lo) * d)
 
             for r in lo .. hi - 1 do
-                for j in 0 .. d - 1 do
-                    centred.[j] <- x.[r, j] - s.Mean.[j]
+                TensorPrimitives.Subtract(xs.Slice(r * d, d), ReadOnlySpan s.Mean, Span centred)
+                let target = us.Slice((r - lo) * d, d)
 
+                // The sum in j order, one product at a time: the bits of the plain 2-D loop, without its index checks.
                 for i in 0 .. d - 1 do
+                    let li = ReadOnlySpan(lf, i * d, i + 1)
                     let mutable v = 0.0
 
                     for j in 0..i do
-                        v <- v + l.[i, j] * centred.[j]
+                        v <- v + li.[j] * centred.[j]
 
-                    u.[r, i] <- v)
+                    target.[i] <- v)
 
         {
             X = u

@@ -150,6 +150,32 @@ let ``the EM statistics pass gives the likelihood and the responsibilities of th
 
         assertAllClose summed sse stats.Sse "Sse")
 
+[<Property>]
+let ``the column moments equal a per-column two-pass reference`` () =
+    Prop.forAll cases (fun c ->
+        let n, d = c.Data.Count, c.Data.Dimension
+        let actual = Diagnosis.columns c.Data
+
+        for j in 0 .. d - 1 do
+            let column = Array.init n (fun r -> c.Data.X.[r, j])
+            let mean = Array.average column
+
+            let central p =
+                column |> Array.averageBy (fun v -> pown (v - mean) p)
+
+            let var = central 2
+            // Moments of an N(0, 1)-like sample are O(1); chunked sums and fused products only reorder and round
+            // them: reorderedSum relative, or absolute near 0.
+            let near e a what =
+                assertClose summed e a (sprintf "x%d %s" (j + 1) what)
+
+            near mean actual.[j].Mean "mean"
+            near (sqrt var) actual.[j].Sd "sd"
+
+            if var > 0.0 then
+                near (central 3 / (var * sqrt var)) actual.[j].Skewness "skewness"
+                near (central 4 / (var * var) - 3.0) actual.[j].ExcessKurtosis "kurtosis")
+
 /// The weighted Grams Σ_n r_ni h_ni² x̃_n x̃_nᵀ (h = g'(s), 1 for the identity) of the EM pass against a sum in sample order: p = d + 1 ∈ 2..9 covers
 /// no 4×4 tile, one tile with remainder rows and columns, and two tiles; n ∈ 1..50 leaves 0–3 rows outside the
 /// four-wide lanes of the register-blocked kernel.
