@@ -275,8 +275,6 @@ module DataCsv =
                     Array.Resize(&buffer, 2 * buffer.Length)
                     wholeLines ()
 
-        member _.Source = source
-
         /// The lines read so far (the header's and any blank lines before it, once the header is parsed).
         member _.Lines = lineNumber
 
