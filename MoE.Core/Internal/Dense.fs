@@ -29,6 +29,27 @@ let flatten (m: float[,]) : float[] =
 let unflatten (rows: int) (cols: int) (v: float[]) : float[,] =
     Array2D.init rows cols (fun i j -> v.[i * cols + j])
 
+/// The rows index[lo..lo+count−1] of (x, y), in that order: whole rows copied as spans of the row-major storage.
+let gatherRows (x: float[,]) (y: float[]) (index: int[]) (lo: int) (count: int) : float[,] * float[] =
+    let d = x.GetLength 1
+    let xs = Array2D.zeroCreate count d
+    let ys = Array.zeroCreate count
+
+    if count > 0 && d > 0 then
+        let source =
+            System.Runtime.InteropServices.MemoryMarshal.CreateReadOnlySpan(&x.[0, 0], x.Length)
+
+        let target =
+            System.Runtime.InteropServices.MemoryMarshal.CreateSpan(&xs.[0, 0], xs.Length)
+
+        for i in 0 .. count - 1 do
+            source.Slice(index.[lo + i] * d, d).CopyTo(target.Slice(i * d, d))
+
+    for i in 0 .. count - 1 do
+        ys.[i] <- y.[index.[lo + i]]
+
+    xs, ys
+
 /// s[r, i] = ⟨a_i, x_r⟩ for every sample r and direction i, in one pass.
 let projections (a: float[,]) (x: float[,]) : float[,] =
     let n, k, d = x.GetLength 0, a.GetLength 0, a.GetLength 1

@@ -43,9 +43,9 @@ type internal EmStatistics =
 /// </summary>
 module internal EmKernel =
 
-    /// Rows per block: the transposed block (p × 256 doubles) stays in the L2 cache for p up to a few hundred.
+    /// Rows per block (<c>Lanes.Block</c>).
     [<Literal>]
-    let Block = 256
+    let Block = Lanes.Block
 
     /// The statistics' layout in one vector:
     /// [ll, Q | Gram_0..k-1 | Rhs_0..k-1 | Sse_0..k-1 | SumY2_0..k-1 | Weight_0..k-1 | GateGradient | GateHessian].
@@ -78,7 +78,7 @@ module internal EmKernel =
 
             b <- b + 4
 
-        let mutable sum = Vector256.Sum c
+        let mutable sum = Lanes.total c
 
         for r in full .. rows - 1 do
             sum <- sum + z.[zo + r] * x.[xo + r]
@@ -99,8 +99,9 @@ module internal EmKernel =
         (rows: int)
         (w: float[])
         (z: float[])
+        (wo: int)
         =
-        let wr = ReadOnlySpan<float>(w, 0, rows)
+        let wr = ReadOnlySpan<float>(w, wo, rows)
 
         for t in 0 .. p - 1 do
             TensorPrimitives.Multiply(ReadOnlySpan<float>(xt, t * Block, rows), wr, Span<float>(z, t * Block, rows))
@@ -112,7 +113,7 @@ module internal EmKernel =
 
         let inline add (t: int) (u: int) (c: Vector256<float>) =
             if t <= u then
-                let mutable sum = Vector256.Sum c
+                let mutable sum = Lanes.total c
 
                 for r in full .. rows - 1 do
                     sum <- sum + z.[t * Block + r] * xt.[u * Block + r]
@@ -193,16 +194,8 @@ module internal EmKernel =
                     acc.[offset + t * stride + u] <-
                         acc.[offset + t * stride + u] + dot4 z (t * Block) xt (u * Block) full rows
 
-    /// acc[o + t] += Σ_b xt[t, b]·w[b] for t < p.
-    let private vectorBlock (acc: float[]) (offset: int) (xt: float[]) (p: int) (rows: int) (w: float[]) =
-        let wr = ReadOnlySpan<float>(w, 0, rows)
-
-        for t in 0 .. p - 1 do
-            acc.[offset + t] <-
-                acc.[offset + t]
-                + TensorPrimitives.Dot(ReadOnlySpan<float>(xt, t * Block, rows), wr)
-
-    /// Rows lo..hi−1 of the EM statistics (the chunk body of statistics).
+    /// Rows lo..hi−1 of the EM statistics (the chunk body of statistics): the block's forward pass in lanes
+    /// (<c>Forward</c>), the posterior written out, then every sum over the block's rows as a vectorised dot product.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private chunk
         (model: MoeModel)
@@ -214,138 +207,94 @@ module internal EmKernel =
         (lo: int)
         (hi: int)
         : float[] =
-        let d, k = x.GetLength 1, model.Experts
-        let p = if intercepts then d + 1 else d
+        let k = model.Experts
         let km1 = k - 1
-        let g = model.Activation
-        let identity = g = Identity
-        let logNorms, inv2s2 = MoeModel.densityConstants model
-        let b, c = model.RegressorIntercepts, model.GatingIntercepts
+        let identity = model.Activation = Identity
+        let forward = Forward(model, intercepts)
+        let p = forward.Width
+        let b = model.RegressorIntercepts
         let pp, hp = p * p, km1 * p
         let struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, length) = layout p k hessian
         let acc = Array.zeroCreate length
-        let prob = Array.zeroCreate k
-        let logits = Array.zeroCreate k
-        let joint = Array.zeroCreate k
-        let means = Array.zeroCreate k
-        let slopes = Array.zeroCreate k
-        // The block, transposed (p rows of Block), and the per-row weights of every sum.
-        let xt = Array.zeroCreate (p * Block)
-        let wGram = Array.init k (fun _ -> Array.zeroCreate Block)
-        let wRhs = Array.init k (fun _ -> Array.zeroCreate Block)
-        let wGrad = Array.init km1 (fun _ -> Array.zeroCreate Block)
-        let probs = Array.init km1 (fun _ -> Array.zeroCreate Block)
-        let scratch = Array.zeroCreate (p * Block)
+        let xt = forward.Xt
+
+        let post, gate, residuals, slopes =
+            forward.Post, forward.Gate, forward.Residuals, forward.Slopes
+        // Per-row weights of the block's sums: r·e, the identity's target (y, or y − b_i when the intercept is not
+        // in the design), and the weights of the Grams, right-hand sides and gate gradients.
+        let weighted = Array.zeroCreate Block
+        let target = Array.zeroCreate Block
+        let wGram = Array.zeroCreate Block
+        let wRhs = Array.zeroCreate Block
         let wHess = Array.zeroCreate Block
-        let xs = Chunks.flat x
-        let ws = Chunks.flat model.Gating
-        let a = Chunks.flat model.Regressors
+        let scratch = Array.zeroCreate (p * Block)
         let mutable start = lo
 
         while start < hi do
             let rows = min Block (hi - start)
+            forward.Run(x, y, start, rows, not identity)
+            acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
-            for bi in 0 .. rows - 1 do
-                let r = start + bi
-                let xr = xs.Slice(r * d, d)
-                let yr = y.[r]
+            for i in 0 .. k - 1 do
+                let o = i * Block
 
-                for t in 0 .. d - 1 do
-                    xt.[t * Block + bi] <- xr.[t]
+                for bi in 0 .. rows - 1 do
+                    posterior.[start + bi, i] <- post.[o + bi]
+
+                let r = Lanes.lane post i rows
+                acc.[1] <- acc.[1] + Lanes.dot post o forward.LogGate o rows
+                TensorPrimitives.Multiply(r, Lanes.lane residuals i rows, Lanes.into weighted rows)
+
+                acc.[oSse + i] <- acc.[oSse + i] + Lanes.dot weighted 0 residuals o rows
 
                 if intercepts then
-                    xt.[d * Block + bi] <- 1.0
-                // Gate.
-                let mx = RowOps.logitsInto ws c xr logits
-                let mutable sg = 0.0
+                    (Lanes.view forward.Y rows).CopyTo(Lanes.into target rows)
+                else
+                    TensorPrimitives.Subtract(Lanes.view forward.Y rows, b.[i], Lanes.into target rows)
 
-                for i in 0..km1 do
-                    let e = Math.Exp(logits.[i] - mx)
-                    prob.[i] <- e
-                    sg <- sg + e
+                TensorPrimitives.Multiply(r, Lanes.view target rows, Lanes.into wRhs rows)
 
-                let logSg = Math.Log sg + mx
-                // Experts and the joint log-density.
-                let mutable mj = Double.NegativeInfinity
+                acc.[oY2 + i] <- acc.[oY2 + i] + Lanes.dot wRhs 0 target 0 rows
 
-                for i in 0..km1 do
-                    let s = TensorPrimitives.Dot(a.Slice(i * d, d), xr) + b.[i]
-                    means.[i] <- g.Value s
-                    slopes.[i] <- (if identity then 1.0 else g.Derivative s)
-                    prob.[i] <- prob.[i] / sg
-                    let e = yr - means.[i]
-                    let j = logits.[i] - logSg + logNorms.[i] - e * e * inv2s2.[i]
-                    joint.[i] <- j
+                acc.[oW + i] <- acc.[oW + i] + Lanes.sum post o rows
 
-                    if j > mj then
-                        mj <- j
+                if identity then
+                    gramBlock acc (oGram + i * pp) p xt p rows post scratch o
+                else
+                    // Gauss–Newton: weights r·h² for the normal matrix, r·h·e for its right side.
+                    TensorPrimitives.Multiply(Lanes.lane slopes i rows, Lanes.lane slopes i rows, Lanes.into wGram rows)
+                    TensorPrimitives.Multiply(Lanes.view wGram rows, r, Lanes.into wGram rows)
+                    TensorPrimitives.Multiply(Lanes.view weighted rows, Lanes.lane slopes i rows, Lanes.into wRhs rows)
+                    gramBlock acc (oGram + i * pp) p xt p rows wGram scratch 0
 
-                let mutable sj = 0.0
-
-                for i in 0..km1 do
-                    let e = Math.Exp(joint.[i] - mj)
-                    joint.[i] <- e
-                    sj <- sj + e
-
-                acc.[0] <- acc.[0] + mj + Math.Log sj
-
-                for i in 0..km1 do
-                    let post = joint.[i] / sj
-                    posterior.[r, i] <- post
-                    let e = yr - means.[i]
-                    let h = slopes.[i]
-
-                    if post > 0.0 then
-                        acc.[1] <- acc.[1] + post * (logits.[i] - logSg)
-
-                    // The identity's target: y, or y − b_i when the intercept is fixed (not in the design).
-                    let target = if intercepts then yr else yr - b.[i]
-                    acc.[oSse + i] <- acc.[oSse + i] + post * e * e
-                    acc.[oY2 + i] <- acc.[oY2 + i] + post * target * target
-                    acc.[oW + i] <- acc.[oW + i] + post
-                    wGram.[i].[bi] <- post * h * h
-                    wRhs.[i].[bi] <- post * (if identity then target else h * e)
-
-                for j in 0 .. km1 - 1 do
-                    wGrad.[j].[bi] <- posterior.[r, j] - prob.[j]
-                    probs.[j].[bi] <- prob.[j]
-
-            // The block's sums, one vectorised dot product over its rows each.
-            for i in 0 .. k - 1 do
-                gramBlock acc (oGram + i * pp) p xt p rows wGram.[i] scratch
-                vectorBlock acc (oRhs + i * p) xt p rows wRhs.[i]
+                Lanes.weightedSums acc (oRhs + i * p) xt p rows wRhs 0
 
             for j in 0 .. km1 - 1 do
-                vectorBlock acc (oGrad + j * p) xt p rows wGrad.[j]
+                TensorPrimitives.Subtract(Lanes.lane post j rows, Lanes.lane gate j rows, Lanes.into weighted rows)
+                Lanes.weightedSums acc (oGrad + j * p) xt p rows weighted 0
 
             if hessian then
                 for j in 0 .. km1 - 1 do
                     // Diagonal block: p_j(1 − p_j); off-diagonal blocks l > j: −p_j p_l (full).
-                    for bi in 0 .. rows - 1 do
-                        wHess.[bi] <- probs.[j].[bi] * (1.0 - probs.[j].[bi])
-
-                    gramBlock acc (oHess + (j * p) * hp + j * p) hp xt p rows wHess scratch
+                    TensorPrimitives.Subtract(1.0, Lanes.lane gate j rows, Lanes.into wHess rows)
+                    TensorPrimitives.Multiply(Lanes.view wHess rows, Lanes.lane gate j rows, Lanes.into wHess rows)
+                    gramBlock acc (oHess + (j * p) * hp + j * p) hp xt p rows wHess scratch 0
 
                     for l in j + 1 .. km1 - 1 do
-                        for bi in 0 .. rows - 1 do
-                            wHess.[bi] <- -probs.[j].[bi] * probs.[l].[bi]
+                        TensorPrimitives.Multiply(Lanes.lane gate j rows, Lanes.lane gate l rows, Lanes.into wHess rows)
+                        TensorPrimitives.Negate(Lanes.view wHess rows, Lanes.into wHess rows)
 
                         for t in 0 .. p - 1 do
                             TensorPrimitives.Multiply(
                                 ReadOnlySpan<float>(xt, t * Block, rows),
-                                ReadOnlySpan<float>(wHess, 0, rows),
+                                Lanes.view wHess rows,
                                 Span<float>(scratch, 0, rows)
                             )
 
                             let row = oHess + (j * p + t) * hp + l * p
 
                             for u in 0 .. p - 1 do
-                                acc.[row + u] <-
-                                    acc.[row + u]
-                                    + TensorPrimitives.Dot(
-                                        ReadOnlySpan<float>(scratch, 0, rows),
-                                        ReadOnlySpan<float>(xt, u * Block, rows)
-                                    )
+                                acc.[row + u] <- acc.[row + u] + Lanes.dot scratch 0 xt (u * Block) rows
 
             start <- start + rows
 
@@ -409,7 +358,7 @@ module internal EmKernel =
                     if intercepts then
                         xt.[d * Block + bi] <- 1.0
 
-                gramBlock acc 0 p xt p rows ones scratch
+                gramBlock acc 0 p xt p rows ones scratch 0
                 start <- start + rows
 
             acc)
@@ -451,7 +400,7 @@ module internal EmKernel =
                         for t in 0 .. d - 1 do
                             xt.[t * Block + bi] <- xr.[t] - mean.[t]
 
-                    gramBlock acc 0 d xt d rows ones scratch
+                    gramBlock acc 0 d xt d rows ones scratch 0
                     start <- start + rows
 
                 acc)
@@ -459,51 +408,38 @@ module internal EmKernel =
         mean, moments |> Array.map (fun s -> s / float n)
 
     /// <summary>
-    /// For a candidate M-step: per expert i, Σ_n r_ni (y_n − g(&lt;a_i, x_n&gt; + b_i))² with the candidate regressors,
-    /// and Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W, c) with the candidate gating, in one pass. Reference: the scalar
-    /// weighted SSE and Q of tests' Reference.fs.
+    /// For a candidate M-step: per expert i, Σ_n r_ni (y_n − g(&lt;a_i, x_n&gt; + b_i))² with the candidate's regressors,
+    /// and Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W, c) with its gating, in one pass (the candidate's σ is not used).
+    /// Reference: the scalar weighted SSE and Q of tests' Reference.fs.
     /// </summary>
-    let mStepObjectives
-        (regressors: float[,])
-        (regressorIntercepts: float[])
-        (gating: float[,])
-        (gatingIntercepts: float[])
-        (g: Activation)
-        (posterior: float[,])
-        (x: float[,])
-        (y: float[])
-        =
-        let n, d, k = x.GetLength 0, x.GetLength 1, regressors.GetLength 0
-        let km1 = k - 1
+    let mStepObjectives (candidate: MoeModel) (posterior: float[,]) (x: float[,]) (y: float[]) =
+        let n, k = x.GetLength 0, candidate.Experts
 
         let total =
             Chunks.sum n (fun lo hi ->
                 let acc = Array.zeroCreate (k + 1)
-                let logits = Array.zeroCreate k
-                let xs = Chunks.flat x
-                let ws = Chunks.flat gating
-                let a = Chunks.flat regressors
+                let forward = Forward(candidate, false)
+                let r = Array.zeroCreate Block
+                let weighted = Array.zeroCreate Block
+                let mutable start = lo
 
-                for r in lo .. hi - 1 do
-                    let xr = xs.Slice(r * d, d)
-                    let mx = RowOps.logitsInto ws gatingIntercepts xr logits
-                    let mutable sg = 0.0
+                while start < hi do
+                    let rows = min Block (hi - start)
+                    forward.Load(x, y, start, rows)
+                    forward.ComputeGate()
+                    forward.ComputeExperts false
 
-                    for i in 0..km1 do
-                        sg <- sg + Math.Exp(logits.[i] - mx)
+                    for i in 0 .. k - 1 do
+                        for bi in 0 .. rows - 1 do
+                            r.[bi] <- posterior.[start + bi, i]
 
-                    let lse = mx + Math.Log sg
+                        let rs = ReadOnlySpan<float>(r, 0, rows)
+                        let e = ReadOnlySpan<float>(forward.Residuals, i * Block, rows)
+                        TensorPrimitives.Multiply(rs, e, Span<float>(weighted, 0, rows))
+                        acc.[i] <- acc.[i] + Lanes.dot weighted 0 forward.Residuals (i * Block) rows
+                        acc.[k] <- acc.[k] + Lanes.dot r 0 forward.LogGate (i * Block) rows
 
-                    for i in 0..km1 do
-                        let post = posterior.[r, i]
-
-                        if post > 0.0 then
-                            let e =
-                                y.[r]
-                                - g.Value(TensorPrimitives.Dot(a.Slice(i * d, d), xr) + regressorIntercepts.[i])
-
-                            acc.[i] <- acc.[i] + post * e * e
-                            acc.[k] <- acc.[k] + post * (logits.[i] - lse)
+                    start <- start + rows
 
                 acc)
 

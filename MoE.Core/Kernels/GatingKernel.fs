@@ -5,39 +5,39 @@ open System.Numerics.Tensors
 open System.Runtime.CompilerServices
 
 /// <summary>The experts' densities at fixed A, g, σ, in the form the gating kernel uses: per sample the largest
-/// log-density m_n = max_i log N_ni and the scaled densities E_ni = exp(log N_ni − m_n) ∈ [0, 1].</summary>
+/// log-density m_n = max_i log N_ni and the scaled densities E_ni = exp(log N_ni − m_n) ∈ [0, 1], stored expert by
+/// expert (entry i·n + r) so that a block of rows reads each expert's densities as one contiguous lane.</summary>
 type internal ExpertDensities =
     {
-        /// n×k log N(y_n | g(&lt;a_i, x_n&gt;), σ²).
-        Log: float[,]
-        /// n×k exp(log N_ni − m_n).
-        Scaled: float[,]
-        /// n: m_n.
+        /// The model the densities were taken at (its gating is replaced by each evaluation's).
+        Model: MoeModel
+        /// k×n: log N(y_r | g(&lt;a_i, x_r&gt; + b_i), σ_i²) at i·n + r.
+        Log: float[]
+        /// k×n: exp(log N_ri − m_r) at i·n + r.
+        Scaled: float[]
+        /// n: m_r.
         LogMax: float[]
     }
 
 /// <summary>
 /// The gating fit's kernel: L_log and its W-gradient with the experts' densities precomputed (docs/math.md §5.2).
-/// Reads X once per call, allocates nothing per sample, runs chunks on all cores and adds their partial sums in
-/// chunk order (bit-identical whatever the core count). Scalar reference: <c>Losses.logLikelihoodLoss</c>.
+/// Reads X once per call in transposed blocks, the gate computed in lanes (<c>Forward</c>), allocates nothing per
+/// sample, runs chunks on all cores and adds their partial sums in chunk order (bit-identical whatever the core
+/// count). Scalar reference: <c>Losses.logLikelihoodLoss</c>.
 /// </summary>
 module internal GatingKernel =
 
-    /// One sample of the gating loss in log space (the slow path, for when the scaled form underflows).
-    let private gatingSampleInLogSpace
-        (logits: float[])
-        (mx: float)
-        (sg: float)
-        (logDensity: ReadOnlySpan<float>)
-        (post: float[])
-        =
-        let k = logits.Length
-        let logSg = Math.Log sg
+    [<Literal>]
+    let private Block = Lanes.Block
+
+    /// One sample of the gating loss in log space, for when the scaled form underflows: log Σ_i p_i N_i from
+    /// log p_i + log N_i, and the posterior into post (lane layout, row bi).
+    let private sampleInLogSpace (forward: Forward) (densities: ExpertDensities) (n: int) (row: int) (bi: int) =
+        let k = densities.Model.Experts
         let mutable mj = Double.NegativeInfinity
 
         for i in 0 .. k - 1 do
-            let j = logits.[i] - mx - logSg + logDensity.[i]
-            post.[i] <- j
+            let j = forward.LogGate.[i * Block + bi] + densities.Log.[i * n + row]
 
             if j > mj then
                 mj <- j
@@ -45,64 +45,81 @@ module internal GatingKernel =
         let mutable sj = 0.0
 
         for i in 0 .. k - 1 do
-            let e = Math.Exp(post.[i] - mj)
-            post.[i] <- e
+            let e =
+                Math.Exp(forward.LogGate.[i * Block + bi] + densities.Log.[i * n + row] - mj)
+
+            forward.Post.[i * Block + bi] <- e
             sj <- sj + e
 
         for i in 0 .. k - 1 do
-            post.[i] <- post.[i] / sj
+            forward.Post.[i * Block + bi] <- forward.Post.[i * Block + bi] / sj
 
         mj + Math.Log sj
 
-    /// Rows lo..hi−1 of the gating loss into acc = [Σ ll | Σ (p − r) x | Σ (p − r)] (the chunk body of loss).
+    /// Rows lo..hi−1 of the gating loss into acc = [Σ ll | Σ (p − r) x (k−1 rows of d) | Σ (p − r)].
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let private gatingChunk
-        (densities: ExpertDensities)
-        (x: float[,])
-        (w: float[,])
-        (c: float[])
-        (lo: int)
-        (hi: int)
-        (acc: float[])
-        =
-        let d, k = x.GetLength 1, densities.Scaled.GetLength 1
+    let private gatingChunk (densities: ExpertDensities) (forward: Forward) (x: float[,]) (lo: int) (hi: int) =
+        let n, d, k = x.GetLength 0, x.GetLength 1, densities.Model.Experts
         let km1 = k - 1
-        let logits = Array.zeroCreate k
-        let e = Array.zeroCreate k
-        let post = Array.zeroCreate k
-        let xs = Chunks.flat x
-        let ws = Chunks.flat w
-        let scaled = Chunks.flat densities.Scaled
-        let logs = Chunks.flat densities.Log
+        let acc = Array.zeroCreate (1 + km1 * d + km1)
+        let total = Array.zeroCreate Block
+        let weights = Array.zeroCreate Block
+        let mutable start = lo
 
-        for r in lo .. hi - 1 do
-            let xr = xs.Slice(r * d, d)
-            let mx = RowOps.logitsInto ws c xr logits
-            // p_i = e_i/Σe with e_i = exp(l_i − max l); p(y|x) = Σ_i p_i N_i = (Σ e_i E_i / Σ e)·exp(m).
-            let mutable sg = 0.0
-            let mutable t = 0.0
+        while start < hi do
+            let rows = min Block (hi - start)
+            forward.Load(x, [||], start, rows)
+            forward.ComputeGate()
+            // p(y|x)/exp(m) = Σ_i p_i E_i, and the posterior r_i = p_i E_i / Σ_l p_l E_l.
+            (Lanes.into total rows).Clear()
 
-            for i in 0..km1 do
-                let ei = Math.Exp(logits.[i] - mx)
-                e.[i] <- ei
-                sg <- sg + ei
-                t <- t + ei * scaled.[r * k + i]
+            for i in 0 .. k - 1 do
+                let post = Span<float>(forward.Post, i * Block, rows)
 
-            if t > 1e-280 then
-                acc.[0] <- acc.[0] + Math.Log(t / sg) + densities.LogMax.[r]
+                TensorPrimitives.Multiply(
+                    Lanes.lane forward.Gate i rows,
+                    ReadOnlySpan<float>(densities.Scaled, i * n + start, rows),
+                    post
+                )
 
-                for i in 0 .. km1 - 1 do
-                    post.[i] <- e.[i] * scaled.[r * k + i] / t
-            else
-                acc.[0] <- acc.[0] + gatingSampleInLogSpace logits mx sg (logs.Slice(r * k, k)) post
+                TensorPrimitives.Add(Lanes.view total rows, Lanes.lane forward.Post i rows, Lanes.into total rows)
 
-            for i in 0 .. km1 - 1 do
-                let diff = post.[i] - e.[i] / sg
+            for i in 0 .. k - 1 do
+                TensorPrimitives.Divide(
+                    Lanes.lane forward.Post i rows,
+                    Lanes.view total rows,
+                    Span<float>(forward.Post, i * Block, rows)
+                )
 
-                if diff <> 0.0 then
-                    let g = Span<float>(acc, 1 + i * d, d)
-                    TensorPrimitives.MultiplyAdd(xr, -diff, ReadOnlySpan<float>(acc, 1 + i * d, d), g)
-                    acc.[1 + km1 * d + i] <- acc.[1 + km1 * d + i] - diff
+            // log Σ p_i E_i in lanes (weights as scratch), then each row's log-likelihood in row order.
+            Lanes.log total 0 weights 0 rows
+            let mutable sum = 0.0
+
+            for bi in 0 .. rows - 1 do
+                let t = total.[bi]
+
+                sum <-
+                    sum
+                    + (if t > 1e-280 then
+                           weights.[bi] + densities.LogMax.[start + bi]
+                       else
+                           sampleInLogSpace forward densities n (start + bi) bi)
+
+            acc.[0] <- acc.[0] + sum
+
+            for j in 0 .. km1 - 1 do
+                TensorPrimitives.Subtract(
+                    Lanes.lane forward.Gate j rows,
+                    Lanes.lane forward.Post j rows,
+                    Lanes.into weights rows
+                )
+
+                Lanes.weightedSums acc (1 + j * d) forward.Xt d rows weights 0
+                acc.[1 + km1 * d + j] <- acc.[1 + km1 * d + j] + Lanes.sum weights 0 rows
+
+            start <- start + rows
+
+        acc
 
     /// <summary>
     /// L_log (paper eq. 9) and its W-gradient with the experts' densities precomputed: while W moves and A, g, σ
@@ -116,14 +133,17 @@ module internal GatingKernel =
     /// <param name="c">k−1 gate intercepts.</param>
     /// <returns>−mean log-likelihood, its gradient with respect to W ((k−1)×d) and to c (k−1).</returns>
     let loss (densities: ExpertDensities) (x: float[,]) (w: float[,]) (c: float[]) : float * float[,] * float[] =
-        let n, d, k = x.GetLength 0, x.GetLength 1, densities.Scaled.GetLength 1
+        let n, d, k = x.GetLength 0, x.GetLength 1, densities.Model.Experts
         let km1 = k - 1
 
+        let model =
+            { densities.Model with
+                Gating = w
+                GatingIntercepts = c
+            }
+
         let total =
-            Chunks.sum n (fun lo hi ->
-                let acc = Array.zeroCreate (1 + km1 * d + km1)
-                gatingChunk densities x w c lo hi acc
-                acc)
+            Chunks.sum n (fun lo hi -> gatingChunk densities (Forward(model, false)) x lo hi)
 
         let inv = 1.0 / float n
 
@@ -131,38 +151,55 @@ module internal GatingKernel =
         Array2D.init km1 d (fun i t -> total.[1 + i * d + t] * inv),
         Array.init km1 (fun i -> total.[1 + km1 * d + i] * inv)
 
-    /// <summary>The experts' densities at the model's A, g, σ for every sample (n×k), in one parallel pass.</summary>
+    /// <summary>The experts' densities at the model's A, g, σ for every sample (k×n), in one parallel pass of lanes.</summary>
     let expertDensities (model: MoeModel) (x: float[,]) (y: float[]) : ExpertDensities =
-        let n, d, k = x.GetLength 0, x.GetLength 1, model.Experts
-        let logNorms, inv2s2 = MoeModel.densityConstants model
-        let b = model.RegressorIntercepts
-        let g = model.Activation
-        let logs = Array2D.zeroCreate n k
-        let scaled = Array2D.zeroCreate n k
+        let n, k = x.GetLength 0, model.Experts
+        let logs = Array.zeroCreate (k * n)
+        let scaled = Array.zeroCreate (k * n)
         let logMax = Array.zeroCreate n
 
         Chunks.forChunks n (fun _ lo hi ->
-            let xs = Chunks.flat x
-            let a = Chunks.flat model.Regressors
+            let forward = Forward(model, false)
+            let mutable start = lo
 
-            for r in lo .. hi - 1 do
-                let xr = xs.Slice(r * d, d)
-                let mutable m = Double.NegativeInfinity
-
-                for i in 0 .. k - 1 do
-                    let e = y.[r] - g.Value(TensorPrimitives.Dot(a.Slice(i * d, d), xr) + b.[i])
-                    let v = logNorms.[i] - e * e * inv2s2.[i]
-                    logs.[r, i] <- v
-
-                    if v > m then
-                        m <- v
-
-                logMax.[r] <- m
+            while start < hi do
+                let rows = min Block (hi - start)
+                forward.Load(x, y, start, rows)
+                forward.ComputeExperts false
+                let m = Span<float>(logMax, start, rows)
 
                 for i in 0 .. k - 1 do
-                    scaled.[r, i] <- Math.Exp(logs.[r, i] - m))
+                    // log N_i = log norm_i − e²/(2σ_i²).
+                    let e = Lanes.lane forward.Residuals i rows
+                    let log = Span<float>(logs, i * n + start, rows)
+                    TensorPrimitives.Multiply(e, e, log)
+                    TensorPrimitives.Multiply(ReadOnlySpan<float>(logs, i * n + start, rows), -forward.Inv2s2.[i], log)
+                    TensorPrimitives.Add(ReadOnlySpan<float>(logs, i * n + start, rows), forward.LogNorms.[i], log)
+
+                    if i = 0 then
+                        (ReadOnlySpan<float>(logs, start, rows)).CopyTo m
+                    else
+                        TensorPrimitives.Max(
+                            ReadOnlySpan<float>(logMax, start, rows),
+                            ReadOnlySpan<float>(logs, i * n + start, rows),
+                            m
+                        )
+
+                for i in 0 .. k - 1 do
+                    let out = Span<float>(scaled, i * n + start, rows)
+
+                    TensorPrimitives.Subtract(
+                        ReadOnlySpan<float>(logs, i * n + start, rows),
+                        ReadOnlySpan<float>(logMax, start, rows),
+                        out
+                    )
+
+                    Lanes.exp scaled (i * n + start) scaled (i * n + start) rows
+
+                start <- start + rows)
 
         {
+            Model = model
             Log = logs
             Scaled = scaled
             LogMax = logMax

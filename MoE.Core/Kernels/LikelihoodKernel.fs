@@ -15,105 +15,58 @@ open System.Runtime.CompilerServices
 module internal LikelihoodKernel =
 
     [<Literal>]
-    let private Block = 256
+    let private Block = Lanes.Block
 
-    /// Rows lo..hi−1 into [LL | ∂ã_0..k−1 (p each) | ∂w̃_0..k−2 (p each) | ∂log σ_0..k−1].
+    /// Rows lo..hi−1 into [LL | ∂ã_0..k−1 (p each) | ∂w̃_0..k−2 (p each) | ∂log σ_0..k−1]: the block's forward pass in
+    /// lanes (<c>Forward</c>), then each gradient entry as a vectorised dot product over the block's rows.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private chunk (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) (lo: int) (hi: int) : float[] =
-        let d, k = x.GetLength 1, model.Experts
-        let p = if intercepts then d + 1 else d
+        let k = model.Experts
         let km1 = k - 1
-        let g = model.Activation
-        let identity = g = Identity
-        let logNorms, inv2s2 = MoeModel.densityConstants model
-        let b, c = model.RegressorIntercepts, model.GatingIntercepts
+        let forward = Forward(model, intercepts)
+        let p = forward.Width
+        let inv2s2 = forward.Inv2s2
         let oA, oW = 1, 1 + k * p
         let oS = oW + km1 * p
         let acc = Array.zeroCreate (oS + k)
-        let prob = Array.zeroCreate k
-        let logits = Array.zeroCreate k
-        let joint = Array.zeroCreate k
-        let means = Array.zeroCreate k
-        let slopes = Array.zeroCreate k
-        let xt = Array.zeroCreate (p * Block)
-        let wA = Array.init k (fun _ -> Array.zeroCreate Block)
-        let wW = Array.init km1 (fun _ -> Array.zeroCreate Block)
-        let xs = Chunks.flat x
-        let ws = Chunks.flat model.Gating
-        let a = Chunks.flat model.Regressors
+        let weights = Array.zeroCreate Block
+        let squares = Array.zeroCreate Block
         let mutable start = lo
 
         while start < hi do
             let rows = min Block (hi - start)
-
-            for bi in 0 .. rows - 1 do
-                let r = start + bi
-                let xr = xs.Slice(r * d, d)
-                let yr = y.[r]
-
-                for t in 0 .. d - 1 do
-                    xt.[t * Block + bi] <- xr.[t]
-
-                if intercepts then
-                    xt.[d * Block + bi] <- 1.0
-
-                let mx = RowOps.logitsInto ws c xr logits
-                let mutable sg = 0.0
-
-                for i in 0..km1 do
-                    let e = Math.Exp(logits.[i] - mx)
-                    prob.[i] <- e
-                    sg <- sg + e
-
-                let logSg = Math.Log sg + mx
-                let mutable mj = Double.NegativeInfinity
-
-                for i in 0..km1 do
-                    let s = TensorPrimitives.Dot(a.Slice(i * d, d), xr) + b.[i]
-                    means.[i] <- g.Value s
-                    slopes.[i] <- (if identity then 1.0 else g.Derivative s)
-                    prob.[i] <- prob.[i] / sg
-                    let e = yr - means.[i]
-                    let j = logits.[i] - logSg + logNorms.[i] - e * e * inv2s2.[i]
-                    joint.[i] <- j
-
-                    if j > mj then
-                        mj <- j
-
-                let mutable sj = 0.0
-
-                for i in 0..km1 do
-                    let e = Math.Exp(joint.[i] - mj)
-                    joint.[i] <- e
-                    sj <- sj + e
-
-                acc.[0] <- acc.[0] + mj + Math.Log sj
-
-                for i in 0..km1 do
-                    let post = joint.[i] / sj
-                    let e = yr - means.[i]
-                    // ∂/∂s of −e²/(2σ²) is e·h/σ²: inv2s2 = 1/(2σ²).
-                    wA.[i].[bi] <- post * e * slopes.[i] * 2.0 * inv2s2.[i]
-                    acc.[oS + i] <- acc.[oS + i] + post * (e * e * 2.0 * inv2s2.[i] - 1.0)
-
-                    if i < km1 then
-                        wW.[i].[bi] <- post - prob.[i]
+            forward.Run(x, y, start, rows, true)
+            acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
             for i in 0 .. k - 1 do
-                let wr = ReadOnlySpan<float>(wA.[i], 0, rows)
+                let r = Lanes.lane forward.Post i rows
+                let e = Lanes.lane forward.Residuals i rows
+                // ∂/∂s of −e²/(2σ²) is e·h/σ² (inv2s2 = 1/(2σ²)): the weight r·e·h·2·inv2s2.
+                TensorPrimitives.Multiply(r, e, Lanes.into weights rows)
+                TensorPrimitives.Multiply(Lanes.view weights rows, e, Lanes.into squares rows)
+                // ∂/∂log σ: Σ r(e²/σ² − 1) = 2·inv2s2·Σ r·e² − Σ r.
+                acc.[oS + i] <-
+                    acc.[oS + i]
+                    + (Lanes.sum squares 0 rows * 2.0 * inv2s2.[i]
+                       - Lanes.sum forward.Post (i * Block) rows)
 
-                for t in 0 .. p - 1 do
-                    acc.[oA + i * p + t] <-
-                        acc.[oA + i * p + t]
-                        + TensorPrimitives.Dot(ReadOnlySpan<float>(xt, t * Block, rows), wr)
+                TensorPrimitives.Multiply(
+                    Lanes.view weights rows,
+                    Lanes.lane forward.Slopes i rows,
+                    Lanes.into weights rows
+                )
+
+                TensorPrimitives.Multiply(Lanes.view weights rows, 2.0 * inv2s2.[i], Lanes.into weights rows)
+                Lanes.weightedSums acc (oA + i * p) forward.Xt p rows weights 0
 
             for j in 0 .. km1 - 1 do
-                let wr = ReadOnlySpan<float>(wW.[j], 0, rows)
+                TensorPrimitives.Subtract(
+                    Lanes.lane forward.Post j rows,
+                    Lanes.lane forward.Gate j rows,
+                    Lanes.into weights rows
+                )
 
-                for t in 0 .. p - 1 do
-                    acc.[oW + j * p + t] <-
-                        acc.[oW + j * p + t]
-                        + TensorPrimitives.Dot(ReadOnlySpan<float>(xt, t * Block, rows), wr)
+                Lanes.weightedSums acc (oW + j * p) forward.Xt p rows weights 0
 
             start <- start + rows
 
@@ -124,7 +77,49 @@ module internal LikelihoodKernel =
         let total = Chunks.sum y.Length (chunk model intercepts x y)
         total.[0], Array.sub total 1 (total.Length - 1)
 
+    /// <summary>Σ_n log p(y_n | x_n) alone, in lanes (<c>Forward</c>) and chunks summed in chunk order: the held-out
+    /// score of screening. Reference: <c>MoeModel.logLikelihood</c> (the same value up to the order of the sum).</summary>
+    let logLikelihood (model: MoeModel) (x: float[,]) (y: float[]) : float =
+        let total =
+            Chunks.sum y.Length (fun lo hi ->
+                let forward = Forward(model, false)
+                let mutable sum = 0.0
+                let mutable start = lo
+
+                while start < hi do
+                    let rows = min Block (hi - start)
+                    forward.Run(x, y, start, rows, false)
+                    sum <- sum + Lanes.sum forward.RowLogLikelihood 0 rows
+                    start <- start + rows
+
+                [| sum |])
+
+        total.[0]
+
+    /// <summary>The posterior responsibilities r_ni (n×k), in lanes (<c>Forward</c>). Reference:
+    /// <c>MoeModel.responsibilities</c>.</summary>
+    let responsibilities (model: MoeModel) (x: float[,]) (y: float[]) : float[,] =
+        let k = model.Experts
+        let result = Array2D.zeroCreate y.Length k
+
+        Chunks.forChunks y.Length (fun _ lo hi ->
+            let forward = Forward(model, false)
+            let mutable start = lo
+
+            while start < hi do
+                let rows = min Block (hi - start)
+                forward.Run(x, y, start, rows, false)
+
+                for bi in 0 .. rows - 1 do
+                    for i in 0 .. k - 1 do
+                        result.[start + bi, i] <- forward.Post.[i * Block + bi]
+
+                start <- start + rows)
+
+        result
+
     /// Rows lo..hi−1 of the curvature diagonal (see curvature).
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private curvatureChunk
         (model: MoeModel)
         (intercepts: bool)
@@ -133,72 +128,47 @@ module internal LikelihoodKernel =
         (lo: int)
         (hi: int)
         : float[] =
-        let d, k = x.GetLength 1, model.Experts
-        let p = if intercepts then d + 1 else d
+        let k = model.Experts
         let km1 = k - 1
-        let g = model.Activation
-        let logNorms, inv2s2 = MoeModel.densityConstants model
-        let b, c = model.RegressorIntercepts, model.GatingIntercepts
+        let forward = Forward(model, intercepts)
+        let p = forward.Width
+        let inv2s2 = forward.Inv2s2
         let oW, oS = k * p, k * p + km1 * p
         let acc = Array.zeroCreate (oS + k)
-        let prob = Array.zeroCreate k
-        let logits = Array.zeroCreate k
-        let joint = Array.zeroCreate k
-        let slopes = Array.zeroCreate k
-        let xs = Chunks.flat x
-        let ws = Chunks.flat model.Gating
-        let a = Chunks.flat model.Regressors
+        let squares = Array.zeroCreate (p * Block)
+        let weights = Array.zeroCreate Block
+        let mutable start = lo
 
-        for r in lo .. hi - 1 do
-            let xr = xs.Slice(r * d, d)
-            let mx = RowOps.logitsInto ws c xr logits
-            let mutable sg = 0.0
+        while start < hi do
+            let rows = min Block (hi - start)
+            forward.Run(x, y, start, rows, true)
+            let xt = forward.Xt
 
-            for i in 0..km1 do
-                let e = Math.Exp(logits.[i] - mx)
-                prob.[i] <- e
-                sg <- sg + e
+            for t in 0 .. p - 1 do
+                let column = ReadOnlySpan<float>(xt, t * Block, rows)
+                TensorPrimitives.Multiply(column, column, Span<float>(squares, t * Block, rows))
 
-            let logSg = Math.Log sg + mx
-            let mutable mj = Double.NegativeInfinity
+            for i in 0 .. k - 1 do
+                let h = Lanes.lane forward.Slopes i rows
+                TensorPrimitives.Multiply(h, h, Lanes.into weights rows)
 
-            for i in 0..km1 do
-                let s = TensorPrimitives.Dot(a.Slice(i * d, d), xr) + b.[i]
-                slopes.[i] <- g.Derivative s
-                prob.[i] <- prob.[i] / sg
-                let e = y.[r] - g.Value s
-                let j = logits.[i] - logSg + logNorms.[i] - e * e * inv2s2.[i]
-                joint.[i] <- j
+                TensorPrimitives.Multiply(
+                    Lanes.view weights rows,
+                    Lanes.lane forward.Post i rows,
+                    Lanes.into weights rows
+                )
 
-                if j > mj then
-                    mj <- j
+                TensorPrimitives.Multiply(Lanes.view weights rows, 2.0 * inv2s2.[i], Lanes.into weights rows)
+                Lanes.weightedSums acc (i * p) squares p rows weights 0
+                acc.[oS + i] <- acc.[oS + i] + 2.0 * Lanes.sum forward.Post (i * Block) rows
 
-            let mutable sj = 0.0
+                if i < km1 then
+                    let pi = Lanes.lane forward.Gate i rows
+                    TensorPrimitives.Subtract(1.0, pi, Lanes.into weights rows)
+                    TensorPrimitives.Multiply(Lanes.view weights rows, pi, Lanes.into weights rows)
+                    Lanes.weightedSums acc (oW + i * p) squares p rows weights 0
 
-            for i in 0..km1 do
-                let e = Math.Exp(joint.[i] - mj)
-                joint.[i] <- e
-                sj <- sj + e
-
-            for i in 0..km1 do
-                let post = joint.[i] / sj
-                let wa = post * slopes.[i] * slopes.[i] * 2.0 * inv2s2.[i]
-                let ww = if i < km1 then prob.[i] * (1.0 - prob.[i]) else 0.0
-
-                for t in 0 .. d - 1 do
-                    let x2 = xr.[t] * xr.[t]
-                    acc.[i * p + t] <- acc.[i * p + t] + wa * x2
-
-                    if i < km1 then
-                        acc.[oW + i * p + t] <- acc.[oW + i * p + t] + ww * x2
-
-                if intercepts then
-                    acc.[i * p + d] <- acc.[i * p + d] + wa
-
-                    if i < km1 then
-                        acc.[oW + i * p + d] <- acc.[oW + i * p + d] + ww
-
-                acc.[oS + i] <- acc.[oS + i] + 2.0 * post
+            start <- start + rows
 
         acc
 

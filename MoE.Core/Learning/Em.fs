@@ -210,16 +210,7 @@ module Em =
             let gates = gatesAt gateStep
             let candidate = rebuild settings model experts gates model.Sigmas
 
-            let sseTrial, q =
-                EmKernel.mStepObjectives
-                    candidate.Regressors
-                    candidate.RegressorIntercepts
-                    candidate.Gating
-                    candidate.GatingIntercepts
-                    g
-                    posterior
-                    x
-                    y
+            let sseTrial, q = EmKernel.mStepObjectives candidate posterior x y
 
             accepted <- true
             // Accept no increase beyond rounding (1e-12 relative: far above a reordered sum, far below a real step).

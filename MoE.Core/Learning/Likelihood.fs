@@ -210,6 +210,6 @@ module Likelihood =
         {
             Value = model
             Iterations = outcome.Iterations
-            FinalLoss = Some(-(MoeModel.logLikelihood model x y) / n)
+            FinalLoss = Some(-(LikelihoodKernel.logLikelihood model x y) / n)
             Reason = outcome.Reason
         }

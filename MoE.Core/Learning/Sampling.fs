@@ -13,7 +13,7 @@ module Sampling =
     /// <returns>The subset's inputs and responses.</returns>
     [<CompiledName("Subsample")>]
     let subsample (count: int) (seed: int64) (x: float[,]) (y: float[]) : float[,] * float[] =
-        let n, d = x.GetLength 0, x.GetLength 1
+        let n = x.GetLength 0
 
         if n <= count then
             x, y
@@ -27,7 +27,7 @@ module Sampling =
                 index.[i] <- index.[j]
                 index.[j] <- t
 
-            Array2D.init count d (fun i t -> x.[index.[i], t]), Array.init count (fun i -> y.[index.[i]])
+            Dense.gatherRows x y index 0 count
 
     /// <summary>A seeded uniform sample of at most <paramref name="rows"/> rows of data that arrive in chunks
     /// (reservoir sampling, Vitter's Algorithm R), and the total row count: one pass, holding the sample and one

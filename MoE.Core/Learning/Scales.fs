@@ -15,7 +15,9 @@ module Scales =
     /// <returns>The model with rescaled regressors (a scale that is not finite and positive leaves its regressor).</returns>
     [<CompiledName("Fit")>]
     let fit (model: MoeModel) (x: float[,]) (y: float[]) : MoeModel =
-        let post = MoeModel.responsibilities model x y
+        MoeModel.validate model
+        MoeModel.checkLikelihoodInputs model x y
+        let post = LikelihoodKernel.responsibilities model x y
         let n, k, d = y.Length, model.Experts, model.Dimension
         let g = model.Activation
         let a = Array2D.copy model.Regressors

@@ -39,7 +39,7 @@ module Selection =
     /// <returns>(screening x, screening y), (validation x, validation y).</returns>
     [<CompiledName("Split")>]
     let split (settings: SelectionSettings) (seed: int64) (x: float[,]) (y: float[]) =
-        let n, d = x.GetLength 0, x.GetLength 1
+        let n = x.GetLength 0
 
         if n <= settings.ScreeningRows then
             (x, y), (x, y)
@@ -54,8 +54,7 @@ module Selection =
                 index.[i] <- index.[j]
                 index.[j] <- t
 
-            let rows (lo: int) (count: int) =
-                Array2D.init count d (fun i t -> x.[index.[lo + i], t]), Array.init count (fun i -> y.[index.[lo + i]])
+            let rows (lo: int) (count: int) = Dense.gatherRows x y index lo count
 
             rows 0 settings.ScreeningRows, rows settings.ScreeningRows (take - settings.ScreeningRows)
 
@@ -175,7 +174,7 @@ module Selection =
         let score (outcome: Result<MoeModel, string>) =
             match outcome with
             | Ok m ->
-                let ll = MoeModel.logLikelihood m xv yv / float yv.Length
+                let ll = LikelihoodKernel.logLikelihood m xv yv / float yv.Length
                 if Double.IsFinite ll then ll else Double.NegativeInfinity
             | Error _ -> Double.NegativeInfinity
 

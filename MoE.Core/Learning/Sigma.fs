@@ -15,7 +15,7 @@ module internal Sigma =
     /// Posterior-weighted residual RMS √(Σ r_ni (y_n − g(⟨a_i, x_n⟩))²/n), at least 1e-6: the σ a fitted model
     /// implies for the data.
     let implied (model: MoeModel) (x: float[,]) (y: float[]) : float =
-        let post = MoeModel.responsibilities model x y
+        let post = LikelihoodKernel.responsibilities model x y
 
         let means =
             Dense.projections model.Regressors x |> Array2D.map model.Activation.Value

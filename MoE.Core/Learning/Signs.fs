@@ -1,6 +1,7 @@
 namespace MoE.Core
 
 open System
+open System.Numerics.Tensors
 
 /// <summary>Sign resolution (docs/math.md §6.3): L4 recovers each direction up to sign, and L_log is not
 /// sign-invariant, so the signs are chosen by likelihood before the gating fit.</summary>
@@ -42,7 +43,7 @@ module Signs =
 
                     let start = MoeModel.create a (Array2D.zeroCreate (k - 1) d) activation sigma
                     let fitted = (Gating.fit start xs ys 40 context false).Value
-                    let ll = MoeModel.logLikelihood fitted xs ys
+                    let ll = LikelihoodKernel.logLikelihood fitted xs ys
 
                     context.Progress
                         {
@@ -67,7 +68,8 @@ module Signs =
     /// Chooses the sign of each unit direction in time linear in k (docs/math.md §6.3): the 2k experts
     /// g(t_j⟨±â_i, x⟩) compete in a mixture with constant weights π_j (no gating), each with a scale t_j ≥ 0; EM
     /// fits π, t and σ on a seeded subsample, and each pair keeps the sign of larger weight. A scale ≥ 0 matters:
-    /// with a free scale, −â with t &lt; 0 would be +â again for an odd g.
+    /// with a free scale, −â with t &lt; 0 would be +â again for an odd g. EM stops after 30 iterations, or once an
+    /// iteration gains less than 1e-9 per row (the weights have settled long before).
     /// </summary>
     /// <param name="directions">k unit directions (k×d).</param>
     /// <param name="activation">g.</param>
@@ -93,7 +95,6 @@ module Signs =
         let k, d = directions.GetLength 0, directions.GetLength 1
         let xs, ys = Sampling.subsample subsampleSize seed x y
         let n = ys.Length
-        let s = Dense.projections directions xs
         let g = activation
         let m = 2 * k
         // Expert j: direction sign (+1 for j < k, −1 after), index i = j % k, scale t_j, weight π_j.
@@ -101,65 +102,163 @@ module Signs =
         let t = Array.create m 1.0
         let pi = Array.create m (1.0 / float m)
         let mutable sig2 = sigma * sigma
-        let r = Array2D.zeroCreate n m
-        let logp = Array.zeroCreate m
+        // The projections ⟨â_i, x_r⟩ expert by expert (i·n + r), and the responsibilities likewise (j·n + r).
+        let projected =
+            let s = Dense.projections directions xs
+            Array.init (k * n) (fun idx -> s.[idx % n, idx / n])
+
+        let r = Array.zeroCreate (m * n)
+        // Per block: each expert's mean (then residual) and derivative lanes, and the row-wise max and total.
+        let block = Lanes.Block
+        let means = Array.zeroCreate (m * block)
+        let slopes = Array.zeroCreate (m * block)
+        let work = Array.zeroCreate block
+        let mx = Array.zeroCreate block
+        let total = Array.zeroCreate block
+        let weight, num, den = Array.zeroCreate m, Array.zeroCreate m, Array.zeroCreate m
         let iterations = 30
         let mutable nll = nan
+        let mutable iteration = 0
+        let mutable settled = false
 
-        for iteration in 1..iterations do
+        /// Residuals y − g(t_j·sign_j·s) of every expert for rows start..start+rows−1 (derivatives when asked).
+        let residuals (start: int) (rows: int) (withSlopes: bool) =
+            for j in 0 .. m - 1 do
+                let lane = Span<float>(means, j * block, rows)
+
+                TensorPrimitives.Multiply(
+                    ReadOnlySpan<float>(projected, (j % k) * n + start, rows),
+                    t.[j] * signOf j,
+                    lane
+                )
+
+                Lanes.activate g means (if withSlopes then slopes else [||]) (j * block) rows
+
+                TensorPrimitives.Subtract(
+                    ReadOnlySpan<float>(ys, start, rows),
+                    ReadOnlySpan<float>(means, j * block, rows),
+                    lane
+                )
+
+        while iteration < iterations && not settled do
             context.Cancellation.ThrowIfCancellationRequested()
+            iteration <- iteration + 1
             let logNorm = -0.5 * Math.Log(2.0 * Math.PI * sig2)
             let mutable ll = 0.0
-            // E-step.
-            for row in 0 .. n - 1 do
-                let mutable mx = Double.NegativeInfinity
+            Array.fill weight 0 m 0.0
+            Array.fill num 0 m 0.0
+            Array.fill den 0 m 0.0
+            let mutable start = 0
+
+            // E-step with the M-step's sums: Σ r, Σ r·J·e and Σ r·J² per expert, J = g'(u)·sign·s the scale's Jacobian.
+            while start < n do
+                let rows = min block (n - start)
+                residuals start rows true
+                let mxs = Span<float>(mx, 0, rows)
 
                 for j in 0 .. m - 1 do
-                    let e = ys.[row] - g.Value(t.[j] * signOf j * s.[row, j % k])
-                    let v = Math.Log(max pi.[j] 1e-300) + logNorm - e * e / (2.0 * sig2)
-                    logp.[j] <- v
+                    let e = ReadOnlySpan<float>(means, j * block, rows)
+                    let logp = Span<float>(r, j * n + start, rows)
+                    TensorPrimitives.Multiply(e, e, logp)
+                    TensorPrimitives.Multiply(ReadOnlySpan<float>(r, j * n + start, rows), -0.5 / sig2, logp)
 
-                    if v > mx then
-                        mx <- v
+                    TensorPrimitives.Add(
+                        ReadOnlySpan<float>(r, j * n + start, rows),
+                        Math.Log(max pi.[j] 1e-300) + logNorm,
+                        logp
+                    )
 
-                let mutable total = 0.0
+                    if j = 0 then
+                        ReadOnlySpan<float>(r, start, rows).CopyTo mxs
+                    else
+                        TensorPrimitives.Max(
+                            ReadOnlySpan<float>(mx, 0, rows),
+                            ReadOnlySpan<float>(r, j * n + start, rows),
+                            mxs
+                        )
+
+                let totals = Span<float>(total, 0, rows)
+                totals.Clear()
 
                 for j in 0 .. m - 1 do
-                    let e = Math.Exp(logp.[j] - mx)
-                    r.[row, j] <- e
-                    total <- total + e
+                    let rj = Span<float>(r, j * n + start, rows)
+
+                    TensorPrimitives.Subtract(
+                        ReadOnlySpan<float>(r, j * n + start, rows),
+                        ReadOnlySpan<float>(mx, 0, rows),
+                        rj
+                    )
+
+                    Lanes.exp r (j * n + start) r (j * n + start) rows
+
+                    TensorPrimitives.Add(
+                        ReadOnlySpan<float>(total, 0, rows),
+                        ReadOnlySpan<float>(r, j * n + start, rows),
+                        totals
+                    )
 
                 for j in 0 .. m - 1 do
-                    r.[row, j] <- r.[row, j] / total
+                    let rj = ReadOnlySpan<float>(r, j * n + start, rows)
 
-                ll <- ll + mx + Math.Log total
+                    TensorPrimitives.Divide(
+                        rj,
+                        ReadOnlySpan<float>(total, 0, rows),
+                        Span<float>(r, j * n + start, rows)
+                    )
 
+                    let jac = Span<float>(slopes, j * block, rows)
+
+                    TensorPrimitives.Multiply(
+                        ReadOnlySpan<float>(slopes, j * block, rows),
+                        ReadOnlySpan<float>(projected, (j % k) * n + start, rows),
+                        jac
+                    )
+
+                    TensorPrimitives.Multiply(ReadOnlySpan<float>(slopes, j * block, rows), signOf j, jac)
+                    let w = Span<float>(work, 0, rows)
+                    TensorPrimitives.Multiply(rj, ReadOnlySpan<float>(slopes, j * block, rows), w)
+                    weight.[j] <- weight.[j] + Lanes.sum r (j * n + start) rows
+
+                    num.[j] <- num.[j] + Lanes.dot work 0 means (j * block) rows
+
+                    den.[j] <- den.[j] + Lanes.dot work 0 slopes (j * block) rows
+
+                Lanes.log total 0 total 0 rows
+
+                ll <- ll + Lanes.sum mx 0 rows + Lanes.sum total 0 rows
+
+                start <- start + rows
+
+            let previous = nll
             nll <- -ll / float n
-            // M-step: weights, one projected Gauss–Newton step per scale (exact for the identity), then σ².
-            let mutable sse = 0.0
-
+            settled <- Double.IsFinite previous && previous - nll < 1e-9 * max 1.0 (abs nll)
+            // M-step: weights, one projected Gauss–Newton step per scale (exact for the identity), then σ² at the new
+            // scales.
             for j in 0 .. m - 1 do
-                let mutable weight = 0.0
-                let mutable num = 0.0
-                let mutable den = 0.0
+                pi.[j] <- weight.[j] / float n
 
-                for row in 0 .. n - 1 do
-                    let sj = signOf j * s.[row, j % k]
-                    let u = t.[j] * sj
-                    let jac = g.Derivative u * sj
-                    let rw = r.[row, j]
-                    weight <- weight + rw
-                    num <- num + rw * jac * (ys.[row] - g.Value u)
-                    den <- den + rw * jac * jac
+                if den.[j] > 0.0 then
+                    t.[j] <- max 0.0 (t.[j] + num.[j] / den.[j])
 
-                pi.[j] <- weight / float n
+            let mutable sse = 0.0
+            start <- 0
 
-                if den > 0.0 then
-                    t.[j] <- max 0.0 (t.[j] + num / den)
+            while start < n do
+                let rows = min block (n - start)
+                residuals start rows false
 
-                for row in 0 .. n - 1 do
-                    let e = ys.[row] - g.Value(t.[j] * signOf j * s.[row, j % k])
-                    sse <- sse + r.[row, j] * e * e
+                for j in 0 .. m - 1 do
+                    let e = ReadOnlySpan<float>(means, j * block, rows)
+
+                    TensorPrimitives.Multiply(
+                        ReadOnlySpan<float>(r, j * n + start, rows),
+                        e,
+                        Span<float>(work, 0, rows)
+                    )
+
+                    sse <- sse + Lanes.dot work 0 means (j * block) rows
+
+                start <- start + rows
 
             sig2 <- max (sse / float n) (1e-12 * sig2)
 
@@ -172,7 +271,11 @@ module Signs =
 
         {
             Value = Array2D.init k d (fun i c -> (if pi.[i] >= pi.[i + k] then 1.0 else -1.0) * directions.[i, c])
-            Iterations = iterations
+            Iterations = iteration
             FinalLoss = Some nll
-            Reason = StopReason.Completed
+            Reason =
+                (if settled then
+                     StopReason.Converged
+                 else
+                     StopReason.Completed)
         }

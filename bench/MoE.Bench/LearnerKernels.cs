@@ -27,8 +27,8 @@ public class LearnerKernels
     [Params(1_000_000)]
     public int N { get; set; }
 
-    /// <summary>"d×k": 10×2 (the paper's setting) and 50×4.</summary>
-    [Params("10x2", "50x4")]
+    /// <summary>"d×k[×g]": 10×2 (the paper's setting), 10×3 with ReLU experts, and 50×4.</summary>
+    [Params("10x2", "10x3xrelu", "50x4")]
     public string Shape { get; set; } = "10x2";
 
     [GlobalSetup]
@@ -36,16 +36,17 @@ public class LearnerKernels
     {
         var parts = Shape.Split('x');
         int d = int.Parse(parts[0]), k = int.Parse(parts[1]);
-        model = GroundTruth.Random(k, d, MoE.Core.Activation.Identity, 0.05, 1.0, true, 3);
+        var g = parts.Length > 2 ? MoE.Core.ActivationModule.Parse(parts[2], 0.0) : MoE.Core.Activation.Identity;
+        model = GroundTruth.Random(k, d, g, 0.05, 1.0, true, 3);
         data = Sampler.Sample(model, N, 1);
         flat = new double[N * d];
         Buffer.BlockCopy(data.X, 0, flat, 0, flat.Length * sizeof(double));
         densities = GatingKernel.expertDensities(model, data.X, data.Y);
         posterior = new double[N, k];
-        transform = OutputTransforms.Bounded(MoE.Core.Activation.Identity, 0.05);
+        transform = OutputTransforms.Bounded(g, 0.05);
         basis = new double[d, k];
         for (var a = 0; a < k; a++) basis[a, a] = 1.0;
-        coefficients = MoE.Core.Coefficients.Solve(MoE.Core.Activation.Identity, 0.05);
+        coefficients = MoE.Core.Coefficients.Solve(g, 0.05);
         weights = L4WeightsModule.Create(0.1, 10.0, 0.01, true);
     }
 
@@ -64,6 +65,14 @@ public class LearnerKernels
     /// <summary>The EM E-step with every M-step sum (likelihood, posterior, Grams, gate gradient and Hessian).</summary>
     [Benchmark]
     public double EmStatistics() => EmKernel.statistics(model, false, (model.Experts - 1) * model.Dimension <= 64, data.X, data.Y, posterior).LogLikelihood;
+
+    /// <summary>The log-likelihood and its gradient in every parameter (L-BFGS on the likelihood; intercepts fitted).</summary>
+    [Benchmark]
+    public double LikelihoodGradient() => LikelihoodKernel.valueAndGradient(model, true, data.X, data.Y).Item1;
+
+    /// <summary>The log-likelihood alone (held-out scoring of candidates).</summary>
+    [Benchmark]
+    public double LogLikelihood() => MoeModelModule.LogLikelihood(model, data.X, data.Y);
 
     /// <summary>Posterior responsibilities (one pass; chunked over cores).</summary>
     [Benchmark]

@@ -1,0 +1,172 @@
+namespace MoE.Core
+
+open System
+open System.Numerics.Tensors
+open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
+
+/// <summary>
+/// The forward pass of the model over one block of rows, vectorised across the rows (docs/math.md §7.3): the block
+/// transposed (x̃ column by column), the gate's log-probabilities and probabilities, the experts' pre-activations,
+/// means, derivatives and residuals, and the posterior with each row's log-likelihood — every quantity as k lanes
+/// of <c>Lanes.Block</c> rows. The likelihood, EM and gating kernels each take what they need from it; owned by one
+/// chunk of one pass (mutable buffers, allocated once per chunk, nothing per row).
+/// </summary>
+[<Sealed>]
+type internal Forward(model: MoeModel, intercepts: bool) =
+    let k, d = model.Experts, model.Dimension
+    let km1 = k - 1
+    let p = if intercepts then d + 1 else d
+    let g = model.Activation
+    let logNorms, inv2s2 = MoeModel.densityConstants model
+    let a = Array.init (k * d) (fun i -> model.Regressors.[i / d, i % d])
+    let w = Array.init (km1 * d) (fun i -> model.Gating.[i / d, i % d])
+    let b, c = model.RegressorIntercepts, model.GatingIntercepts
+    let block = Lanes.Block
+
+    let xt =
+        let m = Array.zeroCreate (p * block)
+
+        if intercepts then
+            Array.fill m (d * block) block 1.0
+
+        m
+
+    let y = Array.zeroCreate block
+    let logGate = Array.zeroCreate (k * block)
+    let gate = Array.zeroCreate (k * block)
+    let means = Array.zeroCreate (k * block)
+    let slopes = Array.zeroCreate (k * block)
+    let residuals = Array.zeroCreate (k * block)
+    let post = Array.zeroCreate (k * block)
+    let rowLogLikelihood = Array.zeroCreate block
+    let scratch = Array.zeroCreate block
+    let mutable rows = 0
+
+    let lane (m: float[]) (i: int) = Span<float>(m, i * block, rows)
+    let view (m: float[]) (i: int) = ReadOnlySpan<float>(m, i * block, rows)
+
+    /// The block's transposed design x̃ (p rows of <c>Lanes.Block</c>; the last is 1 with intercepts).
+    member _.Xt = xt
+    /// The design's width p.
+    member _.Width = p
+    /// Rows in the current block.
+    member _.Rows = rows
+    /// The block's responses.
+    member _.Y = y
+    /// log p_i(x) per expert (lane i at i·Block), after <c>Gate</c>.
+    member _.LogGate = logGate
+    /// p_i(x), after <c>Gate</c>.
+    member _.Gate = gate
+    /// g(s_i), after <c>Experts</c>.
+    member _.Means = means
+    /// g'(s_i), after <c>Experts</c> with slopes (1 for the identity).
+    member _.Slopes = slopes
+    /// y − g(s_i), after <c>Experts</c>.
+    member _.Residuals = residuals
+    /// The posterior r_i, after <c>Posterior</c>.
+    member _.Post = post
+    /// log p(y | x) per row, after <c>Posterior</c>.
+    member _.RowLogLikelihood = rowLogLikelihood
+    /// −½ log(2πσ_i²) per expert.
+    member _.LogNorms = logNorms
+    /// 1/(2σ_i²) per expert.
+    member _.Inv2s2 = inv2s2
+
+    /// <summary>Loads rows start..start+count−1 (count ≤ Block) of x and y, transposed.</summary>
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    member _.Load(x: float[,], yAll: float[], start: int, count: int) =
+        rows <- count
+        let xs = Chunks.flat x
+
+        for bi in 0 .. count - 1 do
+            let xr = xs.Slice((start + bi) * d, d)
+
+            for t in 0 .. d - 1 do
+                xt.[t * block + bi] <- xr.[t]
+
+        if yAll.Length > 0 then
+            Array.blit yAll start y 0 count
+
+    /// <summary>The gate: logits l_j = ⟨w_j, x⟩ + c_j (l_k = 0), then p_i = exp(l_i − m)/Σ exp(l_j − m) and
+    /// log p_i = l_i − m − log Σ exp(l_j − m), m = max_j l_j.</summary>
+    member _.ComputeGate() =
+        for j in 0 .. km1 - 1 do
+            Lanes.combine w (j * d) d c.[j] xt rows logGate (j * block)
+
+        (lane logGate km1).Clear()
+        let mx = Span<float>(scratch, 0, rows)
+        mx.Clear()
+
+        for j in 0 .. km1 - 1 do
+            TensorPrimitives.Max(ReadOnlySpan<float>(scratch, 0, rows), view logGate j, mx)
+
+        let total = Span<float>(rowLogLikelihood, 0, rows)
+        total.Clear()
+
+        for i in 0..km1 do
+            TensorPrimitives.Subtract(view logGate i, ReadOnlySpan<float>(scratch, 0, rows), lane logGate i)
+            Lanes.exp logGate (i * block) gate (i * block) rows
+            TensorPrimitives.Add(ReadOnlySpan<float>(rowLogLikelihood, 0, rows), view gate i, total)
+
+        for i in 0..km1 do
+            TensorPrimitives.Divide(view gate i, ReadOnlySpan<float>(rowLogLikelihood, 0, rows), lane gate i)
+
+        Lanes.log rowLogLikelihood 0 rowLogLikelihood 0 rows
+
+        for i in 0..km1 do
+            TensorPrimitives.Subtract(view logGate i, ReadOnlySpan<float>(rowLogLikelihood, 0, rows), lane logGate i)
+
+    /// <summary>The experts: s_i = ⟨a_i, x⟩ + b_i, the means g(s_i), the residuals y − g(s_i) and, when asked, the
+    /// derivatives g'(s_i).</summary>
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    member _.ComputeExperts(withSlopes: bool) =
+        for i in 0 .. k - 1 do
+            Lanes.combine a (i * d) d b.[i] xt rows means (i * block)
+            Lanes.activate g means (if withSlopes then slopes else [||]) (i * block) rows
+            TensorPrimitives.Subtract(ReadOnlySpan<float>(y, 0, rows), view means i, lane residuals i)
+
+    /// <summary>The posterior (after <c>ComputeGate</c> and <c>ComputeExperts</c>): joint log-densities
+    /// j_i = log p_i + log N(y | g(s_i), σ_i²), each row's log-likelihood m + log Σ exp(j_i − m) and r_i =
+    /// exp(j_i − m)/Σ exp(j_l − m).</summary>
+    member _.ComputePosterior() =
+        let mj = Span<float>(scratch, 0, rows)
+
+        for i in 0 .. k - 1 do
+            // j_i = log p_i + log N_i = (−e²/(2σ²) + log p_i) + log norm, in post's lane.
+            TensorPrimitives.Multiply(view residuals i, view residuals i, lane post i)
+            TensorPrimitives.Multiply(view post i, -inv2s2.[i], lane post i)
+            TensorPrimitives.Add(view post i, view logGate i, lane post i)
+            TensorPrimitives.Add(view post i, logNorms.[i], lane post i)
+
+            if i = 0 then
+                (view post 0).CopyTo mj
+            else
+                TensorPrimitives.Max(ReadOnlySpan<float>(scratch, 0, rows), view post i, mj)
+
+        let total = Span<float>(rowLogLikelihood, 0, rows)
+        total.Clear()
+
+        for i in 0 .. k - 1 do
+            TensorPrimitives.Subtract(view post i, ReadOnlySpan<float>(scratch, 0, rows), lane post i)
+            Lanes.exp post (i * block) post (i * block) rows
+            TensorPrimitives.Add(ReadOnlySpan<float>(rowLogLikelihood, 0, rows), view post i, total)
+
+        for i in 0 .. k - 1 do
+            TensorPrimitives.Divide(view post i, ReadOnlySpan<float>(rowLogLikelihood, 0, rows), lane post i)
+
+        Lanes.log rowLogLikelihood 0 rowLogLikelihood 0 rows
+
+        TensorPrimitives.Add(
+            ReadOnlySpan<float>(rowLogLikelihood, 0, rows),
+            ReadOnlySpan<float>(scratch, 0, rows),
+            total
+        )
+
+    /// <summary>Loads a block and runs the whole forward pass: gate, experts (with derivatives when asked), posterior.</summary>
+    member this.Run(x: float[,], yAll: float[], start: int, count: int, withSlopes: bool) =
+        this.Load(x, yAll, start, count)
+        this.ComputeGate()
+        this.ComputeExperts withSlopes
+        this.ComputePosterior()
