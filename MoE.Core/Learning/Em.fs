@@ -140,11 +140,15 @@ module Em =
             Array.init km1 (fun j -> Array.init p (fun t -> 2.0 * (solved.[j].[t] + total.[t])))
 
     /// The M-step from the statistics of one E-step pass (EmKernel.statistics): the experts by weighted least squares
-    /// (the identity's exact solution, a Gauss–Newton step with halving otherwise), the gate by a Newton step with
-    /// halving or Böhning's step, then σ. Returns the model and the log of its noise levels.
+    /// (the identity's exact solution, a Gauss–Newton step otherwise), the gate by a Newton step or Böhning's step,
+    /// then σ. Careful, the Gauss–Newton and Newton steps are halved until a pass over the data shows that they do not
+    /// lower their part of Q. Optimistic, the full steps are taken without that pass and σ is updated from the SSE at
+    /// the current experts (a conditional maximisation of Q in σ before the one in the experts: ECM, docs/math.md
+    /// §7.1); the caller then checks the likelihood and falls back to the careful step if it fell.
     let private mStep
         (settings: EmSettings)
         (bohning: Bohning option)
+        (careful: bool)
         (model: MoeModel)
         (x: float[,])
         (y: float[])
@@ -201,7 +205,9 @@ module Em =
 
             max 0.0 (stats.SumY2.[i] - 2.0 * Dense.dot ai stats.Rhs.[i] + Dense.dot ai q)
 
-        let needsPass = not identity && not settings.FixRegressors || bohning.IsNone
+        let needsPass =
+            careful && (not identity && not settings.FixRegressors || bohning.IsNone)
+
         let mutable sse = stats.Sse
         let mutable accepted = not needsPass
 
@@ -233,6 +239,8 @@ module Em =
 
         let experts = expertsAt steps
 
+        // The identity's SSE at its new experts is known without a pass; otherwise an optimistic step keeps the SSE at the
+        // current experts (σ first, then the experts).
         if identity && not settings.FixRegressors && not needsPass then
             sse <- Array.init k (fun i -> closedFormSse i experts.[i])
 
@@ -303,7 +311,7 @@ module Em =
 
         let posterior = Array2D.zeroCreate y.Length model.Experts
         let stats = EmKernel.statistics model settings.FitIntercepts newton x y posterior
-        mStep settings bohning model x y posterior stats
+        mStep settings bohning true model x y posterior stats
 
     /// <summary>One EM iteration of the paper's model (common σ, no intercepts).</summary>
     /// <param name="model">The current model (σ &gt; 0).</param>
@@ -363,9 +371,6 @@ module Em =
 
             stats
 
-        let map (model: MoeModel) (stats: EmStatistics) =
-            maps <- maps + 1
-            mStep settings bohning model x y posterior stats
 
         // The objective EM increases: the log-likelihood, plus the log-prior of the σ_i when there is one
         // (Σ_i −(ν/2 + 1)·log σ_i² − ν s₀²/(2σ_i²), per shared σ once).
@@ -383,6 +388,28 @@ module Em =
                 + Array.sumBy
                     (fun sigma -> -(nu / 2.0 + 1.0) * Math.Log(sigma * sigma) - nu * s0 / (2.0 * sigma * sigma))
                     levels
+
+        // Whether a careful M-step differs from an optimistic one: some step is checked by a pass over the data.
+        let checkable =
+            (start.Activation <> Identity && not settings.FixRegressors) || bohning.IsNone
+
+        /// A candidate of the M-step from (model, stats), with its E-step pass: kept when it does not lower the objective
+        /// (beyond rounding), else replaced by the careful M-step — for which the model's posterior is computed again.
+        let verified (model: MoeModel) (stats: EmStatistics) (candidate: MoeModel) =
+            let s = evaluate candidate
+            let before = objective model stats
+
+            if not checkable || objective candidate s >= before - 1e-12 * abs before then
+                candidate, s
+            else
+                let again = evaluate model
+                let careful = mStep settings bohning true model x y posterior again
+                careful, evaluate careful
+
+        /// One EM map F(model) and its E-step pass: the optimistic M-step, verified.
+        let map (model: MoeModel) (stats: EmStatistics) =
+            maps <- maps + 1
+            verified model stats (mStep settings bohning false model x y posterior stats)
 
         let mutable model = start
         // The E-step pass at the current model gives its likelihood and the next M-step.
@@ -435,8 +462,7 @@ module Em =
             isSlow
 
         while maps < settings.MaxIterations && reason = StopReason.MaxIterations do
-            let m1 = map model stats
-            let s1 = evaluate m1
+            let m1, s1 = map model stats
             let ll1 = objective m1 s1
             Divergence.check "em" maps ll1 [||]
 
@@ -455,7 +481,9 @@ module Em =
                     reason <- StopReason.HandedOver
             else
                 // SQUAREM (SqS3): r = θ1 − θ0, v = θ2 − 2θ1 + θ0, α = −‖r‖/‖v‖ ≤ −1, θ' = θ0 − 2αr + α²v.
-                let m2 = map m1 s1
+                // θ2 = F(θ1) unverified: its pass is spent only when the extrapolation is rejected.
+                maps <- maps + 1
+                let m2 = mStep settings bohning false m1 x y posterior s1
                 let t0, t1, t2 = pack settings model, pack settings m1, pack settings m2
                 let r = Array.map2 (-) t1 t0
                 let v = Array.init t0.Length (fun i -> t2.[i] - 2.0 * t1.[i] + t0.[i])
@@ -494,7 +522,7 @@ module Em =
                 let next, nextStats =
                     match candidate with
                     | Some c -> c
-                    | None -> m2, evaluate m2
+                    | None -> verified m1 s1 m2
 
                 let llNext = objective next nextStats
                 Divergence.check "em" maps llNext [||]

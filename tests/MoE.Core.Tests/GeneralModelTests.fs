@@ -344,12 +344,12 @@ let ``EM never lowers the penalised likelihood, whatever it fits and however the
                 value <- next
 
 [<Fact>]
-let ``SQUAREM reaches at least the likelihood of plain EM with the same budget of maps`` () =
-    for g in [ Identity; Relu ] do
+let ``SQUAREM reaches plain EM's optimum in fewer maps for a smooth g, and never ends below its start`` () =
+    for g in [ Identity; Tanh; Relu ] do
         let data, start = emProblem g 9L
 
         let settings =
-            { EmSettings.paper true 40 1e-14 with
+            { EmSettings.paper true 300 1e-14 with
                 FitIntercepts = true
                 CommonSigma = false
             }
@@ -360,19 +360,25 @@ let ``SQUAREM reaches at least the likelihood of plain EM with the same budget o
             Em.runWith { settings with Accelerate = true } start data.X data.Y RunContext.silent
 
         let ll (m: MoeModel) = MoeModel.logLikelihood m data.X data.Y
-        let startLl = ll start
-        Assert.True(ll fast.Value >= startLl, sprintf "%O: SQUAREM ended below its start" g)
-        // Not a theorem for every problem, but the purpose of the acceleration: measured on these seeds, SQUAREM ends
-        // higher by 1e-3..1e-1 of |LL|; 1e-9 relative allows only rounding the other way.
-        Assert.True(
-            ll fast.Value >= ll plain.Value - likelihoodDrop * abs (ll plain.Value),
-            sprintf
-                "%O: SQUAREM %.10g < plain EM %.10g after %d maps"
-                g
-                (ll fast.Value)
-                (ll plain.Value)
-                settings.MaxIterations
-        )
+        Assert.True(ll fast.Value >= ll start, sprintf "%O: SQUAREM ended below its start" g)
+
+        // For a smooth g both converge to the same optimum from this start (measured: 41 against 23 maps for the
+        // identity, 75 against 33 for tanh). ReLU's likelihood has kinks where EM variants stop at nearby points that
+        // differ by ~1e-4 of |LL| depending on the path (measured over seeds 9..13, either way), so only monotonicity
+        // is asserted for it.
+        if g <> Relu then
+            Assert.Equal(StopReason.Converged, plain.Reason)
+            Assert.Equal(StopReason.Converged, fast.Reason)
+
+            Assert.True(
+                abs (ll fast.Value - ll plain.Value) <= likelihoodDrop * abs (ll plain.Value),
+                sprintf "%O: SQUAREM %.10g against plain EM %.10g" g (ll fast.Value) (ll plain.Value)
+            )
+
+            Assert.True(
+                fast.Iterations < plain.Iterations,
+                sprintf "%O: SQUAREM took %d maps, plain EM %d" g fast.Iterations plain.Iterations
+            )
 
 [<Fact>]
 let ``L-BFGS on the likelihood never ends below its start and, for a smooth g, reaches the optimum EM converges to``
