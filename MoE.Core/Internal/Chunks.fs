@@ -27,6 +27,26 @@ module internal Chunks =
             Parallel.For(0, count, (fun c -> body c (c * size) (min n ((c + 1) * size))))
             |> ignore
 
+    /// Runs body(state, chunk, lo, hi) over the chunks with one state per worker thread, made by init when the thread
+    /// takes its first chunk: scratch buffers are allocated once per thread and pass, not once per chunk. The state must
+    /// be scratch only (nothing of a chunk's result may depend on which state it was given).
+    let forChunksWith (n: int) (init: unit -> 'S) (body: 'S -> int -> int -> int -> unit) =
+        let size, count = chunking n
+
+        if count <= 1 then
+            body (init ()) 0 0 n
+        else
+            Parallel.For(
+                0,
+                count,
+                Func<'S>(init),
+                Func<int, ParallelLoopState, 'S, 'S>(fun c _ state ->
+                    body state c (c * size) (min n ((c + 1) * size))
+                    state),
+                Action<'S>(ignore)
+            )
+            |> ignore
+
     /// Adds the chunks' partial vectors in chunk order (deterministic).
     let reduce (partials: float[][]) : float[] =
         let total = Array.copy partials.[0]
@@ -52,3 +72,11 @@ module internal Chunks =
 
     /// The chunks' partial vectors body(lo, hi) (all of one length), summed in chunk order.
     let sum (n: int) (body: int -> int -> float[]) : float[] = reduce (map n body)
+
+    /// The chunks' partial vectors body(state, lo, hi) with a scratch state per worker thread (forChunksWith), summed in
+    /// chunk order.
+    let sumWith (n: int) (init: unit -> 'S) (body: 'S -> int -> int -> float[]) : float[] =
+        let _, count = chunking n
+        let results = Array.zeroCreate count
+        forChunksWith n init (fun state c lo hi -> results.[c] <- body state lo hi)
+        reduce results

@@ -47,6 +47,9 @@ module internal EmKernel =
     [<Literal>]
     let Block = Lanes.Block
 
+    [<Literal>]
+    let Stride = Lanes.Stride
+
     /// The statistics' layout in one vector:
     /// [ll, Q | Gram_0..k-1 | Rhs_0..k-1 | Sse_0..k-1 | SumY2_0..k-1 | Weight_0..k-1 | GateGradient | GateHessian].
     let private layout (p: int) (k: int) (hessian: bool) =
@@ -59,37 +62,15 @@ module internal EmKernel =
         let oHess = oGrad + hp
         struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, oHess + (if hessian then hp * hp else 0))
 
-    /// Σ_b z[zo + b]·x[xo + b] over b < rows, summed as the register-blocked kernel sums one entry: four-wide lanes
-    /// (fused multiply-add), the lanes added, then the tail rows in order — so an entry has the same bits whichever
-    /// path computes it.
-    let inline private dot4 (z: float[]) (zo: int) (x: float[]) (xo: int) (full: int) (rows: int) =
-        let zr = &MemoryMarshal.GetArrayDataReference z
-        let xr = &MemoryMarshal.GetArrayDataReference x
-        let mutable c = Vector256<float>.Zero
-        let mutable b = 0
-
-        while b < full do
-            c <-
-                Vector256.FusedMultiplyAdd(
-                    Vector256.LoadUnsafe(&zr, unativeint (zo + b)),
-                    Vector256.LoadUnsafe(&xr, unativeint (xo + b)),
-                    c
-                )
-
-            b <- b + 4
-
-        let mutable sum = Lanes.total c
-
-        for r in full .. rows - 1 do
-            sum <- sum + z.[zo + r] * x.[xo + r]
-
-        sum
+    /// The lanes a Gram reads: p rounded up to whole 4×4 tiles (the extra lanes are zero).
+    let padded (p: int) = (p + 3) / 4 * 4
 
     /// <summary>acc[o + t·stride + u] += Σ_b xt[t, b]·w[b]·xt[u, b] for t ≤ u &lt; p: one block's weighted Gram (upper
-    /// triangle). The weighted rows z = xt ⊙ w go to <paramref name="z"/> (p × Block); the entries are then summed four
-    /// by four (t0..t0+3 × u0..u0+3) over the block's rows, sixteen four-wide accumulators that each load of z and xt
-    /// feeds four times — against one load per multiply-add for p²/2 separate dot products, the Gram's cost at
-    /// d = 50 (docs/math.md §7.3). Entries outside whole 4×4 tiles use <c>dot4</c>, which sums exactly as a tile does.</summary>
+    /// triangle). The weighted rows z = xt ⊙ w go to <paramref name="z"/> (<c>padded p</c> lanes); the entries are then
+    /// summed four by four (t0..t0+3 × u0..u0+3) over the block's rows, sixteen four-wide accumulators that each load of
+    /// z and xt feeds four times — against one load per multiply-add for p²/2 separate dot products, the Gram's cost at
+    /// d = 50 (docs/math.md §7.3). xt has <c>padded p</c> lanes, those past p zero, so every entry is inside a whole
+    /// tile and is summed the same way (the entries past p are zero and not stored).</summary>
     let private gramBlock
         (acc: float[])
         (offset: int)
@@ -102,21 +83,22 @@ module internal EmKernel =
         (wo: int)
         =
         let wr = ReadOnlySpan<float>(w, wo, rows)
+        let lanes = padded p
 
-        for t in 0 .. p - 1 do
-            TensorPrimitives.Multiply(ReadOnlySpan<float>(xt, t * Block, rows), wr, Span<float>(z, t * Block, rows))
+        for t in 0 .. lanes - 1 do
+            TensorPrimitives.Multiply(ReadOnlySpan<float>(xt, t * Stride, rows), wr, Span<float>(z, t * Stride, rows))
 
         let full = rows - rows % 4
         let zr = &MemoryMarshal.GetArrayDataReference z
         let xr = &MemoryMarshal.GetArrayDataReference xt
-        let tiles = p / 4
+        let tiles = lanes / 4
 
         let inline add (t: int) (u: int) (c: Vector256<float>) =
-            if t <= u then
+            if t <= u && u < p then
                 let mutable sum = Lanes.total c
 
                 for r in full .. rows - 1 do
-                    sum <- sum + z.[t * Block + r] * xt.[u * Block + r]
+                    sum <- sum + z.[t * Stride + r] * xt.[u * Stride + r]
 
                 acc.[offset + t * stride + u] <- acc.[offset + t * stride + u] + sum
 
@@ -144,14 +126,14 @@ module internal EmKernel =
                 let mutable b = 0
 
                 while b < full do
-                    let z0 = Vector256.LoadUnsafe(&zr, unativeint (t0 * Block + b))
-                    let z1 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 1) * Block + b))
-                    let z2 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 2) * Block + b))
-                    let z3 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 3) * Block + b))
-                    let x0 = Vector256.LoadUnsafe(&xr, unativeint (u0 * Block + b))
-                    let x1 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 1) * Block + b))
-                    let x2 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 2) * Block + b))
-                    let x3 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 3) * Block + b))
+                    let z0 = Vector256.LoadUnsafe(&zr, unativeint (t0 * Stride + b))
+                    let z1 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 1) * Stride + b))
+                    let z2 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 2) * Stride + b))
+                    let z3 = Vector256.LoadUnsafe(&zr, unativeint ((t0 + 3) * Stride + b))
+                    let x0 = Vector256.LoadUnsafe(&xr, unativeint (u0 * Stride + b))
+                    let x1 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 1) * Stride + b))
+                    let x2 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 2) * Stride + b))
+                    let x3 = Vector256.LoadUnsafe(&xr, unativeint ((u0 + 3) * Stride + b))
                     c00 <- Vector256.FusedMultiplyAdd(z0, x0, c00)
                     c01 <- Vector256.FusedMultiplyAdd(z0, x1, c01)
                     c02 <- Vector256.FusedMultiplyAdd(z0, x2, c02)
@@ -187,12 +169,6 @@ module internal EmKernel =
                 add (t0 + 3) (u0 + 2) c32
                 add (t0 + 3) (u0 + 3) c33
 
-        // The entries outside whole tiles: columns u ≥ 4·tiles of the tiled rows, and the rows t ≥ 4·tiles.
-        for t in 0 .. p - 1 do
-            for u in max t (4 * tiles) .. p - 1 do
-                if t < 4 * tiles || u >= t then
-                    acc.[offset + t * stride + u] <-
-                        acc.[offset + t * stride + u] + dot4 z (t * Block) xt (u * Block) full rows
 
     /// Rows lo..hi−1 of the EM statistics (the chunk body of statistics): the block's forward pass in lanes
     /// (<c>Forward</c>), the posterior written out, then every sum over the block's rows as a vectorised dot product.
@@ -204,13 +180,13 @@ module internal EmKernel =
         (x: float[,])
         (y: float[])
         (posterior: float[,])
+        (forward: Forward)
         (lo: int)
         (hi: int)
         : float[] =
         let k = model.Experts
         let km1 = k - 1
         let identity = model.Activation = Identity
-        let forward = Forward(model, intercepts)
         let p = forward.Width
         let b = model.RegressorIntercepts
         let pp, hp = p * p, km1 * p
@@ -222,12 +198,10 @@ module internal EmKernel =
             forward.Post, forward.Gate, forward.Residuals, forward.Slopes
         // Per-row weights of the block's sums: r·e, the identity's target (y, or y − b_i when the intercept is not
         // in the design), and the weights of the Grams, right-hand sides and gate gradients.
-        let weighted = Array.zeroCreate Block
-        let target = Array.zeroCreate Block
-        let wGram = Array.zeroCreate Block
-        let wRhs = Array.zeroCreate Block
-        let wHess = Array.zeroCreate Block
-        let scratch = Array.zeroCreate (p * Block)
+        let weighted, target, wGram, wRhs, wHess =
+            forward.Work.[0], forward.Work.[1], forward.Work.[2], forward.Work.[3], forward.Work.[4]
+
+        let scratch = forward.Wide
         let mutable start = lo
 
         while start < hi do
@@ -236,7 +210,7 @@ module internal EmKernel =
             acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
             for i in 0 .. k - 1 do
-                let o = i * Block
+                let o = i * Stride
 
                 for bi in 0 .. rows - 1 do
                     posterior.[start + bi, i] <- post.[o + bi]
@@ -286,7 +260,7 @@ module internal EmKernel =
 
                         for t in 0 .. p - 1 do
                             TensorPrimitives.Multiply(
-                                ReadOnlySpan<float>(xt, t * Block, rows),
+                                ReadOnlySpan<float>(xt, t * Stride, rows),
                                 Lanes.view wHess rows,
                                 Span<float>(scratch, 0, rows)
                             )
@@ -294,7 +268,7 @@ module internal EmKernel =
                             let row = oHess + (j * p + t) * hp + l * p
 
                             for u in 0 .. p - 1 do
-                                acc.[row + u] <- acc.[row + u] + Lanes.dot scratch 0 xt (u * Block) rows
+                                acc.[row + u] <- acc.[row + u] + Lanes.dot scratch 0 xt (u * Stride) rows
 
             start <- start + rows
 
@@ -318,7 +292,9 @@ module internal EmKernel =
         let p = if intercepts then d + 1 else d
         let pp, hp = p * p, (k - 1) * p
         let struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, _) = layout p k hessian
-        let total = Chunks.sum n (chunk model intercepts hessian x y posterior)
+
+        let total =
+            Chunks.sumWith n (fun () -> Forward(model, intercepts)) (chunk model intercepts hessian x y posterior)
 
         {
             LogLikelihood = total.[0]
@@ -340,9 +316,9 @@ module internal EmKernel =
 
         Chunks.sum n (fun lo hi ->
             let acc = Array.zeroCreate (p * p)
-            let xt = Array.zeroCreate (p * Block)
+            let xt = Array.zeroCreate (padded p * Stride)
             let ones = Array.create Block 1.0
-            let scratch = Array.zeroCreate (p * Block)
+            let scratch = Array.zeroCreate (padded p * Stride)
             let xs = Chunks.flat x
             let mutable start = lo
 
@@ -353,10 +329,10 @@ module internal EmKernel =
                     let xr = xs.Slice((start + bi) * d, d)
 
                     for t in 0 .. d - 1 do
-                        xt.[t * Block + bi] <- xr.[t]
+                        xt.[t * Stride + bi] <- xr.[t]
 
                     if intercepts then
-                        xt.[d * Block + bi] <- 1.0
+                        xt.[d * Stride + bi] <- 1.0
 
                 gramBlock acc 0 p xt p rows ones scratch 0
                 start <- start + rows
@@ -385,9 +361,9 @@ module internal EmKernel =
         let moments =
             Chunks.sum n (fun lo hi ->
                 let acc = Array.zeroCreate (d * d)
-                let xt = Array.zeroCreate (d * Block)
+                let xt = Array.zeroCreate (padded d * Stride)
                 let ones = Array.create Block 1.0
-                let scratch = Array.zeroCreate (d * Block)
+                let scratch = Array.zeroCreate (padded d * Stride)
                 let xs = Chunks.flat x
                 let mutable start = lo
 
@@ -398,7 +374,7 @@ module internal EmKernel =
                         let xr = xs.Slice((start + bi) * d, d)
 
                         for t in 0 .. d - 1 do
-                            xt.[t * Block + bi] <- xr.[t] - mean.[t]
+                            xt.[t * Stride + bi] <- xr.[t] - mean.[t]
 
                     gramBlock acc 0 d xt d rows ones scratch 0
                     start <- start + rows
@@ -416,11 +392,9 @@ module internal EmKernel =
         let n, k = x.GetLength 0, candidate.Experts
 
         let total =
-            Chunks.sum n (fun lo hi ->
+            Chunks.sumWith n (fun () -> Forward(candidate, false)) (fun forward lo hi ->
                 let acc = Array.zeroCreate (k + 1)
-                let forward = Forward(candidate, false)
-                let r = Array.zeroCreate Block
-                let weighted = Array.zeroCreate Block
+                let r, weighted = forward.Work.[0], forward.Work.[1]
                 let mutable start = lo
 
                 while start < hi do
@@ -434,10 +408,10 @@ module internal EmKernel =
                             r.[bi] <- posterior.[start + bi, i]
 
                         let rs = ReadOnlySpan<float>(r, 0, rows)
-                        let e = ReadOnlySpan<float>(forward.Residuals, i * Block, rows)
+                        let e = ReadOnlySpan<float>(forward.Residuals, i * Stride, rows)
                         TensorPrimitives.Multiply(rs, e, Span<float>(weighted, 0, rows))
-                        acc.[i] <- acc.[i] + Lanes.dot weighted 0 forward.Residuals (i * Block) rows
-                        acc.[k] <- acc.[k] + Lanes.dot r 0 forward.LogGate (i * Block) rows
+                        acc.[i] <- acc.[i] + Lanes.dot weighted 0 forward.Residuals (i * Stride) rows
+                        acc.[k] <- acc.[k] + Lanes.dot r 0 forward.LogGate (i * Stride) rows
 
                     start <- start + rows
 

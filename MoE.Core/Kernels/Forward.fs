@@ -11,7 +11,8 @@ open System.Runtime.Intrinsics
 /// transposed (x̃ column by column), the gate's log-probabilities and probabilities, the experts' pre-activations,
 /// means, derivatives and residuals, and the posterior with each row's log-likelihood — every quantity as k lanes
 /// of <c>Lanes.Block</c> rows. The likelihood, EM and gating kernels each take what they need from it; owned by one
-/// chunk of one pass (mutable buffers, allocated once per chunk, nothing per row).
+/// worker thread of one pass (mutable buffers, allocated once per thread by <c>Chunks.sumWith</c>, nothing per row or
+/// chunk).
 /// </summary>
 [<Sealed>]
 type internal Forward(model: MoeModel, intercepts: bool) =
@@ -24,30 +25,35 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let w = Array.init (km1 * d) (fun i -> model.Gating.[i / d, i % d])
     let b, c = model.RegressorIntercepts, model.GatingIntercepts
     let block = Lanes.Block
+    let stride = Lanes.Stride
 
     let xt =
-        let m = Array.zeroCreate (p * block)
+        let m = Array.zeroCreate ((p + 3) / 4 * 4 * stride)
 
         if intercepts then
-            Array.fill m (d * block) block 1.0
+            Array.fill m (d * stride) block 1.0
 
         m
 
     let y = Array.zeroCreate block
-    let logGate = Array.zeroCreate (k * block)
-    let gate = Array.zeroCreate (k * block)
-    let means = Array.zeroCreate (k * block)
-    let slopes = Array.zeroCreate (k * block)
-    let residuals = Array.zeroCreate (k * block)
-    let post = Array.zeroCreate (k * block)
+    let logGate = Array.zeroCreate (k * stride)
+    let gate = Array.zeroCreate (k * stride)
+    let means = Array.zeroCreate (k * stride)
+    let slopes = Array.zeroCreate (k * stride)
+    let residuals = Array.zeroCreate (k * stride)
+    let post = Array.zeroCreate (k * stride)
     let rowLogLikelihood = Array.zeroCreate block
     let scratch = Array.zeroCreate block
+    let work: float[][] = Array.init 6 (fun _ -> Array.zeroCreate block)
+    let wide: float[] = Array.zeroCreate ((p + 3) / 4 * 4 * stride)
     let mutable rows = 0
 
-    let lane (m: float[]) (i: int) = Span<float>(m, i * block, rows)
-    let view (m: float[]) (i: int) = ReadOnlySpan<float>(m, i * block, rows)
+    let lane (m: float[]) (i: int) = Span<float>(m, i * stride, rows)
 
-    /// The block's transposed design x̃ (p rows of <c>Lanes.Block</c>; the last is 1 with intercepts).
+    let view (m: float[]) (i: int) =
+        ReadOnlySpan<float>(m, i * stride, rows)
+
+    /// The block's transposed design x̃ (p lanes <c>Lanes.Stride</c> apart, the last 1 with intercepts, then zero lanes up to a multiple of 4 for the Gram tiles).
     member _.Xt = xt
     /// The design's width p.
     member _.Width = p
@@ -69,6 +75,10 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.Post = post
     /// log p(y | x) per row, after <c>Posterior</c>.
     member _.RowLogLikelihood = rowLogLikelihood
+    /// Six lanes of scratch for the kernels' per-row weights (one Block each).
+    member _.Work = work
+    /// Scratch as wide as the transposed block (the Gram's weighted rows).
+    member _.Wide = wide
     /// −½ log(2πσ_i²) per expert.
     member _.LogNorms = logNorms
     /// 1/(2σ_i²) per expert.
@@ -84,7 +94,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
             let xr = xs.Slice((start + bi) * d, d)
 
             for t in 0 .. d - 1 do
-                xt.[t * block + bi] <- xr.[t]
+                xt.[t * stride + bi] <- xr.[t]
 
         if yAll.Length > 0 then
             Array.blit yAll start y 0 count
@@ -93,7 +103,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     /// log p_i = l_i − m − log Σ exp(l_j − m), m = max_j l_j.</summary>
     member _.ComputeGate() =
         for j in 0 .. km1 - 1 do
-            Lanes.combine w (j * d) d c.[j] xt rows logGate (j * block)
+            Lanes.combine w (j * d) d c.[j] xt rows logGate (j * stride)
 
         (lane logGate km1).Clear()
         let mx = Span<float>(scratch, 0, rows)
@@ -107,7 +117,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
 
         for i in 0..km1 do
             TensorPrimitives.Subtract(view logGate i, ReadOnlySpan<float>(scratch, 0, rows), lane logGate i)
-            Lanes.exp logGate (i * block) gate (i * block) rows
+            Lanes.exp logGate (i * stride) gate (i * stride) rows
             TensorPrimitives.Add(ReadOnlySpan<float>(rowLogLikelihood, 0, rows), view gate i, total)
 
         for i in 0..km1 do
@@ -123,8 +133,8 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     member _.ComputeExperts(withSlopes: bool) =
         for i in 0 .. k - 1 do
-            Lanes.combine a (i * d) d b.[i] xt rows means (i * block)
-            Lanes.activate g means (if withSlopes then slopes else [||]) (i * block) rows
+            Lanes.combine a (i * d) d b.[i] xt rows means (i * stride)
+            Lanes.activate g means (if withSlopes then slopes else [||]) (i * stride) rows
             TensorPrimitives.Subtract(ReadOnlySpan<float>(y, 0, rows), view means i, lane residuals i)
 
     /// <summary>The posterior (after <c>ComputeGate</c> and <c>ComputeExperts</c>): joint log-densities
@@ -150,7 +160,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
 
         for i in 0 .. k - 1 do
             TensorPrimitives.Subtract(view post i, ReadOnlySpan<float>(scratch, 0, rows), lane post i)
-            Lanes.exp post (i * block) post (i * block) rows
+            Lanes.exp post (i * stride) post (i * stride) rows
             TensorPrimitives.Add(ReadOnlySpan<float>(rowLogLikelihood, 0, rows), view post i, total)
 
         for i in 0 .. k - 1 do

@@ -30,6 +30,9 @@ module internal GatingKernel =
     [<Literal>]
     let private Block = Lanes.Block
 
+    [<Literal>]
+    let private Stride = Lanes.Stride
+
     /// One sample of the gating loss in log space, for when the scaled form underflows: log Σ_i p_i N_i from
     /// log p_i + log N_i, and the posterior into post (lane layout, row bi).
     let private sampleInLogSpace (forward: Forward) (densities: ExpertDensities) (n: int) (row: int) (bi: int) =
@@ -37,7 +40,7 @@ module internal GatingKernel =
         let mutable mj = Double.NegativeInfinity
 
         for i in 0 .. k - 1 do
-            let j = forward.LogGate.[i * Block + bi] + densities.Log.[i * n + row]
+            let j = forward.LogGate.[i * Stride + bi] + densities.Log.[i * n + row]
 
             if j > mj then
                 mj <- j
@@ -46,13 +49,13 @@ module internal GatingKernel =
 
         for i in 0 .. k - 1 do
             let e =
-                Math.Exp(forward.LogGate.[i * Block + bi] + densities.Log.[i * n + row] - mj)
+                Math.Exp(forward.LogGate.[i * Stride + bi] + densities.Log.[i * n + row] - mj)
 
-            forward.Post.[i * Block + bi] <- e
+            forward.Post.[i * Stride + bi] <- e
             sj <- sj + e
 
         for i in 0 .. k - 1 do
-            forward.Post.[i * Block + bi] <- forward.Post.[i * Block + bi] / sj
+            forward.Post.[i * Stride + bi] <- forward.Post.[i * Stride + bi] / sj
 
         mj + Math.Log sj
 
@@ -62,8 +65,7 @@ module internal GatingKernel =
         let n, d, k = x.GetLength 0, x.GetLength 1, densities.Model.Experts
         let km1 = k - 1
         let acc = Array.zeroCreate (1 + km1 * d + km1)
-        let total = Array.zeroCreate Block
-        let weights = Array.zeroCreate Block
+        let total, weights = forward.Work.[0], forward.Work.[1]
         let mutable start = lo
 
         while start < hi do
@@ -74,7 +76,7 @@ module internal GatingKernel =
             (Lanes.into total rows).Clear()
 
             for i in 0 .. k - 1 do
-                let post = Span<float>(forward.Post, i * Block, rows)
+                let post = Span<float>(forward.Post, i * Stride, rows)
 
                 TensorPrimitives.Multiply(
                     Lanes.lane forward.Gate i rows,
@@ -88,7 +90,7 @@ module internal GatingKernel =
                 TensorPrimitives.Divide(
                     Lanes.lane forward.Post i rows,
                     Lanes.view total rows,
-                    Span<float>(forward.Post, i * Block, rows)
+                    Span<float>(forward.Post, i * Stride, rows)
                 )
 
             // log Σ p_i E_i in lanes (weights as scratch), then each row's log-likelihood in row order.
@@ -143,7 +145,8 @@ module internal GatingKernel =
             }
 
         let total =
-            Chunks.sum n (fun lo hi -> gatingChunk densities (Forward(model, false)) x lo hi)
+            Chunks.sumWith n (fun () -> Forward(model, false)) (fun forward lo hi ->
+                gatingChunk densities forward x lo hi)
 
         let inv = 1.0 / float n
 
@@ -158,8 +161,7 @@ module internal GatingKernel =
         let scaled = Array.zeroCreate (k * n)
         let logMax = Array.zeroCreate n
 
-        Chunks.forChunks n (fun _ lo hi ->
-            let forward = Forward(model, false)
+        Chunks.forChunksWith n (fun () -> Forward(model, false)) (fun forward _ lo hi ->
             let mutable start = lo
 
             while start < hi do

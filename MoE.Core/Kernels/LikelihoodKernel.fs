@@ -17,20 +17,21 @@ module internal LikelihoodKernel =
     [<Literal>]
     let private Block = Lanes.Block
 
+    [<Literal>]
+    let private Stride = Lanes.Stride
+
     /// Rows lo..hi−1 into [LL | ∂ã_0..k−1 (p each) | ∂w̃_0..k−2 (p each) | ∂log σ_0..k−1]: the block's forward pass in
     /// lanes (<c>Forward</c>), then each gradient entry as a vectorised dot product over the block's rows.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let private chunk (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) (lo: int) (hi: int) : float[] =
+    let private chunk (model: MoeModel) (x: float[,]) (y: float[]) (forward: Forward) (lo: int) (hi: int) : float[] =
         let k = model.Experts
         let km1 = k - 1
-        let forward = Forward(model, intercepts)
         let p = forward.Width
         let inv2s2 = forward.Inv2s2
         let oA, oW = 1, 1 + k * p
         let oS = oW + km1 * p
         let acc = Array.zeroCreate (oS + k)
-        let weights = Array.zeroCreate Block
-        let squares = Array.zeroCreate Block
+        let weights, squares = forward.Work.[0], forward.Work.[1]
         let mutable start = lo
 
         while start < hi do
@@ -48,7 +49,7 @@ module internal LikelihoodKernel =
                 acc.[oS + i] <-
                     acc.[oS + i]
                     + (Lanes.sum squares 0 rows * 2.0 * inv2s2.[i]
-                       - Lanes.sum forward.Post (i * Block) rows)
+                       - Lanes.sum forward.Post (i * Stride) rows)
 
                 TensorPrimitives.Multiply(
                     Lanes.view weights rows,
@@ -74,15 +75,16 @@ module internal LikelihoodKernel =
 
     /// <summary>Σ_n log p(y_n | x_n) and its gradient, laid out as [∂ã_0..k−1 (p each) | ∂w̃_0..k−2 | ∂log σ_0..k−1].</summary>
     let valueAndGradient (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float * float[] =
-        let total = Chunks.sum y.Length (chunk model intercepts x y)
+        let total =
+            Chunks.sumWith y.Length (fun () -> Forward(model, intercepts)) (chunk model x y)
+
         total.[0], Array.sub total 1 (total.Length - 1)
 
     /// <summary>Σ_n log p(y_n | x_n) alone, in lanes (<c>Forward</c>) and chunks summed in chunk order: the held-out
     /// score of screening. Reference: <c>MoeModel.logLikelihood</c> (the same value up to the order of the sum).</summary>
     let logLikelihood (model: MoeModel) (x: float[,]) (y: float[]) : float =
         let total =
-            Chunks.sum y.Length (fun lo hi ->
-                let forward = Forward(model, false)
+            Chunks.sumWith y.Length (fun () -> Forward(model, false)) (fun forward lo hi ->
                 let mutable sum = 0.0
                 let mutable start = lo
 
@@ -102,8 +104,7 @@ module internal LikelihoodKernel =
         let k = model.Experts
         let result = Array2D.zeroCreate y.Length k
 
-        Chunks.forChunks y.Length (fun _ lo hi ->
-            let forward = Forward(model, false)
+        Chunks.forChunksWith y.Length (fun () -> Forward(model, false)) (fun forward _ lo hi ->
             let mutable start = lo
 
             while start < hi do
@@ -112,7 +113,7 @@ module internal LikelihoodKernel =
 
                 for bi in 0 .. rows - 1 do
                     for i in 0 .. k - 1 do
-                        result.[start + bi, i] <- forward.Post.[i * Block + bi]
+                        result.[start + bi, i] <- forward.Post.[i * Stride + bi]
 
                 start <- start + rows)
 
@@ -122,21 +123,20 @@ module internal LikelihoodKernel =
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private curvatureChunk
         (model: MoeModel)
-        (intercepts: bool)
         (x: float[,])
         (y: float[])
+        (forward: Forward)
         (lo: int)
         (hi: int)
         : float[] =
         let k = model.Experts
         let km1 = k - 1
-        let forward = Forward(model, intercepts)
         let p = forward.Width
         let inv2s2 = forward.Inv2s2
         let oW, oS = k * p, k * p + km1 * p
         let acc = Array.zeroCreate (oS + k)
-        let squares = Array.zeroCreate (p * Block)
-        let weights = Array.zeroCreate Block
+        let squares = forward.Wide
+        let weights = forward.Work.[0]
         let mutable start = lo
 
         while start < hi do
@@ -145,8 +145,8 @@ module internal LikelihoodKernel =
             let xt = forward.Xt
 
             for t in 0 .. p - 1 do
-                let column = ReadOnlySpan<float>(xt, t * Block, rows)
-                TensorPrimitives.Multiply(column, column, Span<float>(squares, t * Block, rows))
+                let column = ReadOnlySpan<float>(xt, t * Stride, rows)
+                TensorPrimitives.Multiply(column, column, Span<float>(squares, t * Stride, rows))
 
             for i in 0 .. k - 1 do
                 let h = Lanes.lane forward.Slopes i rows
@@ -160,7 +160,7 @@ module internal LikelihoodKernel =
 
                 TensorPrimitives.Multiply(Lanes.view weights rows, 2.0 * inv2s2.[i], Lanes.into weights rows)
                 Lanes.weightedSums acc (i * p) squares p rows weights 0
-                acc.[oS + i] <- acc.[oS + i] + 2.0 * Lanes.sum forward.Post (i * Block) rows
+                acc.[oS + i] <- acc.[oS + i] + 2.0 * Lanes.sum forward.Post (i * Stride) rows
 
                 if i < km1 then
                     let pi = Lanes.lane forward.Gate i rows
@@ -177,4 +177,4 @@ module internal LikelihoodKernel =
     /// 2·Σ_n r_ni for log σ_i. L-BFGS on the likelihood scales its variables by its square root so that the blocks'
     /// curvatures, which differ by 1/σ² (10⁴ at σ = 0.01), start equal (docs/math.md §7.5).</summary>
     let curvature (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float[] =
-        Chunks.sum y.Length (curvatureChunk model intercepts x y)
+        Chunks.sumWith y.Length (fun () -> Forward(model, intercepts)) (curvatureChunk model x y)

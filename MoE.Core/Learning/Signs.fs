@@ -110,8 +110,9 @@ module Signs =
         let r = Array.zeroCreate (m * n)
         // Per block: each expert's mean (then residual) and derivative lanes, and the row-wise max and total.
         let block = Lanes.Block
-        let means = Array.zeroCreate (m * block)
-        let slopes = Array.zeroCreate (m * block)
+        let stride = Lanes.Stride
+        let means = Array.zeroCreate (m * stride)
+        let slopes = Array.zeroCreate (m * stride)
         let work = Array.zeroCreate block
         let mx = Array.zeroCreate block
         let total = Array.zeroCreate block
@@ -124,7 +125,7 @@ module Signs =
         /// Residuals y − g(t_j·sign_j·s) of every expert for rows start..start+rows−1 (derivatives when asked).
         let residuals (start: int) (rows: int) (withSlopes: bool) =
             for j in 0 .. m - 1 do
-                let lane = Span<float>(means, j * block, rows)
+                let lane = Span<float>(means, j * stride, rows)
 
                 TensorPrimitives.Multiply(
                     ReadOnlySpan<float>(projected, (j % k) * n + start, rows),
@@ -132,11 +133,11 @@ module Signs =
                     lane
                 )
 
-                Lanes.activate g means (if withSlopes then slopes else [||]) (j * block) rows
+                Lanes.activate g means (if withSlopes then slopes else [||]) (j * stride) rows
 
                 TensorPrimitives.Subtract(
                     ReadOnlySpan<float>(ys, start, rows),
-                    ReadOnlySpan<float>(means, j * block, rows),
+                    ReadOnlySpan<float>(means, j * stride, rows),
                     lane
                 )
 
@@ -157,7 +158,7 @@ module Signs =
                 let mxs = Span<float>(mx, 0, rows)
 
                 for j in 0 .. m - 1 do
-                    let e = ReadOnlySpan<float>(means, j * block, rows)
+                    let e = ReadOnlySpan<float>(means, j * stride, rows)
                     let logp = Span<float>(r, j * n + start, rows)
                     TensorPrimitives.Multiply(e, e, logp)
                     TensorPrimitives.Multiply(ReadOnlySpan<float>(r, j * n + start, rows), -0.5 / sig2, logp)
@@ -206,22 +207,22 @@ module Signs =
                         Span<float>(r, j * n + start, rows)
                     )
 
-                    let jac = Span<float>(slopes, j * block, rows)
+                    let jac = Span<float>(slopes, j * stride, rows)
 
                     TensorPrimitives.Multiply(
-                        ReadOnlySpan<float>(slopes, j * block, rows),
+                        ReadOnlySpan<float>(slopes, j * stride, rows),
                         ReadOnlySpan<float>(projected, (j % k) * n + start, rows),
                         jac
                     )
 
-                    TensorPrimitives.Multiply(ReadOnlySpan<float>(slopes, j * block, rows), signOf j, jac)
+                    TensorPrimitives.Multiply(ReadOnlySpan<float>(slopes, j * stride, rows), signOf j, jac)
                     let w = Span<float>(work, 0, rows)
-                    TensorPrimitives.Multiply(rj, ReadOnlySpan<float>(slopes, j * block, rows), w)
+                    TensorPrimitives.Multiply(rj, ReadOnlySpan<float>(slopes, j * stride, rows), w)
                     weight.[j] <- weight.[j] + Lanes.sum r (j * n + start) rows
 
-                    num.[j] <- num.[j] + Lanes.dot work 0 means (j * block) rows
+                    num.[j] <- num.[j] + Lanes.dot work 0 means (j * stride) rows
 
-                    den.[j] <- den.[j] + Lanes.dot work 0 slopes (j * block) rows
+                    den.[j] <- den.[j] + Lanes.dot work 0 slopes (j * stride) rows
 
                 Lanes.log total 0 total 0 rows
 
@@ -248,7 +249,7 @@ module Signs =
                 residuals start rows false
 
                 for j in 0 .. m - 1 do
-                    let e = ReadOnlySpan<float>(means, j * block, rows)
+                    let e = ReadOnlySpan<float>(means, j * stride, rows)
 
                     TensorPrimitives.Multiply(
                         ReadOnlySpan<float>(r, j * n + start, rows),
@@ -256,7 +257,7 @@ module Signs =
                         Span<float>(work, 0, rows)
                     )
 
-                    sse <- sse + Lanes.dot work 0 means (j * block) rows
+                    sse <- sse + Lanes.dot work 0 means (j * stride) rows
 
                 start <- start + rows
 
