@@ -130,45 +130,45 @@ module DataReport =
         let verdict =
             [|
                 if experts >= 2 && d < experts then
-                    sprintf
+                    Text.format
                         "d = %d < k = %d: the moment initializers cannot recover k directions in R^d; the default fit uses its likelihood starts instead (nothing to do)."
-                        d
-                        experts
+                        [| box d; box experts |]
                 if skewed.Length > 0 then
-                    sprintf
+                    Text.format
                         "The covariates are far from Gaussian (%s): the L4 and spectral guarantees do not apply, and their starts may be biased; the default fit scores them against likelihood starts, so it does not depend on them. A transform of a skewed column (log, square root) can restore them."
-                        (skewed
-                         |> Array.truncate 3
-                         |> Array.map (fun (t, c) ->
-                             sprintf "x%d skewness %.2f, excess kurtosis %.2f" (t + 1) c.Skewness c.ExcessKurtosis)
-                         |> String.concat "; ")
+                        [|
+                            box (
+                                skewed
+                                |> Array.truncate 3
+                                |> Array.map (fun (t, c) ->
+                                    Text.format
+                                        "x%d skewness %.2f, excess kurtosis %.2f"
+                                        [| box (t + 1); box c.Skewness; box c.ExcessKurtosis |])
+                                |> String.concat "; "
+                            )
+                        |]
                 elif not gaussian then
-                    sprintf
+                    Text.format
                         "Jointly the covariates are not Gaussian (Mardia's kurtosis is %.2f times a Gaussian's): the moment guarantees are in doubt; the default fit does not rely on them."
-                        kurtRatio
+                        [| box kurtRatio |]
                 if not invertible then
-                    sprintf
+                    Text.format
                         "The covariates are (nearly) collinear (correlation condition number %.3g): some parameters are not identified; remove or combine the redundant columns."
-                        conditioning
+                        [| box conditioning |]
                 elif conditioning > 1e4 then
-                    sprintf
+                    Text.format
                         "The covariates are strongly correlated (condition number %.3g): the standard errors of the slopes along the weak directions will be large."
-                        conditioning
+                        [| box conditioning |]
                 let ratio = float n / float parameters
 
                 if ratio < 10.0 then
-                    sprintf
+                    Text.format
                         "n = %d rows for %d parameters (%.1f per parameter): too few for k = %d; fewer experts, or more data."
-                        n
-                        parameters
-                        ratio
-                        experts
+                        [| box n; box parameters; box ratio; box experts |]
                 elif ratio < 50.0 then
-                    sprintf
+                    Text.format
                         "n = %d rows for %d parameters (%.0f per parameter): enough to fit, but expect wide intervals (moe fit --se)."
-                        n
-                        parameters
-                        ratio
+                        [| box n; box parameters; box ratio |]
 
                 if guarantees then
                     "The covariates look Gaussian after standardising and d >= k: the guarantees of the moment initializers (L4, spectral) apply, as far as the data can tell (they also assume the model is right)."

@@ -152,10 +152,9 @@ module Inference =
 
         if not (smallest > 1e-12 * largest) then
             invalidOp (
-                sprintf
+                Text.format
                     "The observed information is not positive definite (smallest eigenvalue %.3g of %.3g in scaled units): the model is not at a strict maximum of the likelihood, or a parameter is not identified (an expert with almost no weight, or experts that coincide). Refit, or fit fewer experts."
-                    smallest
-                    largest
+                    [| box smallest; box largest |]
             )
 
         let inverse = information.Inverse()
@@ -224,7 +223,7 @@ module Inference =
         if not (level = 0.0 || (level > 0.0 && level < 1.0)) then
             invalidArg
                 "level"
-                (sprintf "The interval's probability must be in (0, 1) (or 0 for none), but is %g." level)
+                (Text.format "The interval's probability must be in (0, 1) (or 0 for none), but is %g." [| box level |])
 
         let gate = MoeModel.gateProbabilities model x
         let n, k, d = x.GetLength 0, model.Experts, model.Dimension
@@ -351,7 +350,7 @@ module Inference =
 
         for k in experts do
             if k < 1 then
-                invalidArg "experts" (sprintf "Every number of experts must be >= 1, but one is %d." k)
+                invalidArg "experts" (Text.format "Every number of experts must be >= 1, but one is %d." [| box k |])
 
         let n = float data.Count
         let d = data.Dimension

@@ -108,12 +108,14 @@ module Metrics =
         if fitted.Experts <> truth.Experts || fitted.Dimension <> truth.Dimension then
             invalidArg
                 "fitted"
-                (sprintf
+                (Text.format
                     "The fitted model has k = %d, d = %d but the truth has k = %d, d = %d."
-                    fitted.Experts
-                    fitted.Dimension
-                    truth.Experts
-                    truth.Dimension)
+                    [|
+                        box fitted.Experts
+                        box fitted.Dimension
+                        box truth.Experts
+                        box truth.Dimension
+                    |])
 
         let k, d = truth.Experts, truth.Dimension
         let a, aStar = rows fitted.Regressors, rows truth.Regressors

@@ -163,7 +163,13 @@ module Acceptance =
                 offSeeds
             for g in [ Sigmoid; Tanh ] do
                 let t =
-                    truth (sprintf "d=10, k=2, %s, σ=0.05, orthogonal gating" g.Name) Preset.Orthogonal 2 10 g 0.05
+                    truth
+                        (Text.format "d=10, k=2, %s, σ=0.05, orthogonal gating" [| box g.Name |])
+                        Preset.Orthogonal
+                        2
+                        10
+                        g
+                        0.05
 
                 for n in (if quick then [ 50_000 ] else [ 50_000; 200_000; 1_000_000 ]) do
                     single t n offSeeds
@@ -197,7 +203,8 @@ module Acceptance =
                         RandomStarts = 5
                         Seed = s
                     })
-            | other -> invalidArg "methods" (sprintf "Unknown method '%s'; expected auto, spectral or em." other)
+            | other ->
+                invalidArg "methods" (Text.format "Unknown method '%s'; expected auto, spectral or em." [| box other |])
 
         let chosen = methods |> List.map configure
 
@@ -207,7 +214,8 @@ module Acceptance =
                     if 2 * k - 1 <= d then
                         for g in [ Identity; Relu; LeakyRelu 0.1 ] do
                             for sigma in [ 0.05; 0.1; 0.5 ] do
-                                let name = sprintf "d=%d, k=%d, %s, σ=%g" d k g.Name sigma
+                                let name =
+                                    Text.format "d=%d, k=%d, %s, σ=%g" [| box d; box k; box g.Name; box sigma |]
 
                                 if cells.IsEmpty || cells |> List.exists (fun c -> name.Contains c) then
                                     {
@@ -276,14 +284,19 @@ module Acceptance =
         [|
             for c in cases do
                 for label, configure in c.Methods do
-                    progress (sprintf "%s, %s, n = %d, %d seeds" c.Truth.Name label c.Samples c.Seeds)
+                    progress (
+                        Text.format
+                            "%s, %s, n = %d, %d seeds"
+                            [| box c.Truth.Name; box label; box c.Samples; box c.Seeds |]
+                    )
 
                     let outcomes =
                         Array.init c.Seeds (fun i ->
                             let o = fitOnce c.Truth c.Samples (i + 1) (configure (int64 (i + 1)))
 
                             o.Failure
-                            |> Option.iter (fun m -> progress (sprintf "  seed %d failed: %s" o.Seed m))
+                            |> Option.iter (fun m ->
+                                progress (Text.format "  seed %d failed: %s" [| box o.Seed; box m |]))
 
                             o)
 

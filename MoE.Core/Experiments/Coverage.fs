@@ -48,7 +48,7 @@ module Coverage =
         Guard.positiveInt "replicates" replicates
 
         if not (level > 0.0 && level < 1.0) then
-            invalidArg "level" (sprintf "The level must be in (0, 1), but is %g." level)
+            invalidArg "level" (Text.format "The level must be in (0, 1), but is %g." [| box level |])
 
         let z = MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, (1.0 + level) / 2.0)
         // hits.[group].[parameter] counts the intervals that contain the truth.

@@ -149,7 +149,7 @@ module Figures =
         let context = RunContext.silent
 
         for run in 0 .. design.Runs - 1 do
-            progress (sprintf "%s run %d/%d" name (run + 1) design.Runs)
+            progress (Text.format "%s run %d/%d" [| box name; box (run + 1); box design.Runs |])
             let runSeed = seed + int64 run
 
             let truth =
@@ -198,7 +198,7 @@ module Figures =
                 let model = MoeModel.create a (Array2D.zeroCreate 1 10) g design.Sigma
 
                 let path =
-                    timed timings (sprintf "%s: SGD on L_log, %s (one run)" name label) (fun () ->
+                    timed timings (Text.format "%s: SGD on L_log, %s (one run)" [| box name; box label |]) (fun () ->
                         Trajectories.sgdGatingPath design.GatingSgd model runSeed data.X data.Y context)
 
                 add "b" label (path |> Array.map (fun w -> gatingError a w truth))
@@ -225,7 +225,7 @@ module Figures =
         let timings = ResizeArray<StepTiming>()
 
         for run in 0 .. design.Runs - 1 do
-            progress (sprintf "fig4 run %d/%d" (run + 1) design.Runs)
+            progress (Text.format "fig4 run %d/%d" [| box (run + 1); box design.Runs |])
             let truth = GroundTruth.orthogonal 2 5 g design.Sigma
             let data = Sampler.sample truth design.Samples (seed * 1000L + 500L + int64 run)
 

@@ -73,7 +73,7 @@ module Recovery =
         [|
             for size in sizes quick do
                 for s in 1..count do
-                    progress (sprintf "recovery n = %d, seed %d/%d" size s count)
+                    progress (Text.format "recovery n = %d, seed %d/%d" [| box size; box s; box count |])
                     let truth = GroundTruth.randomGating 2 10 Identity sigma 1.0 (seed + int64 s)
                     let data = Sampler.sample truth size (seed * 7919L + int64 s)
 
@@ -153,7 +153,10 @@ module Recovery =
         [|
             for size in frontierSizes quick do
                 for s in 1..count do
-                    progress (sprintf "recovery (d = 20, k = 3, ReLU) n = %d, seed %d/%d" size s count)
+                    progress (
+                        Text.format "recovery (d = 20, k = 3, ReLU) n = %d, seed %d/%d" [| box size; box s; box count |]
+                    )
+
                     let truth = frontierTruth (seed + int64 s)
                     let data = Sampler.sample truth size (seed * 7919L + int64 s)
 

@@ -76,14 +76,16 @@ module VectorMoe =
             if outputSize expert <> m || inputSize expert <> d then
                 invalidArg
                     name
-                    (sprintf
+                    (Text.format
                         "The %s expert maps R^%d to R^%d but the gate (%s) needs R^%d to R^%d."
-                        name
-                        (inputSize expert)
-                        (outputSize expert)
-                        (Guard.shape layer.Gate)
-                        d
-                        m)
+                        [|
+                            box name
+                            box (inputSize expert)
+                            box (outputSize expert)
+                            box (Guard.shape layer.Gate)
+                            box d
+                            box m
+                        |])
 
             match expert with
             | Affine(a, g) ->
@@ -114,7 +116,9 @@ module VectorMoe =
         if x.Length <> layer.Gate.GetLength 1 then
             invalidArg
                 "x"
-                (sprintf "x has length %d but the layer takes inputs of length %d." x.Length (layer.Gate.GetLength 1))
+                (Text.format
+                    "x has length %d but the layer takes inputs of length %d."
+                    [| box x.Length; box (layer.Gate.GetLength 1) |])
 
         evalLayer layer x
 
@@ -179,19 +183,27 @@ module Gru =
         let m, n = cell.Uz.GetLength 0, cell.Uz.GetLength 1
 
         if m < 1 || n < 1 then
-            invalidArg "Uz" (sprintf "Uz must be m x n with m, n >= 1, but is %s." (Guard.shape cell.Uz))
+            invalidArg "Uz" (Text.format "Uz must be m x n with m, n >= 1, but is %s." [| box (Guard.shape cell.Uz) |])
 
         for name, u in [ "Uz", cell.Uz; "Ur", cell.Ur; "Uh", cell.Uh ] do
             Guard.finiteMatrix name u
 
             if u.GetLength 0 <> m || u.GetLength 1 <> n then
-                invalidArg name (sprintf "%s must be %dx%d like Uz, but is %s." name m n (Guard.shape u))
+                invalidArg
+                    name
+                    (Text.format
+                        "%s must be %dx%d like Uz, but is %s."
+                        [| box name; box m; box n; box (Guard.shape u) |])
 
         for name, w in [ "Wz", cell.Wz; "Wr", cell.Wr; "Wh", cell.Wh ] do
             Guard.finiteMatrix name w
 
             if w.GetLength 0 <> m || w.GetLength 1 <> m then
-                invalidArg name (sprintf "%s must be %dx%d (hidden x hidden), but is %s." name m m (Guard.shape w))
+                invalidArg
+                    name
+                    (Text.format
+                        "%s must be %dx%d (hidden x hidden), but is %s."
+                        [| box name; box m; box m; box (Guard.shape w) |])
 
         Activation.validate cell.Activation
 
@@ -210,10 +222,14 @@ module Gru =
         Guard.finiteVector "x" x
 
         if h.Length <> cell.HiddenSize then
-            invalidArg "h" (sprintf "h has length %d but the hidden size is %d." h.Length cell.HiddenSize)
+            invalidArg
+                "h"
+                (Text.format "h has length %d but the hidden size is %d." [| box h.Length; box cell.HiddenSize |])
 
         if x.Length <> cell.InputSize then
-            invalidArg "x" (sprintf "x has length %d but the input size is %d." x.Length cell.InputSize)
+            invalidArg
+                "x"
+                (Text.format "x has length %d but the input size is %d." [| box x.Length; box cell.InputSize |])
 
     let private gates (kind: GateKind) (u: float[,]) (w: float[,]) (h: float[]) (x: float[]) =
         Array.map2 (fun a b -> kind.Apply(a + b)) (matVec u x) (matVec w h)
@@ -258,7 +274,7 @@ module Gru =
         let hTilde = candidate cell h x
 
         if z.Length <> h.Length then
-            invalidArg "z" (sprintf "z has length %d but the hidden size is %d." z.Length h.Length)
+            invalidArg "z" (Text.format "z has length %d but the hidden size is %d." [| box z.Length; box h.Length |])
 
         Array.init h.Length (fun i -> (1.0 - z.[i]) * h.[i] + z.[i] * hTilde.[i])
 

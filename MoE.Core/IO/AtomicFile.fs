@@ -25,12 +25,15 @@ module AtomicFile =
         let full = Path.GetFullPath path
 
         if Directory.Exists full then
-            raise (UnauthorizedAccessException(sprintf "'%s' is a directory, not a file." path))
+            raise (UnauthorizedAccessException(Text.format "'%s' is a directory, not a file." [| box path |]))
 
         let folder = Path.GetDirectoryName full
 
         let temp =
-            Path.Combine(folder, sprintf ".%s.%s.tmp" (Path.GetFileName full) (Guid.NewGuid().ToString "N"))
+            Path.Combine(
+                folder,
+                Text.format ".%s.%s.tmp" [| box (Path.GetFileName full); box (Guid.NewGuid().ToString "N") |]
+            )
 
         try
             do

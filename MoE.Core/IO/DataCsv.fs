@@ -18,7 +18,11 @@ open System.Runtime.InteropServices
 module DataCsv =
 
     let private fail (source: string) (line: int) (column: int) (message: string) =
-        raise (InvalidDataException(sprintf "%s: line %d, column %d: %s" source line column message))
+        raise (
+            InvalidDataException(
+                Text.format "%s: line %d, column %d: %s" [| box source; box line; box column; box message |]
+            )
+        )
 
     /// The text as a message shows it: at most 40 characters, the rest replaced by an ellipsis.
     let internal excerpt (text: string) =
@@ -101,9 +105,9 @@ module DataCsv =
                 else
                     ""
 
-            sprintf "'%s' is not a number%s." (excerpt text) hint
+            Text.format "'%s' is not a number%s." [| box (excerpt text); box hint |]
         elif not (Double.IsFinite value) then
-            sprintf "'%s' is not a finite number." (excerpt (textOf field))
+            Text.format "'%s' is not a finite number." [| box (excerpt (textOf field)) |]
         else
             null
 
@@ -144,7 +148,7 @@ module DataCsv =
             column <- column + 1
 
             if column > width then
-                message <- sprintf "the row has more than the header's %d columns." width
+                message <- Text.format "the row has more than the header's %d columns." [| box width |]
                 failed <- column
             else
                 let mutable value = 0.0
@@ -161,7 +165,7 @@ module DataCsv =
                 start <- if comma < 0 then line.Length + 1 else start + comma + 1
 
         if failed = 0 && column < width then
-            message <- sprintf "the row has %d column(s) but the header has %d." column width
+            message <- Text.format "the row has %d column(s) but the header has %d." [| box column; box width |]
             failed <- column + 1
 
         failed
@@ -337,10 +341,9 @@ module DataCsv =
                                     source
                                     lineNumber
                                     1
-                                    (sprintf
+                                    (Text.format
                                         "the header '%s' separates its columns by %s; the file must be comma-separated (x1,...,xd,y)."
-                                        (excerpt line)
-                                        name)
+                                        [| box (excerpt line); box name |])
 
             width <- header.Length
 
@@ -349,10 +352,9 @@ module DataCsv =
                     source
                     lineNumber
                     1
-                    (sprintf
+                    (Text.format
                         "the header '%s' has %d column(s); expected 'x1,...,xd,y' with d >= 1."
-                        (excerpt (String.Join(",", header)))
-                        width)
+                        [| box (excerpt (String.Join(",", header))); box width |])
 
             let mutable number = 0.0
 
@@ -361,16 +363,18 @@ module DataCsv =
                     source
                     lineNumber
                     width
-                    (sprintf
+                    (Text.format
                         "the first line '%s' looks like data, not a header; the file must start with a header 'x1,...,xd,y'."
-                        (excerpt headerLine))
+                        [| box (excerpt headerLine) |])
 
             if not (String.Equals(header.[width - 1], "y", StringComparison.OrdinalIgnoreCase)) then
                 fail
                     source
                     lineNumber
                     width
-                    (sprintf "the last header column must be 'y', but is '%s'." (excerpt header.[width - 1]))
+                    (Text.format
+                        "the last header column must be 'y', but is '%s'."
+                        [| box (excerpt header.[width - 1]) |])
 
             for c in 0 .. width - 2 do
                 let name = header.[c]

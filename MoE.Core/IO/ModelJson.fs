@@ -47,10 +47,12 @@ module ModelJson =
         if not model.Activation.IsBuiltIn then
             invalidArg
                 "model"
-                (sprintf
+                (Text.format
                     "The custom activation '%s' cannot be written to a model file; only %s can."
-                    model.Activation.Name
-                    (String.Join(", ", Activation.builtInNames)))
+                    [|
+                        box model.Activation.Name
+                        box (String.Join(", ", Activation.builtInNames))
+                    |])
 
         // Built-in names are plain ASCII words, so no string escaping is needed.
         let sb = StringBuilder()
@@ -83,22 +85,22 @@ module ModelJson =
         sb.Append("\n}\n").ToString()
 
     let private fail (path: string) (message: string) =
-        raise (InvalidDataException(sprintf "model JSON, %s: %s" path message))
+        raise (InvalidDataException(Text.format "model JSON, %s: %s" [| box path; box message |]))
 
     let private property (element: JsonElement) (path: string) (name: string) (kind: JsonValueKind) =
         let mutable value = Unchecked.defaultof<JsonElement>
 
         if not (element.TryGetProperty(name, &value)) then
-            fail path (sprintf "the required field '%s' is missing." name)
+            fail path (Text.format "the required field '%s' is missing." [| box name |])
 
         if value.ValueKind <> kind then
-            fail (path + "." + name) (sprintf "expected %A, found %A." kind value.ValueKind)
+            fail (path + "." + name) (Text.format "expected %A, found %A." [| box kind; box value.ValueKind |])
 
         value
 
     let private number (element: JsonElement) (path: string) =
         if element.ValueKind <> JsonValueKind.Number then
-            fail path (sprintf "expected a number, found %A." element.ValueKind)
+            fail path (Text.format "expected a number, found %A." [| box element.ValueKind |])
 
         let v = element.GetDouble()
 
@@ -112,7 +114,7 @@ module ModelJson =
         let mutable v = 0
 
         if not (e.TryGetInt32(&v)) then
-            fail (path + "." + name) (sprintf "expected an integer, found %s." (e.GetRawText()))
+            fail (path + "." + name) (Text.format "expected an integer, found %s." [| box (e.GetRawText()) |])
 
         v
 
@@ -121,22 +123,26 @@ module ModelJson =
         let path = "$." + name
 
         if arr.GetArrayLength() <> rows then
-            fail path (sprintf "expected %d rows, found %d." rows (arr.GetArrayLength()))
+            fail path (Text.format "expected %d rows, found %d." [| box rows; box (arr.GetArrayLength()) |])
 
         let m = Array2D.zeroCreate rows columns
 
         arr.EnumerateArray()
         |> Seq.iteri (fun i row ->
-            let rowPath = sprintf "%s[%d]" path i
+            let rowPath = Text.format "%s[%d]" [| box path; box i |]
 
             if row.ValueKind <> JsonValueKind.Array then
-                fail rowPath (sprintf "expected an array of %d numbers, found %A." columns row.ValueKind)
+                fail
+                    rowPath
+                    (Text.format "expected an array of %d numbers, found %A." [| box columns; box row.ValueKind |])
 
             if row.GetArrayLength() <> columns then
-                fail rowPath (sprintf "expected %d numbers (d), found %d." columns (row.GetArrayLength()))
+                fail
+                    rowPath
+                    (Text.format "expected %d numbers (d), found %d." [| box columns; box (row.GetArrayLength()) |])
 
             row.EnumerateArray()
-            |> Seq.iteri (fun j v -> m.[i, j] <- number v (sprintf "%s[%d]" rowPath j)))
+            |> Seq.iteri (fun j v -> m.[i, j] <- number v (Text.format "%s[%d]" [| box rowPath; box j |])))
 
         m
 
@@ -153,22 +159,22 @@ module ModelJson =
             try
                 JsonDocument.Parse(json)
             with :? JsonException as e ->
-                raise (InvalidDataException(sprintf "model JSON: not valid JSON: %s" e.Message, e))
+                raise (InvalidDataException(Text.format "model JSON: not valid JSON: %s" [| box e.Message |], e))
 
         use doc = doc
         let root = doc.RootElement
 
         if root.ValueKind <> JsonValueKind.Object then
-            fail "$" (sprintf "expected an object, found %A." root.ValueKind)
+            fail "$" (Text.format "expected an object, found %A." [| box root.ValueKind |])
 
         let k = count root "$" "k"
         let d = count root "$" "d"
 
         if k < 2 then
-            fail "$.k" (sprintf "a mixture needs k >= 2 experts, found %d." k)
+            fail "$.k" (Text.format "a mixture needs k >= 2 experts, found %d." [| box k |])
 
         if d < 1 then
-            fail "$.d" (sprintf "the dimension must be >= 1, found %d." d)
+            fail "$.d" (Text.format "the dimension must be >= 1, found %d." [| box d |])
 
         let act = property root "$" "activation" JsonValueKind.Object
         let name = (property act "$.activation" "name" JsonValueKind.String).GetString()
@@ -194,14 +200,16 @@ module ModelJson =
                 let path = "$." + name
 
                 if e.ValueKind <> JsonValueKind.Array then
-                    fail path (sprintf "expected an array of %d numbers, found %A." length e.ValueKind)
+                    fail
+                        path
+                        (Text.format "expected an array of %d numbers, found %A." [| box length; box e.ValueKind |])
 
                 if e.GetArrayLength() <> length then
-                    fail path (sprintf "expected %d numbers, found %d." length (e.GetArrayLength()))
+                    fail path (Text.format "expected %d numbers, found %d." [| box length; box (e.GetArrayLength()) |])
 
                 Some(
                     e.EnumerateArray()
-                    |> Seq.mapi (fun i v -> number v (sprintf "%s[%d]" path i))
+                    |> Seq.mapi (fun i v -> number v (Text.format "%s[%d]" [| box path; box i |]))
                     |> Seq.toArray
                 )
             else
@@ -213,14 +221,16 @@ module ModelJson =
                 s
                 |> Array.iteri (fun i v ->
                     if v < 0.0 then
-                        fail (sprintf "$.sigmas[%d]" i) (sprintf "a noise level must be >= 0, found %s." (string v)))
+                        fail
+                            (Text.format "$.sigmas[%d]" [| box i |])
+                            (Text.format "a noise level must be >= 0, found %s." [| box (string v) |]))
 
                 s
             | None ->
                 let sigma = number (property root "$" "sigma" JsonValueKind.Number) "$.sigma"
 
                 if sigma < 0.0 then
-                    fail "$.sigma" (sprintf "sigma must be >= 0, found %s." (string sigma))
+                    fail "$.sigma" (Text.format "sigma must be >= 0, found %s." [| box (string sigma) |])
 
                 Array.create k sigma
 
@@ -270,4 +280,4 @@ module ModelJson =
         try
             deserialize text
         with :? InvalidDataException as e ->
-            raise (InvalidDataException(sprintf "%s: %s" (Path.GetFileName path) e.Message, e))
+            raise (InvalidDataException(Text.format "%s: %s" [| box (Path.GetFileName path); box e.Message |], e))

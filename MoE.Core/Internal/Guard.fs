@@ -11,24 +11,28 @@ let inline notNull (name: string) (value: 'T) =
 
 let finite (name: string) (value: float) =
     if not (Double.IsFinite value) then
-        invalidArg name (sprintf "%s must be finite, but was %s." name (string value))
+        invalidArg name (Text.format "%s must be finite, but was %s." [| box name; box (string value) |])
 
 let nonNegative (name: string) (value: float) =
     finite name value
 
     if value < 0.0 then
-        invalidArg name (sprintf "%s must be >= 0, but was %s." name (string value))
+        invalidArg name (Text.format "%s must be >= 0, but was %s." [| box name; box (string value) |])
 
 let positive (name: string) (value: float) =
     finite name value
 
     if value <= 0.0 then
-        invalidArg name (sprintf "%s must be > 0, but was %s." name (string value))
+        invalidArg name (Text.format "%s must be > 0, but was %s." [| box name; box (string value) |])
 
 let positiveInt (name: string) (value: int) =
     if value <= 0 then
         raise (
-            ArgumentOutOfRangeException(name, value, sprintf "%s must be a positive integer, but was %d." name value)
+            ArgumentOutOfRangeException(
+                name,
+                value,
+                Text.format "%s must be a positive integer, but was %d." [| box name; box value |]
+            )
         )
 
 /// Every entry of a matrix is finite; the message gives the first offending position.
@@ -40,17 +44,19 @@ let finiteMatrix (name: string) (m: float[,]) =
             let v = m.[i, j]
 
             if not (Double.IsFinite v) then
-                invalidArg name (sprintf "%s[%d,%d] must be finite, but was %s." name i j (string v))
+                invalidArg
+                    name
+                    (Text.format "%s[%d,%d] must be finite, but was %s." [| box name; box i; box j; box (string v) |])
 
 let finiteVector (name: string) (v: float[]) =
     notNull name v
 
     for i in 0 .. v.Length - 1 do
         if not (Double.IsFinite v.[i]) then
-            invalidArg name (sprintf "%s[%d] must be finite, but was %s." name i (string v.[i]))
+            invalidArg name (Text.format "%s[%d] must be finite, but was %s." [| box name; box i; box (string v.[i]) |])
 
 let shape (m: float[,]) =
-    sprintf "%dx%d" (m.GetLength 0) (m.GetLength 1)
+    Text.format "%dx%d" [| box (m.GetLength 0); box (m.GetLength 1) |]
 
 /// The sample matrix has `expected` columns.
 let columns (name: string) (expected: int) (m: float[,]) =
@@ -59,12 +65,9 @@ let columns (name: string) (expected: int) (m: float[,]) =
     if m.GetLength 1 <> expected then
         invalidArg
             name
-            (sprintf
+            (Text.format
                 "%s has %d columns (shape %s), but the model has dimension d = %d."
-                name
-                (m.GetLength 1)
-                (shape m)
-                expected)
+                [| box name; box (m.GetLength 1); box (shape m); box expected |])
 
 /// The sample matrix and the response vector have the same number of rows.
 let sameRows (xName: string) (x: float[,]) (yName: string) (y: float[]) =
@@ -74,13 +77,9 @@ let sameRows (xName: string) (x: float[,]) (yName: string) (y: float[]) =
     if x.GetLength 0 <> y.Length then
         invalidArg
             yName
-            (sprintf
+            (Text.format
                 "%s has %d rows (shape %s) but %s has length %d; they must be equal."
-                xName
-                (x.GetLength 0)
-                (shape x)
-                yName
-                y.Length)
+                [| box xName; box (x.GetLength 0); box (shape x); box yName; box y.Length |])
 
 /// A rows×columns array of doubles fits in one .NET array and in this process's memory: checked in 64-bit
 /// arithmetic before anything is allocated, so huge sizes give a message instead of an overflow or an abort.
@@ -96,13 +95,15 @@ let allocation (name: string) (what: string) (rows: int64) (columns: int64) =
         raise (
             ArgumentOutOfRangeException(
                 name,
-                sprintf
+                Text.format
                     "%s need %d x %d = %.3g values, more than the largest .NET array holds (%d)."
-                    what
-                    rows
-                    columns
-                    (float rows * float columns)
-                    Array.MaxLength
+                    [|
+                        box what
+                        box rows
+                        box columns
+                        box (float rows * float columns)
+                        box Array.MaxLength
+                    |]
             )
         )
 
@@ -113,12 +114,8 @@ let allocation (name: string) (what: string) (rows: int64) (columns: int64) =
         raise (
             ArgumentOutOfRangeException(
                 name,
-                sprintf
+                Text.format
                     "%s need %d x %d values = %.1f GB, but this process can use about %.1f GB."
-                    what
-                    rows
-                    columns
-                    (bytes / 1e9)
-                    (available / 1e9)
+                    [| box what; box rows; box columns; box (bytes / 1e9); box (available / 1e9) |]
             )
         )

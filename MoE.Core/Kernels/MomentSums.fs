@@ -73,7 +73,9 @@ module MomentSums =
     [<CompiledName("MergeSecond")>]
     let mergeSecond (a: SecondMomentSums) (b: SecondMomentSums) : SecondMomentSums =
         if a.Dimension <> b.Dimension then
-            invalidArg "b" (sprintf "Cannot merge sums of dimension %d and %d." a.Dimension b.Dimension)
+            invalidArg
+                "b"
+                (Text.format "Cannot merge sums of dimension %d and %d." [| box a.Dimension; box b.Dimension |])
 
         { a with
             Count = a.Count + b.Count
@@ -150,7 +152,7 @@ module MomentSums =
     [<CompiledName("MergeProjected")>]
     let mergeProjected (a: ProjectedMomentSums) (b: ProjectedMomentSums) : ProjectedMomentSums =
         if a.Rank <> b.Rank then
-            invalidArg "b" (sprintf "Cannot merge sums of rank %d and %d." a.Rank b.Rank)
+            invalidArg "b" (Text.format "Cannot merge sums of rank %d and %d." [| box a.Rank; box b.Rank |])
 
         { a with
             Count = a.Count + b.Count

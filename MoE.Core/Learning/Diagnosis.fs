@@ -190,33 +190,28 @@ module Diagnosis =
                 if cols.[j].Sd = 0.0 then
                     error
                         "constant-column"
-                        (sprintf
+                        (Text.format
                             "column x%d is constant (every value is %s): it carries no information about the experts and makes the moment matrices singular; remove it."
-                            (j + 1)
-                            (g4 cols.[j].Mean))
+                            [| box (j + 1); box (g4 cols.[j].Mean) |])
 
             if y.Sd = 0.0 then
                 error
                     "constant-response"
-                    (sprintf "y is constant (every value is %s): there is nothing to fit." (g4 y.Mean))
+                    (Text.format "y is constant (every value is %s): there is nothing to fit." [| box (g4 y.Mean) |])
 
             if int64 n < 2L * int64 k * int64 d then
                 error
                     "too-few-rows"
-                    (sprintf
+                    (Text.format
                         "%d samples cannot determine k = %d experts in d = %d dimensions; need at least 2kd = %d."
-                        n
-                        k
-                        d
-                        (2L * int64 k * int64 d))
+                        [| box n; box k; box d; box (2L * int64 k * int64 d) |])
 
             if momentsOnly && d < k then
                 error
                     "dimension-below-experts"
-                    (sprintf
+                    (Text.format
                         "The moment estimators recover k = %d directions in R^d and need d >= k, but the data have d = %d; fit with the default method or the EM method (--method em), which work for any d."
-                        k
-                        d)
+                        [| box k; box d |])
 
             let meanTolerance = max 0.1 (5.0 / sqrt (float n))
 
@@ -227,19 +222,23 @@ module Diagnosis =
                             let c = cols.[j]
 
                             if c.Sd > 0.0 && abs c.Mean > meanTolerance * max 1.0 c.Sd then
-                                sprintf "x%d has mean %s" (j + 1) (g4 c.Mean)
+                                Text.format "x%d has mean %s" [| box (j + 1); box (g4 c.Mean) |]
                     |]
 
                 if shifted.Length > 0 then
                     warning
                         "not-centred"
-                        (sprintf
+                        (Text.format
                             "the covariates are not centred (%s%s): the model has no intercepts, so every expert and the gate pass through x = 0, which data away from 0 rarely follow; centre each column (subtract its mean) before fitting."
-                            (String.Join("; ", Array.truncate 3 shifted))
-                            (if shifted.Length > 3 then
-                                 sprintf "; and %d more" (shifted.Length - 3)
-                             else
-                                 ""))
+                            [|
+                                box (String.Join("; ", Array.truncate 3 shifted))
+                                box (
+                                    if shifted.Length > 3 then
+                                        Text.format "; and %d more" [| box (shifted.Length - 3) |]
+                                    else
+                                        ""
+                                )
+                            |])
 
             if l4 then
                 let shifted =
@@ -248,19 +247,25 @@ module Diagnosis =
                             let c = cols.[j]
 
                             if c.Sd > 0.0 && (abs c.Mean > meanTolerance || abs (c.Sd - 1.0) > meanTolerance) then
-                                sprintf "x%d has mean %s and sd %s" (j + 1) (g4 c.Mean) (g4 c.Sd)
+                                Text.format
+                                    "x%d has mean %s and sd %s"
+                                    [| box (j + 1); box (g4 c.Mean); box (g4 c.Sd) |]
                     |]
 
                 if shifted.Length > 0 then
                     warning
                         "not-standardised"
-                        (sprintf
+                        (Text.format
                             "the covariates are not standardised (%s%s): the L4 estimator's moments assume x ~ N(0, I); standardise each column (subtract its mean, divide by its sd) before fitting."
-                            (String.Join("; ", Array.truncate 3 shifted))
-                            (if shifted.Length > 3 then
-                                 sprintf "; and %d more" (shifted.Length - 3)
-                             else
-                                 ""))
+                            [|
+                                box (String.Join("; ", Array.truncate 3 shifted))
+                                box (
+                                    if shifted.Length > 3 then
+                                        Text.format "; and %d more" [| box (shifted.Length - 3) |]
+                                    else
+                                        ""
+                                )
+                            |])
 
             if momentsOnly then
                 let skewTolerance = max 0.5 (5.0 * sqrt (6.0 / float n))
@@ -275,33 +280,34 @@ module Diagnosis =
                                 c.Sd > 0.0
                                 && (abs c.Skewness > skewTolerance || abs c.ExcessKurtosis > kurtosisTolerance)
                             then
-                                sprintf
+                                Text.format
                                     "x%d has skewness %s and excess kurtosis %s"
-                                    (j + 1)
-                                    (g4 c.Skewness)
-                                    (g4 c.ExcessKurtosis)
+                                    [| box (j + 1); box (g4 c.Skewness); box (g4 c.ExcessKurtosis) |]
                     |]
 
                 if heavy.Length > 0 then
                     warning
                         "not-gaussian"
-                        (sprintf
+                        (Text.format
                             "the covariates are far from Gaussian (%s%s): the L4 estimator's moments assume Gaussian inputs, so its start may be biased or fail; the EM polish (and --method em) does not need them."
-                            (String.Join("; ", Array.truncate 3 heavy))
-                            (if heavy.Length > 3 then
-                                 sprintf "; and %d more" (heavy.Length - 3)
-                             else
-                                 ""))
+                            [|
+                                box (String.Join("; ", Array.truncate 3 heavy))
+                                box (
+                                    if heavy.Length > 3 then
+                                        Text.format "; and %d more" [| box (heavy.Length - 3) |]
+                                    else
+                                        ""
+                                )
+                            |])
 
             let p = parameters k d
 
             if int64 n >= 2L * int64 k * int64 d && int64 n < 10L * p then
                 warning
                     "few-rows"
-                    (sprintf
+                    (Text.format
                         "n = %d rows for %d parameters (fewer than 10 per parameter): the estimates will be noisy."
-                        n
-                        p)
+                        [| box n; box p |])
         |]
 
     /// <summary>Raises the first error among the findings as an ArgumentException naming "data".</summary>

@@ -32,9 +32,9 @@ module Directions =
                     "l4",
                     0,
                     ratio,
-                    sprintf
+                    Text.format
                         "The L4 solution is rank-deficient (smallest/largest eigenvalue of AAᵀ = %.3g): it has collapsed experts onto each other, so no k directions can be read from it."
-                        ratio
+                        [| box ratio |]
                 )
             )
 

@@ -83,7 +83,7 @@ module Initializers =
         let r = p.Rank
 
         if r <> experts then
-            Error(sprintf "the moment subspace has rank %d, not k = %d" r experts)
+            Error(Text.format "the moment subspace has rank %d, not k = %d" [| box r; box experts |])
         else
             let m2 = Array2D.init r r (fun a b -> p.T2.[a * r + b] / p.CPrime)
 
@@ -101,7 +101,7 @@ module Initializers =
                         Initializer = name
                         Start = Start.Directions(fromSubspace p.Basis b, (order = 3))
                     }))
-            |> Result.mapError (fun reason -> sprintf "%s: %s" name reason)
+            |> Result.mapError (fun reason -> Text.format "%s: %s" [| box name; box reason |])
 
     /// <summary>The fourth-order moments decomposed by the whitened tensor power method: L4's information without its
     /// failure modes (no unbounded direction on the unit sphere; deflation cannot collapse two experts).</summary>
@@ -124,7 +124,7 @@ module Initializers =
     [<CompiledName("Spectral")>]
     let spectral (moments: SubspaceMoments) (experts: int) (seed: int64) : Result<Proposal, string> =
         moments.Third
-        |> Result.mapError (fun reason -> sprintf "spectral: %s" reason)
+        |> Result.mapError (fun reason -> Text.format "spectral: %s" [| box reason |])
         |> Result.bind (fun t3 -> whitenedDecomposition "spectral" 3 t3 moments experts seed)
 
     /// <summary>Random orthonormal frames of the moment subspace: k-dimensional multi-starts for the likelihood.</summary>
@@ -145,7 +145,7 @@ module Initializers =
             let q = g.QR().Q
 
             {
-                Initializer = sprintf "subspace-start-%d" (s + 1)
+                Initializer = Text.format "subspace-start-%d" [| box (s + 1) |]
                 Start = Start.Directions(fromSubspace u (q.ToArray()), false)
             })
 
@@ -186,7 +186,7 @@ module Initializers =
                     Array.zeroCreate experts
 
             {
-                Initializer = sprintf "random-start-%d" (s + 1)
+                Initializer = Text.format "random-start-%d" [| box (s + 1) |]
                 Start =
                     Start.Model(
                         MoeModel.createGeneral

@@ -252,9 +252,9 @@ module Learner =
                         Severity = Severity.Warning
                         Code = "likelihood-degenerate"
                         Message =
-                            sprintf
+                            Text.format
                                 "without the guard on the noise levels an expert's sigma falls to %.2g of its guarded value: the likelihood is degenerate here (an expert on a few points or on repeated y values), and the model is the guarded one; fewer experts may fit better."
-                                ratio
+                                [| box ratio |]
                     }
 
                 confirmation ()
@@ -294,9 +294,9 @@ module Learner =
 
         let detail =
             if assumptions.Length > 0 then
-                sprintf
+                Text.format
                     "The data break the estimator's assumptions: %s. Or fit with the EM method (--method em)."
-                    (String.Join("; ", assumptions))
+                    [| box (String.Join("; ", assumptions)) |]
             else
                 advice
 
@@ -331,9 +331,9 @@ module Learner =
                         Severity = Severity.Warning
                         Code = "em-not-converged"
                         Message =
-                            sprintf
+                            Text.format
                                 "EM stopped after its budget of %d iterations before converging; raise the budget (EmIterations) or check the data."
-                                config.EmIterations
+                                [| box config.EmIterations |]
                     }
                 elif s.Stage = "em" && s.Reason = StopReason.NoProgress then
                     {
@@ -348,9 +348,9 @@ module Learner =
                     Severity = Severity.Warning
                     Code = "sigma-collapsed"
                     Message =
-                        sprintf
+                        Text.format
                             "the fitted noise level σ = %.3g is below 1e-6·sd(y): an expert has collapsed onto a few points and the likelihood is degenerate."
-                            model.Sigma
+                            [| box model.Sigma |]
                 }
         |]
 
@@ -377,12 +377,12 @@ module Learner =
         let k = config.Experts
 
         if k > x.GetLength 1 then
-            Error(sprintf "the moment subspace needs d >= k, but d = %d < k = %d" (x.GetLength 1) k)
+            Error(Text.format "the moment subspace needs d >= k, but d = %d < k = %d" [| box (x.GetLength 1); box k |])
         else
             try
                 Ok(SubspaceL4.moments (outputTransform config sigma) k xs ys)
             with
-            | :? NonFiniteException as e -> Error(sprintf "the moments are not finite (%s)" e.Detail)
+            | :? NonFiniteException as e -> Error(Text.format "the moments are not finite (%s)" [| box e.Detail |])
             | :? ArgumentException as e -> Error e.Message
 
     /// The Auto method's proposals: the moment initializers (or why each failed), subspace starts and random starts.
@@ -485,7 +485,7 @@ module Learner =
                 candidates
                 |> Array.map (fun c ->
                     match c.Outcome with
-                    | Error reason -> sprintf "%s: %s" c.Initializer reason
+                    | Error reason -> Text.format "%s: %s" [| box c.Initializer; box reason |]
                     | Ok _ -> c.Initializer)
 
             raise (
@@ -493,9 +493,9 @@ module Learner =
                     "candidates",
                     0,
                     nan,
-                    sprintf
+                    Text.format
                         "No candidate gave a model (%s). The data would need more rows per parameter, or fewer experts."
-                        (String.Join("; ", reasons))
+                        [| box (String.Join("; ", reasons)) |]
                 )
             )
         | Some(best, model) ->
@@ -624,7 +624,7 @@ module Learner =
                     momentsFor config sigma0 x y
                     |> Result.bind (fun moments -> Initializers.spectral moments k config.Seed)
                     |> Result.defaultWith (fun reason ->
-                        invalidArg "data" (sprintf "The spectral method cannot start: %s." reason))
+                        invalidArg "data" (Text.format "The spectral method cannot start: %s." [| box reason |]))
 
                 let start =
                     log.Direct("spectral", (fun () -> Selection.startModel proposal g sigma0 x y config.Seed context))
@@ -691,13 +691,9 @@ module Learner =
             raise (
                 ArgumentOutOfRangeException(
                     "maxRows",
-                    sprintf
+                    Text.format
                         "maxRows = %d holds too few rows in memory for the likelihood stages: k = %d experts in d = %d dimensions have %d parameters and need at least 10 rows each (%d); raise it (moe fit --max-rows)."
-                        maxRows
-                        k
-                        d
-                        (Diagnosis.parameters k d)
-                        needed
+                        [| box maxRows; box k; box d; box (Diagnosis.parameters k d); box needed |]
                 )
             )
 
@@ -745,9 +741,9 @@ module Learner =
                     let sigma =
                         explained
                             findings
-                            (sprintf
+                            (Text.format
                                 "The provisional σ run uses the %d rows held in memory, too few here; raise maxRows (moe fit --max-rows), or give σ."
-                                maxRows)
+                                [| box maxRows |])
                             (fun () -> sigmaFor config x y (Sigma.initial y) context log)
 
                     explained findings fewSamples (fun () ->
@@ -760,12 +756,15 @@ module Learner =
 
                     let moments =
                         if k > d then
-                            Error(sprintf "the moment subspace needs d >= k, but d = %d < k = %d" d k)
+                            Error(
+                                Text.format "the moment subspace needs d >= k, but d = %d < k = %d" [| box d; box k |]
+                            )
                         else
                             try
                                 Ok(momentsOfAllRows sigma0)
                             with
-                            | :? NonFiniteException as e -> Error(sprintf "the moments are not finite (%s)" e.Detail)
+                            | :? NonFiniteException as e ->
+                                Error(Text.format "the moments are not finite (%s)" [| box e.Detail |])
                             | :? ArgumentException as e -> Error e.Message
 
                     select config (proposalsFrom config moments sigma0 d context) sigma0 x y context log

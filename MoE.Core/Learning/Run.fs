@@ -9,18 +9,13 @@ type NonFiniteException(stage: string, iteration: int, value: float, detail: str
     inherit
         ArithmeticException(
             if String.IsNullOrEmpty detail then
-                sprintf
+                Text.format
                     "The %s stage produced a non-finite value (%s) at iteration %d; no parameters were returned."
-                    stage
-                    (string value)
-                    iteration
+                    [| box stage; box (string value); box iteration |]
             else
-                sprintf
+                Text.format
                     "The %s stage failed (%s) at iteration %d; no parameters were returned. %s"
-                    stage
-                    (string value)
-                    iteration
-                    detail
+                    [| box stage; box (string value); box iteration; box detail |]
         )
 
     /// <summary>The plain form: the stage, the iteration and the offending value.</summary>

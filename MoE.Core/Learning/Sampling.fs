@@ -52,7 +52,9 @@ module Sampling =
             elif chunk.Dimension <> x.GetLength 1 then
                 invalidArg
                     "chunks"
-                    (sprintf "A chunk has d = %d columns after chunks of d = %d." chunk.Dimension (x.GetLength 1))
+                    (Text.format
+                        "A chunk has d = %d columns after chunks of d = %d."
+                        [| box chunk.Dimension; box (x.GetLength 1) |])
 
             for r in 0 .. chunk.Count - 1 do
                 // Row t (0-based) replaces a uniform slot with probability rows/(t+1).

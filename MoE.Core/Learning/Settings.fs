@@ -315,7 +315,7 @@ module FitConfig =
                 ArgumentOutOfRangeException(
                     "Experts",
                     config.Experts,
-                    sprintf "A mixture needs k >= 2 experts, but Experts = %d." config.Experts
+                    Text.format "A mixture needs k >= 2 experts, but Experts = %d." [| box config.Experts |]
                 )
             )
 
@@ -349,7 +349,7 @@ module FitConfig =
                 ArgumentOutOfRangeException(
                     "EmHandover",
                     config.EmHandover,
-                    sprintf "EmHandover must be in [0, 1) (0: no handover), but is %g." config.EmHandover
+                    Text.format "EmHandover must be in [0, 1) (0: no handover), but is %g." [| box config.EmHandover |]
                 )
             )
 
@@ -382,6 +382,6 @@ module FitConfig =
         then
             invalidArg
                 "Selection.DuplicateTolerance"
-                (sprintf
+                (Text.format
                     "Selection.DuplicateTolerance must be finite and non-negative, but was %g."
-                    config.Selection.DuplicateTolerance)
+                    [| box config.Selection.DuplicateTolerance |])

@@ -33,7 +33,9 @@ module SgdSettings =
         Guard.positive (name + ".FinalLearningRate") settings.FinalLearningRate
 
         if not (settings.Clip > 0.0) then
-            invalidArg (name + ".Clip") (sprintf "%s.Clip must be > 0, but was %s." name (string settings.Clip))
+            invalidArg
+                (name + ".Clip")
+                (Text.format "%s.Clip must be > 0, but was %s." [| box name; box (string settings.Clip) |])
 
 /// <summary>Mini-batch SGD over a parameter vector (docs/math.md §6.4): the samples are reshuffled every epoch from
 /// the seed's SGD-order stream, the gradient is clipped to the settings' norm, and every epoch's mean batch loss

@@ -63,9 +63,9 @@ module Standardise =
         if not (Array.min values > 1e-12 * Array.max values) then
             invalidArg
                 "data"
-                (sprintf
+                (Text.format
                     "the covariates are collinear: the smallest eigenvalue of their covariance is %.3g of the largest, so one column is (almost) a combination of the others; remove the redundant columns."
-                    (Array.min values / Array.max values))
+                    [| box (Array.min values / Array.max values) |])
 
         let inverse = cov.Cholesky().Factor.Inverse()
         // The moment initializers' transforms are designed for a unit expert, Y = g(Z) + σξ with Z ~ N(0, 1), so y is
@@ -135,23 +135,23 @@ module Standardise =
         if s.YShift <> 0.0 && model.Activation <> Identity then
             invalidArg
                 "s"
-                (sprintf
+                (Text.format
                     "A standardisation that shifts y (by %g) applies to identity experts only, not to %s."
-                    s.YShift
-                    model.Activation.Name)
+                    [| box s.YShift; box model.Activation.Name |])
 
         if s.YScale <> 1.0 && not scalable then
             invalidArg
                 "s"
-                (sprintf
+                (Text.format
                     "A standardisation that scales y (by %g) applies to identity, ReLU and leaky ReLU experts only, not to %s."
-                    s.YScale
-                    model.Activation.Name)
+                    [| box s.YScale; box model.Activation.Name |])
 
         if s.Mean.Length <> model.Dimension then
             invalidArg
                 "s"
-                (sprintf "The standardisation is for d = %d but the model has d = %d." s.Mean.Length model.Dimension)
+                (Text.format
+                    "The standardisation is for d = %d but the model has d = %d."
+                    [| box s.Mean.Length; box model.Dimension |])
 
     /// <summary>A model fitted in standardised units, in the data's units: with v = (y − m)/s and u = L⁻¹(x − μ),
     /// a = s·L⁻ᵀã, b = m + s·b̃ − ⟨a, μ⟩ for the identity (s·b̃ − ⟨a, μ⟩ otherwise), σ_i = s·σ̃_i, w = L⁻ᵀw̃ and

@@ -64,7 +64,13 @@ module SubspaceL4 =
         let d = second.GetLength 0
 
         if rank < 1 || rank > d then
-            raise (ArgumentOutOfRangeException("rank", rank, sprintf "The subspace rank must be in 1..d = %d." d))
+            raise (
+                ArgumentOutOfRangeException(
+                    "rank",
+                    rank,
+                    Text.format "The subspace rank must be in 1..d = %d." [| box d |]
+                )
+            )
 
         // Eigenvectors do not change under scaling; normalising keeps the decomposition well scaled whatever y's units.
         let largest = Seq.cast<float> second |> Seq.map abs |> Seq.max
@@ -163,7 +169,13 @@ module SubspaceL4 =
         let d = x.GetLength 1
 
         if rank < 1 || rank > d then
-            raise (ArgumentOutOfRangeException("rank", rank, sprintf "The subspace rank must be in 1..d = %d." d))
+            raise (
+                ArgumentOutOfRangeException(
+                    "rank",
+                    rank,
+                    Text.format "The subspace rank must be in 1..d = %d." [| box d |]
+                )
+            )
 
         let second = secondMoment transform (MomentSums.second transform x y)
         let u = topSubspace second rank
@@ -205,10 +217,9 @@ module SubspaceL4 =
         if projected.Count <> first.Count then
             invalidArg
                 "chunks"
-                (sprintf
+                (Text.format
                     "The chunk source yielded %d rows on the second pass but %d on the first."
-                    projected.Count
-                    first.Count)
+                    [| box projected.Count; box first.Count |])
 
         assemble transform second u projected
 
@@ -339,11 +350,8 @@ module SubspaceL4 =
                     "l4",
                     iteration,
                     Double.NegativeInfinity,
-                    sprintf
+                    Text.format
                         "The empirical L4 is unbounded below in every restart (%d; the last reached %.4g with ‖v_i‖² past %.3g): the sampling noise in its fourth moments outweighs the constraint term for k = %d."
-                        restarts
-                        value
-                        bound
-                        k
+                        [| box restarts; box value; box bound; box k |]
                 )
             )

@@ -89,12 +89,14 @@ module TensorPower =
         (seed: int64)
         : Result<TensorComponent[], string> =
         if order <> 3 && order <> 4 then
-            invalidArg "order" (sprintf "The order must be 3 or 4, but was %d." order)
+            invalidArg "order" (Text.format "The order must be 3 or 4, but was %d." [| box order |])
 
         if tensor.Length <> pown k order then
             invalidArg
                 "tensor"
-                (sprintf "A k = %d tensor of order %d has %d entries, not %d." k order (pown k order) tensor.Length)
+                (Text.format
+                    "A k = %d tensor of order %d has %d entries, not %d."
+                    [| box k; box order; box (pown k order); box tensor.Length |])
 
         Guard.positiveInt "restarts" restarts
         let rng = Rng.stream seed Streams.TensorPower
@@ -120,12 +122,15 @@ module TensorPower =
                 |]
 
             if candidates.Length = 0 then
-                failure <- Some(sprintf "the power iterations vanished for component %d" (found.Count + 1))
+                failure <-
+                    Some(Text.format "the power iterations vanished for component %d" [| box (found.Count + 1) |])
             else
                 let _, best = Array.maxBy fst candidates
 
                 match iterate order k t iterations best with
-                | None -> failure <- Some(sprintf "the power iterations vanished for component %d" (found.Count + 1))
+                | None ->
+                    failure <-
+                        Some(Text.format "the power iterations vanished for component %d" [| box (found.Count + 1) |])
                 | Some v ->
                     let lambda0 = evaluate order k t v
 
@@ -138,10 +143,9 @@ module TensorPower =
                     if not (lambda > 0.0) then
                         failure <-
                             Some(
-                                sprintf
+                                Text.format
                                     "component %d has weight %.3g (a moment tensor of the model has positive weights)"
-                                    (found.Count + 1)
-                                    lambda
+                                    [| box (found.Count + 1); box lambda |]
                             )
                     else
                         found.Add { Weight = lambda; Vector = v }
@@ -174,10 +178,9 @@ module TensorPower =
 
         if not (largest > 0.0) || smallest <= 1e-8 * largest then
             Error(
-                sprintf
+                Text.format
                     "its second moment is not positive definite in the subspace (eigenvalues from %.3g to %.3g)"
-                    smallest
-                    largest
+                    [| box smallest; box largest |]
             )
         else
             let q = evd.EigenVectors

@@ -45,7 +45,9 @@ module MomentL4 =
         if regressors.GetLength 1 <> d then
             invalidArg
                 "regressors"
-                (sprintf "regressors has %d columns but the tensors have d = %d." (regressors.GetLength 1) d)
+                (Text.format
+                    "regressors has %d columns but the tensors have d = %d."
+                    [| box (regressors.GetLength 1); box d |])
 
         let k = regressors.GetLength 0
         let c, cp = tensors.C, tensors.CPrime

@@ -64,12 +64,9 @@ module Population =
 
         if total > float maxNodes then
             invalidOp (
-                sprintf
+                Text.format
                     "%s needs a product rule of %.3g nodes in %d dimensions, over the budget of %d (PopulationOptions.MaxNodes); use fewer GateNodes or a smaller k."
-                    what
-                    total
-                    dims
-                    maxNodes
+                    [| box what; box total; box dims; box maxNodes |]
             )
 
         let z = Array.zeroCreate dims
@@ -321,12 +318,16 @@ module Population =
         if gateMasses.Length <> k then
             invalidArg
                 "gateMasses"
-                (sprintf "gateMasses has %d entries but the truth has k = %d experts." gateMasses.Length k)
+                (Text.format
+                    "gateMasses has %d entries but the truth has k = %d experts."
+                    [| box gateMasses.Length; box k |])
 
         if regressors.GetLength 1 <> d then
             invalidArg
                 "regressors"
-                (sprintf "regressors has %d columns but the truth has d = %d." (regressors.GetLength 1) d)
+                (Text.format
+                    "regressors has %d columns but the truth has d = %d."
+                    [| box (regressors.GetLength 1); box d |])
 
         let ka = regressors.GetLength 0
 

@@ -23,10 +23,14 @@ module PopulationLikelihood =
         if model.Dimension <> truth.Dimension then
             invalidArg
                 "model"
-                (sprintf "The model has d = %d but the truth has d = %d." model.Dimension truth.Dimension)
+                (Text.format
+                    "The model has d = %d but the truth has d = %d."
+                    [| box model.Dimension; box truth.Dimension |])
 
         if not (model.Sigma > 0.0) then
-            invalidArg "model" (sprintf "L_log needs sigma > 0, but the model has sigma = %s." (string model.Sigma))
+            invalidArg
+                "model"
+                (Text.format "L_log needs sigma > 0, but the model has sigma = %s." [| box (string model.Sigma) |])
 
         if model.HasIntercepts || not model.HasCommonSigma then
             invalidArg

@@ -88,7 +88,8 @@ type Activation =
 
     override this.ToString() =
         match this with
-        | LeakyRelu s -> sprintf "leaky-relu(slope=%s)" (s.ToString("R", Globalization.CultureInfo.InvariantCulture))
+        | LeakyRelu s ->
+            Text.format "leaky-relu(slope=%s)" [| box (s.ToString("R", Globalization.CultureInfo.InvariantCulture)) |]
         | a -> a.Name
 
 /// Construction, validation and parsing of activations.
@@ -108,7 +109,7 @@ module Activation =
 
         match activation with
         | LeakyRelu s when not (Double.IsFinite s) ->
-            invalidArg "slope" (sprintf "The leaky-ReLU slope must be finite, but was %s." (string s))
+            invalidArg "slope" (Text.format "The leaky-ReLU slope must be finite, but was %s." [| box (string s) |])
         | Custom(name, g, dg) ->
             if String.IsNullOrWhiteSpace name then
                 invalidArg "name" "A custom activation needs a non-empty name."
@@ -116,7 +117,7 @@ module Activation =
             if Array.contains (name.Trim().ToLowerInvariant()) builtInNames then
                 invalidArg
                     "name"
-                    (sprintf "The custom activation name '%s' is reserved for a built-in activation." name)
+                    (Text.format "The custom activation name '%s' is reserved for a built-in activation." [| box name |])
 
             Guard.notNull "value" g
             Guard.notNull "derivative" dg
@@ -178,12 +179,18 @@ module Activation =
             | other ->
                 invalidArg
                     "name"
-                    (sprintf "Unknown activation '%s'; expected one of %s." other (String.Join(", ", builtInNames)))
+                    (Text.format
+                        "Unknown activation '%s'; expected one of %s."
+                        [| box other; box (String.Join(", ", builtInNames)) |])
 
         match a with
         | LeakyRelu _ -> ()
         | _ when slope <> 0.0 ->
-            invalidArg "slope" (sprintf "A slope (%s) is only meaningful for leaky-relu, not %s." (string slope) a.Name)
+            invalidArg
+                "slope"
+                (Text.format
+                    "A slope (%s) is only meaningful for leaky-relu, not %s."
+                    [| box (string slope); box a.Name |])
         | _ -> ()
 
         validate a

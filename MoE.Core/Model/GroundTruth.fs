@@ -23,7 +23,7 @@ module GroundTruth =
                 ArgumentOutOfRangeException(
                     "experts",
                     experts,
-                    sprintf "A mixture needs k >= 2 experts, but k = %d." experts
+                    Text.format "A mixture needs k >= 2 experts, but k = %d." [| box experts |]
                 )
             )
 
@@ -32,7 +32,7 @@ module GroundTruth =
 
         Guard.allocation
             "experts"
-            (sprintf "k = %d regressors of d = %d" experts dimension)
+            (Text.format "k = %d regressors of d = %d" [| box experts; box dimension |])
             (int64 experts)
             (int64 dimension)
 
@@ -41,13 +41,9 @@ module GroundTruth =
             raise (
                 ArgumentOutOfRangeException(
                     "dimension",
-                    sprintf
+                    Text.format
                         "The %s preset needs d >= %s = %d for k = %d, but d = %d."
-                        preset
-                        rule
-                        required
-                        experts
-                        dimension
+                        [| box preset; box rule; box required; box experts; box dimension |]
                 )
             )
 
@@ -154,10 +150,9 @@ module GroundTruth =
         while minGramEigenvalue rows < 0.1 do
             if attempts >= 1000 then
                 invalidOp (
-                    sprintf
+                    Text.format
                         "Could not draw %d well-separated unit regressors in d = %d after 1000 attempts."
-                        experts
-                        dimension
+                        [| box experts; box dimension |]
                 )
 
             rows <- Array.init experts (fun _ -> sphere rng dimension 1.0)
@@ -259,13 +254,15 @@ module GroundTruth =
         if regressorIntercepts.Length <> k || gatingIntercepts.Length <> k - 1 then
             invalidArg
                 "regressorIntercepts"
-                (sprintf
+                (Text.format
                     "k = %d experts need %d regressor intercepts and %d gating intercepts, not %d and %d."
-                    k
-                    k
-                    (k - 1)
-                    regressorIntercepts.Length
-                    gatingIntercepts.Length)
+                    [|
+                        box k
+                        box k
+                        box (k - 1)
+                        box regressorIntercepts.Length
+                        box gatingIntercepts.Length
+                    |])
 
         MoeModel.createGeneral
             a

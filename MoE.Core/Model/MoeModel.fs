@@ -65,25 +65,28 @@ module MoeModel =
         if k < 2 then
             invalidArg
                 "regressors"
-                (sprintf
+                (Text.format
                     "A mixture needs k >= 2 experts, but regressors has %d row(s) (shape %s)."
-                    k
-                    (Guard.shape model.Regressors))
+                    [| box k; box (Guard.shape model.Regressors) |])
 
         if d < 1 then
             invalidArg
                 "regressors"
-                (sprintf "regressors must have at least one column, but has shape %s." (Guard.shape model.Regressors))
+                (Text.format
+                    "regressors must have at least one column, but has shape %s."
+                    [| box (Guard.shape model.Regressors) |])
 
         if model.Gating.GetLength 0 <> k - 1 || model.Gating.GetLength 1 <> d then
             invalidArg
                 "gating"
-                (sprintf
+                (Text.format
                     "gating must be (k-1)x d = %dx%d to match regressors (%s), but has shape %s."
-                    (k - 1)
-                    d
-                    (Guard.shape model.Regressors)
-                    (Guard.shape model.Gating))
+                    [|
+                        box (k - 1)
+                        box d
+                        box (Guard.shape model.Regressors)
+                        box (Guard.shape model.Gating)
+                    |])
 
         Guard.finiteMatrix "regressors" model.Regressors
         Guard.finiteMatrix "gating" model.Gating
@@ -94,7 +97,11 @@ module MoeModel =
             Guard.notNull name v
 
             if v.Length <> expected then
-                invalidArg name (sprintf "%s must have %d entries (k = %d), but has %d." name expected k v.Length)
+                invalidArg
+                    name
+                    (Text.format
+                        "%s must have %d entries (k = %d), but has %d."
+                        [| box name; box expected; box k; box v.Length |])
 
             Guard.finiteVector name v
 
@@ -103,7 +110,7 @@ module MoeModel =
         length "sigmas" k model.Sigmas
 
         for i in 0 .. k - 1 do
-            Guard.nonNegative (sprintf "sigmas[%d]" i) model.Sigmas.[i]
+            Guard.nonNegative (Text.format "sigmas[%d]" [| box i |]) model.Sigmas.[i]
 
     /// <summary>True when <c>validate</c> would not throw.</summary>
     /// <param name="model">The model.</param>
@@ -233,9 +240,9 @@ module MoeModel =
         if not (Array.forall (fun s -> s > 0.0) model.Sigmas) then
             invalidArg
                 "model"
-                (sprintf
+                (Text.format
                     "Likelihoods need noise levels sigma > 0, but the model has sigma = %s."
-                    (String.Join(", ", model.Sigmas |> Array.map string)))
+                    [| box (String.Join(", ", model.Sigmas |> Array.map string)) |])
 
     /// <summary>The expert means g(&lt;a_i, x_row&gt;), i = 1..k, into <paramref name="means"/>. Unchecked.</summary>
     let inline internal expertMeansInto (model: MoeModel) (x: float[,]) (row: int) (means: float[]) =

@@ -106,7 +106,7 @@ module Sampler =
 
         Guard.allocation
             "count"
-            (sprintf "n = %d samples of d = %d inputs" count model.Dimension)
+            (Text.format "n = %d samples of d = %d inputs" [| box count; box model.Dimension |])
             (int64 count)
             (int64 model.Dimension)
 
@@ -121,7 +121,9 @@ module Sampler =
         for v in y do
             if not (Double.IsFinite v) then
                 invalidOp (
-                    sprintf "The activation %s produced a non-finite response %s." model.Activation.Name (string v)
+                    Text.format
+                        "The activation %s produced a non-finite response %s."
+                        [| box model.Activation.Name; box (string v) |]
                 )
 
         { X = x; Y = y }, z
@@ -169,15 +171,15 @@ module Sampler =
         if mean.Length <> dimension || scale.Length <> dimension then
             invalidArg
                 "mean"
-                (sprintf
+                (Text.format
                     "The covariates' mean and scale need d = %d entries each, but have %d and %d."
-                    dimension
-                    mean.Length
-                    scale.Length)
+                    [| box dimension; box mean.Length; box scale.Length |])
 
         for t in 0 .. dimension - 1 do
             if not (scale.[t] > 0.0) then
-                invalidArg "scale" (sprintf "Every covariate scale must be > 0, but scale[%d] = %g." t scale.[t])
+                invalidArg
+                    "scale"
+                    (Text.format "Every covariate scale must be > 0, but scale[%d] = %g." [| box t; box scale.[t] |])
 
     /// <summary>n samples whose covariates are x = μ + s ⊙ u with u ~ N(0, I) — shifted and scaled, as real
     /// covariates are — and y from <paramref name="model"/>, which is in those units.</summary>

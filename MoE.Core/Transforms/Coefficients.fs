@@ -144,11 +144,9 @@ module Coefficients =
                 if not (Double.IsFinite m.[p, q]) then
                     invalidArg
                         "activation"
-                        (sprintf
+                        (Text.format
                             "The moment E[g(Z)^%d He_%d(Z)] of activation %s is not finite; g must grow at most polynomially."
-                            p
-                            q
-                            activation.Name)
+                            [| box p; box q; box activation.Name |])
 
         let s2 = sigma * sigma
         let scale = max (sqrt m.[2, 0]) 1e-300
@@ -158,10 +156,9 @@ module Coefficients =
         if abs m.[1, 1] <= 1e-10 * scale then
             invalidArg
                 "activation"
-                (sprintf
+                (Text.format
                     "Activation %s is not valid: Condition 2 fails because E[g'(Z)] = E[g(Z)·Z] = %.3g is zero (e.g. g is even), so Q2's coefficient δ = −E[g²Z]/E[gZ] does not exist."
-                    name
-                    m.[1, 1])
+                    [| box name; box m.[1, 1] |])
 
         let delta = -m.[2, 1] / m.[1, 1]
         let cPrime = m.[2, 2] + delta * m.[1, 2]
@@ -169,10 +166,9 @@ module Coefficients =
         if abs cPrime <= 1e-10 * scale * scale then
             invalidArg
                 "activation"
-                (sprintf
+                (Text.format
                     "Activation %s is not valid: Condition 2 fails because c' = E[S2·He2] = %.3g is zero."
-                    name
-                    cPrime)
+                    [| box name; box cPrime |])
 
         let system =
             Matrix<float>
@@ -196,12 +192,9 @@ module Coefficients =
         if singular.[2] <= 1e-10 * singular.[0] then
             invalidArg
                 "activation"
-                (sprintf
+                (Text.format
                     "Activation %s is not valid: Condition 1 fails because its 3x3 system for (alpha, beta, gamma) is singular (singular values %.3g, %.3g, %.3g)."
-                    name
-                    singular.[0]
-                    singular.[1]
-                    singular.[2])
+                    [| box name; box singular.[0]; box singular.[1]; box singular.[2] |])
 
         let solution = system.Solve(rhs)
         let alpha, beta, gamma = solution.[0], solution.[1], solution.[2]
@@ -216,7 +209,9 @@ module Coefficients =
         if abs c <= 1e-10 * pown scale 4 then
             invalidArg
                 "activation"
-                (sprintf "Activation %s is not valid: Condition 1 fails because c = E[S4·He4] = %.3g is zero." name c)
+                (Text.format
+                    "Activation %s is not valid: Condition 1 fails because c = E[S4·He4] = %.3g is zero."
+                    [| box name; box c |])
 
         let ey4 = m.[4, 0] + 6.0 * s2 * m.[2, 0] + 3.0 * s2 * s2
         let ey3 = m.[3, 0] + 3.0 * s2 * m.[1, 0]
@@ -290,12 +285,9 @@ module Coefficients =
         if singular.[2] <= 1e-10 * singular.[0] then
             invalidArg
                 "activation"
-                (sprintf
+                (Text.format
                     "Activation %s is not valid for the spectral method: the 3x3 system for S3's coefficients is singular (singular values %.3g, %.3g, %.3g)."
-                    name
-                    singular.[0]
-                    singular.[1]
-                    singular.[2])
+                    [| box name; box singular.[0]; box singular.[1]; box singular.[2] |])
 
         let solution = system.Solve(rhs)
         let alpha, beta, gamma = solution.[0], solution.[1], solution.[2]
@@ -310,10 +302,9 @@ module Coefficients =
         if abs c3 <= 1e-10 * pown scale 3 then
             invalidArg
                 "activation"
-                (sprintf
+                (Text.format
                     "Activation %s is not valid for the spectral method: c3 = E[f·He3] = %.3g is zero (g has no third-order Hermite component)."
-                    name
-                    c3)
+                    [| box name; box c3 |])
 
         {
             Alpha = alpha

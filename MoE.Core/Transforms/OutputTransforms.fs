@@ -187,7 +187,9 @@ module OutputTransforms =
         if Array.exists (fun v -> not (Double.IsFinite v)) (Array.append b4 b2) then
             invalidArg
                 "activation"
-                (sprintf "No bounded transform satisfies the moment conditions for activation %s." activation.Name)
+                (Text.format
+                    "No bounded transform satisfies the moment conditions for activation %s."
+                    [| box activation.Name |])
 
         let eval (b: float[]) (y: float) =
             let e = exp (-y * y / (2.0 * tau * tau))
@@ -209,8 +211,8 @@ module OutputTransforms =
                     Ok { Q3 = eval b3; C3 = 1.0 }
                 else
                     Error(
-                        sprintf
+                        Text.format
                             "no bounded third-order transform satisfies the moment conditions for %s"
-                            activation.Name
+                            [| box activation.Name |]
                     )
         }

@@ -59,7 +59,9 @@ module Transforms =
         if u.Length <> x.Length || v.Length <> x.Length then
             invalidArg
                 "x"
-                (sprintf "u, v and x must have equal lengths, but have %d, %d and %d." u.Length v.Length x.Length)
+                (Text.format
+                    "u, v and x must have equal lengths, but have %d, %d and %d."
+                    [| box u.Length; box v.Length; box x.Length |])
 
     /// <summary>t1(u, v, x) = S4(x)(u,u,v,v)/c.</summary>
     /// <param name="coefficients">The coefficients (α, β, γ, δ, c, c', means).</param>
@@ -112,7 +114,9 @@ module Transforms =
         let d = x.Length
 
         if d > 40 then
-            invalidArg "x" (sprintf "The dense S4 tensor has d^4 entries; d = %d is too large (at most 40)." d)
+            invalidArg
+                "x"
+                (Text.format "The dense S4 tensor has d^4 entries; d = %d is too large (at most 40)." [| box d |])
 
         let delta i j = if i = j then 1.0 else 0.0
 
