@@ -90,7 +90,7 @@ internal static class AnalysisCommand
                     ["chosen"] = selection.Chosen,
                     ["chosenByIcl"] = selection.ChosenByIcl,
                 };
-                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(doc));
+                output.WriteLine(JsonText.Write(doc, indented: false));
             }
             else
             {

@@ -1,6 +1,5 @@
 using System.CommandLine;
 using System.Globalization;
-using System.Text.Json;
 using MoE.Api;
 
 namespace MoE.Cli.Commands;
@@ -39,7 +38,7 @@ internal static class CoefficientsCommand
                     document[name] = value;
                 }
 
-                output.WriteLine(JsonSerializer.Serialize(document, new JsonSerializerOptions { WriteIndented = true }));
+                output.WriteLine(JsonText.Write(document, indented: true));
             }
             else
             {

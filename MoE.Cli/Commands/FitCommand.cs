@@ -186,7 +186,7 @@ internal static class FitCommand
                 ["message"] = w.Message,
             }).ToArray(),
         };
-        return System.Text.Json.JsonSerializer.Serialize(doc, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }) + "\n";
+        return JsonText.Write(doc, indented: true) + "\n";
     }
 
     /// <summary>Every parameter with its standard error and 95% Wald interval.</summary>
@@ -297,7 +297,7 @@ internal static class FitCommand
                 {
                     doc["notes"] = notes;
                 }
-                output.WriteLine(System.Text.Json.JsonSerializer.Serialize(doc, new System.Text.Json.JsonSerializerOptions { WriteIndented = true }));
+                output.WriteLine(JsonText.Write(doc, indented: true));
             }
             else
             {

@@ -87,7 +87,7 @@ public class BadInputTests
         try
         {
             Directory.SetCurrentDirectory(dir.Info.FullName);
-            code = CliApp.Run(Words.Matches(row.Command).Select(m => m.Value.Trim('"')).ToArray(), output, error);
+            code = Cli.Run(Words.Matches(row.Command).Select(m => m.Value.Trim('"')).ToArray(), output, error);
         }
         finally
         {

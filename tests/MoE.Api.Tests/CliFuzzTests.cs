@@ -49,7 +49,7 @@ public class CliFuzzTests
         try
         {
             Directory.SetCurrentDirectory(dir);
-            return (CliApp.Run(args, new StringWriter(), error), error.ToString());
+            return (Cli.Run(args, new StringWriter(), error), error.ToString());
         }
         finally
         {

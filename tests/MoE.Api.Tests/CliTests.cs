@@ -10,7 +10,7 @@ public class CliTests
     {
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = CliApp.Run(args, output, error);
+        var code = Cli.Run(args, output, error);
         return (code, output.ToString(), error.ToString());
     }
 

@@ -76,17 +76,17 @@ public class InferenceFacadeTests
         using var dir = new TempDir();
         Truth.Sample(n: 2000, seed: 14).SaveCsv(dir.File("d.csv"));
         var output = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["select", dir.File("d.csv"), "--k", "1..3", "--json"], output, new StringWriter()));
+        Assert.Equal(0, Cli.Run(["select", dir.File("d.csv"), "--k", "1..3", "--json"], output, new StringWriter()));
         using var doc = JsonDocument.Parse(output.ToString());
         Assert.Equal(2, doc.RootElement.GetProperty("chosen").GetInt32());
         Assert.Equal(3, doc.RootElement.GetProperty("results").GetArrayLength());
 
         output = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--se", "--out", dir.File("m.json")], output, new StringWriter()));
+        Assert.Equal(0, Cli.Run(["fit", dir.File("d.csv"), "--k", "2", "--se", "--out", dir.File("m.json")], output, new StringWriter()));
         Assert.Contains("standard errors (observed information), 95% Wald intervals:", output.ToString());
         Assert.Contains("sigma2", output.ToString());
 
-        Assert.Equal(0, CliApp.Run(["predict", dir.File("m.json"), dir.File("d.csv"), "--interval", "0.9", "--out", dir.File("p.csv")],
+        Assert.Equal(0, Cli.Run(["predict", dir.File("m.json"), dir.File("d.csv"), "--interval", "0.9", "--out", dir.File("p.csv")],
             new StringWriter(), new StringWriter()));
         var lines = File.ReadAllLines(dir.File("p.csv"));
         Assert.Equal("mean,expert1,expert2,gate1,gate2,lower,upper", lines[0]);
@@ -103,7 +103,7 @@ public class InferenceFacadeTests
         one.Sample(n: 500, seed: 21).SaveCsv(dir.File("one.csv"));
         one.Save(dir.File("one.json"));
         var output = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["plot", dir.File("one.json"), dir.File("one.csv"), "--out", dir.File("one.png")], output, new StringWriter()));
+        Assert.Equal(0, Cli.Run(["plot", dir.File("one.json"), dir.File("one.csv"), "--out", dir.File("one.png")], output, new StringWriter()));
         Assert.Contains("plotted 500 of 500 rows (data, expert lines and gate)", output.ToString());
         Assert.Equal((900, 800), PngSize(dir.File("one.png")));
 
@@ -111,7 +111,7 @@ public class InferenceFacadeTests
         Truth.Sample(n: 6000, seed: 22).SaveCsv(dir.File("two.csv"));
         Truth.Save(dir.File("two.json"));
         output = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["plot", dir.File("two.json"), dir.File("two.csv"), "--out", dir.File("two.png")], output, new StringWriter()));
+        Assert.Equal(0, Cli.Run(["plot", dir.File("two.json"), dir.File("two.csv"), "--out", dir.File("two.png")], output, new StringWriter()));
         Assert.Contains("plotted 5000 of 6000 rows (fitted against observed", output.ToString());
         Assert.Equal((1400, 600), PngSize(dir.File("two.png")));
     }

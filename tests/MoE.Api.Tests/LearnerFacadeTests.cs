@@ -127,18 +127,18 @@ public class LearnerFacadeTests
         Truth.Save(dir.File("t.json"));
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--sigma", "0.05", "--out", dir.File("m.json")], output, error);
+        var code = Cli.Run(["fit", dir.File("d.csv"), "--k", "2", "--sigma", "0.05", "--out", dir.File("m.json")], output, error);
         Assert.True(code == 0, error.ToString());
         Assert.Contains("stage times:", output.ToString());
         Assert.Contains("em", error.ToString());
         var evalOut = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["eval", dir.File("m.json"), dir.File("t.json"), "--data", dir.File("d.csv"), "--json"], evalOut, error));
+        Assert.Equal(0, Cli.Run(["eval", dir.File("m.json"), dir.File("t.json"), "--data", dir.File("d.csv"), "--json"], evalOut, error));
         using var json = System.Text.Json.JsonDocument.Parse(evalOut.ToString());
         Assert.True(json.RootElement.GetProperty("regressor_error").GetDouble() < 0.01);
         Assert.True(json.RootElement.GetProperty("average_log_likelihood").GetDouble() > 0.9);
 
         var bad = new StringWriter();
-        Assert.Equal(1, CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--method", "newton", "--out", dir.File("x.json")], new StringWriter(), bad));
+        Assert.Equal(1, Cli.Run(["fit", dir.File("d.csv"), "--k", "2", "--method", "newton", "--out", dir.File("x.json")], new StringWriter(), bad));
         Assert.StartsWith("moe: error: Unknown method 'newton'", bad.ToString());
     }
 
@@ -158,7 +158,7 @@ public class LearnerFacadeTests
         Assert.Throws<ArgumentOutOfRangeException>(() => MoeLearner.FitCsv(dir.File("d.csv"), new FitOptions { Experts = 2 }, 0));
 
         var output = new StringWriter();
-        Assert.Equal(0, CliApp.Run(["fit", dir.File("d.csv"), "--k", "2", "--max-rows", "15000", "--out", dir.File("m.json")], output, new StringWriter()));
+        Assert.Equal(0, Cli.Run(["fit", dir.File("d.csv"), "--k", "2", "--max-rows", "15000", "--out", dir.File("m.json")], output, new StringWriter()));
         Assert.Contains("streamed, at most 15000 rows in memory", output.ToString());
     }
 }

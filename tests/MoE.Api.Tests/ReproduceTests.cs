@@ -13,7 +13,7 @@ public class ReproduceTests
         using var dir = new TempDir();
         var output = new StringWriter();
         var error = new StringWriter();
-        var code = CliApp.Run(["reproduce", "fig2", "--quick", "--out", dir.Info.FullName], output, error);
+        var code = Cli.Run(["reproduce", "fig2", "--quick", "--out", dir.Info.FullName], output, error);
         Assert.True(code == 0, error.ToString());
 
         foreach (var file in new[] { "fig2.csv", "fig2a.png", "fig2b.png", "report.md" })
@@ -53,7 +53,7 @@ public class ReproduceTests
     public void AnUnknownFigureIsAOneLineError()
     {
         var error = new StringWriter();
-        Assert.Equal(1, CliApp.Run(["reproduce", "fig9", "--quick", "--out", Path.GetTempPath()], new StringWriter(), error));
+        Assert.Equal(1, Cli.Run(["reproduce", "fig9", "--quick", "--out", Path.GetTempPath()], new StringWriter(), error));
         Assert.StartsWith("moe: error: Unknown figure 'fig9'", error.ToString());
     }
 }
