@@ -70,8 +70,10 @@ module internal EmKernel =
     /// summed four by four (t0..t0+3 × u0..u0+3) over the block's rows, sixteen four-wide accumulators that each load of
     /// z and xt feeds four times — against one load per multiply-add for p²/2 separate dot products, the Gram's cost at
     /// d = 50 (docs/math.md §7.3). xt has <c>padded p</c> lanes, those past p zero, so every entry is inside a whole
-    /// tile and is summed the same way (the entries past p are zero and not stored).</summary>
+    /// tile and is summed the same way (the entries past p are zero and not stored). With <paramref name="whole"/> every
+    /// entry t, u &lt; p is summed (a rectangular block: the gate Hessian's off-diagonal blocks), not the upper triangle.</summary>
     let private gramBlock
+        (whole: bool)
         (acc: float[])
         (offset: int)
         (stride: int)
@@ -94,7 +96,7 @@ module internal EmKernel =
         let tiles = lanes / 4
 
         let inline add (t: int) (u: int) (c: Vector256<float>) =
-            if t <= u && u < p then
+            if (whole || t <= u) && t < p && u < p then
                 let mutable sum = Lanes.total c
 
                 for r in full .. rows - 1 do
@@ -105,7 +107,7 @@ module internal EmKernel =
         for tt in 0 .. tiles - 1 do
             let t0 = 4 * tt
 
-            for ut in tt .. tiles - 1 do
+            for ut in (if whole then 0 else tt) .. tiles - 1 do
                 let u0 = 4 * ut
                 let mutable c00 = Vector256<float>.Zero
                 let mutable c01 = Vector256<float>.Zero
@@ -233,13 +235,13 @@ module internal EmKernel =
                 acc.[oW + i] <- acc.[oW + i] + Lanes.sum post o rows
 
                 if identity then
-                    gramBlock acc (oGram + i * pp) p xt p rows post scratch o
+                    gramBlock false acc (oGram + i * pp) p xt p rows post scratch o
                 else
                     // Gauss–Newton: weights r·h² for the normal matrix, r·h·e for its right side.
                     TensorPrimitives.Multiply(Lanes.lane slopes i rows, Lanes.lane slopes i rows, Lanes.into wGram rows)
                     TensorPrimitives.Multiply(Lanes.view wGram rows, r, Lanes.into wGram rows)
                     TensorPrimitives.Multiply(Lanes.view weighted rows, Lanes.lane slopes i rows, Lanes.into wRhs rows)
-                    gramBlock acc (oGram + i * pp) p xt p rows wGram scratch 0
+                    gramBlock false acc (oGram + i * pp) p xt p rows wGram scratch 0
 
                 Lanes.weightedSums acc (oRhs + i * p) xt p rows wRhs 0
 
@@ -252,23 +254,13 @@ module internal EmKernel =
                     // Diagonal block: p_j(1 − p_j); off-diagonal blocks l > j: −p_j p_l (full).
                     TensorPrimitives.Subtract(1.0, Lanes.lane gate j rows, Lanes.into wHess rows)
                     TensorPrimitives.Multiply(Lanes.view wHess rows, Lanes.lane gate j rows, Lanes.into wHess rows)
-                    gramBlock acc (oHess + (j * p) * hp + j * p) hp xt p rows wHess scratch 0
+                    gramBlock false acc (oHess + (j * p) * hp + j * p) hp xt p rows wHess scratch 0
 
                     for l in j + 1 .. km1 - 1 do
                         TensorPrimitives.Multiply(Lanes.lane gate j rows, Lanes.lane gate l rows, Lanes.into wHess rows)
+
                         TensorPrimitives.Negate(Lanes.view wHess rows, Lanes.into wHess rows)
-
-                        for t in 0 .. p - 1 do
-                            TensorPrimitives.Multiply(
-                                ReadOnlySpan<float>(xt, t * Stride, rows),
-                                Lanes.view wHess rows,
-                                Span<float>(scratch, 0, rows)
-                            )
-
-                            let row = oHess + (j * p + t) * hp + l * p
-
-                            for u in 0 .. p - 1 do
-                                acc.[row + u] <- acc.[row + u] + Lanes.dot scratch 0 xt (u * Stride) rows
+                        gramBlock true acc (oHess + (j * p) * hp + l * p) hp xt p rows wHess scratch 0
 
             start <- start + rows
 
@@ -334,7 +326,7 @@ module internal EmKernel =
                     if intercepts then
                         xt.[d * Stride + bi] <- 1.0
 
-                gramBlock acc 0 p xt p rows ones scratch 0
+                gramBlock false acc 0 p xt p rows ones scratch 0
                 start <- start + rows
 
             acc)
@@ -376,7 +368,7 @@ module internal EmKernel =
                         for t in 0 .. d - 1 do
                             xt.[t * Stride + bi] <- xr.[t] - mean.[t]
 
-                    gramBlock acc 0 d xt d rows ones scratch 0
+                    gramBlock false acc 0 d xt d rows ones scratch 0
                     start <- start + rows
 
                 acc)

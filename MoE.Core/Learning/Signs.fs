@@ -68,8 +68,9 @@ module Signs =
     /// Chooses the sign of each unit direction in time linear in k (docs/math.md §6.3): the 2k experts
     /// g(t_j⟨±â_i, x⟩) compete in a mixture with constant weights π_j (no gating), each with a scale t_j ≥ 0; EM
     /// fits π, t and σ on a seeded subsample, and each pair keeps the sign of larger weight. A scale ≥ 0 matters:
-    /// with a free scale, −â with t &lt; 0 would be +â again for an odd g. EM stops after 30 iterations, or once an
-    /// iteration gains less than 1e-9 per row (the weights have settled long before).
+    /// with a free scale, −â with t &lt; 0 would be +â again for an odd g. EM stops after 30 iterations, once an
+    /// iteration gains less than 1e-9 per row, or once the vote is decided: from the fifth iteration, every pair's larger
+    /// weight 20 times its smaller one and no pair changed side since the iteration before.
     /// </summary>
     /// <param name="directions">k unit directions (k×d).</param>
     /// <param name="activation">g.</param>
@@ -121,6 +122,7 @@ module Signs =
         let mutable nll = nan
         let mutable iteration = 0
         let mutable settled = false
+        let mutable lastDecided = Array.create k true
 
         /// Residuals y − g(t_j·sign_j·s) of every expert for rows start..start+rows−1 (derivatives when asked).
         let residuals (start: int) (rows: int) (withSlopes: bool) =
@@ -240,6 +242,18 @@ module Signs =
 
                 if den.[j] > 0.0 then
                     t.[j] <- max 0.0 (t.[j] + num.[j] / den.[j])
+
+            // The vote is decided once every pair's larger weight is 20 times its smaller one and no pair changed side
+            // since the last iteration (from the fifth on): later iterations only sharpen it.
+            let decided = Array.init k (fun i -> pi.[i] >= pi.[i + k])
+
+            let clear =
+                Array.forall (fun i -> max pi.[i] pi.[i + k] >= 20.0 * min pi.[i] pi.[i + k]) [| 0 .. k - 1 |]
+
+            if iteration >= 5 && clear && decided = lastDecided then
+                settled <- true
+
+            lastDecided <- decided
 
             let mutable sse = 0.0
             start <- 0
