@@ -38,6 +38,30 @@ public sealed class Dataset
         return new(Core.DataCsv.Load(path));
     }
 
+    /// <summary>Reads a Parquet file into memory.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="xColumns">The input columns by name; null for every numeric column but the response, in the
+    /// file's order.</param>
+    /// <param name="yColumn">The response column; null for the column named <c>y</c> (else the last numeric one).</param>
+    /// <exception cref="System.IO.InvalidDataException">A named column that is missing or not numeric, a missing or
+    /// non-finite value (with its column and row).</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No such file, or the path is a directory.</exception>
+    public static Dataset LoadParquet(string path, IReadOnlyList<string>? xColumns = null, string? yColumn = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        CheckReadable(path);
+        return new(Core.DataSourceModule.Load(DataSources.ToCore(DataSources.Parquet(path, xColumns, yColumn))));
+    }
+
+    /// <summary>Writes the dataset as a Parquet file: columns x1..xd and y (doubles, uncompressed), one row group per
+    /// 1,048,576 rows, replaced atomically.</summary>
+    /// <param name="path">The file (created or replaced).</param>
+    public void SaveParquet(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        Core.DataParquet.Save(path, Inner);
+    }
+
     /// <summary>A data path that names a readable file: not missing, not a directory.</summary>
     internal static void CheckReadable(string path)
     {

@@ -223,6 +223,7 @@ public sealed class FitResult
         Exit = Convert(inner.Reason);
         Warnings = inner.Warnings.Select(w => new FitWarning(w.Code, w.Message)).ToArray();
         Initializer = inner.Initializer;
+        Passes = inner.Passes;
         Candidates = inner.Candidates.Select(c => new FitCandidate(
             c.Initializer,
             c.Outcome.IsOk ? new MixtureOfExperts(c.Outcome.ResultValue) : null,
@@ -230,6 +231,10 @@ public sealed class FitResult
             c.ValidationLogLikelihood,
             c.Seconds)).ToArray();
     }
+
+    /// <summary>How many times the rows were read from the source: 1 when they were held in memory, every pass of
+    /// every stage when they were read in passes (<c>maxRowsInMemory</c> below the row count; docs/math.md §7.6).</summary>
+    public int Passes { get; }
 
     /// <summary>The initializer of the model: the winning candidate's (<see cref="FitMethod.Auto"/>, several EM
     /// starts), or the method's own (l4, spectral, random-start-1).</summary>
@@ -332,40 +337,63 @@ public static partial class MoeLearner
     }
 
     /// <summary>
-    /// Fits a mixture of experts to a CSV file (<c>x1,…,xd,y</c>) that need not fit in memory: the file is read in
-    /// chunks, the moment initializers use every row through mergeable moment sums, and the likelihood stages (σ,
-    /// candidates, gating, EM polish) use a seeded uniform sample of at most <paramref name="maxRowsInMemory"/> rows.
-    /// The file is read a few times (the sample, the moments). With no more rows than that, this is <see cref="Fit"/> on the whole file.
+    /// Fits a mixture of experts to data read in passes (files larger than memory, directories of shards, your own
+    /// storage): every statistic over all the rows — the data's moments, the standardisation, the moment initializers,
+    /// every EM map and likelihood evaluation — is a pass over the source, and the samples the estimator draws by design
+    /// are chosen by row position, so the same shards give the same model whether they are held in memory or read again
+    /// for each pass (docs/math.md §7.6).
+    /// </summary>
+    /// <param name="source">The data (<see cref="DataSources"/>).</param>
+    /// <param name="options">The options (<see cref="FitOptions.Experts"/> is required). The ℓ2 baseline and the paper's
+    /// SGD solver need every row in memory.</param>
+    /// <param name="maxRowsInMemory">A memory bound: a source of at most this many rows is read once and held in memory;
+    /// a larger one is read again for every pass, and the stages that work on a sample of rows use at most this many.</param>
+    /// <param name="progress">Receives each stage's progress (optional).</param>
+    /// <param name="cancellationToken">Cancels the fit (checked between batches and iterations).</param>
+    /// <returns>The fitted model, its trace and stage timings.</returns>
+    /// <exception cref="ArgumentException">Invalid options, a method that needs the rows in memory on a larger source,
+    /// or fewer than 10 rows in memory per model parameter.</exception>
+    /// <exception cref="InvalidDataException">A malformed file (with its line and column, or its column and row).</exception>
+    /// <exception cref="FitDivergedException">A loss or gradient became NaN or infinite.</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
+    public static FitResult FitSource(IDataSource source, FitOptions options, int maxRowsInMemory = int.MaxValue,
+        IProgress<FitProgress>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(source);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentOutOfRangeException.ThrowIfLessThan(maxRowsInMemory, 1);
+        if (options.StandardErrors != StandardErrorKind.None)
+        {
+            throw new ArgumentException("Standard errors need the data in memory: load it (Dataset.LoadCsv, Dataset.LoadParquet) and call Fit, or call MoeLearner.StandardErrors on a sample.", nameof(options));
+        }
+
+        var core = DataSources.ToCore(source);
+        var context = Context(progress, cancellationToken);
+        return Run(() => Core.Learner.FitSource(options.ToCore(), core, maxRowsInMemory, context));
+    }
+
+    /// <summary>
+    /// Fits a mixture of experts to a CSV file (<c>x1,…,xd,y</c>) that need not fit in memory:
+    /// <see cref="FitSource"/> on <see cref="DataSources.Csv"/>.
     /// </summary>
     /// <param name="path">The CSV file.</param>
-    /// <param name="options">The options; <see cref="FitOptions.Method"/> must be <see cref="FitMethod.Auto"/>, or
-    /// <see cref="FitMethod.L4"/> with the subspace solver (the methods whose statistics are moment sums).</param>
-    /// <param name="maxRowsInMemory">Rows held in memory for the likelihood stages (and the chunk size).</param>
+    /// <param name="options">The options.</param>
+    /// <param name="maxRowsInMemory">The memory bound of <see cref="FitSource"/>.</param>
     /// <param name="progress">Receives each stage's progress (optional).</param>
-    /// <param name="cancellationToken">Cancels the fit within one iteration.</param>
+    /// <param name="cancellationToken">Cancels the fit.</param>
     /// <returns>The fitted model, its trace and stage timings.</returns>
-    /// <exception cref="ArgumentException">Invalid options, a method other than Auto or L4 with the subspace solver, or
-    /// fewer than 10 rows in memory per model parameter.</exception>
+    /// <exception cref="ArgumentException">As <see cref="FitSource"/>.</exception>
     /// <exception cref="InvalidDataException">A malformed row (with its line and column).</exception>
     /// <exception cref="FileNotFoundException">No such file.</exception>
     /// <exception cref="FitDivergedException">A loss or gradient became NaN or infinite.</exception>
-    /// <exception cref="OperationCanceledException">The token was cancelled (checked before every chunk of the file).</exception>
+    /// <exception cref="OperationCanceledException">The token was cancelled.</exception>
     public static FitResult FitCsv(string path, FitOptions options, int maxRowsInMemory = 200_000,
         IProgress<FitProgress>? progress = null, CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(options);
         ArgumentOutOfRangeException.ThrowIfLessThan(maxRowsInMemory, 1);
-        if (options.StandardErrors != StandardErrorKind.None)
-        {
-            throw new ArgumentException("Standard errors need the data in memory: load it with Dataset.LoadCsv and call Fit, or call MoeLearner.StandardErrors on a sample.", nameof(options));
-        }
-
-        Dataset.CheckReadable(path);
-
-        var context = Context(progress, cancellationToken);
-        var chunks = Core.DataCsv.LoadChunks(path, maxRowsInMemory);
-        return Run(() => Core.Learner.FitChunks(options.ToCore(), chunks, maxRowsInMemory, context));
+        return FitSource(DataSources.Csv(path), options, maxRowsInMemory, progress, cancellationToken);
     }
 
     private static FitResult Run(Func<Core.FitResult> fit) => new(RunCore(fit));

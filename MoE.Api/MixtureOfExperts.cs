@@ -139,6 +139,35 @@ public sealed class MixtureOfExperts
         return new(Core.Sampler.SampleCovariates(covariateMean, covariateScale, Inner, n, seed));
     }
 
+    /// <summary>Writes n samples from the model to a file, a batch of 1,048,576 rows at a time (bounded memory for any n):
+    /// Parquet for a <c>.parquet</c> name (a row group per batch), CSV otherwise. The rows are those of
+    /// <see cref="Sample"/> (or <see cref="SampleCovariates"/> when covariate units are given) with the same seed.</summary>
+    /// <param name="path">The file (created or replaced atomically).</param>
+    /// <param name="n">The number of samples, ≥ 1.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="covariateMean">μ (d) for covariates x = μ + s ⊙ u, or null for standard covariates.</param>
+    /// <param name="covariateScale">s (d), with <paramref name="covariateMean"/>.</param>
+    /// <returns>The rows written.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">n &lt; 1.</exception>
+    /// <exception cref="ArgumentException">Covariate units of the wrong length, not finite, or a scale ≤ 0.</exception>
+    /// <exception cref="IOException">The file cannot fit in the disk's free space (checked before writing, from a
+    /// lower estimate of its size), or writing fails; the previous file, if any, is left as it was.</exception>
+    public long SaveSample(string path, long n, long seed, double[]? covariateMean = null, double[]? covariateScale = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentOutOfRangeException.ThrowIfLessThan(n, 1L);
+        if ((covariateMean is null) != (covariateScale is null))
+        {
+            throw new ArgumentException("Give the covariates' mean and scale together, or neither.", nameof(covariateScale));
+        }
+
+        var units = covariateMean is null
+            ? Microsoft.FSharp.Core.FSharpOption<Tuple<double[], double[]>>.None
+            : Microsoft.FSharp.Core.FSharpOption<Tuple<double[], double[]>>.Some(Tuple.Create(covariateMean, covariateScale!));
+        Core.DataFiles.RequireSpace(path, Dimension, n);
+        return Core.DataFiles.Write(path, Dimension, Core.Sampler.Batches(Inner, units, n, seed, 1 << 20));
+    }
+
     /// <summary>Gate probabilities p_i(x) of every row of <paramref name="x"/>.</summary>
     /// <param name="x">n×d inputs.</param>
     /// <returns>n×k probabilities, each row summing to 1.</returns>

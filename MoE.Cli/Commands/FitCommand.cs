@@ -9,7 +9,9 @@ internal static class FitCommand
 {
     public static Command Create(TextWriter output, TextWriter error)
     {
-        var data = new Argument<FileInfo>("data") { Description = "the CSV file (x1,...,xd,y)" };
+        var data = new Argument<FileInfo>("data") { Description = "the data: a CSV file (x1,...,xd,y), a Parquet file, or a directory of either (its files, in name order, are the shards of one data set)" };
+        var xColumns = new Option<string?>("--x") { Description = "Parquet: the input columns by name, comma-separated (default: every numeric column but the response)" };
+        var yColumn = new Option<string?>("--y") { Description = "Parquet: the response column by name (default: y, else the last numeric column)" };
         var k = new Option<int>("--k") { Description = "number of experts k >= 2", Required = true };
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
@@ -31,15 +33,17 @@ internal static class FitCommand
         var outPath = new Option<FileInfo>("--out") { Description = "the model file (JSON) to write", Required = true };
         var report = new Option<FileInfo?>("--report") { Description = "also write a JSON report: the winning initializer, every candidate with its held-out likelihood, the stages and the warnings" };
         var se = new Option<string?>("--se") { Description = "standard errors and 95% Wald intervals of every parameter: observed (the inverse observed information) or sandwich", Arity = ArgumentArity.ZeroOrOne };
-        var maxRows = new Option<int?>("--max-rows") { Description = "stream the file: hold at most this many rows in memory (the moments use every row; the likelihood stages a uniform sample of this size)" };
+        var maxRows = new Option<int?>("--max-rows") { Description = "a memory bound: hold at most this many rows in memory; larger data are read again for every pass (the same model, bit for bit)" };
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
             data, k, activation, slope, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
-            solver, transform, noPolish, seed, outPath, report, se, maxRows,
+            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, yColumn,
         };
         command.SetAction(parse =>
         {
-            Shared.CheckPaths([parse.GetValue(data)], [parse.GetValue(outPath), parse.GetValue(report)]);
+            var dataPath = parse.GetValue(data)!;
+            var shards = Directory.Exists(dataPath.FullName);
+            Shared.CheckPaths(shards ? [] : [dataPath], [parse.GetValue(outPath), parse.GetValue(report)]);
             Shared.Require(parse.GetValue(k) >= 2, "--k", "at least 2 (a mixture has k >= 2 experts)", parse.GetValue(k));
             Shared.Require(parse.GetValue(maxRows) is not < 1, "--max-rows", "at least 1", parse.GetValue(maxRows));
             Shared.Require(parse.GetValue(randomStarts) is not < 0, "--random-starts", "at least 0", parse.GetValue(randomStarts));
@@ -93,16 +97,31 @@ internal static class FitCommand
             options.Polish = !parse.GetValue(noPolish);
             options.Seed = parse.GetValue(seed);
             var reporter = ProgressReporter.For(error);
+            var xs = parse.GetValue(xColumns)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
+            var y = parse.GetValue(yColumn);
+            var parquet = dataPath.Extension.Equals(".parquet", StringComparison.OrdinalIgnoreCase);
             FitResult result;
             string rows;
-            if (parse.GetValue(maxRows) is int limit)
+            if (parse.GetValue(maxRows) is not null || shards)
             {
-                result = MoeLearner.FitCsv(parse.GetValue(data)!.FullName, options, limit, reporter);
-                rows = string.Create(CultureInfo.InvariantCulture, $"streamed, at most {limit} rows in memory");
+                Shared.Require(parse.GetResult(se) is null, "--se", "used with a single data file and without --max-rows (standard errors need the data in memory)", "with a source read in passes");
+                var source = DataSources.Files(dataPath.FullName, xs, y);
+                var limit = parse.GetValue(maxRows) ?? int.MaxValue;
+                var total = source.Shards.Sum(sh => sh.Rows);
+                result = MoeLearner.FitSource(source, options, limit, reporter);
+                var pieces = source.Shards.Count == 1 ? "" : $" in {source.Shards.Count} shards";
+                rows = total <= limit
+                    ? string.Create(CultureInfo.InvariantCulture, $"n={total}{pieces}")
+                    : string.Create(CultureInfo.InvariantCulture, $"n={total}{pieces}, read in passes, at most {limit} rows in memory, {result.Passes} passes");
             }
             else
             {
-                var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+                if (!parquet && (xs is not null || y is not null))
+                {
+                    throw new ArgumentException($"Choosing columns by name (--x, --y) applies to Parquet files; the CSV file '{dataPath.Name}' has the columns x1..xd and y, the last.", "x");
+                }
+
+                var dataset = parquet ? Dataset.LoadParquet(dataPath.FullName, xs, y) : Dataset.LoadCsv(dataPath.FullName);
                 result = MoeLearner.Fit(dataset, options, reporter);
                 rows = string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count}");
             }

@@ -14,7 +14,7 @@ internal static class GenerateCommand
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
         var sigma = new Option<double>("--sigma") { Description = "noise standard deviation", DefaultValueFactory = _ => 0.05 };
-        var n = new Option<int>("--n") { Description = "number of samples", DefaultValueFactory = _ => 100_000 };
+        var n = new Option<long>("--n") { Description = "number of samples (written in batches: any number the disk holds)", DefaultValueFactory = _ => 100_000 };
         var seed = new Option<long>("--seed") { Description = "random seed (same seed, same bits, any machine)", DefaultValueFactory = _ => 1 };
         var preset = new Option<string>("--preset")
         {
@@ -23,7 +23,7 @@ internal static class GenerateCommand
         };
         var radius = new Option<double>("--radius") { Description = "norm of each gating row for the random presets", DefaultValueFactory = _ => 1.0 };
         var free = new Option<bool>("--free-gating") { Description = "random preset: gating not restricted to the regressors' orthogonal complement" };
-        var outPath = new Option<FileInfo>("--out") { Description = "the CSV file to write (x1,...,xd,y)", Required = true };
+        var outPath = new Option<FileInfo>("--out") { Description = "the data file to write: x1,...,xd,y as CSV, or as Parquet for a .parquet name (written a batch at a time, in bounded memory)", Required = true };
         var truthPath = new Option<FileInfo?>("--truth") { Description = "the model file (JSON) of the ground truth to write" };
         var intercepts = new Option<bool>("--intercepts") { Description = "give the experts and the gate intercepts drawn from N(0, 1) (for standard covariates)" };
         var sigmas = new Option<string?>("--sigmas") { Description = "a noise level per expert, comma-separated (k values; replaces --sigma)" };
@@ -64,11 +64,10 @@ internal static class GenerateCommand
                 truth = GroundTruth.InCovariateUnits(truth, b, c, levels, mean, scale);
             }
 
-            var data = general
-                ? truth.SampleCovariates(parse.GetValue(n), parse.GetValue(seed), mean, scale)
-                : truth.Sample(parse.GetValue(n), parse.GetValue(seed));
-            var csv = parse.GetValue(outPath)!;
-            data.SaveCsv(Shared.PrepareOutput(csv));
+            var file = parse.GetValue(outPath)!;
+            var rows = general
+                ? truth.SaveSample(Shared.PrepareOutput(file), parse.GetValue(n), parse.GetValue(seed), mean, scale)
+                : truth.SaveSample(Shared.PrepareOutput(file), parse.GetValue(n), parse.GetValue(seed));
             var truthFile = parse.GetValue(truthPath);
             if (truthFile is not null)
             {
@@ -77,7 +76,7 @@ internal static class GenerateCommand
 
             var truthNote = truthFile is null ? "" : $"; ground truth to {truthFile.Name}";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {data.Count} samples (d={truth.Dimension}, k={truth.Experts}, {truth.Activation}, sigma={truth.Sigma}) to {csv.Name}{truthNote}"));
+                $"wrote {rows} samples (d={truth.Dimension}, k={truth.Experts}, {truth.Activation}, sigma={truth.Sigma}) to {file.Name}{truthNote}"));
             return CliApp.Success;
         });
         return command;

@@ -618,7 +618,7 @@ module DataCsv =
 
     /// <summary>
     /// Reads CSV text in chunks of at most <paramref name="rows"/> rows, so data larger than memory can be
-    /// accumulated chunk by chunk (e.g. <c>SubspaceL4.momentsOfChunks</c>). The sequence reads lazily from the
+    /// accumulated chunk by chunk (<c>source</c> builds a data source on it). The sequence reads lazily from the
     /// reader and can be enumerated once; <c>loadChunks</c> re-opens a file for every enumeration. Besides the
     /// chunk, at most one batch of text (8 MiB, or the longest line) and its parsed values are held.
     /// </summary>
@@ -650,6 +650,36 @@ module DataCsv =
             yield! chunksOf reader rows
         }
 
+    /// <summary>A CSV file as a data source of one shard, read again for every pass in batches of 65,536 rows (16
+    /// chunks): at most one batch and one 8 MiB block of text in memory. Opening it parses the file once, to count its
+    /// rows and to report a malformed line before any fitting starts.</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The source.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">See <c>read</c>.</exception>
+    /// <exception cref="T:System.IO.FileNotFoundException">No such file.</exception>
+    [<CompiledName("Source")>]
+    let source (path: string) : DataSource =
+        Guard.notNull "path" path
+        let batchRows = 16 * DataSource.chunkRows
+        let mutable rows = 0L
+        let mutable d = 0
+
+        for batch in loadChunks path batchRows do
+            rows <- rows + int64 batch.Count
+            d <- batch.Dimension
+
+        {
+            Dimension = d
+            Shards =
+                [|
+                    {
+                        Name = path
+                        Rows = rows
+                        Read = fun () -> loadChunks path batchRows
+                    }
+                |]
+        }
+
     /// <summary>Reads a dataset from a CSV file, parsing on every core (the result does not depend on their
     /// number).</summary>
     /// <param name="path">The file.</param>
@@ -669,21 +699,18 @@ module DataCsv =
         use _ = file
         readAll reader lines
 
-    /// <summary>Writes a dataset as CSV (header x1,…,xd,y; shortest round-trip number format).</summary>
-    /// <param name="writer">The destination.</param>
-    /// <param name="data">The dataset.</param>
-    [<CompiledName("Write")>]
-    let write (writer: TextWriter) (data: Dataset) : unit =
-        Guard.notNull "writer" writer
-        Dataset.validate data
-        let d = data.Dimension
-
+    /// The header x1,…,xd,y.
+    let private writeHeader (writer: TextWriter) (d: int) =
         for j in 1..d do
             writer.Write('x')
             writer.Write(j)
             writer.Write(',')
 
         writer.Write("y\n")
+
+    /// The rows, in the shortest round-trip number format.
+    let private writeRows (writer: TextWriter) (data: Dataset) =
+        let d = data.Dimension
         let buffer = Array.zeroCreate<char> 32
 
         let put (v: float) =
@@ -701,6 +728,47 @@ module DataCsv =
 
             put data.Y.[r]
             writer.Write('\n')
+
+    /// <summary>Writes batches of rows as a CSV file, streaming (one batch in memory at a time), created or replaced
+    /// atomically.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="dimension">d.</param>
+    /// <param name="batches">The rows, in order (each validated).</param>
+    /// <returns>The rows written.</returns>
+    [<CompiledName("WriteBatches")>]
+    let writeBatches (path: string) (dimension: int) (batches: seq<Dataset>) : int64 =
+        Guard.notNull "path" path
+        Guard.positiveInt "dimension" dimension
+        let mutable rows = 0L
+
+        AtomicFile.write path (fun stream ->
+            use writer =
+                new StreamWriter(stream, Text.UTF8Encoding(false), 1 <<< 16, leaveOpen = true)
+
+            writeHeader writer dimension
+
+            for batch in batches do
+                Dataset.validate batch
+
+                if batch.Dimension <> dimension then
+                    invalidArg
+                        "batches"
+                        (Text.format "A batch has d = %d columns, not %d." [| box batch.Dimension; box dimension |])
+
+                writeRows writer batch
+                rows <- rows + int64 batch.Count)
+
+        rows
+
+    /// <summary>Writes a dataset as CSV (header x1,…,xd,y; shortest round-trip number format).</summary>
+    /// <param name="writer">The destination.</param>
+    /// <param name="data">The dataset.</param>
+    [<CompiledName("Write")>]
+    let write (writer: TextWriter) (data: Dataset) : unit =
+        Guard.notNull "writer" writer
+        Dataset.validate data
+        writeHeader writer data.Dimension
+        writeRows writer data
 
     /// <summary>Writes a dataset to a CSV file (created or replaced atomically: a failed write leaves the previous
     /// file, never a file cut mid-row).</summary>

@@ -179,10 +179,8 @@ module internal EmKernel =
         (model: MoeModel)
         (intercepts: bool)
         (hessian: bool)
-        (x: float[,])
-        (y: float[])
-        (posterior: float[,])
         (forward: Forward)
+        (batch: Dataset)
         (lo: int)
         (hi: int)
         : float[] =
@@ -208,15 +206,11 @@ module internal EmKernel =
 
         while start < hi do
             let rows = min Block (hi - start)
-            forward.Run(x, y, start, rows, not identity)
+            forward.Run(batch.X, batch.Y, start, rows, not identity)
             acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
             for i in 0 .. k - 1 do
                 let o = i * Stride
-
-                for bi in 0 .. rows - 1 do
-                    posterior.[start + bi, i] <- post.[o + bi]
-
                 let r = Lanes.lane post i rows
                 acc.[1] <- acc.[1] + Lanes.dot post o forward.LogGate o rows
                 TensorPrimitives.Multiply(r, Lanes.lane residuals i rows, Lanes.into weighted rows)
@@ -267,26 +261,19 @@ module internal EmKernel =
         acc
 
     /// <summary>
-    /// One pass of EM at <paramref name="model"/>: gate probabilities, expert means, the log-likelihood, the posterior
-    /// (written to <paramref name="posterior"/>, n×k, reused across iterations) and every sum the M-step needs (see
-    /// <see cref="T:MoE.Core.EmStatistics"/>), over the design x̃ = (x, 1) when <paramref name="intercepts"/>; the
-    /// gate's Hessian only when <paramref name="hessian"/>.
+    /// One pass of EM at <paramref name="model"/> over a source: gate probabilities, expert means, the log-likelihood,
+    /// the posterior and every sum the M-step needs (see <see cref="T:MoE.Core.EmStatistics"/>), over the design
+    /// x̃ = (x, 1) when <paramref name="intercepts"/>; the gate's Hessian only when <paramref name="hessian"/>. Nothing
+    /// per row is kept: the posterior lives for one block of rows.
     /// </summary>
-    let statistics
-        (model: MoeModel)
-        (intercepts: bool)
-        (hessian: bool)
-        (x: float[,])
-        (y: float[])
-        (posterior: float[,])
-        : EmStatistics =
-        let n, d, k = x.GetLength 0, x.GetLength 1, model.Experts
+    let statisticsOf (model: MoeModel) (intercepts: bool) (hessian: bool) (source: DataSource) : EmStatistics =
+        let d, k = source.Dimension, model.Experts
         let p = if intercepts then d + 1 else d
         let pp, hp = p * p, (k - 1) * p
         let struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, _) = layout p k hessian
 
         let total =
-            Chunks.sumWith n (fun () -> Forward(model, intercepts)) (chunk model intercepts hessian x y posterior)
+            Passes.sum source (fun () -> Forward(model, intercepts)) (chunk model intercepts hessian)
 
         {
             LogLikelihood = total.[0]
@@ -300,18 +287,27 @@ module internal EmKernel =
             GateHessian = (if hessian then Array.sub total oHess (hp * hp) else [||])
         }
 
+    /// <summary>One pass of EM at <paramref name="model"/> over data in memory (<c>statisticsOf</c>).</summary>
+    let statistics (model: MoeModel) (intercepts: bool) (hessian: bool) (x: float[,]) (y: float[]) : EmStatistics =
+        statisticsOf model intercepts hessian (DataSource.ofDataset { X = x; Y = y })
+
     /// <summary>The unweighted Gram Σ_n x̃_n x̃_nᵀ (p×p, upper): Böhning's bound of the gate's Hessian is a fixed
     /// multiple of it, so it is computed once per EM run.</summary>
-    let design (intercepts: bool) (x: float[,]) : float[] =
-        let n, d = x.GetLength 0, x.GetLength 1
+    let designOf (intercepts: bool) (source: DataSource) : float[] =
+        let d = source.Dimension
         let p = if intercepts then d + 1 else d
 
-        Chunks.sum n (fun lo hi ->
-            let acc = Array.zeroCreate (p * p)
+        let init () =
             let xt = Array.zeroCreate (padded p * Stride)
-            let ones = Array.create Block 1.0
-            let scratch = Array.zeroCreate (padded p * Stride)
-            let xs = Chunks.flat x
+
+            if intercepts then
+                Array.fill xt (d * Stride) Block 1.0
+
+            xt, Array.create Block 1.0, Array.zeroCreate (padded p * Stride)
+
+        Passes.sum source init (fun (xt, ones, scratch) batch lo hi ->
+            let acc = Array.zeroCreate (p * p)
+            let xs = Chunks.flat batch.X
             let mutable start = lo
 
             while start < hi do
@@ -323,40 +319,48 @@ module internal EmKernel =
                     for t in 0 .. d - 1 do
                         xt.[t * Stride + bi] <- xr.[t]
 
-                    if intercepts then
-                        xt.[d * Stride + bi] <- 1.0
-
                 gramBlock false acc 0 p xt p rows ones scratch 0
                 start <- start + rows
 
             acc)
 
+    /// <summary>The unweighted Gram over data in memory (<c>designOf</c>).</summary>
+    let design (intercepts: bool) (x: float[,]) : float[] =
+        designOf
+            intercepts
+            (DataSource.ofDataset
+                {
+                    X = x
+                    Y = Array.zeroCreate (x.GetLength 0)
+                })
+
     /// <summary>The column means and the second moments about them, Σ_n (x_n − μ)(x_n − μ)ᵀ/n (d×d, upper), in two
-    /// passes (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>
-    let covariance (centre: bool) (x: float[,]) : float[] * float[] =
-        let n, d = x.GetLength 0, x.GetLength 1
+    /// passes over a source (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>
+    let covarianceOf (centre: bool) (source: DataSource) : float[] * float[] =
+        let d = source.Dimension
+        let n = float source.Rows
 
         let mean =
             if centre then
-                Chunks.sum n (fun lo hi ->
+                Passes.sum source ignore (fun () batch lo hi ->
                     let acc = Array.zeroCreate d
-                    let xs = Chunks.flat x
+                    let xs = Chunks.flat batch.X
 
                     for r in lo .. hi - 1 do
                         TensorPrimitives.Add(ReadOnlySpan<float>(acc), xs.Slice(r * d, d), Span<float>(acc))
 
                     acc)
-                |> Array.map (fun s -> s / float n)
+                |> Array.map (fun s -> s / n)
             else
                 Array.zeroCreate d
 
+        let init () =
+            Array.zeroCreate (padded d * Stride), Array.create Block 1.0, Array.zeroCreate (padded d * Stride)
+
         let moments =
-            Chunks.sum n (fun lo hi ->
+            Passes.sum source init (fun (xt, ones, scratch) batch lo hi ->
                 let acc = Array.zeroCreate (d * d)
-                let xt = Array.zeroCreate (padded d * Stride)
-                let ones = Array.create Block 1.0
-                let scratch = Array.zeroCreate (padded d * Stride)
-                let xs = Chunks.flat x
+                let xs = Chunks.flat batch.X
                 let mutable start = lo
 
                 while start < hi do
@@ -373,40 +377,53 @@ module internal EmKernel =
 
                 acc)
 
-        mean, moments |> Array.map (fun s -> s / float n)
+        mean, moments |> Array.map (fun s -> s / n)
+
+    /// <summary>The column means and centred second moments of data in memory (<c>covarianceOf</c>).</summary>
+    let covariance (centre: bool) (x: float[,]) : float[] * float[] =
+        covarianceOf
+            centre
+            (DataSource.ofDataset
+                {
+                    X = x
+                    Y = Array.zeroCreate (x.GetLength 0)
+                })
 
     /// <summary>
-    /// For a candidate M-step: per expert i, Σ_n r_ni (y_n − g(&lt;a_i, x_n&gt; + b_i))² with the candidate's regressors,
-    /// and Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W, c) with its gating, in one pass (the candidate's σ is not used).
-    /// Reference: the scalar weighted SSE and Q of tests' Reference.fs.
+    /// For a candidate M-step from <paramref name="current"/>: per expert i, Σ_n r_ni (y_n − g(&lt;a_i, x_n&gt; + b_i))²
+    /// with the candidate's regressors, and Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W, c) with its gating, r the posterior of
+    /// the current model, in one pass (each block's posterior computed again rather than kept for every row; the
+    /// candidate's σ is not used). Reference: the scalar weighted SSE and Q of tests' Reference.fs.
     /// </summary>
-    let mStepObjectives (candidate: MoeModel) (posterior: float[,]) (x: float[,]) (y: float[]) =
-        let n, k = x.GetLength 0, candidate.Experts
+    let mStepObjectivesOf (current: MoeModel) (candidate: MoeModel) (source: DataSource) =
+        let k = candidate.Experts
 
         let total =
-            Chunks.sumWith n (fun () -> Forward(candidate, false)) (fun forward lo hi ->
-                let acc = Array.zeroCreate (k + 1)
-                let r, weighted = forward.Work.[0], forward.Work.[1]
-                let mutable start = lo
+            Passes.sum
+                source
+                (fun () -> Forward(current, false), Forward(candidate, false))
+                (fun (now, next) batch lo hi ->
+                    let acc = Array.zeroCreate (k + 1)
+                    let weighted = next.Work.[0]
+                    let mutable start = lo
 
-                while start < hi do
-                    let rows = min Block (hi - start)
-                    forward.Load(x, y, start, rows)
-                    forward.ComputeGate()
-                    forward.ComputeExperts false
+                    while start < hi do
+                        let rows = min Block (hi - start)
+                        now.Run(batch.X, batch.Y, start, rows, false)
+                        next.Load(batch.X, batch.Y, start, rows)
+                        next.ComputeGate()
+                        next.ComputeExperts false
 
-                    for i in 0 .. k - 1 do
-                        for bi in 0 .. rows - 1 do
-                            r.[bi] <- posterior.[start + bi, i]
+                        for i in 0 .. k - 1 do
+                            let o = i * Stride
+                            let rs = ReadOnlySpan<float>(now.Post, o, rows)
+                            let e = ReadOnlySpan<float>(next.Residuals, o, rows)
+                            TensorPrimitives.Multiply(rs, e, Span<float>(weighted, 0, rows))
+                            acc.[i] <- acc.[i] + Lanes.dot weighted 0 next.Residuals o rows
+                            acc.[k] <- acc.[k] + Lanes.dot now.Post o next.LogGate o rows
 
-                        let rs = ReadOnlySpan<float>(r, 0, rows)
-                        let e = ReadOnlySpan<float>(forward.Residuals, i * Stride, rows)
-                        TensorPrimitives.Multiply(rs, e, Span<float>(weighted, 0, rows))
-                        acc.[i] <- acc.[i] + Lanes.dot weighted 0 forward.Residuals (i * Stride) rows
-                        acc.[k] <- acc.[k] + Lanes.dot r 0 forward.LogGate (i * Stride) rows
+                        start <- start + rows
 
-                    start <- start + rows
-
-                acc)
+                    acc)
 
         Array.sub total 0 k, total.[k]

@@ -23,7 +23,7 @@ module internal LikelihoodKernel =
     /// Rows lo..hi−1 into [LL | ∂ã_0..k−1 (p each) | ∂w̃_0..k−2 (p each) | ∂log σ_0..k−1]: the block's forward pass in
     /// lanes (<c>Forward</c>), then each gradient entry as a vectorised dot product over the block's rows.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let private chunk (model: MoeModel) (x: float[,]) (y: float[]) (forward: Forward) (lo: int) (hi: int) : float[] =
+    let private chunk (model: MoeModel) (forward: Forward) (batch: Dataset) (lo: int) (hi: int) : float[] =
         let k = model.Experts
         let km1 = k - 1
         let p = forward.Width
@@ -36,7 +36,7 @@ module internal LikelihoodKernel =
 
         while start < hi do
             let rows = min Block (hi - start)
-            forward.Run(x, y, start, rows, true)
+            forward.Run(batch.X, batch.Y, start, rows, true)
             acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
             for i in 0 .. k - 1 do
@@ -73,30 +73,38 @@ module internal LikelihoodKernel =
 
         acc
 
-    /// <summary>Σ_n log p(y_n | x_n) and its gradient, laid out as [∂ã_0..k−1 (p each) | ∂w̃_0..k−2 | ∂log σ_0..k−1].</summary>
-    let valueAndGradient (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float * float[] =
-        let total =
-            Chunks.sumWith y.Length (fun () -> Forward(model, intercepts)) (chunk model x y)
-
+    /// <summary>Σ_n log p(y_n | x_n) and its gradient over a source, laid out as [∂ã_0..k−1 (p each) | ∂w̃_0..k−2 |
+    /// ∂log σ_0..k−1].</summary>
+    let valueAndGradientOf (model: MoeModel) (intercepts: bool) (source: DataSource) : float * float[] =
+        let total = Passes.sum source (fun () -> Forward(model, intercepts)) (chunk model)
         total.[0], Array.sub total 1 (total.Length - 1)
 
-    /// <summary>Σ_n log p(y_n | x_n) alone, in lanes (<c>Forward</c>) and chunks summed in chunk order: the held-out
-    /// score of screening. Reference: <c>MoeModel.logLikelihood</c> (the same value up to the order of the sum).</summary>
-    let logLikelihood (model: MoeModel) (x: float[,]) (y: float[]) : float =
+    /// <summary>Σ_n log p(y_n | x_n) and its gradient on data in memory (<c>valueAndGradientOf</c>).</summary>
+    let valueAndGradient (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float * float[] =
+        valueAndGradientOf model intercepts (DataSource.ofDataset { X = x; Y = y })
+
+    /// <summary>Σ_n log p(y_n | x_n) alone over a source, in lanes (<c>Forward</c>): the held-out score of screening and
+    /// the likelihood of a stage's result. Reference: <c>MoeModel.logLikelihood</c> (the same value up to the order of
+    /// the sum).</summary>
+    let logLikelihoodOf (model: MoeModel) (source: DataSource) : float =
         let total =
-            Chunks.sumWith y.Length (fun () -> Forward(model, false)) (fun forward lo hi ->
+            Passes.sum source (fun () -> Forward(model, false)) (fun forward batch lo hi ->
                 let mutable sum = 0.0
                 let mutable start = lo
 
                 while start < hi do
                     let rows = min Block (hi - start)
-                    forward.Run(x, y, start, rows, false)
+                    forward.Run(batch.X, batch.Y, start, rows, false)
                     sum <- sum + Lanes.sum forward.RowLogLikelihood 0 rows
                     start <- start + rows
 
                 [| sum |])
 
         total.[0]
+
+    /// <summary>Σ_n log p(y_n | x_n) of data in memory (<c>logLikelihoodOf</c>).</summary>
+    let logLikelihood (model: MoeModel) (x: float[,]) (y: float[]) : float =
+        logLikelihoodOf model (DataSource.ofDataset { X = x; Y = y })
 
     /// <summary>The posterior responsibilities r_ni (n×k), in lanes (<c>Forward</c>). Reference:
     /// <c>MoeModel.responsibilities</c>.</summary>
@@ -121,14 +129,7 @@ module internal LikelihoodKernel =
 
     /// Rows lo..hi−1 of the curvature diagonal (see curvature).
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    let private curvatureChunk
-        (model: MoeModel)
-        (x: float[,])
-        (y: float[])
-        (forward: Forward)
-        (lo: int)
-        (hi: int)
-        : float[] =
+    let private curvatureChunk (model: MoeModel) (forward: Forward) (batch: Dataset) (lo: int) (hi: int) : float[] =
         let k = model.Experts
         let km1 = k - 1
         let p = forward.Width
@@ -141,7 +142,7 @@ module internal LikelihoodKernel =
 
         while start < hi do
             let rows = min Block (hi - start)
-            forward.Run(x, y, start, rows, true)
+            forward.Run(batch.X, batch.Y, start, rows, true)
             let xt = forward.Xt
 
             for t in 0 .. p - 1 do
@@ -176,5 +177,9 @@ module internal LikelihoodKernel =
     /// x̃_nt²/σ_i² for the experts, Σ_n p_nj(1 − p_nj) x̃_nt² for the gate (the multinomial logit's own diagonal) and
     /// 2·Σ_n r_ni for log σ_i. L-BFGS on the likelihood scales its variables by its square root so that the blocks'
     /// curvatures, which differ by 1/σ² (10⁴ at σ = 0.01), start equal (docs/math.md §7.5).</summary>
+    let curvatureOf (model: MoeModel) (intercepts: bool) (source: DataSource) : float[] =
+        Passes.sum source (fun () -> Forward(model, intercepts)) (curvatureChunk model)
+
+    /// <summary>The curvature diagonal on data in memory (<c>curvatureOf</c>).</summary>
     let curvature (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float[] =
-        Chunks.sumWith y.Length (fun () -> Forward(model, intercepts)) (curvatureChunk model x y)
+        curvatureOf model intercepts (DataSource.ofDataset { X = x; Y = y })

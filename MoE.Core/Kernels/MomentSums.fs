@@ -114,7 +114,15 @@ module MomentSums =
             Sums = sums
         }
 
-    /// <summary>The first-pass sums of a sample matrix, in parallel chunks.</summary>
+    /// <summary>The first-pass sums over a source, the chunks merged as every pass merges them.</summary>
+    /// <param name="transform">The output transform (its Q2).</param>
+    /// <param name="source">The data.</param>
+    /// <returns>Σ Q2(y) x xᵀ (upper), Σ Q2(y) and n.</returns>
+    [<CompiledName("SecondOf")>]
+    let secondOf (transform: OutputTransform) (source: DataSource) : SecondMomentSums =
+        Passes.fold source ignore (fun () batch lo hi -> secondChunk transform batch.X batch.Y lo hi) mergeSecond
+
+    /// <summary>The first-pass sums of a sample matrix, in parallel chunks (<c>secondOf</c> on one batch).</summary>
     /// <param name="transform">The output transform (its Q2).</param>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
@@ -127,7 +135,7 @@ module MomentSums =
         if n = 0 then
             emptySecond (x.GetLength 1)
         else
-            Chunks.map n (secondChunk transform x y) |> Array.reduce mergeSecond
+            Chunks.fold n (secondChunk transform x y) mergeSecond
 
     /// <summary>No samples, rank r.</summary>
     /// <param name="rank">r.</param>
@@ -251,13 +259,26 @@ module MomentSums =
     let projected (transform: OutputTransform) (u: float[,]) (x: float[,]) (y: float[]) : ProjectedMomentSums =
         Guard.sameRows "x" x "y" y
         Guard.columns "x" (u.GetLength 0) x
-        let n, r = y.Length, u.GetLength 1
 
-        if n = 0 then
-            emptyProjected r
+        if y.Length = 0 then
+            emptyProjected (u.GetLength 1)
         else
-            let qs = SymmetricTensor.quads r
-            let ts = SymmetricTensor.triples r
+            let qs = SymmetricTensor.quads (u.GetLength 1)
+            let ts = SymmetricTensor.triples (u.GetLength 1)
+            Chunks.fold y.Length (projectedChunk transform u qs ts x y) mergeProjected
 
-            Chunks.map n (projectedChunk transform u qs ts x y)
-            |> Array.reduce mergeProjected
+    /// <summary>The second-pass sums over a source, the chunks merged as every pass merges them.</summary>
+    /// <param name="transform">The output transform (its Q4 and Q2).</param>
+    /// <param name="u">The subspace basis U (d×r, orthonormal columns).</param>
+    /// <param name="source">The data.</param>
+    [<CompiledName("ProjectedOf")>]
+    let projectedOf (transform: OutputTransform) (u: float[,]) (source: DataSource) : ProjectedMomentSums =
+        let r = u.GetLength 1
+        let qs = SymmetricTensor.quads r
+        let ts = SymmetricTensor.triples r
+
+        Passes.fold
+            source
+            ignore
+            (fun () batch lo hi -> projectedChunk transform u qs ts batch.X batch.Y lo hi)
+            mergeProjected

@@ -35,72 +35,67 @@ type ColumnMoments =
         ExcessKurtosis: float
     }
 
+/// <summary>What a fit needs to know of its data before it starts: the rows and every column's moments.</summary>
+type DataSummary =
+    {
+        /// n.
+        Rows: int64
+        /// The moments of each input column.
+        Columns: ColumnMoments[]
+        /// The moments of the responses.
+        Response: ColumnMoments
+    }
+
 /// <summary>Checks of the data against what the estimators need, run before a fit (docs/errors.md): errors stop
 /// the fit with a message that names the cause; warnings travel with the result (<c>FitResult.Warnings</c>).</summary>
 [<RequireQualifiedAccess>]
 module Diagnosis =
 
-    /// Two passes (mean, then centred powers), so a column far from 0 keeps its digits.
-    let private moments (values: int -> float) (n: int) : ColumnMoments =
-        let mutable sum = 0.0
-
-        for r in 0 .. n - 1 do
-            sum <- sum + values r
-
-        let mean = sum / float n
-        let mutable m2 = 0.0
-        let mutable m3 = 0.0
-        let mutable m4 = 0.0
-
-        for r in 0 .. n - 1 do
-            let e = values r - mean
-            let e2 = e * e
-            m2 <- m2 + e2
-            m3 <- m3 + e2 * e
-            m4 <- m4 + e2 * e2
-
-        let var = m2 / float n
+    /// Moments from a column's sum and centred power sums over n rows.
+    let private fromPowers (n: float) (mean: float) (m2: float) (m3: float) (m4: float) : ColumnMoments =
+        let var = m2 / n
         let sd = sqrt var
 
         {
             Mean = mean
             Sd = sd
-            Skewness = (if var > 0.0 then m3 / float n / (var * sd) else 0.0)
-            ExcessKurtosis = (if var > 0.0 then m4 / float n / (var * var) - 3.0 else 0.0)
+            Skewness = (if var > 0.0 then m3 / n / (var * sd) else 0.0)
+            ExcessKurtosis = (if var > 0.0 then m4 / n / (var * var) - 3.0 else 0.0)
         }
 
-    /// <summary>Mean, sd, skewness and excess kurtosis of every input column.</summary>
-    /// <remarks>The same two passes as for one column, but over the rows (row-major X is read in order, not once
-    /// per column at a stride of d) on every core; the chunks' sums are added in chunk order.</remarks>
-    /// <param name="data">The data.</param>
-    /// <returns>One entry per column of X.</returns>
-    [<CompiledName("Columns")>]
-    let columns (data: Dataset) : ColumnMoments[] =
-        let n, d = data.Count, data.Dimension
-        let x = data.X
+    /// <summary>The moments of every input column and of the responses over a source, in two passes (the means, then
+    /// the centred powers, so a column far from 0 keeps its digits), the rows read in order on every core.</summary>
+    /// <param name="source">The data.</param>
+    [<CompiledName("Summarise")>]
+    let summarise (source: DataSource) : DataSummary =
+        let d = source.Dimension
+        let n = float source.Rows
 
+        // Σx (d) and Σy.
         let sums =
-            Chunks.sum n (fun lo hi ->
-                let xs = Chunks.flat x
-                let s = Array.zeroCreate d
+            Passes.sum source ignore (fun () batch lo hi ->
+                let xs = Chunks.flat batch.X
+                let s = Array.zeroCreate (d + 1)
 
                 for r in lo .. hi - 1 do
-                    TensorPrimitives.Add(ReadOnlySpan s, xs.Slice(r * d, d), Span s)
+                    TensorPrimitives.Add(ReadOnlySpan(s, 0, d), xs.Slice(r * d, d), Span(s, 0, d))
+                    s.[d] <- s.[d] + batch.Y.[r]
 
                 s)
 
-        let mean = sums |> Array.map (fun v -> v / float n)
+        let mean = sums |> Array.map (fun v -> v / n)
+        let xMean = Array.sub mean 0 d
 
-        // m2, m3, m4 side by side.
+        // Centred m2, m3, m4 side by side for the d columns, then y's three.
         let powers =
-            Chunks.sum n (fun lo hi ->
-                let xs = Chunks.flat x
-                let acc: float[] = Array.zeroCreate (3 * d)
+            Passes.sum source ignore (fun () batch lo hi ->
+                let xs = Chunks.flat batch.X
+                let acc: float[] = Array.zeroCreate (3 * d + 3)
                 let e: float[] = Array.zeroCreate d
                 let e2: float[] = Array.zeroCreate d
 
                 for r in lo .. hi - 1 do
-                    TensorPrimitives.Subtract(xs.Slice(r * d, d), ReadOnlySpan mean, Span e)
+                    TensorPrimitives.Subtract(xs.Slice(r * d, d), ReadOnlySpan xMean, Span e)
                     TensorPrimitives.Multiply(ReadOnlySpan e, ReadOnlySpan e, Span e2)
                     let m2 = Span(acc, 0, d)
                     let m3 = Span(acc, d, d)
@@ -108,33 +103,32 @@ module Diagnosis =
                     TensorPrimitives.Add(ReadOnlySpan e2, Span.op_Implicit m2, m2)
                     TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e, Span.op_Implicit m3, m3)
                     TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e2, Span.op_Implicit m4, m4)
+                    let ey = batch.Y.[r] - mean.[d]
+                    let ey2 = ey * ey
+                    acc.[3 * d] <- acc.[3 * d] + ey2
+                    acc.[3 * d + 1] <- acc.[3 * d + 1] + ey2 * ey
+                    acc.[3 * d + 2] <- acc.[3 * d + 2] + ey2 * ey2
 
                 acc)
 
-        Array.init d (fun j ->
-            let var = powers.[j] / float n
-            let sd = sqrt var
+        {
+            Rows = source.Rows
+            Columns = Array.init d (fun j -> fromPowers n mean.[j] powers.[j] powers.[d + j] powers.[2 * d + j])
+            Response = fromPowers n mean.[d] powers.[3 * d] powers.[3 * d + 1] powers.[3 * d + 2]
+        }
 
-            {
-                Mean = mean.[j]
-                Sd = sd
-                Skewness =
-                    (if var > 0.0 then
-                         powers.[d + j] / float n / (var * sd)
-                     else
-                         0.0)
-                ExcessKurtosis =
-                    (if var > 0.0 then
-                         powers.[2 * d + j] / float n / (var * var) - 3.0
-                     else
-                         0.0)
-            })
+    /// <summary>Mean, sd, skewness and excess kurtosis of every input column.</summary>
+    /// <param name="data">The data.</param>
+    /// <returns>One entry per column of X.</returns>
+    [<CompiledName("Columns")>]
+    let columns (data: Dataset) : ColumnMoments[] =
+        (summarise (DataSource.ofDataset data)).Columns
 
     /// <summary>Mean, sd, skewness and excess kurtosis of the responses.</summary>
     /// <param name="data">The data.</param>
     [<CompiledName("Response")>]
     let response (data: Dataset) : ColumnMoments =
-        moments (fun r -> data.Y.[r]) data.Count
+        (summarise (DataSource.ofDataset data)).Response
 
     /// The number of free parameters of the model: k·d regressors, (k−1)·d gating weights and σ.
     let internal parameters (experts: int) (dimension: int) : int64 =
@@ -157,9 +151,9 @@ module Diagnosis =
             Message = message
         }
 
-    /// <summary>The findings for fitting <paramref name="config"/> to <paramref name="data"/>.</summary>
+    /// <summary>The findings for fitting <paramref name="config"/> to data with the given summary.</summary>
     /// <param name="config">The configuration (its k and method).</param>
-    /// <param name="data">The data (validated: shapes and finiteness).</param>
+    /// <param name="summary">The data's rows and column moments (<c>summarise</c>).</param>
     /// <returns>Errors first, then warnings; empty when nothing is wrong.</returns>
     /// <remarks>
     /// Errors: a constant covariate (no information, and a singular moment matrix), a constant response, fewer than
@@ -170,11 +164,11 @@ module Diagnosis =
     /// that far from 0 in units of its sd (the model has no intercepts). For every method: fewer than 10 rows per
     /// parameter.
     /// </remarks>
-    [<CompiledName("Check")>]
-    let check (config: FitConfig) (data: Dataset) : Finding[] =
-        let n, d, k = data.Count, data.Dimension, config.Experts
-        let cols = columns data
-        let y = response data
+    [<CompiledName("Findings")>]
+    let findings (config: FitConfig) (summary: DataSummary) : Finding[] =
+        let n, d, k = summary.Rows, summary.Columns.Length, config.Experts
+        let cols = summary.Columns
+        let y = summary.Response
         // The moment estimators assume x ~ N(0, I): checked for L4 and Spectral on the data as given; with
         // standardisation only the shape (skew, tails) still matters, and only for the methods that use moments.
         let moments =
@@ -309,6 +303,14 @@ module Diagnosis =
                         "n = %d rows for %d parameters (fewer than 10 per parameter): the estimates will be noisy."
                         [| box n; box p |])
         |]
+
+    /// <summary>The findings for fitting <paramref name="config"/> to data in memory (<c>findings</c> of its
+    /// summary).</summary>
+    /// <param name="config">The configuration.</param>
+    /// <param name="data">The data (validated).</param>
+    [<CompiledName("Check")>]
+    let check (config: FitConfig) (data: Dataset) : Finding[] =
+        findings config (summarise (DataSource.ofDataset data))
 
     /// <summary>Raises the first error among the findings as an ArgumentException naming "data".</summary>
     /// <param name="findings">From <c>check</c>.</param>

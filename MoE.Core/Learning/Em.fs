@@ -150,12 +150,10 @@ module Em =
         (bohning: Bohning option)
         (careful: bool)
         (model: MoeModel)
-        (x: float[,])
-        (y: float[])
-        (posterior: float[,])
+        (source: DataSource)
         (stats: EmStatistics)
         : MoeModel =
-        let n, k, d = y.Length, model.Experts, model.Dimension
+        let n, k, d = source.Rows, model.Experts, model.Dimension
         let p = width settings d
         let km1 = k - 1
         let g = model.Activation
@@ -216,7 +214,7 @@ module Em =
             let gates = gatesAt gateStep
             let candidate = rebuild settings model experts gates model.Sigmas
 
-            let sseTrial, q = EmKernel.mStepObjectives candidate posterior x y
+            let sseTrial, q = EmKernel.mStepObjectivesOf model candidate source
 
             accepted <- true
             // Accept no increase beyond rounding (1e-12 relative: far above a reordered sum, far below a real step).
@@ -309,9 +307,9 @@ module Em =
             else
                 Some(Bohning(EmKernel.design settings.FitIntercepts x, p))
 
-        let posterior = Array2D.zeroCreate y.Length model.Experts
-        let stats = EmKernel.statistics model settings.FitIntercepts newton x y posterior
-        mStep settings bohning true model x y posterior stats
+        let source = DataSource.ofDataset { X = x; Y = y }
+        let stats = EmKernel.statisticsOf model settings.FitIntercepts newton source
+        mStep settings bohning true model source stats
 
     /// <summary>One EM iteration of the paper's model (common σ, no intercepts).</summary>
     /// <param name="model">The current model (σ &gt; 0).</param>
@@ -323,27 +321,33 @@ module Em =
     let step (model: MoeModel) (x: float[,]) (y: float[]) (estimateSigma: bool) : MoeModel =
         stepWith (EmSettings.paper estimateSigma 1 0.0) model x y
 
-    /// <summary>EM iterations from <paramref name="start"/> until the relative change of the log-likelihood is below
-    /// the tolerance or the budget is spent; with acceleration, SQUAREM cycles (two EM maps, an extrapolation, one
-    /// stabilising map) whose result replaces the plain EM result only when its likelihood is not lower.</summary>
+    /// <summary>EM iterations from <paramref name="start"/> over a data source until the relative change of the
+    /// log-likelihood is below the tolerance or the budget is spent; with acceleration, SQUAREM cycles (two EM maps, an
+    /// extrapolation, one stabilising map) whose result replaces the plain EM result only when its likelihood is not
+    /// lower. Every map is a pass over the source (docs/math.md §7.6); nothing per row is kept.</summary>
     /// <param name="settings">What is fitted, the budget and the tolerance.</param>
     /// <param name="start">The start (every σ_i &gt; 0).</param>
-    /// <param name="x">n×d inputs.</param>
-    /// <param name="y">n responses.</param>
+    /// <param name="source">The data, read in passes.</param>
     /// <param name="context">Progress (mean negative log-likelihood per pass) and cancellation.</param>
     /// <returns>The model, the EM maps run, its mean negative log-likelihood and the stop reason.</returns>
     /// <exception cref="T:MoE.Core.NonFiniteException">The likelihood became non-finite.</exception>
-    [<CompiledName("RunWith")>]
-    let runWith
+    [<CompiledName("RunOn")>]
+    let runOn
         (settings: EmSettings)
         (start: MoeModel)
-        (x: float[,])
-        (y: float[])
+        (source: DataSource)
         (context: RunContext)
         : StageOutcome<MoeModel> =
         MoeModel.validate start
-        MoeModel.checkLikelihoodInputs start x y
-        let n = float y.Length
+
+        if source.Dimension <> start.Dimension then
+            invalidArg
+                "source"
+                (Text.format
+                    "The data have d = %d inputs but the model has d = %d."
+                    [| box source.Dimension; box start.Dimension |])
+
+        let n = float source.Rows
         let p = width settings start.Dimension
         let newton = (start.Experts - 1) * p <= settings.GateNewtonLimit
 
@@ -351,15 +355,14 @@ module Em =
             if newton then
                 None
             else
-                Some(Bohning(EmKernel.design settings.FitIntercepts x, p))
+                Some(Bohning(EmKernel.designOf settings.FitIntercepts source, p))
 
-        let posterior = Array2D.zeroCreate y.Length start.Experts
         let mutable maps = 0
         let mutable passes = 0
 
         let evaluate (model: MoeModel) =
             context.Cancellation.ThrowIfCancellationRequested()
-            let stats = EmKernel.statistics model settings.FitIntercepts newton x y posterior
+            let stats = EmKernel.statisticsOf model settings.FitIntercepts newton source
             passes <- passes + 1
 
             context.Progress
@@ -394,7 +397,7 @@ module Em =
             (start.Activation <> Identity && not settings.FixRegressors) || bohning.IsNone
 
         /// A candidate of the M-step from (model, stats), with its E-step pass: kept when it does not lower the objective
-        /// (beyond rounding), else replaced by the careful M-step — for which the model's posterior is computed again.
+        /// (beyond rounding), else replaced by the careful M-step from the same statistics.
         let verified (model: MoeModel) (stats: EmStatistics) (candidate: MoeModel) =
             let s = evaluate candidate
             let before = objective model stats
@@ -402,14 +405,13 @@ module Em =
             if not checkable || objective candidate s >= before - 1e-12 * abs before then
                 candidate, s
             else
-                let again = evaluate model
-                let careful = mStep settings bohning true model x y posterior again
+                let careful = mStep settings bohning true model source stats
                 careful, evaluate careful
 
         /// One EM map F(model) and its E-step pass: the optimistic M-step, verified.
         let map (model: MoeModel) (stats: EmStatistics) =
             maps <- maps + 1
-            verified model stats (mStep settings bohning false model x y posterior stats)
+            verified model stats (mStep settings bohning false model source stats)
 
         let mutable model = start
         // The E-step pass at the current model gives its likelihood and the next M-step.
@@ -483,7 +485,7 @@ module Em =
                 // SQUAREM (SqS3): r = θ1 − θ0, v = θ2 − 2θ1 + θ0, α = −‖r‖/‖v‖ ≤ −1, θ' = θ0 − 2αr + α²v.
                 // θ2 = F(θ1) unverified: its pass is spent only when the extrapolation is rejected.
                 maps <- maps + 1
-                let m2 = mStep settings bohning false m1 x y posterior s1
+                let m2 = mStep settings bohning false m1 source s1
                 let t0, t1, t2 = pack settings model, pack settings m1, pack settings m2
                 let r = Array.map2 (-) t1 t0
                 let v = Array.init t0.Length (fun i -> t2.[i] - 2.0 * t1.[i] + t0.[i])
@@ -542,6 +544,26 @@ module Em =
             FinalLoss = Some(-stats.LogLikelihood / n)
             Reason = reason
         }
+
+    /// <summary>EM iterations from <paramref name="start"/> on data in memory (<c>runOn</c>).</summary>
+    /// <param name="settings">What is fitted, the budget and the tolerance.</param>
+    /// <param name="start">The start (every σ_i &gt; 0).</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <param name="context">Progress (mean negative log-likelihood per pass) and cancellation.</param>
+    /// <returns>The model, the EM maps run, its mean negative log-likelihood and the stop reason.</returns>
+    /// <exception cref="T:MoE.Core.NonFiniteException">The likelihood became non-finite.</exception>
+    [<CompiledName("RunWith")>]
+    let runWith
+        (settings: EmSettings)
+        (start: MoeModel)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : StageOutcome<MoeModel> =
+        MoeModel.validate start
+        MoeModel.checkLikelihoodInputs start x y
+        runOn settings start (DataSource.ofDataset { X = x; Y = y }) context
 
     /// <summary>EM on the paper's model (common σ, no intercepts, no acceleration) until the relative change of the
     /// log-likelihood is below <paramref name="tolerance"/> or <paramref name="maxIterations"/> is reached.</summary>

@@ -122,12 +122,14 @@ module Likelihood =
     /// layout of <c>maximise</c>).</summary>
     /// <param name="settings">What is fitted: intercepts, σ (common or per expert), the prior.</param>
     /// <param name="model">The model.</param>
-    /// <param name="x">n×d inputs.</param>
-    /// <param name="y">n responses.</param>
+    /// <param name="source">The data, read in one pass.</param>
     /// <returns>The value and the gradient.</returns>
-    let objective (settings: EmSettings) (model: MoeModel) (x: float[,]) (y: float[]) : float * float[] =
+    let objectiveOn (settings: EmSettings) (model: MoeModel) (source: DataSource) : float * float[] =
         let layout = Layout(settings, model)
-        let ll, full = LikelihoodKernel.valueAndGradient model settings.FitIntercepts x y
+
+        let ll, full =
+            LikelihoodKernel.valueAndGradientOf model settings.FitIntercepts source
+
         let gradient = layout.Restrict full
         let prior, dPrior = logPrior settings model
 
@@ -138,6 +140,14 @@ module Likelihood =
                 gradient.[offset + l] <- gradient.[offset + l] + dPrior.[l]
 
         ll + prior, gradient
+
+    /// <summary>The penalised log-likelihood and its gradient on data in memory (<c>objectiveOn</c>).</summary>
+    /// <param name="settings">What is fitted.</param>
+    /// <param name="model">The model.</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    let objective (settings: EmSettings) (model: MoeModel) (x: float[,]) (y: float[]) : float * float[] =
+        objectiveOn settings model (DataSource.ofDataset { X = x; Y = y })
 
     /// The kernel's full gradient layout restricted to the variables of the settings.
     let internal restrict (settings: EmSettings) (model: MoeModel) (full: float[]) : float[] =
@@ -154,40 +164,39 @@ module Likelihood =
     /// <param name="v">The variables.</param>
     let unpack (settings: EmSettings) (template: MoeModel) (v: float[]) : MoeModel = Layout(settings, template).Unpack v
 
-    /// <summary>Maximises the penalised log-likelihood from <paramref name="start"/> by L-BFGS, returning the best
-    /// point seen (never worse than the start).</summary>
+    /// <summary>Maximises the penalised log-likelihood from <paramref name="start"/> by L-BFGS over a source (one pass
+    /// per evaluation), returning the best point seen (never worse than the start).</summary>
     /// <param name="settings">What is fitted; MaxIterations bounds the L-BFGS iterations, and the run has converged
     /// when the objective rose by at most Tolerance (relative) over the last ten evaluations, or when the gradient of
     /// the mean objective has a norm below <paramref name="gradientTolerance"/>.</param>
     /// <param name="gradientTolerance">The norm of the gradient of the mean objective that counts as converged.</param>
     /// <param name="start">The start, normally the end of a few EM maps.</param>
-    /// <param name="x">n×d inputs.</param>
-    /// <param name="y">n responses.</param>
+    /// <param name="source">The data, read in passes.</param>
     /// <param name="context">Progress (the mean negative log-likelihood per evaluation) and cancellation.</param>
     /// <returns>The model, the evaluations, its mean negative log-likelihood and the stop reason.</returns>
     /// <exception cref="T:MoE.Core.NonFiniteException">The objective became non-finite.</exception>
-    let maximise
+    let maximiseOn
         (settings: EmSettings)
         (gradientTolerance: float)
         (start: MoeModel)
-        (x: float[,])
-        (y: float[])
+        (source: DataSource)
         (context: RunContext)
         : StageOutcome<MoeModel> =
         MoeModel.validate start
-        MoeModel.checkLikelihoodInputs start x y
         let layout = Layout(settings, start)
-        let n = float y.Length
+        let n = float source.Rows
         // Variables scaled by the square root of the complete-data information's diagonal at the start, so that every
         // block starts with unit curvature (L-BFGS's first steps assume it).
         let scale =
-            let c = layout.Restrict(LikelihoodKernel.curvature start settings.FitIntercepts x y)
+            let c =
+                layout.Restrict(LikelihoodKernel.curvatureOf start settings.FitIntercepts source)
+
             let floor = 1e-6 * Array.max c
             c |> Array.map (fun v -> sqrt (max v floor / n))
 
         let f (z: float[]) =
             let m = layout.Unpack(Array.map2 (/) z scale)
-            let value, gradient = objective settings m x y
+            let value, gradient = objectiveOn settings m source
             -value / n, Array.map2 (fun g s -> -g / (n * s)) gradient scale
 
         let outcome =
@@ -210,6 +219,24 @@ module Likelihood =
         {
             Value = model
             Iterations = outcome.Iterations
-            FinalLoss = Some(-(LikelihoodKernel.logLikelihood model x y) / n)
+            FinalLoss = Some(-(LikelihoodKernel.logLikelihoodOf model source) / n)
             Reason = outcome.Reason
         }
+
+    /// <summary>Maximises the penalised log-likelihood on data in memory (<c>maximiseOn</c>).</summary>
+    /// <param name="settings">What is fitted, the budget and the tolerances.</param>
+    /// <param name="gradientTolerance">The norm of the gradient of the mean objective that counts as converged.</param>
+    /// <param name="start">The start.</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <param name="context">Progress and cancellation.</param>
+    let maximise
+        (settings: EmSettings)
+        (gradientTolerance: float)
+        (start: MoeModel)
+        (x: float[,])
+        (y: float[])
+        (context: RunContext)
+        : StageOutcome<MoeModel> =
+        MoeModel.checkLikelihoodInputs start x y
+        maximiseOn settings gradientTolerance start (DataSource.ofDataset { X = x; Y = y }) context

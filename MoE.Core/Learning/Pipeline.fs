@@ -23,6 +23,9 @@ type FitResult =
         Candidates: Candidate[]
         /// The initializer of the model: the winning candidate's, or the method's own.
         Initializer: string
+        /// How many times the rows were read from the data source: 1 when they were held in memory, every pass
+        /// of every stage when they were read in passes (docs/math.md §7.6).
+        Passes: int
     }
 
 /// The stages of one fit, timed as they run (mutable, but owned by one fit).
@@ -139,7 +142,7 @@ module Learner =
         log.Run("gating", (fun () -> fitGating scaled))
 
     /// How EM runs for a configuration, with the working data's response y (the prior's scale is its variance).
-    let private emSettings (config: FitConfig) (y: float[]) : EmSettings =
+    let private emSettings (config: FitConfig) (ySd: float) : EmSettings =
         let paperModel = not config.Intercepts && config.CommonSigma
 
         {
@@ -154,7 +157,7 @@ module Learner =
                 (if paperModel then
                      None
                  else
-                     Some(1.0, (Dense.std y ** 2.0) / float (config.Experts * config.Experts)))
+                     Some(1.0, (ySd ** 2.0) / float (config.Experts * config.Experts)))
             Accelerate = true
             GateNewtonLimit = 64
             Handover = config.EmHandover
@@ -167,8 +170,15 @@ module Learner =
     /// one or two maps when L-BFGS reached the optimum, more where it stalled on the kinks of a non-smooth g
     /// (measured on ReLU at n = 3000: L-BFGS stopped 1e-5 of |LL| short). Without <c>confirm</c> the chain ends with
     /// L-BFGS, for a caller whose next step is EM anyway; <c>confirmation</c> then gives that last EM run.
-    let private guardedChain (settings: EmSettings) (start: MoeModel) x y context (log: StageLog) (confirm: bool) =
-        let em = log.Run("em", (fun () -> Em.runWith settings start x y context))
+    let private guardedChain
+        (settings: EmSettings)
+        (start: MoeModel)
+        (source: DataSource)
+        context
+        (log: StageLog)
+        (confirm: bool)
+        =
+        let em = log.Run("em", (fun () -> Em.runOn settings start source context))
 
         if em.Reason = StopReason.HandedOver then
             let remaining = max 1 (settings.MaxIterations - em.Iterations)
@@ -177,14 +187,13 @@ module Learner =
                 log.Run(
                     "likelihood",
                     fun () ->
-                        Likelihood.maximise
+                        Likelihood.maximiseOn
                             { settings with
                                 MaxIterations = 5 * remaining
                             }
                             1e-12
                             em.Value
-                            x
-                            y
+                            source
                             context
                 )
 
@@ -192,14 +201,13 @@ module Learner =
                 log.Run(
                     "em",
                     fun () ->
-                        Em.runWith
+                        Em.runOn
                             { settings with
                                 Handover = 0.0
                                 MaxIterations = remaining
                             }
                             quasiNewton.Value
-                            x
-                            y
+                            source
                             context
                 )
 
@@ -211,34 +219,39 @@ module Learner =
         else
             em, (fun () -> em)
 
-    let private guarded settings start x y context log =
-        fst (guardedChain settings start x y context log true)
+    let private guarded settings start source context log =
+        fst (guardedChain settings start source context log true)
 
     /// Maximum likelihood from a start. With the σ prior of docs/math.md §7.4, the guarded chain finds the posterior
     /// mode, and EM without the prior then climbs to the likelihood's own maximum in its basin — a few maps, as the
     /// prior moves σ_i by O(1/N_i). If that climb shrinks a level below half its guarded value, the maximum is the
     /// degenerate one the prior guards against: the guarded model stays, with a warning.
-    let private maximumLikelihood (settings: EmSettings) (start: MoeModel) x y context (log: StageLog) =
+    let private maximumLikelihood
+        (settings: EmSettings)
+        (start: MoeModel)
+        (source: DataSource)
+        context
+        (log: StageLog)
+        =
         match settings.SigmaPrior with
-        | None -> guarded settings start x y context log
-        | Some _ when not settings.EstimateSigma -> guarded settings start x y context log
+        | None -> guarded settings start source context log
+        | Some _ when not settings.EstimateSigma -> guarded settings start source context log
         | Some _ ->
             // The unguarded EM confirms L-BFGS's optimum as the guarded EM would; the guarded confirmation runs only
             // when the guarded model is the answer.
-            let map, confirmation = guardedChain settings start x y context log false
+            let map, confirmation = guardedChain settings start source context log false
 
             let mle =
                 log.Run(
                     "unguarded",
                     fun () ->
-                        Em.runWith
+                        Em.runOn
                             { settings with
                                 SigmaPrior = None
                                 Handover = 0.0
                             }
                             map.Value
-                            x
-                            y
+                            source
                             context
                 )
 
@@ -262,9 +275,16 @@ module Learner =
                 mle
 
     /// The EM polish of the paper stages' model when configured (σ re-estimated unless given), else that model.
-    let private polish (config: FitConfig) (staged: StageOutcome<MoeModel>) x (y: float[]) context (log: StageLog) =
+    let private polish
+        (config: FitConfig)
+        (staged: StageOutcome<MoeModel>)
+        (source: DataSource)
+        (ySd: float)
+        context
+        (log: StageLog)
+        =
         if config.Polish then
-            maximumLikelihood (emSettings config y) staged.Value x y context log
+            maximumLikelihood (emSettings config ySd) staged.Value source context log
         else
             staged
 
@@ -320,7 +340,7 @@ module Learner =
         "This happens when n is too small for d and k. Increase n, or fit with the EM method (--method em)."
 
     /// Warnings about the fit itself: an EM that stopped before converging, a noise level that collapsed.
-    let private fitWarnings (config: FitConfig) (stages: StageResult[]) (model: MoeModel) (y: float[]) : Finding[] =
+    let private fitWarnings (config: FitConfig) (stages: StageResult[]) (model: MoeModel) (ySd: float) : Finding[] =
         [|
             for s in stages do
                 if
@@ -343,7 +363,7 @@ module Learner =
                             "EM stopped when a step failed to increase the likelihood; the model is the last good one."
                     }
 
-            if config.Sigma.IsNone && model.Sigma < 1e-6 * Dense.std y then
+            if config.Sigma.IsNone && model.Sigma < 1e-6 * ySd then
                 {
                     Severity = Severity.Warning
                     Code = "sigma-collapsed"
@@ -372,15 +392,15 @@ module Learner =
 
     /// The moment statistics the initializers share, at σ, on a seeded subsample of at most 100k rows (they pin the
     /// moments down to a fraction of the initializers' own error).
-    let private momentsFor (config: FitConfig) (sigma: float) (x: float[,]) (y: float[]) =
-        let xs, ys = Sampling.subsample Sigma.ProvisionalRows config.Seed x y
+    let private momentsFor (config: FitConfig) (sigma: float) (source: DataSource) =
         let k = config.Experts
 
-        if k > x.GetLength 1 then
-            Error(Text.format "the moment subspace needs d >= k, but d = %d < k = %d" [| box (x.GetLength 1); box k |])
+        if k > source.Dimension then
+            Error(Text.format "the moment subspace needs d >= k, but d = %d < k = %d" [| box source.Dimension; box k |])
         else
             try
-                Ok(SubspaceL4.moments (outputTransform config sigma) k xs ys)
+                let sample = Sampling.subsampleOf Sigma.ProvisionalRows config.Seed source
+                Ok(SubspaceL4.moments (outputTransform config sigma) k sample.X sample.Y)
             with
             | :? NonFiniteException as e -> Error(Text.format "the moments are not finite (%s)" [| box e.Detail |])
             | :? ArgumentException as e -> Error e.Message
@@ -440,12 +460,12 @@ module Learner =
         (config: FitConfig)
         (proposals: Result<Proposal, string * string>[])
         (sigma: float)
-        (x: float[,])
-        (y: float[])
+        (source: DataSource)
+        (ySd: float)
         (context: RunContext)
         (log: StageLog)
         =
-        let em = emSettings config y
+        let em = emSettings config ySd
 
         let candidates =
             log
@@ -460,8 +480,7 @@ module Learner =
                                 em
                                 config.Selection
                                 config.Seed
-                                x
-                                y
+                                source
                                 context
 
                         {
@@ -499,7 +518,7 @@ module Learner =
                 )
             )
         | Some(best, model) ->
-            let polished = maximumLikelihood em model x y context log
+            let polished = maximumLikelihood em model source context log
             polished, candidates, best.Initializer
 
     /// The fit's result in the data's units: the model and every candidate mapped back from the standardised
@@ -514,7 +533,8 @@ module Learner =
         (outcome: StageOutcome<MoeModel>)
         (candidates: Candidate[])
         (initializer: string)
-        (y: float[])
+        (ySd: float)
+        (passes: int)
         : FitResult =
         let stages = log.Results
         let model = Standardise.toDataUnits standardisation outcome.Value
@@ -528,7 +548,7 @@ module Learner =
             Warnings =
                 Array.append
                     (findings |> Array.filter (fun f -> f.Severity = Severity.Warning))
-                    (Array.append (fitWarnings config stages model y) log.Notes)
+                    (Array.append (fitWarnings config stages model ySd) log.Notes)
             Candidates =
                 candidates
                 |> Array.map (fun c ->
@@ -537,9 +557,261 @@ module Learner =
                         ValidationLogLikelihood = c.ValidationLogLikelihood - logScale
                     })
             Initializer = initializer
+            Passes = passes
         }
 
-    /// <summary>Fits a mixture of experts to (X, y).</summary>
+    /// <summary>
+    /// Fits a mixture of experts to data read in passes (docs/math.md §7.6): a dataset in memory, a CSV or Parquet file,
+    /// a directory of shards. Every statistic over all the rows — the data's moments, the standardisation, the moment
+    /// initializers' sums, every EM map, every likelihood evaluation — is a pass over the source, and the samples the
+    /// estimator takes by design (the moment subsample, the screening and validation rows) are drawn by row position,
+    /// so the same shards give the same model, bit for bit, whether they are held in memory or read again for each pass.
+    /// </summary>
+    /// <param name="config">The configuration (see <c>FitConfig.defaults</c> and <c>FitConfig.paper</c>).</param>
+    /// <param name="source">The data.</param>
+    /// <param name="maxRows">A memory bound: a source of at most this many rows is read once and held in memory (in its
+    /// shards), a larger one is read again for every pass. The Auto, EM, L4 (subspace solver) and Spectral methods
+    /// read in passes; the ℓ2 baseline and the paper's SGD need the rows in memory. The stages that work on arrays (σ's
+    /// provisional run and the paper's stages for L4, the spectral start) then use a seeded sample of maxRows
+    /// rows.</param>
+    /// <param name="context">Progress callback and cancellation (checked between batches and passes).</param>
+    /// <returns>The model (in the data's units), the trace, every stage's outcome, the final stop reason, the
+    /// warnings and the candidates.</returns>
+    /// <exception cref="T:System.ArgumentException">An invalid configuration, or data the estimator cannot use (a
+    /// constant or collinear column, a constant response, fewer than 2kd samples, d &lt; k for the moment-only
+    /// methods, a method that needs the rows in memory on a larger source): the message names the cause.</exception>
+    /// <exception cref="T:MoE.Core.NonFiniteException">No candidate gave a model, a paper-pipeline stage failed
+    /// (unbounded below, collapsed), or a loss became NaN or infinite.</exception>
+    /// <exception cref="T:System.OperationCanceledException">The token was cancelled.</exception>
+    /// <remarks>The data are standardised first when configured (docs/math.md §9.2) and the model mapped back. σ, when
+    /// not given, is estimated: for L4, a provisional σ₀ = 0.1·sd(y) drives the paper's stages on a seeded subsample
+    /// of at most 100k rows, the fitted model's residual RMS σ₁ re-runs them, and EM updates σ; for Auto, Spectral and
+    /// EM the screening EM estimates it from σ₀.</remarks>
+    [<CompiledName("FitSource")>]
+    let fitSource (config: FitConfig) (source: DataSource) (maxRows: int) (context: RunContext) : FitResult =
+        FitConfig.validate config
+        Guard.notNull "source" (box source)
+        Guard.positiveInt "maxRows" maxRows
+        let k, g = config.Experts, config.Activation
+        let d = source.Dimension
+        let n = source.Rows
+        let inMemory = n <= int64 maxRows
+
+        if config.Method = FitMethod.L2 && (config.Intercepts || not config.CommonSigma) then
+            invalidArg
+                "config"
+                "The l2 baseline fits the paper's model only: no intercepts and one sigma (--paper-model)."
+
+        let needsArrays =
+            match config.Method, config.L4Solver with
+            | FitMethod.L2, _
+            | FitMethod.L4, L4Solver.Sgd _ -> true
+            | _ -> false
+
+        if needsArrays && not inMemory then
+            invalidArg
+                "config"
+                (Text.format
+                    "The %s needs every row in memory, but the data have %d rows and at most %d may be held (--max-rows); use the default method, or raise the bound."
+                    [|
+                        box (
+                            if config.Method = FitMethod.L2 then
+                                "l2 baseline"
+                            else
+                                "paper's SGD"
+                        )
+                        box n
+                        box maxRows
+                    |])
+
+        if not inMemory && int64 maxRows < 10L * Diagnosis.parameters k d then
+            raise (
+                ArgumentOutOfRangeException(
+                    "maxRows",
+                    Text.format
+                        "maxRows = %d holds too few rows in memory for the stages that work on a sample: k = %d experts in d = %d dimensions have %d parameters and need at least 10 rows each (%d); raise it (moe fit --max-rows)."
+                        [|
+                            box maxRows
+                            box k
+                            box d
+                            box (Diagnosis.parameters k d)
+                            box (10L * Diagnosis.parameters k d)
+                        |]
+                )
+            )
+
+        // A source small enough is read once: each shard held in memory as one batch (the same chunks, so the same
+        // bits, as reading it again). Every batch read checks the token.
+        let source = DataSource.checking context.Cancellation source
+        // A pass reads every shard, the first one first: its reads count the passes.
+        let passes = ref 0
+
+        let source =
+            { source with
+                Shards =
+                    source.Shards
+                    |> Array.mapi (fun i shard ->
+                        if i = 0 then
+                            { shard with
+                                Read =
+                                    fun () ->
+                                        passes.Value <- passes.Value + 1
+                                        shard.Read()
+                            }
+                        else
+                            shard)
+            }
+
+        let source =
+            if inMemory then
+                {
+                    Dimension = d
+                    Shards =
+                        source.Shards
+                        |> Array.map (fun shard ->
+                            let rows = DataSource.load { Dimension = d; Shards = [| shard |] }
+
+                            { shard with
+                                Read = fun () -> Seq.singleton rows
+                            })
+                }
+            else
+                source
+
+        let summary = Diagnosis.summarise source
+        let findings = Diagnosis.findings config summary
+        Diagnosis.throwOnError findings
+
+        let standardisation =
+            if config.Standardise then
+                Standardise.fitOn source summary config.Intercepts g
+            else
+                Standardise.none d
+
+        let working = DataSource.map (Standardise.apply standardisation) d source
+        // In memory, the standardised rows are computed once.
+        let working =
+            if inMemory then
+                { working with
+                    Shards =
+                        working.Shards
+                        |> Array.map (fun shard ->
+                            let rows = DataSource.load { Dimension = d; Shards = [| shard |] }
+
+                            { shard with
+                                Read = fun () -> Seq.singleton rows
+                            })
+                }
+            else
+                working
+
+        // The responses' sd in working units (they are y/s, centred or not: the sd scales by 1/s) and in the data's.
+        let ySd = summary.Response.Sd
+        let workingSd = ySd / standardisation.YScale
+
+        let config =
+            { config with
+                Sigma = config.Sigma |> Option.map (fun s -> s / standardisation.YScale)
+            }
+
+        let log = StageLog()
+        let trace, context = recording context
+        let sigma0 = defaultArg config.Sigma (0.1 * workingSd)
+        // The rows the array stages use: every row in memory, else a seeded sample of maxRows.
+        let sample () =
+            if inMemory then
+                DataSource.load working
+            else
+                Sampling.subsampleOf maxRows config.Seed working
+
+        let outcome, candidates, initializer =
+            match config.Method with
+            | FitMethod.L4 ->
+                let rows = sample ()
+                let x, y = rows.X, rows.Y
+
+                explained findings fewSamples (fun () ->
+                    let sigma = sigmaFor config x y (Sigma.initial y) context log
+
+                    let staged =
+                        match config.L4Solver with
+                        | L4Solver.Subspace subspace when not inMemory ->
+                            // The L4 moments of every row: two passes.
+                            let fromAllRows (sigma: float) =
+                                SubspaceL4.solve
+                                    (SubspaceL4.momentsOf (outputTransform config sigma) k working)
+                                    subspace.Weights
+                                    k
+                                    subspace.Restarts
+                                    config.Seed
+                                    context
+
+                            paperStagesFrom fromAllRows config sigma x y context log
+                        | _ -> paperStages config sigma x y context log
+
+                    polish config staged working workingSd context log),
+                [||],
+                "l4"
+            | FitMethod.Auto ->
+                let moments = log.Direct("moments", (fun () -> momentsFor config sigma0 working))
+
+                let proposals =
+                    log.Direct("initializers", (fun () -> proposalsFrom config moments sigma0 d context))
+
+                select config proposals sigma0 working workingSd context log
+            | FitMethod.Em ->
+                let starts =
+                    Initializers.randomStarts k d g sigma0 config.Intercepts config.RandomStarts config.Seed
+
+                if starts.Length = 1 then
+                    // A random start is a model: no rows are needed to make it.
+                    let start =
+                        Selection.startModel starts.[0] g sigma0 (Array2D.zeroCreate 0 d) [||] config.Seed context
+
+                    maximumLikelihood (emSettings config workingSd) start working context log,
+                    [||],
+                    starts.[0].Initializer
+                else
+                    select config (starts |> Array.map Ok) sigma0 working workingSd context log
+            | FitMethod.Spectral ->
+                let proposal =
+                    momentsFor config sigma0 working
+                    |> Result.bind (fun moments -> Initializers.spectral moments k config.Seed)
+                    |> Result.defaultWith (fun reason ->
+                        invalidArg "data" (Text.format "The spectral method cannot start: %s." [| box reason |]))
+
+                let start =
+                    log.Direct(
+                        "spectral",
+                        fun () ->
+                            let rows = sample ()
+                            Selection.startModel proposal g sigma0 rows.X rows.Y config.Seed context
+                    )
+
+                let settings =
+                    { emSettings config workingSd with
+                        FixRegressors = true
+                    }
+
+                maximumLikelihood settings start working context log, [||], "spectral"
+            | FitMethod.L2 ->
+                let rows = sample ()
+
+                let fitted =
+                    log.Run("l2", (fun () -> PaperSgd.l2 config.L2Sgd k g config.Seed rows.X rows.Y context ignore))
+
+                { fitted with
+                    Value =
+                        MoeModel.withSigma
+                            (defaultArg config.Sigma (Sigma.implied fitted.Value rows.X rows.Y))
+                            fitted.Value
+                },
+                [||],
+                "random-start-1"
+
+        result config standardisation findings log trace outcome candidates initializer ySd passes.Value
+
+    /// <summary>Fits a mixture of experts to (X, y) in memory (<c>fitSource</c> on one shard held in memory).</summary>
     /// <param name="config">The configuration (see <c>FitConfig.defaults</c> and <c>FitConfig.paper</c>).</param>
     /// <param name="data">The samples.</param>
     /// <param name="context">Progress callback and cancellation.</param>
@@ -551,10 +823,6 @@ module Learner =
     /// <exception cref="T:MoE.Core.NonFiniteException">No candidate gave a model, a paper-pipeline stage failed
     /// (unbounded below, collapsed), or a loss became NaN or infinite.</exception>
     /// <exception cref="T:System.OperationCanceledException">The token was cancelled.</exception>
-    /// <remarks>The data are standardised first when configured (docs/math.md §9.2) and the model mapped back. σ, when
-    /// not given, is estimated: for L4, a provisional σ₀ = 0.1·sd(y) drives the paper's stages on a seeded subsample
-    /// of at most 100k rows, the fitted model's residual RMS σ₁ re-runs them on all the data, and EM updates σ; for
-    /// Auto, Spectral and EM the screening EM estimates it from σ₀.</remarks>
     /// <example>
     /// <code lang="fsharp">
     /// let truth = GroundTruth.orthogonal 2 10 Identity 0.05
@@ -567,206 +835,4 @@ module Learner =
     let fit (config: FitConfig) (data: Dataset) (context: RunContext) : FitResult =
         FitConfig.validate config
         Dataset.validate data
-        let findings = Diagnosis.check config data
-        Diagnosis.throwOnError findings
-        let k, g = config.Experts, config.Activation
-
-        if config.Method = FitMethod.L2 && (config.Intercepts || not config.CommonSigma) then
-            invalidArg
-                "config"
-                "The l2 baseline fits the paper's model only: no intercepts and one sigma (--paper-model)."
-
-        let standardisation =
-            if config.Standardise then
-                Standardise.fit data config.Intercepts g
-            else
-                Standardise.none data.Dimension
-
-        let working = Standardise.apply standardisation data
-        let x, y = working.X, working.Y
-        let d = working.Dimension
-
-        let config =
-            { config with
-                Sigma = config.Sigma |> Option.map (fun s -> s / standardisation.YScale)
-            }
-
-        let log = StageLog()
-        let trace, context = recording context
-        let sigma0 = defaultArg config.Sigma (Sigma.initial y)
-
-        let outcome, candidates, initializer =
-            match config.Method with
-            | FitMethod.L4 ->
-                explained findings fewSamples (fun () ->
-                    let sigma = sigmaFor config x y (Sigma.initial y) context log
-                    polish config (paperStages config sigma x y context log) x y context log),
-                [||],
-                "l4"
-            | FitMethod.Auto ->
-                let moments = log.Direct("moments", (fun () -> momentsFor config sigma0 x y))
-
-                let proposals =
-                    log.Direct("initializers", (fun () -> proposalsFrom config moments sigma0 d context))
-
-                select config proposals sigma0 x y context log
-            | FitMethod.Em ->
-                let starts =
-                    Initializers.randomStarts k d g sigma0 config.Intercepts config.RandomStarts config.Seed
-
-                if starts.Length = 1 then
-                    let start = Selection.startModel starts.[0] g sigma0 x y config.Seed context
-                    maximumLikelihood (emSettings config y) start x y context log, [||], starts.[0].Initializer
-                else
-                    select config (starts |> Array.map Ok) sigma0 x y context log
-            | FitMethod.Spectral ->
-                let proposal =
-                    momentsFor config sigma0 x y
-                    |> Result.bind (fun moments -> Initializers.spectral moments k config.Seed)
-                    |> Result.defaultWith (fun reason ->
-                        invalidArg "data" (Text.format "The spectral method cannot start: %s." [| box reason |]))
-
-                let start =
-                    log.Direct("spectral", (fun () -> Selection.startModel proposal g sigma0 x y config.Seed context))
-
-                let settings =
-                    { emSettings config y with
-                        FixRegressors = true
-                    }
-
-                maximumLikelihood settings start x y context log, [||], "spectral"
-            | FitMethod.L2 ->
-                let fitted =
-                    log.Run("l2", (fun () -> PaperSgd.l2 config.L2Sgd k g config.Seed x y context ignore))
-
-                { fitted with
-                    Value = MoeModel.withSigma (defaultArg config.Sigma (Sigma.implied fitted.Value x y)) fitted.Value
-                },
-                [||],
-                "random-start-1"
-
-        result config standardisation findings log trace outcome candidates initializer data.Y
-
-    /// <summary>
-    /// Fits data that need not fit in memory, arriving in chunks (e.g. <c>DataCsv.loadChunks</c>): the moment
-    /// statistics use every row (passes over the chunks), and the likelihood stages (σ estimation, candidates, gating,
-    /// EM) use a seeded uniform sample of at most <paramref name="maxRows"/> rows (one more pass), which also fixes the
-    /// standardisation. Memory: the sample plus one chunk. When the data have no more than maxRows rows this is
-    /// <c>fit</c> on all of them.
-    /// </summary>
-    /// <param name="config">The configuration: the Auto method, or L4 with the subspace solver (the methods whose
-    /// data are moments).</param>
-    /// <param name="chunks">The data, re-enumerable: each enumeration must yield the same rows.</param>
-    /// <param name="maxRows">Rows held in memory for the likelihood stages: at least 10 per model parameter.</param>
-    /// <param name="context">Progress callback and cancellation.</param>
-    /// <returns>As <c>fit</c>.</returns>
-    /// <exception cref="T:System.ArgumentException">Another method, too small a maxRows, or bad chunks.</exception>
-    /// <exception cref="T:System.OperationCanceledException">The token was cancelled (checked before every chunk).</exception>
-    [<CompiledName("FitChunks")>]
-    let fitChunks (config: FitConfig) (chunks: seq<Dataset>) (maxRows: int) (context: RunContext) : FitResult =
-        FitConfig.validate config
-        Guard.positiveInt "maxRows" maxRows
-        Guard.notNull "chunks" chunks
-
-        match config.Method, config.L4Solver with
-        | FitMethod.Auto, _
-        | FitMethod.L4, L4Solver.Subspace _ -> ()
-        | _ ->
-            invalidArg
-                "config"
-                "Fitting from chunks needs the Auto method or L4 with the subspace solver (their data are moment sums); the other methods need the data in memory."
-
-        // Every pass checks the token before each chunk, so a cancellation waits for one chunk, not a whole read.
-        let chunks =
-            chunks
-            |> Seq.map (fun chunk ->
-                context.Cancellation.ThrowIfCancellationRequested()
-                chunk)
-
-        let d = (Seq.head chunks).Dimension
-        let k, g = config.Experts, config.Activation
-        let needed = 10L * Diagnosis.parameters k d
-
-        if int64 maxRows < needed then
-            raise (
-                ArgumentOutOfRangeException(
-                    "maxRows",
-                    Text.format
-                        "maxRows = %d holds too few rows in memory for the likelihood stages: k = %d experts in d = %d dimensions have %d parameters and need at least 10 rows each (%d); raise it (moe fit --max-rows)."
-                        [| box maxRows; box k; box d; box (Diagnosis.parameters k d); box needed |]
-                )
-            )
-
-        let sample, total = Sampling.reservoir maxRows config.Seed chunks
-
-        if total <= int64 maxRows then
-            fit config sample context
-        else
-            let findings = Diagnosis.check config sample
-            Diagnosis.throwOnError findings
-
-            let standardisation =
-                if config.Standardise then
-                    Standardise.fit sample config.Intercepts g
-                else
-                    Standardise.none d
-
-            let working = Standardise.apply standardisation sample
-            let workingChunks = chunks |> Seq.map (Standardise.apply standardisation)
-            let x, y = working.X, working.Y
-
-            let config =
-                { config with
-                    Sigma = config.Sigma |> Option.map (fun s -> s / standardisation.YScale)
-                }
-
-            let log = StageLog()
-            let trace, context = recording context
-
-            let momentsOfAllRows (sigma: float) =
-                SubspaceL4.momentsOfChunks (outputTransform config sigma) k workingChunks
-
-            let outcome, candidates, initializer =
-                match config.Method, config.L4Solver with
-                | FitMethod.L4, L4Solver.Subspace subspace ->
-                    let fromAllRows (sigma: float) =
-                        SubspaceL4.solve
-                            (momentsOfAllRows sigma)
-                            subspace.Weights
-                            k
-                            subspace.Restarts
-                            config.Seed
-                            context
-
-                    let sigma =
-                        explained
-                            findings
-                            (Text.format
-                                "The provisional σ run uses the %d rows held in memory, too few here; raise maxRows (moe fit --max-rows), or give σ."
-                                [| box maxRows |])
-                            (fun () -> sigmaFor config x y (Sigma.initial y) context log)
-
-                    explained findings fewSamples (fun () ->
-                        let staged = paperStagesFrom fromAllRows config sigma x y context log
-                        polish config staged x y context log),
-                    [||],
-                    "l4"
-                | _ ->
-                    let sigma0 = defaultArg config.Sigma (Sigma.initial y)
-
-                    let moments =
-                        if k > d then
-                            Error(
-                                Text.format "the moment subspace needs d >= k, but d = %d < k = %d" [| box d; box k |]
-                            )
-                        else
-                            try
-                                Ok(momentsOfAllRows sigma0)
-                            with
-                            | :? NonFiniteException as e ->
-                                Error(Text.format "the moments are not finite (%s)" [| box e.Detail |])
-                            | :? ArgumentException as e -> Error e.Message
-
-                    select config (proposalsFrom config moments sigma0 d context) sigma0 x y context log
-
-            result config standardisation findings log trace outcome candidates initializer sample.Y
+        fitSource config (DataSource.ofDataset data) Int32.MaxValue context

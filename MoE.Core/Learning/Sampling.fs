@@ -1,11 +1,69 @@
 namespace MoE.Core
 
-/// <summary>Seeded row samples: a subset of data in memory, and a uniform sample of data that arrive in chunks.</summary>
+/// <summary>Seeded row samples, drawn by position so that they are the same rows in memory and in passes.</summary>
 [<RequireQualifiedAccess>]
 module Sampling =
 
-    /// <summary>A seeded uniform subset of at most <paramref name="count"/> rows (partial Fisher–Yates on the
-    /// seed's subsample stream), or the data themselves when they have no more rows.</summary>
+    /// A uniform integer on [0, bound) for bound ≥ 1 (rejection of the top partial range, then the remainder).
+    let private below (rng: Xoshiro256StarStar) (bound: int64) : int64 =
+        let b = uint64 bound
+        let threshold = (0UL - b) % b
+        let mutable v = rng.NextUInt64()
+
+        while v < threshold do
+            v <- rng.NextUInt64()
+
+        int64 (v % b)
+
+    /// <summary>m distinct row positions drawn uniformly from [0, n) on the seed's given stream (Floyd's algorithm: m
+    /// draws whatever n), in the order drawn. A sample is then the same rows whether the data are in memory or read in
+    /// passes (docs/math.md §7.6).</summary>
+    /// <param name="n">The rows to draw from.</param>
+    /// <param name="m">How many, at most n.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="stream">The seed's stream (Streams).</param>
+    [<CompiledName("Positions")>]
+    let positions (n: int64) (m: int) (seed: int64) (stream: int64) : int64[] =
+        if m < 0 || int64 m > n then
+            invalidArg "m" (Text.format "Cannot draw %d distinct rows of %d." [| box m; box n |])
+
+        let rng = Rng.stream seed stream
+        let chosen = System.Collections.Generic.HashSet<int64>(m)
+        let order = Array.zeroCreate m
+        let mutable i = 0
+
+        for j in n - int64 m .. n - 1L do
+            let t = below rng (j + 1L)
+
+            let pick =
+                if chosen.Add t then
+                    t
+                else
+                    (chosen.Add j |> ignore
+                     j)
+
+            order.[i] <- pick
+            i <- i + 1
+
+        order
+
+    /// <summary>A seeded uniform subset of at most <paramref name="count"/> rows of a source, in the order of the rows
+    /// (Floyd's algorithm on the seed's subsample stream, one pass to collect them), or all of them when there are no
+    /// more.</summary>
+    /// <param name="count">The most rows to keep.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="source">The data.</param>
+    [<CompiledName("SubsampleOf")>]
+    let subsampleOf (count: int) (seed: int64) (source: DataSource) : Dataset =
+        let n = source.Rows
+
+        if n <= int64 count then
+            DataSource.load source
+        else
+            DataSource.gather source (positions n count seed Streams.Subsample |> Array.sort)
+
+    /// <summary>A seeded uniform subset of at most <paramref name="count"/> rows of data in memory (the rows
+    /// <c>subsampleOf</c> takes), or the data themselves when they have no more rows.</summary>
     /// <param name="count">The most rows to keep.</param>
     /// <param name="seed">The seed.</param>
     /// <param name="x">n×d inputs.</param>
@@ -13,78 +71,8 @@ module Sampling =
     /// <returns>The subset's inputs and responses.</returns>
     [<CompiledName("Subsample")>]
     let subsample (count: int) (seed: int64) (x: float[,]) (y: float[]) : float[,] * float[] =
-        let n = x.GetLength 0
-
-        if n <= count then
+        if y.Length <= count then
             x, y
         else
-            let rng = Rng.stream seed Streams.Subsample
-            let index = Array.init n id
-
-            for i in 0 .. count - 1 do
-                let j = i + rng.NextInt(n - i)
-                let t = index.[i]
-                index.[i] <- index.[j]
-                index.[j] <- t
-
-            Dense.gatherRows x y index 0 count
-
-    /// <summary>A seeded uniform sample of at most <paramref name="rows"/> rows of data that arrive in chunks
-    /// (reservoir sampling, Vitter's Algorithm R), and the total row count: one pass, holding the sample and one
-    /// chunk.</summary>
-    /// <param name="rows">The sample size.</param>
-    /// <param name="seed">The seed.</param>
-    /// <param name="chunks">The data.</param>
-    /// <returns>The sample and the number of rows seen.</returns>
-    /// <exception cref="T:System.ArgumentException">No rows, or chunks of different dimensions.</exception>
-    [<CompiledName("Reservoir")>]
-    let reservoir (rows: int) (seed: int64) (chunks: seq<Dataset>) : Dataset * int64 =
-        Guard.positiveInt "rows" rows
-        Guard.notNull "chunks" chunks
-        let rng = Rng.stream seed Streams.Reservoir
-        let mutable x: float[,] = null
-        let y = Array.zeroCreate rows
-        let mutable seen = 0L
-
-        for chunk in chunks do
-            if isNull x then
-                x <- Array2D.zeroCreate rows chunk.Dimension
-            elif chunk.Dimension <> x.GetLength 1 then
-                invalidArg
-                    "chunks"
-                    (Text.format
-                        "A chunk has d = %d columns after chunks of d = %d."
-                        [| box chunk.Dimension; box (x.GetLength 1) |])
-
-            for r in 0 .. chunk.Count - 1 do
-                // Row t (0-based) replaces a uniform slot with probability rows/(t+1).
-                let slot =
-                    if seen < int64 rows then
-                        int seen
-                    else
-                        let j = int64 (rng.NextDouble() * float (seen + 1L))
-                        if j < int64 rows then int j else -1
-
-                if slot >= 0 then
-                    for t in 0 .. chunk.Dimension - 1 do
-                        x.[slot, t] <- chunk.X.[r, t]
-
-                    y.[slot] <- chunk.Y.[r]
-
-                seen <- seen + 1L
-
-        if seen = 0L then
-            invalidArg "chunks" "The chunk source yielded no rows."
-
-        let m = int (min seen (int64 rows))
-
-        let sample =
-            if m = rows then
-                { X = x; Y = y }
-            else
-                {
-                    X = Array2D.init m (x.GetLength 1) (fun i t -> x.[i, t])
-                    Y = Array.sub y 0 m
-                }
-
-        sample, seen
+            let s = subsampleOf count seed (DataSource.ofDataset { X = x; Y = y })
+            s.X, s.Y

@@ -30,8 +30,39 @@ type Candidate =
 [<RequireQualifiedAccess>]
 module Selection =
 
-    /// <summary>The screening and validation rows: disjoint seeded subsamples, or the whole data for both when n is
-    /// at most the screening size.</summary>
+    /// <summary>The screening and validation rows of a source: disjoint seeded samples (Floyd's algorithm on the
+    /// seed's screening stream, the first <c>ScreeningRows</c> drawn to screening, each set in row order), collected in
+    /// one pass; or every row for both when n is at most the screening size.</summary>
+    /// <param name="settings">The sizes.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="source">The data.</param>
+    /// <returns>The screening rows and the validation rows.</returns>
+    [<CompiledName("SplitOf")>]
+    let splitOf (settings: SelectionSettings) (seed: int64) (source: DataSource) : Dataset * Dataset =
+        let n = source.Rows
+
+        if n <= int64 settings.ScreeningRows then
+            let all = DataSource.load source
+            all, all
+        else
+            let take = int (min n (int64 (settings.ScreeningRows + settings.ValidationRows)))
+            let drawn = Sampling.positions n take seed Streams.Screening
+            let screening = Array.sort drawn.[.. settings.ScreeningRows - 1]
+            let validation = Array.sort drawn.[settings.ScreeningRows ..]
+            let rows = DataSource.gather source (Array.append screening validation)
+            let s, v = screening.Length, validation.Length
+            let d = source.Dimension
+
+            {
+                X = Array2D.init s d (fun i t -> rows.X.[i, t])
+                Y = Array.sub rows.Y 0 s
+            },
+            {
+                X = Array2D.init v d (fun i t -> rows.X.[s + i, t])
+                Y = Array.sub rows.Y s v
+            }
+
+    /// <summary>The screening and validation rows of data in memory (<c>splitOf</c>).</summary>
     /// <param name="settings">The sizes.</param>
     /// <param name="seed">The seed.</param>
     /// <param name="x">n×d inputs.</param>
@@ -39,24 +70,10 @@ module Selection =
     /// <returns>(screening x, screening y), (validation x, validation y).</returns>
     [<CompiledName("Split")>]
     let split (settings: SelectionSettings) (seed: int64) (x: float[,]) (y: float[]) =
-        let n = x.GetLength 0
+        let screening, validation =
+            splitOf settings seed (DataSource.ofDataset { X = x; Y = y })
 
-        if n <= settings.ScreeningRows then
-            (x, y), (x, y)
-        else
-            let rng = Rng.stream seed Streams.Screening
-            let index = Array.init n id
-            let take = min n (settings.ScreeningRows + settings.ValidationRows)
-
-            for i in 0 .. take - 1 do
-                let j = i + rng.NextInt(n - i)
-                let t = index.[i]
-                index.[i] <- index.[j]
-                index.[j] <- t
-
-            let rows (lo: int) (count: int) = Dense.gatherRows x y index lo count
-
-            rows 0 settings.ScreeningRows, rows settings.ScreeningRows (take - settings.ScreeningRows)
+        (screening.X, screening.Y), (validation.X, validation.Y)
 
     /// <summary>The start model of a proposal on the screening rows: unit directions with their signs (voted when
     /// unknown) and fitted scales, no intercepts, W = 0, σ = <paramref name="sigma"/>; or the proposal's own model.</summary>
@@ -136,8 +153,7 @@ module Selection =
     /// <param name="em">The EM settings (the budget is the screening budget).</param>
     /// <param name="settings">The screening sizes.</param>
     /// <param name="seed">The seed.</param>
-    /// <param name="x">n×d inputs.</param>
-    /// <param name="y">n responses.</param>
+    /// <param name="source">The data (the screening and validation rows are drawn from it).</param>
     /// <param name="context">Progress (one report per screening run, loss −validation log-likelihood per row) and
     /// cancellation.</param>
     /// <returns>The candidates, best first: those screened longest by validation log-likelihood, then those halved
@@ -150,11 +166,12 @@ module Selection =
         (em: EmSettings)
         (settings: SelectionSettings)
         (seed: int64)
-        (x: float[,])
-        (y: float[])
+        (source: DataSource)
         (context: RunContext)
         : Candidate[] =
-        let (xs, ys), (xv, yv) = split settings seed x y
+        let screening, validation = splitOf settings seed source
+        let xs, ys = screening.X, screening.Y
+        let xv, yv = validation.X, validation.Y
         let quiet = { context with Progress = ignore }
         let budgets = rounds settings.ScreeningIterations
         let mutable reports = 0

@@ -39,19 +39,19 @@ module Standardise =
             YScale = 1.0
         }
 
-    /// <summary>The standardisation of a dataset.</summary>
-    /// <param name="data">The data (validated).</param>
+    /// <summary>The standardisation of data read in passes: the covariates' mean and covariance in two passes, the
+    /// responses' centre and scale from their moments.</summary>
+    /// <param name="source">The data.</param>
+    /// <param name="summary">The data's moments (<c>Diagnosis.summarise</c>).</param>
     /// <param name="centre">Whether to centre (the model has intercepts to absorb the shift).</param>
     /// <param name="activation">g: decides how y may be moved.</param>
     /// <returns>The change of units.</returns>
     /// <exception cref="T:System.ArgumentException">The covariates are collinear (their covariance is singular to
     /// working precision): the message names the ratio of its extreme eigenvalues.</exception>
-    [<CompiledName("Fit")>]
-    let fit (data: Dataset) (centre: bool) (activation: Activation) : Standardisation =
-        let d = data.Dimension
-        let x = data.X
-
-        let mean, moments = EmKernel.covariance centre x
+    [<CompiledName("FitOn")>]
+    let fitOn (source: DataSource) (summary: DataSummary) (centre: bool) (activation: Activation) : Standardisation =
+        let d = source.Dimension
+        let mean, moments = EmKernel.covarianceOf centre source
         // Second moments about μ (the covariance when centred).
         let cov = Matrix<float>.Build.DenseOfArray(Dense.mirror d moments)
 
@@ -70,14 +70,15 @@ module Standardise =
         let inverse = cov.Cholesky().Factor.Inverse()
         // The moment initializers' transforms are designed for a unit expert, Y = g(Z) + σξ with Z ~ N(0, 1), so y is
         // scaled to the unit expert's second moment: s² = E[y²]/E[g(Z)²] (the identity: var(y), as y is centred;
-        // ReLU: E[g(Z)²] = 1/2; leaky ReLU with slope a: (1 + a²)/2).
+        // ReLU: E[g(Z)²] = 1/2; leaky ReLU with slope a: (1 + a²)/2), with E[y²] = var(y) + mean(y)².
+        let y = summary.Response
+        let secondMoment = y.Sd * y.Sd + y.Mean * y.Mean
+
         let shift, scale =
             match activation with
-            | Identity ->
-                let m = if centre then Array.average data.Y else 0.0
-                m, sqrt (Array.averageBy (fun v -> (v - m) * (v - m)) data.Y)
-            | Relu -> 0.0, sqrt (Array.averageBy (fun v -> v * v) data.Y / 0.5)
-            | LeakyRelu slope -> 0.0, sqrt (Array.averageBy (fun v -> v * v) data.Y / (0.5 * (1.0 + slope * slope)))
+            | Identity -> (if centre then y.Mean, y.Sd else 0.0, sqrt secondMoment)
+            | Relu -> 0.0, sqrt (secondMoment / 0.5)
+            | LeakyRelu slope -> 0.0, sqrt (secondMoment / (0.5 * (1.0 + slope * slope)))
             | _ -> 0.0, 1.0
 
         {
@@ -86,6 +87,17 @@ module Standardise =
             YShift = shift
             YScale = (if scale > 0.0 then scale else 1.0)
         }
+
+    /// <summary>The standardisation of a dataset (<c>fitOn</c>).</summary>
+    /// <param name="data">The data (validated).</param>
+    /// <param name="centre">Whether to centre (the model has intercepts to absorb the shift).</param>
+    /// <param name="activation">g: decides how y may be moved.</param>
+    /// <returns>The change of units.</returns>
+    /// <exception cref="T:System.ArgumentException">The covariates are collinear.</exception>
+    [<CompiledName("Fit")>]
+    let fit (data: Dataset) (centre: bool) (activation: Activation) : Standardisation =
+        let source = DataSource.ofDataset data
+        fitOn source (Diagnosis.summarise source) centre activation
 
     /// <summary>The data in standardised units.</summary>
     /// <param name="s">The standardisation.</param>

@@ -181,47 +181,29 @@ module SubspaceL4 =
         let u = topSubspace second rank
         assemble transform second u (MomentSums.projected transform u x y)
 
-    /// <summary>The same moments from data that arrive in chunks (a file read in pieces, shards): two passes over
-    /// <paramref name="chunks"/>, which must yield the same rows each time it is enumerated; memory is bounded by
-    /// one chunk plus O(d² + r⁴).</summary>
+    /// <summary>The same moments from data read in passes (a file read in batches, shards): two passes over the
+    /// source, the chunks merged as every pass merges them; memory is bounded by one batch plus O(d² + r⁴).</summary>
     /// <param name="transform">The output transform.</param>
     /// <param name="rank">r = k.</param>
-    /// <param name="chunks">The data; every enumeration must yield the same rows.</param>
-    /// <returns>M2 and the projected L4 tensors, as <c>moments</c> on the concatenated rows.</returns>
-    [<CompiledName("MomentsOfChunks")>]
-    let momentsOfChunks (transform: OutputTransform) (rank: int) (chunks: seq<Dataset>) : SubspaceMoments =
-        Guard.notNull "chunks" chunks
+    /// <param name="source">The data.</param>
+    /// <returns>M2 and the projected L4 tensors.</returns>
+    [<CompiledName("MomentsOf")>]
+    let momentsOf (transform: OutputTransform) (rank: int) (source: DataSource) : SubspaceMoments =
+        Guard.notNull "source" (box source)
+        let d = source.Dimension
 
-        let first =
-            chunks
-            |> Seq.map (fun chunk -> MomentSums.second transform chunk.X chunk.Y)
-            |> Seq.fold
-                (fun (acc: SecondMomentSums option) sums ->
-                    Some(
-                        match acc with
-                        | None -> sums
-                        | Some a -> MomentSums.mergeSecond a sums
-                    ))
-                None
-            |> Option.defaultWith (fun () -> invalidArg "chunks" "The chunk source yielded no data.")
+        if rank < 1 || rank > d then
+            raise (
+                ArgumentOutOfRangeException(
+                    "rank",
+                    rank,
+                    Text.format "The subspace rank must be in 1..d = %d." [| box d |]
+                )
+            )
 
-        let second = secondMoment transform first
+        let second = secondMoment transform (MomentSums.secondOf transform source)
         let u = topSubspace second rank
-
-        let projected =
-            chunks
-            |> Seq.fold
-                (fun acc chunk -> MomentSums.mergeProjected acc (MomentSums.projected transform u chunk.X chunk.Y))
-                (MomentSums.emptyProjected rank)
-
-        if projected.Count <> first.Count then
-            invalidArg
-                "chunks"
-                (Text.format
-                    "The chunk source yielded %d rows on the second pass but %d on the first."
-                    [| box projected.Count; box first.Count |])
-
-        assemble transform second u projected
+        assemble transform second u (MomentSums.projectedOf transform u source)
 
     /// Signals, inside one restart, that ‖V‖ left every bounded region: the objective is unbounded below there.
     exception private Unbounded of iteration: int * value: float

@@ -20,23 +20,25 @@ module Sampler =
     [<Literal>]
     let ChunkSize = 4096
 
+    /// Rows of chunk `chunk` (its own random stream) below row n, written to x, y, z at their position minus `offset`.
     let private sampleChunk
         (model: MoeModel)
         (seed: int64)
-        (chunk: int)
-        (n: int)
+        (chunk: int64)
+        (n: int64)
+        (offset: int64)
         (x: float[,])
         (y: float[])
         (z: int[])
         =
-        let rng = Rng.stream seed (int64 chunk)
+        let rng = Rng.stream seed chunk
         let k = model.Experts
         let d = model.Dimension
         let a = model.Regressors
         let w = model.Gating
         let p = Array.zeroCreate<float> k
-        let first = chunk * ChunkSize
-        let last = min n (first + ChunkSize) - 1
+        let first = int (chunk * int64 ChunkSize - offset)
+        let last = int (min n ((chunk + 1L) * int64 ChunkSize) - offset) - 1
 
         for r in first..last do
             for j in 0 .. d - 1 do
@@ -115,7 +117,7 @@ module Sampler =
         let z = Array.zeroCreate count
         let chunks = (count + ChunkSize - 1) / ChunkSize
 
-        Parallel.For(0, chunks, (fun c -> sampleChunk model seed c count x y z))
+        Parallel.For(0, chunks, (fun c -> sampleChunk model seed (int64 c) (int64 count) 0L x y z))
         |> ignore
 
         for v in y do
@@ -144,6 +146,34 @@ module Sampler =
     /// </example>
     [<CompiledName("Sample")>]
     let sample (model: MoeModel) (count: int) (seed: int64) : Dataset = fst (sampleWithLatent model count seed)
+
+    /// <summary>Rows start..start + count − 1 of the draw of <paramref name="model"/> with <paramref name="seed"/>:
+    /// exactly those rows of <c>sample</c> of any larger n, so a file of 10⁸ rows can be written a batch at a time.</summary>
+    /// <param name="model">The model to sample from.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="start">The first row, a multiple of ChunkSize (4096).</param>
+    /// <param name="count">The rows, ≥ 1.</param>
+    /// <exception cref="T:System.ArgumentException">An invalid model, or a start that is not a multiple of 4096.</exception>
+    [<CompiledName("SampleRange")>]
+    let sampleRange (model: MoeModel) (seed: int64) (start: int64) (count: int) : Dataset =
+        MoeModel.validate model
+        Guard.positiveInt "count" count
+
+        if start < 0L || start % int64 ChunkSize <> 0L then
+            invalidArg
+                "start"
+                (Text.format "A range starts at a multiple of %d rows, not at %d." [| box ChunkSize; box start |])
+
+        let x = Array2D.zeroCreate count model.Dimension
+        let y = Array.zeroCreate count
+        let z = Array.zeroCreate count
+        let first = start / int64 ChunkSize
+        let chunks = (count + ChunkSize - 1) / ChunkSize
+
+        Parallel.For(0, chunks, fun c -> sampleChunk model seed (first + int64 c) (start + int64 count) start x y z)
+        |> ignore
+
+        { X = x; Y = y }
 
     /// The model seen from standard covariates u, where x = μ + s ⊙ u: ⟨a, x⟩ + b = ⟨a ⊙ s, u⟩ + b + ⟨a, μ⟩ (the
     /// same for the gate).
@@ -201,4 +231,56 @@ module Sampler =
         {
             X = Array2D.init count d (fun r t -> mean.[t] + scale.[t] * standard.X.[r, t])
             Y = standard.Y
+        }
+
+    /// <summary>n samples in batches of <paramref name="rows"/> (the last shorter), each drawn when it is enumerated:
+    /// the rows of <c>sample</c> (or of <c>sampleCovariates</c> when covariate units are given), one batch in memory at a
+    /// time.</summary>
+    /// <param name="model">The model to sample from (in the covariates' units when they are given).</param>
+    /// <param name="units">The covariates' mean and scale, or None for standard covariates.</param>
+    /// <param name="count">n ≥ 1.</param>
+    /// <param name="seed">The seed.</param>
+    /// <param name="rows">Rows per batch, a positive multiple of 4096.</param>
+    [<CompiledName("Batches")>]
+    let batches
+        (model: MoeModel)
+        (units: (float[] * float[]) option)
+        (count: int64)
+        (seed: int64)
+        (rows: int)
+        : seq<Dataset> =
+        MoeModel.validate model
+
+        if count < 1L then
+            raise (ArgumentOutOfRangeException("count", count, "count must be at least 1."))
+
+        if rows < 1 || rows % ChunkSize <> 0 then
+            invalidArg "rows" (Text.format "Batches hold a multiple of %d rows, not %d." [| box ChunkSize; box rows |])
+
+        let standard =
+            match units with
+            | Some(mean, scale) ->
+                checkCovariateUnits mean scale model.Dimension
+                toStandardCovariates mean scale model
+            | None -> model
+
+        seq {
+            let mutable start = 0L
+
+            while start < count do
+                let n = int (min (int64 rows) (count - start))
+                let batch = sampleRange standard seed start n
+
+                match units with
+                | Some(mean, scale) ->
+                    let d = model.Dimension
+
+                    yield
+                        {
+                            X = Array2D.init n d (fun r t -> mean.[t] + scale.[t] * batch.X.[r, t])
+                            Y = batch.Y
+                        }
+                | None -> yield batch
+
+                start <- start + int64 n
         }

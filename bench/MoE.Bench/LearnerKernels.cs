@@ -64,7 +64,7 @@ public class LearnerKernels
 
     /// <summary>The EM E-step with every M-step sum (likelihood, posterior, Grams, gate gradient and Hessian).</summary>
     [Benchmark]
-    public double EmStatistics() => EmKernel.statistics(model, false, (model.Experts - 1) * model.Dimension <= 64, data.X, data.Y, posterior).LogLikelihood;
+    public double EmStatistics() => EmKernel.statistics(model, false, (model.Experts - 1) * model.Dimension <= 64, data.X, data.Y).LogLikelihood;
 
     /// <summary>The log-likelihood and its gradient in every parameter (L-BFGS on the likelihood; intercepts fitted).</summary>
     [Benchmark]

@@ -109,5 +109,57 @@ internal static class BadInputFixtures
         ["eval-data-d"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,x4,y\n1,2,3,4,5\n"),
         ["eval-not-finite"] = d => File.WriteAllText(d.File("model.json"), Json(sigma: "1e-300")),
         ["eval-not-finite-json"] = d => File.WriteAllText(d.File("model.json"), Json(sigma: "1e-300")),
+        ["parquet-not-parquet"] = d => File.WriteAllText(d.File("data.parquet"), "x1,x2,x3,y\n1,2,3,4\n"),
+        ["parquet-no-column"] = d => Good(d).SaveParquet(d.File("data.parquet")),
+        ["parquet-text-column"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, 2.0]), ("label", null), ("y", [3.0, 4.0])),
+        ["parquet-missing-value"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, null]), ("y", [3.0, 4.0])),
+        ["parquet-nan"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, double.NaN]), ("y", [3.0, 4.0])),
+        ["parquet-no-rows"] = d => Columns(d.File("data.parquet"), ("x1", []), ("y", [])),
+        ["parquet-columns"] = d => Good(d).SaveParquet(d.File("data.parquet")),
+        ["dir-mixed"] = d =>
+        {
+            File.Copy(d.File("good.csv"), d.File("dir/a.csv"));
+            Good(d).SaveParquet(d.File("dir/b.parquet"));
+        },
+        ["dir-shards-differ"] = d =>
+        {
+            File.Copy(d.File("good.csv"), d.File("dir/a.csv"));
+            File.WriteAllText(d.File("dir/b.csv"), "x1,x2,y\n1,2,3\n4,5,6\n");
+        },
+        ["dir-shards"] = d =>
+        {
+            var rows = File.ReadAllLines(d.File("good.csv"));
+            File.WriteAllLines(d.File("dir/part-0.csv"), rows.Take(1001));
+            File.WriteAllLines(d.File("dir/part-1.csv"), rows.Take(1).Concat(rows.Skip(1001)));
+        },
     };
+
+    private static Dataset Good(TempDir dir) => Dataset.LoadCsv(dir.File("good.csv"));
+
+    /// <summary>A Parquet file of nullable double columns; a column given as null is a text column.</summary>
+    private static void Columns(string path, params (string Name, double?[]? Values)[] columns)
+    {
+        var rows = columns.Max(c => c.Values?.Length ?? 2);
+        var fields = columns
+            .Select(c => c.Values is null ? new Parquet.Schema.DataField(c.Name, typeof(string)) : new Parquet.Schema.DataField(c.Name, typeof(double?)))
+            .ToArray();
+        using var stream = File.Create(path);
+        var writer = Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(fields), stream).GetAwaiter().GetResult();
+        using (var group = writer.CreateRowGroup())
+        {
+            for (var c = 0; c < columns.Length; c++)
+            {
+                if (columns[c].Values is { } values)
+                {
+                    group.WriteAsync<double>(fields[c], new ReadOnlyMemory<double?>(values)).GetAwaiter().GetResult();
+                }
+                else
+                {
+                    group.WriteAsync(fields[c], Enumerable.Range(0, rows).Select(r => $"row {r}").ToArray()).GetAwaiter().GetResult();
+                }
+            }
+        }
+
+        writer.DisposeAsync().AsTask().GetAwaiter().GetResult();
+    }
 }

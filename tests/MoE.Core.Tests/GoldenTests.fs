@@ -101,14 +101,27 @@ let private cases: (string * (unit -> MoeModel)) list =
         (fun () ->
             let data = Sampler.sample paper 30_000 110L
 
-            let chunks =
-                Seq.init 3 (fun c ->
-                    {
-                        X = Array2D.init 10_000 10 (fun r t -> data.X.[c * 10_000 + r, t])
-                        Y = Array.sub data.Y (c * 10_000) 10_000
-                    })
+            // Three shards of 10,000 rows read again for every pass (8,000 rows in memory).
+            let shard (c: int) : Shard =
+                {
+                    Name = Text.format "shard %d" [| box c |]
+                    Rows = 10_000L
+                    Read =
+                        fun () ->
+                            Seq.singleton
+                                {
+                                    X = Array2D.init 10_000 10 (fun r t -> data.X.[c * 10_000 + r, t])
+                                    Y = Array.sub data.Y (c * 10_000) 10_000
+                                }
+                }
 
-            (Learner.fitChunks (FitConfig.paper 2 Identity) chunks 8_000 silent).Model)
+            let source =
+                {
+                    Dimension = 10
+                    Shards = Array.init 3 shard
+                }
+
+            (Learner.fitSource (FitConfig.paper 2 Identity) source 8_000 silent).Model)
         "trajectories",
         (fun () ->
             // The figures' three SGD runs, short: their last iterates packed into one model file.

@@ -135,8 +135,8 @@ let ``the kernels give the same bits on every call, from the first`` () =
         model <- Em.stepWith settings model data.X data.Y
 
     let run () =
-        let post = Array2D.zeroCreate 5000 2
-        let stats = EmKernel.statistics model false true data.X data.Y post
+        let post = LikelihoodKernel.responsibilities model data.X data.Y
+        let stats = EmKernel.statistics model false true data.X data.Y
         let value, gradient = LikelihoodKernel.valueAndGradient model true data.X data.Y
 
         let gating, _, _ =

@@ -132,25 +132,38 @@ let private countingChunks (data: Dataset) (rows: int) (cancelAt: int) (cts: Can
         })
 
 [<Fact>]
-let ``cancelling a fit from chunks stops before the next chunk is read`` () =
+let ``cancelling a fit read in passes stops before the next batch is read`` () =
     let data = Sampler.sample truth 40_000 6L
     use cts = new CancellationTokenSource()
     let read = ref 0
-    let chunks = countingChunks data 2_000 5 cts read
+    let chunks = countingChunks data 4_096 5 cts read
 
     let context =
         { RunContext.silent with
             Cancellation = cts.Token
         }
 
+    let source =
+        {
+            Dimension = data.Dimension
+            Shards =
+                [|
+                    {
+                        Name = "counting"
+                        Rows = int64 data.Count
+                        Read = fun () -> chunks
+                    }
+                |]
+        }
+
     Assert.ThrowsAny<OperationCanceledException>(fun () ->
-        Learner.fitChunks (FitConfig.paper 2 Identity) chunks 5_000 context |> ignore)
+        Learner.fitSource (FitConfig.paper 2 Identity) source 5_000 context |> ignore)
     |> ignore
     // The token was cancelled as chunk 5 was produced; the check before handing it on stops the pass there.
     Assert.Equal(5, read.Value)
 
 [<Fact>]
-let ``a fit from chunks refuses an in-memory sample smaller than ten rows per parameter`` () =
+let ``a fit read in passes refuses a memory bound below ten rows per parameter`` () =
     let data = Sampler.sample truth 20_000 7L
     let read = ref 0
     use cts = new CancellationTokenSource()
@@ -164,10 +177,23 @@ let ``a fit from chunks refuses an in-memory sample smaller than ten rows per pa
             "at least 10 rows each (130)"
         ]
         (fun () ->
-            Learner.fitChunks (FitConfig.paper 2 Identity) chunks 129 RunContext.silent
+            let source =
+                {
+                    Dimension = data.Dimension
+                    Shards =
+                        [|
+                            {
+                                Name = "counting"
+                                Rows = int64 data.Count
+                                Read = fun () -> chunks
+                            }
+                        |]
+                }
+
+            Learner.fitSource (FitConfig.paper 2 Identity) source 129 RunContext.silent
             |> ignore)
-    // It is refused after one chunk, before any pass over the data.
-    Assert.Equal(1, read.Value)
+    // It is refused before any pass over the data.
+    Assert.Equal(0, read.Value)
 
 [<Fact>]
 let ``sizes are checked in 64-bit arithmetic before anything is allocated`` () =

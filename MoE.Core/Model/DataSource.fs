@@ -1,0 +1,252 @@
+namespace MoE.Core
+
+open System
+open System.Collections.Generic
+
+/// <summary>One shard of a data source: a run of rows (one file, one array in memory) read from its start on every
+/// pass.</summary>
+type Shard =
+    {
+        /// Where the rows come from (a file's path, "memory"), for messages.
+        Name: string
+        /// The shard's rows.
+        Rows: int64
+        /// One pass: the shard's rows in order, in batches that each hold a whole number of chunks
+        /// (<c>DataSource.ChunkRows</c>) but the last. Every call yields the same rows; a reader may check the token
+        /// between batches. A batch is valid until the next one is requested: a reader may hand every batch in the
+        /// same arrays (the Parquet reader does), so a consumer that keeps rows copies them.
+        Read: unit -> seq<Dataset>
+    }
+
+/// <summary>
+/// Data read in passes (docs/math.md §7.6): one or more shards — a dataset in memory, a CSV or Parquet file read in
+/// batches, a directory of files, the shards a cluster holds. Every statistic a fit needs is a sum over the rows, taken
+/// chunk by chunk (a fixed number of rows from the start of each shard), the chunks of a shard added in order and then
+/// the shards in order, so the same shards give the same bits however their rows arrive: all at once, in batches of any
+/// size that is a whole number of chunks, or from other machines.
+/// </summary>
+type DataSource =
+    {
+        /// d, the input columns.
+        Dimension: int
+        /// The shards, in order.
+        Shards: Shard[]
+    }
+
+    /// n, the rows of every shard.
+    member this.Rows = this.Shards |> Array.sumBy (fun s -> s.Rows)
+
+/// Data sources: in memory, re-batched, transformed, loaded and sampled.
+[<RequireQualifiedAccess>]
+module DataSource =
+
+    /// <summary>Rows per chunk, the unit of every sum over the data: a batch of a shard must start at a multiple of
+    /// it.</summary>
+    [<CompiledName("ChunkRows")>]
+    let chunkRows = Chunks.Size
+
+    /// <summary>A dataset in memory as a source of one shard and one batch.</summary>
+    /// <param name="data">The data (validated by the caller).</param>
+    [<CompiledName("OfDataset")>]
+    let ofDataset (data: Dataset) : DataSource =
+        {
+            Dimension = data.Dimension
+            Shards =
+                [|
+                    {
+                        Name = "memory"
+                        Rows = int64 data.Count
+                        Read = fun () -> Seq.singleton data
+                    }
+                |]
+        }
+
+    /// <summary>Several sources' shards as one source, in order.</summary>
+    /// <param name="sources">Sources of one dimension.</param>
+    /// <exception cref="T:System.ArgumentException">No sources, or sources of different dimensions.</exception>
+    [<CompiledName("Concat")>]
+    let concat (sources: DataSource seq) : DataSource =
+        let sources = Seq.toArray sources
+
+        if sources.Length = 0 then
+            invalidArg "sources" "A data source needs at least one shard."
+
+        let d = sources.[0].Dimension
+
+        for s in sources do
+            if s.Dimension <> d then
+                invalidArg
+                    "sources"
+                    (Text.format
+                        "Every shard must have the same input columns, but %s has %d and %s has %d."
+                        [|
+                            box sources.[0].Shards.[0].Name
+                            box d
+                            box s.Shards.[0].Name
+                            box s.Dimension
+                        |])
+
+        {
+            Dimension = d
+            Shards = sources |> Array.collect (fun s -> s.Shards)
+        }
+
+    /// <summary>Batches of any sizes re-cut into batches of <paramref name="rows"/> rows (a whole number of chunks),
+    /// the last one shorter: what a reader whose natural pieces (Parquet row groups) do not fall on chunk boundaries
+    /// yields.</summary>
+    /// <param name="rows">The batch size, a positive multiple of the chunk size.</param>
+    /// <param name="batches">The rows in order.</param>
+    [<CompiledName("Rebatch")>]
+    let rebatch (rows: int) (batches: seq<Dataset>) : seq<Dataset> =
+        if rows <= 0 || rows % chunkRows <> 0 then
+            invalidArg
+                "rows"
+                (Text.format
+                    "Batches must hold a whole number of %d-row chunks, not %d rows."
+                    [| box chunkRows; box rows |])
+
+        seq {
+            let mutable x: float[,] = null
+            let mutable y: float[] = null
+            let mutable filled = 0
+
+            for batch in batches do
+                let d = batch.Dimension
+                let mutable taken = 0
+
+                while taken < batch.Count do
+                    if isNull x then
+                        x <- Array2D.zeroCreate rows d
+                        y <- Array.zeroCreate rows
+                        filled <- 0
+
+                    let count = min (rows - filled) (batch.Count - taken)
+                    Array.Copy(batch.X, int64 taken * int64 d, x, int64 filled * int64 d, int64 count * int64 d)
+                    Array.Copy(batch.Y, taken, y, filled, count)
+                    filled <- filled + count
+                    taken <- taken + count
+
+                    if filled = rows then
+                        yield { X = x; Y = y }
+                        x <- null
+
+            if not (isNull x) && filled > 0 then
+                yield
+                    {
+                        X = Array2D.init filled (x.GetLength 1) (fun i t -> x.[i, t])
+                        Y = Array.sub y 0 filled
+                    }
+        }
+
+    /// <summary>Every batch of every shard transformed (e.g. standardised) as it is read.</summary>
+    /// <param name="f">A row-wise transform: row i of its result depends on row i of its argument only.</param>
+    /// <param name="dimension">The transform's output dimension.</param>
+    /// <param name="source">The source.</param>
+    [<CompiledName("Map")>]
+    let map (f: Dataset -> Dataset) (dimension: int) (source: DataSource) : DataSource =
+        {
+            Dimension = dimension
+            Shards =
+                source.Shards
+                |> Array.map (fun s ->
+                    { s with
+                        Read = fun () -> s.Read() |> Seq.map f
+                    })
+        }
+
+    /// <summary>The source with the token checked before every batch is handed on: a cancelled fit stops within one
+    /// batch of any pass.</summary>
+    /// <param name="token">The token.</param>
+    /// <param name="source">The source.</param>
+    [<CompiledName("Checking")>]
+    let checking (token: Threading.CancellationToken) (source: DataSource) : DataSource =
+        { source with
+            Shards =
+                source.Shards
+                |> Array.map (fun s ->
+                    { s with
+                        Read =
+                            fun () ->
+                                s.Read()
+                                |> Seq.map (fun batch ->
+                                    token.ThrowIfCancellationRequested()
+                                    batch)
+                    })
+        }
+
+    /// <summary>Every row in memory as one dataset (shards in order).</summary>
+    /// <param name="source">The source; its rows must fit in memory (at most 2³¹ − 1).</param>
+    [<CompiledName("Load")>]
+    let load (source: DataSource) : Dataset =
+        let n = source.Rows
+
+        if n > int64 Int32.MaxValue then
+            invalidArg "source" (Text.format "%d rows do not fit in one array." [| box n |])
+
+        // A shard read as one batch is that batch (an array in memory is not copied); otherwise each batch is copied
+        // as it arrives, since a reader may hand the next batch in the same arrays.
+        let x = lazy (Array2D.zeroCreate (int n) source.Dimension)
+        let y = lazy (Array.zeroCreate (int n))
+        let mutable at = 0
+        let mutable whole = None
+
+        for shard in source.Shards do
+            for b in shard.Read() do
+                if source.Shards.Length = 1 && at = 0 && int64 b.Count = n then
+                    whole <- Some b
+                else
+                    Array.Copy(b.X, 0L, x.Value, int64 at * int64 source.Dimension, int64 b.X.Length)
+                    Array.Copy(b.Y, 0, y.Value, at, b.Count)
+
+                at <- at + b.Count
+
+        if int64 at <> n then
+            invalidArg
+                "source"
+                (Text.format "The source's shards yielded %d rows where they count %d." [| box at; box n |])
+
+        match whole with
+        | Some b -> b
+        | None -> { X = x.Value; Y = y.Value }
+
+    /// <summary>The rows at the given positions (counted over the shards in order), in the order given, in one pass.</summary>
+    /// <param name="source">The source.</param>
+    /// <param name="positions">Row positions in [0, n), any order, no repeats.</param>
+    [<CompiledName("Gather")>]
+    let gather (source: DataSource) (positions: int64[]) : Dataset =
+        let d = source.Dimension
+        let m = positions.Length
+        let x = Array2D.zeroCreate m d
+        let y = Array.zeroCreate m
+        // Where each wanted row goes, by position.
+        let slots = Dictionary<int64, int>(m)
+
+        for i in 0 .. m - 1 do
+            slots.[positions.[i]] <- i
+
+        let sorted = Array.sort positions
+        let mutable next = 0
+        let mutable offset = 0L
+
+        for shard in source.Shards do
+            if next < m && sorted.[next] < offset + shard.Rows then
+                let mutable at = offset
+
+                for b in shard.Read() do
+                    while next < m && sorted.[next] < at + int64 b.Count do
+                        let row = int (sorted.[next] - at)
+                        let slot = slots.[sorted.[next]]
+                        Array.Copy(b.X, int64 row * int64 d, x, int64 slot * int64 d, int64 d)
+                        y.[slot] <- b.Y.[row]
+                        next <- next + 1
+
+                    at <- at + int64 b.Count
+
+            offset <- offset + shard.Rows
+
+        if next < m then
+            invalidArg
+                "positions"
+                (Text.format "Row %d is past the source's %d rows." [| box sorted.[next]; box source.Rows |])
+
+        { X = x; Y = y }
