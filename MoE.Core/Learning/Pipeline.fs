@@ -640,8 +640,7 @@ module Learner =
                 )
             )
 
-        // A source small enough is read once: each shard held in memory as one batch (the same chunks, so the same
-        // bits, as reading it again). Every batch read checks the token.
+        // Every batch read checks the token.
         let source = DataSource.checking context.Cancellation source
         // A pass reads every shard, the first one first: its reads count the passes.
         let passes = ref 0
@@ -662,21 +661,20 @@ module Learner =
                             shard)
             }
 
-        let source =
-            if inMemory then
-                {
-                    Dimension = d
-                    Shards =
-                        source.Shards
-                        |> Array.map (fun shard ->
-                            let rows = DataSource.load { Dimension = d; Shards = [| shard |] }
+        // Held in memory: each shard read once into one batch (the same chunks, so the same bits, as reading it again).
+        let held (source: DataSource) =
+            { source with
+                Shards =
+                    source.Shards
+                    |> Array.map (fun shard ->
+                        let rows = DataSource.load { Dimension = d; Shards = [| shard |] }
 
-                            { shard with
-                                Read = fun () -> Seq.singleton rows
-                            })
-                }
-            else
-                source
+                        { shard with
+                            Read = fun () -> Seq.singleton rows
+                        })
+            }
+
+        let source = if inMemory then held source else source
 
         let summary = Diagnosis.summarise source
         let findings = Diagnosis.findings config summary
@@ -690,20 +688,7 @@ module Learner =
 
         let working = DataSource.map (Standardise.apply standardisation) d source
         // In memory, the standardised rows are computed once.
-        let working =
-            if inMemory then
-                { working with
-                    Shards =
-                        working.Shards
-                        |> Array.map (fun shard ->
-                            let rows = DataSource.load { Dimension = d; Shards = [| shard |] }
-
-                            { shard with
-                                Read = fun () -> Seq.singleton rows
-                            })
-                }
-            else
-                working
+        let working = if inMemory then held working else working
 
         // The responses' sd in working units (they are y/s, centred or not: the sd scales by 1/s) and in the data's.
         let ySd = summary.Response.Sd
