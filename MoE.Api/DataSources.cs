@@ -92,6 +92,9 @@ public static class DataSources
 
     /// <summary>The core's source of a façade source: its own for the built-in ones; a user's shards re-cut into
     /// batches of whole chunks (what every pass needs).</summary>
+    /// <summary>A core source as a façade source (MoE.Cluster's sources of remote shards).</summary>
+    internal static IDataSource FromCore(Core.DataSource source) => new CoreSource(source);
+
     internal static Core.DataSource ToCore(IDataSource source)
     {
         ArgumentNullException.ThrowIfNull(source);
@@ -123,7 +126,8 @@ public static class DataSources
             }
 
             return new Core.Shard(shard.Name ?? $"shard {i}", shard.Rows,
-                FuncConvert.FromFunc(() => Core.DataSourceModule.Rebatch(16 * Core.DataSourceModule.ChunkRows, Checked(shard, source.Dimension))));
+                FuncConvert.FromFunc(() => Core.DataSourceModule.Rebatch(16 * Core.DataSourceModule.ChunkRows, Checked(shard, source.Dimension))),
+                FSharpOption<Core.RemoteShard>.None);
         }).ToArray();
         return new Core.DataSource(source.Dimension, shards);
     }

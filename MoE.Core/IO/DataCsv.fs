@@ -676,6 +676,7 @@ module DataCsv =
                         Name = path
                         Rows = rows
                         Read = fun () -> loadChunks path batchRows
+                        Remote = None
                     }
                 |]
         }

@@ -330,6 +330,7 @@ module DataParquet =
                         Name = path
                         Rows = rows
                         Read = fun () -> batches path xs y
+                        Remote = None
                     }
                 |]
         }

@@ -260,6 +260,14 @@ module internal EmKernel =
 
         acc
 
+    /// The pass behind <c>statisticsOf</c>: every sum in one vector.
+    let internal statisticsPass (model: MoeModel) (intercepts: bool) (hessian: bool) (source: DataSource) : float[] =
+        Passes.sum
+            (PassRequest.EmStatistics(model, intercepts, hessian))
+            source
+            (fun () -> Forward(model, intercepts))
+            (chunk model intercepts hessian)
+
     /// <summary>
     /// One pass of EM at <paramref name="model"/> over a source: gate probabilities, expert means, the log-likelihood,
     /// the posterior and every sum the M-step needs (see <see cref="T:MoE.Core.EmStatistics"/>), over the design
@@ -272,8 +280,7 @@ module internal EmKernel =
         let pp, hp = p * p, (k - 1) * p
         let struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, _) = layout p k hessian
 
-        let total =
-            Passes.sum source (fun () -> Forward(model, intercepts)) (chunk model intercepts hessian)
+        let total = statisticsPass model intercepts hessian source
 
         {
             LogLikelihood = total.[0]
@@ -305,7 +312,7 @@ module internal EmKernel =
 
             xt, Array.create Block 1.0, Array.zeroCreate (padded p * Stride)
 
-        Passes.sum source init (fun (xt, ones, scratch) batch lo hi ->
+        Passes.sum (PassRequest.Design intercepts) source init (fun (xt, ones, scratch) batch lo hi ->
             let acc = Array.zeroCreate (p * p)
             let xs = Chunks.flat batch.X
             let mutable start = lo
@@ -334,50 +341,57 @@ module internal EmKernel =
                     Y = Array.zeroCreate (x.GetLength 0)
                 })
 
-    /// <summary>The column means and the second moments about them, Σ_n (x_n − μ)(x_n − μ)ᵀ/n (d×d, upper), in two
-    /// passes over a source (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>
-    let covarianceOf (centre: bool) (source: DataSource) : float[] * float[] =
+    /// The covariance's first pass: Σx.
+    let internal inputSumsPass (source: DataSource) : float[] =
         let d = source.Dimension
-        let n = float source.Rows
 
-        let mean =
-            if centre then
-                Passes.sum source ignore (fun () batch lo hi ->
-                    let acc = Array.zeroCreate d
-                    let xs = Chunks.flat batch.X
+        Passes.sum PassRequest.InputSums source ignore (fun () batch lo hi ->
+            let acc = Array.zeroCreate d
+            let xs = Chunks.flat batch.X
 
-                    for r in lo .. hi - 1 do
-                        TensorPrimitives.Add(ReadOnlySpan<float>(acc), xs.Slice(r * d, d), Span<float>(acc))
+            for r in lo .. hi - 1 do
+                TensorPrimitives.Add(ReadOnlySpan<float>(acc), xs.Slice(r * d, d), Span<float>(acc))
 
-                    acc)
-                |> Array.map (fun s -> s / n)
-            else
-                Array.zeroCreate d
+            acc)
+
+    /// The covariance's second pass: Σ (x − μ)(x − μ)ᵀ (upper).
+    let internal centredGramPass (mean: float[]) (source: DataSource) : float[] =
+        let d = source.Dimension
 
         let init () =
             Array.zeroCreate (padded d * Stride), Array.create Block 1.0, Array.zeroCreate (padded d * Stride)
 
-        let moments =
-            Passes.sum source init (fun (xt, ones, scratch) batch lo hi ->
-                let acc = Array.zeroCreate (d * d)
-                let xs = Chunks.flat batch.X
-                let mutable start = lo
+        Passes.sum (PassRequest.CentredGram mean) source init (fun (xt, ones, scratch) batch lo hi ->
+            let acc = Array.zeroCreate (d * d)
+            let xs = Chunks.flat batch.X
+            let mutable start = lo
 
-                while start < hi do
-                    let rows = min Block (hi - start)
+            while start < hi do
+                let rows = min Block (hi - start)
 
-                    for bi in 0 .. rows - 1 do
-                        let xr = xs.Slice((start + bi) * d, d)
+                for bi in 0 .. rows - 1 do
+                    let xr = xs.Slice((start + bi) * d, d)
 
-                        for t in 0 .. d - 1 do
-                            xt.[t * Stride + bi] <- xr.[t] - mean.[t]
+                    for t in 0 .. d - 1 do
+                        xt.[t * Stride + bi] <- xr.[t] - mean.[t]
 
-                    gramBlock false acc 0 d xt d rows ones scratch 0
-                    start <- start + rows
+                gramBlock false acc 0 d xt d rows ones scratch 0
+                start <- start + rows
 
-                acc)
+            acc)
 
-        mean, moments |> Array.map (fun s -> s / n)
+    /// <summary>The column means and the second moments about them, Σ_n (x_n − μ)(x_n − μ)ᵀ/n (d×d, upper), in two
+    /// passes over a source (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>
+    let covarianceOf (centre: bool) (source: DataSource) : float[] * float[] =
+        let n = float source.Rows
+
+        let mean =
+            if centre then
+                inputSumsPass source |> Array.map (fun s -> s / n)
+            else
+                Array.zeroCreate source.Dimension
+
+        mean, centredGramPass mean source |> Array.map (fun s -> s / n)
 
     /// <summary>The column means and centred second moments of data in memory (<c>covarianceOf</c>).</summary>
     let covariance (centre: bool) (x: float[,]) : float[] * float[] =
@@ -389,17 +403,13 @@ module internal EmKernel =
                     Y = Array.zeroCreate (x.GetLength 0)
                 })
 
-    /// <summary>
-    /// For a candidate M-step from <paramref name="current"/>: per expert i, Σ_n r_ni (y_n − g(&lt;a_i, x_n&gt; + b_i))²
-    /// with the candidate's regressors, and Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W, c) with its gating, r the posterior of
-    /// the current model, in one pass (each block's posterior computed again rather than kept for every row; the
-    /// candidate's σ is not used). Reference: the scalar weighted SSE and Q of tests' Reference.fs.
-    /// </summary>
-    let mStepObjectivesOf (current: MoeModel) (candidate: MoeModel) (source: DataSource) =
+    /// The pass behind <c>mStepObjectivesOf</c>: [SSE_1..k | Q].
+    let internal mStepPass (current: MoeModel) (candidate: MoeModel) (source: DataSource) : float[] =
         let k = candidate.Experts
 
         let total =
             Passes.sum
+                (PassRequest.MStepObjectives(current, candidate))
                 source
                 (fun () -> Forward(current, false), Forward(candidate, false))
                 (fun (now, next) batch lo hi ->
@@ -426,4 +436,15 @@ module internal EmKernel =
 
                     acc)
 
+        total
+
+    /// <summary>
+    /// For a candidate M-step from <paramref name="current"/>: per expert i, Σ_n r_ni (y_n − g(&lt;a_i, x_n&gt; + b_i))²
+    /// with the candidate's regressors, and Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W, c) with its gating, r the posterior of
+    /// the current model, in one pass (each block's posterior computed again rather than kept for every row; the
+    /// candidate's σ is not used). Reference: the scalar weighted SSE and Q of tests' Reference.fs.
+    /// </summary>
+    let mStepObjectivesOf (current: MoeModel) (candidate: MoeModel) (source: DataSource) =
+        let k = candidate.Experts
+        let total = mStepPass current candidate source
         Array.sub total 0 k, total.[k]

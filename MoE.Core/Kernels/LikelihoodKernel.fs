@@ -73,34 +73,49 @@ module internal LikelihoodKernel =
 
         acc
 
+    /// The pass behind <c>valueAndGradientOf</c>: [value | gradient] in one vector.
+    let internal gradientPass (model: MoeModel) (intercepts: bool) (source: DataSource) : float[] =
+        Passes.sum
+            (PassRequest.LikelihoodGradient(model, intercepts))
+            source
+            (fun () -> Forward(model, intercepts))
+            (chunk model)
+
     /// <summary>Σ_n log p(y_n | x_n) and its gradient over a source, laid out as [∂ã_0..k−1 (p each) | ∂w̃_0..k−2 |
     /// ∂log σ_0..k−1].</summary>
     let valueAndGradientOf (model: MoeModel) (intercepts: bool) (source: DataSource) : float * float[] =
-        let total = Passes.sum source (fun () -> Forward(model, intercepts)) (chunk model)
+        let total = gradientPass model intercepts source
         total.[0], Array.sub total 1 (total.Length - 1)
 
     /// <summary>Σ_n log p(y_n | x_n) and its gradient on data in memory (<c>valueAndGradientOf</c>).</summary>
     let valueAndGradient (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float * float[] =
         valueAndGradientOf model intercepts (DataSource.ofDataset { X = x; Y = y })
 
+    /// The pass behind <c>logLikelihoodOf</c>: [value].
+    let internal logLikelihoodPass (model: MoeModel) (source: DataSource) : float[] =
+        let total =
+            Passes.sum
+                (PassRequest.LogLikelihood model)
+                source
+                (fun () -> Forward(model, false))
+                (fun forward batch lo hi ->
+                    let mutable sum = 0.0
+                    let mutable start = lo
+
+                    while start < hi do
+                        let rows = min Block (hi - start)
+                        forward.Run(batch.X, batch.Y, start, rows, false)
+                        sum <- sum + Lanes.sum forward.RowLogLikelihood 0 rows
+                        start <- start + rows
+
+                    [| sum |])
+
+        total
+
     /// <summary>Σ_n log p(y_n | x_n) alone over a source, in lanes (<c>Forward</c>): the held-out score of screening and
     /// the likelihood of a stage's result. Reference: <c>MoeModel.logLikelihood</c> (the same value up to the order of
     /// the sum).</summary>
-    let logLikelihoodOf (model: MoeModel) (source: DataSource) : float =
-        let total =
-            Passes.sum source (fun () -> Forward(model, false)) (fun forward batch lo hi ->
-                let mutable sum = 0.0
-                let mutable start = lo
-
-                while start < hi do
-                    let rows = min Block (hi - start)
-                    forward.Run(batch.X, batch.Y, start, rows, false)
-                    sum <- sum + Lanes.sum forward.RowLogLikelihood 0 rows
-                    start <- start + rows
-
-                [| sum |])
-
-        total.[0]
+    let logLikelihoodOf (model: MoeModel) (source: DataSource) : float = (logLikelihoodPass model source).[0]
 
     /// <summary>Σ_n log p(y_n | x_n) of data in memory (<c>logLikelihoodOf</c>).</summary>
     let logLikelihood (model: MoeModel) (x: float[,]) (y: float[]) : float =
@@ -178,7 +193,11 @@ module internal LikelihoodKernel =
     /// 2·Σ_n r_ni for log σ_i. L-BFGS on the likelihood scales its variables by its square root so that the blocks'
     /// curvatures, which differ by 1/σ² (10⁴ at σ = 0.01), start equal (docs/math.md §7.5).</summary>
     let curvatureOf (model: MoeModel) (intercepts: bool) (source: DataSource) : float[] =
-        Passes.sum source (fun () -> Forward(model, intercepts)) (curvatureChunk model)
+        Passes.sum
+            (PassRequest.Curvature(model, intercepts))
+            source
+            (fun () -> Forward(model, intercepts))
+            (curvatureChunk model)
 
     /// <summary>The curvature diagonal on data in memory (<c>curvatureOf</c>).</summary>
     let curvature (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float[] =

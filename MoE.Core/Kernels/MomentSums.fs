@@ -66,11 +66,65 @@ module MomentSums =
             Sums = Array.zeroCreate (dimension * dimension)
         }
 
+    [<CompiledName("MergeSecond")>]
+    /// The first-pass sums as one vector, for the wire: [n | ΣQ2 | sums]; n &lt; 2⁵³ is exact.
+    let internal encodeSecond (s: SecondMomentSums) : float[] =
+        Array.concat [ [| float s.Count; s.SumQ2 |]; s.Sums ]
+
+    /// Reads what <c>encodeSecond</c> wrote.
+    let internal decodeSecond (v: float[]) : SecondMomentSums =
+        let d = int (sqrt (float (v.Length - 2)))
+
+        if v.Length < 3 || d * d <> v.Length - 2 then
+            invalidArg "v" "A shard's worker sent first-pass sums of the wrong length."
+
+        {
+            Count = int64 v.[0]
+            Dimension = d
+            SumQ2 = v.[1]
+            Sums = Array.sub v 2 (d * d)
+        }
+
+    /// The second-pass sums as one vector, for the wire: [n | F4s | F2s | F4 | F4z2 | F2 | F3 | F3z].
+    let internal encodeProjected (s: ProjectedMomentSums) : float[] =
+        Array.concat [ [| float s.Count; s.F4s; s.F2s |]; s.F4; s.F4z2; s.F2; s.F3; s.F3z ]
+
+    /// Reads what <c>encodeProjected</c> wrote, for rank r.
+    let internal decodeProjected (r: int) (v: float[]) : ProjectedMomentSums =
+        let q = (SymmetricTensor.quads r).Length
+        let t = (SymmetricTensor.triples r).Length
+
+        if v.Length <> 3 + q + 2 * r * r + t + r then
+            invalidArg "v" "A shard's worker sent second-pass sums of the wrong length."
+
+        let mutable at = 3
+
+        let take n =
+            let part = Array.sub v at n
+            at <- at + n
+            part
+
+        let f4 = take q
+        let f4z2 = take (r * r)
+        let f2 = take (r * r)
+        let f3 = take t
+
+        {
+            Count = int64 v.[0]
+            Rank = r
+            F4 = f4
+            F4z2 = f4z2
+            F2 = f2
+            F4s = v.[1]
+            F2s = v.[2]
+            F3 = f3
+            F3z = take r
+        }
+
     /// <summary>The sums of two disjoint sample sets.</summary>
     /// <param name="a">The sums of one sample set.</param>
     /// <param name="b">The sums of another, disjoint set (same d).</param>
     /// <returns>The sums of their union.</returns>
-    [<CompiledName("MergeSecond")>]
     let mergeSecond (a: SecondMomentSums) (b: SecondMomentSums) : SecondMomentSums =
         if a.Dimension <> b.Dimension then
             invalidArg
@@ -120,7 +174,13 @@ module MomentSums =
     /// <returns>Σ Q2(y) x xᵀ (upper), Σ Q2(y) and n.</returns>
     [<CompiledName("SecondOf")>]
     let secondOf (transform: OutputTransform) (source: DataSource) : SecondMomentSums =
-        Passes.fold source ignore (fun () batch lo hi -> secondChunk transform batch.X batch.Y lo hi) mergeSecond
+        Passes.foldWith
+            (PassRequest.SecondMoments transform)
+            decodeSecond
+            source
+            ignore
+            (fun () batch lo hi -> secondChunk transform batch.X batch.Y lo hi)
+            mergeSecond
 
     /// <summary>The first-pass sums of a sample matrix, in parallel chunks (<c>secondOf</c> on one batch).</summary>
     /// <param name="transform">The output transform (its Q2).</param>
@@ -277,7 +337,9 @@ module MomentSums =
         let qs = SymmetricTensor.quads r
         let ts = SymmetricTensor.triples r
 
-        Passes.fold
+        Passes.foldWith
+            (PassRequest.ProjectedMoments(transform, u))
+            (decodeProjected r)
             source
             ignore
             (fun () batch lo hi -> projectedChunk transform u qs ts batch.X batch.Y lo hi)

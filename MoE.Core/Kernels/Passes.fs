@@ -12,41 +12,58 @@ open System.Threading
 module internal Passes =
 
     /// <summary>body(state, batch, lo, hi) for every chunk of every shard, merged: a shard's chunks in order, then the
-    /// shards in order. One scratch state per worker thread.</summary>
-    let fold
+    /// shards in order. One scratch state per worker thread. A remote shard's part is the request computed by its
+    /// worker (all remote shards asked at once, before the local ones are read), sent as a vector that
+    /// <paramref name="decode"/> reads, and merged in its place.</summary>
+    let foldWith
+        (request: PassRequest)
+        (decode: float[] -> 'T)
         (source: DataSource)
         (init: unit -> 'S)
         (body: 'S -> Dataset -> int -> int -> 'T)
         (merge: 'T -> 'T -> 'T)
         : 'T =
+        let remote =
+            source.Shards
+            |> Array.map (fun shard ->
+                match shard.Remote with
+                | Some r when shard.Rows > 0L -> Some(r.Worker.Evaluate(Requests.encode r.View request))
+                | _ -> None)
+
         use states = new ThreadLocal<'S>(Func<'S>(init))
         let mutable total = None
 
-        for shard in source.Shards do
+        for i in 0 .. source.Shards.Length - 1 do
+            let shard = source.Shards.[i]
             let mutable sum = None
-            let mutable short = false
 
-            for batch in shard.Read() do
-                // A batch after one that ended between chunks would start mid-chunk: its chunks would not be the
-                // shard's, and the bits would depend on how the shard was cut.
-                if short then
-                    invalidArg
-                        "source"
-                        (Text.format
-                            "%s yielded a batch after one of a number of rows that is not a multiple of %d; every batch but a shard's last must hold whole chunks (DataSource.rebatch re-cuts them)."
-                            [| box shard.Name; box Chunks.Size |])
+            match remote.[i] with
+            | Some part -> sum <- Some(decode (part.GetAwaiter().GetResult()))
+            | None when shard.Remote.IsSome -> ()
+            | None ->
+                let mutable short = false
 
-                short <- batch.Count % Chunks.Size <> 0
+                for batch in shard.Read() do
+                    // A batch after one that ended between chunks would start mid-chunk: its chunks would not be the
+                    // shard's, and the bits would depend on how the shard was cut.
+                    if short then
+                        invalidArg
+                            "source"
+                            (Text.format
+                                "%s yielded a batch after one of a number of rows that is not a multiple of %d; every batch but a shard's last must hold whole chunks (DataSource.rebatch re-cuts them)."
+                                [| box shard.Name; box Chunks.Size |])
 
-                if batch.Dimension <> source.Dimension then
-                    invalidArg
-                        "source"
-                        (Text.format
-                            "%s has %d input columns where the source has %d."
-                            [| box shard.Name; box batch.Dimension; box source.Dimension |])
+                    short <- batch.Count % Chunks.Size <> 0
 
-                if batch.Count > 0 then
-                    sum <- Chunks.foldIn states batch.Count (fun s lo hi -> body s batch lo hi) merge sum
+                    if batch.Dimension <> source.Dimension then
+                        invalidArg
+                            "source"
+                            (Text.format
+                                "%s has %d input columns where the source has %d."
+                                [| box shard.Name; box batch.Dimension; box source.Dimension |])
+
+                    if batch.Count > 0 then
+                        sum <- Chunks.foldIn states batch.Count (fun s lo hi -> body s batch lo hi) merge sum
 
             match sum with
             | None -> ()
@@ -60,14 +77,32 @@ module internal Passes =
         | Some t -> t
         | None -> invalidArg "source" "The source has no rows."
 
+    /// <summary>A pass whose chunk results are vectors (<c>foldWith</c> with nothing to encode).</summary>
+    let fold
+        (request: PassRequest)
+        (source: DataSource)
+        (init: unit -> 'S)
+        (body: 'S -> Dataset -> int -> int -> float[])
+        (merge: float[] -> float[] -> float[])
+        : float[] =
+        foldWith request id source init body merge
+
     /// <summary>The partial vectors body(state, batch, lo, hi) of every chunk (all of one length), added as
     /// <c>fold</c> merges.</summary>
-    let sum (source: DataSource) (init: unit -> 'S) (body: 'S -> Dataset -> int -> int -> float[]) : float[] =
-        fold source init body Chunks.add
+    let sum
+        (request: PassRequest)
+        (source: DataSource)
+        (init: unit -> 'S)
+        (body: 'S -> Dataset -> int -> int -> float[])
+        : float[] =
+        fold request source init body Chunks.add
 
     /// <summary>body(state, batch, start, lo, hi) for every chunk, for its effect (e.g. writing rows' results), with
     /// start the batch's first row counted over the whole source.</summary>
     let iter (source: DataSource) (init: unit -> 'S) (body: 'S -> Dataset -> int64 -> int -> int -> unit) : unit =
+        if DataSource.isRemote source then
+            invalidArg "source" "Rows' own results are computed where the rows are read, not on shard workers."
+
         use states = new ThreadLocal<'S>(Func<'S>(init))
         let mutable start = 0L
 

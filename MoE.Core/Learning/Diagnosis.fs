@@ -63,6 +63,49 @@ module Diagnosis =
             ExcessKurtosis = (if var > 0.0 then m4 / n / (var * var) - 3.0 else 0.0)
         }
 
+    /// The summary's first pass: [Σx (d) | Σy].
+    let internal columnSumsPass (source: DataSource) : float[] =
+        let d = source.Dimension
+
+        Passes.sum PassRequest.ColumnSums source ignore (fun () batch lo hi ->
+            let xs = Chunks.flat batch.X
+            let s = Array.zeroCreate (d + 1)
+
+            for r in lo .. hi - 1 do
+                TensorPrimitives.Add(ReadOnlySpan(s, 0, d), xs.Slice(r * d, d), Span(s, 0, d))
+                s.[d] <- s.[d] + batch.Y.[r]
+
+            s)
+
+    /// The summary's second pass about the means (d + 1, y's last): centred m2, m3, m4 side by side for the d
+    /// columns, then y's three.
+    let internal centredPowersPass (mean: float[]) (source: DataSource) : float[] =
+        let d = source.Dimension
+        let xMean = Array.sub mean 0 d
+
+        Passes.sum (PassRequest.CentredPowers mean) source ignore (fun () batch lo hi ->
+            let xs = Chunks.flat batch.X
+            let acc: float[] = Array.zeroCreate (3 * d + 3)
+            let e: float[] = Array.zeroCreate d
+            let e2: float[] = Array.zeroCreate d
+
+            for r in lo .. hi - 1 do
+                TensorPrimitives.Subtract(xs.Slice(r * d, d), ReadOnlySpan xMean, Span e)
+                TensorPrimitives.Multiply(ReadOnlySpan e, ReadOnlySpan e, Span e2)
+                let m2 = Span(acc, 0, d)
+                let m3 = Span(acc, d, d)
+                let m4 = Span(acc, 2 * d, d)
+                TensorPrimitives.Add(ReadOnlySpan e2, Span.op_Implicit m2, m2)
+                TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e, Span.op_Implicit m3, m3)
+                TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e2, Span.op_Implicit m4, m4)
+                let ey = batch.Y.[r] - mean.[d]
+                let ey2 = ey * ey
+                acc.[3 * d] <- acc.[3 * d] + ey2
+                acc.[3 * d + 1] <- acc.[3 * d + 1] + ey2 * ey
+                acc.[3 * d + 2] <- acc.[3 * d + 2] + ey2 * ey2
+
+            acc)
+
     /// <summary>The moments of every input column and of the responses over a source, in two passes (the means, then
     /// the centred powers, so a column far from 0 keeps its digits), the rows read in order on every core.</summary>
     /// <param name="source">The data.</param>
@@ -70,46 +113,8 @@ module Diagnosis =
     let summarise (source: DataSource) : DataSummary =
         let d = source.Dimension
         let n = float source.Rows
-
-        // Σx (d) and Σy.
-        let sums =
-            Passes.sum source ignore (fun () batch lo hi ->
-                let xs = Chunks.flat batch.X
-                let s = Array.zeroCreate (d + 1)
-
-                for r in lo .. hi - 1 do
-                    TensorPrimitives.Add(ReadOnlySpan(s, 0, d), xs.Slice(r * d, d), Span(s, 0, d))
-                    s.[d] <- s.[d] + batch.Y.[r]
-
-                s)
-
-        let mean = sums |> Array.map (fun v -> v / n)
-        let xMean = Array.sub mean 0 d
-
-        // Centred m2, m3, m4 side by side for the d columns, then y's three.
-        let powers =
-            Passes.sum source ignore (fun () batch lo hi ->
-                let xs = Chunks.flat batch.X
-                let acc: float[] = Array.zeroCreate (3 * d + 3)
-                let e: float[] = Array.zeroCreate d
-                let e2: float[] = Array.zeroCreate d
-
-                for r in lo .. hi - 1 do
-                    TensorPrimitives.Subtract(xs.Slice(r * d, d), ReadOnlySpan xMean, Span e)
-                    TensorPrimitives.Multiply(ReadOnlySpan e, ReadOnlySpan e, Span e2)
-                    let m2 = Span(acc, 0, d)
-                    let m3 = Span(acc, d, d)
-                    let m4 = Span(acc, 2 * d, d)
-                    TensorPrimitives.Add(ReadOnlySpan e2, Span.op_Implicit m2, m2)
-                    TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e, Span.op_Implicit m3, m3)
-                    TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e2, Span.op_Implicit m4, m4)
-                    let ey = batch.Y.[r] - mean.[d]
-                    let ey2 = ey * ey
-                    acc.[3 * d] <- acc.[3 * d] + ey2
-                    acc.[3 * d + 1] <- acc.[3 * d + 1] + ey2 * ey
-                    acc.[3 * d + 2] <- acc.[3 * d + 2] + ey2 * ey2
-
-                acc)
+        let mean = columnSumsPass source |> Array.map (fun v -> v / n)
+        let powers = centredPowersPass mean source
 
         {
             Rows = source.Rows

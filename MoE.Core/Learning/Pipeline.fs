@@ -595,7 +595,9 @@ module Learner =
         let k, g = config.Experts, config.Activation
         let d = source.Dimension
         let n = source.Rows
-        let inMemory = n <= int64 maxRows
+        // On shard workers every stage is a pass where the rows live: nothing is held here but the samples.
+        let remote = DataSource.isRemote source
+        let inMemory = n <= int64 maxRows && not remote
 
         if config.Method = FitMethod.L2 && (config.Intercepts || not config.CommonSigma) then
             invalidArg
@@ -607,6 +609,11 @@ module Learner =
             | FitMethod.L2, _
             | FitMethod.L4, L4Solver.Sgd _ -> true
             | _ -> false
+
+        if needsArrays && remote then
+            invalidArg
+                "config"
+                "The l2 baseline and the paper's SGD need every row in one process; on a cluster use the default method (or em, spectral, or l4 with its subspace solver)."
 
         if needsArrays && not inMemory then
             invalidArg
@@ -656,6 +663,21 @@ module Learner =
                                     fun () ->
                                         passes.Value <- passes.Value + 1
                                         shard.Read()
+                                Remote =
+                                    shard.Remote
+                                    |> Option.map (fun r ->
+                                        { r with
+                                            Worker =
+                                                { new IShardWorker with
+                                                    member _.Evaluate request =
+                                                        passes.Value <- passes.Value + 1
+                                                        r.Worker.Evaluate request
+
+                                                    member _.Gather request =
+                                                        passes.Value <- passes.Value + 1
+                                                        r.Worker.Gather request
+                                                }
+                                        })
                             }
                         else
                             shard)
@@ -686,7 +708,7 @@ module Learner =
             else
                 Standardise.none d
 
-        let working = DataSource.map (Standardise.apply standardisation) d source
+        let working = Standardise.source standardisation source
         // In memory, the standardised rows are computed once.
         let working = if inMemory then held working else working
 

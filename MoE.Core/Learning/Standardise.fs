@@ -5,25 +5,6 @@ open System.Numerics.Tensors
 open System.Runtime.InteropServices
 open MathNet.Numerics.LinearAlgebra
 
-/// <summary>
-/// An affine change of units (docs/math.md §9.2): covariates u = L⁻¹(x − μ) with Σ = LLᵀ their covariance (so u has
-/// mean 0 and identity covariance), responses v = (y − m)/s. How far y may be moved depends on g: the identity allows
-/// both (m = mean, s = sd), a positively homogeneous g (ReLU, leaky ReLU) only the scale (g(z)/s = g(z/s)), chosen so
-/// that E[v²] is the unit expert's E[g(Z)²]; any other g neither. Without intercepts nothing is centred (μ = 0,
-/// m = 0): a shift would need an intercept to undo.
-/// </summary>
-type Standardisation =
-    {
-        /// μ (d), zero when not centred.
-        Mean: float[]
-        /// L⁻¹ (d×d, lower triangular): u = L⁻¹(x − μ).
-        Whitening: float[,]
-        /// m, zero unless g is the identity and intercepts are modelled.
-        YShift: float
-        /// s &gt; 0, one unless g is the identity or positively homogeneous.
-        YScale: float
-    }
-
 /// Fitting, applying and undoing standardisations.
 [<RequireQualifiedAccess>]
 module Standardise =
@@ -133,6 +114,34 @@ module Standardise =
         {
             X = u
             Y = data.Y |> Array.map (fun y -> (y - s.YShift) / s.YScale)
+        }
+
+    /// <summary>A source in standardised units: the rows of local shards standardised as they are read, remote
+    /// shards told the units to standardise their rows in where they live (the same function on the same rows, so
+    /// the same bits).</summary>
+    /// <param name="s">The standardisation.</param>
+    /// <param name="source">The data.</param>
+    /// <exception cref="T:System.ArgumentException">A remote shard is already in other units.</exception>
+    [<CompiledName("Source")>]
+    let source (s: Standardisation) (source: DataSource) : DataSource =
+        { source with
+            Shards =
+                source.Shards
+                |> Array.map (fun shard ->
+                    match shard.Remote with
+                    | Some remote ->
+                        if remote.View.IsSome then
+                            invalidArg
+                                "source"
+                                (Text.format "%s is already standardised where it lives." [| box shard.Name |])
+
+                        { shard with
+                            Remote = Some { remote with View = Some s }
+                        }
+                    | None ->
+                        { shard with
+                            Read = fun () -> shard.Read() |> Seq.map (apply s)
+                        })
         }
 
     /// A shift of y needs the identity and a scale a positively homogeneous g: no other g carries them into the model.

@@ -2,6 +2,51 @@ namespace MoE.Core
 
 open System
 open System.Collections.Generic
+open System.Threading.Tasks
+
+/// <summary>
+/// An affine change of units (docs/math.md §9.2): covariates u = L⁻¹(x − μ) with Σ = LLᵀ their covariance (so u has
+/// mean 0 and identity covariance), responses v = (y − m)/s. How far y may be moved depends on g: the identity allows
+/// both (m = mean, s = sd), a positively homogeneous g (ReLU, leaky ReLU) only the scale (g(z)/s = g(z/s)), chosen so
+/// that E[v²] is the unit expert's E[g(Z)²]; any other g neither. Without intercepts nothing is centred (μ = 0,
+/// m = 0): a shift would need an intercept to undo.
+/// </summary>
+type Standardisation =
+    {
+        /// μ (d), zero when not centred.
+        Mean: float[]
+        /// L⁻¹ (d×d, lower triangular): u = L⁻¹(x − μ).
+        Whitening: float[,]
+        /// m, zero unless g is the identity and intercepts are modelled.
+        YShift: float
+        /// s &gt; 0, one unless g is the identity or positively homogeneous.
+        YScale: float
+    }
+
+/// <summary>
+/// A worker that computes a shard's part of a pass where the shard's rows live (a cluster's shard grain; docs/math.md
+/// §7.7): the coordinator sends a request — which statistic, at which parameters, in which units — and gets back the
+/// shard's sum, never its rows. A worker must answer exactly what a pass over the same shard would compute here
+/// (<c>ShardWork.evaluate</c> does), so a fit on workers gives the bits of a fit in one process.
+/// </summary>
+type IShardWorker =
+    /// <summary>The shard's part of a pass: the encoded request computed over the shard's rows, its chunks merged in
+    /// order (<c>ShardWork.evaluate</c>).</summary>
+    /// <param name="request">The request, as <c>Passes</c> encodes it.</param>
+    abstract Evaluate: request: byte[] -> Task<float[]>
+
+    /// <summary>Rows of the shard by position, in the units the request names (<c>ShardWork.gather</c>).</summary>
+    /// <param name="request">The request, as <c>DataSource.gather</c> encodes it.</param>
+    abstract Gather: request: byte[] -> Task<Dataset>
+
+/// <summary>A shard whose rows live with a worker: the worker, and the units its rows are seen in.</summary>
+type RemoteShard =
+    {
+        /// The shard's worker.
+        Worker: IShardWorker
+        /// The standardisation applied to the rows where they live before any statistic, if any.
+        View: Standardisation option
+    }
 
 /// <summary>One shard of a data source: a run of rows (one file, one array in memory) read from its start on every
 /// pass.</summary>
@@ -14,8 +59,11 @@ type Shard =
         /// One pass: the shard's rows in order, in batches that each hold a whole number of chunks
         /// (<c>DataSource.ChunkRows</c>) but the last. Every call yields the same rows; a reader may check the token
         /// between batches. A batch is valid until the next one is requested: a reader may hand every batch in the
-        /// same arrays (the Parquet reader does), so a consumer that keeps rows copies them.
+        /// same arrays (the Parquet reader does), so a consumer that keeps rows copies them. A remote shard's rows
+        /// are not read here: its passes go to its worker.
         Read: unit -> seq<Dataset>
+        /// The shard's worker when its rows live elsewhere (a cluster), else None.
+        Remote: RemoteShard option
     }
 
 /// <summary>
@@ -45,6 +93,98 @@ module DataSource =
     [<CompiledName("ChunkRows")>]
     let chunkRows = Chunks.Size
 
+    /// <summary>Whether any shard of the source lives with a worker (a cluster).</summary>
+    /// <param name="source">The source.</param>
+    [<CompiledName("IsRemote")>]
+    let isRemote (source: DataSource) =
+        source.Shards |> Array.exists (fun s -> s.Remote.IsSome)
+
+    /// <summary>A shard whose rows live with a worker: its passes and row requests go to the worker.</summary>
+    /// <param name="name">Where the rows are (a path on the worker's machine), for messages.</param>
+    /// <param name="rows">The shard's rows, as the worker counted them.</param>
+    /// <param name="worker">The worker.</param>
+    [<CompiledName("RemoteShard")>]
+    let remoteShard (name: string) (rows: int64) (worker: IShardWorker) : Shard =
+        {
+            Name = name
+            Rows = rows
+            Read =
+                fun () ->
+                    invalidOp (
+                        Text.format
+                            "%s lives with a shard worker: its rows are not read here, its passes go to the worker."
+                            [| box name |]
+                    )
+            Remote = Some { Worker = worker; View = None }
+        }
+
+    /// The units a remote shard's rows are seen in, on the wire.
+    let internal writeView (w: Wire.Writer) (view: Standardisation option) =
+        match view with
+        | None -> w.Bool false
+        | Some s ->
+            w.Bool true
+            w.Floats s.Mean
+            w.Matrix s.Whitening
+            w.Float s.YShift
+            w.Float s.YScale
+
+    /// Reads what <c>writeView</c> wrote.
+    let internal readView (r: Wire.Reader) : Standardisation option =
+        if r.Bool() then
+            let mean = r.Floats()
+            let whitening = r.Matrix()
+            let yShift = r.Float()
+            let yScale = r.Float()
+
+            if whitening.GetLength 0 <> mean.Length || whitening.GetLength 1 <> mean.Length then
+                invalidArg "request" "The request's standardisation has a whitening matrix of the wrong shape."
+
+            Some
+                {
+                    Mean = mean
+                    Whitening = whitening
+                    YShift = yShift
+                    YScale = yScale
+                }
+        else
+            None
+
+    /// The request for rows of a remote shard: its units, then the positions within the shard.
+    let internal gatherRequest (view: Standardisation option) (positions: int64[]) =
+        let w = Wire.Writer()
+        writeView w view
+        w.Longs positions
+        w.ToArray()
+
+    /// Reads what <c>gatherRequest</c> wrote.
+    let internal readGatherRequest (request: byte[]) =
+        let r = Wire.Reader request
+        let view = readView r
+        let positions = r.Longs()
+        r.End()
+        view, positions
+
+    /// Rows of a remote shard by position (within the shard), checked against what was asked.
+    let private fetch (shard: Shard) (remote: RemoteShard) (dimension: int) (positions: int64[]) : Dataset =
+        let rows =
+            remote.Worker.Gather(gatherRequest remote.View positions).GetAwaiter().GetResult()
+
+        if rows.Count <> positions.Length || rows.Dimension <> dimension then
+            invalidOp (
+                Text.format
+                    "The worker of %s sent %d rows of %d columns for %d rows of %d columns."
+                    [|
+                        box shard.Name
+                        box rows.Count
+                        box rows.Dimension
+                        box positions.Length
+                        box dimension
+                    |]
+            )
+
+        rows
+
     /// <summary>A dataset in memory as a source of one shard and one batch.</summary>
     /// <param name="data">The data (validated by the caller).</param>
     [<CompiledName("OfDataset")>]
@@ -57,6 +197,7 @@ module DataSource =
                         Name = "memory"
                         Rows = int64 data.Count
                         Read = fun () -> Seq.singleton data
+                        Remote = None
                     }
                 |]
         }
@@ -140,10 +281,19 @@ module DataSource =
 
     /// <summary>Every batch of every shard transformed (e.g. standardised) as it is read.</summary>
     /// <param name="f">A row-wise transform: row i of its result depends on row i of its argument only.</param>
+    /// <exception cref="T:System.ArgumentException">A shard of the source is remote.</exception>
     /// <param name="dimension">The transform's output dimension.</param>
     /// <param name="source">The source.</param>
     [<CompiledName("Map")>]
     let map (f: Dataset -> Dataset) (dimension: int) (source: DataSource) : DataSource =
+        for s in source.Shards do
+            if s.Remote.IsSome then
+                invalidArg
+                    "source"
+                    (Text.format
+                        "%s lives with a shard worker, and an arbitrary row transform cannot be sent to it (Standardise.source sends a standardisation)."
+                        [| box s.Name |])
+
         {
             Dimension = dimension
             Shards =
@@ -171,6 +321,23 @@ module DataSource =
                                 |> Seq.map (fun batch ->
                                     token.ThrowIfCancellationRequested()
                                     batch)
+                        Remote =
+                            s.Remote
+                            |> Option.map (fun remote ->
+                                let inner = remote.Worker
+
+                                { remote with
+                                    Worker =
+                                        { new IShardWorker with
+                                            member _.Evaluate request =
+                                                token.ThrowIfCancellationRequested()
+                                                inner.Evaluate request
+
+                                            member _.Gather request =
+                                                token.ThrowIfCancellationRequested()
+                                                inner.Gather request
+                                        }
+                                })
                     })
         }
 
@@ -191,7 +358,12 @@ module DataSource =
         let mutable whole = None
 
         for shard in source.Shards do
-            for b in shard.Read() do
+            let batches =
+                match shard.Remote with
+                | Some remote -> Seq.singleton (fetch shard remote source.Dimension (Array.init (int shard.Rows) int64))
+                | None -> shard.Read()
+
+            for b in batches do
                 if source.Shards.Length = 1 && at = 0 && int64 b.Count = n then
                     whole <- Some b
                 else
@@ -232,7 +404,28 @@ module DataSource =
             if next < m && sorted.[next] < offset + shard.Rows then
                 let mutable at = offset
 
-                for b in shard.Read() do
+                let batches =
+                    match shard.Remote with
+                    | Some remote ->
+                        // Only the wanted rows cross the wire: hand them on as the shard's batch, positions remapped.
+                        let mutable last = next
+
+                        while last < m && sorted.[last] < offset + shard.Rows do
+                            last <- last + 1
+
+                        let within = Array.init (last - next) (fun i -> sorted.[next + i] - offset)
+                        let rows = fetch shard remote d within
+
+                        for i in 0 .. within.Length - 1 do
+                            let slot = slots.[sorted.[next + i]]
+                            Array.Copy(rows.X, int64 i * int64 d, x, int64 slot * int64 d, int64 d)
+                            y.[slot] <- rows.Y.[i]
+
+                        next <- last
+                        Seq.empty
+                    | None -> shard.Read()
+
+                for b in batches do
                     while next < m && sorted.[next] < at + int64 b.Count do
                         let row = int (sorted.[next] - at)
                         let slot = slots.[sorted.[next]]

@@ -20,6 +20,9 @@ type OutputTransform =
         CPrime: float
         /// The spectral method's third-order transform S3 (docs/math.md §2.4) and its scale c₃, or why g has none.
         Third: Result<ThirdOrderTransform, string>
+        /// How to build the transform again — its kind, g and σ — when it was derived from them
+        /// (<c>polynomialFor</c>, <c>bounded</c>): what a request to a shard's worker sends instead of the functions.
+        Origin: (string * Activation * float) option
     }
 
 /// <summary>The third-order transform of the spectral method and the scale of its tensor.</summary>
@@ -71,6 +74,7 @@ module OutputTransforms =
                         Q3 = fun y -> y * (t.Beta + y * (t.Alpha + y)) + t.Gamma
                         C3 = t.C3
                     })
+            Origin = None
         }
 
     /// <summary>The polynomial transforms for an activation and noise level (both coefficient systems solved; an
@@ -87,7 +91,9 @@ module OutputTransforms =
             with :? ArgumentException as e ->
                 Error e.Message
 
-        polynomial (Coefficients.solve activation sigma) third
+        { polynomial (Coefficients.solve activation sigma) third with
+            Origin = Some("polynomial", activation, sigma)
+        }
 
     let private tau = 1.0
 
@@ -206,6 +212,7 @@ module OutputTransforms =
             Q2 = eval b2
             C = 1.0
             CPrime = 1.0
+            Origin = Some("bounded", activation, sigma)
             Third =
                 if Array.forall Double.IsFinite b3 then
                     Ok { Q3 = eval b3; C3 = 1.0 }

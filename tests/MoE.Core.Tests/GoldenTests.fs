@@ -113,6 +113,7 @@ let private cases: (string * (unit -> MoeModel)) list =
                                     X = Array2D.init 10_000 10 (fun r t -> data.X.[c * 10_000 + r, t])
                                     Y = Array.sub data.Y (c * 10_000) 10_000
                                 }
+                    Remote = None
                 }
 
             let source =

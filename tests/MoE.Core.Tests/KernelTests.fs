@@ -445,6 +445,7 @@ let ``a subsample is the same rows whether the data are in memory or in shards r
                                     Y = Array.sub data.Y start c
                                 }
                     }
+            Remote = None
         }
 
     let source =

@@ -152,6 +152,7 @@ let ``cancelling a fit read in passes stops before the next batch is read`` () =
                         Name = "counting"
                         Rows = int64 data.Count
                         Read = fun () -> chunks
+                        Remote = None
                     }
                 |]
         }
@@ -186,6 +187,7 @@ let ``a fit read in passes refuses a memory bound below ten rows per parameter``
                                 Name = "counting"
                                 Rows = int64 data.Count
                                 Read = fun () -> chunks
+                                Remote = None
                             }
                         |]
                 }

@@ -1,0 +1,100 @@
+namespace MoE.Core
+
+/// <summary>
+/// What a shard's worker runs (docs/math.md §7.7): a coordinator's request computed over the worker's own rows with
+/// the kernels a pass in one process uses, so the worker's answer is the bits the pass would add for this shard.
+/// </summary>
+[<RequireQualifiedAccess>]
+module ShardWork =
+
+    let private check (what: string) (expected: int) (actual: int) =
+        if expected <> actual then
+            invalidArg
+                "request"
+                (Text.format
+                    "The request's %s has %d entries where this shard has %d input columns: the coordinator and the worker read different data."
+                    [| box what; box actual; box expected |])
+
+    let private inUnits (view: Standardisation option) (shard: DataSource) =
+        if DataSource.isRemote shard then
+            invalidArg "shard" "A worker computes over its own rows: the shard it is given must be read where it runs."
+
+        match view with
+        | Some s ->
+            check "standardisation" shard.Dimension s.Mean.Length
+            Standardise.source s shard
+        | None -> shard
+
+    /// <summary>One pass's part for this shard: the request decoded, computed over the shard's rows (in the request's
+    /// units), its chunks merged in order, as a vector.</summary>
+    /// <param name="request">The request's bytes, as the coordinator's pass encoded them.</param>
+    /// <param name="shard">The worker's rows (local shards only).</param>
+    /// <returns>What the coordinator merges in the shard's place.</returns>
+    /// <exception cref="T:System.ArgumentException">The request is malformed, of another build, or does not fit the
+    /// shard's columns.</exception>
+    [<CompiledName("Evaluate")>]
+    let evaluate (request: byte[]) (shard: DataSource) : float[] =
+        let view, request = Requests.decode request
+        let source = inUnits view shard
+        let d = source.Dimension
+
+        let model (m: MoeModel) = check "model" d m.Dimension
+
+        match request with
+        | PassRequest.ColumnSums -> Diagnosis.columnSumsPass source
+        | PassRequest.CentredPowers means ->
+            check "means" (d + 1) means.Length
+            Diagnosis.centredPowersPass means source
+        | PassRequest.InputSums -> EmKernel.inputSumsPass source
+        | PassRequest.CentredGram mean ->
+            check "mean" d mean.Length
+            EmKernel.centredGramPass mean source
+        | PassRequest.Design intercepts -> EmKernel.designOf intercepts source
+        | PassRequest.EmStatistics(m, intercepts, hessian) ->
+            model m
+            EmKernel.statisticsPass m intercepts hessian source
+        | PassRequest.MStepObjectives(current, candidate) ->
+            model current
+            model candidate
+            EmKernel.mStepPass current candidate source
+        | PassRequest.LikelihoodGradient(m, intercepts) ->
+            model m
+            LikelihoodKernel.gradientPass m intercepts source
+        | PassRequest.LogLikelihood m ->
+            model m
+            LikelihoodKernel.logLikelihoodPass m source
+        | PassRequest.Curvature(m, intercepts) ->
+            model m
+            LikelihoodKernel.curvatureOf m intercepts source
+        | PassRequest.SecondMoments transform -> MomentSums.secondOf transform source |> MomentSums.encodeSecond
+        | PassRequest.ProjectedMoments(transform, basis) ->
+            check "basis" d (basis.GetLength 0)
+            MomentSums.projectedOf transform basis source |> MomentSums.encodeProjected
+
+    /// <summary>Rows of this shard by position, in the request's units.</summary>
+    /// <param name="request">The request's bytes, as <c>DataSource.gather</c> encoded them.</param>
+    /// <param name="shard">The worker's rows (local shards only).</param>
+    /// <exception cref="T:System.ArgumentException">The request is malformed or a position is past the shard.</exception>
+    [<CompiledName("Gather")>]
+    let gather (request: byte[]) (shard: DataSource) : Dataset =
+        let view, positions = DataSource.readGatherRequest request
+        let source = inUnits view shard
+
+        for p in positions do
+            if p < 0L || p >= source.Rows then
+                invalidArg "request" (Text.format "Row %d is outside the shard's %d rows." [| box p; box source.Rows |])
+
+        if positions.Length = 0 then
+            {
+                X = Array2D.zeroCreate 0 source.Dimension
+                Y = [||]
+            }
+        else
+            DataSource.gather source positions
+
+    /// <summary>The request of one pass, as a coordinator sends it to a shard's worker (for tests and tools that play
+    /// the worker's part).</summary>
+    /// <param name="view">The units the shard's rows are seen in.</param>
+    /// <param name="request">The pass.</param>
+    [<CompiledName("Encode")>]
+    let encode (view: Standardisation option) (request: PassRequest) : byte[] = Requests.encode view request
