@@ -28,6 +28,19 @@ public static class CliApp
     public static int Run(string[] args, TextWriter output, TextWriter error)
     {
         ArgumentNullException.ThrowIfNull(args);
+        if (ClusterCommands.NeedsRuntime && ClusterCommands.Wanted(args))
+        {
+            try
+            {
+                return ClusterCommands.RunOnRuntime(args, output, error);
+            }
+            catch (Exception e)
+            {
+                error.WriteLine($"moe: error: {Describe(e)}");
+                return Failure;
+            }
+        }
+
         var root = new RootCommand("moe: learn mixtures of experts with provably convergent losses (Makkuva et al.).");
         root.Subcommands.Add(GenerateCommand.Create(output));
         root.Subcommands.Add(CoefficientsCommand.Create(output));
@@ -40,6 +53,7 @@ public static class CliApp
         root.Subcommands.Add(AnalysisCommand.CreateCoverage(output, error));
         root.Subcommands.Add(AcceptanceCommand.Create(output, error));
         root.Subcommands.Add(ReproduceCommand.Create(output, error));
+        root.Subcommands.Add(ClusterCommands.CreateSilo(output, error));
         if (args.Length == 0)
         {
             args = ["--help"];

@@ -34,10 +34,12 @@ internal static class FitCommand
         var report = new Option<FileInfo?>("--report") { Description = "also write a JSON report: the winning initializer, every candidate with its held-out likelihood, the stages and the warnings" };
         var se = new Option<string?>("--se") { Description = "standard errors and 95% Wald intervals of every parameter: observed (the inverse observed information) or sandwich", Arity = ArgumentArity.ZeroOrOne };
         var maxRows = new Option<int?>("--max-rows") { Description = "a memory bound: hold at most this many rows in memory; larger data are read again for every pass (the same model, bit for bit)" };
+        var cluster = new Option<string?>("--cluster") { Description = "fit on a cluster where the shards live: host:port[,host:port...] of running silos' gateways (moe silo), or local:N to start N silos on loopback for this fit" };
+        var requestTimeout = new Option<double>("--request-timeout") { Description = "with --cluster: seconds one shard's part of a pass may take before it is retried elsewhere", DefaultValueFactory = _ => 300 };
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
             data, k, activation, slope, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
-            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, yColumn,
+            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, yColumn, cluster, requestTimeout,
         };
         command.SetAction(parse =>
         {
@@ -102,7 +104,16 @@ internal static class FitCommand
             var parquet = dataPath.Extension.Equals(".parquet", StringComparison.OrdinalIgnoreCase);
             FitResult result;
             string rows;
-            if (parse.GetValue(maxRows) is not null || shards)
+            if (parse.GetValue(cluster) is { } where)
+            {
+                Shared.Require(parse.GetResult(se) is null, "--se", "used without --cluster (standard errors need the data in memory)", "with --cluster");
+                Shared.Require(parse.GetValue(requestTimeout) > 0, "--request-timeout", "positive", parse.GetValue(requestTimeout));
+                var limit = parse.GetValue(maxRows) ?? int.MaxValue;
+                result = ClusterCommands.Fit(where, dataPath.FullName, xs, y, options, limit, reporter,
+                    TimeSpan.FromSeconds(parse.GetValue(requestTimeout)), error, out var total, out var count, out var on);
+                rows = string.Create(CultureInfo.InvariantCulture, $"n={total} in {count} shards on {on}, {result.Passes} passes");
+            }
+            else if (parse.GetValue(maxRows) is not null || shards)
             {
                 Shared.Require(parse.GetResult(se) is null, "--se", "used with a single data file and without --max-rows (standard errors need the data in memory)", "with a source read in passes");
                 var source = DataSources.Files(dataPath.FullName, xs, y);

@@ -1,0 +1,149 @@
+using Microsoft.Extensions.Logging;
+using Microsoft.Extensions.Options;
+using Orleans.Concurrency;
+using Orleans.Placement;
+using Orleans.Runtime;
+using Core = MoE.Core;
+
+namespace MoE.Cluster;
+
+/// <summary>Which file a shard is, and which of its columns are read: what any silo needs to serve it.</summary>
+[GenerateSerializer, Immutable, Alias("MoE.Cluster.ShardSpec")]
+public sealed record ShardSpec
+{
+    /// <summary>The shard's file (CSV or Parquet), a path every silo can read.</summary>
+    [Id(0)] public required string Path { get; init; }
+
+    /// <summary>The input columns by name (Parquet), or null for the file's convention.</summary>
+    [Id(1)] public string[]? XColumns { get; init; }
+
+    /// <summary>The response column by name (Parquet), or null for the file's convention.</summary>
+    [Id(2)] public string? YColumn { get; init; }
+
+    /// <summary>The grain that serves this shard: one per file and column choice.</summary>
+    internal string Key => string.Join('\n', Path, string.Join(',', XColumns ?? []), YColumn ?? "");
+}
+
+/// <summary>What a silo found when it opened a shard.</summary>
+[GenerateSerializer, Immutable, Alias("MoE.Cluster.ShardInfo")]
+public sealed record ShardInfo
+{
+    /// <summary>The shard's rows.</summary>
+    [Id(0)] public long Rows { get; init; }
+
+    /// <summary>Its input columns d.</summary>
+    [Id(1)] public int Dimension { get; init; }
+
+    /// <summary>The silo that serves it now.</summary>
+    [Id(2)] public string Silo { get; init; } = "";
+}
+
+/// <summary>Rows of a shard sent by request (row-major inputs, then the responses).</summary>
+[GenerateSerializer, Immutable, Alias("MoE.Cluster.ShardRows")]
+public sealed record ShardRows
+{
+    /// <summary>d.</summary>
+    [Id(0)] public int Dimension { get; init; }
+
+    /// <summary>The inputs, row after row (count × d).</summary>
+    [Id(1)] public double[] X { get; init; } = [];
+
+    /// <summary>The responses.</summary>
+    [Id(2)] public double[] Y { get; init; } = [];
+}
+
+/// <summary>
+/// A shard's worker: answers "this pass, at these parameters" over its file's rows (docs/math.md §7.7). Every call
+/// names the shard in full, so whichever silo activates the grain — after the one that held it died — can open the
+/// file and answer the same bits.
+/// </summary>
+[Alias("MoE.Cluster.IShardGrain")]
+public interface IShardGrain : IGrainWithStringKey
+{
+    /// <summary>Opens the shard (if not open) and says what it holds.</summary>
+    [Alias("Open")]
+    Task<ShardInfo> Open(ShardSpec spec);
+
+    /// <summary>The shard's part of one pass: the request computed over its rows, chunks merged in order.</summary>
+    [Alias("Evaluate")]
+    Task<double[]> Evaluate(ShardSpec spec, byte[] request);
+
+    /// <summary>Rows of the shard by position, in the request's units.</summary>
+    [Alias("Gather")]
+    Task<ShardRows> Gather(ShardSpec spec, byte[] request);
+}
+
+/// <summary>How a silo serves shards.</summary>
+public sealed class ShardServingOptions
+{
+    /// <summary>A shard of at most this many bytes of values (rows × (d + 1) × 8) is read once and kept in the
+    /// silo's memory; a larger one is read from its file again for every pass. Default 1 GiB. The same bits either
+    /// way.</summary>
+    public long CacheBytes { get; set; } = 1L << 30;
+}
+
+/// <summary>The grain behind <see cref="IShardGrain"/>.</summary>
+[ActivationCountBasedPlacement]
+internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOptions> options, ILogger<ShardGrain> log)
+    : Grain, IShardGrain
+{
+    private ShardSpec? opened;
+    private string key = "";
+
+    public override Task OnActivateAsync(CancellationToken cancellationToken)
+    {
+        key = this.GetPrimaryKeyString();
+        return Task.CompletedTask;
+    }
+
+    private Core.DataSource? source;
+
+    // Everything runs off the grain's scheduler, on the thread pool: the passes use every core of the silo, and the
+    // file readers wait on tasks of their own, which must not be queued behind the turn that waits for them.
+    public Task<ShardInfo> Open(ShardSpec spec) => Task.Run(() =>
+    {
+        var data = Source(spec);
+        return new ShardInfo { Rows = data.Rows, Dimension = data.Dimension, Silo = silo.SiloAddress.ToString() };
+    });
+
+    public Task<double[]> Evaluate(ShardSpec spec, byte[] request) =>
+        Task.Run(() => Core.ShardWork.Evaluate(request, Source(spec)));
+
+    public Task<ShardRows> Gather(ShardSpec spec, byte[] request) => Task.Run(() =>
+    {
+        var rows = Core.ShardWork.Gather(request, Source(spec));
+        var x = new double[rows.X.Length];
+        Buffer.BlockCopy(rows.X, 0, x, 0, x.Length * sizeof(double));
+        return new ShardRows { Dimension = rows.Dimension, X = x, Y = rows.Y };
+    });
+
+    private Core.DataSource Source(ShardSpec spec)
+    {
+        ArgumentNullException.ThrowIfNull(spec);
+        if (source is not null && opened == spec)
+        {
+            return source;
+        }
+
+        if (spec.Key != key)
+        {
+            throw new ArgumentException($"The grain for '{key}' was asked to serve '{spec.Path}'.", nameof(spec));
+        }
+
+        var file = Core.DataFiles.Source(spec.Path,
+            spec.XColumns is null ? null : Microsoft.FSharp.Core.FSharpOption<string[]>.Some(spec.XColumns),
+            spec.YColumn is null ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(spec.YColumn));
+        var bytes = file.Rows * (file.Dimension + 1) * 8;
+        if (bytes <= options.Value.CacheBytes)
+        {
+            // Held as one batch per shard: the same chunks, so the same bits, as reading the file again.
+            file = Core.DataSourceModule.OfDataset(Core.DataSourceModule.Load(file));
+        }
+
+        log.LogInformation("Serving {Path}: {Rows} rows, {Dimension} columns, {Held}", spec.Path, file.Rows, file.Dimension,
+            bytes <= options.Value.CacheBytes ? "held in memory" : "read from the file on every pass");
+        opened = spec;
+        source = file;
+        return file;
+    }
+}
