@@ -78,7 +78,7 @@ public static class ClusterSources
         options.Validate();
         var files = Core.DataFiles.Files(Path.GetFullPath(path));
         var workers = files.Select(f => new ShardWorker(client,
-            new ShardSpec { Path = f, XColumns = xColumns?.ToArray(), YColumn = yColumn }, options, retries, cancellationToken)).ToArray();
+            new ShardSpec { Path = f, Index = Array.IndexOf(files, f), XColumns = xColumns?.ToArray(), YColumn = yColumn }, options, retries, cancellationToken)).ToArray();
         var infos = await Task.WhenAll(workers.Select(w => w.OpenAsync())).ConfigureAwait(false);
         var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShard(files[i], infos[i].Rows, w)).ToArray();
         var sources = shards.Select((s, i) => new Core.DataSource(infos[i].Dimension, [s]));
@@ -95,9 +95,9 @@ public static class ClusterSources
     {
         ArgumentNullException.ThrowIfNull(client);
         var files = Core.DataFiles.Files(Path.GetFullPath(path));
-        return await Task.WhenAll(files.Select(f =>
+        return await Task.WhenAll(files.Select((f, i) =>
         {
-            var spec = new ShardSpec { Path = f, XColumns = xColumns?.ToArray(), YColumn = yColumn };
+            var spec = new ShardSpec { Path = f, Index = i, XColumns = xColumns?.ToArray(), YColumn = yColumn };
             return client.GetGrain<IShardGrain>(spec.Key).Open(spec);
         })).ConfigureAwait(false);
     }

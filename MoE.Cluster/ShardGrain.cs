@@ -3,6 +3,7 @@ using Microsoft.Extensions.Options;
 using Orleans.Concurrency;
 using Orleans.Placement;
 using Orleans.Runtime;
+using Orleans.Runtime.Placement;
 using Core = MoE.Core;
 
 namespace MoE.Cluster;
@@ -20,8 +21,12 @@ public sealed record ShardSpec
     /// <summary>The response column by name (Parquet), or null for the file's convention.</summary>
     [Id(2)] public string? YColumn { get; init; }
 
-    /// <summary>The grain that serves this shard: one per file and column choice.</summary>
-    internal string Key => string.Join('\n', Path, string.Join(',', XColumns ?? []), YColumn ?? "");
+    /// <summary>The shard's place in its data set (0-based), which spreads the shards over the silos.</summary>
+    [Id(3)] public int Index { get; init; }
+
+    /// <summary>The grain that serves this shard: one per place, file and column choice.</summary>
+    internal string Key => string.Join('\n', Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Path,
+        string.Join(',', XColumns ?? []), YColumn ?? "");
 }
 
 /// <summary>What a silo found when it opened a shard.</summary>
@@ -77,18 +82,21 @@ public interface IShardGrain : IGrainWithStringKey
 public sealed class ShardServingOptions
 {
     /// <summary>A shard of at most this many bytes of values (rows × (d + 1) × 8) is read once and kept in the
-    /// silo's memory; a larger one is read from its file again for every pass. Default 1 GiB. The same bits either
-    /// way.</summary>
+    /// silo's memory, as stored and in the units of the fit that uses it (two copies); a larger one is read from its
+    /// file again for every pass. Default 1 GiB. The same bits either way.</summary>
     public long CacheBytes { get; set; } = 1L << 30;
 }
 
 /// <summary>The grain behind <see cref="IShardGrain"/>.</summary>
-[ActivationCountBasedPlacement]
+[ShardIndexPlacement]
 internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOptions> options, ILogger<ShardGrain> log)
     : Grain, IShardGrain
 {
     private ShardSpec? opened;
     private string key = "";
+    private bool held;
+    private Microsoft.FSharp.Core.FSharpOption<Core.Standardisation>? unitsOfCopy;
+    private Core.DataSource? inUnits;
 
     public override Task OnActivateAsync(CancellationToken cancellationToken)
     {
@@ -106,8 +114,26 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
         return new ShardInfo { Rows = data.Rows, Dimension = data.Dimension, Silo = silo.SiloAddress.ToString() };
     });
 
-    public Task<double[]> Evaluate(ShardSpec spec, byte[] request) =>
-        Task.Run(() => Core.ShardWork.Evaluate(request, Source(spec)));
+    public Task<double[]> Evaluate(ShardSpec spec, byte[] request) => Task.Run(() =>
+    {
+        var data = Source(spec);
+        if (!held)
+        {
+            return Core.ShardWork.Evaluate(request, data);
+        }
+
+        // A held shard keeps its rows in the units of the latest request too: a fit's passes after the summary are all
+        // in its standardised units, and standardising the shard for every pass would cost a copy of it each time.
+        var units = Core.ShardWork.Units(request);
+        if (inUnits is null || !Equals(units, unitsOfCopy))
+        {
+            inUnits = null;
+            inUnits = Core.DataSourceModule.OfDataset(Core.DataSourceModule.Load(Core.ShardWork.InUnits(units, data)));
+            unitsOfCopy = units;
+        }
+
+        return Core.ShardWork.EvaluateInUnits(request, inUnits);
+    });
 
     public Task<ShardRows> Gather(ShardSpec spec, byte[] request) => Task.Run(() =>
     {
@@ -134,16 +160,49 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
             spec.XColumns is null ? null : Microsoft.FSharp.Core.FSharpOption<string[]>.Some(spec.XColumns),
             spec.YColumn is null ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(spec.YColumn));
         var bytes = file.Rows * (file.Dimension + 1) * 8;
-        if (bytes <= options.Value.CacheBytes)
+        held = bytes <= options.Value.CacheBytes;
+        inUnits = null;
+        if (held)
         {
             // Held as one batch per shard: the same chunks, so the same bits, as reading the file again.
             file = Core.DataSourceModule.OfDataset(Core.DataSourceModule.Load(file));
+            // Reading the file decoded its row groups into large buffers that are garbage now: give them back to the
+            // machine, once per shard, rather than carry them for the silo's lifetime (1.0 GB -> see bench/README).
+            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
+            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
 
         log.LogInformation("Serving {Path}: {Rows} rows, {Dimension} columns, {Held}", spec.Path, file.Rows, file.Dimension,
-            bytes <= options.Value.CacheBytes ? "held in memory" : "read from the file on every pass");
+            held ? "held in memory" : "read from the file on every pass");
         opened = spec;
         source = file;
         return file;
+    }
+}
+
+/// <summary>Shard i on silo i mod s of the s live silos (sorted by address): the shards spread evenly, and the same
+/// way whichever silo places them. When a silo dies, its shards go round the silos left.</summary>
+[GenerateSerializer, Immutable, Alias("MoE.Cluster.ShardIndexPlacement")]
+public sealed class ShardIndexPlacement : PlacementStrategy
+{
+    internal static readonly ShardIndexPlacement Instance = new();
+}
+
+/// <summary>Places a grain by <see cref="ShardIndexPlacement"/>.</summary>
+[AttributeUsage(AttributeTargets.Class, AllowMultiple = false)]
+public sealed class ShardIndexPlacementAttribute() : PlacementAttribute(ShardIndexPlacement.Instance);
+
+/// <summary>The director of <see cref="ShardIndexPlacement"/>: the shard's index is the first line of its key.</summary>
+internal sealed class ShardIndexPlacementDirector : IPlacementDirector
+{
+    public Task<SiloAddress> OnAddActivation(PlacementStrategy strategy, PlacementTarget target, IPlacementContext context)
+    {
+        var silos = context.GetCompatibleSilos(target).OrderBy(s => s.ToParsableString(), StringComparer.Ordinal).ToArray();
+        var key = target.GrainIdentity.Key.ToString();
+        var end = key.IndexOf('\n');
+        var index = end > 0 && int.TryParse(key.AsSpan(0, end), System.Globalization.NumberStyles.None, System.Globalization.CultureInfo.InvariantCulture, out var i)
+            ? i
+            : (key.GetHashCode() & int.MaxValue);
+        return Task.FromResult(silos[index % silos.Length]);
     }
 }

@@ -63,6 +63,7 @@ public static class Silos
                     o.DeathVoteExpirationTimeout = TimeSpan.FromSeconds(10);
                 });
                 silo.Configure<ShardServingOptions>(o => o.CacheBytes = options.Serving.CacheBytes);
+                silo.AddPlacementDirector<ShardIndexPlacement, ShardIndexPlacementDirector>();
             })
             .Build();
     }

@@ -25,17 +25,14 @@ module ShardWork =
             Standardise.source s shard
         | None -> shard
 
-    /// <summary>One pass's part for this shard: the request decoded, computed over the shard's rows (in the request's
-    /// units), its chunks merged in order, as a vector.</summary>
-    /// <param name="request">The request's bytes, as the coordinator's pass encoded them.</param>
-    /// <param name="shard">The worker's rows (local shards only).</param>
-    /// <returns>What the coordinator merges in the shard's place.</returns>
-    /// <exception cref="T:System.ArgumentException">The request is malformed, of another build, or does not fit the
-    /// shard's columns.</exception>
-    [<CompiledName("Evaluate")>]
-    let evaluate (request: byte[]) (shard: DataSource) : float[] =
-        let view, request = Requests.decode request
-        let source = inUnits view shard
+    /// <summary>One pass's part for rows already in the request's units (<c>units</c>): what <c>evaluate</c> computes,
+    /// for a worker that keeps its rows standardised between passes instead of standardising them for every
+    /// pass.</summary>
+    /// <param name="request">The request's bytes.</param>
+    /// <param name="source">The worker's rows in the units <c>units request</c> names.</param>
+    [<CompiledName("EvaluateInUnits")>]
+    let evaluateInUnits (request: byte[]) (source: DataSource) : float[] =
+        let _, request = Requests.decode request
         let d = source.Dimension
 
         let model (m: MoeModel) = check "model" d m.Dimension
@@ -70,6 +67,30 @@ module ShardWork =
         | PassRequest.ProjectedMoments(transform, basis) ->
             check "basis" d (basis.GetLength 0)
             MomentSums.projectedOf transform basis source |> MomentSums.encodeProjected
+
+    /// <summary>One pass's part for this shard: the request decoded, computed over the shard's rows (in the request's
+    /// units), its chunks merged in order, as a vector.</summary>
+    /// <param name="request">The request's bytes, as the coordinator's pass encoded them.</param>
+    /// <param name="shard">The worker's rows (local shards only).</param>
+    /// <returns>What the coordinator merges in the shard's place.</returns>
+    /// <exception cref="T:System.ArgumentException">The request is malformed, of another build, or does not fit the
+    /// shard's columns.</exception>
+    [<CompiledName("Evaluate")>]
+    let evaluate (request: byte[]) (shard: DataSource) : float[] =
+        let view, _ = Requests.decode request
+        evaluateInUnits request (inUnits view shard)
+
+    /// <summary>The units a request's rows are to be seen in (None: as stored).</summary>
+    /// <param name="request">The request's bytes (of a pass or of rows).</param>
+    [<CompiledName("Units")>]
+    let units (request: byte[]) : Standardisation option =
+        DataSource.readView (Wire.Reader request)
+
+    /// <summary>A worker's rows in the given units (checked against the rows' columns).</summary>
+    /// <param name="view">The units.</param>
+    /// <param name="shard">The worker's rows (local shards only).</param>
+    [<CompiledName("InUnits")>]
+    let sourceInUnits (view: Standardisation option) (shard: DataSource) : DataSource = inUnits view shard
 
     /// <summary>Rows of this shard by position, in the request's units.</summary>
     /// <param name="request">The request's bytes, as <c>DataSource.gather</c> encoded them.</param>

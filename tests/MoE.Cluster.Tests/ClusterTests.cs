@@ -54,9 +54,10 @@ public class ClusterTests
         Assert.Equal(6, source.Shards.Count);
         Assert.Equal(here.Model.ToJson(), await Task.Run(() => MoeLearner.FitSource(source, Options).Model.ToJson()).WaitAsync(Limit));
 
-        // The shards were served by the cluster, spread over its silos.
+        // The shards were served by the cluster, two on each silo (shard i on silo i mod 3).
         var placement = await ClusterSources.PlacementAsync(cluster.Client, shards.Data);
-        Assert.True(placement.Select(p => p.Silo).Distinct().Count() >= 2, string.Join(", ", placement.Select(p => p.Silo)));
+        Assert.All(placement.GroupBy(p => p.Silo), g => Assert.Equal(2, g.Count()));
+        Assert.Equal(3, placement.Select(p => p.Silo).Distinct().Count());
     }
 
     [Fact]
