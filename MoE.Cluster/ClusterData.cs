@@ -18,7 +18,7 @@ public sealed class ClusterRequestOptions
     /// Default 0.5 s.</summary>
     public TimeSpan Backoff { get; set; } = TimeSpan.FromSeconds(0.5);
 
-    /// <summary>The longest wait between tries. Default 8 s: with the defaults a request is retried for about 40 s,
+    /// <summary>The longest wait between tries. Default 8 s: with the defaults a request is retried for about 30 s,
     /// longer than a cluster takes to declare a dead silo dead (<see cref="Silos"/>).</summary>
     public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(8);
 
