@@ -99,19 +99,30 @@ module ShardWork =
     [<CompiledName("Gather")>]
     let gather (request: byte[]) (shard: DataSource) : Dataset =
         let view, positions = DataSource.readGatherRequest request
-        let source = inUnits view shard
+        // Checked as every request is; the units are applied to the rows gathered only (a row-wise map: the same bits
+        // as standardising the whole shard and gathering from it).
+        let source = inUnits None shard
+
+        match view with
+        | Some s -> check "standardisation" shard.Dimension s.Mean.Length
+        | None -> ()
 
         for p in positions do
             if p < 0L || p >= source.Rows then
                 invalidArg "request" (Text.format "Row %d is outside the shard's %d rows." [| box p; box source.Rows |])
 
-        if positions.Length = 0 then
-            {
-                X = Array2D.zeroCreate 0 source.Dimension
-                Y = [||]
-            }
-        else
-            DataSource.gather source positions
+        let rows =
+            if positions.Length = 0 then
+                {
+                    X = Array2D.zeroCreate 0 source.Dimension
+                    Y = [||]
+                }
+            else
+                DataSource.gather source positions
+
+        match view with
+        | Some s when rows.Count > 0 -> Standardise.apply s rows
+        | _ -> rows
 
     /// <summary>The request of one pass, as a coordinator sends it to a shard's worker (for tests and tools that play
     /// the worker's part).</summary>

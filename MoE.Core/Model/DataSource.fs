@@ -360,7 +360,15 @@ module DataSource =
         for shard in source.Shards do
             let batches =
                 match shard.Remote with
-                | Some remote -> Seq.singleton (fetch shard remote source.Dimension (Array.init (int shard.Rows) int64))
+                | Some remote ->
+                    // In requests of at most 2²⁰ values each, as gather asks.
+                    let perRequest = max 1 ((1 <<< 20) / (source.Dimension + 1))
+
+                    seq {
+                        for lo in 0L .. int64 perRequest .. shard.Rows - 1L do
+                            let count = int (min (int64 perRequest) (shard.Rows - lo))
+                            yield fetch shard remote source.Dimension (Array.init count (fun i -> lo + int64 i))
+                    }
                 | None -> shard.Read()
 
             for b in batches do
@@ -414,12 +422,18 @@ module DataSource =
                             last <- last + 1
 
                         let within = Array.init (last - next) (fun i -> sorted.[next + i] - offset)
-                        let rows = fetch shard remote d within
+                        // In requests of at most 2²⁰ values (8 MB) each: a message stays far below a cluster's
+                        // limit on its size whatever d and the sample's size.
+                        let perRequest = max 1 ((1 <<< 20) / (d + 1))
 
-                        for i in 0 .. within.Length - 1 do
-                            let slot = slots.[sorted.[next + i]]
-                            Array.Copy(rows.X, int64 i * int64 d, x, int64 slot * int64 d, int64 d)
-                            y.[slot] <- rows.Y.[i]
+                        for lo in 0..perRequest .. within.Length - 1 do
+                            let count = min perRequest (within.Length - lo)
+                            let rows = fetch shard remote d (Array.sub within lo count)
+
+                            for i in 0 .. count - 1 do
+                                let slot = slots.[sorted.[next + lo + i]]
+                                Array.Copy(rows.X, int64 i * int64 d, x, int64 slot * int64 d, int64 d)
+                                y.[slot] <- rows.Y.[i]
 
                         next <- last
                         Seq.empty

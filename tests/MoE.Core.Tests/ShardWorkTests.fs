@@ -117,6 +117,16 @@ let ``rows fetched from workers are the rows, in the order asked`` () =
     Assert.Equal<float[]>(Sampling.subsampleOf 500 3L local |> _.Y, Sampling.subsampleOf 500 3L remote |> _.Y)
 
 [<Fact>]
+let ``a remote shard's rows come in requests of at most 2^20 values`` () =
+    // 300,000 rows of d = 3: 262,144 rows a request, so two requests, the rows in order.
+    let data = Sampler.sample (GroundTruth.orthogonal 2 3 Identity 0.1) 300_000 4L
+    let _, remote, workers = shards data [| 300_000 |]
+    let all = DataSource.load remote
+    Assert.Equal<float[]>(data.Y, all.Y)
+    Assert.Equal<float[]>(Seq.toArray (Seq.cast<float> data.X), Seq.toArray (Seq.cast<float> all.X))
+    Assert.Equal(2, workers.[0].Calls)
+
+[<Fact>]
 let ``a worker refuses requests it would read wrongly, and says why`` () =
     let data = Sampler.sample (GroundTruth.orthogonal 2 3 Identity 0.1) 1_000 4L
     let shard = DataSource.ofDataset data
