@@ -304,8 +304,8 @@ module DataSource =
                     })
         }
 
-    /// <summary>The source with the token checked before every batch is handed on: a cancelled fit stops within one
-    /// batch of any pass.</summary>
+    /// <summary>The source with the token checked before every batch is handed on, and before and while waiting for a
+    /// remote shard's worker: a cancelled fit stops within one batch of any pass.</summary>
     /// <param name="token">The token.</param>
     /// <param name="source">The source.</param>
     [<CompiledName("Checking")>]
@@ -329,13 +329,15 @@ module DataSource =
                                 { remote with
                                     Worker =
                                         { new IShardWorker with
+                                            // Waiting for a worker stops at the token too: the worker may
+                                            // finish its part, but nobody waits for it.
                                             member _.Evaluate request =
                                                 token.ThrowIfCancellationRequested()
-                                                inner.Evaluate request
+                                                (inner.Evaluate request).WaitAsync token
 
                                             member _.Gather request =
                                                 token.ThrowIfCancellationRequested()
-                                                inner.Gather request
+                                                (inner.Gather request).WaitAsync token
                                         }
                                 })
                     })

@@ -116,6 +116,43 @@ let ``rows fetched from workers are the rows, in the order asked`` () =
     Assert.Equal<float[]>(data.Y, (DataSource.load remote).Y)
     Assert.Equal<float[]>(Sampling.subsampleOf 500 3L local |> _.Y, Sampling.subsampleOf 500 3L remote |> _.Y)
 
+/// A worker that takes its time.
+type private Slow() =
+    interface IShardWorker with
+        member _.Evaluate _ =
+            task {
+                do! Task.Delay(TimeSpan.FromSeconds 30.0)
+                return [| 0.0 |]
+            }
+
+        member _.Gather _ =
+            Task.FromException<Dataset>(InvalidOperationException "not asked")
+
+[<Fact>]
+let ``a cancelled fit stops waiting for its workers`` () =
+    // A worker that would answer in 30 s and a token cancelled after 0.2 s: the fit ends with the cancellation at
+    // once (well within the 10 s the test allows), not when the worker answers.
+    let source =
+        {
+            Dimension = 3
+            Shards = [| DataSource.remoteShard "slow" 10_000L (Slow()) |]
+        }
+
+    use cancel = new Threading.CancellationTokenSource(TimeSpan.FromSeconds 0.2)
+
+    let context =
+        { RunContext.silent with
+            Cancellation = cancel.Token
+        }
+
+    let clock = Diagnostics.Stopwatch.StartNew()
+
+    Assert.ThrowsAny<OperationCanceledException>(fun () ->
+        Learner.fitSource (FitConfig.defaults 2 Identity) source 1_000 context |> ignore)
+    |> ignore
+
+    Assert.True(clock.Elapsed < TimeSpan.FromSeconds 10.0, sprintf "%O" clock.Elapsed)
+
 [<Fact>]
 let ``a remote shard's rows come in requests of at most 2^20 values`` () =
     // 300,000 rows of d = 3: 262,144 rows a request, so two requests, the rows in order.
