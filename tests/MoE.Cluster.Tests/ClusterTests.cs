@@ -101,6 +101,33 @@ public class ClusterTests
     }
 
     [Fact]
+    public async Task ThePackageReadmeSnippetRuns()
+    {
+        using var shards = new Shards();
+        var expected = MoeLearner.FitSource(DataSources.Files(shards.Data), new FitOptions { Experts = 3 }).Model.ToJson();
+        var written = new StringWriter();
+        var cwd = Environment.CurrentDirectory;
+        Environment.CurrentDirectory = Path.GetDirectoryName(shards.Data)!;
+        Directory.Move("data", "shards");
+        try
+        {
+            // ---- MoE.Cluster/README.md, as it stands (Console.WriteLine -> written) ----
+            await using var cluster = await LocalCluster.StartAsync(3);           // or Silos.ConnectAsync([...gateways])
+            var source = await ClusterSources.OpenAsync(cluster.Client, "shards/");
+            var fit = MoeLearner.FitSource(source, new FitOptions { Experts = 3 });
+            written.WriteLine(fit.Model.ToJson());
+            // ---- end of the snippet ----
+        }
+        finally
+        {
+            Directory.Move("shards", "data");
+            Environment.CurrentDirectory = cwd;
+        }
+
+        Assert.Equal(expected.TrimEnd(), written.ToString().TrimEnd());
+    }
+
+    [Fact]
     public async Task NoClusterThereIsAPreciseErrorNotAHang()
     {
         var port = System.Net.Sockets.TcpListener.Create(0);
