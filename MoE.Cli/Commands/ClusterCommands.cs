@@ -40,14 +40,23 @@ internal static class ClusterCommands
         }
 
         using var process = Process.Start(start) ?? throw new InvalidOperationException("Could not start dotnet.");
-        // A silo runs until stopped: pass its lines on as they come, and a stop on to it.
-        using var stop = PosixSignalRegistration.Create(PosixSignal.SIGTERM, _ => process.Kill());
+        // A silo runs until stopped: pass its lines on as they come, and a stop on to it — SIGTERM as SIGTERM, so it
+        // leaves the cluster cleanly; Ctrl-C reaches it by itself (one process group), so this one only waits.
+        using var stop = PosixSignalRegistration.Create(PosixSignal.SIGTERM, c =>
+        {
+            c.Cancel = true;
+            _ = Kill(process.Id, 15);
+        });
+        using var interrupt = PosixSignalRegistration.Create(PosixSignal.SIGINT, c => c.Cancel = true);
         var copyOut = Task.Run(() => Copy(process.StandardOutput, output));
         var copyErr = Task.Run(() => Copy(process.StandardError, error));
         process.WaitForExit();
         Task.WaitAll(copyOut, copyErr);
         return process.ExitCode;
     }
+
+    [DllImport("libc", EntryPoint = "kill", SetLastError = true)]
+    private static extern int Kill(int pid, int signal);
 
     private static void Copy(StreamReader from, TextWriter to)
     {
