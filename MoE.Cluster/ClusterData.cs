@@ -76,11 +76,10 @@ public static class ClusterSources
         ArgumentNullException.ThrowIfNull(path);
         options ??= new ClusterRequestOptions();
         options.Validate();
-        var files = Core.DataFiles.Files(Path.GetFullPath(path));
-        var workers = files.Select(f => new ShardWorker(client,
-            new ShardSpec { Path = f, Index = Array.IndexOf(files, f), XColumns = xColumns?.ToArray(), YColumn = yColumn }, options, retries, cancellationToken)).ToArray();
+        var specs = Specs(path, xColumns, yColumn);
+        var workers = specs.Select(spec => new ShardWorker(client, spec, options, retries, cancellationToken)).ToArray();
         var infos = await Task.WhenAll(workers.Select(w => w.OpenAsync())).ConfigureAwait(false);
-        var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShard(files[i], infos[i].Rows, w)).ToArray();
+        var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShard(specs[i].Path, infos[i].Rows, w)).ToArray();
         var sources = shards.Select((s, i) => new Core.DataSource(infos[i].Dimension, [s]));
         return DataSources.FromCore(Core.DataSourceModule.Concat(sources));
     }
@@ -94,12 +93,20 @@ public static class ClusterSources
         IReadOnlyList<string>? xColumns = null, string? yColumn = null)
     {
         ArgumentNullException.ThrowIfNull(client);
-        var files = Core.DataFiles.Files(Path.GetFullPath(path));
-        return await Task.WhenAll(files.Select((f, i) =>
-        {
-            var spec = new ShardSpec { Path = f, Index = i, XColumns = xColumns?.ToArray(), YColumn = yColumn };
-            return client.GetGrain<IShardGrain>(spec.Key).Open(spec);
-        })).ConfigureAwait(false);
+        return await Task.WhenAll(Specs(path, xColumns, yColumn)
+            .Select(spec => client.GetGrain<IShardGrain>(spec.GrainKey).Open(spec))).ConfigureAwait(false);
+    }
+
+    /// <summary>The shards of a file or directory (its data files in name order), as the grains know them.</summary>
+    /// <param name="path">A file or a directory.</param>
+    /// <param name="xColumns">Parquet: the input columns by name, or null.</param>
+    /// <param name="yColumn">Parquet: the response column by name, or null.</param>
+    public static ShardSpec[] Specs(string path, IReadOnlyList<string>? xColumns = null, string? yColumn = null)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return Core.DataFiles.Files(Path.GetFullPath(path))
+            .Select((f, i) => new ShardSpec { Path = f, Index = i, XColumns = xColumns?.ToArray(), YColumn = yColumn })
+            .ToArray();
     }
 }
 
@@ -112,7 +119,7 @@ public static class ClusterSources
 internal sealed class ShardWorker(IClusterClient client, ShardSpec spec, ClusterRequestOptions options,
     IProgress<ClusterRetry>? retries, CancellationToken cancellationToken) : Core.IShardWorker
 {
-    private readonly IShardGrain grain = client.GetGrain<IShardGrain>(spec.Key);
+    private readonly IShardGrain grain = client.GetGrain<IShardGrain>(spec.GrainKey);
 
     public Task<ShardInfo> OpenAsync() => Call(g => g.Open(spec));
 

@@ -24,8 +24,9 @@ public sealed record ShardSpec
     /// <summary>The shard's place in its data set (0-based), which spreads the shards over the silos.</summary>
     [Id(3)] public int Index { get; init; }
 
-    /// <summary>The grain that serves this shard: one per place, file and column choice.</summary>
-    internal string Key => string.Join('\n', Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Path,
+    /// <summary>The key of the grain that serves this shard (<see cref="IShardGrain"/>): one per place, file and column
+    /// choice, the place first (<see cref="ShardIndexPlacement"/> reads it).</summary>
+    public string GrainKey => string.Join('\n', Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Path,
         string.Join(',', XColumns ?? []), YColumn ?? "");
 }
 
@@ -92,7 +93,6 @@ public sealed class ShardServingOptions
 internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOptions> options, ILogger<ShardGrain> log)
     : Grain, IShardGrain
 {
-    private ShardSpec? opened;
     private string key = "";
     private bool held;
     private Microsoft.FSharp.Core.FSharpOption<Core.Standardisation>? unitsOfCopy;
@@ -127,7 +127,7 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
         var units = Core.ShardWork.Units(request);
         if (inUnits is null || !Equals(units, unitsOfCopy))
         {
-            inUnits = null;
+            inUnits = null; // the previous copy may go before the next one is made
             inUnits = Core.DataSourceModule.OfDataset(Core.DataSourceModule.Load(Core.ShardWork.InUnits(units, data)));
             unitsOfCopy = units;
         }
@@ -146,14 +146,15 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
     private Core.DataSource Source(ShardSpec spec)
     {
         ArgumentNullException.ThrowIfNull(spec);
-        if (source is not null && opened == spec)
-        {
-            return source;
-        }
-
-        if (spec.Key != key)
+        // The key names the file and its columns: a spec that matches it is the shard this grain serves.
+        if (spec.GrainKey != key)
         {
             throw new ArgumentException($"The grain for '{key}' was asked to serve '{spec.Path}'.", nameof(spec));
+        }
+
+        if (source is not null)
+        {
+            return source;
         }
 
         var file = Core.DataFiles.Source(spec.Path,
@@ -161,20 +162,14 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
             spec.YColumn is null ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(spec.YColumn));
         var bytes = file.Rows * (file.Dimension + 1) * 8;
         held = bytes <= options.Value.CacheBytes;
-        inUnits = null;
         if (held)
         {
             // Held as one batch per shard: the same chunks, so the same bits, as reading the file again.
             file = Core.DataSourceModule.OfDataset(Core.DataSourceModule.Load(file));
-            // Reading the file decoded its row groups into large buffers that are garbage now: give them back to the
-            // machine, once per shard, rather than carry them for the silo's lifetime (1.0 GB -> see bench/README).
-            System.Runtime.GCSettings.LargeObjectHeapCompactionMode = System.Runtime.GCLargeObjectHeapCompactionMode.CompactOnce;
-            GC.Collect(GC.MaxGeneration, GCCollectionMode.Aggressive, blocking: true, compacting: true);
         }
 
         log.LogInformation("Serving {Path}: {Rows} rows, {Dimension} columns, {Held}", spec.Path, file.Rows, file.Dimension,
             held ? "held in memory" : "read from the file on every pass");
-        opened = spec;
         source = file;
         return file;
     }

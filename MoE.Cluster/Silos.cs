@@ -161,10 +161,10 @@ public static class Silos
 /// </summary>
 public sealed class LocalCluster : IAsyncDisposable
 {
-    private readonly List<IHost?> silos;
+    private readonly List<IHost> silos;
     private readonly IHost client;
 
-    private LocalCluster(List<IHost?> silos, IReadOnlyList<IPEndPoint> siloEndpoints, IReadOnlyList<IPEndPoint> gateways, IHost client)
+    private LocalCluster(List<IHost> silos, IReadOnlyList<IPEndPoint> siloEndpoints, IReadOnlyList<IPEndPoint> gateways, IHost client)
     {
         this.silos = silos;
         SiloEndpoints = siloEndpoints;
@@ -190,7 +190,7 @@ public sealed class LocalCluster : IAsyncDisposable
         CancellationToken cancellationToken = default)
     {
         ArgumentOutOfRangeException.ThrowIfLessThan(count, 1);
-        var hosts = new List<IHost?>();
+        var hosts = new List<IHost>();
         var gateways = new List<IPEndPoint>();
         var endpoints = new List<IPEndPoint>();
         IPEndPoint? primary = null;
@@ -220,7 +220,7 @@ public sealed class LocalCluster : IAsyncDisposable
         {
             foreach (var host in hosts)
             {
-                host?.Dispose();
+                host.Dispose();
             }
 
             throw;
@@ -234,19 +234,16 @@ public sealed class LocalCluster : IAsyncDisposable
         client.Dispose();
         for (var i = silos.Count - 1; i >= 0; i--)
         {
-            if (silos[i] is { } host)
+            using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
+            try
             {
-                using var limit = new CancellationTokenSource(TimeSpan.FromSeconds(10));
-                try
-                {
-                    await host.StopAsync(limit.Token).ConfigureAwait(false);
-                }
-                catch (OperationCanceledException)
-                {
-                }
-
-                host.Dispose();
+                await silos[i].StopAsync(limit.Token).ConfigureAwait(false);
             }
+            catch (OperationCanceledException)
+            {
+            }
+
+            silos[i].Dispose();
         }
     }
 }

@@ -298,9 +298,9 @@ module internal EmKernel =
     let statistics (model: MoeModel) (intercepts: bool) (hessian: bool) (x: float[,]) (y: float[]) : EmStatistics =
         statisticsOf model intercepts hessian (DataSource.ofDataset { X = x; Y = y })
 
-    /// <summary>The unweighted Gram Σ_n x̃_n x̃_nᵀ (p×p, upper): Böhning's bound of the gate's Hessian is a fixed
-    /// multiple of it, so it is computed once per EM run.</summary>
-    let designOf (intercepts: bool) (source: DataSource) : float[] =
+    /// The Gram Σ_n x̃_n x̃_nᵀ (p×p, upper) of x̃ = (x − μ, 1) or x − μ: the pass behind the design's Gram (μ = 0, as
+    /// x − 0 = x exactly) and the covariance's centred moments.
+    let private gramPass (request: PassRequest) (mean: float[]) (intercepts: bool) (source: DataSource) : float[] =
         let d = source.Dimension
         let p = if intercepts then d + 1 else d
 
@@ -312,7 +312,7 @@ module internal EmKernel =
 
             xt, Array.create Block 1.0, Array.zeroCreate (padded p * Stride)
 
-        Passes.sum (PassRequest.Design intercepts) source init (fun (xt, ones, scratch) batch lo hi ->
+        Passes.sum request source init (fun (xt, ones, scratch) batch lo hi ->
             let acc = Array.zeroCreate (p * p)
             let xs = Chunks.flat batch.X
             let mutable start = lo
@@ -324,12 +324,17 @@ module internal EmKernel =
                     let xr = xs.Slice((start + bi) * d, d)
 
                     for t in 0 .. d - 1 do
-                        xt.[t * Stride + bi] <- xr.[t]
+                        xt.[t * Stride + bi] <- xr.[t] - mean.[t]
 
                 gramBlock false acc 0 p xt p rows ones scratch 0
                 start <- start + rows
 
             acc)
+
+    /// <summary>The unweighted Gram Σ_n x̃_n x̃_nᵀ (p×p, upper): Böhning's bound of the gate's Hessian is a fixed
+    /// multiple of it, so it is computed once per EM run.</summary>
+    let designOf (intercepts: bool) (source: DataSource) : float[] =
+        gramPass (PassRequest.Design intercepts) (Array.zeroCreate source.Dimension) intercepts source
 
     /// <summary>The unweighted Gram over data in memory (<c>designOf</c>).</summary>
     let design (intercepts: bool) (x: float[,]) : float[] =
@@ -356,29 +361,7 @@ module internal EmKernel =
 
     /// The covariance's second pass: Σ (x − μ)(x − μ)ᵀ (upper).
     let internal centredGramPass (mean: float[]) (source: DataSource) : float[] =
-        let d = source.Dimension
-
-        let init () =
-            Array.zeroCreate (padded d * Stride), Array.create Block 1.0, Array.zeroCreate (padded d * Stride)
-
-        Passes.sum (PassRequest.CentredGram mean) source init (fun (xt, ones, scratch) batch lo hi ->
-            let acc = Array.zeroCreate (d * d)
-            let xs = Chunks.flat batch.X
-            let mutable start = lo
-
-            while start < hi do
-                let rows = min Block (hi - start)
-
-                for bi in 0 .. rows - 1 do
-                    let xr = xs.Slice((start + bi) * d, d)
-
-                    for t in 0 .. d - 1 do
-                        xt.[t * Stride + bi] <- xr.[t] - mean.[t]
-
-                gramBlock false acc 0 d xt d rows ones scratch 0
-                start <- start + rows
-
-            acc)
+        gramPass (PassRequest.CentredGram mean) mean false source
 
     /// <summary>The column means and the second moments about them, Σ_n (x_n − μ)(x_n − μ)ᵀ/n (d×d, upper), in two
     /// passes over a source (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>

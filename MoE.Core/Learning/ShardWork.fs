@@ -25,14 +25,8 @@ module ShardWork =
             Standardise.source s shard
         | None -> shard
 
-    /// <summary>One pass's part for rows already in the request's units (<c>units</c>): what <c>evaluate</c> computes,
-    /// for a worker that keeps its rows standardised between passes instead of standardising them for every
-    /// pass.</summary>
-    /// <param name="request">The request's bytes.</param>
-    /// <param name="source">The worker's rows in the units <c>units request</c> names.</param>
-    [<CompiledName("EvaluateInUnits")>]
-    let evaluateInUnits (request: byte[]) (source: DataSource) : float[] =
-        let _, request = Requests.decode request
+    /// A decoded request computed over rows in its units.
+    let private compute (request: PassRequest) (source: DataSource) : float[] =
         let d = source.Dimension
 
         let model (m: MoeModel) = check "model" d m.Dimension
@@ -77,8 +71,17 @@ module ShardWork =
     /// shard's columns.</exception>
     [<CompiledName("Evaluate")>]
     let evaluate (request: byte[]) (shard: DataSource) : float[] =
-        let view, _ = Requests.decode request
-        evaluateInUnits request (inUnits view shard)
+        let view, request = Requests.decode request
+        compute request (inUnits view shard)
+
+    /// <summary>One pass's part for rows already in the request's units (<c>units</c>): what <c>evaluate</c> computes,
+    /// for a worker that keeps its rows standardised between passes instead of standardising them for every
+    /// pass.</summary>
+    /// <param name="request">The request's bytes.</param>
+    /// <param name="source">The worker's rows in the units <c>units request</c> names.</param>
+    [<CompiledName("EvaluateInUnits")>]
+    let evaluateInUnits (request: byte[]) (source: DataSource) : float[] =
+        compute (snd (Requests.decode request)) source
 
     /// <summary>The units a request's rows are to be seen in (None: as stored).</summary>
     /// <param name="request">The request's bytes (of a pass or of rows).</param>

@@ -55,14 +55,8 @@ module SubspaceL4 =
 
         second
 
-    /// <summary>U: the top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue| (d×rank).</summary>
-    /// <param name="second">M2.</param>
-    /// <param name="rank">r ∈ 1..d.</param>
-    /// <returns>U (d×r, orthonormal columns).</returns>
-    [<CompiledName("TopSubspace")>]
-    let topSubspace (second: float[,]) (rank: int) : float[,] =
-        let d = second.GetLength 0
-
+    /// The subspace rank r ∈ 1..d, checked before any work (before any pass over the data, for a source).
+    let private checkRank (d: int) (rank: int) =
         if rank < 1 || rank > d then
             raise (
                 ArgumentOutOfRangeException(
@@ -71,6 +65,16 @@ module SubspaceL4 =
                     Text.format "The subspace rank must be in 1..d = %d." [| box d |]
                 )
             )
+
+    /// <summary>U: the top-<paramref name="rank"/> eigenvectors of M2 by |eigenvalue| (d×rank).</summary>
+    /// <param name="second">M2.</param>
+    /// <param name="rank">r ∈ 1..d.</param>
+    /// <returns>U (d×r, orthonormal columns).</returns>
+    [<CompiledName("TopSubspace")>]
+    let topSubspace (second: float[,]) (rank: int) : float[,] =
+        let d = second.GetLength 0
+
+        checkRank d rank
 
         // Eigenvectors do not change under scaling; normalising keeps the decomposition well scaled whatever y's units.
         let largest = Seq.cast<float> second |> Seq.map abs |> Seq.max
@@ -168,14 +172,7 @@ module SubspaceL4 =
         Guard.sameRows "x" x "y" y
         let d = x.GetLength 1
 
-        if rank < 1 || rank > d then
-            raise (
-                ArgumentOutOfRangeException(
-                    "rank",
-                    rank,
-                    Text.format "The subspace rank must be in 1..d = %d." [| box d |]
-                )
-            )
+        checkRank d rank
 
         let second = secondMoment transform (MomentSums.second transform x y)
         let u = topSubspace second rank
@@ -192,14 +189,7 @@ module SubspaceL4 =
         Guard.notNull "source" (box source)
         let d = source.Dimension
 
-        if rank < 1 || rank > d then
-            raise (
-                ArgumentOutOfRangeException(
-                    "rank",
-                    rank,
-                    Text.format "The subspace rank must be in 1..d = %d." [| box d |]
-                )
-            )
+        checkRank d rank
 
         let second = secondMoment transform (MomentSums.secondOf transform source)
         let u = topSubspace second rank

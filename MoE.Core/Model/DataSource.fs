@@ -165,6 +165,10 @@ module DataSource =
         r.End()
         view, positions
 
+    /// Rows a request to a remote shard asks for at most: 2²⁰ values (8 MB), so a message stays far below a
+    /// cluster's limit on its size whatever d and the sample's size.
+    let private rowsPerRequest (dimension: int) = max 1 ((1 <<< 20) / (dimension + 1))
+
     /// Rows of a remote shard by position (within the shard), checked against what was asked.
     let private fetch (shard: Shard) (remote: RemoteShard) (dimension: int) (positions: int64[]) : Dataset =
         let rows =
@@ -363,8 +367,7 @@ module DataSource =
             let batches =
                 match shard.Remote with
                 | Some remote ->
-                    // In requests of at most 2²⁰ values each, as gather asks.
-                    let perRequest = max 1 ((1 <<< 20) / (source.Dimension + 1))
+                    let perRequest = rowsPerRequest source.Dimension
 
                     seq {
                         for lo in 0L .. int64 perRequest .. shard.Rows - 1L do
@@ -424,9 +427,7 @@ module DataSource =
                             last <- last + 1
 
                         let within = Array.init (last - next) (fun i -> sorted.[next + i] - offset)
-                        // In requests of at most 2²⁰ values (8 MB) each: a message stays far below a cluster's
-                        // limit on its size whatever d and the sample's size.
-                        let perRequest = max 1 ((1 <<< 20) / (d + 1))
+                        let perRequest = rowsPerRequest d
 
                         for lo in 0..perRequest .. within.Length - 1 do
                             let count = min perRequest (within.Length - lo)

@@ -39,9 +39,8 @@ public class ClusterPass
         }
 
         cluster = LocalCluster.StartAsync(3).GetAwaiter().GetResult();
-        // The grain of shard i is keyed "i\npath\nx-columns\ny-column" (ShardSpec.Key).
-        specs = files.Select((f, i) => new ShardSpec { Path = f, Index = i }).ToArray();
-        grains = specs.Select(s => cluster.Client.GetGrain<IShardGrain>($"{s.Index}\n{s.Path}\n\n")).ToArray();
+        specs = ClusterSources.Specs(folder);
+        grains = specs.Select(s => cluster.Client.GetGrain<IShardGrain>(s.GrainKey)).ToArray();
         Task.WhenAll(grains.Select((g, i) => g.Open(specs[i]))).GetAwaiter().GetResult();
         held = files.Select(f => DataSourceModule.OfDataset(DataSourceModule.Load(DataFiles.Source(f, null, null)))).ToArray();
         request = ShardWork.Encode(null, PassRequest.NewLogLikelihood(truth));

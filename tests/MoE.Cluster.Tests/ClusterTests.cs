@@ -1,4 +1,5 @@
 using MoE.Api;
+using MoE.Api.Tests;
 
 namespace MoE.Cluster.Tests;
 
@@ -24,12 +25,6 @@ internal sealed class Shards : IDisposable
     public string File(string name) => Path.Combine(dir.FullName, name);
 
     public void Dispose() => dir.Delete(recursive: true);
-}
-
-/// <summary>IProgress that reports on the calling thread.</summary>
-internal sealed class Synchronous<T>(Action<T> action) : IProgress<T>
-{
-    public void Report(T value) => action(value);
 }
 
 /// <summary>
@@ -72,7 +67,7 @@ public class ClusterTests
         var retries = new List<ClusterRetry>();
         var source = await ClusterSources.OpenAsync(Silos.Client(client), shards.Data,
             options: new ClusterRequestOptions { RequestTimeout = TimeSpan.FromSeconds(30) },
-            retries: new Synchronous<ClusterRetry>(r => { lock (retries) { retries.Add(r); } })).WaitAsync(Limit);
+            retries: new SynchronousProgress<ClusterRetry>(r => { lock (retries) { retries.Add(r); } })).WaitAsync(Limit);
 
         // The victim: a silo other than the first (which keeps the membership) that serves at least one shard.
         var placement = await ClusterSources.PlacementAsync(Silos.Client(client), shards.Data);
@@ -82,7 +77,7 @@ public class ClusterTests
         // Killed (SIGKILL: no goodbye to the cluster) when the likelihood stages start, after the moment passes: the
         // fit has passes behind it and ahead of it.
         var killed = false;
-        var progress = new Synchronous<FitProgress>(p =>
+        var progress = new SynchronousProgress<FitProgress>(p =>
         {
             if (!killed && p.Stage == "candidates")
             {
@@ -130,10 +125,7 @@ public class ClusterTests
     [Fact]
     public async Task NoClusterThereIsAPreciseErrorNotAHang()
     {
-        var port = System.Net.Sockets.TcpListener.Create(0);
-        port.Start();
-        var free = ((System.Net.IPEndPoint)port.LocalEndpoint).Port;
-        port.Stop();
+        var free = SiloProcesses.FreePort();
         var e = await Assert.ThrowsAsync<IOException>(() =>
             Silos.ConnectAsync([new System.Net.IPEndPoint(System.Net.IPAddress.Loopback, free)], connectTimeout: TimeSpan.FromSeconds(3)).WaitAsync(Limit));
         Assert.Contains($"Could not connect to the cluster at 127.0.0.1:{free}", e.Message);
@@ -147,7 +139,7 @@ public class ClusterTests
         await using var cluster = await LocalCluster.StartAsync(1).WaitAsync(Limit);
         var retries = 0;
         var e = await Assert.ThrowsAnyAsync<Exception>(() => ClusterSources.OpenAsync(cluster.Client, shards.Data,
-            retries: new Synchronous<ClusterRetry>(_ => retries++)).WaitAsync(Limit));
+            retries: new SynchronousProgress<ClusterRetry>(_ => retries++)).WaitAsync(Limit));
         Assert.Contains("part-9.parquet", e.Message);
         Assert.Equal(0, retries);
     }

@@ -131,6 +131,21 @@ let private countingChunks (data: Dataset) (rows: int) (cancelAt: int) (cts: Can
             Y = Array.sub data.Y (c * rows) n
         })
 
+/// A source of one shard whose passes are the given chunks.
+let private counting (data: Dataset) (chunks: seq<Dataset>) : DataSource =
+    {
+        Dimension = data.Dimension
+        Shards =
+            [|
+                {
+                    Name = "counting"
+                    Rows = int64 data.Count
+                    Read = fun () -> chunks
+                    Remote = None
+                }
+            |]
+    }
+
 [<Fact>]
 let ``cancelling a fit read in passes stops before the next batch is read`` () =
     let data = Sampler.sample truth 40_000 6L
@@ -143,19 +158,7 @@ let ``cancelling a fit read in passes stops before the next batch is read`` () =
             Cancellation = cts.Token
         }
 
-    let source =
-        {
-            Dimension = data.Dimension
-            Shards =
-                [|
-                    {
-                        Name = "counting"
-                        Rows = int64 data.Count
-                        Read = fun () -> chunks
-                        Remote = None
-                    }
-                |]
-        }
+    let source = counting data chunks
 
     Assert.ThrowsAny<OperationCanceledException>(fun () ->
         Learner.fitSource (FitConfig.paper 2 Identity) source 5_000 context |> ignore)
@@ -178,21 +181,7 @@ let ``a fit read in passes refuses a memory bound below ten rows per parameter``
             "at least 10 rows each (130)"
         ]
         (fun () ->
-            let source =
-                {
-                    Dimension = data.Dimension
-                    Shards =
-                        [|
-                            {
-                                Name = "counting"
-                                Rows = int64 data.Count
-                                Read = fun () -> chunks
-                                Remote = None
-                            }
-                        |]
-                }
-
-            Learner.fitSource (FitConfig.paper 2 Identity) source 129 RunContext.silent
+            Learner.fitSource (FitConfig.paper 2 Identity) (counting data chunks) 129 RunContext.silent
             |> ignore)
     // It is refused before any pass over the data.
     Assert.Equal(0, read.Value)
