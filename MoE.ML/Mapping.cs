@@ -1,0 +1,174 @@
+using System.ComponentModel;
+using Microsoft.ML.Data;
+using Microsoft.ML.Transforms;
+using MoE.Api;
+
+namespace MoE.ML.Mapping;
+
+// How a fitted mixture lives in an ML.NET model file. A transformer outside ML.NET's own assemblies cannot write
+// itself into a model file (ModelSaveContext's writer is internal), so the mixture's transformer is a chain of
+// ML.NET's public, savable transforms:
+//   1. CopyColumns: the user's feature column -> MoE.Features (the mapping below reads fixed column names);
+//   2. CustomMapping "MoE.ML.Key" (no inputs): a constant key column MoE.Key;
+//   3. MapValue: MoE.Key -> MoE.Model, the model's JSON (the lookup table is saved with the pipeline);
+//   4. CustomMapping "MoE.ML.Score": MoE.Features + MoE.Model -> MoE.Score, MoE.Gate, MoE.Experts;
+//   5. CopyColumns to the user's output names, DropColumns of the MoE.* columns.
+// ML.NET saves a CustomMapping by its contract name and, on load, finds the factory below by that name in the
+// assemblies registered with MLContext.ComponentCatalog — hence the public factories and row types.
+
+/// <summary>Fixed column names of the mixture's mapping (internal columns, dropped before the output).</summary>
+internal static class MappingColumns
+{
+    public const string Features = "MoE.Features";
+    public const string Key = "MoE.Key";
+    public const string Model = "MoE.Model";
+    public const string Score = "MoE.Score";
+    public const string Gate = "MoE.Gate";
+    public const string Experts = "MoE.Experts";
+    public const string KeyValue = "model";
+}
+
+/// <summary>Infrastructure of the saved model (the input of the constant key mapping: no columns). Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class KeyInput
+{
+}
+
+/// <summary>Infrastructure of the saved model (the constant key the model's JSON is looked up by). Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class KeyOutput
+{
+    /// <summary>The constant key.</summary>
+    [ColumnName(MappingColumns.Key)]
+    public string Key = "";
+}
+
+/// <summary>Infrastructure of the saved model: the constant key mapping, found by its contract name when a model is
+/// loaded. Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+[CustomMappingFactoryAttribute(ContractName)]
+public sealed class KeyMappingFactory : CustomMappingFactory<KeyInput, KeyOutput>
+{
+    /// <summary>The contract name saved in model files.</summary>
+    public const string ContractName = "MoE.ML.Key";
+
+    /// <summary>Writes the constant key.</summary>
+    /// <returns>The mapping.</returns>
+    public override Action<KeyInput, KeyOutput> GetMapping() => static (_, output) => output.Key = MappingColumns.KeyValue;
+}
+
+/// <summary>Infrastructure of the saved model (a row's features and the model's JSON). Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class ScoreInput
+{
+    /// <summary>The row's features.</summary>
+    [ColumnName(MappingColumns.Features)]
+    [VectorType]
+    public float[] Features = [];
+
+    /// <summary>The model's JSON.</summary>
+    [ColumnName(MappingColumns.Model)]
+    public ReadOnlyMemory<char> Model;
+}
+
+/// <summary>Infrastructure of the saved model (a row's predictions). Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class ScoreOutput
+{
+    /// <summary>The mixture mean.</summary>
+    [ColumnName(MappingColumns.Score)]
+    public float Score;
+
+    /// <summary>The k gate probabilities.</summary>
+    [ColumnName(MappingColumns.Gate)]
+    [VectorType]
+    public float[] Gate = [];
+
+    /// <summary>The k expert means.</summary>
+    [ColumnName(MappingColumns.Experts)]
+    [VectorType]
+    public float[] Experts = [];
+}
+
+/// <summary>Infrastructure of the saved model: the mapping from features to predictions, found by its contract name
+/// when a model is loaded. Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+[CustomMappingFactoryAttribute(ContractName)]
+public sealed class ScoreMappingFactory : CustomMappingFactory<ScoreInput, ScoreOutput>
+{
+    /// <summary>The contract name saved in model files.</summary>
+    public const string ContractName = "MoE.ML.Score";
+
+    /// <summary>Predicts one row.</summary>
+    /// <returns>The mapping.</returns>
+    public override Action<ScoreInput, ScoreOutput> GetMapping() => static (input, output) => RowScorer.Score(input, output);
+}
+
+/// <summary>Scores one row: the model parsed once per distinct JSON (a few cached), the prediction in double precision
+/// and rounded to float at the end.</summary>
+internal static class RowScorer
+{
+    private sealed record Entry(string Json, MixtureOfExperts Model);
+
+    // A handful of models at most are alive in one process; a copy-on-write array keeps lookups lock-free.
+    private static Entry[] _cache = [];
+    private const int CacheSize = 8;
+
+    internal static MixtureOfExperts ModelOf(ReadOnlyMemory<char> json)
+    {
+        var span = json.Span;
+        foreach (var entry in Volatile.Read(ref _cache))
+        {
+            if (span.SequenceEqual(entry.Json))
+            {
+                return entry.Model;
+            }
+        }
+
+        var text = span.ToString();
+        var model = MixtureOfExperts.FromJson(text);
+        var added = new Entry(text, model);
+        var old = Volatile.Read(ref _cache);
+        Volatile.Write(ref _cache, [added, .. old.Take(CacheSize - 1)]);
+        return model;
+    }
+
+    internal static void Score(ScoreInput input, ScoreOutput output)
+    {
+        var model = ModelOf(input.Model);
+        int d = model.Dimension, k = model.Experts;
+        if (input.Features.Length != d)
+        {
+            throw new InvalidOperationException(
+                $"Schema mismatch for feature column: the mixture of experts was fitted on vectors of size {d}, got a vector of size {input.Features.Length}.");
+        }
+
+        var gate = output.Gate.Length == k ? output.Gate : new float[k];
+        var experts = output.Experts.Length == k ? output.Experts : new float[k];
+        output.Gate = gate;
+        output.Experts = experts;
+        var x = new double[1, d];
+        for (int j = 0; j < d; j++)
+        {
+            float v = input.Features[j];
+            if (!float.IsFinite(v))
+            {
+                // ML.NET's convention: a missing input gives a missing prediction, not an exception mid-cursor.
+                output.Score = float.NaN;
+                gate.AsSpan().Fill(float.NaN);
+                experts.AsSpan().Fill(float.NaN);
+                return;
+            }
+
+            x[0, j] = v;
+        }
+
+        var p = model.PredictDistribution(x);
+        output.Score = (float)p.Mean[0];
+        for (int i = 0; i < k; i++)
+        {
+            gate[i] = (float)p.Gate[0, i];
+            experts[i] = (float)p.ExpertMeans[0, i];
+        }
+    }
+}

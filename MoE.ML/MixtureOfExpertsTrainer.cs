@@ -1,0 +1,245 @@
+using Microsoft.ML;
+using Microsoft.ML.Data;
+using MoE.Api;
+using MoE.ML.Mapping;
+
+namespace MoE.ML;
+
+/// <summary>An ML.NET regression trainer that fits a mixture of experts (<see cref="MoeLearner.Fit"/>) to a label
+/// column and a known-size vector of <see cref="float"/> features; its transformer writes the mixture mean to
+/// <c>Score</c> and, on request, the gate probabilities and each expert's mean. Create it with
+/// <c>mlContext.Regression.Trainers.MixtureOfExperts(...)</c>.</summary>
+/// <remarks>
+/// Rows with a missing (NaN) label or feature are skipped in training, as ML.NET's own trainers do
+/// (<see cref="MixtureOfExpertsTransformer.RowsSkipped"/> counts them); at prediction time such a row gets NaN
+/// outputs. The data are read once into memory in double precision. The fitted transformer saves with
+/// <c>mlContext.Model.Save</c>; to load it, register this assembly first:
+/// <c>mlContext.ComponentCatalog.RegisterAssembly(typeof(MixtureOfExpertsTrainer).Assembly)</c>.
+/// </remarks>
+public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransformer>
+{
+    /// <summary>Options of <see cref="MixtureOfExpertsTrainer"/>: the columns, the outputs and everything
+    /// <see cref="FitOptions"/> has.</summary>
+    public sealed class Options
+    {
+        /// <summary>The label column, a <see cref="float"/> scalar (default <c>Label</c>).</summary>
+        public string LabelColumnName { get; set; } = "Label";
+
+        /// <summary>The feature column, a known-size vector of <see cref="float"/> (default <c>Features</c>).</summary>
+        public string FeatureColumnName { get; set; } = "Features";
+
+        /// <summary>The output column of the mixture mean (default <c>Score</c>, where ML.NET's evaluators look).</summary>
+        public string ScoreColumnName { get; set; } = "Score";
+
+        /// <summary>The output column of the k gate probabilities, or null (the default) for none.</summary>
+        public string? GateColumnName { get; set; }
+
+        /// <summary>The output column of the k expert means, or null (the default) for none.</summary>
+        public string? ExpertsColumnName { get; set; }
+
+        /// <summary>The fit: the number of experts, the activation, the method, the seed and the rest (default: two
+        /// identity experts with <see cref="FitOptions"/>' defaults).</summary>
+        public FitOptions Fit { get; set; } = new() { Experts = 2 };
+
+        /// <summary>Receives each stage's progress while fitting (optional).</summary>
+        public IProgress<FitProgress>? Progress { get; set; }
+
+        /// <summary>Cancels a fit within one iteration.</summary>
+        public CancellationToken CancellationToken { get; set; }
+    }
+
+    private readonly Options _options;
+
+    /// <summary>A trainer with the given options (copied: later changes to <paramref name="options"/> do not reach it).</summary>
+    /// <param name="options">The options.</param>
+    /// <exception cref="ArgumentNullException">options, its column names or its fit options are null.</exception>
+    /// <exception cref="ArgumentException">A column name is empty or an output name repeats another.</exception>
+    public MixtureOfExpertsTrainer(Options options)
+    {
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.LabelColumnName, nameof(options.LabelColumnName));
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.FeatureColumnName, nameof(options.FeatureColumnName));
+        ArgumentException.ThrowIfNullOrWhiteSpace(options.ScoreColumnName, nameof(options.ScoreColumnName));
+        ArgumentNullException.ThrowIfNull(options.Fit, nameof(options.Fit));
+        var outputs = new[] { options.ScoreColumnName, options.GateColumnName, options.ExpertsColumnName }.OfType<string>().ToArray();
+        if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Length)
+        {
+            throw new ArgumentException($"The output columns must have different names; got score '{options.ScoreColumnName}', gate '{options.GateColumnName}', experts '{options.ExpertsColumnName}'.", nameof(options));
+        }
+
+        if (outputs.Any(name => name.StartsWith("MoE.", StringComparison.Ordinal)))
+        {
+            throw new ArgumentException("Output column names starting with 'MoE.' are reserved for the mixture's own columns.", nameof(options));
+        }
+
+        _options = new Options
+        {
+            LabelColumnName = options.LabelColumnName,
+            FeatureColumnName = options.FeatureColumnName,
+            ScoreColumnName = options.ScoreColumnName,
+            GateColumnName = options.GateColumnName,
+            ExpertsColumnName = options.ExpertsColumnName,
+            Fit = options.Fit,
+            Progress = options.Progress,
+            CancellationToken = options.CancellationToken,
+        };
+    }
+
+    /// <summary>Fits the mixture to <paramref name="input"/>'s label and feature columns.</summary>
+    /// <param name="input">The training data.</param>
+    /// <returns>The fitted transformer.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or of the wrong type (ML.NET's
+    /// "Schema mismatch" message).</exception>
+    /// <exception cref="ArgumentException">Invalid fit options or too few rows; the message names the cause.</exception>
+    /// <exception cref="FitDivergedException">The fit diverged.</exception>
+    /// <exception cref="OperationCanceledException">The options' token was cancelled.</exception>
+    public MixtureOfExpertsTransformer Fit(IDataView input)
+    {
+        ArgumentNullException.ThrowIfNull(input);
+        var (label, features) = Columns(input.Schema);
+        var (data, skipped) = Read(input, label, features);
+        if (data is null)
+        {
+            throw new ArgumentException(
+                $"No row to train on: every row of the {skipped} has a missing (NaN) label or feature.", nameof(input));
+        }
+
+        var fit = MoeLearner.Fit(data, _options.Fit, _options.Progress, _options.CancellationToken);
+        return new MixtureOfExpertsTransformer(fit, skipped, input, _options.FeatureColumnName,
+            _options.ScoreColumnName, _options.GateColumnName, _options.ExpertsColumnName);
+    }
+
+    /// <summary>The schema after the transformer: the input's columns and the output columns.</summary>
+    /// <param name="inputSchema">The input's shape.</param>
+    /// <returns>The output's shape.</returns>
+    /// <exception cref="ArgumentOutOfRangeException">A column is missing or of the wrong type.</exception>
+    public SchemaShape GetOutputSchema(SchemaShape inputSchema)
+    {
+        ArgumentNullException.ThrowIfNull(inputSchema);
+        CheckShape(inputSchema, "label", _options.LabelColumnName, vector: false);
+        CheckShape(inputSchema, "feature", _options.FeatureColumnName, vector: true);
+        // The same chain of transforms the fitted transformer runs, over a placeholder model: its shape is the answer.
+        return MixtureOfExpertsTransformer.Chain(new MLContext(), _options.FeatureColumnName, "{}", _options.ScoreColumnName,
+            _options.GateColumnName, _options.ExpertsColumnName).GetOutputSchema(inputSchema);
+    }
+
+    private static void CheckShape(SchemaShape schema, string role, string name, bool vector)
+    {
+        int index = Enumerable.Range(0, schema.Count).FirstOrDefault(i => schema[i].Name == name, -1);
+        if (index < 0)
+        {
+            throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find {role} column '{name}'");
+        }
+
+        var column = schema[index];
+        bool ok = column.ItemType == NumberDataViewType.Single && !column.IsKey
+            && (vector ? column.Kind == SchemaShape.Column.VectorKind.Vector : column.Kind == SchemaShape.Column.VectorKind.Scalar);
+        if (!ok)
+        {
+            throw SchemaMismatch(role, name, vector ? "known-size vector of Single" : "Single", TypeString(column));
+        }
+    }
+
+    private static string TypeString(SchemaShape.Column column)
+    {
+        string item = column.IsKey ? $"Key<{column.ItemType}>" : $"{column.ItemType}";
+        return column.Kind switch
+        {
+            SchemaShape.Column.VectorKind.Vector => $"Vector<{item}>",
+            SchemaShape.Column.VectorKind.VariableVector => $"VarVector<{item}>",
+            _ => item,
+        };
+    }
+
+    internal static ArgumentOutOfRangeException SchemaMismatch(string role, string name, string expected, string got) =>
+        new("schema", $"Schema mismatch for {role} column '{name}': expected {expected}, got {got}");
+
+    private (DataViewSchema.Column Label, DataViewSchema.Column Features) Columns(DataViewSchema schema)
+    {
+        var label = schema.GetColumnOrNull(_options.LabelColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find label column '{_options.LabelColumnName}'");
+        var features = schema.GetColumnOrNull(_options.FeatureColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find feature column '{_options.FeatureColumnName}'");
+        if (label.Type != NumberDataViewType.Single)
+        {
+            throw SchemaMismatch("label", label.Name, "Single", label.Type.ToString() ?? "?");
+        }
+
+        if (features.Type is not VectorDataViewType { IsKnownSize: true } v || v.ItemType != NumberDataViewType.Single)
+        {
+            throw SchemaMismatch("feature", features.Name, "known-size vector of Single", features.Type.ToString() ?? "?");
+        }
+
+        return (label, features);
+    }
+
+    /// <summary>One pass over the rows into double-precision arrays; rows with a NaN label or feature are skipped.</summary>
+    private static (Dataset? Data, long Skipped) Read(IDataView input, DataViewSchema.Column label, DataViewSchema.Column features)
+    {
+        int d = ((VectorDataViewType)features.Type).Size;
+        var xs = new List<double>();
+        var ys = new List<double>();
+        long skipped = 0;
+        using (var cursor = input.GetRowCursor([label, features]))
+        {
+            var getLabel = cursor.GetGetter<float>(label);
+            var getFeatures = cursor.GetGetter<VBuffer<float>>(features);
+            float y = 0;
+            var buffer = default(VBuffer<float>);
+            var row = new double[d];
+            while (cursor.MoveNext())
+            {
+                getLabel(ref y);
+                getFeatures(ref buffer);
+                bool finite = float.IsFinite(y);
+                Array.Clear(row);
+                var values = buffer.GetValues();
+                if (buffer.IsDense)
+                {
+                    for (int j = 0; j < d; j++)
+                    {
+                        row[j] = values[j];
+                    }
+                }
+                else
+                {
+                    var indices = buffer.GetIndices();
+                    for (int t = 0; t < indices.Length; t++)
+                    {
+                        row[indices[t]] = values[t];
+                    }
+                }
+
+                foreach (var v in row)
+                {
+                    finite &= double.IsFinite(v);
+                }
+
+                if (!finite)
+                {
+                    skipped++;
+                    continue;
+                }
+
+                ys.Add(y);
+                xs.AddRange(row);
+            }
+        }
+
+        if (ys.Count == 0)
+        {
+            return (null, skipped);
+        }
+
+        var x = new double[ys.Count, d];
+        for (int i = 0; i < ys.Count; i++)
+        {
+            for (int j = 0; j < d; j++)
+            {
+                x[i, j] = xs[i * d + j];
+            }
+        }
+
+        return (Dataset.FromArrays(x, ys.ToArray()), skipped);
+    }
+}
