@@ -7,9 +7,16 @@ namespace MoE.ML.Tests;
 /// <summary>A row of three covariates and a label, as a user's class would hold them.</summary>
 public sealed class Row
 {
+    [LoadColumn(0)]
     public float X1 { get; set; }
+
+    [LoadColumn(1)]
     public float X2 { get; set; }
+
+    [LoadColumn(2)]
     public float X3 { get; set; }
+
+    [LoadColumn(3)]
     public float Label { get; set; }
 }
 
