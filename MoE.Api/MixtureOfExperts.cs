@@ -179,6 +179,24 @@ public sealed class MixtureOfExperts
     /// <exception cref="ArgumentException">x does not have d columns, or holds a NaN or infinite value.</exception>
     public double[] Predict(double[,] x) => Core.MoeModelModule.Predict(Inner, x);
 
+    /// <summary>One row's prediction without allocating, for code that scores a row at a time (the ML.NET mapping,
+    /// a service): the gate probabilities and the expert means into the caller's buffers, the mixture mean returned —
+    /// the same bits as <see cref="Predict"/> and <see cref="GateProbabilities"/> give for that row.</summary>
+    /// <param name="x">Inputs with d columns (e.g. a reused 1×d buffer).</param>
+    /// <param name="row">The row of <paramref name="x"/>.</param>
+    /// <param name="gate">At least k values; receives p_i(x).</param>
+    /// <param name="expertMeans">At least k values; receives g(⟨a_i, x⟩ + b_i).</param>
+    /// <returns>The conditional mean ŷ(x).</returns>
+    /// <exception cref="ArgumentException">x does not have d columns, the row is outside x, a buffer holds fewer
+    /// than k values, or the row is not finite.</exception>
+    public double PredictRow(double[,] x, int row, double[] gate, double[] expertMeans)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(gate);
+        ArgumentNullException.ThrowIfNull(expertMeans);
+        return Core.MoeModelModule.PredictRowInto(Inner, x, row, gate, expertMeans);
+    }
+
     /// <summary>Predictions with each expert's mean, the gate and, for <paramref name="level"/> &gt; 0, the central
     /// predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²) at that probability (docs/inference.md).</summary>
     /// <param name="x">n×d inputs.</param>

@@ -105,7 +105,7 @@ public sealed class ScoreMappingFactory : CustomMappingFactory<ScoreInput, Score
 }
 
 /// <summary>Scores one row: the model parsed once per distinct JSON (a few cached), the prediction in double precision
-/// and rounded to float at the end.</summary>
+/// (<see cref="MixtureOfExperts.PredictRow"/>, the bits of the façade's Predict) and rounded to float at the end.</summary>
 internal static class RowScorer
 {
     private sealed record Entry(string Json, MixtureOfExperts Model);
@@ -133,6 +133,17 @@ internal static class RowScorer
         return model;
     }
 
+    // Per thread, the row's input and the k outputs in double precision (a cursor scores on one thread; parallel
+    // cursors each get their own), so scoring a row allocates nothing.
+    [ThreadStatic]
+    private static double[,]? _x;
+
+    [ThreadStatic]
+    private static double[]? _gate;
+
+    [ThreadStatic]
+    private static double[]? _means;
+
     internal static void Score(ScoreInput input, ScoreOutput output)
     {
         var model = ModelOf(input.Model);
@@ -143,11 +154,19 @@ internal static class RowScorer
                 $"Schema mismatch for feature column: the mixture of experts was fitted on vectors of size {d}, got a vector of size {input.Features.Length}.");
         }
 
-        var gate = output.Gate.Length == k ? output.Gate : new float[k];
-        var experts = output.Experts.Length == k ? output.Experts : new float[k];
-        output.Gate = gate;
-        output.Experts = experts;
-        var x = new double[1, d];
+        if (output.Gate.Length != k)
+        {
+            output.Gate = new float[k];
+        }
+
+        if (output.Experts.Length != k)
+        {
+            output.Experts = new float[k];
+        }
+
+        var x = _x is { } bx && bx.GetLength(1) == d ? bx : _x = new double[1, d];
+        var gate = _gate is { } bg && bg.Length >= k ? bg : _gate = new double[k];
+        var means = _means is { } bm && bm.Length >= k ? bm : _means = new double[k];
         for (int j = 0; j < d; j++)
         {
             float v = input.Features[j];
@@ -155,20 +174,19 @@ internal static class RowScorer
             {
                 // ML.NET's convention: a missing input gives a missing prediction, not an exception mid-cursor.
                 output.Score = float.NaN;
-                gate.AsSpan().Fill(float.NaN);
-                experts.AsSpan().Fill(float.NaN);
+                output.Gate.AsSpan().Fill(float.NaN);
+                output.Experts.AsSpan().Fill(float.NaN);
                 return;
             }
 
             x[0, j] = v;
         }
 
-        var p = model.PredictDistribution(x);
-        output.Score = (float)p.Mean[0];
+        output.Score = (float)model.PredictRow(x, 0, gate, means);
         for (int i = 0; i < k; i++)
         {
-            gate[i] = (float)p.Gate[0, i];
-            experts[i] = (float)p.ExpertMeans[0, i];
+            output.Gate[i] = (float)gate[i];
+            output.Experts[i] = (float)means[i];
         }
     }
 }

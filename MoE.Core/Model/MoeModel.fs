@@ -317,6 +317,49 @@ module MoeModel =
 
         result
 
+    /// <summary>One row's prediction without allocating, for hosts that score a row at a time (an ML.NET mapping, a
+    /// service): fills <paramref name="gate"/> with p_i(x) and <paramref name="means"/> with g(&lt;a_i, x&gt; + b_i)
+    /// and returns the mixture mean Σ_i p_i(x) g(&lt;a_i, x&gt; + b_i) — the arithmetic of
+    /// <see cref="M:MoE.Core.MoeModelModule.GateProbabilities(MoE.Core.MoeModel,System.Double[0:,0:])"/> and
+    /// <see cref="M:MoE.Core.MoeModelModule.Predict(MoE.Core.MoeModel,System.Double[0:,0:])"/> for that row, so
+    /// the same bits.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="x">Inputs with d columns (a reused 1×d buffer, or a whole matrix).</param>
+    /// <param name="row">The row of <paramref name="x"/> to predict.</param>
+    /// <param name="gate">A buffer of at least k values; receives the gate probabilities.</param>
+    /// <param name="means">A buffer of at least k values; receives the expert means.</param>
+    /// <returns>The mixture mean.</returns>
+    /// <exception cref="T:System.ArgumentException">x does not have d columns, the row is outside x, a buffer is
+    /// shorter than k, or the row holds a NaN or infinite value.</exception>
+    [<CompiledName("PredictRowInto")>]
+    let predictRowInto (model: MoeModel) (x: float[,]) (row: int) (gate: float[]) (means: float[]) : float =
+        Guard.notNull "model" (box model)
+        Guard.columns "x" model.Dimension x
+        let k = model.Experts
+
+        if row < 0 || row >= x.GetLength 0 then
+            invalidArg "row" (Text.format "Row %d is outside x's %d rows." [| box row; box (x.GetLength 0) |])
+
+        if isNull gate || gate.Length < k then
+            invalidArg "gate" (Text.format "The gate buffer needs k = %d values." [| box k |])
+
+        if isNull means || means.Length < k then
+            invalidArg "means" (Text.format "The means buffer needs k = %d values." [| box k |])
+
+        for j in 0 .. model.Dimension - 1 do
+            if not (Double.IsFinite x.[row, j]) then
+                invalidArg "x" (Text.format "x[%d, %d] = %g is not finite." [| box row; box j; box x.[row, j] |])
+
+        Gate.logitsInto model.Gating model.GatingIntercepts x row gate
+        Gate.softmaxInPlace gate k
+        expertMeansInto model x row means
+        let mutable s = 0.0
+
+        for i in 0 .. k - 1 do
+            s <- s + gate.[i] * means.[i]
+
+        s
+
     /// For one sample: fills `gate` with log p_i(x), `means` with g(<a_i,x> + b_i), `joint` with
     /// log p_i(x) + log N(y | g(<a_i,x> + b_i), σ_i²), and returns log Σ_i exp(joint_i), the sample's log-likelihood.
     /// Buffers of length k, owned by the caller; the constants from `densityConstants`. Unchecked.

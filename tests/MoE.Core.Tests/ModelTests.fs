@@ -99,6 +99,32 @@ let ``the prediction is Σ p_i(x) g(a_i·x)`` (md: ModelAndData) =
     |> Array.forall id
 
 [<Property>]
+let ``one row at a time gives the batch kernels' bits, through reused buffers`` (md: ModelAndData) =
+    // predictRowInto runs the batch kernels' arithmetic on one row, so equality is exact (no tolerance): a
+    // different summation order would already differ in the last bit for some generated model.
+    let m = md.Model
+    let yhat = MoeModel.predict m md.X
+    let gate = MoeModel.gateProbabilities m md.X
+    let g, mu = Array.zeroCreate (m.Experts + 2), Array.zeroCreate m.Experts
+    let one = Array2D.zeroCreate 1 m.Dimension
+
+    [
+        for r in 0 .. md.X.GetLength 0 - 1 do
+            for j in 0 .. m.Dimension - 1 do
+                one.[0, j] <- md.X.[r, j]
+
+            let v = MoeModel.predictRowInto m one 0 g mu
+            yield BitConverter.DoubleToInt64Bits v = BitConverter.DoubleToInt64Bits yhat.[r]
+            yield Array.init m.Experts (fun i -> g.[i] = gate.[r, i]) |> Array.forall id
+
+            yield
+                Array.init m.Experts (fun i ->
+                    mu.[i] = meanDirect m md.X r i || close exact (meanDirect m md.X r i) mu.[i])
+                |> Array.forall id
+    ]
+    |> List.forall id
+
+[<Property>]
 let ``relabelling the experts (gating rebased on the new reference) leaves the likelihood unchanged``
     (md: ModelAndData)
     (rotation: int)
@@ -251,3 +277,17 @@ let ``presets have the documented structure`` () =
         abs (dot (row free.Regressors 0) (row free.Gating 0)) > 1e-6,
         "free gating is not orthogonal to the regressors"
     )
+
+[<Fact>]
+let ``the row predictor refuses a row outside x, short buffers and a non-finite row`` () =
+    let m = MoeModel.create a2 w2 Identity 0.1
+    let x = Array2D.zeroCreate 2 3
+    let k = Array.zeroCreate 2
+    throwsArg<ArgumentException> "row" [ "Row 2"; "2 rows" ] (fun () -> MoeModel.predictRowInto m x 2 k k |> ignore)
+    throwsArg<ArgumentException> "gate" [ "k = 2" ] (fun () -> MoeModel.predictRowInto m x 0 [| 0.0 |] k |> ignore)
+    throwsArg<ArgumentException> "means" [ "k = 2" ] (fun () -> MoeModel.predictRowInto m x 0 k [| 0.0 |] |> ignore)
+    x.[1, 2] <- nan
+    throwsArg<ArgumentException> "x" [ "x[1, 2]"; "not finite" ] (fun () -> MoeModel.predictRowInto m x 1 k k |> ignore)
+
+    throwsArg<ArgumentException> "x" [ "d = 3" ] (fun () ->
+        MoeModel.predictRowInto m (Array2D.zeroCreate 1 2) 0 k k |> ignore)
