@@ -1,4 +1,5 @@
 using System.ComponentModel;
+using System.Runtime.InteropServices;
 using Microsoft.ML.Data;
 using Microsoft.ML.Transforms;
 using MoE.Api;
@@ -25,7 +26,7 @@ internal static class MappingColumns
     public const string Score = "MoE.Score";
     public const string Gate = "MoE.Gate";
     public const string Experts = "MoE.Experts";
-    public const string KeyValue = "model";
+    public const int KeyValue = 1;
 }
 
 /// <summary>Infrastructure of the saved model (the input of the constant key mapping: no columns). Not for direct use.</summary>
@@ -40,7 +41,7 @@ public sealed class KeyOutput
 {
     /// <summary>The constant key.</summary>
     [ColumnName(MappingColumns.Key)]
-    public string Key = "";
+    public int Key;
 }
 
 /// <summary>Infrastructure of the saved model: the constant key mapping, found by its contract name when a model is
@@ -116,20 +117,33 @@ internal static class RowScorer
 
     internal static MixtureOfExperts ModelOf(ReadOnlyMemory<char> json)
     {
-        var span = json.Span;
-        foreach (var entry in Volatile.Read(ref _cache))
+        var cache = Volatile.Read(ref _cache);
+        // The value map hands every row the same string: a reference check finds it without reading the JSON.
+        if (MemoryMarshal.TryGetString(json, out var text, out int start, out int length) && start == 0 && length == text.Length)
         {
-            if (span.SequenceEqual(entry.Json))
+            foreach (var entry in cache)
+            {
+                if (ReferenceEquals(entry.Json, text))
+                {
+                    return entry.Model;
+                }
+            }
+        }
+        else
+        {
+            text = json.ToString();
+        }
+
+        foreach (var entry in cache)
+        {
+            if (text.AsSpan().SequenceEqual(entry.Json))
             {
                 return entry.Model;
             }
         }
 
-        var text = span.ToString();
         var model = MixtureOfExperts.FromJson(text);
-        var added = new Entry(text, model);
-        var old = Volatile.Read(ref _cache);
-        Volatile.Write(ref _cache, [added, .. old.Take(CacheSize - 1)]);
+        Volatile.Write(ref _cache, [new Entry(text, model), .. cache.Take(CacheSize - 1)]);
         return model;
     }
 

@@ -93,6 +93,53 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
         }
     }
 
+    /// <summary>The mixtures inside a pipeline, in pipeline order — also one loaded with <c>mlContext.Model.Load</c>,
+    /// where the trainer's transformer has become the chain of ML.NET transforms that carries the model (docs/ml-net.md):
+    /// the model's JSON is read back from that chain's value map.</summary>
+    /// <param name="model">A fitted or loaded pipeline (any <see cref="ITransformer"/>).</param>
+    /// <returns>The models (empty when the pipeline has no mixture).</returns>
+    public static IReadOnlyList<MixtureOfExperts> ModelsIn(ITransformer model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        var found = new List<MixtureOfExperts>();
+        var context = new MLContext();
+        var key = context.Data.LoadFromEnumerable(new[] { new KeyOutput { Key = MappingColumns.KeyValue } });
+        void Visit(ITransformer t)
+        {
+            switch (t)
+            {
+                case MixtureOfExpertsTransformer moe:
+                    found.Add(moe.Model);
+                    break;
+                case Microsoft.ML.Transforms.ValueMappingTransformer map
+                    when map.GetOutputSchema(key.Schema).GetColumnOrNull(MappingColumns.Model) is { } column:
+                    var mapped = map.Transform(key);
+                    using (var cursor = mapped.GetRowCursor([mapped.Schema[column.Name]]))
+                    {
+                        var getter = cursor.GetGetter<ReadOnlyMemory<char>>(mapped.Schema[column.Name]);
+                        var json = default(ReadOnlyMemory<char>);
+                        if (cursor.MoveNext())
+                        {
+                            getter(ref json);
+                            found.Add(MixtureOfExperts.FromJson(json.ToString()));
+                        }
+                    }
+
+                    break;
+                case IEnumerable<ITransformer> chain:
+                    foreach (var inner in chain)
+                    {
+                        Visit(inner);
+                    }
+
+                    break;
+            }
+        }
+
+        Visit(model);
+        return found;
+    }
+
     /// <summary>The transforms that compute the mixture's outputs from the features (Mapping.cs explains the chain).</summary>
     internal static IEstimator<ITransformer> Chain(MLContext context, string featureColumnName, string modelJson,
         string scoreColumnName, string? gateColumnName, string? expertsColumnName)
@@ -100,7 +147,7 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
         IEstimator<ITransformer> chain = context.Transforms.CopyColumns(MappingColumns.Features, featureColumnName)
             .Append(context.Transforms.CustomMapping(new KeyMappingFactory().GetMapping(), KeyMappingFactory.ContractName))
             .Append(context.Transforms.Conversion.MapValue(MappingColumns.Model,
-                [new KeyValuePair<string, string>(MappingColumns.KeyValue, modelJson)], MappingColumns.Key))
+                [new KeyValuePair<int, string>(MappingColumns.KeyValue, modelJson)], MappingColumns.Key))
             .Append(context.Transforms.CustomMapping(new ScoreMappingFactory().GetMapping(), ScoreMappingFactory.ContractName))
             .Append(context.Transforms.CopyColumns(scoreColumnName, MappingColumns.Score));
         if (gateColumnName is not null)

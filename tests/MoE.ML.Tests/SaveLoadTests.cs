@@ -55,6 +55,23 @@ public sealed class SaveLoadTests
     }
 
     [Fact]
+    public void The_model_is_read_back_from_a_loaded_pipeline()
+    {
+        var (ml, model, train) = Fitted();
+        using var dir = new TempDir();
+        string path = dir.File("moe.zip");
+        ml.Model.Save(model, train.Schema, path);
+        var ml2 = new MLContext();
+        ml2.ComponentCatalog.RegisterAssembly(typeof(MixtureOfExpertsTrainer).Assembly);
+        var loaded = ml2.Model.Load(path, out _);
+
+        var fitted = Assert.Single(MixtureOfExpertsTransformer.ModelsIn(model));
+        var back = Assert.Single(MixtureOfExpertsTransformer.ModelsIn(loaded));
+        Assert.Equal(fitted.ToJson(), back.ToJson());
+        Assert.Empty(MixtureOfExpertsTransformer.ModelsIn(ml.Transforms.Concatenate("Features", "X1").Fit(train)));
+    }
+
+    [Fact]
     public void A_loaded_model_given_features_of_another_size_says_which_sizes()
     {
         var (ml, model, train) = Fitted();
