@@ -62,9 +62,7 @@ internal static class AnalysisCommand
                 Seed = parse.GetValue(seed),
             };
             var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
-            var reporter = ProgressReporter.For(error);
-            var selection = MoeLearner.Select(dataset, options, ks, reporter);
-            reporter.Finish();
+            var selection = Terminal.WithFitProgress(error, reporter => MoeLearner.Select(dataset, options, ks, reporter));
             foreach (var r in selection.Results)
             {
                 foreach (var w in r.Warnings)
@@ -94,11 +92,18 @@ internal static class AnalysisCommand
             }
             else
             {
-                output.WriteLine($"{"k",3} {"log-likelihood",15} {"params",7} {"AIC",12} {"BIC",12} {"ICL",12}");
-                foreach (var r in selection.Results)
+                if (Terminal.IsTerminal(output))
                 {
-                    output.WriteLine(string.Create(Inv,
-                        $"{r.Experts,3} {r.LogLikelihood,15:F4} {r.Parameters,7} {r.Aic,12:F3} {r.Bic,12:F3} {r.Icl,12:F3}{(r.Experts == selection.Chosen ? "  <- BIC" : r.Degenerate ? "  degenerate: not chosen" : "")}"));
+                    Terminal.On(output).Write(Tables.Selection(selection));
+                }
+                else
+                {
+                    output.WriteLine($"{"k",3} {"log-likelihood",15} {"params",7} {"AIC",12} {"BIC",12} {"ICL",12}");
+                    foreach (var r in selection.Results)
+                    {
+                        output.WriteLine(string.Create(Inv,
+                            $"{r.Experts,3} {r.LogLikelihood,15:F4} {r.Parameters,7} {r.Aic,12:F3} {r.Bic,12:F3} {r.Icl,12:F3}{(r.Experts == selection.Chosen ? "  <- BIC" : r.Degenerate ? "  degenerate: not chosen" : "")}"));
+                    }
                 }
 
                 output.WriteLine(string.Create(Inv,
@@ -125,11 +130,18 @@ internal static class AnalysisCommand
             var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
             var r = MoeLearner.Diagnose(dataset, parse.GetValue(k));
             output.WriteLine(string.Create(Inv, $"n = {r.Rows} rows, d = {r.Dimension} covariates; k = {r.Experts} experts have {r.Parameters} parameters ({(double)r.Rows / r.Parameters:F1} rows each)"));
-            output.WriteLine($"{"column",7} {"mean",12} {"sd",12} {"skewness",10} {"ex.kurtosis",12}");
-            for (var t = 0; t < r.Columns.Count; t++)
+            if (Terminal.IsTerminal(output))
             {
-                var c = r.Columns[t];
-                output.WriteLine(string.Create(Inv, $"{"x" + (t + 1),7} {c.Mean,12:G5} {c.Sd,12:G5} {c.Skewness,10:F3} {c.ExcessKurtosis,12:F3}"));
+                Terminal.On(output).Write(Tables.Columns(r));
+            }
+            else
+            {
+                output.WriteLine($"{"column",7} {"mean",12} {"sd",12} {"skewness",10} {"ex.kurtosis",12}");
+                for (var t = 0; t < r.Columns.Count; t++)
+                {
+                    var c = r.Columns[t];
+                    output.WriteLine(string.Create(Inv, $"{"x" + (t + 1),7} {c.Mean,12:G5} {c.Sd,12:G5} {c.Skewness,10:F3} {c.ExcessKurtosis,12:F3}"));
+                }
             }
 
             output.WriteLine(string.Create(Inv,

@@ -98,7 +98,6 @@ internal static class FitCommand
 
             options.Polish = !parse.GetValue(noPolish);
             options.Seed = parse.GetValue(seed);
-            var reporter = ProgressReporter.For(error);
             var xs = parse.GetValue(xColumns)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var y = parse.GetValue(yColumn);
             var parquet = dataPath.Extension.Equals(".parquet", StringComparison.OrdinalIgnoreCase);
@@ -106,6 +105,8 @@ internal static class FitCommand
             string rows;
             if (parse.GetValue(cluster) is { } where)
             {
+                // Plain progress lines: the retry messages of a cluster fit go to the same stream.
+                var reporter = new ProgressReporter(error);
                 Shared.Require(parse.GetResult(se) is null, "--se", "used without --cluster (standard errors need the data in memory)", "with --cluster");
                 Shared.Require(parse.GetValue(requestTimeout) > 0, "--request-timeout", "positive", parse.GetValue(requestTimeout));
                 var limit = parse.GetValue(maxRows) ?? int.MaxValue;
@@ -119,7 +120,7 @@ internal static class FitCommand
                 var source = DataSources.Files(dataPath.FullName, xs, y);
                 var limit = parse.GetValue(maxRows) ?? int.MaxValue;
                 var total = source.Shards.Sum(sh => sh.Rows);
-                result = MoeLearner.FitSource(source, options, limit, reporter);
+                result = Terminal.WithFitProgress(error, reporter => MoeLearner.FitSource(source, options, limit, reporter));
                 var pieces = source.Shards.Count == 1 ? "" : $" in {source.Shards.Count} shards";
                 rows = total <= limit
                     ? string.Create(CultureInfo.InvariantCulture, $"n={total}{pieces}")
@@ -133,11 +134,10 @@ internal static class FitCommand
                 }
 
                 var dataset = parquet ? Dataset.LoadParquet(dataPath.FullName, xs, y) : Dataset.LoadCsv(dataPath.FullName);
-                result = MoeLearner.Fit(dataset, options, reporter);
+                result = Terminal.WithFitProgress(error, reporter => MoeLearner.Fit(dataset, options, reporter));
                 rows = string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count}");
             }
 
-            reporter.Finish();
             var file = parse.GetValue(outPath)!;
             result.Model.Save(Shared.PrepareOutput(file));
             if (parse.GetValue(report) is { } reportFile)
@@ -164,19 +164,32 @@ internal static class FitCommand
                 : string.Create(CultureInfo.InvariantCulture, $"sigmas={string.Join("/", model.Sigmas.Select(v => v.ToString("G4", CultureInfo.InvariantCulture)))}");
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"fitted k={model.Experts}, d={model.Dimension}, {model.Activation}, {sigmas} on {rows} ({Exit(result.Exit)}{warned}); wrote {file.Name}"));
-            if (result.Candidates.Count > 0)
+            if (Terminal.IsTerminal(output))
             {
-                output.WriteLine($"initializer: {result.Initializer}; candidates by held-out log-likelihood per row:");
-                foreach (var c in result.Candidates)
+                var console = Terminal.On(output);
+                if (result.Candidates.Count > 0)
                 {
-                    output.WriteLine(c.Model is null
-                        ? $"  {c.Initializer,-18} failed: {c.Failure}"
-                        : string.Create(CultureInfo.InvariantCulture, $"  {c.Initializer,-18} {c.ValidationLogLikelihood,12:F6}"));
+                    console.Write(Tables.Candidates(result));
                 }
-            }
 
-            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"stage times: {times}; total {result.Stages.Sum(t => t.Seconds):F2}s"));
+                console.Write(Tables.Stages(result));
+            }
+            else
+            {
+                if (result.Candidates.Count > 0)
+                {
+                    output.WriteLine($"initializer: {result.Initializer}; candidates by held-out log-likelihood per row:");
+                    foreach (var c in result.Candidates)
+                    {
+                        output.WriteLine(c.Model is null
+                            ? $"  {c.Initializer,-18} failed: {c.Failure}"
+                            : string.Create(CultureInfo.InvariantCulture, $"  {c.Initializer,-18} {c.ValidationLogLikelihood,12:F6}"));
+                    }
+                }
+
+                output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"stage times: {times}; total {result.Stages.Sum(t => t.Seconds):F2}s"));
+            }
             if (result.StandardErrors is { } errors)
             {
                 WriteErrors(output, model, errors);

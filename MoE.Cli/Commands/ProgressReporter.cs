@@ -4,40 +4,28 @@ using MoE.Api;
 
 namespace MoE.Cli.Commands;
 
-/// <summary>Progress on stderr: a single updating status line on a terminal, throttled plain lines otherwise
-/// (one per stage change, then at most one every two seconds).</summary>
-internal sealed class ProgressReporter(TextWriter error, bool interactive) : IProgress<FitProgress>
+/// <summary>Progress as plain lines on stderr when it is not a terminal (a terminal gets <see cref="Terminal"/>'s live
+/// display): one line per stage change, then at most one every two seconds.</summary>
+internal sealed class ProgressReporter(TextWriter error) : IProgress<FitProgress>
 {
     private readonly Stopwatch clock = Stopwatch.StartNew();
+    private readonly Lock gate = new();
     private string stage = "";
     private double lastPrint = double.NegativeInfinity;
 
-    public static ProgressReporter For(TextWriter error) =>
-        new(error, ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected);
-
     public void Report(FitProgress value)
     {
-        var now = clock.Elapsed.TotalSeconds;
-        var line = string.Create(CultureInfo.InvariantCulture,
-            $"[{now,6:F1}s] {value.Stage,-7} iteration {value.Iteration,5}  loss {value.Loss,14:G8}");
-        if (interactive)
+        lock (gate)
         {
-            error.Write("\r" + line + "   ");
-        }
-        else if (value.Stage != stage || now - lastPrint >= 2.0)
-        {
-            error.WriteLine(line);
-            lastPrint = now;
-        }
+            var now = clock.Elapsed.TotalSeconds;
+            if (value.Stage != stage || now - lastPrint >= 2.0)
+            {
+                error.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                    $"[{now,6:F1}s] {value.Stage,-7} iteration {value.Iteration,5}  loss {value.Loss,14:G8}"));
+                lastPrint = now;
+            }
 
-        stage = value.Stage;
-    }
-
-    public void Finish()
-    {
-        if (interactive)
-        {
-            error.WriteLine();
+            stage = value.Stage;
         }
     }
 }

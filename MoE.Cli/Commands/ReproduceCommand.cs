@@ -30,8 +30,10 @@ internal static class ReproduceCommand
                 throw new ArgumentException($"--out '{parse.GetValue(outDir)}' is a file; it names the folder the figures go to.", "out");
             }
 
-            var interactive = ReferenceEquals(error, Console.Error) && !Console.IsErrorRedirected;
-            var report = new Reproducer(folder, parse.GetValue(quick), parse.GetValue(seed), error, interactive).Run(figures);
+            var report = Terminal.IsTerminal(error)
+                ? Terminal.WithBar(Terminal.On(error), "reproduce",
+                    step => new Reproducer(folder, parse.GetValue(quick), parse.GetValue(seed), error, step).Run(figures))
+                : new Reproducer(folder, parse.GetValue(quick), parse.GetValue(seed), error).Run(figures);
             output.WriteLine($"wrote {string.Join(", ", figures)} to {folder}; report: {report}");
             return CliApp.Success;
         });

@@ -7,7 +7,9 @@ namespace MoE.Cli.Reproduce;
 
 /// <summary>Re-runs the paper's experiments (Figs 2, 3, 4) and a recovery-vs-n study, writing a CSV and PNGs
 /// per figure and a report.md that embeds them.</summary>
-internal sealed class Reproducer(string outDir, bool quick, long seed, TextWriter log, bool interactive = false)
+/// <remarks>Each step is reported to <paramref name="step"/> (steps done, steps in all, message) when given — a progress
+/// bar on a terminal — else as a plain line on <paramref name="log"/>.</remarks>
+internal sealed class Reproducer(string outDir, bool quick, long seed, TextWriter log, Action<int, int, string>? step = null)
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
@@ -18,14 +20,13 @@ internal sealed class Reproducer(string outDir, bool quick, long seed, TextWrite
     private int done;
     private int total = 1;
 
-    /// <summary>A step starts: a progress bar on a terminal, a plain line otherwise.</summary>
+    /// <summary>A step starts: the progress callback, or a plain line.</summary>
     private void Log(string message)
     {
         done++;
-        if (interactive)
+        if (step is not null)
         {
-            var filled = (int)Math.Round(30.0 * (done - 1) / total);
-            log.Write($"\r[{new string('#', filled)}{new string('.', 30 - filled)}] {100 * (done - 1) / total,3}% {message,-40}");
+            step(done - 1, total, message);
         }
         else
         {
@@ -288,11 +289,6 @@ internal sealed class Reproducer(string outDir, bool quick, long seed, TextWrite
         report.AppendLine();
         report.AppendLine(Inv, $"Total: {clock.Elapsed.TotalSeconds:F0} s.");
         AtomicFile.WriteAllText(PathOf("report.md"), report.ToString());
-        if (interactive)
-        {
-            log.WriteLine($"\r[{new string('#', 30)}] 100% done in {clock.Elapsed.TotalSeconds:F0} s{new string(' ', 30)}");
-        }
-
         return PathOf("report.md");
     }
 
