@@ -116,6 +116,9 @@ public sealed class FitOptions
         EmHandover = 0,
     };
 
+    /// <summary>A copy (every property is a value or immutable, so a shallow copy is a snapshot).</summary>
+    internal FitOptions Clone() => (FitOptions)MemberwiseClone();
+
     internal Core.FitConfig ToCore() => ToCore(Experts);
 
     internal Core.FitConfig ToCore(int experts)

@@ -53,7 +53,8 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
     /// <summary>A trainer with the given options (copied: later changes to <paramref name="options"/> do not reach it).</summary>
     /// <param name="options">The options.</param>
     /// <exception cref="ArgumentNullException">options, its column names or its fit options are null.</exception>
-    /// <exception cref="ArgumentException">A column name is empty or an output name repeats another.</exception>
+    /// <exception cref="ArgumentException">A column name is empty, an output name repeats another or starts with
+    /// <c>MoE.</c>, or the activation is a custom one (a pipeline carries the model as JSON, which cannot hold it).</exception>
     public MixtureOfExpertsTrainer(Options options)
     {
         ArgumentNullException.ThrowIfNull(options);
@@ -65,6 +66,12 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         if (outputs.Distinct(StringComparer.Ordinal).Count() != outputs.Length)
         {
             throw new ArgumentException($"The output columns must have different names; got score '{options.ScoreColumnName}', gate '{options.GateColumnName}', experts '{options.ExpertsColumnName}'.", nameof(options));
+        }
+
+        if (options.Fit.Activation is { IsBuiltIn: false } custom)
+        {
+            throw new ArgumentException(
+                $"The custom activation '{custom.Name}' cannot go into an ML.NET pipeline: the transformer carries the model as JSON, which holds only the built-in activations (identity, relu, leaky-relu, sigmoid, tanh).", nameof(options));
         }
 
         if (outputs.Any(name => name.StartsWith("MoE.", StringComparison.Ordinal)))
@@ -79,7 +86,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
             ScoreColumnName = options.ScoreColumnName,
             GateColumnName = options.GateColumnName,
             ExpertsColumnName = options.ExpertsColumnName,
-            Fit = options.Fit,
+            Fit = options.Fit.Clone(),
             Progress = options.Progress,
             CancellationToken = options.CancellationToken,
         };

@@ -105,11 +105,30 @@ public sealed class SchemaTests
     }
 
     [Fact]
+    public void The_trainer_keeps_the_options_it_was_given()
+    {
+        var options = new MixtureOfExpertsTrainer.Options { Fit = new FitOptions { Experts = 2 } };
+        var trainer = new MixtureOfExpertsTrainer(options);
+        options.Fit.Experts = 3;
+        options.ScoreColumnName = "Other";
+        var model = Ml.Transforms.Concatenate("Features", "X1", "X2", "X3").Append(trainer).Fit(Synthetic.View(Ml, 2_000, seed: 3));
+        Assert.Equal(2, model.LastTransformer.Model.Experts);
+        Assert.Equal("Score", model.LastTransformer.ScoreColumnName);
+    }
+
+    [Fact]
     public void Bad_options_are_refused_when_the_trainer_is_made()
     {
-        Assert.Throws<ArgumentException>(() => new MixtureOfExpertsTrainer(new MixtureOfExpertsTrainer.Options { GateColumnName = "Score" }));
-        Assert.Throws<ArgumentException>(() => new MixtureOfExpertsTrainer(new MixtureOfExpertsTrainer.Options { ScoreColumnName = "MoE.Score" }));
+        Assert.Contains("must have different names", Assert.Throws<ArgumentException>(() =>
+            new MixtureOfExpertsTrainer(new MixtureOfExpertsTrainer.Options { GateColumnName = "Score" })).Message);
+        Assert.Contains("reserved", Assert.Throws<ArgumentException>(() =>
+            new MixtureOfExpertsTrainer(new MixtureOfExpertsTrainer.Options { ScoreColumnName = "MoE.Score" })).Message);
         Assert.Throws<ArgumentException>(() => new MixtureOfExpertsTrainer(new MixtureOfExpertsTrainer.Options { LabelColumnName = " " }));
+        var custom = Assert.Throws<ArgumentException>(() => new MixtureOfExpertsTrainer(new MixtureOfExpertsTrainer.Options
+        {
+            Fit = new FitOptions { Experts = 2, Activation = Activation.Custom("cube", z => z * z * z, z => 3 * z * z) },
+        }));
+        Assert.Contains("custom activation 'cube'", custom.Message);
         var data = Synthetic.View(Ml, 100, seed: 1);
         var bad = Ml.Transforms.Concatenate("Features", "X1", "X2", "X3")
             .Append(Ml.Regression.Trainers.MixtureOfExperts(new MixtureOfExpertsTrainer.Options { Fit = new FitOptions { Experts = 1 } }));
