@@ -107,6 +107,36 @@ public sealed class TrainerTests
         }
     }
 
+    [Fact]
+    public void Progress_is_reported_and_a_cancelled_token_stops_the_fit()
+    {
+        var ml = new MLContext(seed: 1);
+        var data = ml.Transforms.Concatenate("Features", "X1", "X2", "X3").Fit(Synthetic.View(ml, 1, 1)).Transform(Synthetic.View(ml, 3_000, seed: 8));
+        var stages = new List<string>();
+        var progress = new Inline(p => stages.Add(p.Stage));
+        ml.Regression.Trainers.MixtureOfExperts(new MixtureOfExpertsTrainer.Options { Progress = progress }).Fit(data);
+        Assert.Contains("em", stages);
+
+        using var cancelled = new CancellationTokenSource();
+        cancelled.Cancel();
+        var trainer = ml.Regression.Trainers.MixtureOfExperts(new MixtureOfExpertsTrainer.Options { CancellationToken = cancelled.Token });
+        Assert.ThrowsAny<OperationCanceledException>(() => trainer.Fit(data));
+    }
+
+    /// <summary>Reports on the calling thread (System.Progress would post to the thread pool).</summary>
+    private sealed class Inline(Action<FitProgress> report) : IProgress<FitProgress>
+    {
+        private readonly Lock gate = new();
+
+        public void Report(FitProgress value)
+        {
+            lock (gate)
+            {
+                report(value);
+            }
+        }
+    }
+
     private static double[] Scores(MLContext ml, IDataView scored) =>
         ml.Data.CreateEnumerable<Scored>(scored, reuseRowObject: false).Select(s => (double)s.Score).ToArray();
 
