@@ -257,6 +257,21 @@ module MoeModel =
 
             means.[i] <- model.Activation.Value(s + model.RegressorIntercepts.[i])
 
+    /// <summary>One row: the gate probabilities into <paramref name="gate"/>, the expert means into
+    /// <paramref name="means"/>, the mixture mean returned. The one body of <c>predict</c> and <c>predictRowInto</c>,
+    /// so they give the same bits. Unchecked.</summary>
+    let inline internal mixtureRowInto (model: MoeModel) (x: float[,]) (row: int) (gate: float[]) (means: float[]) =
+        let k = model.Experts
+        Gate.logitsInto model.Gating model.GatingIntercepts x row gate
+        Gate.softmaxInPlace gate k
+        expertMeansInto model x row means
+        let mutable s = 0.0
+
+        for i in 0 .. k - 1 do
+            s <- s + gate.[i] * means.[i]
+
+        s
+
     /// −½ log(2πσ_i²) and 1/(2σ_i²) per expert: the Gaussian log-density's constants.
     let internal densityConstants (model: MoeModel) : float[] * float[] =
         model.Sigmas
@@ -305,15 +320,7 @@ module MoeModel =
             let means = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                Gate.logitsInto model.Gating model.GatingIntercepts x r gate
-                Gate.softmaxInPlace gate k
-                expertMeansInto model x r means
-                let mutable s = 0.0
-
-                for i in 0 .. k - 1 do
-                    s <- s + gate.[i] * means.[i]
-
-                result.[r] <- s)
+                result.[r] <- mixtureRowInto model x r gate means)
 
         result
 
@@ -350,15 +357,7 @@ module MoeModel =
             if not (Double.IsFinite x.[row, j]) then
                 invalidArg "x" (Text.format "x[%d, %d] = %g is not finite." [| box row; box j; box x.[row, j] |])
 
-        Gate.logitsInto model.Gating model.GatingIntercepts x row gate
-        Gate.softmaxInPlace gate k
-        expertMeansInto model x row means
-        let mutable s = 0.0
-
-        for i in 0 .. k - 1 do
-            s <- s + gate.[i] * means.[i]
-
-        s
+        mixtureRowInto model x row gate means
 
     /// For one sample: fills `gate` with log p_i(x), `means` with g(<a_i,x> + b_i), `joint` with
     /// log p_i(x) + log N(y | g(<a_i,x> + b_i), σ_i²), and returns log Σ_i exp(joint_i), the sample's log-likelihood.

@@ -23,18 +23,25 @@ public sealed class SaveLoadTests
         return (ml, model, train);
     }
 
+    /// <summary>Saves the pipeline to a file and loads it in a fresh context, as another process would: registering the
+    /// assembly whose mappings the file names first.</summary>
+    private static (MLContext Ml, ITransformer Loaded, DataViewSchema Schema) SavedAndLoaded(MLContext ml, ITransformer model,
+        DataViewSchema schema)
+    {
+        using var dir = new TempDir();
+        string path = dir.File("moe.zip");
+        ml.Model.Save(model, schema, path);
+        var fresh = new MLContext(seed: 2);
+        fresh.ComponentCatalog.RegisterAssembly(typeof(MixtureOfExpertsTrainer).Assembly);
+        var loaded = fresh.Model.Load(path, out var loadedSchema);
+        return (fresh, loaded, loadedSchema);
+    }
+
     [Fact]
     public void Save_then_load_gives_the_same_predictions_bit_for_bit()
     {
         var (ml, model, train) = Fitted();
-        using var dir = new TempDir();
-        string path = dir.File("moe.zip");
-        ml.Model.Save(model, train.Schema, path);
-
-        // A fresh context, as in another process: register the assembly whose mappings the file names.
-        var ml2 = new MLContext(seed: 2);
-        ml2.ComponentCatalog.RegisterAssembly(typeof(MixtureOfExpertsTrainer).Assembly);
-        var loaded = ml2.Model.Load(path, out var schema);
+        var (ml2, loaded, schema) = SavedAndLoaded(ml, model, train.Schema);
         Assert.Equal(train.Schema.Select(c => c.Name), schema.Select(c => c.Name));
 
         var test = ml.Data.LoadFromEnumerable(Synthetic.Rows(Synthetic.Sample(500, seed: 12)));
@@ -58,12 +65,7 @@ public sealed class SaveLoadTests
     public void The_model_is_read_back_from_a_loaded_pipeline()
     {
         var (ml, model, train) = Fitted();
-        using var dir = new TempDir();
-        string path = dir.File("moe.zip");
-        ml.Model.Save(model, train.Schema, path);
-        var ml2 = new MLContext();
-        ml2.ComponentCatalog.RegisterAssembly(typeof(MixtureOfExpertsTrainer).Assembly);
-        var loaded = ml2.Model.Load(path, out _);
+        var (ml2, loaded, _) = SavedAndLoaded(ml, model, train.Schema);
 
         var fitted = Assert.Single(MixtureOfExpertsTransformer.ModelsIn(model));
         var back = Assert.Single(MixtureOfExpertsTransformer.ModelsIn(loaded));
@@ -75,12 +77,7 @@ public sealed class SaveLoadTests
     public void A_loaded_model_given_features_of_another_size_says_which_sizes()
     {
         var (ml, model, train) = Fitted();
-        using var dir = new TempDir();
-        string path = dir.File("moe.zip");
-        ml.Model.Save(model, train.Schema, path);
-        var ml2 = new MLContext();
-        ml2.ComponentCatalog.RegisterAssembly(typeof(MixtureOfExpertsTrainer).Assembly);
-        var loaded = ml2.Model.Load(path, out _);
+        var (ml2, loaded, _) = SavedAndLoaded(ml, model, train.Schema);
         var chain = (TransformerChain<ITransformer>)loaded;
         // The mixture's own part of the chain (after Concatenate and the normaliser) applied to two-wide features.
         var two = ml2.Data.LoadFromEnumerable(new[] { new Two { Features = [1, 2] } });
