@@ -227,6 +227,44 @@ module MoeModel =
             Sigmas = Array.copy sigmas
         }
 
+    /// <summary>The same mixture with its experts in another order (docs/math.md §1: the labels of a mixture are not
+    /// identified): new expert i is old expert <c>order[i]</c>, and the gate is rebased on the new last expert,
+    /// w'_i = w_order[i] − w_order[k−1] and c'_i = c_order[i] − c_order[k−1] (with w_k = 0, c_k = 0), so every gate
+    /// probability, prediction and likelihood is unchanged up to the rounding of the differences.</summary>
+    /// <param name="order">A permutation of 0..k−1.</param>
+    /// <param name="model">The model.</param>
+    /// <exception cref="T:System.ArgumentException">order is not a permutation of 0..k−1.</exception>
+    [<CompiledName("Relabel")>]
+    let relabel (order: int[]) (model: MoeModel) : MoeModel =
+        validate model
+        Guard.notNull "order" order
+        let k, d = model.Experts, model.Dimension
+
+        if order.Length <> k || (Array.sort order) <> Array.init k id then
+            invalidArg
+                "order"
+                (Text.format
+                    "order must be a permutation of 0..%d (k = %d), but is [%s]."
+                    [| box (k - 1); box k; box (String.Join(", ", order)) |])
+
+        let w (i: int) (t: int) =
+            if i = k - 1 then 0.0 else model.Gating.[i, t]
+
+        let c (i: int) =
+            if i = k - 1 then 0.0 else model.GatingIntercepts.[i]
+
+        let last = order.[k - 1]
+        let sigmas = Array.init k (fun i -> model.Sigmas.[order.[i]])
+
+        { model with
+            Regressors = Array2D.init k d (fun i t -> model.Regressors.[order.[i], t])
+            Gating = Array2D.init (k - 1) d (fun i t -> w order.[i] t - w last t)
+            RegressorIntercepts = Array.init k (fun i -> model.RegressorIntercepts.[order.[i]])
+            GatingIntercepts = Array.init (k - 1) (fun i -> c order.[i] - c last)
+            Sigma = pooledSigma sigmas
+            Sigmas = sigmas
+        }
+
     let private checkInputs (model: MoeModel) (x: float[,]) =
         Guard.notNull "model" (box model)
         Guard.columns "x" model.Dimension x

@@ -460,3 +460,56 @@ let ``sameModel ignores the order of the experts and sees a moved expert`` () =
 
         Assert.True(Selection.sameModel 1e-2 m permuted, "permuted")
         Assert.False(Selection.sameModel 1e-2 m moved, "moved"))
+
+/// MoeModel.relabel is a relabelling of one mixture: the same per-row likelihoods and predictions (the rebased logits
+/// move by the rounding of differences of O(1) weights, dot products of |x| ≤ 3 over d ≤ 8: ~1e-14 per logit, so the
+/// tolerance of every rebasing test, 1e-11), each expert's parameters carried to its new place, and relabelling back
+/// with the inverse order gives the regressors, intercepts and σ_i exactly.
+[<Property>]
+let ``relabelling a general model moves each expert and leaves the mixture unchanged`` () =
+    let case =
+        gen {
+            let! m = Generators.generalModel
+            let! order = Gen.shuffle [| 0 .. m.Experts - 1 |]
+            let! n = Gen.choose (1, 12)
+            let! x = Generators.matrix n m.Dimension -3.0 3.0
+            let! y = Generators.vector n -5.0 5.0
+            return m, order, x, y
+        }
+
+    Prop.forAll (Arb.fromGen case) (fun (m, order, x, y) ->
+        let r = MoeModel.relabel order m
+        let k = m.Experts
+        let inverse = Array.zeroCreate k
+        order |> Array.iteri (fun i o -> inverse.[o] <- i)
+        let back = MoeModel.relabel inverse r
+
+        for i in 0 .. k - 1 do
+            Assert.Equal(m.Sigmas.[order.[i]], r.Sigmas.[i])
+            Assert.Equal(m.RegressorIntercepts.[order.[i]], r.RegressorIntercepts.[i])
+
+            for t in 0 .. m.Dimension - 1 do
+                Assert.Equal(m.Regressors.[order.[i], t], r.Regressors.[i, t])
+
+        Assert.Equal<float[]>(m.Sigmas, back.Sigmas)
+        Assert.Equal<float[]>(m.RegressorIntercepts, back.RegressorIntercepts)
+        Assert.Equal<float[,]>(m.Regressors, back.Regressors)
+
+        Array.iter2
+            (fun (u: float) v -> Assert.True(close rebased u v, sprintf "log-likelihood %g vs %g" u v))
+            (MoeModel.logLikelihoods m x y)
+            (MoeModel.logLikelihoods r x y)
+
+        Array.iter2
+            (fun (u: float) v -> Assert.True(close rebased u v, sprintf "prediction %g vs %g" u v))
+            (MoeModel.predict m x)
+            (MoeModel.predict r x))
+
+[<Fact>]
+let ``relabel refuses an order that is not a permutation`` () =
+    let m =
+        MoeModel.create (array2D [ [ 1.0 ]; [ 2.0 ] ]) (array2D [ [ 0.5 ] ]) Identity 0.1
+
+    for bad in [ [| 0; 0 |]; [| 0 |]; [| 1; 2 |] ] do
+        let e = Assert.Throws<ArgumentException>(fun () -> MoeModel.relabel bad m |> ignore)
+        Assert.Equal("order", e.ParamName)
