@@ -152,7 +152,7 @@ public static partial class MoeLearner
         var choices = RunCore(() => Core.Inference.SelectExperts(config, ListModule.OfSeq(ks), data.Inner, context));
         var results = choices.Select(c => new ExpertsCriteria(c.Experts, c.LogLikelihood, c.Parameters, c.Aic, c.Bic,
             c.Icl, FSharpOption<Core.MoeModel>.get_IsSome(c.Model) ? new MixtureOfExperts(c.Model.Value) : null,
-            c.Warnings.Select(w => new FitWarning(w.Code, w.Message)).ToArray())
+            c.Warnings.Select(FitWarning.From).ToArray())
         {
             Degenerate = Core.Inference.IsDegenerate(c),
         }).ToArray();

@@ -157,7 +157,7 @@ internal static class FitCommand
                 var count => $"; {count} warnings",
             };
             var times = string.Join(", ", result.Stages.GroupBy(t => t.Stage)
-                .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key} {g.Sum(t => t.Seconds):F2}s")));
+                .Select(g => string.Create(CultureInfo.InvariantCulture, $"{g.Key.Name()} {g.Sum(t => t.Seconds):F2}s")));
             var model = result.Model;
             var sigmas = model.Sigmas.Distinct().Count() == 1
                 ? string.Create(CultureInfo.InvariantCulture, $"sigma={model.Sigma:G6}")
@@ -217,7 +217,7 @@ internal static class FitCommand
             }).ToArray(),
             ["stages"] = result.Stages.Select(st => new Dictionary<string, object?>
             {
-                ["stage"] = st.Stage,
+                ["stage"] = st.Stage.Name(),
                 ["iterations"] = st.Iterations,
                 ["final_loss"] = st.FinalLoss is { } v && double.IsFinite(v) ? v : null,
                 ["exit"] = Exit(st.Exit),
@@ -225,7 +225,7 @@ internal static class FitCommand
             }).ToArray(),
             ["warnings"] = result.Warnings.Select(w => new Dictionary<string, object?>
             {
-                ["code"] = w.Code,
+                ["code"] = w.Code.Name(),
                 ["message"] = w.Message,
             }).ToArray(),
         };

@@ -10,7 +10,7 @@ internal sealed class ProgressReporter(TextWriter error) : IProgress<FitProgress
 {
     private readonly Stopwatch clock = Stopwatch.StartNew();
     private readonly Lock gate = new();
-    private string stage = "";
+    private FitStage? stage;
     private double lastPrint = double.NegativeInfinity;
 
     public void Report(FitProgress value)
@@ -21,7 +21,7 @@ internal sealed class ProgressReporter(TextWriter error) : IProgress<FitProgress
             if (value.Stage != stage || now - lastPrint >= 2.0)
             {
                 error.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                    $"[{now,6:F1}s] {value.Stage,-7} iteration {value.Iteration,5}  loss {value.Loss,14:G8}"));
+                    $"[{now,6:F1}s] {value.Stage.Name(),-7} iteration {value.Iteration,5}  loss {value.Loss,14:G8}"));
                 lastPrint = now;
             }
 

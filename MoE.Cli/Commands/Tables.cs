@@ -47,7 +47,7 @@ internal static class Tables
             .AddColumn(new TableColumn("seconds").RightAligned());
         foreach (var group in result.Stages.GroupBy(s => s.Stage))
         {
-            table.AddRow(Markup.Escape(group.Key), group.Count().ToString(Inv), group.Sum(s => s.Seconds).ToString("F2", Inv));
+            table.AddRow(Markup.Escape(group.Key.Name()), group.Count().ToString(Inv), group.Sum(s => s.Seconds).ToString("F2", Inv));
         }
 
         table.AddRow("[bold]total[/]", "", $"[bold]{result.Stages.Sum(s => s.Seconds).ToString("F2", Inv)}[/]");

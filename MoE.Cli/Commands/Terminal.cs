@@ -70,7 +70,7 @@ internal static class Terminal
     /// worker threads.</summary>
     private sealed class StageLines(ProgressContext context) : IProgress<FitProgress>
     {
-        private readonly Dictionary<string, ProgressTask> lines = [];
+        private readonly Dictionary<FitStage, ProgressTask> lines = [];
         private readonly Lock gate = new();
         private ProgressTask? current;
 
@@ -80,7 +80,7 @@ internal static class Terminal
             {
                 if (!lines.TryGetValue(value.Stage, out var line))
                 {
-                    line = context.AddTask(Markup.Escape(value.Stage)).IsIndeterminate();
+                    line = context.AddTask(Markup.Escape(value.Stage.Name())).IsIndeterminate();
                     lines.Add(value.Stage, line);
                 }
 
@@ -90,7 +90,7 @@ internal static class Terminal
                     current = line;
                 }
 
-                line.Description = Markup.Escape(string.Create(Inv, $"{value.Stage,-12} iteration {value.Iteration,5}  loss {value.Loss,14:G8}"));
+                line.Description = Markup.Escape(string.Create(Inv, $"{value.Stage.Name(),-12} iteration {value.Iteration,5}  loss {value.Loss,14:G8}"));
             }
         }
 

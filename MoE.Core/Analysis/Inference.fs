@@ -315,7 +315,7 @@ module Inference =
 
                     loss, grad
 
-                (Lbfgs.minimize "single" context false 500 1e-10 f linear).Value
+                (Lbfgs.minimize Stage.Single context false 500 1e-10 f linear).Value
 
         let rss =
             Seq.sum (
@@ -410,7 +410,8 @@ module Inference =
     /// <param name="choice">One k's fit.</param>
     [<CompiledName("IsDegenerate")>]
     let isDegenerate (choice: KChoice) : bool =
-        choice.Warnings |> Array.exists (fun w -> w.Code = "likelihood-degenerate")
+        choice.Warnings
+        |> Array.exists (fun w -> w.Code = FindingCode.LikelihoodDegenerate)
 
     /// <summary>The k with the lowest BIC and the k with the lowest ICL among the choices that are not degenerate
     /// (among all when every one is).</summary>

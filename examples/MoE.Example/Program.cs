@@ -33,7 +33,7 @@ try
     var clock = Stopwatch.StartNew();
     FitResult fit = MoeLearner.Fit(Dataset.LoadCsv(csv), options);   // optional: IProgress<FitProgress>, CancellationToken
     MixtureOfExperts model = fit.Model;
-    Console.WriteLine($"2. fitted in {clock.Elapsed.TotalSeconds:F1} s ({string.Join(", ", fit.Stages.Select(t => $"{t.Stage} {t.Seconds:F2} s"))}); exit: {fit.Exit}");
+    Console.WriteLine($"2. fitted in {clock.Elapsed.TotalSeconds:F1} s ({string.Join(", ", fit.Stages.Select(t => $"{t.Stage.Name()} {t.Seconds:F2} s"))}); exit: {fit.Exit}");
 
     // 3. Evaluate: parameter errors against the truth (after aligning the experts' labels) and held-out likelihood.
     RecoveryErrors e = Metrics.Compare(model, truth);

@@ -9,6 +9,39 @@ public class LearnerFacadeTests
     private static readonly MixtureOfExperts Truth =
         GroundTruth.Create(GroundTruthPreset.Orthogonal, experts: 2, dimension: 10, Activation.Identity, sigma: 0.05);
 
+    /// <summary>The façade's enumerations mirror the core's unions case for case: the same count, each value the case of
+    /// the same name (so a case added in one place and not the other fails here), and the stable names the core
+    /// gives.</summary>
+    [Fact]
+    public void Stage_and_warning_enums_mirror_the_core_unions_case_for_case()
+    {
+        Assert.Equal(MoE.Core.Stage.All.Length, Enum.GetValues<FitStage>().Length);
+        foreach (var stage in Enum.GetValues<FitStage>())
+        {
+            var core = MoE.Core.Stage.All[(int)stage];
+            Assert.Equal((int)stage, core.Tag);
+            Assert.Equal(stage.ToString(), CaseName(core));
+            Assert.Equal(core.Name, stage.Name());
+        }
+
+        Assert.Equal("l4-sgd", FitStage.L4Sgd.Name());
+        Assert.Equal(MoE.Core.FindingCode.All.Length, Enum.GetValues<WarningCode>().Length);
+        foreach (var code in Enum.GetValues<WarningCode>())
+        {
+            var core = MoE.Core.FindingCode.All[(int)code];
+            Assert.Equal((int)code, core.Tag);
+            Assert.Equal(code.ToString(), CaseName(core));
+            Assert.Equal(core.Name, code.Name());
+        }
+
+        Assert.Equal("likelihood-degenerate", WarningCode.LikelihoodDegenerate.Name());
+
+        // A fieldless union case is a singleton whose "Is<Case>" property is true.
+        static string CaseName(object unionCase) => unionCase.GetType().GetProperties()
+            .Single(p => p.Name.StartsWith("Is", StringComparison.Ordinal) && p.PropertyType == typeof(bool) && (bool)p.GetValue(unionCase)!)
+            .Name[2..];
+    }
+
     [Fact]
     public void FitRecoversThePaperSettingAndReportsProgress()
     {
@@ -20,11 +53,11 @@ public class LearnerFacadeTests
         FitResult fit = MoeLearner.Fit(data, options, progress);
         RecoveryErrors e = Metrics.Compare(fit.Model, Truth);
         Assert.True(e.RegressorError <= 0.01 && e.GatingError <= 0.01, $"E_reg {e.RegressorError}, E_gating {e.GatingError}");
-        Assert.Contains(reports, r => r.Stage == "em");
+        Assert.Contains(reports, r => r.Stage == FitStage.Em);
         Assert.Equal(fit.Trace.Count, reports.Count);
-        Assert.Contains(fit.Stages, t => t.Stage == "l4");
+        Assert.Contains(fit.Stages, t => t.Stage == FitStage.L4);
         Assert.Equal(ExitCondition.Converged, fit.Exit);
-        Assert.Equal("em", fit.Stages[^1].Stage);
+        Assert.Equal(FitStage.Em, fit.Stages[^1].Stage);
         Assert.Equal("l4", fit.Initializer);
         Assert.Empty(fit.Candidates);
     }
@@ -74,7 +107,7 @@ public class LearnerFacadeTests
             .WithL4Solver(MoE.Core.L4Solver.DefaultSgd).WithSigma(0.05).WithPolish(false).WithSeed(2);
         var fromFSharp = MoE.Core.Learner.Fit(config, MoE.Core.DatasetModule.Create(data.X, data.Y), MoE.Core.RunContextModule.Silent);
         Assert.Equal(MoE.Core.ModelJson.Serialize(fromFSharp.Model), fromCSharp.Model.ToJson());
-        Assert.Equal("l4", fromCSharp.Stages[0].Stage);
+        Assert.Equal(FitStage.L4, fromCSharp.Stages[0].Stage);
         Assert.Equal(ExitCondition.Completed, fromCSharp.Stages[0].Exit);
     }
 
@@ -115,7 +148,7 @@ public class LearnerFacadeTests
         var huge = Dataset.FromArrays(data.X, data.Y.Select(v => v * 1e80).ToArray());
         var e = Assert.Throws<FitDivergedException>(() =>
             MoeLearner.Fit(huge, new FitOptions { Experts = 2, Sigma = 0.1, Transform = OutputTransformKind.Polynomial, Method = FitMethod.L4, Standardise = false, Intercepts = false, CommonSigma = true }));
-        Assert.Equal("l4", e.Stage);
+        Assert.Equal(FitStage.L4, e.Stage);
         Assert.Equal("Experts", Assert.Throws<ArgumentOutOfRangeException>(() => MoeLearner.Fit(data, new FitOptions())).ParamName);
     }
 

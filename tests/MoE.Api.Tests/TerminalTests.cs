@@ -61,9 +61,9 @@ public class TerminalTests
         var console = Console();
         int result = Terminal.WithFitProgress(console, progress =>
         {
-            progress.Report(new FitProgress("moments", 1, 0.5));
-            progress.Report(new FitProgress("em", 3, 0.25));
-            progress.Report(new FitProgress("moments", 2, 0.125));
+            progress.Report(new FitProgress(FitStage.Moments, 1, 0.5));
+            progress.Report(new FitProgress(FitStage.Em, 3, 0.25));
+            progress.Report(new FitProgress(FitStage.Moments, 2, 0.125));
             return 42;
         });
         Assert.Equal(42, result);

@@ -79,7 +79,7 @@ public class ClusterTests
         var killed = false;
         var progress = new SynchronousProgress<FitProgress>(p =>
         {
-            if (!killed && p.Stage == "candidates")
+            if (!killed && p.Stage == FitStage.Candidates)
             {
                 killed = true;
                 silos.Kill(victim);

@@ -228,7 +228,7 @@ let ``a diverging stage stops with an error naming the stage, not with NaN param
                 huge
             |> ignore)
 
-    Assert.Equal("l4", e.Stage)
+    Assert.Equal("l4", e.Stage.Name)
     Assert.Contains("non-finite", e.Message)
 
 [<Fact>]
@@ -257,7 +257,7 @@ let ``too small a sample for L4 fails with a message saying so, not by running i
                 data
             |> ignore)
 
-    Assert.Equal("l4", e.Stage)
+    Assert.Equal("l4", e.Stage.Name)
     Assert.Contains("unbounded below in every restart", e.Message)
     Assert.Contains("Increase n", e.Message)
 
@@ -271,7 +271,7 @@ let ``a collapsed L4 solution is reported as such, not as NaN directions`` () =
     let e =
         Assert.Throws<NonFiniteException>(fun () -> Directions.ofL4Solution collapsed |> ignore)
 
-    Assert.Equal("l4", e.Stage)
+    Assert.Equal("l4", e.Stage.Name)
     Assert.Contains("rank-deficient", e.Message)
     // A merely ill-conditioned but full-rank A (rows 1e-3 apart in angle) still gives its directions.
     let close = array2D [ [ 1.0; 0.0; 0.0 ]; [ 1.0; 1e-3; 0.0 ] ]
@@ -333,7 +333,7 @@ let ``every stage reports its own outcome and the fit's reason is that of the st
             Sigma = Some 0.05
         }
 
-    let stageNames (r: FitResult) = r.Stages |> Array.map _.Stage
+    let stageNames (r: FitResult) = r.Stages |> Array.map _.Stage.Name
 
     let polished = fit config data
     Assert.Equal<string[]>([| "l4"; "directions"; "signs"; "gating"; "scales"; "gating"; "em" |], stageNames polished)
@@ -346,7 +346,7 @@ let ``every stage reports its own outcome and the fit's reason is that of the st
 
     // Without the polish the model comes from the last gating fit, and so does the reason (it used to be dropped).
     let unpolished = fit { config with Polish = false } data
-    Assert.Equal("gating", (Array.last unpolished.Stages).Stage)
+    Assert.Equal("gating", (Array.last unpolished.Stages).Stage.Name)
     Assert.Equal((Array.last unpolished.Stages).Reason, unpolished.Reason)
 
     // ℓ2 runs a fixed schedule: Completed, not MaxIterations.

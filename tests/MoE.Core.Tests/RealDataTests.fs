@@ -39,14 +39,17 @@ let ``the defaults reach flexmix's log-likelihood on public data, with no collap
     for i in 0..1 do
         Assert.InRange(Seq.average (seq { for r in 0 .. data.Count - 1 -> post.[r, i] }), 0.2, 0.8)
 
-    Assert.DoesNotContain(fit.Warnings, fun w -> w.Code = "likelihood-degenerate" || w.Code = "sigma-collapsed")
+    Assert.DoesNotContain(
+        fit.Warnings,
+        fun w -> w.Code = FindingCode.LikelihoodDegenerate || w.Code = FindingCode.SigmaCollapsed
+    )
 
 [<Fact>]
 let ``on tone with k = 4 an expert would sit on the repeated responses: the guard keeps it off and says so`` () =
     let data = load "tone.csv"
     let fit = Learner.fit (FitConfig.defaults 4 Identity) data RunContext.silent
     // flexmix's degenerate k = 4 fit has log-likelihood 253.04 with an expert on the repeated y = 2.0 values.
-    Assert.Contains(fit.Warnings, fun w -> w.Code = "likelihood-degenerate")
+    Assert.Contains(fit.Warnings, fun w -> w.Code = FindingCode.LikelihoodDegenerate)
     // The prior (ν = 1, s₀² = var(y)/k²) bounds σ_i² below by ν s₀²/(N_i + ν + 2) ≥ var(y)/(16·153): σ_i/sd(y) ≥ 0.02.
     for s in fit.Model.Sigmas do
         Assert.True(s / sd data.Y >= 0.02, sprintf "sigma %.4g against sd(y) %.4g" s (sd data.Y))

@@ -226,7 +226,7 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
 
     for v in Seq.cast<float> second do
         if not (Double.IsFinite v) then
-            raise (NonFiniteException("l4", 0, v))
+            raise (NonFiniteException(Stage.L4, 0, v))
 
     // Eigenvectors do not change under scaling; normalising keeps the decomposition well scaled whatever y's units.
     let largest = Seq.cast<float> second |> Seq.map abs |> Seq.max
@@ -302,7 +302,7 @@ let moments (transform: OutputTransform) (rank: int) (x: float[,]) (y: float[]) 
 
     for v in t4 do
         if not (Double.IsFinite v) then
-            raise (NonFiniteException("l4", 0, v))
+            raise (NonFiniteException(Stage.L4, 0, v))
 
     let f2m = scale f2
 

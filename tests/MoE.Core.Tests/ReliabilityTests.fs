@@ -16,7 +16,7 @@ let private mapColumns (f: int -> float -> float) (data: Dataset) =
     Dataset.create (Array2D.mapi (fun _ j v -> f j v) data.X) data.Y
 
 let private codes (findings: Finding[]) =
-    findings |> Array.map _.Code |> Array.sort
+    findings |> Array.map _.Code.Name |> Array.sort
 
 [<Theory>]
 [<InlineData(300)>]
@@ -34,7 +34,8 @@ let ``standard Gaussian covariates raise no finding at any n`` (n: int) =
             }
 
         let findings =
-            Diagnosis.check config data |> Array.filter (fun f -> f.Code <> "few-rows")
+            Diagnosis.check config data
+            |> Array.filter (fun f -> f.Code <> FindingCode.FewRows)
 
         Assert.True(findings.Length = 0, sprintf "n = %d, %A: %A" n method findings)
 
@@ -73,7 +74,7 @@ let ``an L4 failure on shifted covariates names the shift, not the sample size``
     let e =
         throws<NonFiniteException>(fun () -> Learner.fit (FitConfig.paper 2 Identity) data RunContext.silent |> ignore)
 
-    Assert.Equal("l4", e.Stage)
+    Assert.Equal("l4", e.Stage.Name)
     Assert.Contains("The data break the estimator's assumptions: the covariates are not standardised", e.Message)
     Assert.Matches(@"x1 has mean (5|4\.99\d*|5\.00\d*) and sd", e.Message)
     Assert.DoesNotContain("Increase n", e.Message)

@@ -112,10 +112,10 @@ public sealed class TrainerTests
     {
         var ml = new MLContext(seed: 1);
         var data = ml.Transforms.Concatenate("Features", "X1", "X2", "X3").Fit(Synthetic.View(ml, 1, 1)).Transform(Synthetic.View(ml, 3_000, seed: 8));
-        var stages = new List<string>();
+        var stages = new List<FitStage>();
         var progress = new Inline(p => stages.Add(p.Stage));
         ml.Regression.Trainers.MixtureOfExperts(new MixtureOfExpertsTrainer.Options { Progress = progress }).Fit(data);
-        Assert.Contains("em", stages);
+        Assert.Contains(FitStage.Em, stages);
 
         using var cancelled = new CancellationTokenSource();
         cancelled.Cancel();

@@ -39,7 +39,7 @@ module Gating =
             value, Dense.flatten gradient
 
         let outcome =
-            Lbfgs.minimize "gating" context report maxIterations 1e-9 f (Dense.flatten model.Gating)
+            Lbfgs.minimize Stage.Gating context report maxIterations 1e-9 f (Dense.flatten model.Gating)
 
         {
             Value =
@@ -94,12 +94,12 @@ module Gating =
                     x, y
 
             let e = Losses.logLikelihoodLoss { model with Gating = w } xb yb
-            Divergence.check "gating" t e.Value (Dense.flatten e.Gradient)
+            Divergence.check Stage.Gating t e.Value (Dense.flatten e.Gradient)
             last <- e.Value
 
             context.Progress
                 {
-                    Stage = "gating"
+                    Stage = Stage.Gating
                     Iteration = t
                     Loss = e.Value
                 }

@@ -26,7 +26,7 @@ module internal PaperSgd =
             e.Value, Array.init (experts * d) (fun idx -> e.Gradient.[idx / d, idx % d])
 
         let outcome =
-            Sgd.minimize "l4-sgd" settings.Schedule seed x y context loss (unflat >> snapshot) a0
+            Sgd.minimize Stage.L4Sgd settings.Schedule seed x y context loss (unflat >> snapshot) a0
 
         {
             Value = unflat outcome.Value
@@ -67,7 +67,7 @@ module internal PaperSgd =
                 (Seq.cast<float> e.GatingGradient |> Seq.toArray)
 
         let outcome =
-            Sgd.minimize "l2" settings seed x y context loss (split >> snapshot) p0
+            Sgd.minimize Stage.L2 settings seed x y context loss (split >> snapshot) p0
 
         {
             Value = split outcome.Value
@@ -94,7 +94,16 @@ module internal PaperSgd =
             e.Value, Array.init (km1 * d) (fun idx -> e.Gradient.[idx / d, idx % d])
 
         let outcome =
-            Sgd.minimize "gating-sgd" settings seed x y context loss (unflat >> snapshot) (Array.zeroCreate (km1 * d))
+            Sgd.minimize
+                Stage.GatingSgd
+                settings
+                seed
+                x
+                y
+                context
+                loss
+                (unflat >> snapshot)
+                (Array.zeroCreate (km1 * d))
 
         {
             Value = unflat outcome.Value

@@ -201,7 +201,7 @@ module Likelihood =
 
         let outcome =
             Lbfgs.minimizeScaled
-                "likelihood"
+                Stage.Likelihood
                 context
                 settings.MaxIterations
                 gradientTolerance

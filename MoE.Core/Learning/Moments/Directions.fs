@@ -29,7 +29,7 @@ module Directions =
         if not (ratio > 1e-12) then
             raise (
                 NonFiniteException(
-                    "l4",
+                    Stage.L4,
                     0,
                     ratio,
                     Text.format

@@ -303,6 +303,12 @@ module FitConfig =
             EmHandover = 1e-3
         }
 
+    /// The output transform the L4 stage and the moment initializers use at σ (the configuration's Transform).
+    let internal outputTransform (config: FitConfig) (sigma: float) : OutputTransform =
+        match config.Transform with
+        | TransformKind.Bounded -> OutputTransforms.bounded config.Activation sigma
+        | TransformKind.Polynomial -> OutputTransforms.polynomialFor config.Activation sigma
+
     /// <summary>Checks every field; the message names the field and the value.</summary>
     /// <param name="config">The configuration.</param>
     /// <exception cref="T:System.ArgumentException">An invalid field (the parameter name is the field's).</exception>

@@ -367,7 +367,7 @@ module Em =
 
             context.Progress
                 {
-                    Stage = "em"
+                    Stage = Stage.Em
                     Iteration = passes
                     Loss = -stats.LogLikelihood / n
                 }
@@ -417,7 +417,7 @@ module Em =
         // The E-step pass at the current model gives its likelihood and the next M-step.
         let mutable stats = evaluate model
         let mutable ll = objective model stats
-        Divergence.check "em" 0 ll [||]
+        Divergence.check Stage.Em 0 ll [||]
         let mutable reason = StopReason.MaxIterations
 
         // Gains are measured per row (relative to |LL| when that is larger): a mean log-likelihood near 0 — which its
@@ -466,7 +466,7 @@ module Em =
         while maps < settings.MaxIterations && reason = StopReason.MaxIterations do
             let m1, s1 = map model stats
             let ll1 = objective m1 s1
-            Divergence.check "em" maps ll1 [||]
+            Divergence.check Stage.Em maps ll1 [||]
 
             if ll1 < ll - 1e-9 * abs ll then
                 // Rounding can only cost ~1e-12 relative; a larger drop means a broken step: keep the model.
@@ -527,7 +527,7 @@ module Em =
                     | None -> verified m1 s1 m2
 
                 let llNext = objective next nextStats
-                Divergence.check "em" maps llNext [||]
+                Divergence.check Stage.Em maps llNext [||]
                 let previous = ll
                 model <- next
                 stats <- nextStats

@@ -222,7 +222,7 @@ module Selection =
 
             context.Progress
                 {
-                    Stage = "candidates"
+                    Stage = Stage.Candidates
                     Iteration = reports
                     Loss = -value
                 }

@@ -51,7 +51,7 @@ module SubspaceL4 =
 
         for v in Seq.cast<float> second do
             if not (Double.IsFinite v) then
-                raise (NonFiniteException("l4", 0, v))
+                raise (NonFiniteException(Stage.L4, 0, v))
 
         second
 
@@ -121,7 +121,7 @@ module SubspaceL4 =
 
         for v in t4 do
             if not (Double.IsFinite v) then
-                raise (NonFiniteException("l4", 0, v))
+                raise (NonFiniteException(Stage.L4, 0, v))
 
         let t2 =
             Array.init (r * r) (fun idx ->
@@ -286,7 +286,7 @@ module SubspaceL4 =
 
             let outcome =
                 try
-                    let o = Lbfgs.minimize "l4" context false 500 1e-10 f v0
+                    let o = Lbfgs.minimize Stage.L4 context false 500 1e-10 f v0
                     Some(o, o.FinalLoss.Value)
                 with Unbounded(iteration, value) ->
                     lastUnbounded <- (iteration, value)
@@ -296,7 +296,7 @@ module SubspaceL4 =
 
             context.Progress
                 {
-                    Stage = "l4"
+                    Stage = Stage.L4
                     Iteration = restart
                     Loss = outcome |> Option.map snd |> Option.defaultValue Double.NegativeInfinity
                 }
@@ -319,7 +319,7 @@ module SubspaceL4 =
 
             raise (
                 NonFiniteException(
-                    "l4",
+                    Stage.L4,
                     iteration,
                     Double.NegativeInfinity,
                     Text.format

@@ -55,7 +55,7 @@ module internal Sgd =
     /// <summary>Runs the schedule from p0; <paramref name="loss"/> xb yb p returns the value and gradient on a
     /// batch, <paramref name="snapshot"/> sees the start and every epoch's iterate.</summary>
     let minimize
-        (stage: string)
+        (stage: Stage)
         (settings: SgdSettings)
         (seed: int64)
         (x: float[,])

@@ -47,7 +47,7 @@ module Signs =
 
                     context.Progress
                         {
-                            Stage = "signs"
+                            Stage = Stage.Signs
                             Iteration = pattern
                             Loss = -ll / float ys.Length
                         }
@@ -279,7 +279,7 @@ module Signs =
 
             context.Progress
                 {
-                    Stage = "signs"
+                    Stage = Stage.Signs
                     Iteration = iteration
                     Loss = nll
                 }

@@ -11,13 +11,80 @@ type Severity =
     /// The fit proceeds, but its result deserves a look; the message says why.
     | Warning
 
+/// <summary>What a finding is about. Each code has a stable name (<c>Name</c>, e.g. not-gaussian) that the command
+/// line and report files print and docs/errors.md lists.</summary>
+[<RequireQualifiedAccess>]
+type FindingCode =
+    /// A covariate column is constant ("constant-column"; an error).
+    | ConstantColumn
+    /// The response is constant ("constant-response"; an error).
+    | ConstantResponse
+    /// Fewer than 2kd rows ("too-few-rows"; an error).
+    | TooFewRows
+    /// The moment-only methods need d ≥ k ("dimension-below-experts"; an error).
+    | DimensionBelowExperts
+    /// Covariates far from 0 in a model without intercepts ("not-centred").
+    | NotCentred
+    /// Covariates not standardised for the L4 estimator ("not-standardised").
+    | NotStandardised
+    /// Covariates far from Gaussian for the moment estimators ("not-gaussian").
+    | NotGaussian
+    /// Fewer than 10 rows per parameter ("few-rows").
+    | FewRows
+    /// EM or L-BFGS stopped at its budget ("em-not-converged").
+    | EmNotConverged
+    /// EM stopped on a step that lowered the likelihood ("em-no-progress").
+    | EmNoProgress
+    /// A noise level collapsed towards 0 ("sigma-collapsed").
+    | SigmaCollapsed
+    /// The likelihood's maximum is degenerate and the guarded model was kept ("likelihood-degenerate").
+    | LikelihoodDegenerate
+
+    /// <summary>The code's stable name: constant-column, constant-response, too-few-rows, dimension-below-experts,
+    /// not-centred, not-standardised, not-gaussian, few-rows, em-not-converged, em-no-progress, sigma-collapsed,
+    /// likelihood-degenerate.</summary>
+    member this.Name =
+        match this with
+        | ConstantColumn -> "constant-column"
+        | ConstantResponse -> "constant-response"
+        | TooFewRows -> "too-few-rows"
+        | DimensionBelowExperts -> "dimension-below-experts"
+        | NotCentred -> "not-centred"
+        | NotStandardised -> "not-standardised"
+        | NotGaussian -> "not-gaussian"
+        | FewRows -> "few-rows"
+        | EmNotConverged -> "em-not-converged"
+        | EmNoProgress -> "em-no-progress"
+        | SigmaCollapsed -> "sigma-collapsed"
+        | LikelihoodDegenerate -> "likelihood-degenerate"
+
+    /// <summary>The code's name.</summary>
+    override this.ToString() = this.Name
+
+    /// <summary>Every code, in the order of declaration (entry i has tag i).</summary>
+    static member All =
+        [|
+            ConstantColumn
+            ConstantResponse
+            TooFewRows
+            DimensionBelowExperts
+            NotCentred
+            NotStandardised
+            NotGaussian
+            FewRows
+            EmNotConverged
+            EmNoProgress
+            SigmaCollapsed
+            LikelihoodDegenerate
+        |]
+
 /// <summary>One finding about the data or a fit: its severity, a stable code and a message a user can act on.</summary>
 type Finding =
     {
         /// Error or warning.
         Severity: Severity
-        /// A stable identifier (e.g. "constant-column"), for programs and tests.
-        Code: string
+        /// What the finding is about, for programs and tests.
+        Code: FindingCode
         /// What is wrong, with the numbers, and what to do.
         Message: string
     }
@@ -188,26 +255,26 @@ module Diagnosis =
             for j in 0 .. d - 1 do
                 if cols.[j].Sd = 0.0 then
                     error
-                        "constant-column"
+                        FindingCode.ConstantColumn
                         (Text.format
                             "column x%d is constant (every value is %s): it carries no information about the experts and makes the moment matrices singular; remove it."
                             [| box (j + 1); box (g4 cols.[j].Mean) |])
 
             if y.Sd = 0.0 then
                 error
-                    "constant-response"
+                    FindingCode.ConstantResponse
                     (Text.format "y is constant (every value is %s): there is nothing to fit." [| box (g4 y.Mean) |])
 
             if int64 n < 2L * int64 k * int64 d then
                 error
-                    "too-few-rows"
+                    FindingCode.TooFewRows
                     (Text.format
                         "%d samples cannot determine k = %d experts in d = %d dimensions; need at least 2kd = %d."
                         [| box n; box k; box d; box (2L * int64 k * int64 d) |])
 
             if momentsOnly && d < k then
                 error
-                    "dimension-below-experts"
+                    FindingCode.DimensionBelowExperts
                     (Text.format
                         "The moment estimators recover k = %d directions in R^d and need d >= k, but the data have d = %d; fit with the default method or the EM method (--method em), which work for any d."
                         [| box k; box d |])
@@ -226,7 +293,7 @@ module Diagnosis =
 
                 if shifted.Length > 0 then
                     warning
-                        "not-centred"
+                        FindingCode.NotCentred
                         (Text.format
                             "the covariates are not centred (%s%s): the model has no intercepts, so every expert and the gate pass through x = 0, which data away from 0 rarely follow; centre each column (subtract its mean) before fitting."
                             [|
@@ -253,7 +320,7 @@ module Diagnosis =
 
                 if shifted.Length > 0 then
                     warning
-                        "not-standardised"
+                        FindingCode.NotStandardised
                         (Text.format
                             "the covariates are not standardised (%s%s): the L4 estimator's moments assume x ~ N(0, I); standardise each column (subtract its mean, divide by its sd) before fitting."
                             [|
@@ -286,7 +353,7 @@ module Diagnosis =
 
                 if heavy.Length > 0 then
                     warning
-                        "not-gaussian"
+                        FindingCode.NotGaussian
                         (Text.format
                             "the covariates are far from Gaussian (%s%s): the L4 estimator's moments assume Gaussian inputs, so its start may be biased or fail; the EM polish (and --method em) does not need them."
                             [|
@@ -303,7 +370,7 @@ module Diagnosis =
 
             if int64 n >= 2L * int64 k * int64 d && int64 n < 10L * p then
                 warning
-                    "few-rows"
+                    FindingCode.FewRows
                     (Text.format
                         "n = %d rows for %d parameters (fewer than 10 per parameter): the estimates will be noisy."
                         [| box n; box p |])

@@ -18,7 +18,7 @@ module internal Lbfgs =
 
     /// The bookkeeping of both minimisers' evaluations: the divergence check, the count, the best point, and whether
     /// the best value fell by at most progressTolerance·max(1, |best|) over the last Window evaluations.
-    type private Evaluations(stage: string, context: RunContext, progressTolerance: float, x0: float[]) =
+    type private Evaluations(stage: Stage, context: RunContext, progressTolerance: float, x0: float[]) =
         let history = ResizeArray<float>()
         member val Count = 0 with get, set
         member val BestValue = Double.PositiveInfinity with get, set
@@ -61,7 +61,7 @@ module internal Lbfgs =
     /// <param name="f">Value and gradient.</param>
     /// <param name="x0">The start.</param>
     let minimizeWithin
-        (stage: string)
+        (stage: Stage)
         (context: RunContext)
         (report: bool)
         (maxIterations: int)
@@ -126,7 +126,7 @@ module internal Lbfgs =
     /// <param name="f">Value and gradient.</param>
     /// <param name="x0">The start.</param>
     let minimizeScaled
-        (stage: string)
+        (stage: Stage)
         (context: RunContext)
         (maxEvaluations: int)
         (gradientTolerance: float)

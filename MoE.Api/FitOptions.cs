@@ -1,0 +1,168 @@
+using Core = MoE.Core;
+
+namespace MoE.Api;
+
+/// <summary>Which estimator <see cref="MoeLearner.Fit"/> runs.</summary>
+public enum FitMethod
+{
+    /// <summary>Several initializers (spectral, L4, whitened L4, subspace and random starts), each screened by a short
+    /// EM, the best by held-out likelihood taken to the maximum likelihood: the default.</summary>
+    Auto,
+    /// <summary>The paper's estimator: L4 for the regressors, L_log for the gating, then the EM polish.</summary>
+    L4,
+    /// <summary>The spectral method of Makkuva et al. (ICML 2019): third-order moments for the regressors, then EM on
+    /// the gate and the noise with the regressors fixed.</summary>
+    Spectral,
+    /// <summary>Baseline: mini-batch SGD on the mean-square loss ℓ2 from a random start (the paper's model only).</summary>
+    L2,
+    /// <summary>Baseline: EM on the likelihood from random starts (the best by held-out likelihood when there are
+    /// several; <see cref="FitOptions.RandomStarts"/>).</summary>
+    Em,
+}
+
+/// <summary>How the L4 stage is minimised.</summary>
+public enum L4Solver
+{
+    /// <summary>Moment subspace + L-BFGS with restarts (fast; the default).</summary>
+    Subspace,
+    /// <summary>The paper's mini-batch SGD on the full-dimensional L4.</summary>
+    Sgd,
+}
+
+/// <summary>Which output transforms the L4 stage uses.</summary>
+public enum OutputTransformKind
+{
+    /// <summary>Variance-reduced bounded transforms (the default).</summary>
+    Bounded,
+    /// <summary>The paper's polynomial Q4 and Q2.</summary>
+    Polynomial,
+}
+
+/// <summary>Options of <see cref="MoeLearner.Fit"/>. Every property has a sensible default except
+/// <see cref="Experts"/>: the model a regression user expects (intercepts, a noise level per expert, standardised
+/// covariates for the moment initializers) fitted by <see cref="FitMethod.Auto"/>. <see cref="Paper"/> gives the
+/// paper's model and estimator instead.</summary>
+public sealed class FitOptions
+{
+    /// <summary>The number of experts k ≥ 2 (required).</summary>
+    public int Experts { get; set; }
+
+    /// <summary>The expert non-linearity g (default identity).</summary>
+    public Activation Activation { get; set; } = Activation.Identity;
+
+    /// <summary>The noise level σ if known (every expert's); null (the default) to estimate it.</summary>
+    public double? Sigma { get; set; }
+
+    /// <summary>The estimator (default <see cref="FitMethod.Auto"/>).</summary>
+    public FitMethod Method { get; set; } = FitMethod.Auto;
+
+    /// <summary>Whether the experts and the gate have intercepts b_i and c_i (default true).</summary>
+    public bool Intercepts { get; set; } = true;
+
+    /// <summary>One noise level for every expert (the paper's model) instead of one per expert (default false).</summary>
+    public bool CommonSigma { get; set; }
+
+    /// <summary>Whether the data are standardised for the moment initializers (default true); the model is reported
+    /// in the data's units either way.</summary>
+    public bool Standardise { get; set; } = true;
+
+    /// <summary>Random whole-space starts <see cref="FitMethod.Auto"/> also screens, and the starts of
+    /// <see cref="FitMethod.Em"/> (default 1).</summary>
+    public int RandomStarts { get; set; } = 1;
+
+    /// <summary>Random frames of the moment subspace <see cref="FitMethod.Auto"/> also screens (default 2).</summary>
+    public int SubspaceStarts { get; set; } = 2;
+
+    /// <summary>The L4 solver (default <see cref="L4Solver.Subspace"/>).</summary>
+    public L4Solver Solver { get; set; } = L4Solver.Subspace;
+
+    /// <summary>The L4 output transforms (default <see cref="OutputTransformKind.Bounded"/>).</summary>
+    public OutputTransformKind Transform { get; set; } = OutputTransformKind.Bounded;
+
+    /// <summary>Whether the EM polish runs after the paper's stages (default true).</summary>
+    public bool Polish { get; set; } = true;
+
+    /// <summary>The seed of every random choice (default 1).</summary>
+    public long Seed { get; set; } = 1;
+
+    /// <summary>The EM iteration budget (default 200).</summary>
+    public int EmIterations { get; set; } = 200;
+
+    /// <summary>EM stops when the relative log-likelihood gain of a step falls below this (default 1e-9; the paper's
+    /// configuration uses 1e-11).</summary>
+    public double EmTolerance { get; set; } = 1e-9;
+
+    /// <summary>EM hands over to L-BFGS on the likelihood once its relative gain per step is below this and shrinking
+    /// slowly (default 1e-3; 0: EM to the end, as in the paper's configuration).</summary>
+    public double EmHandover { get; set; } = 1e-3;
+
+    /// <summary>Standard errors of every parameter in <see cref="FitResult.StandardErrors"/>: None (default),
+    /// Observed or Sandwich (docs/inference.md). In-memory fits only.</summary>
+    public StandardErrorKind StandardErrors { get; set; } = StandardErrorKind.None;
+
+    /// <summary>The paper's model and estimator: no intercepts, one σ, the data as given, L4, EM to 1e-11.</summary>
+    /// <param name="experts">k ≥ 2.</param>
+    /// <param name="activation">g (default identity).</param>
+    public static FitOptions Paper(int experts, Activation? activation = null) => new()
+    {
+        Experts = experts,
+        Activation = activation ?? Activation.Identity,
+        Method = FitMethod.L4,
+        Intercepts = false,
+        CommonSigma = true,
+        Standardise = false,
+        EmTolerance = 1e-11,
+        EmHandover = 0,
+    };
+
+    /// <summary>A copy (every property is a value or immutable, so a shallow copy is a snapshot).</summary>
+    internal FitOptions Clone() => (FitOptions)MemberwiseClone();
+
+    internal Core.FitConfig ToCore() => ToCore(Experts);
+
+    internal Core.FitConfig ToCore(int experts)
+    {
+        ArgumentNullException.ThrowIfNull(Activation, nameof(Activation));
+        if (!Enum.IsDefined(StandardErrors))
+        {
+            throw Undefined(nameof(StandardErrors), StandardErrors);
+        }
+
+        var config = Core.FitConfigModule.Paper(experts, Activation.Inner)
+            .WithMethod(Method switch
+            {
+                FitMethod.Auto => Core.FitMethod.Auto,
+                FitMethod.L4 => Core.FitMethod.L4,
+                FitMethod.Spectral => Core.FitMethod.Spectral,
+                FitMethod.L2 => Core.FitMethod.L2,
+                FitMethod.Em => Core.FitMethod.Em,
+                _ => throw Undefined(nameof(Method), Method),
+            })
+            .WithL4Solver(Solver switch
+            {
+                L4Solver.Subspace => Core.L4Solver.DefaultSubspace,
+                L4Solver.Sgd => Core.L4Solver.DefaultSgd,
+                _ => throw Undefined(nameof(Solver), Solver),
+            })
+            .WithTransform(Transform switch
+            {
+                OutputTransformKind.Bounded => Core.TransformKind.Bounded,
+                OutputTransformKind.Polynomial => Core.TransformKind.Polynomial,
+                _ => throw Undefined(nameof(Transform), Transform),
+            })
+            .WithIntercepts(Intercepts)
+            .WithCommonSigma(CommonSigma)
+            .WithStandardise(Standardise)
+            .WithRandomStarts(RandomStarts)
+            .WithSubspaceStarts(SubspaceStarts)
+            .WithPolish(Polish)
+            .WithSeed(Seed)
+            .WithEmIterations(EmIterations)
+            .WithEmTolerance(EmTolerance)
+            .WithEmHandover(EmHandover);
+        return Sigma is { } s ? config.WithSigma(s) : config;
+    }
+
+    private static ArgumentOutOfRangeException Undefined<T>(string name, T value) where T : struct, Enum =>
+        new(name, value, $"{name} = {value} is not a defined {typeof(T).Name} value; expected one of {string.Join(", ", Enum.GetNames<T>())}.");
+}
