@@ -44,6 +44,16 @@ public enum OutputTransformKind
 /// paper's model and estimator instead.</summary>
 public sealed class FitOptions
 {
+    /// <summary>Options with every default of the core's <c>FitConfig.defaults</c> (the one place the defaults are
+    /// written) and no <see cref="Experts"/> yet.</summary>
+    public FitOptions()
+    {
+        CopyFrom(Core.FitConfigModule.Defaults(2, Core.Activation.Identity));
+        Experts = 0;
+    }
+
+    private FitOptions(Core.FitConfig config) => CopyFrom(config);
+
     /// <summary>The number of experts k ≥ 2 (required).</summary>
     public int Experts { get; set; }
 
@@ -54,66 +64,96 @@ public sealed class FitOptions
     public double? Sigma { get; set; }
 
     /// <summary>The estimator (default <see cref="FitMethod.Auto"/>).</summary>
-    public FitMethod Method { get; set; } = FitMethod.Auto;
+    public FitMethod Method { get; set; }
 
     /// <summary>Whether the experts and the gate have intercepts b_i and c_i (default true).</summary>
-    public bool Intercepts { get; set; } = true;
+    public bool Intercepts { get; set; }
 
     /// <summary>One noise level for every expert (the paper's model) instead of one per expert (default false).</summary>
     public bool CommonSigma { get; set; }
 
     /// <summary>Whether the data are standardised for the moment initializers (default true); the model is reported
     /// in the data's units either way.</summary>
-    public bool Standardise { get; set; } = true;
+    public bool Standardise { get; set; }
 
     /// <summary>Random whole-space starts <see cref="FitMethod.Auto"/> also screens, and the starts of
     /// <see cref="FitMethod.Em"/> (default 1).</summary>
-    public int RandomStarts { get; set; } = 1;
+    public int RandomStarts { get; set; }
 
     /// <summary>Random frames of the moment subspace <see cref="FitMethod.Auto"/> also screens (default 2).</summary>
-    public int SubspaceStarts { get; set; } = 2;
+    public int SubspaceStarts { get; set; }
 
     /// <summary>The L4 solver (default <see cref="L4Solver.Subspace"/>).</summary>
-    public L4Solver Solver { get; set; } = L4Solver.Subspace;
+    public L4Solver Solver { get; set; }
 
     /// <summary>The L4 output transforms (default <see cref="OutputTransformKind.Bounded"/>).</summary>
-    public OutputTransformKind Transform { get; set; } = OutputTransformKind.Bounded;
+    public OutputTransformKind Transform { get; set; }
 
     /// <summary>Whether the EM polish runs after the paper's stages (default true).</summary>
-    public bool Polish { get; set; } = true;
+    public bool Polish { get; set; }
 
     /// <summary>The seed of every random choice (default 1).</summary>
-    public long Seed { get; set; } = 1;
+    public long Seed { get; set; }
 
     /// <summary>The EM iteration budget (default 200).</summary>
-    public int EmIterations { get; set; } = 200;
+    public int EmIterations { get; set; }
 
     /// <summary>EM stops when the relative log-likelihood gain of a step falls below this (default 1e-9; the paper's
     /// configuration uses 1e-11).</summary>
-    public double EmTolerance { get; set; } = 1e-9;
+    public double EmTolerance { get; set; }
 
     /// <summary>EM hands over to L-BFGS on the likelihood once its relative gain per step is below this and shrinking
     /// slowly (default 1e-3; 0: EM to the end, as in the paper's configuration).</summary>
-    public double EmHandover { get; set; } = 1e-3;
+    public double EmHandover { get; set; }
 
     /// <summary>Standard errors of every parameter in <see cref="FitResult.StandardErrors"/>: None (default),
     /// Observed or Sandwich (docs/inference.md). In-memory fits only.</summary>
     public StandardErrorKind StandardErrors { get; set; } = StandardErrorKind.None;
 
-    /// <summary>The paper's model and estimator: no intercepts, one σ, the data as given, L4, EM to 1e-11.</summary>
+    /// <summary>The paper's model and estimator (the core's <c>FitConfig.paper</c>): no intercepts, one σ, the data as
+    /// given, L4, EM to 1e-11.</summary>
     /// <param name="experts">k ≥ 2.</param>
     /// <param name="activation">g (default identity).</param>
-    public static FitOptions Paper(int experts, Activation? activation = null) => new()
+    public static FitOptions Paper(int experts, Activation? activation = null) =>
+        new(Core.FitConfigModule.Paper(experts, (activation ?? Activation.Identity).Inner));
+
+    /// <summary>These options with the paper's model (the core's <c>FitConfig.withPaperModel</c>): no intercepts, one
+    /// σ, the data as given; with <see cref="FitMethod.L4"/> also the paper's EM settings. The other options stay.</summary>
+    public FitOptions WithPaperModel()
     {
-        Experts = experts,
-        Activation = activation ?? Activation.Identity,
-        Method = FitMethod.L4,
-        Intercepts = false,
-        CommonSigma = true,
-        Standardise = false,
-        EmTolerance = 1e-11,
-        EmHandover = 0,
-    };
+        var paper = new FitOptions(Core.FitConfigModule.WithPaperModel(ToCore(Math.Max(Experts, 2))))
+        {
+            Experts = Experts,
+            StandardErrors = StandardErrors,
+        };
+        return paper;
+    }
+
+    /// <summary>Every option the core configuration has, from it: the one map from the core's fields to these
+    /// properties (<see cref="ToCore(int)"/> is the other way).</summary>
+    private void CopyFrom(Core.FitConfig c)
+    {
+        Experts = c.Experts;
+        Activation = new Activation(c.Activation);
+        Sigma = c.Sigma is { } s ? s.Value : null;
+        Method = c.Method.IsAuto ? FitMethod.Auto
+            : c.Method.IsL4 ? FitMethod.L4
+            : c.Method.IsSpectral ? FitMethod.Spectral
+            : c.Method.IsL2 ? FitMethod.L2
+            : FitMethod.Em;
+        Intercepts = c.Intercepts;
+        CommonSigma = c.CommonSigma;
+        Standardise = c.Standardise;
+        RandomStarts = c.RandomStarts;
+        SubspaceStarts = c.SubspaceStarts;
+        Solver = c.L4Solver.IsSubspaceSolver ? L4Solver.Subspace : L4Solver.Sgd;
+        Transform = c.Transform.IsBounded ? OutputTransformKind.Bounded : OutputTransformKind.Polynomial;
+        Polish = c.Polish;
+        Seed = c.Seed;
+        EmIterations = c.EmIterations;
+        EmTolerance = c.EmTolerance;
+        EmHandover = c.EmHandover;
+    }
 
     /// <summary>A copy (every property is a value or immutable, so a shallow copy is a snapshot).</summary>
     internal FitOptions Clone() => (FitOptions)MemberwiseClone();
@@ -128,7 +168,7 @@ public sealed class FitOptions
             throw Undefined(nameof(StandardErrors), StandardErrors);
         }
 
-        var config = Core.FitConfigModule.Paper(experts, Activation.Inner)
+        var config = Core.FitConfigModule.Defaults(experts, Activation.Inner)
             .WithMethod(Method switch
             {
                 FitMethod.Auto => Core.FitMethod.Auto,

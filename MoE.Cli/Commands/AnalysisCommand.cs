@@ -44,7 +44,7 @@ internal static class AnalysisCommand
         var slope = Shared.SlopeOption();
         var noIntercept = new Option<bool>("--no-intercept") { Description = "no intercepts in the experts and the gate" };
         var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
-        var seed = new Option<long>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
+        var seed = new Option<long?>("--seed") { Description = "random seed (default 1)" };
         var json = new Option<bool>("--json") { Description = "print JSON" };
         var command = new Command("select", "choose the number of experts: log-likelihood, parameters, AIC, BIC and ICL per k (k = 1 is one regression)")
         {
@@ -54,13 +54,23 @@ internal static class AnalysisCommand
         {
             Shared.CheckPaths([parse.GetValue(data)], []);
             var ks = ParseRange(parse.GetValue(k)!);
-            var options = new FitOptions
+            // What was typed; the rest is FitOptions' default (the core's FitConfig.defaults).
+            var options = new FitOptions { Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)) };
+            if (parse.GetValue(noIntercept))
             {
-                Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)),
-                Intercepts = !parse.GetValue(noIntercept),
-                CommonSigma = parse.GetValue(commonSigma),
-                Seed = parse.GetValue(seed),
-            };
+                options.Intercepts = false;
+            }
+
+            if (parse.GetValue(commonSigma))
+            {
+                options.CommonSigma = true;
+            }
+
+            if (parse.GetValue(seed) is long chosenSeed)
+            {
+                options.Seed = chosenSeed;
+            }
+
             var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
             var selection = Terminal.WithFitProgress(error, reporter => MoeLearner.Select(dataset, options, ks, reporter));
             foreach (var r in selection.Results)

@@ -16,20 +16,19 @@ internal static class FitCommand
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
         var sigma = new Option<double?>("--sigma") { Description = "noise standard deviation if known (default: estimated)" };
-        var method = new Option<string>("--method")
+        var method = new Option<string?>("--method")
         {
             Description = "auto (several initializers, the best by held-out likelihood; default), l4 (the paper's estimator), spectral (the third-order method of [31]), em (random starts) or l2 (baseline)",
-            DefaultValueFactory = _ => "auto",
         };
         var paperModel = new Option<bool>("--paper-model") { Description = "the paper's model: no intercepts, one sigma, the data as given (with --method l4: the paper's configuration)" };
         var noIntercept = new Option<bool>("--no-intercept") { Description = "no intercepts in the experts and the gate" };
         var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
         var noStandardise = new Option<bool>("--no-standardise") { Description = "run the moment initializers on the data as given" };
         var randomStarts = new Option<int?>("--random-starts") { Description = "random whole-space starts (default 1)" };
-        var solver = new Option<string>("--l4-solver") { Description = "subspace (default) or sgd (the paper's SGD)", DefaultValueFactory = _ => "subspace" };
-        var transform = new Option<string>("--transform") { Description = "bounded (default, variance-reduced) or polynomial (the paper's Q4/Q2)", DefaultValueFactory = _ => "bounded" };
+        var solver = new Option<string?>("--l4-solver") { Description = "subspace (default) or sgd (the paper's SGD)" };
+        var transform = new Option<string?>("--transform") { Description = "bounded (default, variance-reduced) or polynomial (the paper's Q4/Q2)" };
         var noPolish = new Option<bool>("--no-polish") { Description = "stop after the paper's stages (no EM polish)" };
-        var seed = new Option<long>("--seed") { Description = "random seed", DefaultValueFactory = _ => 1 };
+        var seed = new Option<long?>("--seed") { Description = "random seed (default 1)" };
         var outPath = new Option<FileInfo>("--out") { Description = "the model file (JSON) to write", Required = true };
         var report = new Option<FileInfo?>("--report") { Description = "also write a JSON report: the winning initializer, every candidate with its held-out likelihood, the stages and the warnings" };
         var se = new Option<string?>("--se") { Description = "standard errors and 95% Wald intervals of every parameter: observed (the inverse observed information) or sandwich", Arity = ArgumentArity.ZeroOrOne };
@@ -49,42 +48,71 @@ internal static class FitCommand
             Shared.Require(parse.GetValue(k) >= 2, "--k", "at least 2 (a mixture has k >= 2 experts)", parse.GetValue(k));
             Shared.Require(parse.GetValue(maxRows) is not < 1, "--max-rows", "at least 1", parse.GetValue(maxRows));
             Shared.Require(parse.GetValue(randomStarts) is not < 0, "--random-starts", "at least 0", parse.GetValue(randomStarts));
-            var chosen = parse.GetValue(method)!.ToLowerInvariant() switch
+            // The options state what was typed; everything else is FitOptions' default (the core's FitConfig.defaults).
+            var options = new FitOptions
             {
-                "auto" => FitMethod.Auto,
-                "l4" => FitMethod.L4,
-                "spectral" => FitMethod.Spectral,
-                "l2" => FitMethod.L2,
-                "em" => FitMethod.Em,
-                var m => throw new ArgumentException($"Unknown method '{m}'; expected auto, l4, spectral, em or l2.", "method"),
+                Experts = parse.GetValue(k),
+                Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)),
             };
-            var g = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope));
-            var paper = parse.GetValue(paperModel);
-            var options = paper && chosen == FitMethod.L4
-                ? FitOptions.Paper(parse.GetValue(k), g)
-                : new FitOptions { Experts = parse.GetValue(k), Activation = g, Method = chosen };
-            options.Method = chosen;
+            if (parse.GetValue(method) is { } m)
+            {
+                options.Method = m.ToLowerInvariant() switch
+                {
+                    "auto" => FitMethod.Auto,
+                    "l4" => FitMethod.L4,
+                    "spectral" => FitMethod.Spectral,
+                    "l2" => FitMethod.L2,
+                    "em" => FitMethod.Em,
+                    _ => throw new ArgumentException($"Unknown method '{m}'; expected auto, l4, spectral, em or l2.", "method"),
+                };
+            }
+
+            if (parse.GetValue(paperModel))
+            {
+                options = options.WithPaperModel();
+            }
+
             options.Sigma = parse.GetValue(sigma);
-            options.Intercepts = !(paper || parse.GetValue(noIntercept));
-            options.CommonSigma = paper || parse.GetValue(commonSigma);
-            options.Standardise = !(paper || parse.GetValue(noStandardise));
+            if (parse.GetValue(noIntercept))
+            {
+                options.Intercepts = false;
+            }
+
+            if (parse.GetValue(commonSigma))
+            {
+                options.CommonSigma = true;
+            }
+
+            if (parse.GetValue(noStandardise))
+            {
+                options.Standardise = false;
+            }
+
             if (parse.GetValue(randomStarts) is int starts)
             {
                 options.RandomStarts = starts;
             }
 
-            options.Solver = parse.GetValue(solver)!.ToLowerInvariant() switch
+            if (parse.GetValue(solver) is { } l4Solver)
             {
-                "subspace" => L4Solver.Subspace,
-                "sgd" => L4Solver.Sgd,
-                var s => throw new ArgumentException($"Unknown L4 solver '{s}'; expected subspace or sgd.", "l4-solver"),
-            };
-            options.Transform = parse.GetValue(transform)!.ToLowerInvariant() switch
+                options.Solver = l4Solver.ToLowerInvariant() switch
+                {
+                    "subspace" => L4Solver.Subspace,
+                    "sgd" => L4Solver.Sgd,
+                    _ => throw new ArgumentException($"Unknown L4 solver '{l4Solver}'; expected subspace or sgd.", "l4-solver"),
+                };
+            }
+
+            if (parse.GetValue(transform) is { } transformName)
             {
-                "bounded" => OutputTransformKind.Bounded,
-                "polynomial" => OutputTransformKind.Polynomial,
-                var t => throw new ArgumentException($"Unknown transform '{t}'; expected bounded or polynomial.", "transform"),
-            };
+                options.Transform = transformName.ToLowerInvariant() switch
+                {
+                    "bounded" => OutputTransformKind.Bounded,
+                    "polynomial" => OutputTransformKind.Polynomial,
+                    _ => throw new ArgumentException($"Unknown transform '{transformName}'; expected bounded or polynomial.", "transform"),
+                };
+            }
+
             if (parse.GetResult(se) is not null)
             {
                 options.StandardErrors = (parse.GetValue(se) ?? "observed").ToLowerInvariant() switch
@@ -96,8 +124,16 @@ internal static class FitCommand
                 Shared.Require(parse.GetValue(maxRows) is null, "--se", "used without --max-rows (standard errors need the data in memory)", "with --max-rows");
             }
 
-            options.Polish = !parse.GetValue(noPolish);
-            options.Seed = parse.GetValue(seed);
+            if (parse.GetValue(noPolish))
+            {
+                options.Polish = false;
+            }
+
+            if (parse.GetValue(seed) is long chosenSeed)
+            {
+                options.Seed = chosenSeed;
+            }
+
             var xs = parse.GetValue(xColumns)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
             var y = parse.GetValue(yColumn);
             var parquet = dataPath.Extension.Equals(".parquet", StringComparison.OrdinalIgnoreCase);

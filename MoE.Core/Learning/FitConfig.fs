@@ -303,6 +303,34 @@ module FitConfig =
             EmHandover = 1e-3
         }
 
+    /// <summary>The paper's model fitted by this configuration's method: no intercepts, one σ, the data as given; with
+    /// the L4 method also the paper's EM settings (<c>paper</c>'s tolerance, no handover), so that L4 with the paper's
+    /// model is <c>paper</c>. Every other field stays.</summary>
+    /// <param name="config">The configuration.</param>
+    /// <example>
+    /// <code lang="fsharp">
+    /// FitConfig.withPaperModel { FitConfig.defaults 2 Identity with Method = FitMethod.L4 } = FitConfig.paper 2 Identity   // true
+    /// </code>
+    /// </example>
+    [<CompiledName("WithPaperModel")>]
+    let withPaperModel (config: FitConfig) : FitConfig =
+        let model =
+            { config with
+                Intercepts = false
+                CommonSigma = true
+                Standardise = false
+            }
+
+        if config.Method = FitMethod.L4 then
+            let p = paper config.Experts config.Activation
+
+            { model with
+                EmTolerance = p.EmTolerance
+                EmHandover = p.EmHandover
+            }
+        else
+            model
+
     /// The output transform the L4 stage and the moment initializers use at σ (the configuration's Transform).
     let internal outputTransform (config: FitConfig) (sigma: float) : OutputTransform =
         match config.Transform with

@@ -9,6 +9,28 @@ public class LearnerFacadeTests
     private static readonly MixtureOfExperts Truth =
         GroundTruth.Create(GroundTruthPreset.Orthogonal, experts: 2, dimension: 10, Activation.Identity, sigma: 0.05);
 
+    /// <summary>One home for the defaults: a default <see cref="FitOptions"/> is the core's FitConfig.defaults field for
+    /// field (F# records compare structurally, so a default added or changed on one side only fails here), and
+    /// <see cref="FitOptions.Paper"/> is FitConfig.paper.</summary>
+    [Fact]
+    public void Default_options_are_the_core_defaults_field_for_field()
+    {
+        foreach (var (k, g) in new[] { (2, Activation.Identity), (4, Activation.Relu), (3, Activation.LeakyRelu(0.2)) })
+        {
+            Assert.Equal(MoE.Core.FitConfigModule.Defaults(k, g.Inner), new FitOptions { Experts = k, Activation = g }.ToCore());
+            Assert.Equal(MoE.Core.FitConfigModule.Paper(k, g.Inner), FitOptions.Paper(k, g).ToCore());
+            Assert.Equal(MoE.Core.FitConfigModule.Paper(k, g.Inner),
+                new FitOptions { Experts = k, Activation = g, Method = FitMethod.L4 }.WithPaperModel().ToCore());
+        }
+
+        Assert.Equal(0, new FitOptions().Experts);
+        Assert.Null(new FitOptions().Sigma);
+        Assert.Equal(StandardErrorKind.None, new FitOptions().StandardErrors);
+        var em = new FitOptions { Experts = 2, Method = FitMethod.Em, Seed = 7, StandardErrors = StandardErrorKind.Observed }.WithPaperModel();
+        Assert.Equal((FitMethod.Em, 7L, false, true, false, 1e-9, StandardErrorKind.Observed),
+            (em.Method, em.Seed, em.Intercepts, em.CommonSigma, em.Standardise, em.EmTolerance, em.StandardErrors));
+    }
+
     /// <summary>The façade's enumerations mirror the core's unions case for case: the same count, each value the case of
     /// the same name (so a case added in one place and not the other fails here), and the stable names the core
     /// gives.</summary>
