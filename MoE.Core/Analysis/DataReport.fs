@@ -115,7 +115,8 @@ module DataReport =
 
                 b1, pSkew, b2 / expected, pKurt
 
-        let parameters = Inference.parameterCount experts d true false
+        let parameters =
+            int (FitConfig.parameterCount (FitConfig.defaults experts Identity) d)
 
         let skewed =
             columns

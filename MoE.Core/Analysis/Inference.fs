@@ -76,17 +76,6 @@ module Inference =
             FitIntercepts = model.HasIntercepts
         }
 
-    /// <summary>The number of free parameters of a model: k regressors and k−1 gating rows (each with an intercept
-    /// when the model has them), and one σ per expert, or one in all.</summary>
-    /// <param name="experts">k ≥ 1.</param>
-    /// <param name="dimension">d.</param>
-    /// <param name="intercepts">Whether experts and gate have intercepts.</param>
-    /// <param name="commonSigma">One σ for all experts.</param>
-    [<CompiledName("ParameterCount")>]
-    let parameterCount (experts: int) (dimension: int) (intercepts: bool) (commonSigma: bool) : int =
-        let width = dimension + (if intercepts then 1 else 0)
-        experts * width + (experts - 1) * width + (if commonSigma then 1 else experts)
-
     /// <summary>Standard errors of every parameter at a maximum of the likelihood. The observed information is the
     /// negative Hessian of the log-likelihood in θ = (a_i, b_i, w_j, c_j, log σ_i), by central differences of the
     /// analytic gradient (docs/inference.md: steps of 1e-4 in units where each variable's curvature per row is 1,
@@ -207,10 +196,6 @@ module Inference =
             Conditioning = smallest / largest
         }
 
-    /// The standard normal CDF Φ(z) = erfc(−z/√2)/2.
-    let private phi (z: float) =
-        0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-z / sqrt 2.0)
-
     /// <summary>Predictions for every row: the mixture mean, each expert's mean and the gate, and with
     /// <paramref name="level"/> &gt; 0 the central predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²), whose ends
     /// solve Σ_i p_i Φ((q − μ_i)/σ_i) = (1 ∓ level)/2 by bisection to 1e-12 of the experts' spread.</summary>
@@ -243,16 +228,19 @@ module Inference =
 
         let quantile (r: int) (target: float) =
             let cdf q =
-                Seq.sum (seq { for i in 0 .. k - 1 -> gate.[r, i] * phi ((q - means.[r, i]) / model.Sigmas.[i]) })
+                Seq.sum (
+                    seq {
+                        for i in 0 .. k - 1 ->
+                            gate.[r, i] * ExpertFamily.cdf model.Family means.[r, i] model.Sigmas.[i] q
+                    }
+                )
 
             // Every quantile of the mixture lies between the components' extreme quantiles.
-            let spread = Array.max model.Sigmas
+            let reach = ExpertFamily.quantileReach model.Family model.Sigmas
 
-            let mutable lo =
-                Seq.min (seq { for i in 0 .. k - 1 -> means.[r, i] }) - 40.0 * spread
+            let mutable lo = Seq.min (seq { for i in 0 .. k - 1 -> means.[r, i] }) - reach
 
-            let mutable hi =
-                Seq.max (seq { for i in 0 .. k - 1 -> means.[r, i] }) + 40.0 * spread
+            let mutable hi = Seq.max (seq { for i in 0 .. k - 1 -> means.[r, i] }) + reach
 
             let stop = 1e-12 * (hi - lo)
 
@@ -361,7 +349,17 @@ module Inference =
 
                 if k = 1 then
                     let a, b, s, ll = single config.Activation config.Intercepts data.X data.Y context
-                    let p = parameterCount 1 d config.Intercepts true
+
+                    let p =
+                        int (
+                            FitConfig.parameterCount
+                                { config with
+                                    Experts = 1
+                                    CommonSigma = true
+                                }
+                                d
+                        )
+
                     let bic = -2.0 * ll + float p * Math.Log n
 
                     {
@@ -379,7 +377,7 @@ module Inference =
                     let fit = Learner.fit { config with Experts = k } data context
                     let m = fit.Model
                     let ll = MoeModel.logLikelihood m data.X data.Y
-                    let p = parameterCount k d m.HasIntercepts config.CommonSigma
+                    let p = int (FitConfig.parameterCount { config with Experts = k } d)
                     let post = MoeModel.responsibilities m data.X data.Y
 
                     let classification =

@@ -66,7 +66,19 @@ module ModelJson =
         sb.Append("\", \"slope\": ").Append(num model.Activation.Slope).Append(" },\n")
         |> ignore
 
-        sb.Append("  \"sigma\": ").Append(num model.Sigma).Append(",\n") |> ignore
+        // The family is written only when it is not the default (a file without it holds Gaussian experts), and then
+        // the family's own fields: leading ones here, trailing ones at the end.
+        if model.Family <> ExpertFamily.Gaussian then
+            sb.Append("  \"family\": \"").Append(model.Family.Name).Append("\",\n")
+            |> ignore
+
+        let leading, trailing =
+            ExpertFamily.jsonFields model.Family model.Sigma model.Sigmas
+
+        for name, value in leading do
+            sb.Append("  \"").Append(name).Append("\": ").Append(num value).Append(",\n")
+            |> ignore
+
         writeMatrix sb "regressors" model.Regressors
         sb.Append(",\n") |> ignore
         writeMatrix sb "gating" model.Gating
@@ -79,8 +91,8 @@ module ModelJson =
             writeVector "regressorIntercepts" model.RegressorIntercepts
             writeVector "gatingIntercepts" model.GatingIntercepts
 
-        if not model.HasCommonSigma then
-            writeVector "sigmas" model.Sigmas
+        for name, values in trailing do
+            writeVector name values
 
         sb.Append("\n}\n").ToString()
 
@@ -215,24 +227,29 @@ module ModelJson =
             else
                 None
 
-        let sigmas =
-            match vector "sigmas" k with
-            | Some s ->
-                s
-                |> Array.iteri (fun i v ->
-                    if v < 0.0 then
-                        fail
-                            (Text.format "$.sigmas[%d]" [| box i |])
-                            (Text.format "a noise level must be >= 0, found %s." [| box (string v) |]))
+        let family =
+            let mutable e = Unchecked.defaultof<JsonElement>
 
-                s
-            | None ->
-                let sigma = number (property root "$" "sigma" JsonValueKind.Number) "$.sigma"
+            if root.TryGetProperty("family", &e) then
+                if e.ValueKind <> JsonValueKind.String then
+                    fail "$.family" (Text.format "expected a string, found %A." [| box e.ValueKind |])
 
-                if sigma < 0.0 then
-                    fail "$.sigma" (Text.format "sigma must be >= 0, found %s." [| box (string sigma) |])
+                try
+                    ExpertFamily.parse (e.GetString())
+                with :? ArgumentException as ex ->
+                    fail "$.family" ex.Message
+            else
+                ExpertFamily.Gaussian
 
-                Array.create k sigma
+        let numberField (name: string) =
+            let mutable e = Unchecked.defaultof<JsonElement>
+
+            if root.TryGetProperty(name, &e) then
+                Some(number (property root "$" name JsonValueKind.Number) ("$." + name))
+            else
+                None
+
+        let sigmas = ExpertFamily.ofJson family numberField vector fail k
 
         let regressors = matrix root "regressors" k d
         let gating = matrix root "gating" (k - 1) d
@@ -246,13 +263,14 @@ module ModelJson =
             |> Option.defaultWith (fun () -> Array.zeroCreate (k - 1))
 
         if
-            Array.forall (fun v -> v = 0.0) b
+            family = ExpertFamily.Gaussian
+            && Array.forall (fun v -> v = 0.0) b
             && Array.forall (fun v -> v = 0.0) c
             && Array.forall (fun v -> v = sigmas.[0]) sigmas
         then
             MoeModel.create regressors gating activation sigmas.[0]
         else
-            MoeModel.createGeneral regressors b gating c activation sigmas
+            MoeModel.createFamily family regressors b gating c activation sigmas
 
     /// <summary>Writes a model file (created or replaced atomically: a failed write leaves the previous file).</summary>
     /// <param name="path">The file.</param>

@@ -20,10 +20,9 @@ type internal EmStatistics =
         /// Per expert i: Σ_n r_ni·t_ni·x̃_n for the identity (t = y, or y − b_i when the intercepts are not in the
         /// design), Σ_n r_ni·g'(s_ni)(y_n − g(s_ni))·x̃_n otherwise.
         Rhs: float[][]
-        /// Per expert i: Σ_n r_ni·(y_n − g(s_ni))².
-        Sse: float[]
-        /// Per expert i: Σ_n r_ni·t_ni² (the identity's SSE after its exact step follows from it).
-        SumY2: float[]
+        /// Per expert i: the family's sums of its M-step (Gaussian: [Σ_n r_ni·(y_n − g(s_ni))², Σ_n r_ni·t_ni²], the
+        /// second giving the identity's SSE after its exact step).
+        Sums: float[][]
         /// Per expert i: Σ_n r_ni.
         Weight: float[]
         /// Q(W) = Σ_n Σ_i r_ni log p_i(x_n; W) at the model's gating.
@@ -50,17 +49,16 @@ module internal EmKernel =
     [<Literal>]
     let Stride = Lanes.Stride
 
-    /// The statistics' layout in one vector:
-    /// [ll, Q | Gram_0..k-1 | Rhs_0..k-1 | Sse_0..k-1 | SumY2_0..k-1 | Weight_0..k-1 | GateGradient | GateHessian].
-    let private layout (p: int) (k: int) (hessian: bool) =
+    /// The statistics' layout in one vector, with E of the family's sums per expert:
+    /// [ll, Q | Gram_0..k-1 | Rhs_0..k-1 | Sums_0..k-1 (E each) | Weight_0..k-1 | GateGradient | GateHessian].
+    let private layout (family: ExpertFamily) (p: int) (k: int) (hessian: bool) =
         let pp, hp = p * p, (k - 1) * p
         let oGram, oRhs = 2, 2 + k * pp
-        let oSse = oRhs + k * p
-        let oY2 = oSse + k
-        let oW = oY2 + k
+        let oSums = oRhs + k * p
+        let oW = oSums + k * ExpertFamily.emSums family
         let oGrad = oW + k
         let oHess = oGrad + hp
-        struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, oHess + (if hessian then hp * hp else 0))
+        struct (oGram, oRhs, oSums, oW, oGrad, oHess, oHess + (if hessian then hp * hp else 0))
 
     /// The lanes a Gram reads: p rounded up to whole 4×4 tiles (the extra lanes are zero).
     let padded (p: int) = (p + 3) / 4 * 4
@@ -187,19 +185,23 @@ module internal EmKernel =
         let k = model.Experts
         let km1 = k - 1
         let identity = model.Activation = Identity
+        let family = model.Family
+        let sums = ExpertFamily.emSums family
         let p = forward.Width
         let b = model.RegressorIntercepts
         let pp, hp = p * p, km1 * p
-        let struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, length) = layout p k hessian
+
+        let struct (oGram, oRhs, oSums, oW, oGrad, oHess, length) =
+            layout family p k hessian
+
         let acc = Array.zeroCreate length
         let xt = forward.Xt
 
         let post, gate, residuals, slopes =
             forward.Post, forward.Gate, forward.Residuals, forward.Slopes
-        // Per-row weights of the block's sums: r·e, the identity's target (y, or y − b_i when the intercept is not
-        // in the design), and the weights of the Grams, right-hand sides and gate gradients.
-        let weighted, target, wGram, wRhs, wHess =
-            forward.Work.[0], forward.Work.[1], forward.Work.[2], forward.Work.[3], forward.Work.[4]
+        // Per-row weights of the block's sums: the family's four scratch lanes (its M-step's weights), then the gate's.
+        let familyWork = forward.Work.[0..3]
+        let weighted, wHess = forward.Work.[0], forward.Work.[4]
 
         let scratch = forward.Wide
         let mutable start = lo
@@ -211,32 +213,30 @@ module internal EmKernel =
 
             for i in 0 .. k - 1 do
                 let o = i * Stride
-                let r = Lanes.lane post i rows
                 acc.[1] <- acc.[1] + Lanes.dot post o forward.LogGate o rows
-                TensorPrimitives.Multiply(r, Lanes.lane residuals i rows, Lanes.into weighted rows)
 
-                acc.[oSse + i] <- acc.[oSse + i] + Lanes.dot weighted 0 residuals o rows
-
-                if intercepts then
-                    (Lanes.view forward.Y rows).CopyTo(Lanes.into target rows)
-                else
-                    TensorPrimitives.Subtract(Lanes.view forward.Y rows, b.[i], Lanes.into target rows)
-
-                TensorPrimitives.Multiply(r, Lanes.view target rows, Lanes.into wRhs rows)
-
-                acc.[oY2 + i] <- acc.[oY2 + i] + Lanes.dot wRhs 0 target 0 rows
+                // The family's M-step sums, and the row weights of its Gram and right-hand side (Gaussian: weighted
+                // least squares, a Gauss–Newton step for a non-linear g).
+                let struct (wGram, wGramOffset, wRhs) =
+                    ExpertFamily.emBlock
+                        family
+                        identity
+                        intercepts
+                        b.[i]
+                        post
+                        o
+                        residuals
+                        o
+                        slopes
+                        o
+                        forward.Y
+                        familyWork
+                        acc
+                        (oSums + i * sums)
+                        rows
 
                 acc.[oW + i] <- acc.[oW + i] + Lanes.sum post o rows
-
-                if identity then
-                    gramBlock false acc (oGram + i * pp) p xt p rows post scratch o
-                else
-                    // Gauss–Newton: weights r·h² for the normal matrix, r·h·e for its right side.
-                    TensorPrimitives.Multiply(Lanes.lane slopes i rows, Lanes.lane slopes i rows, Lanes.into wGram rows)
-                    TensorPrimitives.Multiply(Lanes.view wGram rows, r, Lanes.into wGram rows)
-                    TensorPrimitives.Multiply(Lanes.view weighted rows, Lanes.lane slopes i rows, Lanes.into wRhs rows)
-                    gramBlock false acc (oGram + i * pp) p xt p rows wGram scratch 0
-
+                gramBlock false acc (oGram + i * pp) p xt p rows wGram scratch wGramOffset
                 Lanes.weightedSums acc (oRhs + i * p) xt p rows wRhs 0
 
             for j in 0 .. km1 - 1 do
@@ -278,7 +278,10 @@ module internal EmKernel =
         let d, k = source.Dimension, model.Experts
         let p = if intercepts then d + 1 else d
         let pp, hp = p * p, (k - 1) * p
-        let struct (oGram, oRhs, oSse, oY2, oW, oGrad, oHess, _) = layout p k hessian
+        let sums = ExpertFamily.emSums model.Family
+
+        let struct (oGram, oRhs, oSums, oW, oGrad, oHess, _) =
+            layout model.Family p k hessian
 
         let total = statisticsPass model intercepts hessian source
 
@@ -287,8 +290,7 @@ module internal EmKernel =
             GateObjective = total.[1]
             Gram = Array.init k (fun i -> Array.sub total (oGram + i * pp) pp)
             Rhs = Array.init k (fun i -> Array.sub total (oRhs + i * p) p)
-            Sse = Array.sub total oSse k
-            SumY2 = Array.sub total oY2 k
+            Sums = Array.init k (fun i -> Array.sub total (oSums + i * sums) sums)
             Weight = Array.sub total oW k
             GateGradient = Array.sub total oGrad hp
             GateHessian = (if hessian then Array.sub total oHess (hp * hp) else [||])
@@ -409,10 +411,18 @@ module internal EmKernel =
 
                         for i in 0 .. k - 1 do
                             let o = i * Stride
-                            let rs = ReadOnlySpan<float>(now.Post, o, rows)
-                            let e = ReadOnlySpan<float>(next.Residuals, o, rows)
-                            TensorPrimitives.Multiply(rs, e, Span<float>(weighted, 0, rows))
-                            acc.[i] <- acc.[i] + Lanes.dot weighted 0 next.Residuals o rows
+
+                            acc.[i] <-
+                                acc.[i]
+                                + ExpertFamily.expectedLossBlock
+                                    candidate.Family
+                                    now.Post
+                                    o
+                                    next.Residuals
+                                    o
+                                    weighted
+                                    rows
+
                             acc.[k] <- acc.[k] + Lanes.dot now.Post o next.LogGate o rows
 
                         start <- start + rows

@@ -20,6 +20,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let km1 = k - 1
     let p = if intercepts then d + 1 else d
     let g = model.Activation
+    let family = model.Family
     let logNorms, inv2s2 = MoeModel.densityConstants model
     let a = Array.init (k * d) (fun i -> model.Regressors.[i / d, i % d])
     let w = Array.init (km1 * d) (fun i -> model.Gating.[i / d, i % d])
@@ -79,10 +80,12 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.Work = work
     /// Scratch as wide as the transposed block (the Gram's weighted rows).
     member _.Wide = wide
-    /// −½ log(2πσ_i²) per expert.
+    /// The family's log-density offsets per expert (Gaussian: −½ log(2πσ_i²)).
     member _.LogNorms = logNorms
-    /// 1/(2σ_i²) per expert.
+    /// The family's log-density scales per expert (Gaussian: 1/(2σ_i²)).
     member _.Inv2s2 = inv2s2
+    /// The model's expert family.
+    member _.Family = family
 
     /// <summary>Loads rows start..start+count−1 (count ≤ Block) of x and y, transposed.</summary>
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
@@ -134,21 +137,28 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.ComputeExperts(withSlopes: bool) =
         for i in 0 .. k - 1 do
             Lanes.combine a (i * d) d b.[i] xt rows means (i * stride)
-            Lanes.activate g means (if withSlopes then slopes else [||]) (i * stride) rows
+            Activation.activateLanes g means (if withSlopes then slopes else [||]) (i * stride) rows
             TensorPrimitives.Subtract(ReadOnlySpan<float>(y, 0, rows), view means i, lane residuals i)
 
     /// <summary>The posterior (after <c>ComputeGate</c> and <c>ComputeExperts</c>): joint log-densities
-    /// j_i = log p_i + log N(y | g(s_i), σ_i²), each row's log-likelihood m + log Σ exp(j_i − m) and r_i =
+    /// j_i = log p_i + log f_i(y | g(s_i)) of the model's family, each row's log-likelihood m + log Σ exp(j_i − m) and r_i =
     /// exp(j_i − m)/Σ exp(j_l − m).</summary>
     member _.ComputePosterior() =
         let mj = Span<float>(scratch, 0, rows)
 
         for i in 0 .. k - 1 do
-            // j_i = log p_i + log N_i = (−e²/(2σ²) + log p_i) + log norm, in post's lane.
-            TensorPrimitives.Multiply(view residuals i, view residuals i, lane post i)
-            TensorPrimitives.Multiply(view post i, -inv2s2.[i], lane post i)
-            TensorPrimitives.Add(view post i, view logGate i, lane post i)
-            TensorPrimitives.Add(view post i, logNorms.[i], lane post i)
+            // j_i = log p_i + log f_i(y), the family's joint log-density, in post's lane.
+            ExpertFamily.jointLanes
+                family
+                residuals
+                (i * stride)
+                logGate
+                (i * stride)
+                logNorms.[i]
+                inv2s2.[i]
+                post
+                (i * stride)
+                rows
 
             if i = 0 then
                 (view post 0).CopyTo mj

@@ -171,12 +171,16 @@ module internal GatingKernel =
                 let m = Span<float>(logMax, start, rows)
 
                 for i in 0 .. k - 1 do
-                    // log N_i = log norm_i − e²/(2σ_i²).
-                    let e = Lanes.lane forward.Residuals i rows
-                    let log = Span<float>(logs, i * n + start, rows)
-                    TensorPrimitives.Multiply(e, e, log)
-                    TensorPrimitives.Multiply(ReadOnlySpan<float>(logs, i * n + start, rows), -forward.Inv2s2.[i], log)
-                    TensorPrimitives.Add(ReadOnlySpan<float>(logs, i * n + start, rows), forward.LogNorms.[i], log)
+                    // log f_i(y), the family's log-density (Gaussian: log norm_i − e²/(2σ_i²)).
+                    ExpertFamily.logDensityLanes
+                        forward.Family
+                        forward.Residuals
+                        (i * Stride)
+                        forward.LogNorms.[i]
+                        forward.Inv2s2.[i]
+                        logs
+                        (i * n + start)
+                        rows
 
                     if i = 0 then
                         (ReadOnlySpan<float>(logs, start, rows)).CopyTo m

@@ -40,24 +40,29 @@ module internal LikelihoodKernel =
             acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
             for i in 0 .. k - 1 do
-                let r = Lanes.lane forward.Post i rows
-                let e = Lanes.lane forward.Residuals i rows
-                // ∂/∂s of −e²/(2σ²) is e·h/σ² (inv2s2 = 1/(2σ²)): the weight r·e·h·2·inv2s2.
-                TensorPrimitives.Multiply(r, e, Lanes.into weights rows)
-                TensorPrimitives.Multiply(Lanes.view weights rows, e, Lanes.into squares rows)
-                // ∂/∂log σ: Σ r(e²/σ² − 1) = 2·inv2s2·Σ r·e² − Σ r.
+                let o = i * Stride
+                // The family's weight of ∂LL/∂η per row (Gaussian: r·e·h/σ²), and its level's score from the sums.
+                ExpertFamily.scoreLanes
+                    forward.Family
+                    forward.Post
+                    o
+                    forward.Residuals
+                    o
+                    forward.Slopes
+                    o
+                    inv2s2.[i]
+                    weights
+                    squares
+                    rows
+
                 acc.[oS + i] <-
                     acc.[oS + i]
-                    + (Lanes.sum squares 0 rows * 2.0 * inv2s2.[i]
-                       - Lanes.sum forward.Post (i * Stride) rows)
+                    + ExpertFamily.scaleScore
+                        forward.Family
+                        (Lanes.sum squares 0 rows)
+                        (Lanes.sum forward.Post o rows)
+                        inv2s2.[i]
 
-                TensorPrimitives.Multiply(
-                    Lanes.view weights rows,
-                    Lanes.lane forward.Slopes i rows,
-                    Lanes.into weights rows
-                )
-
-                TensorPrimitives.Multiply(Lanes.view weights rows, 2.0 * inv2s2.[i], Lanes.into weights rows)
                 Lanes.weightedSums acc (oA + i * p) forward.Xt p rows weights 0
 
             for j in 0 .. km1 - 1 do
@@ -165,18 +170,21 @@ module internal LikelihoodKernel =
                 TensorPrimitives.Multiply(column, column, Span<float>(squares, t * Stride, rows))
 
             for i in 0 .. k - 1 do
-                let h = Lanes.lane forward.Slopes i rows
-                TensorPrimitives.Multiply(h, h, Lanes.into weights rows)
+                ExpertFamily.curvatureLanes
+                    forward.Family
+                    forward.Post
+                    (i * Stride)
+                    forward.Slopes
+                    (i * Stride)
+                    inv2s2.[i]
+                    weights
+                    rows
 
-                TensorPrimitives.Multiply(
-                    Lanes.view weights rows,
-                    Lanes.lane forward.Post i rows,
-                    Lanes.into weights rows
-                )
-
-                TensorPrimitives.Multiply(Lanes.view weights rows, 2.0 * inv2s2.[i], Lanes.into weights rows)
                 Lanes.weightedSums acc (i * p) squares p rows weights 0
-                acc.[oS + i] <- acc.[oS + i] + 2.0 * Lanes.sum forward.Post (i * Stride) rows
+
+                acc.[oS + i] <-
+                    acc.[oS + i]
+                    + ExpertFamily.scaleCurvature forward.Family (Lanes.sum forward.Post (i * Stride) rows)
 
                 if i < km1 then
                     let pi = Lanes.lane forward.Gate i rows

@@ -65,19 +65,17 @@ module internal Requests =
         w.Matrix m.Regressors
         w.Matrix m.Gating
         writeActivation w m.Activation
-        w.Float m.Sigma
         w.Floats m.RegressorIntercepts
         w.Floats m.GatingIntercepts
-        w.Floats m.Sigmas
+        ExpertFamily.writeWire w m.Family m.Sigma m.Sigmas
 
     let private readModel (r: Wire.Reader) : MoeModel =
         let regressors = r.Matrix()
         let gating = r.Matrix()
         let g = readActivation r
-        let sigma = r.Float()
         let b = r.Floats()
         let c = r.Floats()
-        let sigmas = r.Floats()
+        let family, sigma, sigmas = ExpertFamily.readWire r
         let k, d = regressors.GetLength 0, regressors.GetLength 1
 
         if
@@ -94,6 +92,7 @@ module internal Requests =
             Regressors = regressors
             Gating = gating
             Activation = g
+            Family = family
             Sigma = sigma
             RegressorIntercepts = b
             GatingIntercepts = c

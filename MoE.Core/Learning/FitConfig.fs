@@ -116,6 +116,8 @@ type FitConfig =
         Experts: int
         /// g.
         Activation: Activation
+        /// The experts' family (Model/Families/).
+        Family: ExpertFamily
         /// σ if known; None to estimate it (docs/learners.md).
         Sigma: float option
         /// The estimator.
@@ -242,6 +244,7 @@ module FitConfig =
         {
             Experts = experts
             Activation = activation
+            Family = ExpertFamily.Gaussian
             Sigma = None
             Method = FitMethod.L4
             L4Solver = L4Solver.DefaultSubspace
@@ -331,6 +334,15 @@ module FitConfig =
         else
             model
 
+    /// <summary>The number of free parameters of the model this configuration fits to d input columns: its family's
+    /// count (<c>ExpertFamily.parameterCount</c>) with intercepts when configured and one level or one per expert.</summary>
+    /// <param name="config">The configuration (its k, family, intercepts and common σ).</param>
+    /// <param name="dimension">d.</param>
+    [<CompiledName("ParameterCount")>]
+    let parameterCount (config: FitConfig) (dimension: int) : int64 =
+        let width = dimension + (if config.Intercepts then 1 else 0)
+        ExpertFamily.parameterCount config.Family config.Experts width width config.CommonSigma
+
     /// The output transform the L4 stage and the moment initializers use at σ (the configuration's Transform).
     let internal outputTransform (config: FitConfig) (sigma: float) : OutputTransform =
         match config.Transform with
@@ -364,6 +376,19 @@ module FitConfig =
         | L4Solver.Sgd s ->
             L4Weights.validate s.Weights
             SgdSettings.validate "L4Sgd" s.Schedule
+
+        if
+            (config.Method = FitMethod.L4 || config.Method = FitMethod.Spectral)
+            && not (ExpertFamily.hasMomentInitializers config.Family)
+        then
+            invalidArg
+                "Method"
+                (Text.format
+                    "The %s method starts from moments derived for Gaussian experts; %s experts are fitted by the default method or EM."
+                    [|
+                        box (if config.Method = FitMethod.L4 then "l4" else "spectral")
+                        box config.Family.Name
+                    |])
 
         Guard.positiveInt "SignSubsample" config.SignSubsample
         Guard.positiveInt "GatingIterations" config.GatingIterations

@@ -1,6 +1,9 @@
 namespace MoE.Core
 
 open System
+open System.Runtime.CompilerServices
+open System.Runtime.InteropServices
+open System.Runtime.Intrinsics
 
 /// <summary>The expert non-linearity g of the model y = g(&lt;a_z, x&gt;) + ξ.</summary>
 /// <remarks>
@@ -195,3 +198,52 @@ module Activation =
 
         validate a
         a
+
+    /// <summary>v[o + b] ← (v[o + b] &gt; 0 ? v[o + b] : slope·v[o + b]) and, when <paramref name="slopes"/> is not
+    /// empty, slopes[o + b] ← (v &gt; 0 ? 1 : slope), for b &lt; rows: (leaky) ReLU and its derivative in place, with
+    /// ReLU's left-hand derivative at 0 (slope 0).</summary>
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    let internal rectify (slope: float) (v: float[]) (slopes: float[]) (o: int) (rows: int) =
+        let vr = &MemoryMarshal.GetArrayDataReference v
+        let full = rows - rows % 4
+
+        let one, zero, leak =
+            Vector256.Create 1.0, Vector256<float>.Zero, Vector256.Create slope
+
+        let withSlopes = slopes.Length > 0
+        let mutable b = 0
+
+        while b < full do
+            let s = Vector256.LoadUnsafe(&vr, unativeint (o + b))
+            let positive = Vector256.GreaterThan(s, zero)
+            Vector256.StoreUnsafe(Vector256.ConditionalSelect(positive, s, s * leak), &vr, unativeint (o + b))
+
+            if withSlopes then
+                let sr = &MemoryMarshal.GetArrayDataReference slopes
+                Vector256.StoreUnsafe(Vector256.ConditionalSelect(positive, one, leak), &sr, unativeint (o + b))
+
+            b <- b + 4
+
+        for r in full .. rows - 1 do
+            let s = v.[o + r]
+            v.[o + r] <- (if s > 0.0 then s else slope * s)
+
+            if withSlopes then
+                slopes.[o + r] <- (if s > 0.0 then 1.0 else slope)
+
+    /// <summary>v[o + b] ← g(v[o + b]) and, when <paramref name="slopes"/> is not empty, slopes[o + b] ← g'(v[o + b]),
+    /// for b &lt; rows: the activation in place, vectorised for the identity and (leaky) ReLU.</summary>
+    let internal activateLanes (g: Activation) (v: float[]) (slopes: float[]) (o: int) (rows: int) =
+        match g with
+        | Identity ->
+            if slopes.Length > 0 then
+                Span<float>(slopes, o, rows).Fill 1.0
+        | Relu -> rectify 0.0 v slopes o rows
+        | LeakyRelu s -> rectify s v slopes o rows
+        | _ ->
+            for r in o .. o + rows - 1 do
+                let s = v.[r]
+                v.[r] <- g.Value s
+
+                if slopes.Length > 0 then
+                    slopes.[r] <- g.Derivative s

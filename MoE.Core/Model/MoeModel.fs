@@ -23,6 +23,8 @@ type MoeModel =
         Gating: float[,]
         /// The expert non-linearity g.
         Activation: Activation
+        /// The experts' family: what density each expert gives y around g(η_i) (Model/Families/).
+        Family: ExpertFamily
         /// The common noise level σ ≥ 0, or √(mean σ_i²) when the experts' levels differ.
         Sigma: float
         /// The experts' intercepts b_i (k; all zero in the paper's model).
@@ -91,7 +93,6 @@ module MoeModel =
         Guard.finiteMatrix "regressors" model.Regressors
         Guard.finiteMatrix "gating" model.Gating
         Activation.validate model.Activation
-        Guard.nonNegative "sigma" model.Sigma
 
         let length (name: string) (expected: int) (v: float[]) =
             Guard.notNull name v
@@ -107,10 +108,7 @@ module MoeModel =
 
         length "regressorIntercepts" k model.RegressorIntercepts
         length "gatingIntercepts" (k - 1) model.GatingIntercepts
-        length "sigmas" k model.Sigmas
-
-        for i in 0 .. k - 1 do
-            Guard.nonNegative (Text.format "sigmas[%d]" [| box i |]) model.Sigmas.[i]
+        ExpertFamily.validate model.Family k model.Sigma model.Sigmas
 
     /// <summary>True when <c>validate</c> would not throw.</summary>
     /// <param name="model">The model.</param>
@@ -147,6 +145,7 @@ module MoeModel =
                 Regressors = Array2D.copy regressors
                 Gating = Array2D.copy gating
                 Activation = activation
+                Family = ExpertFamily.Gaussian
                 Sigma = sigma
                 RegressorIntercepts = Array.zeroCreate (regressors.GetLength 0)
                 GatingIntercepts = Array.zeroCreate (max 0 (regressors.GetLength 0 - 1))
@@ -161,24 +160,22 @@ module MoeModel =
     [<CompiledName("PooledSigma")>]
     let pooledSigma (sigmas: float[]) : float =
         Guard.notNull "sigmas" sigmas
+        Gaussian.pooled sigmas
 
-        if sigmas |> Array.forall (fun s -> s = sigmas.[0]) then
-            sigmas.[0]
-        else
-            sqrt (Array.averageBy (fun s -> s * s) sigmas)
-
-    /// <summary>A validated general model over copies of the given arrays: intercepts and a noise level per expert
-    /// (docs/math.md §9).</summary>
+    /// <summary>A validated model of any expert family over copies of the given arrays (docs/math.md §9): the
+    /// experts' predictors with intercepts, the gate with intercepts, and the family's levels.</summary>
+    /// <param name="family">The experts' family.</param>
     /// <param name="regressors">k×d, k ≥ 2; row i is a_i.</param>
     /// <param name="regressorIntercepts">k expert intercepts b_i.</param>
     /// <param name="gating">(k−1)×d; row i is w_i.</param>
     /// <param name="gatingIntercepts">k−1 gate intercepts c_i (c_k = 0).</param>
     /// <param name="activation">g.</param>
-    /// <param name="sigmas">k noise levels σ_i ≥ 0.</param>
+    /// <param name="sigmas">The family's k levels (Gaussian: σ_i ≥ 0).</param>
     /// <returns>The model; its <c>Sigma</c> is the common level, or √(mean σ_i²).</returns>
     /// <exception cref="T:System.ArgumentException">See <c>validate</c>.</exception>
-    [<CompiledName("CreateGeneral")>]
-    let createGeneral
+    [<CompiledName("CreateFamily")>]
+    let createFamily
+        (family: ExpertFamily)
         (regressors: float[,])
         (regressorIntercepts: float[])
         (gating: float[,])
@@ -198,7 +195,12 @@ module MoeModel =
                 Regressors = Array2D.copy regressors
                 Gating = Array2D.copy gating
                 Activation = activation
-                Sigma = (if sigmas.Length = 0 then nan else pooledSigma sigmas)
+                Family = family
+                Sigma =
+                    (if sigmas.Length = 0 then
+                         nan
+                     else
+                         ExpertFamily.pooled family sigmas)
                 RegressorIntercepts = Array.copy regressorIntercepts
                 GatingIntercepts = Array.copy gatingIntercepts
                 Sigmas = Array.copy sigmas
@@ -206,6 +208,27 @@ module MoeModel =
 
         validate model
         model
+
+    /// <summary>A validated general model over copies of the given arrays: intercepts and a noise level per expert
+    /// (docs/math.md §9), Gaussian experts.</summary>
+    /// <param name="regressors">k×d, k ≥ 2; row i is a_i.</param>
+    /// <param name="regressorIntercepts">k expert intercepts b_i.</param>
+    /// <param name="gating">(k−1)×d; row i is w_i.</param>
+    /// <param name="gatingIntercepts">k−1 gate intercepts c_i (c_k = 0).</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigmas">k noise levels σ_i ≥ 0.</param>
+    /// <returns>The model; its <c>Sigma</c> is the common level, or √(mean σ_i²).</returns>
+    /// <exception cref="T:System.ArgumentException">See <c>validate</c>.</exception>
+    [<CompiledName("CreateGeneral")>]
+    let createGeneral
+        (regressors: float[,])
+        (regressorIntercepts: float[])
+        (gating: float[,])
+        (gatingIntercepts: float[])
+        (activation: Activation)
+        (sigmas: float[])
+        : MoeModel =
+        createFamily ExpertFamily.Gaussian regressors regressorIntercepts gating gatingIntercepts activation sigmas
 
     /// <summary>The model with every expert's noise level set to σ.</summary>
     /// <param name="sigma">σ ≥ 0.</param>
@@ -275,12 +298,9 @@ module MoeModel =
         Guard.sameRows "x" x "y" y
         Guard.finiteVector "y" y
 
-        if not (Array.forall (fun s -> s > 0.0) model.Sigmas) then
-            invalidArg
-                "model"
-                (Text.format
-                    "Likelihoods need noise levels sigma > 0, but the model has sigma = %s."
-                    [| box (String.Join(", ", model.Sigmas |> Array.map string)) |])
+        match ExpertFamily.likelihoodDefined model.Family model.Sigmas with
+        | Some reason -> invalidArg "model" reason
+        | None -> ()
 
     /// <summary>The expert means g(&lt;a_i, x_row&gt;), i = 1..k, into <paramref name="means"/>. Unchecked.</summary>
     let inline internal expertMeansInto (model: MoeModel) (x: float[,]) (row: int) (means: float[]) =
@@ -310,11 +330,9 @@ module MoeModel =
 
         s
 
-    /// −½ log(2πσ_i²) and 1/(2σ_i²) per expert: the Gaussian log-density's constants.
+    /// The family's per-expert log-density constants (Gaussian: −½ log(2πσ_i²) and 1/(2σ_i²)).
     let internal densityConstants (model: MoeModel) : float[] * float[] =
-        model.Sigmas
-        |> Array.map (fun sigma -> -0.5 * Math.Log(2.0 * Math.PI * sigma * sigma)),
-        model.Sigmas |> Array.map (fun sigma -> 0.5 / (sigma * sigma))
+        ExpertFamily.constants model.Family model.Sigmas
 
     /// <summary>Gate probabilities p_i(x) for every sample.</summary>
     /// <param name="model">The model.</param>
@@ -417,9 +435,8 @@ module MoeModel =
         expertMeansInto model x row means
 
         for i in 0 .. k - 1 do
-            let e = y.[row] - means.[i]
             gate.[i] <- gate.[i] - lseGate
-            joint.[i] <- gate.[i] + logNorms.[i] - e * e * inv2s2.[i]
+            joint.[i] <- ExpertFamily.jointLogDensity model.Family gate.[i] logNorms.[i] inv2s2.[i] y.[row] means.[i]
 
         Gate.logSumExp joint k
 

@@ -89,8 +89,11 @@ module Sampler =
             let noise = rng.NextGaussian()
 
             y.[r] <-
-                model.Activation.Value(s + model.RegressorIntercepts.[chosen])
-                + model.Sigmas.[chosen] * noise
+                ExpertFamily.draw
+                    model.Family
+                    (model.Activation.Value(s + model.RegressorIntercepts.[chosen]))
+                    model.Sigmas.[chosen]
+                    noise
 
             z.[r] <- chosen
 

@@ -202,10 +202,6 @@ module Diagnosis =
     let response (data: Dataset) : ColumnMoments =
         (summarise (DataSource.ofDataset data)).Response
 
-    /// The number of free parameters of the model: k·d regressors, (k−1)·d gating weights and σ.
-    let internal parameters (experts: int) (dimension: int) : int64 =
-        int64 experts * int64 dimension + int64 (experts - 1) * int64 dimension + 1L
-
     let private g4 (v: float) =
         v.ToString("G4", Globalization.CultureInfo.InvariantCulture)
 
@@ -366,7 +362,7 @@ module Diagnosis =
                                 )
                             |])
 
-            let p = parameters k d
+            let p = FitConfig.parameterCount config d
 
             if int64 n >= 2L * int64 k * int64 d && int64 n < 10L * p then
                 warning

@@ -25,12 +25,19 @@ module Standardise =
     /// <param name="source">The data.</param>
     /// <param name="summary">The data's moments (<c>Diagnosis.summarise</c>).</param>
     /// <param name="centre">Whether to centre (the model has intercepts to absorb the shift).</param>
+    /// <param name="family">The experts' family: decides, with g, how y may be moved.</param>
     /// <param name="activation">g: decides how y may be moved.</param>
     /// <returns>The change of units.</returns>
     /// <exception cref="T:System.ArgumentException">The covariates are collinear (their covariance is singular to
     /// working precision): the message names the ratio of its extreme eigenvalues.</exception>
     [<CompiledName("FitOn")>]
-    let fitOn (source: DataSource) (summary: DataSummary) (centre: bool) (activation: Activation) : Standardisation =
+    let fitOn
+        (source: DataSource)
+        (summary: DataSummary)
+        (centre: bool)
+        (family: ExpertFamily)
+        (activation: Activation)
+        : Standardisation =
         let d = source.Dimension
         let mean, moments = EmKernel.covarianceOf centre source
         // Second moments about μ (the covariance when centred).
@@ -49,18 +56,9 @@ module Standardise =
                     [| box (Array.min values / Array.max values) |])
 
         let inverse = cov.Cholesky().Factor.Inverse()
-        // The moment initializers' transforms are designed for a unit expert, Y = g(Z) + σξ with Z ~ N(0, 1), so y is
-        // scaled to the unit expert's second moment: s² = E[y²]/E[g(Z)²] (the identity: var(y), as y is centred;
-        // ReLU: E[g(Z)²] = 1/2; leaky ReLU with slope a: (1 + a²)/2), with E[y²] = var(y) + mean(y)².
-        let y = summary.Response
-        let secondMoment = y.Sd * y.Sd + y.Mean * y.Mean
-
+        // How y may be moved is the family's to say (Gaussian: scaled to the unit expert's second moment).
         let shift, scale =
-            match activation with
-            | Identity -> (if centre then y.Mean, y.Sd else 0.0, sqrt secondMoment)
-            | Relu -> 0.0, sqrt (secondMoment / 0.5)
-            | LeakyRelu slope -> 0.0, sqrt (secondMoment / (0.5 * (1.0 + slope * slope)))
-            | _ -> 0.0, 1.0
+            ExpertFamily.responseUnits family activation centre summary.Response.Mean summary.Response.Sd
 
         {
             Mean = mean
@@ -78,7 +76,7 @@ module Standardise =
     [<CompiledName("Fit")>]
     let fit (data: Dataset) (centre: bool) (activation: Activation) : Standardisation =
         let source = DataSource.ofDataset data
-        fitOn source (Diagnosis.summarise source) centre activation
+        fitOn source (Diagnosis.summarise source) centre ExpertFamily.Gaussian activation
 
     /// <summary>The data in standardised units.</summary>
     /// <param name="s">The standardisation.</param>
@@ -197,13 +195,14 @@ module Standardise =
         let c =
             Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] - Dense.dot w.[i] s.Mean)
 
-        MoeModel.createGeneral
+        MoeModel.createFamily
+            model.Family
             (array2D a)
             b
             (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
             c
             model.Activation
-            (model.Sigmas |> Array.map (fun sigma -> s.YScale * sigma))
+            (ExpertFamily.toDataUnits model.Family s.YScale model.Sigmas)
 
     /// <summary>A model in the data's units, in standardised units: the inverse of <c>toDataUnits</c>.</summary>
     /// <param name="s">The standardisation.</param>
@@ -235,10 +234,11 @@ module Standardise =
                 model.GatingIntercepts.[i]
                 + Dense.dot (Array.init d (fun t -> model.Gating.[i, t])) s.Mean)
 
-        MoeModel.createGeneral
+        MoeModel.createFamily
+            model.Family
             (array2D a)
             b
             (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
             c
             model.Activation
-            (model.Sigmas |> Array.map (fun sigma -> sigma / s.YScale))
+            (ExpertFamily.fromDataUnits model.Family s.YScale model.Sigmas)

@@ -83,7 +83,7 @@ module Likelihood =
 
                         max s (max settings.SigmaFloor 1e-12))
 
-            MoeModel.createGeneral a b w c template.Activation sigmas
+            MoeModel.createFamily template.Family a b w c template.Activation sigmas
 
         /// The kernel's full gradient [∂ã (k·p) | ∂w̃ ((k−1)·p) | ∂log σ_i (k)] restricted to the variables.
         member _.Restrict(full: float[]) : float[] =
@@ -101,22 +101,13 @@ module Likelihood =
 
             g
 
-    /// The log-prior of the levels and its derivative in each log σ variable.
+    /// The family's log-prior of the levels and its derivative in each log σ variable.
     let private logPrior (settings: EmSettings) (model: MoeModel) : float * float[] =
         match settings.SigmaPrior with
         | None -> 0.0, [||]
-        | Some(nu, s0) ->
-            let levels =
-                if settings.CommonSigma then
-                    [| model.Sigmas.[0] |]
-                else
-                    model.Sigmas
-
-            let value =
-                levels
-                |> Array.sumBy (fun s -> -(nu / 2.0 + 1.0) * Math.Log(s * s) - nu * s0 / (2.0 * s * s))
-
-            value, levels |> Array.map (fun s -> -(nu + 2.0) + nu * s0 / (s * s))
+        | Some prior ->
+            ExpertFamily.logPrior model.Family prior settings.CommonSigma model.Sigmas,
+            ExpertFamily.logPriorGradient model.Family prior settings.CommonSigma model.Sigmas
 
     /// <summary>The penalised log-likelihood LL + log prior and its gradient in the variables of the settings (the
     /// layout of <c>maximise</c>).</summary>

@@ -33,6 +33,16 @@ module internal AutoMethod =
         let named name (r: Result<Proposal, string>) =
             r |> Result.mapError (fun reason -> name, reason)
 
+        let moments =
+            if ExpertFamily.hasMomentInitializers config.Family then
+                moments
+            else
+                Error(
+                    Text.format
+                        "the moment initializers are derived for Gaussian experts, not %s"
+                        [| box config.Family.Name |]
+                )
+
         let moment =
             match moments with
             | Error reason -> [| for name in [ "spectral"; "l4"; "l4-whitened" ] -> Error(name, reason) |]
@@ -58,7 +68,7 @@ module internal AutoMethod =
 
         Array.append
             moment
-            (Initializers.randomStarts k d config.Activation sigma config.Intercepts random config.Seed
+            (Initializers.randomStarts config.Family k d config.Activation sigma config.Intercepts random config.Seed
              |> Array.map Ok)
 
     /// <summary>The Auto method on a prepared problem.</summary>

@@ -10,7 +10,15 @@ module internal EmMethod =
         let k, d, g = config.Experts, problem.Working.Dimension, config.Activation
 
         let starts =
-            Initializers.randomStarts k d g problem.Sigma0 config.Intercepts config.RandomStarts config.Seed
+            Initializers.randomStarts
+                config.Family
+                k
+                d
+                g
+                problem.Sigma0
+                config.Intercepts
+                config.RandomStarts
+                config.Seed
 
         if starts.Length = 1 then
             // A random start is a model: no rows are needed to make it.

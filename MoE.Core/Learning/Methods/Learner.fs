@@ -91,19 +91,15 @@ module Learner =
                         box maxRows
                     |])
 
-        if not inMemory && int64 maxRows < 10L * Diagnosis.parameters k d then
+        let parameters = FitConfig.parameterCount config d
+
+        if not inMemory && int64 maxRows < 10L * parameters then
             raise (
                 ArgumentOutOfRangeException(
                     "maxRows",
                     Text.format
                         "maxRows = %d holds too few rows in memory for the stages that work on a sample: k = %d experts in d = %d dimensions have %d parameters and need at least 10 rows each (%d); raise it (moe fit --max-rows)."
-                        [|
-                            box maxRows
-                            box k
-                            box d
-                            box (Diagnosis.parameters k d)
-                            box (10L * Diagnosis.parameters k d)
-                        |]
+                        [| box maxRows; box k; box d; box parameters; box (10L * parameters) |]
                 )
             )
 
@@ -164,7 +160,7 @@ module Learner =
 
         let standardisation =
             if config.Standardise then
-                Standardise.fitOn source summary config.Intercepts g
+                Standardise.fitOn source summary config.Intercepts config.Family g
             else
                 Standardise.none d
 

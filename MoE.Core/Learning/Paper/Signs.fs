@@ -135,7 +135,7 @@ module Signs =
                     lane
                 )
 
-                Lanes.activate g means (if withSlopes then slopes else [||]) (j * stride) rows
+                Activation.activateLanes g means (if withSlopes then slopes else [||]) (j * stride) rows
 
                 TensorPrimitives.Subtract(
                     ReadOnlySpan<float>(ys, start, rows),

@@ -152,6 +152,7 @@ module Initializers =
     /// <summary>Random starts in the whole space, as the EM baseline draws them: A, W ~ N(0, 1/d), σ given, and with
     /// intercepts b_i ~ N(0, 1) (in standardised units y has unit scale, so the experts start at different levels —
     /// with d = 1 the slopes alone hardly tell the experts apart) and c = 0.</summary>
+    /// <param name="family">The experts' family.</param>
     /// <param name="experts">k.</param>
     /// <param name="dimension">d.</param>
     /// <param name="activation">g.</param>
@@ -162,6 +163,7 @@ module Initializers =
     /// <returns>The proposals.</returns>
     [<CompiledName("RandomStarts")>]
     let randomStarts
+        (family: ExpertFamily)
         (experts: int)
         (dimension: int)
         (activation: Activation)
@@ -189,7 +191,8 @@ module Initializers =
                 Initializer = Text.format "random-start-%d" [| box (s + 1) |]
                 Start =
                     Start.Model(
-                        MoeModel.createGeneral
+                        MoeModel.createFamily
+                            family
                             a
                             b
                             w

@@ -1,0 +1,224 @@
+namespace MoE.Core
+
+open System
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>One M-step of EM (docs/math.md §7.1–7.2) from the statistics of an E-step pass: the experts by their
+/// family's solution (Gaussian: weighted least squares, a Gauss–Newton step for a non-linear g), the gate by a Newton
+/// step or Böhning's bound, then the family's levels; the parameters as one vector for SQUAREM's extrapolation; and the
+/// objective EM increases.</summary>
+module internal EmStep =
+
+    /// The design's width p: d, or d + 1 with the intercept column.
+    let width (settings: EmSettings) (d: int) =
+        if settings.FitIntercepts then d + 1 else d
+
+    /// Regressors with intercepts as p-vectors (the intercept last when fitted).
+    let expertVectors (settings: EmSettings) (model: MoeModel) =
+        let d = model.Dimension
+
+        Array.init model.Experts (fun i ->
+            Array.init (width settings d) (fun t ->
+                if t < d then
+                    model.Regressors.[i, t]
+                else
+                    model.RegressorIntercepts.[i]))
+
+    let gateVectors (settings: EmSettings) (model: MoeModel) =
+        let d = model.Dimension
+
+        Array.init (model.Experts - 1) (fun j ->
+            Array.init (width settings d) (fun t ->
+                if t < d then
+                    model.Gating.[j, t]
+                else
+                    model.GatingIntercepts.[j]))
+
+    /// The model with the given p-vectors and noise levels (fixed intercepts kept when they are not fitted).
+    let rebuild (settings: EmSettings) (model: MoeModel) (experts: float[][]) (gates: float[][]) (sigmas: float[]) =
+        let k, d = model.Experts, model.Dimension
+        let fit = settings.FitIntercepts
+
+        MoeModel.createFamily
+            model.Family
+            (Array2D.init k d (fun i t -> experts.[i].[t]))
+            (if fit then
+                 Array.init k (fun i -> experts.[i].[d])
+             else
+                 model.RegressorIntercepts)
+            (Array2D.init (k - 1) d (fun j t -> gates.[j].[t]))
+            (if fit then
+                 Array.init (k - 1) (fun j -> gates.[j].[d])
+             else
+                 model.GatingIntercepts)
+            model.Activation
+            sigmas
+
+    /// Böhning's bound of the multinomial-logit Hessian, B = A ⊗ X̃ᵀX̃ with A = ½(I − 11ᵀ/k): the step B⁻¹g
+    /// = A⁻¹·G·(X̃ᵀX̃)⁻¹ with A⁻¹ = 2(I + 11ᵀ) always increases Q (docs/math.md §7.2).
+    type Bohning(design: float[], p: int) =
+        let chol =
+            let m = Dense.mirror p design
+            let trace = Seq.sum (seq { for i in 0 .. p - 1 -> m.[i, i] })
+
+            (Matrix<float>.Build.DenseOfArray(m)
+             + Matrix<float>.Build.DenseIdentity(p) * (1e-12 * trace / float p + 1e-300))
+                .Cholesky()
+
+        /// The step for a gradient given as (k−1) rows of p.
+        member _.Step(gradient: float[][]) : float[][] =
+            let km1 = gradient.Length
+
+            let solved =
+                gradient
+                |> Array.map (fun g -> chol.Solve(Vector<float>.Build.DenseOfArray g).ToArray())
+
+            let total = Array.init p (fun t -> solved |> Array.sumBy (fun s -> s.[t]))
+            Array.init km1 (fun j -> Array.init p (fun t -> 2.0 * (solved.[j].[t] + total.[t])))
+
+    /// The M-step from the statistics of one E-step pass (EmKernel.statistics): the experts by weighted least squares
+    /// (the identity's exact solution, a Gauss–Newton step otherwise), the gate by a Newton step or Böhning's step,
+    /// then σ. Careful, the Gauss–Newton and Newton steps are halved until a pass over the data shows that they do not
+    /// lower their part of Q. Optimistic, the full steps are taken without that pass and σ is updated from the SSE at
+    /// the current experts (a conditional maximisation of Q in σ before the one in the experts: ECM, docs/math.md
+    /// §7.1); the caller then checks the likelihood and falls back to the careful step if it fell.
+    let mStep
+        (settings: EmSettings)
+        (bohning: Bohning option)
+        (careful: bool)
+        (model: MoeModel)
+        (source: DataSource)
+        (stats: EmStatistics)
+        : MoeModel =
+        let n, k, d = source.Rows, model.Experts, model.Dimension
+        let p = width settings d
+        let km1 = k - 1
+        let g = model.Activation
+        let identity = g = Identity
+        let a0 = expertVectors settings model
+        let w0 = gateVectors settings model
+        let family = model.Family
+        // Experts: the family's solution (Gaussian: the identity's exact weighted least squares, otherwise a
+        // Gauss–Newton direction).
+        let solutions =
+            if settings.FixRegressors then
+                a0
+            else
+                Array.init k (fun i -> ExpertFamily.expertSolution family p stats.Gram.[i] stats.Rhs.[i])
+
+        let expertsAt (steps: float[]) =
+            Array.init k (fun i ->
+                if settings.FixRegressors || steps.[i] = 0.0 then
+                    a0.[i]
+                elif identity then
+                    solutions.[i]
+                else
+                    Array.init p (fun t -> a0.[i].[t] + steps.[i] * solutions.[i].[t]))
+
+        // Gate: Newton with halving, or Böhning's guaranteed step.
+        let gradient = Array.init km1 (fun j -> Array.sub stats.GateGradient (j * p) p)
+
+        let direction =
+            match bohning with
+            | Some b -> b.Step gradient
+            | None ->
+                let newton =
+                    Dense.solveSpd (Dense.mirror (km1 * p) stats.GateHessian) stats.GateGradient
+
+                Array.init km1 (fun j -> Array.sub newton (j * p) p)
+
+        let gatesAt (step: float) =
+            Array.init km1 (fun j -> Array.init p (fun t -> w0.[j].[t] + step * direction.[j].[t]))
+
+        let steps = Array.create k (if settings.FixRegressors then 0.0 else 1.0)
+        let mutable gateStep = 1.0
+        // Each expert's expected loss at the statistics' model (Gaussian: its weighted SSE).
+        let current =
+            Array.init k (fun i -> ExpertFamily.expectedLoss family stats.Sums.[i])
+
+        let needsPass =
+            careful && (not identity && not settings.FixRegressors || bohning.IsNone)
+
+        let mutable sse = current
+        let mutable accepted = not needsPass
+
+        while not accepted do
+            let experts = expertsAt steps
+            let gates = gatesAt gateStep
+            let candidate = rebuild settings model experts gates model.Sigmas
+
+            let sseTrial, q = EmKernel.mStepObjectivesOf model candidate source
+
+            accepted <- true
+            // Accept no increase beyond rounding (1e-12 relative: far above a reordered sum, far below a real step).
+            if not identity && not settings.FixRegressors then
+                for i in 0 .. k - 1 do
+                    if steps.[i] > 0.0 && sseTrial.[i] > current.[i] * (1.0 + 1e-12) then
+                        accepted <- false
+                        steps.[i] <- (if steps.[i] * 0.5 > 1e-6 then steps.[i] * 0.5 else 0.0)
+
+            if
+                bohning.IsNone
+                && gateStep > 0.0
+                && q < stats.GateObjective - 1e-12 * abs stats.GateObjective
+            then
+                accepted <- false
+                gateStep <- (if gateStep * 0.5 > 1e-6 then gateStep * 0.5 else 0.0)
+
+            if accepted then
+                sse <- sseTrial
+
+        let experts = expertsAt steps
+
+        // The identity's SSE at its new experts is known without a pass; otherwise an optimistic step keeps the SSE at the
+        // current experts (σ first, then the experts).
+        if identity && not settings.FixRegressors && not needsPass then
+            sse <-
+                Array.init k (fun i ->
+                    ExpertFamily.closedFormLoss family p stats.Gram.[i] stats.Rhs.[i] stats.Sums.[i] experts.[i])
+
+        // The levels maximise the expected complete-data log-likelihood (plus the log-prior, when there is one).
+        let sigmas =
+            if not settings.EstimateSigma then
+                model.Sigmas
+            else
+                ExpertFamily.levels
+                    family
+                    settings.SigmaPrior
+                    settings.SigmaFloor
+                    settings.CommonSigma
+                    sse
+                    stats.Weight
+                    (float n)
+                    model.Sigmas
+
+        rebuild settings model experts (gatesAt gateStep) sigmas
+
+    /// Parameters as one vector for extrapolation: experts, gates, log σ_i.
+    let pack (settings: EmSettings) (model: MoeModel) =
+        Array.concat
+            [
+                Array.concat (expertVectors settings model)
+                Array.concat (gateVectors settings model)
+                model.Sigmas |> Array.map Math.Log
+            ]
+
+    let unpack (settings: EmSettings) (template: MoeModel) (v: float[]) =
+        let k, d = template.Experts, template.Dimension
+        let p = width settings d
+        let experts = Array.init k (fun i -> Array.sub v (i * p) p)
+        let gates = Array.init (k - 1) (fun j -> Array.sub v (k * p + j * p) p)
+
+        let sigmas =
+            Array.init k (fun i -> max (Math.Exp v.[k * p + (k - 1) * p + i]) (max settings.SigmaFloor 1e-12))
+
+        rebuild settings template experts gates sigmas
+
+    /// The objective EM increases: the log-likelihood, plus the family's log-prior on its levels when there is one
+    /// (docs/math.md §7.4).
+    let objective (settings: EmSettings) (m: MoeModel) (s: EmStatistics) =
+        match settings.SigmaPrior with
+        | None -> s.LogLikelihood
+        | Some prior ->
+            s.LogLikelihood
+            + ExpertFamily.logPrior m.Family prior settings.CommonSigma m.Sigmas
