@@ -168,22 +168,24 @@ module Inference =
                 inverse * scores * inverse
 
         let se = Array.init p (fun j -> sqrt (max covariance.[j, j] 0.0))
-        let width = if settings.FitIntercepts then d + 1 else d
-        let nW = (k - 1) * width
+        let dE, dG = model.ExpertDimension, model.GateDimension
+        let width = if settings.FitIntercepts then dE + 1 else dE
+        let gateWidth = if settings.FitIntercepts then dG + 1 else dG
+        let nW = (k - 1) * gateWidth
         let nA = k * width
         let levels = if commonSigma then 1 else k
 
         {
-            Regressors = Array2D.init k d (fun i t -> se.[i * width + t])
+            Regressors = Array2D.init k dE (fun i t -> se.[i * width + t])
             RegressorIntercepts =
                 (if settings.FitIntercepts then
-                     Array.init k (fun i -> se.[i * width + d])
+                     Array.init k (fun i -> se.[i * width + dE])
                  else
                      [||])
-            Gating = Array2D.init (k - 1) d (fun j t -> se.[nA + j * width + t])
+            Gating = Array2D.init (k - 1) dG (fun j t -> se.[nA + j * gateWidth + t])
             GatingIntercepts =
                 (if settings.FitIntercepts then
-                     Array.init (k - 1) (fun j -> se.[nA + j * width + d])
+                     Array.init (k - 1) (fun j -> se.[nA + j * gateWidth + dG])
                  else
                      [||])
             Sigmas =
@@ -211,7 +213,8 @@ module Inference =
                 (Text.format "The interval's probability must be in (0, 1) (or 0 for none), but is %g." [| box level |])
 
         let gate = MoeModel.gateProbabilities model x
-        let n, k, d = x.GetLength 0, model.Experts, model.Dimension
+        let n, k, d = x.GetLength 0, model.Experts, model.ExpertDimension
+        let columns = model.Design.ExpertColumns
         let g = model.Activation
 
         let means =
@@ -219,7 +222,7 @@ module Inference =
                 let mutable z = model.RegressorIntercepts.[i]
 
                 for t in 0 .. d - 1 do
-                    z <- z + model.Regressors.[i, t] * x.[r, t]
+                    z <- z + model.Regressors.[i, t] * x.[r, columns.[t]]
 
                 g.Value z)
 

@@ -117,7 +117,14 @@ module Metrics =
                         box truth.Dimension
                     |])
 
-        let k, d = truth.Experts, truth.Dimension
+        if not (Design.same fitted.Design truth.Design) then
+            invalidArg
+                "fitted"
+                (Text.format
+                    "The fitted model's experts and gate read other columns (%s) than the truth's (%s)."
+                    [| box fitted.Design; box truth.Design |])
+
+        let k, d = truth.Experts, truth.GateDimension
         let a, aStar = rows fitted.Regressors, rows truth.Regressors
         let pi = assign (Array2D.init k k (fun i j -> abs (cosine a.[i] aStar.[j])))
 

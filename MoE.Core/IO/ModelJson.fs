@@ -60,6 +60,18 @@ module ModelJson =
         sb.Append("{\n  \"k\": ").Append(model.Experts).Append(",\n  \"d\": ").Append(model.Dimension)
         |> ignore
 
+        // The design is written only when the experts and the gate do not both read every input in order.
+        if not model.Design.IsShared then
+            let indices (v: int[]) = String.Join(", ", v)
+
+            sb
+                .Append(",\n  \"expertInputs\": [")
+                .Append(indices model.Design.ExpertColumns)
+                .Append("],\n  \"gateInputs\": [")
+                .Append(indices model.Design.GateColumns)
+                .Append(']')
+            |> ignore
+
         sb.Append(",\n  \"activation\": { \"name\": \"").Append(model.Activation.Name)
         |> ignore
 
@@ -251,8 +263,43 @@ module ModelJson =
 
         let sigmas = ExpertFamily.ofJson family numberField vector fail k
 
-        let regressors = matrix root "regressors" k d
-        let gating = matrix root "gating" (k - 1) d
+        let indices (name: string) =
+            let mutable e = Unchecked.defaultof<JsonElement>
+
+            if root.TryGetProperty(name, &e) then
+                let path = "$." + name
+
+                if e.ValueKind <> JsonValueKind.Array then
+                    fail path (Text.format "expected an array of input indices, found %A." [| box e.ValueKind |])
+
+                Some(
+                    e.EnumerateArray()
+                    |> Seq.mapi (fun i v ->
+                        let mutable c = 0
+
+                        if v.ValueKind <> JsonValueKind.Number || not (v.TryGetInt32(&c)) then
+                            fail (Text.format "%s[%d]" [| box path; box i |]) "expected an integer input index."
+
+                        c)
+                    |> Seq.toArray
+                )
+            else
+                None
+
+        let design =
+            match indices "expertInputs", indices "gateInputs" with
+            | None, None -> Design.shared d
+            | experts, gate ->
+                try
+                    Design.create
+                        d
+                        (experts |> Option.defaultWith (fun () -> Array.init d id))
+                        (gate |> Option.defaultWith (fun () -> Array.init d id))
+                with :? ArgumentException as e ->
+                    fail "$" e.Message
+
+        let regressors = matrix root "regressors" k design.ExpertColumns.Length
+        let gating = matrix root "gating" (k - 1) design.GateColumns.Length
 
         let b =
             vector "regressorIntercepts" k
@@ -264,13 +311,14 @@ module ModelJson =
 
         if
             family = ExpertFamily.Gaussian
+            && design.IsShared
             && Array.forall (fun v -> v = 0.0) b
             && Array.forall (fun v -> v = 0.0) c
             && Array.forall (fun v -> v = sigmas.[0]) sigmas
         then
             MoeModel.create regressors gating activation sigmas.[0]
         else
-            MoeModel.createFamily family regressors b gating c activation sigmas
+            MoeModel.createWith design family regressors b gating c activation sigmas
 
     /// <summary>Writes a model file (created or replaced atomically: a failed write leaves the previous file).</summary>
     /// <param name="path">The file.</param>

@@ -13,7 +13,7 @@ module internal Wire =
 
     /// The format's version: raised whenever any request's layout changes.
     [<Literal>]
-    let Version = 1uy
+    let Version = 2uy
 
     /// A writer of one request.
     type Writer() =
@@ -35,6 +35,12 @@ module internal Wire =
                 w.Write x
 
         member this.Longs(v: int64[]) =
+            w.Write v.Length
+
+            for x in v do
+                w.Write x
+
+        member this.Ints(v: int[]) =
             w.Write v.Length
 
             for x in v do
@@ -100,6 +106,10 @@ module internal Wire =
         member this.Longs() =
             let n = this.Count()
             Array.init n (fun _ -> this.Long())
+
+        member this.Ints() =
+            let n = this.Count()
+            Array.init n (fun _ -> this.Int())
 
         member this.Matrix() =
             let rows = this.Count()

@@ -51,8 +51,8 @@ module internal EmKernel =
 
     /// The statistics' layout in one vector, with E of the family's sums per expert:
     /// [ll, Q | Gram_0..k-1 | Rhs_0..k-1 | Sums_0..k-1 (E each) | Weight_0..k-1 | GateGradient | GateHessian].
-    let private layout (family: ExpertFamily) (p: int) (k: int) (hessian: bool) =
-        let pp, hp = p * p, (k - 1) * p
+    let private layout (family: ExpertFamily) (p: int) (pG: int) (k: int) (hessian: bool) =
+        let pp, hp = p * p, (k - 1) * pG
         let oGram, oRhs = 2, 2 + k * pp
         let oSums = oRhs + k * p
         let oW = oSums + k * ExpertFamily.emSums family
@@ -187,15 +187,15 @@ module internal EmKernel =
         let identity = model.Activation = Identity
         let family = model.Family
         let sums = ExpertFamily.emSums family
-        let p = forward.Width
+        let p, pG = forward.Width, forward.GateWidth
         let b = model.RegressorIntercepts
-        let pp, hp = p * p, km1 * p
+        let pp, hp = p * p, km1 * pG
 
         let struct (oGram, oRhs, oSums, oW, oGrad, oHess, length) =
-            layout family p k hessian
+            layout family p pG k hessian
 
         let acc = Array.zeroCreate length
-        let xt = forward.Xt
+        let xt, xtG = forward.Xt, forward.GateXt
 
         let post, gate, residuals, slopes =
             forward.Post, forward.Gate, forward.Residuals, forward.Slopes
@@ -241,20 +241,20 @@ module internal EmKernel =
 
             for j in 0 .. km1 - 1 do
                 TensorPrimitives.Subtract(Lanes.lane post j rows, Lanes.lane gate j rows, Lanes.into weighted rows)
-                Lanes.weightedSums acc (oGrad + j * p) xt p rows weighted 0
+                Lanes.weightedSums acc (oGrad + j * pG) xtG pG rows weighted 0
 
             if hessian then
                 for j in 0 .. km1 - 1 do
                     // Diagonal block: p_j(1 − p_j); off-diagonal blocks l > j: −p_j p_l (full).
                     TensorPrimitives.Subtract(1.0, Lanes.lane gate j rows, Lanes.into wHess rows)
                     TensorPrimitives.Multiply(Lanes.view wHess rows, Lanes.lane gate j rows, Lanes.into wHess rows)
-                    gramBlock false acc (oHess + (j * p) * hp + j * p) hp xt p rows wHess scratch 0
+                    gramBlock false acc (oHess + (j * pG) * hp + j * pG) hp xtG pG rows wHess scratch 0
 
                     for l in j + 1 .. km1 - 1 do
                         TensorPrimitives.Multiply(Lanes.lane gate j rows, Lanes.lane gate l rows, Lanes.into wHess rows)
 
                         TensorPrimitives.Negate(Lanes.view wHess rows, Lanes.into wHess rows)
-                        gramBlock true acc (oHess + (j * p) * hp + l * p) hp xt p rows wHess scratch 0
+                        gramBlock true acc (oHess + (j * pG) * hp + l * pG) hp xtG pG rows wHess scratch 0
 
             start <- start + rows
 
@@ -275,13 +275,14 @@ module internal EmKernel =
     /// per row is kept: the posterior lives for one block of rows.
     /// </summary>
     let statisticsOf (model: MoeModel) (intercepts: bool) (hessian: bool) (source: DataSource) : EmStatistics =
-        let d, k = source.Dimension, model.Experts
-        let p = if intercepts then d + 1 else d
-        let pp, hp = p * p, (k - 1) * p
+        let k = model.Experts
+        let width (d: int) = if intercepts then d + 1 else d
+        let p, pG = width model.ExpertDimension, width model.GateDimension
+        let pp, hp = p * p, (k - 1) * pG
         let sums = ExpertFamily.emSums model.Family
 
         let struct (oGram, oRhs, oSums, oW, oGrad, oHess, _) =
-            layout model.Family p k hessian
+            layout model.Family p pG k hessian
 
         let total = statisticsPass model intercepts hessian source
 
@@ -302,8 +303,15 @@ module internal EmKernel =
 
     /// The Gram Σ_n x̃_n x̃_nᵀ (p×p, upper) of x̃ = (x − μ, 1) or x − μ: the pass behind the design's Gram (μ = 0, as
     /// x − 0 = x exactly) and the covariance's centred moments.
-    let private gramPass (request: PassRequest) (mean: float[]) (intercepts: bool) (source: DataSource) : float[] =
-        let d = source.Dimension
+    let private gramPass
+        (request: PassRequest)
+        (columns: int[])
+        (mean: float[])
+        (intercepts: bool)
+        (source: DataSource)
+        : float[] =
+        let m = source.Dimension
+        let d = columns.Length
         let p = if intercepts then d + 1 else d
 
         let init () =
@@ -323,24 +331,26 @@ module internal EmKernel =
                 let rows = min Block (hi - start)
 
                 for bi in 0 .. rows - 1 do
-                    let xr = xs.Slice((start + bi) * d, d)
+                    let xr = xs.Slice((start + bi) * m, m)
 
                     for t in 0 .. d - 1 do
-                        xt.[t * Stride + bi] <- xr.[t] - mean.[t]
+                        xt.[t * Stride + bi] <- xr.[columns.[t]] - mean.[t]
 
                 gramBlock false acc 0 p xt p rows ones scratch 0
                 start <- start + rows
 
             acc)
 
-    /// <summary>The unweighted Gram Σ_n x̃_n x̃_nᵀ (p×p, upper): Böhning's bound of the gate's Hessian is a fixed
-    /// multiple of it, so it is computed once per EM run.</summary>
-    let designOf (intercepts: bool) (source: DataSource) : float[] =
-        gramPass (PassRequest.Design intercepts) (Array.zeroCreate source.Dimension) intercepts source
+    /// <summary>The unweighted Gram Σ_n x̃_n x̃_nᵀ (p×p, upper) of the given columns (with the intercept's column):
+    /// Böhning's bound of the gate's Hessian is a fixed multiple of the gate's, so it is computed once per EM
+    /// run.</summary>
+    let designOf (columns: int[]) (intercepts: bool) (source: DataSource) : float[] =
+        gramPass (PassRequest.Design(columns, intercepts)) columns (Array.zeroCreate columns.Length) intercepts source
 
     /// <summary>The unweighted Gram over data in memory (<c>designOf</c>).</summary>
-    let design (intercepts: bool) (x: float[,]) : float[] =
+    let design (columns: int[]) (intercepts: bool) (x: float[,]) : float[] =
         designOf
+            columns
             intercepts
             (DataSource.ofDataset
                 {
@@ -363,7 +373,7 @@ module internal EmKernel =
 
     /// The covariance's second pass: Σ (x − μ)(x − μ)ᵀ (upper).
     let internal centredGramPass (mean: float[]) (source: DataSource) : float[] =
-        gramPass (PassRequest.CentredGram mean) mean false source
+        gramPass (PassRequest.CentredGram mean) (Array.init source.Dimension id) mean false source
 
     /// <summary>The column means and the second moments about them, Σ_n (x_n − μ)(x_n − μ)ᵀ/n (d×d, upper), in two
     /// passes over a source (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>

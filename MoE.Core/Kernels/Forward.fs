@@ -16,25 +16,39 @@ open System.Runtime.Intrinsics
 /// </summary>
 [<Sealed>]
 type internal Forward(model: MoeModel, intercepts: bool) =
-    let k, d = model.Experts, model.Dimension
+    let k = model.Experts
+    // The input columns m, the experts' d_E and the gate's d_G (all m, in order, when the design is shared).
+    let m = model.Dimension
+    let shared = model.Design.IsShared
+
+    let expertColumns, gateColumns =
+        model.Design.ExpertColumns, model.Design.GateColumns
+
+    let d, dG = model.ExpertDimension, model.GateDimension
     let km1 = k - 1
     let p = if intercepts then d + 1 else d
+    let pG = if intercepts then dG + 1 else dG
     let g = model.Activation
     let family = model.Family
     let logNorms, inv2s2 = MoeModel.densityConstants model
     let a = Array.init (k * d) (fun i -> model.Regressors.[i / d, i % d])
-    let w = Array.init (km1 * d) (fun i -> model.Gating.[i / d, i % d])
+    let w = Array.init (km1 * dG) (fun i -> model.Gating.[i / dG, i % dG])
     let b, c = model.RegressorIntercepts, model.GatingIntercepts
     let block = Lanes.Block
     let stride = Lanes.Stride
 
-    let xt =
-        let m = Array.zeroCreate ((p + 3) / 4 * 4 * stride)
+    /// Transposed lanes for a design of width `width` (its `columns` inputs, then the intercept's lane of ones).
+    let design (columns: int) (width: int) =
+        let lanes = Array.zeroCreate ((width + 3) / 4 * 4 * stride)
 
         if intercepts then
-            Array.fill m (d * stride) block 1.0
+            Array.fill lanes (columns * stride) block 1.0
 
-        m
+        lanes
+
+    let xt = design d p
+    // The gate reads the experts' lanes when the design is shared: nothing is copied.
+    let xtG = if shared then xt else design dG pG
 
     let y = Array.zeroCreate block
     let logGate = Array.zeroCreate (k * stride)
@@ -46,7 +60,14 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let rowLogLikelihood = Array.zeroCreate block
     let scratch = Array.zeroCreate block
     let work: float[][] = Array.init 6 (fun _ -> Array.zeroCreate block)
-    let wide: float[] = Array.zeroCreate ((p + 3) / 4 * 4 * stride)
+    let wide: float[] = Array.zeroCreate ((max p pG + 3) / 4 * 4 * stride)
+
+    let wideG: float[] =
+        if shared then
+            wide
+        else
+            Array.zeroCreate ((pG + 3) / 4 * 4 * stride)
+
     let mutable rows = 0
 
     let lane (m: float[]) (i: int) = Span<float>(m, i * stride, rows)
@@ -54,10 +75,14 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let view (m: float[]) (i: int) =
         ReadOnlySpan<float>(m, i * stride, rows)
 
-    /// The block's transposed design x̃ (p lanes <c>Lanes.Stride</c> apart, the last 1 with intercepts, then zero lanes up to a multiple of 4 for the Gram tiles).
+    /// The block's transposed expert design x̃ (p lanes <c>Lanes.Stride</c> apart, the last 1 with intercepts, then zero lanes up to a multiple of 4 for the Gram tiles).
     member _.Xt = xt
-    /// The design's width p.
+    /// The experts' design width p: d_E, plus one with intercepts.
     member _.Width = p
+    /// The block's transposed gate design (the experts' own lanes when the design is shared).
+    member _.GateXt = xtG
+    /// The gate's design width: d_G, plus one with intercepts.
+    member _.GateWidth = pG
     /// Rows in the current block.
     member _.Rows = rows
     /// The block's responses.
@@ -80,6 +105,8 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.Work = work
     /// Scratch as wide as the transposed block (the Gram's weighted rows).
     member _.Wide = wide
+    /// Scratch as wide as the transposed gate block (the same as <c>Wide</c> when the design is shared).
+    member _.GateWide = wideG
     /// The family's log-density offsets per expert (Gaussian: −½ log(2πσ_i²)).
     member _.LogNorms = logNorms
     /// The family's log-density scales per expert (Gaussian: 1/(2σ_i²)).
@@ -93,11 +120,21 @@ type internal Forward(model: MoeModel, intercepts: bool) =
         rows <- count
         let xs = Chunks.flat x
 
-        for bi in 0 .. count - 1 do
-            let xr = xs.Slice((start + bi) * d, d)
+        if shared then
+            for bi in 0 .. count - 1 do
+                let xr = xs.Slice((start + bi) * d, d)
 
-            for t in 0 .. d - 1 do
-                xt.[t * stride + bi] <- xr.[t]
+                for t in 0 .. d - 1 do
+                    xt.[t * stride + bi] <- xr.[t]
+        else
+            for bi in 0 .. count - 1 do
+                let xr = xs.Slice((start + bi) * m, m)
+
+                for t in 0 .. d - 1 do
+                    xt.[t * stride + bi] <- xr.[expertColumns.[t]]
+
+                for t in 0 .. dG - 1 do
+                    xtG.[t * stride + bi] <- xr.[gateColumns.[t]]
 
         if yAll.Length > 0 then
             Array.blit yAll start y 0 count
@@ -106,7 +143,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     /// log p_i = l_i − m − log Σ exp(l_j − m), m = max_j l_j.</summary>
     member _.ComputeGate() =
         for j in 0 .. km1 - 1 do
-            Lanes.combine w (j * d) d c.[j] xt rows logGate (j * stride)
+            Lanes.combine w (j * dG) dG c.[j] xtG rows logGate (j * stride)
 
         (lane logGate km1).Clear()
         let mx = Span<float>(scratch, 0, rows)

@@ -62,7 +62,7 @@ module internal GatingKernel =
     /// Rows lo..hi−1 of the gating loss into acc = [Σ ll | Σ (p − r) x (k−1 rows of d) | Σ (p − r)].
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private gatingChunk (densities: ExpertDensities) (forward: Forward) (x: float[,]) (lo: int) (hi: int) =
-        let n, d, k = x.GetLength 0, x.GetLength 1, densities.Model.Experts
+        let n, d, k = x.GetLength 0, densities.Model.GateDimension, densities.Model.Experts
         let km1 = k - 1
         let acc = Array.zeroCreate (1 + km1 * d + km1)
         let total, weights = forward.Work.[0], forward.Work.[1]
@@ -116,7 +116,7 @@ module internal GatingKernel =
                     Lanes.into weights rows
                 )
 
-                Lanes.weightedSums acc (1 + j * d) forward.Xt d rows weights 0
+                Lanes.weightedSums acc (1 + j * d) forward.GateXt d rows weights 0
                 acc.[1 + km1 * d + j] <- acc.[1 + km1 * d + j] + Lanes.sum weights 0 rows
 
             start <- start + rows
@@ -135,7 +135,7 @@ module internal GatingKernel =
     /// <param name="c">k−1 gate intercepts.</param>
     /// <returns>−mean log-likelihood, its gradient with respect to W ((k−1)×d) and to c (k−1).</returns>
     let loss (densities: ExpertDensities) (x: float[,]) (w: float[,]) (c: float[]) : float * float[,] * float[] =
-        let n, d, k = x.GetLength 0, x.GetLength 1, densities.Model.Experts
+        let n, d, k = x.GetLength 0, densities.Model.GateDimension, densities.Model.Experts
         let km1 = k - 1
 
         let model =

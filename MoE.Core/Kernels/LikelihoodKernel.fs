@@ -26,10 +26,10 @@ module internal LikelihoodKernel =
     let private chunk (model: MoeModel) (forward: Forward) (batch: Dataset) (lo: int) (hi: int) : float[] =
         let k = model.Experts
         let km1 = k - 1
-        let p = forward.Width
+        let p, pG = forward.Width, forward.GateWidth
         let inv2s2 = forward.Inv2s2
         let oA, oW = 1, 1 + k * p
-        let oS = oW + km1 * p
+        let oS = oW + km1 * pG
         let acc = Array.zeroCreate (oS + k)
         let weights, squares = forward.Work.[0], forward.Work.[1]
         let mutable start = lo
@@ -72,7 +72,7 @@ module internal LikelihoodKernel =
                     Lanes.into weights rows
                 )
 
-                Lanes.weightedSums acc (oW + j * p) forward.Xt p rows weights 0
+                Lanes.weightedSums acc (oW + j * pG) forward.GateXt pG rows weights 0
 
             start <- start + rows
 
@@ -152,11 +152,11 @@ module internal LikelihoodKernel =
     let private curvatureChunk (model: MoeModel) (forward: Forward) (batch: Dataset) (lo: int) (hi: int) : float[] =
         let k = model.Experts
         let km1 = k - 1
-        let p = forward.Width
+        let p, pG = forward.Width, forward.GateWidth
         let inv2s2 = forward.Inv2s2
-        let oW, oS = k * p, k * p + km1 * p
+        let oW, oS = k * p, k * p + km1 * pG
         let acc = Array.zeroCreate (oS + k)
-        let squares = forward.Wide
+        let squares, gateSquares = forward.Wide, forward.GateWide
         let weights = forward.Work.[0]
         let mutable start = lo
 
@@ -168,6 +168,14 @@ module internal LikelihoodKernel =
             for t in 0 .. p - 1 do
                 let column = ReadOnlySpan<float>(xt, t * Stride, rows)
                 TensorPrimitives.Multiply(column, column, Span<float>(squares, t * Stride, rows))
+
+            // With a shared design the gate's squares are the experts' (the same lanes).
+            if not (obj.ReferenceEquals(gateSquares, squares)) then
+                let xtG = forward.GateXt
+
+                for t in 0 .. pG - 1 do
+                    let column = ReadOnlySpan<float>(xtG, t * Stride, rows)
+                    TensorPrimitives.Multiply(column, column, Span<float>(gateSquares, t * Stride, rows))
 
             for i in 0 .. k - 1 do
                 ExpertFamily.curvatureLanes
@@ -190,7 +198,7 @@ module internal LikelihoodKernel =
                     let pi = Lanes.lane forward.Gate i rows
                     TensorPrimitives.Subtract(1.0, pi, Lanes.into weights rows)
                     TensorPrimitives.Multiply(Lanes.view weights rows, pi, Lanes.into weights rows)
-                    Lanes.weightedSums acc (oW + i * p) squares p rows weights 0
+                    Lanes.weightedSums acc (oW + i * pG) gateSquares pG rows weights 0
 
             start <- start + rows
 

@@ -1,5 +1,7 @@
 namespace MoE.Core
 
+open System
+
 /// <summary>
 /// A pass over the data as data (docs/math.md §7.7): which statistic, at which parameters. Every pass of a fit is one
 /// of these, so a shard's worker on another machine can compute the shard's part of it from the request alone and
@@ -16,8 +18,8 @@ type PassRequest =
     | InputSums
     /// Σ (x − μ)(x − μ)ᵀ about the given mean (upper triangle).
     | CentredGram of mean: float[]
-    /// Σ x̃ x̃ᵀ, the design's Gram, with or without the intercept column.
-    | Design of intercepts: bool
+    /// Σ x̃ x̃ᵀ, the Gram of the given columns, with or without the intercept column.
+    | Design of columns: int[] * intercepts: bool
     /// Every sum of one E-step at the model (and the gate's Hessian when asked).
     | EmStatistics of model: MoeModel * intercepts: bool * hessian: bool
     /// The weighted SSE per expert and the gate objective of a candidate M-step under the current posterior.
@@ -68,6 +70,9 @@ module internal Requests =
         w.Floats m.RegressorIntercepts
         w.Floats m.GatingIntercepts
         ExpertFamily.writeWire w m.Family m.Sigma m.Sigmas
+        w.Int m.Design.Inputs
+        w.Ints m.Design.ExpertColumns
+        w.Ints m.Design.GateColumns
 
     let private readModel (r: Wire.Reader) : MoeModel =
         let regressors = r.Matrix()
@@ -76,12 +81,23 @@ module internal Requests =
         let b = r.Floats()
         let c = r.Floats()
         let family, sigma, sigmas = ExpertFamily.readWire r
+        let inputs = r.Int()
+        let expertColumns = r.Ints()
+        let gateColumns = r.Ints()
+
+        let design =
+            try
+                Design.create inputs expertColumns gateColumns
+            with :? ArgumentException as e ->
+                invalidArg "request" (Text.format "The request's model has an invalid design: %s" [| box e.Message |])
+
         let k, d = regressors.GetLength 0, regressors.GetLength 1
 
         if
             k < 1
             || gating.GetLength 0 <> k - 1
-            || gating.GetLength 1 <> d
+            || d <> expertColumns.Length
+            || gating.GetLength 1 <> gateColumns.Length
             || b.Length <> k
             || c.Length <> k - 1
             || sigmas.Length <> k
@@ -93,6 +109,7 @@ module internal Requests =
             Gating = gating
             Activation = g
             Family = family
+            Design = design
             Sigma = sigma
             RegressorIntercepts = b
             GatingIntercepts = c
@@ -134,8 +151,9 @@ module internal Requests =
         | PassRequest.CentredGram mean ->
             w.Byte 3uy
             w.Floats mean
-        | PassRequest.Design intercepts ->
+        | PassRequest.Design(columns, intercepts) ->
             w.Byte 4uy
+            w.Ints columns
             w.Bool intercepts
         | PassRequest.EmStatistics(model, intercepts, hessian) ->
             w.Byte 5uy
@@ -178,7 +196,9 @@ module internal Requests =
             | 1uy -> PassRequest.CentredPowers(r.Floats())
             | 2uy -> PassRequest.InputSums
             | 3uy -> PassRequest.CentredGram(r.Floats())
-            | 4uy -> PassRequest.Design(r.Bool())
+            | 4uy ->
+                let columns = r.Ints()
+                PassRequest.Design(columns, r.Bool())
             | 5uy ->
                 let model = readModel r
                 let intercepts = r.Bool()

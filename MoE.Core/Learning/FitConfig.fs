@@ -118,6 +118,8 @@ type FitConfig =
         Activation: Activation
         /// The experts' family (Model/Families/).
         Family: ExpertFamily
+        /// Which input columns the experts and the gate read; None: both read every column (the shared design).
+        Design: Design option
         /// σ if known; None to estimate it (docs/learners.md).
         Sigma: float option
         /// The estimator.
@@ -245,6 +247,7 @@ module FitConfig =
             Experts = experts
             Activation = activation
             Family = ExpertFamily.Gaussian
+            Design = None
             Sigma = None
             Method = FitMethod.L4
             L4Solver = L4Solver.DefaultSubspace
@@ -340,8 +343,17 @@ module FitConfig =
     /// <param name="dimension">d.</param>
     [<CompiledName("ParameterCount")>]
     let parameterCount (config: FitConfig) (dimension: int) : int64 =
-        let width = dimension + (if config.Intercepts then 1 else 0)
-        ExpertFamily.parameterCount config.Family config.Experts width width config.CommonSigma
+        let design = config.Design |> Option.defaultWith (fun () -> Design.shared dimension)
+
+        let width (columns: int[]) =
+            columns.Length + (if config.Intercepts then 1 else 0)
+
+        ExpertFamily.parameterCount
+            config.Family
+            config.Experts
+            (width design.ExpertColumns)
+            (width design.GateColumns)
+            config.CommonSigma
 
     /// The output transform the L4 stage and the moment initializers use at σ (the configuration's Transform).
     let internal outputTransform (config: FitConfig) (sigma: float) : OutputTransform =
@@ -389,6 +401,30 @@ module FitConfig =
                         box (if config.Method = FitMethod.L4 then "l4" else "spectral")
                         box config.Family.Name
                     |])
+
+        match config.Design with
+        | Some design ->
+            Design.validate design
+
+            if
+                not design.IsShared
+                && (config.Method = FitMethod.L4
+                    || config.Method = FitMethod.Spectral
+                    || config.Method = FitMethod.L2)
+            then
+                invalidArg
+                    "Design"
+                    (Text.format
+                        "The %s method fits experts and a gate that read the same columns; with separate gate columns fit with the default method or EM."
+                        [|
+                            box (
+                                match config.Method with
+                                | FitMethod.L4 -> "l4"
+                                | FitMethod.Spectral -> "spectral"
+                                | _ -> "l2"
+                            )
+                        |])
+        | None -> ()
 
         Guard.positiveInt "SignSubsample" config.SignSubsample
         Guard.positiveInt "GatingIterations" config.GatingIterations

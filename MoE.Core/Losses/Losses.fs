@@ -219,7 +219,7 @@ module Losses =
         let mutable total = 0.0
 
         for row in 0 .. n - 1 do
-            Gate.logitsInto model.Gating model.GatingIntercepts x row p
+            Gate.logitsInto model.Gating model.GatingIntercepts null x row p
             Gate.softmaxInPlace p k
             let mutable yhat = 0.0
 

@@ -13,17 +13,30 @@ open System
 [<RequireQualifiedAccess>]
 module Gate =
 
+    /// The gate's columns of x for <c>logitsInto</c>: null when the design is shared (the columns in order).
+    let internal columnsOf (design: Design) : int[] =
+        if design.IsShared then null else design.GateColumns
+
     /// <summary>Writes the k logits (&lt;w_1,x_row&gt; + c_1, …, &lt;w_{k−1},x_row&gt; + c_{k−1}, 0) of one sample into
-    /// <paramref name="logits"/>. Unchecked: shapes are the caller's responsibility.</summary>
-    let inline internal logitsInto (gating: float[,]) (intercepts: float[]) (x: float[,]) (row: int) (logits: float[]) =
+    /// <paramref name="logits"/>, x's entries taken from <paramref name="columns"/> (null: every column in order).
+    /// Unchecked: shapes are the caller's responsibility.</summary>
+    let inline internal logitsInto
+        (gating: float[,])
+        (intercepts: float[])
+        (columns: int[])
+        (x: float[,])
+        (row: int)
+        (logits: float[])
+        =
         let km1 = gating.GetLength 0
         let d = gating.GetLength 1
+        let shared = isNull columns
 
         for i in 0 .. km1 - 1 do
             let mutable s = 0.0
 
             for j in 0 .. d - 1 do
-                s <- s + gating.[i, j] * x.[row, j]
+                s <- s + gating.[i, j] * x.[row, (if shared then j else columns.[j])]
 
             logits.[i] <- s + intercepts.[i]
 

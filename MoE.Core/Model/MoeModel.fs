@@ -8,8 +8,10 @@ open System
 /// model (Makkuva et al., eq. 1) is the case without intercepts (b = c = 0) and with one σ for every expert.
 /// </summary>
 /// <remarks>
-/// Shapes: <c>Regressors</c> is k×d (row i = a_i), <c>Gating</c> is (k−1)×d (row i = w_i; the k-th gate is
-/// fixed at 0), <c>RegressorIntercepts</c> has k entries, <c>GatingIntercepts</c> k−1, <c>Sigmas</c> k.
+/// Shapes: <c>Regressors</c> is k×d_E (row i = a_i), <c>Gating</c> is (k−1)×d_G (row i = w_i; the k-th gate is
+/// fixed at 0), <c>RegressorIntercepts</c> has k entries, <c>GatingIntercepts</c> k−1, <c>Sigmas</c> k. The
+/// <c>Design</c> says which of the m input columns the experts (d_E of them) and the gate (d_G) read; by default both
+/// read all, d_E = d_G = m = d.
 /// <c>Sigma</c> is the common noise level when every σ_i is equal, and √(mean σ_i²) otherwise (what the moment
 /// estimators' transforms use). Build one with <c>MoeModel.create</c> (the paper's model) or
 /// <c>MoeModel.createGeneral</c>, which check shapes, finite values and σ ≥ 0 and copy the arrays, so a model is
@@ -17,14 +19,16 @@ open System
 /// </remarks>
 type MoeModel =
     {
-        /// k×d regressors; row i is a_i.
+        /// k×d_E regressors; row i is a_i, over the design's expert columns.
         Regressors: float[,]
-        /// (k−1)×d gating parameters; row i is w_i, and w_k = 0.
+        /// (k−1)×d_G gating parameters; row i is w_i over the design's gate columns, and w_k = 0.
         Gating: float[,]
         /// The expert non-linearity g.
         Activation: Activation
         /// The experts' family: what density each expert gives y around g(η_i) (Model/Families/).
         Family: ExpertFamily
+        /// Which input columns the experts and the gate read.
+        Design: Design
         /// The common noise level σ ≥ 0, or √(mean σ_i²) when the experts' levels differ.
         Sigma: float
         /// The experts' intercepts b_i (k; all zero in the paper's model).
@@ -37,8 +41,12 @@ type MoeModel =
 
     /// The number of experts k.
     member this.Experts = this.Regressors.GetLength 0
-    /// The input dimension d.
-    member this.Dimension = this.Regressors.GetLength 1
+    /// The input dimension m: the columns of the x the model reads (d in the paper's model).
+    member this.Dimension = this.Design.Inputs
+    /// d_E, the experts' inputs: the columns of <c>Regressors</c>.
+    member this.ExpertDimension = this.Regressors.GetLength 1
+    /// d_G, the gate's inputs: the columns of <c>Gating</c>.
+    member this.GateDimension = this.Gating.GetLength 1
 
     /// Whether the model has intercepts (any b_i or c_i not zero).
     member this.HasIntercepts =
@@ -63,6 +71,8 @@ module MoeModel =
         Guard.notNull "gating" model.Gating
         let k = model.Regressors.GetLength 0
         let d = model.Regressors.GetLength 1
+        Design.validate model.Design
+        let dG = model.Design.GateColumns.Length
 
         if k < 2 then
             invalidArg
@@ -78,14 +88,21 @@ module MoeModel =
                     "regressors must have at least one column, but has shape %s."
                     [| box (Guard.shape model.Regressors) |])
 
-        if model.Gating.GetLength 0 <> k - 1 || model.Gating.GetLength 1 <> d then
+        if d <> model.Design.ExpertColumns.Length then
+            invalidArg
+                "regressors"
+                (Text.format
+                    "regressors have %d columns, but the design's experts read %d input columns."
+                    [| box d; box model.Design.ExpertColumns.Length |])
+
+        if model.Gating.GetLength 0 <> k - 1 || model.Gating.GetLength 1 <> dG then
             invalidArg
                 "gating"
                 (Text.format
                     "gating must be (k-1)x d = %dx%d to match regressors (%s), but has shape %s."
                     [|
                         box (k - 1)
-                        box d
+                        box dG
                         box (Guard.shape model.Regressors)
                         box (Guard.shape model.Gating)
                     |])
@@ -146,6 +163,7 @@ module MoeModel =
                 Gating = Array2D.copy gating
                 Activation = activation
                 Family = ExpertFamily.Gaussian
+                Design = Design.shared (regressors.GetLength 1)
                 Sigma = sigma
                 RegressorIntercepts = Array.zeroCreate (regressors.GetLength 0)
                 GatingIntercepts = Array.zeroCreate (max 0 (regressors.GetLength 0 - 1))
@@ -162,19 +180,22 @@ module MoeModel =
         Guard.notNull "sigmas" sigmas
         Gaussian.pooled sigmas
 
-    /// <summary>A validated model of any expert family over copies of the given arrays (docs/math.md §9): the
-    /// experts' predictors with intercepts, the gate with intercepts, and the family's levels.</summary>
+    /// <summary>A validated model of any design and expert family over copies of the given arrays (docs/math.md §9,
+    /// docs/architecture.md): the experts' predictors over the design's expert columns with intercepts, the gate over
+    /// its gate columns with intercepts, and the family's levels.</summary>
+    /// <param name="design">Which input columns the experts and the gate read.</param>
     /// <param name="family">The experts' family.</param>
-    /// <param name="regressors">k×d, k ≥ 2; row i is a_i.</param>
+    /// <param name="regressors">k×d_E, k ≥ 2; row i is a_i.</param>
     /// <param name="regressorIntercepts">k expert intercepts b_i.</param>
-    /// <param name="gating">(k−1)×d; row i is w_i.</param>
+    /// <param name="gating">(k−1)×d_G; row i is w_i.</param>
     /// <param name="gatingIntercepts">k−1 gate intercepts c_i (c_k = 0).</param>
     /// <param name="activation">g.</param>
     /// <param name="sigmas">The family's k levels (Gaussian: σ_i ≥ 0).</param>
     /// <returns>The model; its <c>Sigma</c> is the common level, or √(mean σ_i²).</returns>
     /// <exception cref="T:System.ArgumentException">See <c>validate</c>.</exception>
-    [<CompiledName("CreateFamily")>]
-    let createFamily
+    [<CompiledName("CreateWith")>]
+    let createWith
+        (design: Design)
         (family: ExpertFamily)
         (regressors: float[,])
         (regressorIntercepts: float[])
@@ -183,6 +204,7 @@ module MoeModel =
         (activation: Activation)
         (sigmas: float[])
         : MoeModel =
+        Guard.notNull "design" (box design)
         Guard.notNull "regressors" regressors
         Guard.notNull "gating" gating
         Guard.notNull "regressorIntercepts" regressorIntercepts
@@ -196,6 +218,7 @@ module MoeModel =
                 Gating = Array2D.copy gating
                 Activation = activation
                 Family = family
+                Design = Design(design.Inputs, Array.copy design.ExpertColumns, Array.copy design.GateColumns)
                 Sigma =
                     (if sigmas.Length = 0 then
                          nan
@@ -208,6 +231,39 @@ module MoeModel =
 
         validate model
         model
+
+    /// <summary>A validated model of any expert family whose experts and gate read every input column (the shared
+    /// design), over copies of the given arrays.</summary>
+    /// <param name="family">The experts' family.</param>
+    /// <param name="regressors">k×d, k ≥ 2; row i is a_i.</param>
+    /// <param name="regressorIntercepts">k expert intercepts b_i.</param>
+    /// <param name="gating">(k−1)×d; row i is w_i.</param>
+    /// <param name="gatingIntercepts">k−1 gate intercepts c_i (c_k = 0).</param>
+    /// <param name="activation">g.</param>
+    /// <param name="sigmas">The family's k levels (Gaussian: σ_i ≥ 0).</param>
+    /// <returns>The model.</returns>
+    /// <exception cref="T:System.ArgumentException">See <c>validate</c>.</exception>
+    [<CompiledName("CreateFamily")>]
+    let createFamily
+        (family: ExpertFamily)
+        (regressors: float[,])
+        (regressorIntercepts: float[])
+        (gating: float[,])
+        (gatingIntercepts: float[])
+        (activation: Activation)
+        (sigmas: float[])
+        : MoeModel =
+        Guard.notNull "regressors" regressors
+
+        createWith
+            (Design.shared (regressors.GetLength 1))
+            family
+            regressors
+            regressorIntercepts
+            gating
+            gatingIntercepts
+            activation
+            sigmas
 
     /// <summary>A validated general model over copies of the given arrays: intercepts and a noise level per expert
     /// (docs/math.md §9), Gaussian experts.</summary>
@@ -261,7 +317,7 @@ module MoeModel =
     let relabel (order: int[]) (model: MoeModel) : MoeModel =
         validate model
         Guard.notNull "order" order
-        let k, d = model.Experts, model.Dimension
+        let k, dE, dG = model.Experts, model.ExpertDimension, model.GateDimension
 
         if order.Length <> k || (Array.sort order) <> Array.init k id then
             invalidArg
@@ -280,8 +336,8 @@ module MoeModel =
         let sigmas = Array.init k (fun i -> model.Sigmas.[order.[i]])
 
         { model with
-            Regressors = Array2D.init k d (fun i t -> model.Regressors.[order.[i], t])
-            Gating = Array2D.init (k - 1) d (fun i t -> w order.[i] t - w last t)
+            Regressors = Array2D.init k dE (fun i t -> model.Regressors.[order.[i], t])
+            Gating = Array2D.init (k - 1) dG (fun i t -> w order.[i] t - w last t)
             RegressorIntercepts = Array.init k (fun i -> model.RegressorIntercepts.[order.[i]])
             GatingIntercepts = Array.init (k - 1) (fun i -> c order.[i] - c last)
             Sigma = pooledSigma sigmas
@@ -306,12 +362,14 @@ module MoeModel =
     let inline internal expertMeansInto (model: MoeModel) (x: float[,]) (row: int) (means: float[]) =
         let a = model.Regressors
         let d = a.GetLength 1
+        let shared = model.Design.IsShared
+        let columns = model.Design.ExpertColumns
 
         for i in 0 .. a.GetLength 0 - 1 do
             let mutable s = 0.0
 
             for j in 0 .. d - 1 do
-                s <- s + a.[i, j] * x.[row, j]
+                s <- s + a.[i, j] * x.[row, (if shared then j else columns.[j])]
 
             means.[i] <- model.Activation.Value(s + model.RegressorIntercepts.[i])
 
@@ -320,7 +378,7 @@ module MoeModel =
     /// so they give the same bits. Unchecked.</summary>
     let inline internal mixtureRowInto (model: MoeModel) (x: float[,]) (row: int) (gate: float[]) (means: float[]) =
         let k = model.Experts
-        Gate.logitsInto model.Gating model.GatingIntercepts x row gate
+        Gate.logitsInto model.Gating model.GatingIntercepts (Gate.columnsOf model.Design) x row gate
         Gate.softmaxInPlace gate k
         expertMeansInto model x row means
         let mutable s = 0.0
@@ -351,7 +409,7 @@ module MoeModel =
             let buffer = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                Gate.logitsInto model.Gating model.GatingIntercepts x r buffer
+                Gate.logitsInto model.Gating model.GatingIntercepts (Gate.columnsOf model.Design) x r buffer
                 Gate.softmaxInPlace buffer k
 
                 for i in 0 .. k - 1 do
@@ -430,7 +488,7 @@ module MoeModel =
         (joint: float[])
         =
         let k = model.Experts
-        Gate.logitsInto model.Gating model.GatingIntercepts x row gate
+        Gate.logitsInto model.Gating model.GatingIntercepts (Gate.columnsOf model.Design) x row gate
         let lseGate = Gate.logSumExp gate k
         expertMeansInto model x row means
 

@@ -36,6 +36,10 @@ module Sampler =
         let d = model.Dimension
         let a = model.Regressors
         let w = model.Gating
+
+        let expertColumns, gateColumns =
+            model.Design.ExpertColumns, model.Design.GateColumns
+
         let p = Array.zeroCreate<float> k
         let first = int (chunk * int64 ChunkSize - offset)
         let last = int (min n ((chunk + 1L) * int64 ChunkSize) - offset) - 1
@@ -50,8 +54,8 @@ module Sampler =
             for i in 0 .. k - 2 do
                 let mutable s = 0.0
 
-                for j in 0 .. d - 1 do
-                    s <- s + w.[i, j] * x.[r, j]
+                for j in 0 .. gateColumns.Length - 1 do
+                    s <- s + w.[i, j] * x.[r, gateColumns.[j]]
 
                 let s = s + model.GatingIntercepts.[i]
                 p.[i] <- s
@@ -83,8 +87,8 @@ module Sampler =
 
             let mutable s = 0.0
 
-            for j in 0 .. d - 1 do
-                s <- s + a.[chosen, j] * x.[r, j]
+            for j in 0 .. expertColumns.Length - 1 do
+                s <- s + a.[chosen, j] * x.[r, expertColumns.[j]]
 
             let noise = rng.NextGaussian()
 
@@ -181,16 +185,19 @@ module Sampler =
     /// The model seen from standard covariates u, where x = μ + s ⊙ u: ⟨a, x⟩ + b = ⟨a ⊙ s, u⟩ + b + ⟨a, μ⟩ (the
     /// same for the gate).
     let internal toStandardCovariates (mean: float[]) (scale: float[]) (model: MoeModel) : MoeModel =
-        let k, d = model.Experts, model.Dimension
+        let k = model.Experts
+        let e, g = model.Design.ExpertColumns, model.Design.GateColumns
 
-        let shift (row: int -> int -> float) (i: int) =
-            Seq.sum (seq { for t in 0 .. d - 1 -> row i t * mean.[t] })
+        let shift (columns: int[]) (row: int -> int -> float) (i: int) =
+            Seq.sum (seq { for t in 0 .. columns.Length - 1 -> row i t * mean.[columns.[t]] })
 
-        MoeModel.createGeneral
-            (Array2D.init k d (fun i t -> model.Regressors.[i, t] * scale.[t]))
-            (Array.init k (fun i -> model.RegressorIntercepts.[i] + shift (fun i t -> model.Regressors.[i, t]) i))
-            (Array2D.init (k - 1) d (fun i t -> model.Gating.[i, t] * scale.[t]))
-            (Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] + shift (fun i t -> model.Gating.[i, t]) i))
+        MoeModel.createWith
+            model.Design
+            model.Family
+            (Array2D.init k e.Length (fun i t -> model.Regressors.[i, t] * scale.[e.[t]]))
+            (Array.init k (fun i -> model.RegressorIntercepts.[i] + shift e (fun i t -> model.Regressors.[i, t]) i))
+            (Array2D.init (k - 1) g.Length (fun i t -> model.Gating.[i, t] * scale.[g.[t]]))
+            (Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] + shift g (fun i t -> model.Gating.[i, t]) i))
             model.Activation
             model.Sigmas
 

@@ -27,6 +27,9 @@ module Standardise =
     /// <param name="centre">Whether to centre (the model has intercepts to absorb the shift).</param>
     /// <param name="family">The experts' family: decides, with g, how y may be moved.</param>
     /// <param name="activation">g: decides how y may be moved.</param>
+    /// <param name="design">Which columns the experts and the gate read: with a shared design the covariates are
+    /// whitened (u = L⁻¹(x − μ), the moment initializers' units); otherwise each column is only centred and scaled, so
+    /// that each part's predictor maps back onto its own columns.</param>
     /// <returns>The change of units.</returns>
     /// <exception cref="T:System.ArgumentException">The covariates are collinear (their covariance is singular to
     /// working precision): the message names the ratio of its extreme eigenvalues.</exception>
@@ -37,6 +40,7 @@ module Standardise =
         (centre: bool)
         (family: ExpertFamily)
         (activation: Activation)
+        (design: Design)
         : Standardisation =
         let d = source.Dimension
         let mean, moments = EmKernel.covarianceOf centre source
@@ -55,14 +59,19 @@ module Standardise =
                     "the covariates are collinear: the smallest eigenvalue of their covariance is %.3g of the largest, so one column is (almost) a combination of the others; remove the redundant columns."
                     [| box (Array.min values / Array.max values) |])
 
-        let inverse = cov.Cholesky().Factor.Inverse()
+        let whitening =
+            if design.IsShared then
+                cov.Cholesky().Factor.Inverse().ToArray()
+            else
+                Array2D.init d d (fun i j -> if i = j then 1.0 / sqrt cov.[i, i] else 0.0)
+
         // How y may be moved is the family's to say (Gaussian: scaled to the unit expert's second moment).
         let shift, scale =
             ExpertFamily.responseUnits family activation centre summary.Response.Mean summary.Response.Sd
 
         {
             Mean = mean
-            Whitening = inverse.ToArray()
+            Whitening = whitening
             YShift = shift
             YScale = (if scale > 0.0 then scale else 1.0)
         }
@@ -76,7 +85,7 @@ module Standardise =
     [<CompiledName("Fit")>]
     let fit (data: Dataset) (centre: bool) (activation: Activation) : Standardisation =
         let source = DataSource.ofDataset data
-        fitOn source (Diagnosis.summarise source) centre ExpertFamily.Gaussian activation
+        fitOn source (Diagnosis.summarise source) centre ExpertFamily.Gaussian activation (Design.shared data.Dimension)
 
     /// <summary>The data in standardised units.</summary>
     /// <param name="s">The standardisation.</param>
@@ -172,6 +181,67 @@ module Standardise =
                     "The standardisation is for d = %d but the model has d = %d."
                     [| box s.Mean.Length; box model.Dimension |])
 
+    /// A model of a design whose parts read different columns, across a per-column change of units (L diagonal): each
+    /// coefficient of column t scales by L_tt, each intercept takes the shift ⟨·, μ⟩ of its own part's columns.
+    /// toData: a_t = s·L_tt·ã_t, b = m + s·b̃ − Σ a_t μ_t, w_t = L_tt·w̃_t, c = c̃ − Σ w_t μ_t; and the inverse.
+    let private perColumn (s: Standardisation) (model: MoeModel) (toData: bool) : MoeModel =
+        let l = s.Whitening
+        let m = l.GetLength 0
+
+        for i in 0 .. m - 1 do
+            for j in 0 .. m - 1 do
+                if i <> j && l.[i, j] <> 0.0 then
+                    invalidArg
+                        "s"
+                        "A model whose experts and gate read different columns maps across a per-column change of units only (a diagonal whitening), not a whitening that mixes columns."
+
+        let k = model.Experts
+        let e, g = model.Design.ExpertColumns, model.Design.GateColumns
+
+        let scaled (columns: int[]) (factor: float) (row: int -> int -> float) (i: int) =
+            Array.init columns.Length (fun t ->
+                let f = factor * l.[columns.[t], columns.[t]]
+                if toData then row i t * f else row i t / f)
+
+        let shift (columns: int[]) (v: float[]) =
+            Seq.sum (seq { for t in 0 .. columns.Length - 1 -> v.[t] * s.Mean.[columns.[t]] })
+
+        let a = Array.init k (scaled e s.YScale (fun i t -> model.Regressors.[i, t]))
+        let w = Array.init (k - 1) (scaled g 1.0 (fun i t -> model.Gating.[i, t]))
+
+        let b =
+            Array.init k (fun i ->
+                if toData then
+                    s.YShift + s.YScale * model.RegressorIntercepts.[i] - shift e a.[i]
+                else
+                    (model.RegressorIntercepts.[i] - s.YShift
+                     + shift e (Array.init e.Length (fun t -> model.Regressors.[i, t])))
+                    / s.YScale)
+
+        let c =
+            Array.init (k - 1) (fun i ->
+                if toData then
+                    model.GatingIntercepts.[i] - shift g w.[i]
+                else
+                    model.GatingIntercepts.[i]
+                    + shift g (Array.init g.Length (fun t -> model.Gating.[i, t])))
+
+        MoeModel.createWith
+            model.Design
+            model.Family
+            (array2D a)
+            b
+            (Array2D.init (k - 1) g.Length (fun i t -> w.[i].[t]))
+            c
+            model.Activation
+            ((if toData then
+                  ExpertFamily.toDataUnits
+              else
+                  ExpertFamily.fromDataUnits)
+                model.Family
+                s.YScale
+                model.Sigmas)
+
     /// <summary>A model fitted in standardised units, in the data's units: with v = (y − m)/s and u = L⁻¹(x − μ),
     /// a = s·L⁻ᵀã, b = m + s·b̃ − ⟨a, μ⟩ for the identity (s·b̃ − ⟨a, μ⟩ otherwise), σ_i = s·σ̃_i, w = L⁻ᵀw̃ and
     /// c = c̃ − ⟨w, μ⟩ (docs/math.md §9.2).</summary>
@@ -180,29 +250,34 @@ module Standardise =
     [<CompiledName("ToDataUnits")>]
     let toDataUnits (s: Standardisation) (model: MoeModel) : MoeModel =
         checkActivation s model
-        let k, d = model.Experts, model.Dimension
-        let l = s.Whitening
-        // L⁻ᵀv: (L⁻¹)ᵀ applied to a row vector v.
-        let back (v: int -> float) =
-            Array.init d (fun j -> Seq.sum (seq { for i in j .. d - 1 -> l.[i, j] * v i }))
 
-        let a = Array.init k (fun i -> back (fun t -> s.YScale * model.Regressors.[i, t]))
-        let w = Array.init (k - 1) (fun i -> back (fun t -> model.Gating.[i, t]))
+        if not model.Design.IsShared then
+            perColumn s model true
+        else
 
-        let b =
-            Array.init k (fun i -> s.YShift + s.YScale * model.RegressorIntercepts.[i] - Dense.dot a.[i] s.Mean)
+            let k, d = model.Experts, model.Dimension
+            let l = s.Whitening
+            // L⁻ᵀv: (L⁻¹)ᵀ applied to a row vector v.
+            let back (v: int -> float) =
+                Array.init d (fun j -> Seq.sum (seq { for i in j .. d - 1 -> l.[i, j] * v i }))
 
-        let c =
-            Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] - Dense.dot w.[i] s.Mean)
+            let a = Array.init k (fun i -> back (fun t -> s.YScale * model.Regressors.[i, t]))
+            let w = Array.init (k - 1) (fun i -> back (fun t -> model.Gating.[i, t]))
 
-        MoeModel.createFamily
-            model.Family
-            (array2D a)
-            b
-            (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
-            c
-            model.Activation
-            (ExpertFamily.toDataUnits model.Family s.YScale model.Sigmas)
+            let b =
+                Array.init k (fun i -> s.YShift + s.YScale * model.RegressorIntercepts.[i] - Dense.dot a.[i] s.Mean)
+
+            let c =
+                Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] - Dense.dot w.[i] s.Mean)
+
+            MoeModel.createFamily
+                model.Family
+                (array2D a)
+                b
+                (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
+                c
+                model.Activation
+                (ExpertFamily.toDataUnits model.Family s.YScale model.Sigmas)
 
     /// <summary>A model in the data's units, in standardised units: the inverse of <c>toDataUnits</c>.</summary>
     /// <param name="s">The standardisation.</param>
@@ -210,35 +285,40 @@ module Standardise =
     [<CompiledName("FromDataUnits")>]
     let fromDataUnits (s: Standardisation) (model: MoeModel) : MoeModel =
         checkActivation s model
-        let k, d = model.Experts, model.Dimension
-        let linv = Matrix<float>.Build.DenseOfArray s.Whitening
-        let lmat = linv.Inverse()
-        // ã = Lᵀa/s, w̃ = Lᵀw.
-        let forward (v: float[]) =
-            (lmat.TransposeThisAndMultiply(Vector<float>.Build.DenseOfArray v)).ToArray()
 
-        let a =
-            Array.init k (fun i -> forward (Array.init d (fun t -> model.Regressors.[i, t] / s.YScale)))
+        if not model.Design.IsShared then
+            perColumn s model false
+        else
 
-        let w =
-            Array.init (k - 1) (fun i -> forward (Array.init d (fun t -> model.Gating.[i, t])))
+            let k, d = model.Experts, model.Dimension
+            let linv = Matrix<float>.Build.DenseOfArray s.Whitening
+            let lmat = linv.Inverse()
+            // ã = Lᵀa/s, w̃ = Lᵀw.
+            let forward (v: float[]) =
+                (lmat.TransposeThisAndMultiply(Vector<float>.Build.DenseOfArray v)).ToArray()
 
-        let b =
-            Array.init k (fun i ->
-                (model.RegressorIntercepts.[i] - s.YShift
-                 + Dense.dot (Array.init d (fun t -> model.Regressors.[i, t])) s.Mean)
-                / s.YScale)
+            let a =
+                Array.init k (fun i -> forward (Array.init d (fun t -> model.Regressors.[i, t] / s.YScale)))
 
-        let c =
-            Array.init (k - 1) (fun i ->
-                model.GatingIntercepts.[i]
-                + Dense.dot (Array.init d (fun t -> model.Gating.[i, t])) s.Mean)
+            let w =
+                Array.init (k - 1) (fun i -> forward (Array.init d (fun t -> model.Gating.[i, t])))
 
-        MoeModel.createFamily
-            model.Family
-            (array2D a)
-            b
-            (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
-            c
-            model.Activation
-            (ExpertFamily.fromDataUnits model.Family s.YScale model.Sigmas)
+            let b =
+                Array.init k (fun i ->
+                    (model.RegressorIntercepts.[i] - s.YShift
+                     + Dense.dot (Array.init d (fun t -> model.Regressors.[i, t])) s.Mean)
+                    / s.YScale)
+
+            let c =
+                Array.init (k - 1) (fun i ->
+                    model.GatingIntercepts.[i]
+                    + Dense.dot (Array.init d (fun t -> model.Gating.[i, t])) s.Mean)
+
+            MoeModel.createFamily
+                model.Family
+                (array2D a)
+                b
+                (Array2D.init (k - 1) d (fun i t -> w.[i].[t]))
+                c
+                model.Activation
+                (ExpertFamily.fromDataUnits model.Family s.YScale model.Sigmas)

@@ -40,7 +40,12 @@ module ShardWork =
         | PassRequest.CentredGram mean ->
             check "mean" d mean.Length
             EmKernel.centredGramPass mean source
-        | PassRequest.Design intercepts -> EmKernel.designOf intercepts source
+        | PassRequest.Design(columns, intercepts) ->
+            for c in columns do
+                if c < 0 || c >= d then
+                    check "design's columns" d (c + 1)
+
+            EmKernel.designOf columns intercepts source
         | PassRequest.EmStatistics(m, intercepts, hessian) ->
             model m
             EmKernel.statisticsPass m intercepts hessian source

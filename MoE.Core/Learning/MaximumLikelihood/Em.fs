@@ -20,14 +20,14 @@ module Em =
     let stepWith (settings: EmSettings) (model: MoeModel) (x: float[,]) (y: float[]) : MoeModel =
         MoeModel.validate model
         MoeModel.checkLikelihoodInputs model x y
-        let p = EmStep.width settings model.Dimension
+        let p = EmStep.width settings model.GateDimension
         let newton = (model.Experts - 1) * p <= settings.GateNewtonLimit
 
         let bohning =
             if newton then
                 None
             else
-                Some(EmStep.Bohning(EmKernel.design settings.FitIntercepts x, p))
+                Some(EmStep.Bohning(EmKernel.design model.Design.GateColumns settings.FitIntercepts x, p))
 
         let source = DataSource.ofDataset { X = x; Y = y }
         let stats = EmKernel.statisticsOf model settings.FitIntercepts newton source
@@ -70,14 +70,14 @@ module Em =
                     [| box source.Dimension; box start.Dimension |])
 
         let n = float source.Rows
-        let p = EmStep.width settings start.Dimension
+        let p = EmStep.width settings start.GateDimension
         let newton = (start.Experts - 1) * p <= settings.GateNewtonLimit
 
         let bohning =
             if newton then
                 None
             else
-                Some(EmStep.Bohning(EmKernel.designOf settings.FitIntercepts source, p))
+                Some(EmStep.Bohning(EmKernel.designOf start.Design.GateColumns settings.FitIntercepts source, p))
 
         let mutable maps = 0
         let mutable passes = 0
@@ -147,7 +147,8 @@ module Em =
         // 1 + p/12 likelihood-and-gradient evaluations (measured 2× at p = 11, 4.6× at p = 51), and L-BFGS took
         // 40–80 evaluations from EM's basin in every measured case: EM hands over when its remaining maps would
         // cost more than 50 evaluations. Above the handover gain EM keeps going: its first steps are the robust ones.
-        let evaluationsPerMap = 1.0 + float p / 12.0
+        let evaluationsPerMap =
+            1.0 + float (EmStep.width settings start.ExpertDimension) / 12.0
 
         let slow (previous: float) (next: float) =
             let gain = relative previous next

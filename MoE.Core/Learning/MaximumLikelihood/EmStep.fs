@@ -15,7 +15,7 @@ module internal EmStep =
 
     /// Regressors with intercepts as p-vectors (the intercept last when fitted).
     let expertVectors (settings: EmSettings) (model: MoeModel) =
-        let d = model.Dimension
+        let d = model.ExpertDimension
 
         Array.init model.Experts (fun i ->
             Array.init (width settings d) (fun t ->
@@ -24,8 +24,9 @@ module internal EmStep =
                 else
                     model.RegressorIntercepts.[i]))
 
+    /// The gate's rows with intercepts as vectors of the gate's width.
     let gateVectors (settings: EmSettings) (model: MoeModel) =
-        let d = model.Dimension
+        let d = model.GateDimension
 
         Array.init (model.Experts - 1) (fun j ->
             Array.init (width settings d) (fun t ->
@@ -36,19 +37,20 @@ module internal EmStep =
 
     /// The model with the given p-vectors and noise levels (fixed intercepts kept when they are not fitted).
     let rebuild (settings: EmSettings) (model: MoeModel) (experts: float[][]) (gates: float[][]) (sigmas: float[]) =
-        let k, d = model.Experts, model.Dimension
+        let k, d, dG = model.Experts, model.ExpertDimension, model.GateDimension
         let fit = settings.FitIntercepts
 
-        MoeModel.createFamily
+        MoeModel.createWith
+            model.Design
             model.Family
             (Array2D.init k d (fun i t -> experts.[i].[t]))
             (if fit then
                  Array.init k (fun i -> experts.[i].[d])
              else
                  model.RegressorIntercepts)
-            (Array2D.init (k - 1) d (fun j t -> gates.[j].[t]))
+            (Array2D.init (k - 1) dG (fun j t -> gates.[j].[t]))
             (if fit then
-                 Array.init (k - 1) (fun j -> gates.[j].[d])
+                 Array.init (k - 1) (fun j -> gates.[j].[dG])
              else
                  model.GatingIntercepts)
             model.Activation
@@ -90,8 +92,8 @@ module internal EmStep =
         (source: DataSource)
         (stats: EmStatistics)
         : MoeModel =
-        let n, k, d = source.Rows, model.Experts, model.Dimension
-        let p = width settings d
+        let n, k = source.Rows, model.Experts
+        let p, pG = width settings model.ExpertDimension, width settings model.GateDimension
         let km1 = k - 1
         let g = model.Activation
         let identity = g = Identity
@@ -116,19 +118,19 @@ module internal EmStep =
                     Array.init p (fun t -> a0.[i].[t] + steps.[i] * solutions.[i].[t]))
 
         // Gate: Newton with halving, or Böhning's guaranteed step.
-        let gradient = Array.init km1 (fun j -> Array.sub stats.GateGradient (j * p) p)
+        let gradient = Array.init km1 (fun j -> Array.sub stats.GateGradient (j * pG) pG)
 
         let direction =
             match bohning with
             | Some b -> b.Step gradient
             | None ->
                 let newton =
-                    Dense.solveSpd (Dense.mirror (km1 * p) stats.GateHessian) stats.GateGradient
+                    Dense.solveSpd (Dense.mirror (km1 * pG) stats.GateHessian) stats.GateGradient
 
-                Array.init km1 (fun j -> Array.sub newton (j * p) p)
+                Array.init km1 (fun j -> Array.sub newton (j * pG) pG)
 
         let gatesAt (step: float) =
-            Array.init km1 (fun j -> Array.init p (fun t -> w0.[j].[t] + step * direction.[j].[t]))
+            Array.init km1 (fun j -> Array.init pG (fun t -> w0.[j].[t] + step * direction.[j].[t]))
 
         let steps = Array.create k (if settings.FixRegressors then 0.0 else 1.0)
         let mutable gateStep = 1.0
@@ -204,13 +206,16 @@ module internal EmStep =
             ]
 
     let unpack (settings: EmSettings) (template: MoeModel) (v: float[]) =
-        let k, d = template.Experts, template.Dimension
-        let p = width settings d
+        let k = template.Experts
+
+        let p, pG =
+            width settings template.ExpertDimension, width settings template.GateDimension
+
         let experts = Array.init k (fun i -> Array.sub v (i * p) p)
-        let gates = Array.init (k - 1) (fun j -> Array.sub v (k * p + j * p) p)
+        let gates = Array.init (k - 1) (fun j -> Array.sub v (k * p + j * pG) pG)
 
         let sigmas =
-            Array.init k (fun i -> max (Math.Exp v.[k * p + (k - 1) * p + i]) (max settings.SigmaFloor 1e-12))
+            Array.init k (fun i -> max (Math.Exp v.[k * p + (k - 1) * pG + i]) (max settings.SigmaFloor 1e-12))
 
         rebuild settings template experts gates sigmas
 

@@ -17,12 +17,13 @@ module Likelihood =
 
     /// Which entries of the kernel's gradient layout are variables, and how a variable vector maps to a model.
     type private Layout(settings: EmSettings, template: MoeModel) =
-        let k, d = template.Experts, template.Dimension
+        let k, d, dG = template.Experts, template.ExpertDimension, template.GateDimension
         let p = if settings.FitIntercepts then d + 1 else d
+        let pG = if settings.FitIntercepts then dG + 1 else dG
         let regressors = not settings.FixRegressors
         let levels = if settings.CommonSigma then 1 else k
         let nA = if regressors then k * p else 0
-        let nW = (k - 1) * p
+        let nW = (k - 1) * pG
         let nS = if settings.EstimateSigma then levels else 0
 
         member _.Width = p
@@ -40,11 +41,11 @@ module Likelihood =
                         v.[i * p + d] <- model.RegressorIntercepts.[i]
 
             for j in 0 .. k - 2 do
-                for t in 0 .. d - 1 do
-                    v.[nA + j * p + t] <- model.Gating.[j, t]
+                for t in 0 .. dG - 1 do
+                    v.[nA + j * pG + t] <- model.Gating.[j, t]
 
-                if p > d then
-                    v.[nA + j * p + d] <- model.GatingIntercepts.[j]
+                if pG > dG then
+                    v.[nA + j * pG + dG] <- model.GatingIntercepts.[j]
 
             for l in 0 .. nS - 1 do
                 v.[nA + nW + l] <- Math.Log model.Sigmas.[l]
@@ -64,11 +65,11 @@ module Likelihood =
                 else
                     template.RegressorIntercepts
 
-            let w = Array2D.init (k - 1) d (fun j t -> v.[nA + j * p + t])
+            let w = Array2D.init (k - 1) dG (fun j t -> v.[nA + j * pG + t])
 
             let c =
-                if p > d then
-                    Array.init (k - 1) (fun j -> v.[nA + j * p + d])
+                if pG > dG then
+                    Array.init (k - 1) (fun j -> v.[nA + j * pG + dG])
                 else
                     template.GatingIntercepts
 
@@ -83,7 +84,7 @@ module Likelihood =
 
                         max s (max settings.SigmaFloor 1e-12))
 
-            MoeModel.createFamily template.Family a b w c template.Activation sigmas
+            MoeModel.createWith template.Design template.Family a b w c template.Activation sigmas
 
         /// The kernel's full gradient [∂ã (k·p) | ∂w̃ ((k−1)·p) | ∂log σ_i (k)] restricted to the variables.
         member _.Restrict(full: float[]) : float[] =

@@ -16,7 +16,7 @@ module internal AutoMethod =
         (config: FitConfig)
         (moments: Result<SubspaceMoments, string>)
         (sigma: float)
-        (d: int)
+        (design: Design)
         (context: RunContext)
         =
         let k = config.Experts
@@ -34,7 +34,9 @@ module internal AutoMethod =
             r |> Result.mapError (fun reason -> name, reason)
 
         let moments =
-            if ExpertFamily.hasMomentInitializers config.Family then
+            if not design.IsShared then
+                Error "the moment initializers need the experts and the gate to read the same columns"
+            elif ExpertFamily.hasMomentInitializers config.Family then
                 moments
             else
                 Error(
@@ -68,7 +70,15 @@ module internal AutoMethod =
 
         Array.append
             moment
-            (Initializers.randomStarts config.Family k d config.Activation sigma config.Intercepts random config.Seed
+            (Initializers.randomStarts
+                config.Family
+                k
+                design
+                config.Activation
+                sigma
+                config.Intercepts
+                random
+                config.Seed
              |> Array.map Ok)
 
     /// <summary>The Auto method on a prepared problem.</summary>
@@ -79,9 +89,6 @@ module internal AutoMethod =
             log.Direct(Stage.Moments, (fun () -> Candidates.moments config sigma0 problem.Working))
 
         let proposed =
-            log.Direct(
-                Stage.Initializers,
-                fun () -> proposals config moments sigma0 problem.Working.Dimension problem.Context
-            )
+            log.Direct(Stage.Initializers, fun () -> proposals config moments sigma0 problem.Design problem.Context)
 
         Candidates.screenAndPolish problem proposed sigma0

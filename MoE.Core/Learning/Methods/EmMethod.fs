@@ -13,7 +13,7 @@ module internal EmMethod =
             Initializers.randomStarts
                 config.Family
                 k
-                d
+                problem.Design
                 g
                 problem.Sigma0
                 config.Intercepts

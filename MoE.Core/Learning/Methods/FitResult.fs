@@ -80,6 +80,8 @@ type internal Problem =
         Config: FitConfig
         /// The data in working units (standardised when configured; held in memory when they fit).
         Working: DataSource
+        /// Which of the data's columns the experts and the gate read.
+        Design: Design
         /// Whether the rows are held in memory.
         InMemory: bool
         /// The at most <c>maxRows</c> rows the stages that work on arrays use: every row in memory, else a seeded

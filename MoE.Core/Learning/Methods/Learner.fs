@@ -58,6 +58,14 @@ module Learner =
         // On shard workers every stage is a pass where the rows live: nothing is held here but the samples.
         let remote = DataSource.isRemote source
         let inMemory = n <= int64 maxRows && not remote
+        let design = config.Design |> Option.defaultWith (fun () -> Design.shared d)
+
+        if design.Inputs <> d then
+            invalidArg
+                "config"
+                (Text.format
+                    "The design reads %d input columns, but the data have d = %d."
+                    [| box design.Inputs; box d |])
 
         if config.Method = FitMethod.L2 && (config.Intercepts || not config.CommonSigma) then
             invalidArg
@@ -160,7 +168,7 @@ module Learner =
 
         let standardisation =
             if config.Standardise then
-                Standardise.fitOn source summary config.Intercepts config.Family g
+                Standardise.fitOn source summary config.Intercepts config.Family g design
             else
                 Standardise.none d
 
@@ -184,6 +192,7 @@ module Learner =
             {
                 Config = config
                 Working = working
+                Design = design
                 InMemory = inMemory
                 // The rows the array stages use: every row in memory, else a seeded sample of maxRows.
                 Sample =

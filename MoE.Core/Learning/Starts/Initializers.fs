@@ -149,12 +149,13 @@ module Initializers =
                 Start = Start.Directions(fromSubspace u (q.ToArray()), false)
             })
 
-    /// <summary>Random starts in the whole space, as the EM baseline draws them: A, W ~ N(0, 1/d), σ given, and with
+    /// <summary>Random starts in the whole space, as the EM baseline draws them: A ~ N(0, 1/d_E), W ~ N(0, 1/d_G) over
+    /// the design's columns, σ given, and with
     /// intercepts b_i ~ N(0, 1) (in standardised units y has unit scale, so the experts start at different levels —
     /// with d = 1 the slopes alone hardly tell the experts apart) and c = 0.</summary>
     /// <param name="family">The experts' family.</param>
     /// <param name="experts">k.</param>
-    /// <param name="dimension">d.</param>
+    /// <param name="design">Which input columns the experts and the gate read.</param>
     /// <param name="activation">g.</param>
     /// <param name="sigma">The start's σ &gt; 0.</param>
     /// <param name="intercepts">Whether the experts get random intercepts.</param>
@@ -165,7 +166,7 @@ module Initializers =
     let randomStarts
         (family: ExpertFamily)
         (experts: int)
-        (dimension: int)
+        (design: Design)
         (activation: Activation)
         (sigma: float)
         (intercepts: bool)
@@ -175,11 +176,11 @@ module Initializers =
         Array.init count (fun s ->
             let rng = Rng.stream seed (Streams.emStart s)
 
-            let a =
-                Array2D.init experts dimension (fun _ _ -> rng.NextGaussian() / sqrt (float dimension))
+            let dE, dG = design.ExpertColumns.Length, design.GateColumns.Length
+            let a = Array2D.init experts dE (fun _ _ -> rng.NextGaussian() / sqrt (float dE))
 
             let w =
-                Array2D.init (experts - 1) dimension (fun _ _ -> rng.NextGaussian() / sqrt (float dimension))
+                Array2D.init (experts - 1) dG (fun _ _ -> rng.NextGaussian() / sqrt (float dG))
 
             let b =
                 if intercepts then
@@ -191,7 +192,8 @@ module Initializers =
                 Initializer = Text.format "random-start-%d" [| box (s + 1) |]
                 Start =
                     Start.Model(
-                        MoeModel.createFamily
+                        MoeModel.createWith
+                            design
                             family
                             a
                             b

@@ -116,7 +116,7 @@ module Selection =
     /// <param name="b">Another of the same shape.</param>
     [<CompiledName("SameModel")>]
     let sameModel (tolerance: float) (a: MoeModel) (b: MoeModel) : bool =
-        let k, d = a.Experts, a.Dimension
+        let k, d = a.Experts, a.ExpertDimension
 
         let expert (m: MoeModel) i =
             Array.append (Array.init d (fun t -> m.Regressors.[i, t])) [| m.RegressorIntercepts.[i] |]
