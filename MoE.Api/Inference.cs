@@ -1,4 +1,3 @@
-using Microsoft.FSharp.Collections;
 using Microsoft.FSharp.Core;
 
 namespace MoE.Api;
@@ -149,7 +148,7 @@ public static partial class MoeLearner
 
         var config = options.ToCore(Math.Max(2, ks.Max()));
         var context = Context(progress, cancellationToken);
-        var choices = RunCore(() => Core.Inference.SelectExperts(config, ListModule.OfSeq(ks), data.Inner, context));
+        var choices = RunCore(() => Core.Inference.SelectExperts(config, ks, data.Inner, context));
         var results = choices.Select(c => new ExpertsCriteria(c.Experts, c.LogLikelihood, c.Parameters, c.Aic, c.Bic,
             c.Icl, FSharpOption<Core.MoeModel>.get_IsSome(c.Model) ? new MixtureOfExperts(c.Model.Value) : null,
             c.Warnings.Select(FitWarning.From).ToArray())

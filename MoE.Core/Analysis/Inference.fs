@@ -99,7 +99,7 @@ module Inference =
         (y: float[])
         : StandardErrors =
         MoeModel.validate model
-        MoeModel.checkLikelihoodInputs model x y
+        ModelRows.checkLikelihoodInputs model x y
         let settings = settingsOf model commonSigma estimateSigma
         let theta = Likelihood.pack settings model
         let p = theta.Length
@@ -335,8 +335,10 @@ module Inference =
     /// <param name="data">The data.</param>
     /// <param name="context">Progress and cancellation.</param>
     [<CompiledName("SelectExperts")>]
-    let selectExperts (config: FitConfig) (experts: int list) (data: Dataset) (context: RunContext) : KChoice[] =
-        if experts.IsEmpty then
+    let selectExperts (config: FitConfig) (experts: int[]) (data: Dataset) (context: RunContext) : KChoice[] =
+        Guard.notNull "experts" experts
+
+        if experts.Length = 0 then
             invalidArg "experts" "At least one number of experts is needed."
 
         for k in experts do
@@ -347,7 +349,7 @@ module Inference =
         let d = data.Dimension
 
         [|
-            for k in List.distinct experts |> List.sort do
+            for k in Array.distinct experts |> Array.sort do
                 context.Cancellation.ThrowIfCancellationRequested()
 
                 if k = 1 then

@@ -30,7 +30,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let pG = if intercepts then dG + 1 else dG
     let g = model.Activation
     let family = model.Family
-    let logNorms, inv2s2 = MoeModel.densityConstants model
+    let logNorms, inv2s2 = ModelRows.densityConstants model
     let a = Array.init (k * d) (fun i -> model.Regressors.[i / d, i % d])
     let w = Array.init (km1 * dG) (fun i -> model.Gating.[i / dG, i % dG])
     let b, c = model.RegressorIntercepts, model.GatingIntercepts
@@ -114,27 +114,39 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     /// The model's expert family.
     member _.Family = family
 
-    /// <summary>Loads rows start..start+count−1 (count ≤ Block) of x and y, transposed.</summary>
+    /// The shared design's transposition: every column, in order, into the one block both parts read.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
-    member _.Load(x: float[,], yAll: float[], start: int, count: int) =
-        rows <- count
+    member private _.LoadShared(x: float[,], start: int, count: int) =
         let xs = Chunks.flat x
 
+        for bi in 0 .. count - 1 do
+            let xr = xs.Slice((start + bi) * d, d)
+
+            for t in 0 .. d - 1 do
+                xt.[t * stride + bi] <- xr.[t]
+
+    /// A split design's transposition: the experts' columns into their block, the gate's into its own.
+    [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
+    member private _.LoadSplit(x: float[,], start: int, count: int) =
+        let xs = Chunks.flat x
+
+        for bi in 0 .. count - 1 do
+            let xr = xs.Slice((start + bi) * m, m)
+
+            for t in 0 .. d - 1 do
+                xt.[t * stride + bi] <- xr.[expertColumns.[t]]
+
+            for t in 0 .. dG - 1 do
+                xtG.[t * stride + bi] <- xr.[gateColumns.[t]]
+
+    /// <summary>Loads rows start..start+count−1 (count ≤ Block) of x and y, transposed.</summary>
+    member this.Load(x: float[,], yAll: float[], start: int, count: int) =
+        rows <- count
+
         if shared then
-            for bi in 0 .. count - 1 do
-                let xr = xs.Slice((start + bi) * d, d)
-
-                for t in 0 .. d - 1 do
-                    xt.[t * stride + bi] <- xr.[t]
+            this.LoadShared(x, start, count)
         else
-            for bi in 0 .. count - 1 do
-                let xr = xs.Slice((start + bi) * m, m)
-
-                for t in 0 .. d - 1 do
-                    xt.[t * stride + bi] <- xr.[expertColumns.[t]]
-
-                for t in 0 .. dG - 1 do
-                    xtG.[t * stride + bi] <- xr.[gateColumns.[t]]
+            this.LoadSplit(x, start, count)
 
         if yAll.Length > 0 then
             Array.blit yAll start y 0 count

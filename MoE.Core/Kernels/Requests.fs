@@ -140,7 +140,7 @@ module internal Requests =
     /// The bytes of a pass request over rows seen in the given units.
     let encode (view: Standardisation option) (request: PassRequest) : byte[] =
         let w = Wire.Writer()
-        DataSource.writeView w view
+        ShardProtocol.writeView w view
 
         match request with
         | PassRequest.ColumnSums -> w.Byte 0uy
@@ -188,7 +188,7 @@ module internal Requests =
     /// The units and the request in bytes made by <c>encode</c>.
     let decode (bytes: byte[]) : Standardisation option * PassRequest =
         let r = Wire.Reader bytes
-        let view = DataSource.readView r
+        let view = ShardProtocol.readView r
 
         let request =
             match r.Byte() with

@@ -172,18 +172,18 @@ module Losses =
     [<CompiledName("LogLikelihoodLoss")>]
     let logLikelihoodLoss (model: MoeModel) (x: float[,]) (y: float[]) : LossEvaluation =
         MoeModel.validate model
-        MoeModel.checkLikelihoodInputs model x y
+        ModelRows.checkLikelihoodInputs model x y
         checkData model.Dimension x y
         let k, d, n = model.Experts, model.Dimension, y.Length
         let gate = Array.zeroCreate k
         let means = Array.zeroCreate k
         let joint = Array.zeroCreate k
         let grad = Array2D.zeroCreate (k - 1) d
-        let logNorms, inv2s2 = MoeModel.densityConstants model
+        let logNorms, inv2s2 = ModelRows.densityConstants model
         let mutable total = 0.0
 
         for row in 0 .. n - 1 do
-            let ll = MoeModel.logJointInto model logNorms inv2s2 x y row gate means joint
+            let ll = ModelRows.logJointInto model logNorms inv2s2 x y row gate means joint
             total <- total + ll
 
             for i in 0 .. k - 2 do

@@ -4,50 +4,6 @@ open System
 open System.Collections.Generic
 open System.Threading.Tasks
 
-/// <summary>
-/// An affine change of units (docs/math.md §9.2): covariates u = L⁻¹(x − μ) with Σ = LLᵀ their covariance (so u has
-/// mean 0 and identity covariance), responses v = (y − m)/s. How far y may be moved depends on g: the identity allows
-/// both (m = mean, s = sd), a positively homogeneous g (ReLU, leaky ReLU) only the scale (g(z)/s = g(z/s)), chosen so
-/// that E[v²] is the unit expert's E[g(Z)²]; any other g neither. Without intercepts nothing is centred (μ = 0,
-/// m = 0): a shift would need an intercept to undo.
-/// </summary>
-type Standardisation =
-    {
-        /// μ (d), zero when not centred.
-        Mean: float[]
-        /// L⁻¹ (d×d, lower triangular): u = L⁻¹(x − μ).
-        Whitening: float[,]
-        /// m, zero unless g is the identity and intercepts are modelled.
-        YShift: float
-        /// s &gt; 0, one unless g is the identity or positively homogeneous.
-        YScale: float
-    }
-
-/// <summary>
-/// A worker that computes a shard's part of a pass where the shard's rows live (a cluster's shard grain; docs/math.md
-/// §7.7): the coordinator sends a request — which statistic, at which parameters, in which units — and gets back the
-/// shard's sum, never its rows. A worker must answer exactly what a pass over the same shard would compute here
-/// (<c>ShardWork.evaluate</c> does), so a fit on workers gives the bits of a fit in one process.
-/// </summary>
-type IShardWorker =
-    /// <summary>The shard's part of a pass: the encoded request computed over the shard's rows, its chunks merged in
-    /// order (<c>ShardWork.evaluate</c>).</summary>
-    /// <param name="request">The request, as <c>Passes</c> encodes it.</param>
-    abstract Evaluate: request: byte[] -> Task<float[]>
-
-    /// <summary>Rows of the shard by position, in the units the request names (<c>ShardWork.gather</c>).</summary>
-    /// <param name="request">The request, as <c>DataSource.gather</c> encodes it.</param>
-    abstract Gather: request: byte[] -> Task<Dataset>
-
-/// <summary>A shard whose rows live with a worker: the worker, and the units its rows are seen in.</summary>
-type RemoteShard =
-    {
-        /// The shard's worker.
-        Worker: IShardWorker
-        /// The standardisation applied to the rows where they live before any statistic, if any.
-        View: Standardisation option
-    }
-
 /// <summary>One shard of a data source: a run of rows (one file, one array in memory) read from its start on every
 /// pass.</summary>
 type Shard =
@@ -118,53 +74,6 @@ module DataSource =
             Remote = Some { Worker = worker; View = None }
         }
 
-    /// The units a remote shard's rows are seen in, on the wire.
-    let internal writeView (w: Wire.Writer) (view: Standardisation option) =
-        match view with
-        | None -> w.Bool false
-        | Some s ->
-            w.Bool true
-            w.Floats s.Mean
-            w.Matrix s.Whitening
-            w.Float s.YShift
-            w.Float s.YScale
-
-    /// Reads what <c>writeView</c> wrote.
-    let internal readView (r: Wire.Reader) : Standardisation option =
-        if r.Bool() then
-            let mean = r.Floats()
-            let whitening = r.Matrix()
-            let yShift = r.Float()
-            let yScale = r.Float()
-
-            if whitening.GetLength 0 <> mean.Length || whitening.GetLength 1 <> mean.Length then
-                invalidArg "request" "The request's standardisation has a whitening matrix of the wrong shape."
-
-            Some
-                {
-                    Mean = mean
-                    Whitening = whitening
-                    YShift = yShift
-                    YScale = yScale
-                }
-        else
-            None
-
-    /// The request for rows of a remote shard: its units, then the positions within the shard.
-    let internal gatherRequest (view: Standardisation option) (positions: int64[]) =
-        let w = Wire.Writer()
-        writeView w view
-        w.Longs positions
-        w.ToArray()
-
-    /// Reads what <c>gatherRequest</c> wrote.
-    let internal readGatherRequest (request: byte[]) =
-        let r = Wire.Reader request
-        let view = readView r
-        let positions = r.Longs()
-        r.End()
-        view, positions
-
     /// Rows a request to a remote shard asks for at most: 2²⁰ values (8 MB), so a message stays far below a
     /// cluster's limit on its size whatever d and the sample's size.
     let private rowsPerRequest (dimension: int) = max 1 ((1 <<< 20) / (dimension + 1))
@@ -172,7 +81,7 @@ module DataSource =
     /// Rows of a remote shard by position (within the shard), checked against what was asked.
     let private fetch (shard: Shard) (remote: RemoteShard) (dimension: int) (positions: int64[]) : Dataset =
         let rows =
-            remote.Worker.Gather(gatherRequest remote.View positions).GetAwaiter().GetResult()
+            remote.Worker.Gather(ShardProtocol.gatherRequest remote.View positions).GetAwaiter().GetResult()
 
         if rows.Count <> positions.Length || rows.Dimension <> dimension then
             invalidOp (

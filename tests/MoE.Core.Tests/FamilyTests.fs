@@ -54,3 +54,39 @@ let ``a model file without a family holds Gaussian experts, and names its family
         Assert.Throws<InvalidDataException>(fun () -> ModelJson.deserialize (json "\"family\": 3, ") |> ignore)
 
     Assert.Contains("$.family", e.Message)
+
+/// The repository's root, found from the test's bin folder (not the source path: CI builds map source paths).
+let private root () =
+    let rec up (dir: DirectoryInfo) =
+        if isNull dir then
+            raise (DirectoryNotFoundException "the repository root (MoE.sln) is not above the test's folder")
+        elif File.Exists(Path.Combine(dir.FullName, "MoE.sln")) then
+            dir.FullName
+        else
+            up dir.Parent
+
+    up (DirectoryInfo AppContext.BaseDirectory)
+
+/// README.md's model file with every field is a valid model file, and says what its prose says: a split design
+/// (experts on inputs 0 and 1, the gate on input 2), Gaussian experts, intercepts and a level per expert — and
+/// written back it is the same text but for the defaults the writer leaves out (the family) and its layout.
+[<Fact>]
+let ``the README's model file with every field reads as it says`` () =
+    let lines = File.ReadAllLines(Path.Combine(root (), "README.md"))
+    let start = lines |> Array.findIndex (fun l -> l.Trim() = "```json")
+
+    let stop =
+        start
+        + 1
+        + (lines.[start + 1 ..] |> Array.findIndex (fun l -> l.Trim() = "```"))
+
+    let json = String.Join("\n", lines.[start + 1 .. stop - 1])
+    let model = ModelJson.deserialize json
+    Assert.Equal<int[]>([| 0; 1 |], model.Design.ExpertColumns)
+    Assert.Equal<int[]>([| 2 |], model.Design.GateColumns)
+    Assert.Equal(3, model.Dimension)
+    Assert.Equal(ExpertFamily.Gaussian, model.Family)
+    Assert.Equal(LeakyRelu 0.1, model.Activation)
+    Assert.Equal<float[]>([| 0.1; 0.3 |], model.Sigmas)
+    Assert.Equal<float[]>([| 0.5; -1.0 |], model.RegressorIntercepts)
+    Assert.Equal(ModelJson.serialize model, ModelJson.serialize (ModelJson.deserialize (ModelJson.serialize model)))

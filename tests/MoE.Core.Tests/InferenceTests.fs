@@ -150,7 +150,7 @@ let ``on faithful BIC chooses two experts, and one expert is least squares`` () 
         DataCsv.load (Path.Combine(AppContext.BaseDirectory, "data", "faithful.csv"))
 
     let choices =
-        Inference.selectExperts (FitConfig.defaults 2 Identity) [ 1; 2; 3 ] data RunContext.silent
+        Inference.selectExperts (FitConfig.defaults 2 Identity) [| 1; 2; 3 |] data RunContext.silent
 
     Assert.Equal<int[]>([| 3; 8; 13 |], choices |> Array.map _.Parameters)
     Assert.Equal((2, 2), Inference.choose choices)

@@ -1,4 +1,4 @@
-/// The lane primitives (Kernels/Lanes.fs) and the block forward pass: exp and log bit-identical to DetMath, reductions
+/// The lane primitives (Numerics/Lanes.fs) and the block forward pass: exp and log bit-identical to DetMath, reductions
 /// whose bits do not depend on where the data sit in memory, and kernels that give the same bits call after call.
 [<FsCheck.Xunit.Properties(MaxTest = 100)>]
 module MoE.Core.Tests.LaneTests

@@ -270,7 +270,8 @@ module Standardise =
             let c =
                 Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] - Dense.dot w.[i] s.Mean)
 
-            MoeModel.createFamily
+            MoeModel.createWith
+                model.Design
                 model.Family
                 (array2D a)
                 b
@@ -314,7 +315,8 @@ module Standardise =
                     model.GatingIntercepts.[i]
                     + Dense.dot (Array.init d (fun t -> model.Gating.[i, t])) s.Mean)
 
-            MoeModel.createFamily
+            MoeModel.createWith
+                model.Design
                 model.Family
                 (array2D a)
                 b

@@ -92,7 +92,7 @@ module ShardWork =
     /// <param name="request">The request's bytes (of a pass or of rows).</param>
     [<CompiledName("Units")>]
     let units (request: byte[]) : Standardisation option =
-        DataSource.readView (Wire.Reader request)
+        ShardProtocol.readView (Wire.Reader request)
 
     /// <summary>A worker's rows in the given units (checked against the rows' columns).</summary>
     /// <param name="view">The units.</param>
@@ -106,7 +106,7 @@ module ShardWork =
     /// <exception cref="T:System.ArgumentException">The request is malformed or a position is past the shard.</exception>
     [<CompiledName("Gather")>]
     let gather (request: byte[]) (shard: DataSource) : Dataset =
-        let view, positions = DataSource.readGatherRequest request
+        let view, positions = ShardProtocol.readGatherRequest request
         // Checked as every request is; the units are applied to the rows gathered only (a row-wise map: the same bits
         // as standardising the whole shard and gathering from it).
         let source = inUnits None shard

@@ -19,7 +19,7 @@ module Em =
     [<CompiledName("StepWith")>]
     let stepWith (settings: EmSettings) (model: MoeModel) (x: float[,]) (y: float[]) : MoeModel =
         MoeModel.validate model
-        MoeModel.checkLikelihoodInputs model x y
+        ModelRows.checkLikelihoodInputs model x y
         let p = EmStep.width settings model.GateDimension
         let newton = (model.Experts - 1) * p <= settings.GateNewtonLimit
 
@@ -273,7 +273,7 @@ module Em =
         (context: RunContext)
         : StageOutcome<MoeModel> =
         MoeModel.validate start
-        MoeModel.checkLikelihoodInputs start x y
+        ModelRows.checkLikelihoodInputs start x y
         runOn settings start (DataSource.ofDataset { X = x; Y = y }) context
 
     /// <summary>EM on the paper's model (common σ, no intercepts, no acceleration) until the relative change of the

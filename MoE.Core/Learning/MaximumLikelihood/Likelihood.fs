@@ -230,5 +230,5 @@ module Likelihood =
         (y: float[])
         (context: RunContext)
         : StageOutcome<MoeModel> =
-        MoeModel.checkLikelihoodInputs start x y
+        ModelRows.checkLikelihoodInputs start x y
         maximiseOn settings gradientTolerance start (DataSource.ofDataset { X = x; Y = y }) context

@@ -27,7 +27,7 @@ module Gating =
         (report: bool)
         : StageOutcome<MoeModel> =
         MoeModel.validate model
-        MoeModel.checkLikelihoodInputs model x y
+        ModelRows.checkLikelihoodInputs model x y
         let km1, d = model.Experts - 1, model.Dimension
         // A, g and σ are fixed: the experts' log-densities are computed once, and each evaluation is a gate pass.
         let densities = GatingKernel.expertDensities model x y

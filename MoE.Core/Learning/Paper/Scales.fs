@@ -16,7 +16,7 @@ module Scales =
     [<CompiledName("Fit")>]
     let fit (model: MoeModel) (x: float[,]) (y: float[]) : MoeModel =
         MoeModel.validate model
-        MoeModel.checkLikelihoodInputs model x y
+        ModelRows.checkLikelihoodInputs model x y
         let post = LikelihoodKernel.responsibilities model x y
         let n, k, d = y.Length, model.Experts, model.Dimension
         let g = model.Activation
