@@ -199,8 +199,7 @@ module internal EmKernel =
 
         let post, gate, residuals, slopes =
             forward.Post, forward.Gate, forward.Residuals, forward.Slopes
-        // Per-row weights of the block's sums: the family's four scratch lanes (its M-step's weights), then the gate's.
-        let familyWork = forward.Work.[0..3]
+        // Per-row weights of the block's sums: lanes 0–3 are the family's scratch (its M-step's weights), 4 the gate's.
         let weighted, wHess = forward.Work.[0], forward.Work.[4]
 
         let scratch = forward.Wide
@@ -230,7 +229,7 @@ module internal EmKernel =
                         slopes
                         o
                         forward.Y
-                        familyWork
+                        forward.Work
                         acc
                         (oSums + i * sums)
                         rows

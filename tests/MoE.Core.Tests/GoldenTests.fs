@@ -37,6 +37,29 @@ let private fitWith (config: FitConfig) (data: Dataset) = (Learner.fit config da
 let private publicData (name: string) =
     DataCsv.load (Path.Combine(AppContext.BaseDirectory, "data", name))
 
+/// The data as a source of equal shards, each read again for every pass (its rows copied out of the data).
+let private shardsOf (data: Dataset) (count: int) : DataSource =
+    let rows, d = data.Count / count, data.Dimension
+
+    let shard (c: int) : Shard =
+        {
+            Name = Text.format "shard %d" [| box c |]
+            Rows = int64 rows
+            Read =
+                fun () ->
+                    Seq.singleton
+                        {
+                            X = Array2D.init rows d (fun r t -> data.X.[c * rows + r, t])
+                            Y = Array.sub data.Y (c * rows) rows
+                        }
+            Remote = None
+        }
+
+    {
+        Dimension = d
+        Shards = Array.init count shard
+    }
+
 let private paper = GroundTruth.orthogonal 2 10 Identity 0.05
 let private paperRandom = GroundTruth.randomGating 2 10 Identity 0.05 1.0 3L
 
@@ -107,29 +130,8 @@ let private cases: (string * (unit -> MoeModel)) list =
             fitWith (FitConfig.paper 2 Tanh) (Sampler.sample truth 20_000 109L))
         "chunks",
         (fun () ->
-            let data = Sampler.sample paper 30_000 110L
-
             // Three shards of 10,000 rows read again for every pass (8,000 rows in memory).
-            let shard (c: int) : Shard =
-                {
-                    Name = Text.format "shard %d" [| box c |]
-                    Rows = 10_000L
-                    Read =
-                        fun () ->
-                            Seq.singleton
-                                {
-                                    X = Array2D.init 10_000 10 (fun r t -> data.X.[c * 10_000 + r, t])
-                                    Y = Array.sub data.Y (c * 10_000) 10_000
-                                }
-                    Remote = None
-                }
-
-            let source =
-                {
-                    Dimension = 10
-                    Shards = Array.init 3 shard
-                }
-
+            let source = shardsOf (Sampler.sample paper 30_000 110L) 3
             (Learner.fitSource (FitConfig.paper 2 Identity) source 8_000 silent).Model)
         // The defaults (FitConfig.defaults: Auto, intercepts, a σ per expert, standardised covariates, the guarded
         // EM → L-BFGS → EM chain): in memory on shifted, scaled covariates, read in passes, by EM from several starts,
@@ -152,28 +154,7 @@ let private cases: (string * (unit -> MoeModel)) list =
         "defaults-relu-passes",
         (fun () ->
             let truth = GroundTruth.random 3 6 Relu 0.1 1.0 true 5L
-            let data = Sampler.sample truth 40_000 113L
-
-            let shard (c: int) : Shard =
-                {
-                    Name = Text.format "shard %d" [| box c |]
-                    Rows = 20_000L
-                    Read =
-                        fun () ->
-                            Seq.singleton
-                                {
-                                    X = Array2D.init 20_000 6 (fun r t -> data.X.[c * 20_000 + r, t])
-                                    Y = Array.sub data.Y (c * 20_000) 20_000
-                                }
-                    Remote = None
-                }
-
-            let source =
-                {
-                    Dimension = 6
-                    Shards = Array.init 2 shard
-                }
-
+            let source = shardsOf (Sampler.sample truth 40_000 113L) 2
             (Learner.fitSource (FitConfig.defaults 3 Relu) source 10_000 silent).Model)
         "defaults-em-starts",
         (fun () ->

@@ -34,12 +34,16 @@ module internal Gaussian =
     let inline jointLogDensity (logGate: float) (logNorm: float) (inv2s2: float) (e: float) =
         logGate + logNorm - e * e * inv2s2
 
+    /// −e²/(2σ²) for a block's rows, from the residuals: the part of the log-density both lane forms start with.
+    let private negativeScaledSquares (e: float[]) (eo: int) (inv2s2: float) (out: float[]) (oo: int) (rows: int) =
+        let squares = Span<float>(out, oo, rows)
+        TensorPrimitives.Multiply(ReadOnlySpan<float>(e, eo, rows), ReadOnlySpan<float>(e, eo, rows), squares)
+        TensorPrimitives.Multiply(ReadOnlySpan<float>(out, oo, rows), -inv2s2, squares)
+
     /// log N(y | μ_i, σ_i²) = (−e²/(2σ²)) + log norm for a block's rows, from the residuals.
     let logDensityLanes (e: float[]) (eo: int) (logNorm: float) (inv2s2: float) (out: float[]) (oo: int) (rows: int) =
-        let log = Span<float>(out, oo, rows)
-        TensorPrimitives.Multiply(ReadOnlySpan<float>(e, eo, rows), ReadOnlySpan<float>(e, eo, rows), log)
-        TensorPrimitives.Multiply(ReadOnlySpan<float>(out, oo, rows), -inv2s2, log)
-        TensorPrimitives.Add(ReadOnlySpan<float>(out, oo, rows), logNorm, log)
+        negativeScaledSquares e eo inv2s2 out oo rows
+        TensorPrimitives.Add(ReadOnlySpan<float>(out, oo, rows), logNorm, Span<float>(out, oo, rows))
 
     /// The joint log p_i + log N(y | μ_i, σ_i²) = ((−e²/(2σ²)) + log p_i) + log norm for a block's rows.
     let jointLanes
@@ -54,8 +58,7 @@ module internal Gaussian =
         (rows: int)
         =
         let joint = Span<float>(out, oo, rows)
-        TensorPrimitives.Multiply(ReadOnlySpan<float>(e, eo, rows), ReadOnlySpan<float>(e, eo, rows), joint)
-        TensorPrimitives.Multiply(ReadOnlySpan<float>(out, oo, rows), -inv2s2, joint)
+        negativeScaledSquares e eo inv2s2 out oo rows
         TensorPrimitives.Add(ReadOnlySpan<float>(out, oo, rows), ReadOnlySpan<float>(logGate, go, rows), joint)
         TensorPrimitives.Add(ReadOnlySpan<float>(out, oo, rows), logNorm, joint)
 
@@ -124,7 +127,7 @@ module internal Gaussian =
     /// One expert's EM sums over a block (docs/math.md §7.1): Σ r·e² and Σ r·t² added into <c>acc</c> at <c>o</c>,
     /// o + 1, with t = y (the intercept in the design) or y − b_i; returns the lanes of the Gram's row weights and of
     /// the right-hand side's — r and r·t for the identity's exact weighted least squares, r·h² and r·h·e for a
-    /// Gauss–Newton step otherwise. <c>work</c> holds four scratch lanes.
+    /// Gauss–Newton step otherwise. <c>work</c>'s first four lanes are scratch.
     let emBlock
         (identity: bool)
         (interceptInDesign: bool)
