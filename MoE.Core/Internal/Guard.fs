@@ -55,6 +55,19 @@ let finiteVector (name: string) (v: float[]) =
         if not (Double.IsFinite v.[i]) then
             invalidArg name (Text.format "%s[%d] must be finite, but was %s." [| box name; box i; box (string v.[i]) |])
 
+/// A model's per-expert vector (intercepts, levels): `expected` finite entries for k experts.
+let expertVector (name: string) (expected: int) (k: int) (v: float[]) =
+    notNull name v
+
+    if v.Length <> expected then
+        invalidArg
+            name
+            (Text.format
+                "%s must have %d entries (k = %d), but has %d."
+                [| box name; box expected; box k; box v.Length |])
+
+    finiteVector name v
+
 let shape (m: float[,]) =
     Text.format "%dx%d" [| box (m.GetLength 0); box (m.GetLength 1) |]
 

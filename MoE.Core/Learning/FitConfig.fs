@@ -337,13 +337,20 @@ module FitConfig =
         else
             model
 
+    /// <summary>The design this configuration fits to d input columns: its own, or both parts on every column.</summary>
+    /// <param name="config">The configuration.</param>
+    /// <param name="dimension">d, the data's input columns.</param>
+    [<CompiledName("DesignFor")>]
+    let designFor (config: FitConfig) (dimension: int) : Design =
+        config.Design |> Option.defaultWith (fun () -> Design.shared dimension)
+
     /// <summary>The number of free parameters of the model this configuration fits to d input columns: its family's
     /// count (<c>ExpertFamily.parameterCount</c>) with intercepts when configured and one level or one per expert.</summary>
     /// <param name="config">The configuration (its k, family, intercepts and common σ).</param>
     /// <param name="dimension">d.</param>
     [<CompiledName("ParameterCount")>]
     let parameterCount (config: FitConfig) (dimension: int) : int64 =
-        let design = config.Design |> Option.defaultWith (fun () -> Design.shared dimension)
+        let design = designFor config dimension
 
         let width (columns: int[]) =
             columns.Length + (if config.Intercepts then 1 else 0)

@@ -57,20 +57,8 @@ module MoeModel =
         Guard.finiteMatrix "gating" model.Gating
         Activation.validate model.Activation
 
-        let length (name: string) (expected: int) (v: float[]) =
-            Guard.notNull name v
-
-            if v.Length <> expected then
-                invalidArg
-                    name
-                    (Text.format
-                        "%s must have %d entries (k = %d), but has %d."
-                        [| box name; box expected; box k; box v.Length |])
-
-            Guard.finiteVector name v
-
-        length "regressorIntercepts" k model.RegressorIntercepts
-        length "gatingIntercepts" (k - 1) model.GatingIntercepts
+        Guard.expertVector "regressorIntercepts" k k model.RegressorIntercepts
+        Guard.expertVector "gatingIntercepts" (k - 1) k model.GatingIntercepts
         ExpertFamily.validate model.Family k model.Sigma model.Sigmas
 
     /// <summary>True when <c>validate</c> would not throw.</summary>

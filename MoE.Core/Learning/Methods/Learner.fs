@@ -58,7 +58,7 @@ module Learner =
         // On shard workers every stage is a pass where the rows live: nothing is held here but the samples.
         let remote = DataSource.isRemote source
         let inMemory = n <= int64 maxRows && not remote
-        let design = config.Design |> Option.defaultWith (fun () -> Design.shared d)
+        let design = FitConfig.designFor config d
 
         if design.Inputs <> d then
             invalidArg

@@ -112,12 +112,12 @@ module ExpertFamily =
     /// The family's parameters in the data's units when y was scaled by s (docs/math.md §9.2).
     let internal toDataUnits (family: ExpertFamily) (yScale: float) (sigmas: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> sigmas |> Array.map (fun sigma -> yScale * sigma)
+        | ExpertFamily.Gaussian -> Gaussian.toDataUnits yScale sigmas
 
     /// The family's parameters in units where y is divided by s (the inverse of <c>toDataUnits</c>).
     let internal fromDataUnits (family: ExpertFamily) (yScale: float) (sigmas: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> sigmas |> Array.map (fun sigma -> sigma / yScale)
+        | ExpertFamily.Gaussian -> Gaussian.fromDataUnits yScale sigmas
 
     /// How the responses may be moved for the moment initializers: (shift, scale).
     let internal responseUnits
@@ -301,7 +301,7 @@ module ExpertFamily =
     /// <c>expectedLossBlock</c>'s sums; Gaussian: Σ r·e²).
     let internal expectedLoss (family: ExpertFamily) (sums: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> sums.[0]
+        | ExpertFamily.Gaussian -> Gaussian.expectedLoss sums
 
     /// An identity expert's expected loss at new coefficients, from the statistics alone (no pass).
     let internal closedFormLoss
@@ -313,7 +313,7 @@ module ExpertFamily =
         (a: float[])
         =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.closedFormSse p gram rhs sums.[1] a
+        | ExpertFamily.Gaussian -> Gaussian.closedFormLoss p gram rhs sums a
 
     /// The M-step's levels from the experts' expected losses and weights.
     let internal levels

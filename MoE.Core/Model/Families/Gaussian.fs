@@ -182,15 +182,19 @@ module internal Gaussian =
     let expertSolution (p: int) (gram: float[]) (rhs: float[]) : float[] =
         Dense.solveSpd (Dense.mirror p gram) rhs
 
+    /// An expert's expected loss at the statistics' model from its sums (<c>emBlock</c>'s): its weighted SSE Σ r·e².
+    let expectedLoss (sums: float[]) = sums.[0]
+
     /// The identity's weighted SSE at new experts ã, from the sufficient statistics: Σr(y − ãᵀx̃)² = Σry² − 2ãᵀRhs
-    /// + ãᵀGã (its cancellation costs a few of 16 digits when the fit is tight; used only when no pass checks the step).
-    let closedFormSse (p: int) (gram: float[]) (rhs: float[]) (sumY2: float) (a: float[]) =
+    /// + ãᵀGã, Σry² being the second of <c>emBlock</c>'s sums (its cancellation costs a few of 16 digits when the fit
+    /// is tight; used only when no pass checks the step).
+    let closedFormLoss (p: int) (gram: float[]) (rhs: float[]) (sums: float[]) (a: float[]) =
         let gram = Dense.mirror p gram
 
         let q =
             Array.init p (fun t -> Seq.sum (seq { for u in 0 .. p - 1 -> gram.[t, u] * a.[u] }))
 
-        max 0.0 (sumY2 - 2.0 * Dense.dot a rhs + Dense.dot a q)
+        max 0.0 (sums.[1] - 2.0 * Dense.dot a rhs + Dense.dot a q)
 
     /// σ² maximising the expected complete-data log-likelihood (plus the log-prior, when there is one): SSE/N, or
     /// (SSE + ν s₀²)/(N + ν + 2) with the inverse-gamma prior (ν, s₀²), floored.
@@ -257,14 +261,7 @@ module internal Gaussian =
     /// Checks the levels of a model of k experts: σ ≥ 0 and finite, k of them.
     let validate (k: int) (sigma: float) (sigmas: float[]) =
         Guard.nonNegative "sigma" sigma
-        Guard.notNull "sigmas" sigmas
-
-        if sigmas.Length <> k then
-            invalidArg
-                "sigmas"
-                (Text.format "sigmas must have %d entries (k = %d), but has %d." [| box k; box k; box sigmas.Length |])
-
-        Guard.finiteVector "sigmas" sigmas
+        Guard.expertVector "sigmas" k k sigmas
 
         for i in 0 .. k - 1 do
             Guard.nonNegative (Text.format "sigmas[%d]" [| box i |]) sigmas.[i]
@@ -310,6 +307,14 @@ module internal Gaussian =
         | Relu -> 0.0, sqrt (secondMoment / 0.5)
         | LeakyRelu slope -> 0.0, sqrt (secondMoment / (0.5 * (1.0 + slope * slope)))
         | _ -> 0.0, 1.0
+
+    /// The levels in the data's units when y was scaled by s: σ_i·s.
+    let toDataUnits (yScale: float) (sigmas: float[]) =
+        sigmas |> Array.map (fun sigma -> yScale * sigma)
+
+    /// The levels in units where y is divided by s: σ_i/s.
+    let fromDataUnits (yScale: float) (sigmas: float[]) =
+        sigmas |> Array.map (fun sigma -> sigma / yScale)
 
     // ---- Files and the wire ----
 
