@@ -131,15 +131,19 @@ public sealed record FitWarning(WarningCode Code, string Message)
     internal static FitWarning From(Core.Finding f) => new(FitStages.From(f.Code), f.Message);
 }
 
-/// <summary>One candidate of a fit: an initializer's proposal after a short EM on the screening rows.</summary>
-/// <param name="Initializer">spectral, l4, l4-whitened, subspace-start-i or random-start-i.</param>
-/// <param name="Model">The screened model (in the data's units), or null when the candidate failed.</param>
+/// <summary>One candidate of a fit: an initializer's proposal after a short EM on the screening rows, or, on small
+/// data, after the whole fit on every row (<see cref="AllRows"/>).</summary>
+/// <param name="Initializer">spectral, l4, l4-whitened, subspace-start-i, segment-start-i, sample-start-i or
+/// random-start-i.</param>
+/// <param name="Model">The screened or fitted model (in the data's units), or null when the candidate failed.</param>
 /// <param name="Failure">Why the candidate failed, or null.</param>
-/// <param name="ValidationLogLikelihood">Its mean log-likelihood per row on the held-out validation rows
-/// (−∞ for a failure): the criterion that picks the winner.</param>
+/// <param name="LogLikelihood">Its mean log-likelihood per row (−∞ for a failure), the criterion that picks the
+/// winner: on the held-out validation rows, or on every row when <see cref="AllRows"/>.</param>
+/// <param name="AllRows">Whether the candidate ran to convergence on every row (small data: rows × parameters at
+/// most 250,000) rather than being screened on a subsample.</param>
 /// <param name="Seconds">Time spent on it.</param>
 public sealed record FitCandidate(string Initializer, MixtureOfExperts? Model, string? Failure,
-    double ValidationLogLikelihood, double Seconds);
+    double LogLikelihood, bool AllRows, double Seconds);
 
 /// <summary>The result of <see cref="MoeLearner.Fit"/>.</summary>
 public sealed class FitResult
@@ -158,7 +162,8 @@ public sealed class FitResult
             c.Initializer,
             c.Outcome.IsOk ? new MixtureOfExperts(c.Outcome.ResultValue) : null,
             c.Outcome.IsError ? c.Outcome.ErrorValue : null,
-            c.ValidationLogLikelihood,
+            c.LogLikelihood,
+            c.AllRows,
             c.Seconds)).ToArray();
     }
 

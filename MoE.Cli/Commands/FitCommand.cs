@@ -214,12 +214,13 @@ internal static class FitCommand
             {
                 if (result.Candidates.Count > 0)
                 {
-                    output.WriteLine($"initializer: {result.Initializer}; candidates by held-out log-likelihood per row:");
+                    var scored = result.Candidates[0].AllRows ? "log-likelihood per row, each fitted on every row" : "held-out log-likelihood per row";
+                    output.WriteLine($"initializer: {result.Initializer}; candidates by {scored}:");
                     foreach (var c in result.Candidates)
                     {
                         output.WriteLine(c.Model is null
                             ? $"  {c.Initializer,-18} failed: {c.Failure}"
-                            : string.Create(CultureInfo.InvariantCulture, $"  {c.Initializer,-18} {c.ValidationLogLikelihood,12:F6}"));
+                            : string.Create(CultureInfo.InvariantCulture, $"  {c.Initializer,-18} {c.LogLikelihood,12:F6}"));
                     }
                 }
 
@@ -247,7 +248,8 @@ internal static class FitCommand
             ["candidates"] = result.Candidates.Select(c => new Dictionary<string, object?>
             {
                 ["initializer"] = c.Initializer,
-                ["validation_log_likelihood"] = double.IsFinite(c.ValidationLogLikelihood) ? c.ValidationLogLikelihood : null,
+                ["log_likelihood"] = double.IsFinite(c.LogLikelihood) ? c.LogLikelihood : null,
+                ["scored_on"] = c.AllRows ? "all-rows" : "held-out",
                 ["failure"] = c.Failure,
                 ["seconds"] = c.Seconds,
             }).ToArray(),

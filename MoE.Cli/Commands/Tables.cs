@@ -9,13 +9,14 @@ internal static class Tables
 {
     private static readonly CultureInfo Inv = CultureInfo.InvariantCulture;
 
-    /// <summary><c>moe fit</c>'s candidates by held-out log-likelihood per row; the winner marked.</summary>
+    /// <summary><c>moe fit</c>'s candidates by log-likelihood per row (held out, or on every row for small data); the
+    /// winner marked.</summary>
     public static Table Candidates(FitResult result)
     {
         var table = new Table().Border(TableBorder.Rounded)
             .Title($"initializer: [bold]{Markup.Escape(result.Initializer)}[/]")
             .AddColumn("candidate")
-            .AddColumn(new TableColumn("held-out log-lik. / row").RightAligned())
+            .AddColumn(new TableColumn(result.Candidates.Count > 0 && result.Candidates[0].AllRows ? "log-lik. / row (all rows)" : "held-out log-lik. / row").RightAligned())
             .AddColumn("");
         foreach (var c in result.Candidates)
         {
@@ -26,12 +27,12 @@ internal static class Tables
             }
             else if (c.Initializer == result.Initializer)
             {
-                var value = c.ValidationLogLikelihood.ToString("F6", Inv);
+                var value = c.LogLikelihood.ToString("F6", Inv);
                 table.AddRow(new Markup($"[green bold]{name}[/]"), new Markup($"[green bold]{value}[/]"), new Markup("[green]← chosen[/]"));
             }
             else
             {
-                table.AddRow(name, c.ValidationLogLikelihood.ToString("F6", Inv), "");
+                table.AddRow(name, c.LogLikelihood.ToString("F6", Inv), "");
             }
         }
 

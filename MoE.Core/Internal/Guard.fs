@@ -35,6 +35,16 @@ let positiveInt (name: string) (value: int) =
             )
         )
 
+let nonNegativeInt (name: string) (value: int) =
+    if value < 0 then
+        raise (
+            ArgumentOutOfRangeException(
+                name,
+                value,
+                Text.format "%s must be a non-negative integer, but was %d." [| box name; box value |]
+            )
+        )
+
 /// Every entry of a matrix is finite; the message gives the first offending position.
 let finiteMatrix (name: string) (m: float[,]) =
     notNull name m

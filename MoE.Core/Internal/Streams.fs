@@ -56,3 +56,10 @@ let Screening = 2_000_003L
 /// The random intercepts of a generated ground truth of the general model.
 [<Literal>]
 let Intercepts = 2_000_004L
+
+/// The segment start s of the likelihood (a random direction of the gate's columns and random cut points): a range of
+/// its own, 4·10⁶ + s.
+let segmentStart (start: int) : int64 = 4_000_000L + int64 start
+
+/// The minimal-sample start s of the likelihood (each expert through q random rows): a range of its own, 5·10⁶ + s.
+let sampleStart (start: int) : int64 = 5_000_000L + int64 start

@@ -94,7 +94,7 @@ public class LearnerFacadeTests
         // spectral, l4, l4-whitened, two subspace starts, one random start: best first, the winner is the first.
         Assert.Equal(6, fit.Candidates.Count);
         Assert.Equal(fit.Initializer, fit.Candidates[0].Initializer);
-        Assert.True(fit.Candidates.Zip(fit.Candidates.Skip(1)).All(p => p.First.ValidationLogLikelihood >= p.Second.ValidationLogLikelihood));
+        Assert.True(fit.Candidates.Zip(fit.Candidates.Skip(1)).All(p => p.First.LogLikelihood >= p.Second.LogLikelihood));
         Assert.All(fit.Candidates, c => Assert.True((c.Model is null) == (c.Failure is not null), c.Initializer));
         // The general model: an intercept and a level per expert, all near the truth's (0 and 0.05).
         Assert.All(fit.Model.RegressorIntercepts, b => Assert.InRange(b, -0.01, 0.01));

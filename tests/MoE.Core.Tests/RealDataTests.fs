@@ -1,5 +1,5 @@
-/// The general model on data as they come (docs/math.md §9): two public data sets against R flexmix's reference
-/// fits of the same model (tests/data/README.md), the degeneracy guard, and recovery in the user's units from
+/// The general model on data as they come (docs/math.md §9): three public data sets against R flexmix's reference
+/// fits of the same model (tests/data/README.md), narrow experts that are not degenerate, and recovery in the user's units from
 /// shifted, scaled covariates with intercepts and a noise level per expert.
 module MoE.Core.Tests.RealDataTests
 
@@ -16,43 +16,65 @@ let private sd (v: float[]) =
     sqrt (Array.averageBy (fun t -> (t - m) * (t - m)) v)
 
 /// flexmix's EM stops at a relative tolerance of 1e-10 from the best of 20 starts; ours converges further, so at
-/// least its value less 0.05 nats (the issue's bound) is expected; both fits are regular (no collapsed expert).
+/// least its value less 0.05 nats (the issue's bound) is expected on every seed of 1–10, and the seeds agree to
+/// 0.5 nats (small data: every start runs to convergence on every row, so the seed only changes which random starts
+/// are tried). Measured: mcycle −577.6252, faithful −851.3149, tone 145.6503 on all ten seeds (docs/math.md §7.4).
+/// None is degenerate by the rule of §7.4.
 [<Theory>]
-[<InlineData("faithful.csv", -851.3191)>]
-[<InlineData("tone.csv", 142.8382)>]
-let ``the defaults reach flexmix's log-likelihood on public data, with no collapsed expert``
+[<InlineData("faithful.csv", 2, -851.3191)>]
+[<InlineData("tone.csv", 2, 142.8382)>]
+[<InlineData("mcycle.csv", 3, -580.5257)>]
+let ``the defaults reach flexmix's log-likelihood on public data from every seed, and the seeds agree``
     (file: string)
+    (k: int)
     (reference: float)
     =
     let data = load file
-    let fit = Learner.fit (FitConfig.defaults 2 Identity) data RunContext.silent
+
+    let lls =
+        [|
+            for seed in 1L .. 10L do
+                let fit =
+                    Learner.fit
+                        { FitConfig.defaults k Identity with
+                            Seed = seed
+                        }
+                        data
+                        RunContext.silent
+
+                Assert.DoesNotContain(
+                    fit.Warnings,
+                    fun w -> w.Code = FindingCode.LikelihoodDegenerate || w.Code = FindingCode.SigmaCollapsed
+                )
+
+                MoeModel.logLikelihood fit.Model data.X data.Y
+        |]
+
+    for ll in lls do
+        Assert.True(ll >= reference - 0.05, sprintf "%s: log-likelihood %.4f, flexmix %.4f" file ll reference)
+
+    Assert.True(Array.max lls - Array.min lls <= 0.5, sprintf "%s: the seeds spread over %A" file lls)
+
+/// A narrow expert on a real regime is a maximum, not a degeneracy: tone's k = 4 fit (flexmix 253.0444) has an
+/// expert of σ/sd(y) = 0.016 on the 58 rows with y = x to ±0.008, recorded to 0.001 — 58 rows for 3 parameters, σ
+/// 4.6 times the resolution, 16 times its rounding noise δ/√12; mcycle's quiet stretch (k = 3) likewise. Neither
+/// fit warns, and both keep their narrow expert.
+[<Theory>]
+[<InlineData("tone.csv", 4, 253.0444, 0.02)>]
+[<InlineData("mcycle.csv", 3, -580.5257, 0.04)>]
+let ``a narrow expert on a real regime is kept, not guarded``
+    (file: string)
+    (k: int)
+    (reference: float)
+    (narrow: float)
+    =
+    let data = load file
+    let fit = Learner.fit (FitConfig.defaults k Identity) data RunContext.silent
+    Assert.DoesNotContain(fit.Warnings, fun w -> w.Code = FindingCode.LikelihoodDegenerate)
     let ll = MoeModel.logLikelihood fit.Model data.X data.Y
     Assert.True(ll >= reference - 0.05, sprintf "%s: log-likelihood %.4f, flexmix %.4f" file ll reference)
-    // flexmix's σ_i/sd(y) are 0.17..0.50 and its posterior means 0.28..0.72 on these data.
-    let spread = sd data.Y
-
-    for s in fit.Model.Sigmas do
-        Assert.InRange(s / spread, 0.1, 1.0)
-
-    let post = MoeModel.responsibilities fit.Model data.X data.Y
-
-    for i in 0..1 do
-        Assert.InRange(Seq.average (seq { for r in 0 .. data.Count - 1 -> post.[r, i] }), 0.2, 0.8)
-
-    Assert.DoesNotContain(
-        fit.Warnings,
-        fun w -> w.Code = FindingCode.LikelihoodDegenerate || w.Code = FindingCode.SigmaCollapsed
-    )
-
-[<Fact>]
-let ``on tone with k = 4 an expert would sit on the repeated responses: the guard keeps it off and says so`` () =
-    let data = load "tone.csv"
-    let fit = Learner.fit (FitConfig.defaults 4 Identity) data RunContext.silent
-    // flexmix's degenerate k = 4 fit has log-likelihood 253.04 with an expert on the repeated y = 2.0 values.
-    Assert.Contains(fit.Warnings, fun w -> w.Code = FindingCode.LikelihoodDegenerate)
-    // The prior (ν = 1, s₀² = var(y)/k²) bounds σ_i² below by ν s₀²/(N_i + ν + 2) ≥ var(y)/(16·153): σ_i/sd(y) ≥ 0.02.
-    for s in fit.Model.Sigmas do
-        Assert.True(s / sd data.Y >= 0.02, sprintf "sigma %.4g against sd(y) %.4g" s (sd data.Y))
+    // flexmix's narrow experts: 0.016·sd(y) on tone, 0.031·sd(y) on mcycle.
+    Assert.True(Array.min fit.Model.Sigmas / sd data.Y <= narrow, sprintf "sigmas %A" fit.Model.Sigmas)
 
 /// A ground truth for standard covariates u with intercepts and a level per expert, expressed in the units of
 /// x = μ + s ⊙ u (μ far from 0, scales from 0.5 to 3).

@@ -11,14 +11,16 @@ module internal AutoMethod =
     [<Literal>]
     let private RandomStartsAlone = 10
 
-    /// The proposals: the moment initializers (or why each failed), subspace starts and random starts.
+    /// The proposals: the moment initializers (or why each failed), subspace starts, segment starts (small data
+    /// with intercepts and Gaussian experts: every start then runs on every row) and random starts.
     let private proposals
         (config: FitConfig)
         (moments: Result<SubspaceMoments, string>)
         (sigma: float)
-        (design: Design)
+        (problem: Problem)
         (context: RunContext)
         =
+        let design = problem.Design
         let k = config.Experts
 
         let weights =
@@ -68,8 +70,43 @@ module internal AutoMethod =
             else
                 config.RandomStarts
 
+        let segments =
+            if
+                FitConfig.everyStartOnAllRows config problem.Working.Dimension problem.Working.Rows
+                && config.Intercepts
+                && config.Family = ExpertFamily.Gaussian
+            then
+                let data = problem.Sample()
+
+                Array.append
+                    (Initializers.segmentStarts
+                        k
+                        design
+                        config.Activation
+                        sigma
+                        config.Intercepts
+                        config.CommonSigma
+                        config.SegmentStarts
+                        config.Seed
+                        data.X
+                        data.Y)
+                    (Initializers.sampleStarts
+                        k
+                        design
+                        config.Activation
+                        sigma
+                        config.Intercepts
+                        config.CommonSigma
+                        config.SegmentStarts
+                        config.Seed
+                        data.X
+                        data.Y)
+                |> Array.map Ok
+            else
+                [||]
+
         Array.append
-            moment
+            (Array.append moment segments)
             (Initializers.randomStarts
                 config.Family
                 k
@@ -89,6 +126,6 @@ module internal AutoMethod =
             log.Direct(Stage.Moments, (fun () -> Candidates.moments config sigma0 problem.Working))
 
         let proposed =
-            log.Direct(Stage.Initializers, fun () -> proposals config moments sigma0 problem.Design problem.Context)
+            log.Direct(Stage.Initializers, fun () -> proposals config moments sigma0 problem problem.Context)
 
         Candidates.screenAndPolish problem proposed sigma0

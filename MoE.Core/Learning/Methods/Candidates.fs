@@ -22,65 +22,176 @@ module internal Candidates =
             | :? NonFiniteException as e -> Error(Text.format "the moments are not finite (%s)" [| box e.Detail |])
             | :? ArgumentException as e -> Error e.Message
 
-    /// <summary>Screens proposals (Selection.screen) and takes the best to the maximum of the likelihood; fails only
-    /// when no candidate gives a model, with every reason.</summary>
+    /// <summary>Every proposal taken through the whole chain (Chain.maximumLikelihood) on every row, each on its own
+    /// stage log, ranked by the likelihood of the model it returns; ties keep the proposals' order, so the first m of
+    /// m + 1 proposals never do better than all of them. A failure is recorded, not raised.</summary>
+    let private convergeEach (problem: Problem) (proposals: Result<Proposal, string * string>[]) (sigma: float) =
+        let config = problem.Config
+        let em = Chain.settings config problem.WorkingSd
+        let data = DataSource.load problem.Working
+
+        let quiet =
+            { problem.Context with
+                Progress = ignore
+            }
+
+        let run (index: int) (proposal: Result<Proposal, string * string>) =
+            let clock = System.Diagnostics.Stopwatch.StartNew()
+            let log = StageLog()
+
+            let failed name reason =
+                {
+                    Initializer = name
+                    Outcome = Error reason
+                    LogLikelihood = Double.NegativeInfinity
+                    AllRows = true
+                    ScreeningMaps = 0
+                    Seconds = clock.Elapsed.TotalSeconds
+                },
+                None
+
+            let result =
+                match proposal with
+                | Error(name, reason) -> failed name reason
+                | Ok p ->
+                    try
+                        let start =
+                            Selection.startModel p config.Activation sigma data.X data.Y config.Seed quiet
+
+                        let outcome = Chain.maximumLikelihood em start problem.Working problem.Context log
+
+                        let ll =
+                            LikelihoodKernel.logLikelihood outcome.Value data.X data.Y / float data.Y.Length
+
+                        {
+                            Initializer = p.Initializer
+                            Outcome = Ok outcome.Value
+                            LogLikelihood = (if Double.IsFinite ll then ll else Double.NegativeInfinity)
+                            AllRows = true
+                            ScreeningMaps = log.Results |> Array.sumBy (fun s -> s.Iterations)
+                            Seconds = clock.Elapsed.TotalSeconds
+                        },
+                        Some(outcome, log)
+                    with
+                    | :? NonFiniteException as e ->
+                        failed
+                            p.Initializer
+                            (if String.IsNullOrEmpty e.Detail then
+                                 e.Message
+                             else
+                                 e.Detail)
+                    | :? ArgumentException as e -> failed p.Initializer e.Message
+
+            problem.Context.Progress
+                {
+                    Stage = Stage.Candidates
+                    Iteration = index + 1
+                    Loss = -(fst result).LogLikelihood
+                }
+
+            result
+
+        // A stable sort: equal likelihoods keep the proposals' order.
+        proposals
+        |> Array.mapi run
+        |> List.ofArray
+        |> List.sortBy (fun (c, _) -> -c.LogLikelihood)
+        |> Array.ofList
+
+    /// The error when no candidate gave a model, with every reason.
+    let private noCandidate (candidates: Candidate[]) =
+        let reasons =
+            candidates
+            |> Array.map (fun c ->
+                match c.Outcome with
+                | Error reason -> Text.format "%s: %s" [| box c.Initializer; box reason |]
+                | Ok _ -> c.Initializer)
+
+        NonFiniteException(
+            Stage.Candidates,
+            0,
+            nan,
+            Text.format
+                "No candidate gave a model (%s). The data would need more rows per parameter, or fewer experts."
+                [| box (String.Join("; ", reasons)) |]
+        )
+
+    /// <summary>Chooses among proposals and returns the maximum of the likelihood from the best. Small data
+    /// (<c>FitConfig.everyStartOnAllRows</c>): every proposal runs to convergence on every row and the highest
+    /// likelihood wins (convergeEach). Larger data: the proposals are screened (Selection.screen) and the best
+    /// taken to the maximum. Fails only when no candidate gives a model, with every reason.</summary>
     let screenAndPolish (problem: Problem) (proposals: Result<Proposal, string * string>[]) (sigma: float) =
         let config, log = problem.Config, problem.Log
         let em = Chain.settings config problem.WorkingSd
 
-        let candidates =
-            log
-                .Run(
-                    Stage.Candidates,
-                    fun () ->
-                        let c =
-                            Selection.screen
-                                proposals
-                                config.Activation
-                                sigma
-                                em
-                                config.Selection
-                                config.Seed
-                                problem.Working
-                                problem.Context
+        if FitConfig.everyStartOnAllRows config problem.Working.Dimension problem.Working.Rows then
+            let ranked =
+                log
+                    .Run(
+                        Stage.Candidates,
+                        fun () ->
+                            let r = convergeEach problem proposals sigma
 
-                        {
-                            Value = c
-                            Iterations = c.Length
-                            FinalLoss = Some(-c.[0].ValidationLogLikelihood)
-                            Reason = StopReason.Completed
-                        }
-                )
-                .Value
+                            {
+                                Value = r
+                                Iterations = r.Length
+                                FinalLoss = Some(-(fst r.[0]).LogLikelihood)
+                                Reason = StopReason.Completed
+                            }
+                    )
+                    .Value
 
-        match
-            candidates
-            |> Array.tryPick (fun c ->
-                match c.Outcome with
-                | Ok m -> Some(c, m)
-                | Error _ -> None)
-        with
-        | None ->
-            let reasons =
+            let candidates = ranked |> Array.map fst
+
+            match ranked.[0] with
+            | best, Some(outcome, chain) when Double.IsFinite best.LogLikelihood ->
+                // The winner's stages and warnings are the fit's (its time is inside the candidates stage too).
+                log.Append chain
+
+                {
+                    Outcome = outcome
+                    Candidates = candidates
+                    Initializer = best.Initializer
+                }
+            | _ -> raise (noCandidate candidates)
+        else
+
+            let candidates =
+                log
+                    .Run(
+                        Stage.Candidates,
+                        fun () ->
+                            let c =
+                                Selection.screen
+                                    proposals
+                                    config.Activation
+                                    sigma
+                                    em
+                                    config.Selection
+                                    config.Seed
+                                    problem.Working
+                                    problem.Context
+
+                            {
+                                Value = c
+                                Iterations = c.Length
+                                FinalLoss = Some(-c.[0].LogLikelihood)
+                                Reason = StopReason.Completed
+                            }
+                    )
+                    .Value
+
+            match
                 candidates
-                |> Array.map (fun c ->
+                |> Array.tryPick (fun c ->
                     match c.Outcome with
-                    | Error reason -> Text.format "%s: %s" [| box c.Initializer; box reason |]
-                    | Ok _ -> c.Initializer)
-
-            raise (
-                NonFiniteException(
-                    Stage.Candidates,
-                    0,
-                    nan,
-                    Text.format
-                        "No candidate gave a model (%s). The data would need more rows per parameter, or fewer experts."
-                        [| box (String.Join("; ", reasons)) |]
-                )
-            )
-        | Some(best, model) ->
-            {
-                Outcome = Chain.maximumLikelihood em model problem.Working problem.Context log
-                Candidates = candidates
-                Initializer = best.Initializer
-            }
+                    | Ok m -> Some(c, m)
+                    | Error _ -> None)
+            with
+            | None -> raise (noCandidate candidates)
+            | Some(best, model) ->
+                {
+                    Outcome = Chain.maximumLikelihood em model problem.Working problem.Context log
+                    Candidates = candidates
+                    Initializer = best.Initializer
+                }

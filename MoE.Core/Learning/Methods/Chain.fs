@@ -32,19 +32,11 @@ module internal Chain =
             Tolerance = config.EmTolerance
         }
 
-    /// The guarded chain: EM, then — when EM hands over, its rate having become slow — L-BFGS on the likelihood over
-    /// every parameter (docs/math.md §7.5), which converges superlinearly from EM's basin, then EM again to confirm:
-    /// one or two maps when L-BFGS reached the optimum, more where it stalled on the kinks of a non-smooth g
-    /// (measured on ReLU at n = 3000: L-BFGS stopped 1e-5 of |LL| short). Without <c>confirm</c> the chain ends with
-    /// L-BFGS, for a caller whose next step is EM anyway; <c>confirmation</c> then gives that last EM run.
-    let private guardedChain
-        (settings: EmSettings)
-        (start: MoeModel)
-        (source: DataSource)
-        context
-        (log: StageLog)
-        (confirm: bool)
-        =
+    /// The chain: EM, then — when EM hands over, its rate having become slow — L-BFGS on the likelihood over every
+    /// parameter (docs/math.md §7.5), which converges superlinearly from EM's basin, then EM again to confirm: one or
+    /// two maps when L-BFGS reached the optimum, more where it stalled on the kinks of a non-smooth g (measured on ReLU
+    /// at n = 3000: L-BFGS stopped 1e-5 of |LL| short). With a σ prior in the settings it climbs the posterior.
+    let private guarded (settings: EmSettings) (start: MoeModel) (source: DataSource) context (log: StageLog) =
         let em = log.Run(Stage.Em, (fun () -> Em.runOn settings start source context))
 
         if em.Reason = StopReason.HandedOver then
@@ -64,73 +56,73 @@ module internal Chain =
                             context
                 )
 
-            let confirmation () =
-                log.Run(
-                    Stage.Em,
-                    fun () ->
-                        Em.runOn
-                            { settings with
-                                Handover = 0.0
-                                MaxIterations = remaining
-                            }
-                            quasiNewton.Value
-                            source
-                            context
-                )
-
-            if confirm then
-                let confirmed = confirmation ()
-                confirmed, (fun () -> confirmed)
-            else
-                quasiNewton, confirmation
+            log.Run(
+                Stage.Em,
+                fun () ->
+                    Em.runOn
+                        { settings with
+                            Handover = 0.0
+                            MaxIterations = remaining
+                        }
+                        quasiNewton.Value
+                        source
+                        context
+            )
         else
-            em, (fun () -> em)
+            em
 
-    let private guarded settings start source context log =
-        fst (guardedChain settings start source context log true)
-
-    /// Maximum likelihood from a start. With the σ prior of docs/math.md §7.4, the guarded chain finds the posterior
-    /// mode, and EM without the prior then climbs to the likelihood's own maximum in its basin — a few maps, as the
-    /// prior moves σ_i by O(1/N_i). If that climb shrinks a level below half its guarded value, the maximum is the
-    /// degenerate one the prior guards against: the guarded model stays, with a warning.
+    /// Maximum likelihood from a start (docs/math.md §7.4). With a level per expert the likelihood is unbounded, so
+    /// the chain first climbs the likelihood itself and judges the maximum it reaches by the rule of §7.4
+    /// (Degeneracy: an expert on fewer rows than its parameters plus one, or with σ_i below the responses' rounding
+    /// noise). A maximum the rule passes is the answer, whatever its levels — a quiet regime's narrow expert is kept.
+    /// Only where the rule fires, or the climb collapses a level until the likelihood is not finite, is the σ prior
+    /// used: the guarded chain runs from the same start and its posterior mode is the answer, with a warning that
+    /// names the expert. The rejected climb is recorded as one Unguarded stage.
     let maximumLikelihood (settings: EmSettings) (start: MoeModel) (source: DataSource) context (log: StageLog) =
         match settings.SigmaPrior with
         | None -> guarded settings start source context log
         | Some _ when not settings.EstimateSigma -> guarded settings start source context log
         | Some _ ->
-            // The unguarded EM confirms L-BFGS's optimum as the guarded EM would; the guarded confirmation runs only
-            // when the guarded model is the answer.
-            let map, confirmation = guardedChain settings start source context log false
+            let climb = StageLog()
 
-            let mle =
+            let plain =
+                try
+                    let mle = guarded { settings with SigmaPrior = None } start source context climb
+
+                    // The resolution's subsample is every row up to 100k; beyond, a fixed seed keeps the rule a
+                    // function of the data alone.
+                    match Degeneracy.check mle.Value settings.FitIntercepts settings.CommonSigma 0L source with
+                    | None -> Ok mle
+                    | Some(verdict, ySd) -> Error(fun (levels: float[]) -> Degeneracy.describe verdict levels ySd)
+                with :? NonFiniteException as e ->
+                    Error(fun (levels: float[]) -> Degeneracy.describeCollapse e.Message levels)
+
+            match plain with
+            | Ok mle ->
+                log.Append climb
+                mle
+            | Error describe ->
+                let rejected = climb.Results
+
                 log.Run(
                     Stage.Unguarded,
                     fun () ->
-                        Em.runOn
-                            { settings with
-                                SigmaPrior = None
-                                Handover = 0.0
-                            }
-                            map.Value
-                            source
-                            context
+                        {
+                            Value = ()
+                            Iterations = rejected |> Array.sumBy (fun r -> r.Iterations)
+                            FinalLoss = rejected |> Array.tryLast |> Option.bind (fun r -> r.FinalLoss)
+                            Reason = StopReason.Completed
+                        }
                 )
+                |> ignore
 
-            let ratio =
-                Array.map2 (fun (m: float) (g: float) -> m / g) mle.Value.Sigmas map.Value.Sigmas
-                |> Array.min
+                let guardedModel = guarded settings start source context log
 
-            if ratio < 0.5 then
                 log.Note
                     {
                         Severity = Severity.Warning
                         Code = FindingCode.LikelihoodDegenerate
-                        Message =
-                            Text.format
-                                "without the guard on the noise levels an expert's sigma falls to %.2g of its guarded value: the likelihood is degenerate here (an expert on a few points or on repeated y values), and the model is the guarded one; fewer experts may fit better."
-                                [| box ratio |]
+                        Message = describe guardedModel.Value.Sigmas
                     }
 
-                confirmation ()
-            else
-                mle
+                guardedModel

@@ -72,6 +72,12 @@ type internal StageLog() =
     /// The findings recorded.
     member _.Notes = notes.ToArray()
 
+    /// Records another log's stages and findings after this one's (a candidate's chain, run on its own log, once it
+    /// has won).
+    member _.Append(other: StageLog) =
+        stages.AddRange other.Results
+        notes.AddRange other.Notes
+
 /// <summary>What every method of a fit is given (Methods/*.fs): the problem in working units, prepared once by
 /// <c>Learner.fitSource</c>.</summary>
 type internal Problem =
@@ -180,7 +186,7 @@ module internal FitResults =
                 |> Array.map (fun c ->
                     { c with
                         Outcome = c.Outcome |> Result.map (Standardise.toDataUnits standardisation)
-                        ValidationLogLikelihood = c.ValidationLogLikelihood - logScale
+                        LogLikelihood = c.LogLikelihood - logScale
                     })
             Initializer = fitted.Initializer
             Passes = passes

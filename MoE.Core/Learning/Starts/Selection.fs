@@ -10,8 +10,12 @@ type Candidate =
         Initializer: string
         /// The screened model, or why the candidate failed (an initializer that failed, a start that diverged).
         Outcome: Result<MoeModel, string>
-        /// The mean log-likelihood per row of the screened model on the validation rows (−∞ for a failure).
-        ValidationLogLikelihood: float
+        /// The mean log-likelihood per row that ranks the candidate (−∞ for a failure): of the screened model on the
+        /// held-out validation rows, or, when <c>AllRows</c>, of the converged model on every row.
+        LogLikelihood: float
+        /// Whether the candidate ran to convergence on every row and is scored there (small data: docs/learners.md),
+        /// not screened on a subsample and scored on held-out rows.
+        AllRows: bool
         /// EM maps the candidate ran on the screening rows (successive halving gives the better ones more).
         ScreeningMaps: int
         /// Seconds spent on the candidate (start and screening).
@@ -229,7 +233,7 @@ module Selection =
 
             { c with
                 Outcome = outcome
-                ValidationLogLikelihood = value
+                LogLikelihood = value
                 ScreeningMaps = c.ScreeningMaps + maps
                 Seconds = c.Seconds + clock.Elapsed.TotalSeconds
             }
@@ -240,7 +244,8 @@ module Selection =
                 {
                     Initializer = name
                     Outcome = Error reason
-                    ValidationLogLikelihood = Double.NegativeInfinity
+                    LogLikelihood = Double.NegativeInfinity
+                    AllRows = false
                     ScreeningMaps = 0
                     Seconds = 0.0
                 }
@@ -249,7 +254,8 @@ module Selection =
                     {
                         Initializer = p.Initializer
                         Outcome = Error "not screened"
-                        ValidationLogLikelihood = Double.NegativeInfinity
+                        LogLikelihood = Double.NegativeInfinity
+                        AllRows = false
                         ScreeningMaps = 0
                         Seconds = 0.0
                     }
@@ -275,7 +281,7 @@ module Selection =
                     }
 
         let best (cs: Candidate[]) =
-            cs |> Array.sortByDescending (fun c -> c.ValidationLogLikelihood)
+            cs |> Array.sortByDescending (fun c -> c.LogLikelihood)
 
         /// The candidates worth more maps: best first, without one whose screened model is the same as a better
         /// one's (sameModel) — two starts that reached one basin would spend the next budget twice on one climb.
@@ -301,9 +307,7 @@ module Selection =
         let mutable ranked = proposals |> Array.map first |> best
 
         let mutable alive =
-            ranked
-            |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
-            |> distinct
+            ranked |> Array.filter (fun c -> Double.IsFinite c.LogLikelihood) |> distinct
 
         for budget in Array.tail budgets do
             if alive.Length > 1 then
@@ -322,9 +326,6 @@ module Selection =
 
                 ranked <- Array.append advanced (ranked |> Array.filter (fun c -> not (names.Contains c.Initializer)))
 
-                alive <-
-                    advanced
-                    |> Array.filter (fun c -> Double.IsFinite c.ValidationLogLikelihood)
-                    |> distinct
+                alive <- advanced |> Array.filter (fun c -> Double.IsFinite c.LogLikelihood) |> distinct
 
         ranked
