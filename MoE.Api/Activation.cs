@@ -48,9 +48,15 @@ public sealed class Activation : IEquatable<Activation>
 
     /// <summary>A built-in activation from its name: identity, relu, leaky-relu, sigmoid or tanh.</summary>
     /// <param name="name">The name (case-insensitive).</param>
-    /// <param name="slope">The leaky-ReLU slope (must be 0 for the others).</param>
+    /// <param name="slope">The leaky-ReLU slope (must be 0 or null for the others); null gives leaky-relu its default,
+    /// <see cref="DefaultLeakySlope"/>.</param>
     /// <exception cref="ArgumentException">Unknown name, or a slope for an activation that has none.</exception>
-    public static Activation Parse(string name, double slope = 0.0) => new(MoE.Core.ActivationModule.Parse(name, slope));
+    public static Activation Parse(string name, double? slope = null) =>
+        new(MoE.Core.ActivationModule.ParseOrDefault(name,
+            slope is { } s ? Microsoft.FSharp.Core.FSharpOption<double>.Some(s) : Microsoft.FSharp.Core.FSharpOption<double>.None));
+
+    /// <summary>The leaky-ReLU slope when none is given (command line, model files, <see cref="Parse"/>): 0.1.</summary>
+    public const double DefaultLeakySlope = MoE.Core.ActivationModule.DefaultLeakySlope;
 
     /// <summary>The file and command-line name (identity, relu, leaky-relu, sigmoid, tanh) or the custom name.</summary>
     public string Name => Inner.Name;

@@ -26,6 +26,17 @@ public sealed class Dataset
         return new(Core.DatasetModule.Create(x, y));
     }
 
+    /// <summary>Reads a data file by its extension: <c>.parquet</c> as Parquet (<see cref="LoadParquet"/>, every
+    /// numeric column but y as an input), anything else as CSV (<see cref="LoadCsv"/>).</summary>
+    /// <param name="path">The file.</param>
+    /// <exception cref="System.IO.InvalidDataException">As the reader of its format.</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No such file, or the path is a directory.</exception>
+    public static Dataset Load(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return Path.GetExtension(path).Equals(".parquet", StringComparison.OrdinalIgnoreCase) ? LoadParquet(path) : LoadCsv(path);
+    }
+
     /// <summary>Reads a CSV file with the header <c>x1,…,xd,y</c>.</summary>
     /// <param name="path">The file.</param>
     /// <exception cref="System.IO.InvalidDataException">A malformed header, width or value; the message gives

@@ -112,7 +112,9 @@ public sealed record AcceptanceRow(string Setting, string Method, int Samples, I
 /// <param name="Lowest">The lowest coverage of a single parameter of the group.</param>
 /// <param name="Highest">The highest coverage of a single parameter of the group.</param>
 /// <param name="Intervals">The intervals counted.</param>
-public sealed record CoverageRow(string Group, double Coverage, double Lowest, double Highest, int Intervals);
+/// <param name="Skipped">Replicates left out because their fit or standard errors failed (a degenerate sample); the
+/// coverage is over the others.</param>
+public sealed record CoverageRow(string Group, double Coverage, double Lowest, double Highest, int Intervals, int Skipped);
 
 /// <summary>The paper's experiments and the learner's acceptance table, run by the core and returned as data: the
 /// caller decides how to present them (<c>moe reproduce</c> and <c>moe acceptance</c> write CSV, PNG and Markdown).</summary>
@@ -228,7 +230,7 @@ public static class Experiments
                 cancellationToken.ThrowIfCancellationRequested();
                 progress?.Report(r);
             }))
-            .Select(r => new CoverageRow(r.Group, r.Coverage, r.Lowest, r.Highest, r.Intervals))
+            .Select(r => new CoverageRow(r.Group, r.Coverage, r.Lowest, r.Highest, r.Intervals, r.Skipped))
             .ToArray();
 
     private static AcceptanceRow[] Rows(IEnumerable<Core.AcceptanceRow> rows) =>

@@ -69,6 +69,9 @@ public enum WarningCode
     SigmaCollapsed,
     /// <summary>The likelihood's maximum is degenerate and the guarded model was kept (likelihood-degenerate).</summary>
     LikelihoodDegenerate,
+    /// <summary>A column's values are so large that its squares or fourth powers overflow (value-overflow; an
+    /// error).</summary>
+    ValueOverflow,
 }
 
 /// <summary>The stable names of <see cref="FitStage"/> and <see cref="WarningCode"/> values, and their conversions

@@ -213,7 +213,7 @@ public sealed class DataDiagnosis
     public int Experts { get; }
 
     /// <summary>Free parameters of the default model at that k.</summary>
-    public int Parameters { get; }
+    public long Parameters { get; }
 
     /// <summary>Mean, sd, skewness and excess kurtosis of every covariate.</summary>
     public IReadOnlyList<ColumnSummary> Columns { get; }

@@ -43,9 +43,14 @@ public static class Silos
     /// a silo dead after three missed probes, so a killed silo's shards move within a few seconds.
     /// </summary>
     /// <param name="options">Where it listens and whom it joins.</param>
+    /// <exception cref="IOException">The silo port or the gateway port is already in use (found before Orleans starts,
+    /// so the caller gets one line instead of Orleans' startup errors).</exception>
     public static IHost CreateSilo(SiloOptions options)
     {
         ArgumentNullException.ThrowIfNull(options);
+        var listenOn = IPAddress.IsLoopback(options.Address) ? options.Address : IPAddress.Any;
+        CheckPortFree(listenOn, options.SiloPort, "silo port");
+        CheckPortFree(listenOn, options.GatewayPort, "gateway port");
         var primary = options.Join ?? new IPEndPoint(options.Address, options.SiloPort);
         return new HostBuilder()
             .ConfigureLogging(l => Log(l, options.LogLevel))
@@ -66,6 +71,45 @@ public static class Silos
                 silo.AddPlacementDirector<ShardIndexPlacement, ShardIndexPlacementDirector>();
             })
             .Build();
+    }
+
+    /// <summary>Whether any gateway accepts a TCP connection within 2 s.</summary>
+    private static async Task<bool> AnyListensAsync(IReadOnlyList<IPEndPoint> gateways, CancellationToken cancellationToken)
+    {
+        foreach (var gateway in gateways)
+        {
+            using var socket = new Socket(gateway.AddressFamily, SocketType.Stream, ProtocolType.Tcp);
+            using var limit = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken);
+            limit.CancelAfter(TimeSpan.FromSeconds(2));
+            try
+            {
+                await socket.ConnectAsync(gateway, limit.Token).ConfigureAwait(false);
+                return true;
+            }
+            catch (Exception e) when (e is SocketException || (e is OperationCanceledException && !cancellationToken.IsCancellationRequested))
+            {
+            }
+        }
+
+        return false;
+    }
+
+    /// <summary>Binds the port for a moment: a port in use fails here, with its number, not inside Orleans.</summary>
+    private static void CheckPortFree(IPAddress address, int port, string role)
+    {
+        var probe = new TcpListener(address, port);
+        try
+        {
+            probe.Start();
+        }
+        catch (SocketException e) when (e.SocketErrorCode is SocketError.AddressAlreadyInUse or SocketError.AccessDenied)
+        {
+            throw new IOException($"The {role} {port} on {address} is {(e.SocketErrorCode == SocketError.AccessDenied ? "not open to this user" : "already in use by another program or silo")}; choose another port.", e);
+        }
+        finally
+        {
+            probe.Stop();
+        }
     }
 
     /// <summary>Log lines on standard error, one per message: standard output is the program's results.</summary>
@@ -92,6 +136,13 @@ public static class Silos
         if (gateways.Count == 0)
         {
             throw new ArgumentException("A client needs at least one gateway (host:port).", nameof(gateways));
+        }
+
+        // Orleans retries a gateway that refuses the connection until its connect timeout (30 s); nothing listening
+        // anywhere is known at once.
+        if (!await AnyListensAsync(gateways, cancellationToken).ConfigureAwait(false))
+        {
+            throw new IOException($"Could not connect to the cluster at {string.Join(", ", gateways)}: nothing listens there (is 'moe silo' running, and is this its --gateway-port?)");
         }
 
         var host = new HostBuilder()

@@ -38,7 +38,7 @@ internal static class AnalysisCommand
 
     public static Command CreateSelect(TextWriter output, TextWriter error)
     {
-        var data = new Argument<FileInfo>("data") { Description = "the CSV file (x1,...,xd,y)" };
+        var data = new Argument<FileInfo>("data") { Description = "the data: a CSV file (x1,...,xd,y) or a Parquet file" };
         var k = new Option<string>("--k") { Description = "the numbers of experts to compare, e.g. 1..6 or 1,2,4", DefaultValueFactory = _ => "1..4" };
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
@@ -71,7 +71,7 @@ internal static class AnalysisCommand
                 options.Seed = chosenSeed;
             }
 
-            var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+            var dataset = Dataset.Load(parse.GetValue(data)!.FullName);
             var selection = Terminal.WithFitProgress(error, reporter => MoeLearner.Select(dataset, options, ks, reporter));
             foreach (var r in selection.Results)
             {
@@ -127,7 +127,7 @@ internal static class AnalysisCommand
 
     public static Command CreateDiagnose(TextWriter output)
     {
-        var data = new Argument<FileInfo>("data") { Description = "the CSV file (x1,...,xd,y)" };
+        var data = new Argument<FileInfo>("data") { Description = "the data: a CSV file (x1,...,xd,y) or a Parquet file" };
         var k = new Option<int>("--k") { Description = "the number of experts to judge the data for", Required = true };
         var command = new Command("diagnose", "check the data against the estimators' assumptions: moments, Mardia's tests, conditioning, rows per parameter, and a verdict")
         {
@@ -137,7 +137,7 @@ internal static class AnalysisCommand
         {
             Shared.CheckPaths([parse.GetValue(data)], []);
             Shared.Require(parse.GetValue(k) >= 1, "--k", "at least 1", parse.GetValue(k));
-            var dataset = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+            var dataset = Dataset.Load(parse.GetValue(data)!.FullName);
             var r = MoeLearner.Diagnose(dataset, parse.GetValue(k));
             output.WriteLine(string.Create(Inv, $"n = {r.Rows} rows, d = {r.Dimension} covariates; k = {r.Experts} experts have {r.Parameters} parameters ({(double)r.Rows / r.Parameters:F1} rows each)"));
             if (Terminal.IsTerminal(output))
@@ -253,7 +253,7 @@ internal static class AnalysisCommand
             }
 
             var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
-            var set = Dataset.LoadCsv(parse.GetValue(data)!.FullName);
+            var set = Dataset.Load(parse.GetValue(data)!.FullName);
             if (set.Dimension != m.Dimension)
             {
                 throw new InvalidDataException(
@@ -269,33 +269,19 @@ internal static class AnalysisCommand
         return command;
     }
 
-    /// <summary>The first d columns of a CSV: the model's covariates, with or without a trailing y.</summary>
+    /// <summary>The model's covariates from a CSV with the header x1,…,xd,y (the reader requires the response column;
+    /// its values are not used). A file of d − 1 covariates and y is refused: reading its y as the last covariate would
+    /// predict from the response.</summary>
     private static double[,] LoadCovariates(string path, int d)
     {
-        var data = Dataset.LoadCsv(path);
+        var data = Dataset.Load(path);
         if (data.Dimension == d)
         {
             return data.X;
         }
 
-        if (data.Dimension + 1 == d)
-        {
-            // A file of covariates only: its last column was read as y.
-            var x = new double[data.Count, d];
-            for (var r = 0; r < data.Count; r++)
-            {
-                for (var t = 0; t < d - 1; t++)
-                {
-                    x[r, t] = data.X[r, t];
-                }
-
-                x[r, d - 1] = data.Y[r];
-            }
-
-            return x;
-        }
-
-        throw new InvalidDataException($"The data have {data.Dimension + 1} columns, but the model needs its {d} covariates (optionally followed by y).");
+        throw new InvalidDataException(
+            $"The data have {data.Dimension} covariates and a response y, but the model needs {d} covariates (x1..x{d}, then y); is this the data the model was fitted to?");
     }
 
     public static Command CreateCoverage(TextWriter output, TextWriter error)
@@ -326,7 +312,13 @@ internal static class AnalysisCommand
                 }));
             var md = new StringBuilder();
             md.Append(Inv, $"Coverage of {parse.GetValue(level):P0} Wald intervals ({(parse.GetValue(sandwich) ? "sandwich" : "observed information")}), {parse.GetValue(replicates)} replicates of n = {parse.GetValue(n)}, {clock.Elapsed.TotalSeconds:F0} s. ");
-            md.Append("Truth: k = 2 linear experts in d = 2 with intercepts and their own noise levels, a gate with an intercept, x ~ N(0, I); fitted with the defaults.\n\n");
+            md.Append("Truth: k = 2 linear experts in d = 2 with intercepts and their own noise levels, a gate with an intercept, x ~ N(0, I); fitted with the defaults.");
+            if (rows.Count > 0 && rows[0].Skipped > 0)
+            {
+                md.Append(Inv, $" {rows[0].Skipped} replicate(s) left out: their fit or standard errors failed (a degenerate sample).");
+            }
+
+            md.Append("\n\n");
             md.Append("| parameters | intervals | coverage | lowest, highest single parameter |\n|---|---|---|---|\n");
             foreach (var r in rows)
             {

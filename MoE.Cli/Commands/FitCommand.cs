@@ -45,6 +45,10 @@ internal static class FitCommand
             var dataPath = parse.GetValue(data)!;
             var shards = Directory.Exists(dataPath.FullName);
             Shared.CheckPaths(shards ? [] : [dataPath], [parse.GetValue(outPath), parse.GetValue(report)]);
+            if (shards)
+            {
+                Shared.CheckOutsideShards(new DirectoryInfo(dataPath.ToString()), [parse.GetValue(outPath), parse.GetValue(report)]);
+            }
             Shared.Require(parse.GetValue(k) >= 2, "--k", "at least 2 (a mixture has k >= 2 experts)", parse.GetValue(k));
             Shared.Require(parse.GetValue(maxRows) is not < 1, "--max-rows", "at least 1", parse.GetValue(maxRows));
             Shared.Require(parse.GetValue(randomStarts) is not < 0, "--random-starts", "at least 0", parse.GetValue(randomStarts));

@@ -18,11 +18,7 @@ internal static class Shared
     };
 
     /// <summary>The activation named on the command line; leaky-relu takes --slope (default 0.1).</summary>
-    public static Activation ParseActivation(string name, double? slope)
-    {
-        var isLeaky = string.Equals(name.Trim(), "leaky-relu", StringComparison.OrdinalIgnoreCase);
-        return Activation.Parse(name, isLeaky ? slope ?? 0.1 : slope ?? 0.0);
-    }
+    public static Activation ParseActivation(string name, double? slope) => Activation.Parse(name, slope);
 
     public static GroundTruthPreset ParsePreset(string name, bool freeGating) => name.Trim().ToLowerInvariant() switch
     {
@@ -78,6 +74,26 @@ internal static class Shared
 
             seen.Add(output);
             ProbeWritable(output);
+        }
+    }
+
+    /// <summary>No output of a fit over a shard directory is written inside that directory: every file there is a
+    /// shard, so an output there would replace a shard (data lost) or become one (the next fit of the directory
+    /// reads the model as data).</summary>
+    /// <param name="shards">The shard directory.</param>
+    /// <param name="outputs">The outputs (null entries are absent).</param>
+    public static void CheckOutsideShards(DirectoryInfo shards, IReadOnlyList<FileInfo?> outputs)
+    {
+        var comparison = OperatingSystem.IsLinux() ? StringComparison.Ordinal : StringComparison.OrdinalIgnoreCase;
+        var folder = Path.TrimEndingDirectorySeparator(Path.GetFullPath(shards.FullName)) + Path.DirectorySeparatorChar;
+        foreach (var output in outputs.OfType<FileInfo>())
+        {
+            if (Path.GetFullPath(output.FullName).StartsWith(folder, comparison))
+            {
+                throw new ArgumentException(
+                    $"The output '{output}' is inside the shard directory '{shards}': every file there is a shard, so writing it would replace a shard or add one to the data. Write it outside the directory.",
+                    "out");
+            }
         }
     }
 

@@ -13,8 +13,8 @@ type DataReport =
         Dimension: int
         /// Experts k asked about.
         Experts: int
-        /// The general model's free parameters at this k (intercepts, a level per expert).
-        Parameters: int
+        /// The general model's free parameters at this k (intercepts, a level per expert); 64-bit, as k·d can pass 2³¹.
+        Parameters: int64
         /// Mean, sd, skewness and excess kurtosis of every covariate.
         Columns: ColumnMoments[]
         /// Mardia's b_{1,d} on the standardised covariates (0 for a Gaussian), from at most 2,000 rows.
@@ -115,8 +115,7 @@ module DataReport =
 
                 b1, pSkew, b2 / expected, pKurt
 
-        let parameters =
-            int (FitConfig.parameterCount (FitConfig.defaults experts Identity) d)
+        let parameters = FitConfig.parameterCount (FitConfig.defaults experts Identity) d
 
         let skewed =
             columns
@@ -128,8 +127,17 @@ module DataReport =
 
         let guarantees = gaussian && d >= experts && invertible
 
+        // What stops a fit outright (a constant column or response, values whose squares overflow, too few rows):
+        // the data check of every fit, said first and by column; the statistics after it are moot for those columns.
+        let blocking =
+            Diagnosis.findings (FitConfig.defaults experts Identity) (Diagnosis.summarise (DataSource.ofDataset data))
+            |> Array.filter (fun f -> f.Severity = Severity.Error && f.Code <> FindingCode.TooFewRows)
+            |> Array.map (fun f -> Text.format "A fit would stop here: %s" [| box f.Message |])
+
         let verdict =
             [|
+                yield! blocking
+
                 if experts >= 2 && d < experts then
                     Text.format
                         "d = %d < k = %d: the moment initializers cannot recover k directions in R^d; the default fit uses its likelihood starts instead (nothing to do)."
@@ -152,11 +160,11 @@ module DataReport =
                     Text.format
                         "Jointly the covariates are not Gaussian (Mardia's kurtosis is %.2f times a Gaussian's): the moment guarantees are in doubt; the default fit does not rely on them."
                         [| box kurtRatio |]
-                if not invertible then
+                if not invertible && blocking.Length = 0 then
                     Text.format
                         "The covariates are (nearly) collinear (correlation condition number %.3g): some parameters are not identified; remove or combine the redundant columns."
                         [| box conditioning |]
-                elif conditioning > 1e4 then
+                elif conditioning > 1e4 && blocking.Length = 0 then
                     Text.format
                         "The covariates are strongly correlated (condition number %.3g): the standard errors of the slopes along the weak directions will be large."
                         [| box conditioning |]

@@ -15,6 +15,9 @@ type CoverageRow =
         Highest: float
         /// The intervals counted.
         Intervals: int
+        /// Replicates left out because their fit or its standard errors failed (a degenerate sample: the information
+        /// singular, the likelihood not finite); the coverage is over the others.
+        Skipped: int
     }
 
 /// <summary>A simulation check of the standard errors (docs/inference.md): seeded replicates from a known model,
@@ -58,48 +61,74 @@ module Coverage =
         let counts = [| 4; 2; 2; 1; 2 |]
         let hits = counts |> Array.map (fun c -> Array.zeroCreate<int> c)
 
+        let mutable skipped = 0
+
         for r in 1..replicates do
             let data = Sampler.sample truth samples (int64 r)
 
-            let fit =
-                Learner.fit
-                    { FitConfig.defaults 2 Identity with
-                        Seed = int64 r
-                    }
-                    data
-                    RunContext.silent
+            let fitted =
+                try
+                    let fit =
+                        Learner.fit
+                            { FitConfig.defaults 2 Identity with
+                                Seed = int64 r
+                            }
+                            data
+                            RunContext.silent
 
-            let se = Inference.standardErrors fit.Model false true sandwich data.X data.Y
-            let m = fit.Model
-            let swapped = (Metrics.compare m truth).Permutation.[0] = 1
-            let e i = if swapped then 1 - i else i
-            let sign = if swapped then -1.0 else 1.0
+                    Some(fit.Model, Inference.standardErrors fit.Model false true sandwich data.X data.Y)
+                with
+                | :? NonFiniteException
+                | :? ArgumentException -> None
 
-            let check (group: int) (index: int) (estimate: float) (error: float) (target: float) =
-                if abs (estimate - target) <= z * error then
-                    hits.[group].[index] <- hits.[group].[index] + 1
+            match fitted with
+            | None -> skipped <- skipped + 1
+            | Some(m, se) ->
+                let swapped = (Metrics.compare m truth).Permutation.[0] = 1
+                let e i = if swapped then 1 - i else i
+                let sign = if swapped then -1.0 else 1.0
 
-            for i in 0..1 do
+                let check (group: int) (index: int) (estimate: float) (error: float) (target: float) =
+                    if abs (estimate - target) <= z * error then
+                        hits.[group].[index] <- hits.[group].[index] + 1
+
+                for i in 0..1 do
+                    for t in 0..1 do
+                        check 0 (2 * i + t) m.Regressors.[e i, t] se.Regressors.[e i, t] truth.Regressors.[i, t]
+
+                    check 1 i m.RegressorIntercepts.[e i] se.RegressorIntercepts.[e i] truth.RegressorIntercepts.[i]
+                    check 4 i m.Sigmas.[e i] se.Sigmas.[e i] truth.Sigmas.[i]
+
                 for t in 0..1 do
-                    check 0 (2 * i + t) m.Regressors.[e i, t] se.Regressors.[e i, t] truth.Regressors.[i, t]
+                    check 2 t (sign * m.Gating.[0, t]) se.Gating.[0, t] truth.Gating.[0, t]
 
-                check 1 i m.RegressorIntercepts.[e i] se.RegressorIntercepts.[e i] truth.RegressorIntercepts.[i]
-                check 4 i m.Sigmas.[e i] se.Sigmas.[e i] truth.Sigmas.[i]
+                check 3 0 (sign * m.GatingIntercepts.[0]) se.GatingIntercepts.[0] truth.GatingIntercepts.[0]
 
-            for t in 0..1 do
-                check 2 t (sign * m.Gating.[0, t]) se.Gating.[0, t] truth.Gating.[0, t]
-
-            check 3 0 (sign * m.GatingIntercepts.[0]) se.GatingIntercepts.[0] truth.GatingIntercepts.[0]
             progress r
+
+        let used = replicates - skipped
+
+        if used = 0 then
+            raise (
+                NonFiniteException(
+                    Stage.Em,
+                    0,
+                    nan,
+                    Text.format
+                        "every one of the %d replicates failed to fit or to give standard errors; use more rows per replicate (--n)."
+                        [| box replicates |]
+                )
+            )
 
         groups
         |> Array.mapi (fun g name ->
-            let rates = hits.[g] |> Array.map (fun h -> float h / float replicates)
+            let rates = hits.[g] |> Array.map (fun h -> float h / float used)
 
             {
                 Group = name
-                Coverage = float (Array.sum hits.[g]) / float (replicates * counts.[g])
+                Coverage = float (Array.sum hits.[g]) / float (used * counts.[g])
                 Lowest = Array.min rates
                 Highest = Array.max rates
-                Intervals = replicates * counts.[g]
+                Intervals = used * counts.[g]
+                Skipped = skipped
             })

@@ -95,6 +95,16 @@ module DataParquet =
                 | None when candidates.Length > 0 -> candidates.[candidates.Length - 1]
                 | None -> fail path "the file has no numeric column to take as the response."
 
+        match xNames with
+        | Some names ->
+            match names |> Array.countBy id |> Array.tryFind (fun (_, c) -> c > 1) with
+            | Some(name, c) ->
+                fail
+                    path
+                    (Text.format "the input column '%s' is named %d times; name each column once." [| box name; box c |])
+            | None -> ()
+        | None -> ()
+
         let xs =
             match xNames with
             | Some names -> names |> Array.map find

@@ -207,13 +207,13 @@ module ModelJson =
             let mutable s = Unchecked.defaultof<JsonElement>
 
             if act.TryGetProperty("slope", &s) then
-                number s "$.activation.slope"
+                Some(number s "$.activation.slope")
             else
-                0.0
+                None
 
         let activation =
             try
-                Activation.parse name slope
+                Activation.parseOrDefault name slope
             with :? ArgumentException as e ->
                 fail "$.activation" e.Message
 

@@ -199,6 +199,26 @@ module Activation =
         validate a
         a
 
+    /// <summary>The leaky-ReLU slope when none is given (the command line's --slope, a model file's
+    /// <c>activation.slope</c>): 0.1.</summary>
+    [<Literal>]
+    let DefaultLeakySlope = 0.1
+
+    /// <summary>A built-in activation from its name and an optional slope: leaky-relu without a slope takes
+    /// <c>DefaultLeakySlope</c>, the others 0.</summary>
+    /// <param name="name">identity, relu, leaky-relu, sigmoid or tanh (case-insensitive).</param>
+    /// <param name="slope">The slope, when given.</param>
+    /// <returns>The activation.</returns>
+    /// <exception cref="T:System.ArgumentException">As <c>parse</c>.</exception>
+    [<CompiledName("ParseOrDefault")>]
+    let parseOrDefault (name: string) (slope: float option) : Activation =
+        Guard.notNull "name" name
+
+        let leaky =
+            String.Equals(name.Trim(), "leaky-relu", StringComparison.OrdinalIgnoreCase)
+
+        parse name (slope |> Option.defaultValue (if leaky then DefaultLeakySlope else 0.0))
+
     /// <summary>v[o + b] ← (v[o + b] &gt; 0 ? v[o + b] : slope·v[o + b]) and, when <paramref name="slopes"/> is not
     /// empty, slopes[o + b] ← (v &gt; 0 ? 1 : slope), for b &lt; rows: (leaky) ReLU and its derivative in place, with
     /// ReLU's left-hand derivative at 0 (slope 0).</summary>

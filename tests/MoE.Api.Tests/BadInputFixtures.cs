@@ -88,6 +88,14 @@ internal static class BadInputFixtures
         ["csv-heavy-tails"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] * v[0] * v[0] / 3, v[1], v[2], v[3]])),
         ["csv-skewed"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 0.3 * (v[0] * v[0] - 1), v[1], v[2], v[3]])),
         ["predict-columns"] = d => File.WriteAllText(d.File("narrow.csv"), "x1,y\n1,2\n3,4\n5,6\n"),
+        ["predict-response-as-covariate"] = d => File.WriteAllText(d.File("xy.csv"), "x1,x2,y\n1,2,3\n4,5,6\n7,8,9\n"),
+        ["fit-huge-covariate"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
+        ["fit-huge-covariate-em"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
+        ["fit-huge-response"] = d => File.WriteAllText(d.File("hugey.csv"), MapRows(v => [v[0], v[1], v[2], v[3] * 1e300])),
+        ["diagnose-constant"] = d => File.WriteAllText(d.File("const.csv"), MapRows(v => [v[0], 5, v[2], v[3]])),
+        ["diagnose-huge"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
+        ["diagnose-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
+        ["select-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["plot-columns"] = d => File.WriteAllText(d.File("narrow.csv"), "x1,y\n1,2\n3,4\n5,6\n"),
         ["json-empty"] = d => File.WriteAllText(d.File("model.json"), ""),
         ["json-truncated"] = d => File.WriteAllText(d.File("model.json"), Json()[..60]),
@@ -115,6 +123,7 @@ internal static class BadInputFixtures
         ["parquet-missing-value"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, null]), ("y", [3.0, 4.0])),
         ["parquet-nan"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, double.NaN]), ("y", [3.0, 4.0])),
         ["parquet-no-rows"] = d => Columns(d.File("data.parquet"), ("x1", []), ("y", [])),
+        ["parquet-repeated-column"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["parquet-columns"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["dir-mixed"] = d =>
         {
@@ -126,6 +135,11 @@ internal static class BadInputFixtures
             File.Copy(d.File("good.csv"), d.File("dir/a.csv"));
             File.WriteAllText(d.File("dir/b.csv"), "x1,x2,y\n1,2,3\n4,5,6\n");
         },
+        ["dir-out-shard"] = d => TwoShards(d),
+        ["dir-out-new"] = d => TwoShards(d),
+        ["dir-report-inside"] = d => TwoShards(d),
+        ["silo-port-in-use"] = d => Listen(12011),
+        ["silo-gateway-in-use"] = d => Listen(12014),
         ["dir-shards"] = d =>
         {
             var rows = File.ReadAllLines(d.File("good.csv"));
@@ -133,6 +147,30 @@ internal static class BadInputFixtures
             File.WriteAllLines(d.File("dir/part-1.csv"), rows.Take(1).Concat(rows.Skip(1001)));
         },
     };
+
+    /// <summary>good.csv split into dir/part-0.csv and dir/part-1.csv.</summary>
+    private static void TwoShards(TempDir d)
+    {
+        var rows = File.ReadAllLines(d.File("good.csv"));
+        File.WriteAllLines(d.File("dir/part-0.csv"), rows.Take(1001));
+        File.WriteAllLines(d.File("dir/part-1.csv"), rows.Take(1).Concat(rows.Skip(1001)));
+    }
+
+    /// <summary>Listens on a loopback port for the rest of the test process (the row's silo must find it taken).</summary>
+    private static void Listen(int port)
+    {
+        lock (Listeners)
+        {
+            if (!Listeners.ContainsKey(port))
+            {
+                var listener = new System.Net.Sockets.TcpListener(System.Net.IPAddress.Loopback, port);
+                listener.Start();
+                Listeners[port] = listener;
+            }
+        }
+    }
+
+    private static readonly Dictionary<int, System.Net.Sockets.TcpListener> Listeners = [];
 
     private static Dataset Good(TempDir dir) => Dataset.LoadCsv(dir.File("good.csv"));
 

@@ -286,3 +286,16 @@ let ``a custom activation cannot be saved`` () =
             0.1
 
     throwsArg<ArgumentException> "model" [ "custom activation 'cube'" ] (fun () -> ModelJson.serialize m |> ignore)
+
+/// A model file's leaky-relu without a slope takes the documented default (Activation.DefaultLeakySlope = 0.1), as
+/// the command line does; before, it was read as slope 0, a plain ReLU. A relu with no slope stays slope 0.
+[<Fact>]
+let ``a leaky-relu without a slope in a model file takes the default slope`` () =
+    let json (activation: string) =
+        sprintf
+            """{"k": 2, "d": 1, "activation": {"name": "%s"}, "sigma": 0.1, "regressors": [[1],[2]], "gating": [[1]]}"""
+            activation
+
+    Assert.Equal(LeakyRelu 0.1, (ModelJson.deserialize (json "leaky-relu")).Activation)
+    Assert.Equal(Activation.DefaultLeakySlope, (ModelJson.deserialize (json "leaky-relu")).Activation.Slope)
+    Assert.Equal(Relu, (ModelJson.deserialize (json "relu")).Activation)

@@ -39,10 +39,12 @@ type FindingCode =
     | SigmaCollapsed
     /// The likelihood's maximum is degenerate and the guarded model was kept ("likelihood-degenerate").
     | LikelihoodDegenerate
+    /// A column's values are so large that its squares or fourth powers overflow ("value-overflow"; an error).
+    | ValueOverflow
 
     /// <summary>The code's stable name: constant-column, constant-response, too-few-rows, dimension-below-experts,
     /// not-centred, not-standardised, not-gaussian, few-rows, em-not-converged, em-no-progress, sigma-collapsed,
-    /// likelihood-degenerate.</summary>
+    /// likelihood-degenerate, value-overflow.</summary>
     member this.Name =
         match this with
         | ConstantColumn -> "constant-column"
@@ -57,6 +59,7 @@ type FindingCode =
         | EmNoProgress -> "em-no-progress"
         | SigmaCollapsed -> "sigma-collapsed"
         | LikelihoodDegenerate -> "likelihood-degenerate"
+        | ValueOverflow -> "value-overflow"
 
     /// <summary>The code's name.</summary>
     override this.ToString() = this.Name
@@ -76,6 +79,7 @@ type FindingCode =
             EmNoProgress
             SigmaCollapsed
             LikelihoodDegenerate
+            ValueOverflow
         |]
 
 /// <summary>One finding about the data or a fit: its severity, a stable code and a message a user can act on.</summary>
@@ -247,7 +251,35 @@ module Diagnosis =
         let l4 = moments && not config.Standardise
         let momentsOnly = config.Method = FitMethod.L4 || config.Method = FitMethod.Spectral
 
+        // A column whose centred squares or fourth powers overflow has non-finite moments: the fit's sums (the
+        // standardisation's variances, the moments' fourth powers, the likelihood's squared residuals) would be ±∞
+        // or NaN. Its values are above about (Double.MaxValue/n)^(1/4) ≈ 1e76 at n = 300.
+        let overflow (c: ColumnMoments) =
+            not (
+                Double.IsFinite c.Sd
+                && Double.IsFinite c.Skewness
+                && Double.IsFinite c.ExcessKurtosis
+            )
+            && not (c.Sd = 0.0)
+
+        let limit = (Double.MaxValue / max (float n) 1.0) ** 0.25
+
         [|
+            for j in 0 .. d - 1 do
+                if overflow cols.[j] then
+                    error
+                        FindingCode.ValueOverflow
+                        (Text.format
+                            "column x%d holds values too large to fit (mean %s): their squares and fourth powers overflow a double beyond about %.1g at n = %d; rescale the column (e.g. to thousands or millions)."
+                            [| box (j + 1); box (g4 cols.[j].Mean); box limit; box n |])
+
+            if overflow y then
+                error
+                    FindingCode.ValueOverflow
+                    (Text.format
+                        "y holds values too large to fit (mean %s): their squares and fourth powers overflow a double beyond about %.1g at n = %d; rescale the response."
+                        [| box (g4 y.Mean); box limit; box n |])
+
             for j in 0 .. d - 1 do
                 if cols.[j].Sd = 0.0 then
                     error
