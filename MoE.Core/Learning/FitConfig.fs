@@ -164,8 +164,8 @@ type FitConfig =
         SubspaceStarts: int
         /// Random whole-space starts (Auto also tries them; EM runs from them).
         RandomStarts: int
-        /// Segment starts (Initializers.segmentStarts) the Auto method also tries on data small enough to run every
-        /// start on every row (<c>FitConfig.everyStartOnAllRows</c>), with intercepts and Gaussian experts.
+        /// Segment starts (Initializers.segmentStarts), and as many minimal-sample starts (Initializers.sampleStarts),
+        /// the Auto method also tries on data small enough to run every start on every row (<c>FitConfig.everyStartOnAllRows</c>), with intercepts and Gaussian experts.
         SegmentStarts: int
         /// How candidates are screened and compared.
         Selection: SelectionSettings

@@ -25,10 +25,17 @@ module internal Candidates =
     /// <summary>Every proposal taken through the whole chain (Chain.maximumLikelihood) on every row, each on its own
     /// stage log, ranked by the likelihood of the model it returns; ties keep the proposals' order, so the first m of
     /// m + 1 proposals never do better than all of them. A failure is recorded, not raised.</summary>
-    let private convergeEach (problem: Problem) (proposals: Result<Proposal, string * string>[]) (sigma: float) =
+    let private convergeEach
+        (problem: Problem)
+        (em: EmSettings)
+        (proposals: Result<Proposal, string * string>[])
+        (sigma: float)
+        =
         let config = problem.Config
-        let em = Chain.settings config problem.WorkingSd
-        let data = DataSource.load problem.Working
+        // The starts' rows: every row in memory, the bounded sample when the rows are read in passes; the likelihood
+        // that ranks the candidates is a pass over every row either way.
+        let data = problem.Sample()
+        let rows = float problem.Working.Rows
 
         let quiet =
             { problem.Context with
@@ -130,7 +137,7 @@ module internal Candidates =
                     .Run(
                         Stage.Candidates,
                         fun () ->
-                            let r = convergeEach problem proposals sigma
+                            let r = convergeEach problem em proposals sigma
 
                             {
                                 Value = r

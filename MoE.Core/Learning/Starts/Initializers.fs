@@ -313,7 +313,7 @@ module Initializers =
 
             let sigmas =
                 if commonSigma then
-                    Array.create k (sqrt (Array.averageBy (fun v -> v * v) levels))
+                    Array.create k (Gaussian.pooled levels)
                 else
                     levels
 
@@ -410,7 +410,7 @@ module Initializers =
 
             let sigmas =
                 if commonSigma then
-                    Array.create k (sqrt (Array.averageBy (fun v -> v * v) levels))
+                    Array.create k (Gaussian.pooled levels)
                 else
                     levels
 
