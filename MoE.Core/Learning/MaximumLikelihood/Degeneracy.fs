@@ -119,11 +119,8 @@ module Degeneracy =
     /// <summary>The warning's words when the climb without the guard ended in a non-finite likelihood (a level
     /// collapsed to the floor of 1e-12).</summary>
     /// <param name="detail">What became non-finite.</param>
-    /// <param name="guarded">σ_i of the guarded model (not used in the words: no expert is singled out).</param>
     [<CompiledName("DescribeCollapse")>]
-    let describeCollapse (detail: string) (guarded: float[]) : string =
-        ignore guarded
-
+    let describeCollapse (detail: string) : string =
         Text.format
             "without the guard on the noise levels an expert's sigma collapsed until the likelihood was not finite (%s): the likelihood is degenerate here (an expert on a few points or on tied y values), and the model is the guarded one; fewer experts may fit better."
             [| box detail |]

@@ -95,7 +95,7 @@ module internal Chain =
                     | None -> Ok mle
                     | Some(verdict, ySd) -> Error(fun (levels: float[]) -> Degeneracy.describe verdict levels ySd)
                 with :? NonFiniteException as e ->
-                    Error(fun (levels: float[]) -> Degeneracy.describeCollapse e.Message levels)
+                    Error(fun (_: float[]) -> Degeneracy.describeCollapse e.Message)
 
             match plain with
             | Ok mle ->
