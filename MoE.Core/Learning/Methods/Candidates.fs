@@ -67,8 +67,7 @@ module internal Candidates =
 
                         let outcome = Chain.maximumLikelihood em start problem.Working problem.Context log
 
-                        let ll =
-                            LikelihoodKernel.logLikelihood outcome.Value data.X data.Y / float data.Y.Length
+                        let ll = LikelihoodKernel.logLikelihoodOf outcome.Value problem.Working / rows
 
                         {
                             Initializer = p.Initializer
