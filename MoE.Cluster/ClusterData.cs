@@ -22,6 +22,10 @@ public sealed class ClusterRequestOptions
     /// longer than a cluster takes to declare a dead silo dead (<see cref="Silos"/>).</summary>
     public TimeSpan MaxBackoff { get; set; } = TimeSpan.FromSeconds(8);
 
+    /// <summary>Told of every request as it is sent (the shard, and "open", "evaluate" or "gather"): for tests that
+    /// stop a silo at a chosen moment of a fit.</summary>
+    internal Action<ShardSpec, string>? Sent { get; set; }
+
     internal void Validate()
     {
         if (RequestTimeout <= TimeSpan.Zero)
@@ -77,7 +81,8 @@ public static class ClusterSources
         options ??= new ClusterRequestOptions();
         options.Validate();
         var specs = Specs(path, xColumns, yColumn);
-        var workers = specs.Select(spec => new ShardWorker(client, spec, options, retries, cancellationToken)).ToArray();
+        var watch = new SiloWatch(client, cancellationToken);
+        var workers = specs.Select(spec => new ShardWorker(client, spec, options, watch, retries, cancellationToken)).ToArray();
         var infos = await Task.WhenAll(workers.Select(w => w.OpenAsync())).ConfigureAwait(false);
         var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShard(specs[i].Path, infos[i].Rows, w)).ToArray();
         var sources = shards.Select((s, i) => new Core.DataSource(infos[i].Dimension, [s]));
@@ -113,21 +118,22 @@ public static class ClusterSources
 /// <summary>
 /// The coordinator's end of one shard: every request sent to the shard's grain with a timeout, and sent again — to
 /// whichever silo the cluster activates the grain on — after a failure of the cluster (a dead silo, a lost connection,
-/// a timeout), a bounded number of times with growing waits. An error of the data (a malformed file, a request that
+/// a timeout), a bounded number of times with growing waits. A request whose silo leaves the cluster while it waits
+/// (<see cref="SiloWatch"/>) is given up at once and sent again. An error of the data (a malformed file, a request that
 /// does not fit) is not retried: it would fail again.
 /// </summary>
-internal sealed class ShardWorker(IClusterClient client, ShardSpec spec, ClusterRequestOptions options,
+internal sealed class ShardWorker(IClusterClient client, ShardSpec spec, ClusterRequestOptions options, SiloWatch watch,
     IProgress<ClusterRetry>? retries, CancellationToken cancellationToken) : Core.IShardWorker
 {
     private readonly IShardGrain grain = client.GetGrain<IShardGrain>(spec.GrainKey);
 
-    public Task<ShardInfo> OpenAsync() => Call(g => g.Open(spec));
+    public Task<ShardInfo> OpenAsync() => Call("open", g => g.Open(spec));
 
-    public Task<double[]> Evaluate(byte[] request) => Call(g => g.Evaluate(spec, request));
+    public Task<double[]> Evaluate(byte[] request) => Call("evaluate", g => g.Evaluate(spec, request));
 
     public async Task<Core.Dataset> Gather(byte[] request)
     {
-        var rows = await Call(g => g.Gather(spec, request)).ConfigureAwait(false);
+        var rows = await Call("gather", g => g.Gather(spec, request)).ConfigureAwait(false);
         var count = rows.Dimension == 0 ? 0 : rows.X.Length / rows.Dimension;
         if (rows.Dimension < 1 || count * rows.Dimension != rows.X.Length || count != rows.Y.Length)
         {
@@ -139,20 +145,26 @@ internal sealed class ShardWorker(IClusterClient client, ShardSpec spec, Cluster
         return new Core.Dataset(x, rows.Y);
     }
 
-    private async Task<T> Call<T>(Func<IShardGrain, Task<T>> call)
+    private async Task<T> Call<T>(string kind, Func<IShardGrain, Task<T>> call)
     {
         var wait = options.Backoff;
         var clock = Stopwatch.StartNew();
         for (var attempt = 1; ; attempt++)
         {
             cancellationToken.ThrowIfCancellationRequested();
+            using var lease = watch.Watch();
+            using var either = CancellationTokenSource.CreateLinkedTokenSource(cancellationToken, lease.Lost);
             try
             {
-                return await call(grain).WaitAsync(options.RequestTimeout, cancellationToken).ConfigureAwait(false);
+                options.Sent?.Invoke(spec, kind);
+                return await call(grain).WaitAsync(options.RequestTimeout, either.Token).ConfigureAwait(false);
             }
-            catch (Exception e) when (Transient(e))
+            catch (Exception e) when (Transient(e) || (e is OperationCanceledException && lease.Lost.IsCancellationRequested && !cancellationToken.IsCancellationRequested))
             {
-                var error = $"{e.GetType().Name}: {FirstLine(e.Message)}";
+                var left = e is OperationCanceledException;
+                var error = left
+                    ? $"the silo {lease.Left} left the cluster while the request waited"
+                    : $"{e.GetType().Name}: {FirstLine(e.Message)}";
                 if (attempt >= options.Attempts)
                 {
                     throw new IOException(
@@ -161,8 +173,12 @@ internal sealed class ShardWorker(IClusterClient client, ShardSpec spec, Cluster
                 }
 
                 retries?.Report(new ClusterRetry(spec.Path, attempt, error));
-                await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
-                wait = TimeSpan.FromTicks(Math.Min(options.MaxBackoff.Ticks, wait.Ticks * 2));
+                // A silo known gone: the cluster places its grains anew at once, so the request goes again at once.
+                if (!left)
+                {
+                    await Task.Delay(wait, cancellationToken).ConfigureAwait(false);
+                    wait = TimeSpan.FromTicks(Math.Min(options.MaxBackoff.Ticks, wait.Ticks * 2));
+                }
             }
         }
     }
