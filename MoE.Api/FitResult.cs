@@ -39,6 +39,8 @@ public enum FitStage
     L2,
     /// <summary>The single regression of k = 1 in a choice of k (single).</summary>
     Single,
+    /// <summary>Split-and-merge moves from a maximum where one expert's noise level stands out (split-merge).</summary>
+    SplitMerge,
 }
 
 /// <summary>What a warning of a fit is about (docs/errors.md lists each with its cause and remedy). Each has a stable
@@ -72,6 +74,8 @@ public enum WarningCode
     /// <summary>A column's values are so large that its squares or fourth powers overflow (value-overflow; an
     /// error).</summary>
     ValueOverflow,
+    /// <summary>An expert looks like two merged ones that split-and-merge moves did not separate (merged-experts).</summary>
+    MergedExperts,
 }
 
 /// <summary>The stable names of <see cref="FitStage"/> and <see cref="WarningCode"/> values, and their conversions

@@ -39,9 +39,11 @@ type Stage =
     | L2
     /// The single regression of k = 1 in a choice of k ("single").
     | Single
+    /// Split-and-merge moves from a maximum where one expert stands out ("split-merge"; docs/math.md §7.8).
+    | SplitMerge
 
     /// <summary>The stage's stable lower-case name: l4, l4-sgd, directions, signs, gating, gating-sgd, scales, em,
-    /// likelihood, unguarded, moments, initializers, candidates, spectral, l2, single.</summary>
+    /// likelihood, unguarded, moments, initializers, candidates, spectral, l2, single, split-merge.</summary>
     member this.Name =
         match this with
         | L4 -> "l4"
@@ -60,6 +62,7 @@ type Stage =
         | Spectral -> "spectral"
         | L2 -> "l2"
         | Single -> "single"
+        | SplitMerge -> "split-merge"
 
     /// <summary>The stage's name.</summary>
     override this.ToString() = this.Name
@@ -84,6 +87,7 @@ type Stage =
             Spectral
             L2
             Single
+            SplitMerge
         |]
 
 /// <summary>Raised when a loss or gradient becomes NaN or infinite, or an objective turns out unbounded below: a

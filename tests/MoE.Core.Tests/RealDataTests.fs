@@ -19,7 +19,8 @@ let private sd (v: float[]) =
 /// least its value less 0.05 nats (the issue's bound) is expected on every seed of 1–10, and the seeds agree to
 /// 0.5 nats (small data: every start runs to convergence on every row, so the seed only changes which random starts
 /// are tried). Measured: mcycle −577.6252, faithful −851.3149, tone 145.6503 on all ten seeds (docs/math.md §7.4).
-/// None is degenerate by the rule of §7.4.
+/// None is degenerate by the rule of §7.4, and none is called merged (§7.8: mcycle's wide expert stands out at 3.1×
+/// the others' median, its residuals within a standard error of normal).
 [<Theory>]
 [<InlineData("faithful.csv", 2, -851.3191)>]
 [<InlineData("tone.csv", 2, 142.8382)>]
@@ -44,7 +45,10 @@ let ``the defaults reach flexmix's log-likelihood on public data from every seed
 
                 Assert.DoesNotContain(
                     fit.Warnings,
-                    fun w -> w.Code = FindingCode.LikelihoodDegenerate || w.Code = FindingCode.SigmaCollapsed
+                    fun w ->
+                        w.Code = FindingCode.LikelihoodDegenerate
+                        || w.Code = FindingCode.SigmaCollapsed
+                        || w.Code = FindingCode.MergedExperts
                 )
 
                 MoeModel.logLikelihood fit.Model data.X data.Y
@@ -70,7 +74,12 @@ let ``a narrow expert on a real regime is kept, not guarded``
     =
     let data = load file
     let fit = Learner.fit (FitConfig.defaults k Identity) data RunContext.silent
-    Assert.DoesNotContain(fit.Warnings, fun w -> w.Code = FindingCode.LikelihoodDegenerate)
+
+    Assert.DoesNotContain(
+        fit.Warnings,
+        fun w -> w.Code = FindingCode.LikelihoodDegenerate || w.Code = FindingCode.MergedExperts
+    )
+
     let ll = MoeModel.logLikelihood fit.Model data.X data.Y
     Assert.True(ll >= reference - 0.05, sprintf "%s: log-likelihood %.4f, flexmix %.4f" file ll reference)
     // flexmix's narrow experts: 0.016·sd(y) on tone, 0.031·sd(y) on mcycle.

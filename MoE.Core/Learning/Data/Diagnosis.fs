@@ -41,10 +41,12 @@ type FindingCode =
     | LikelihoodDegenerate
     /// A column's values are so large that its squares or fourth powers overflow ("value-overflow"; an error).
     | ValueOverflow
+    /// An expert looks like two merged ones that split-and-merge moves did not separate ("merged-experts").
+    | MergedExperts
 
     /// <summary>The code's stable name: constant-column, constant-response, too-few-rows, dimension-below-experts,
     /// not-centred, not-standardised, not-gaussian, few-rows, em-not-converged, em-no-progress, sigma-collapsed,
-    /// likelihood-degenerate, value-overflow.</summary>
+    /// likelihood-degenerate, value-overflow, merged-experts.</summary>
     member this.Name =
         match this with
         | ConstantColumn -> "constant-column"
@@ -60,6 +62,7 @@ type FindingCode =
         | SigmaCollapsed -> "sigma-collapsed"
         | LikelihoodDegenerate -> "likelihood-degenerate"
         | ValueOverflow -> "value-overflow"
+        | MergedExperts -> "merged-experts"
 
     /// <summary>The code's name.</summary>
     override this.ToString() = this.Name
@@ -80,6 +83,7 @@ type FindingCode =
             SigmaCollapsed
             LikelihoodDegenerate
             ValueOverflow
+            MergedExperts
         |]
 
 /// <summary>One finding about the data or a fit: its severity, a stable code and a message a user can act on.</summary>
