@@ -400,8 +400,12 @@ module internal SplitMerge =
     /// Measured: on the real data sets (mcycle k = 3, tone k = 3, 4, faithful k = 4) the standing-out expert is within
     /// 1.6 standard errors by both; a merged identity pair (SplitMergeTests) has λ at 34 of them; a merged ReLU pair at
     /// d = 50 has κ at 100.</summary>
+    /// <param name="model">The maximum.</param>
+    /// <param name="rows">The rows of the whole data (the warning counts the expert's rows in them).</param>
+    /// <param name="x">The criteria's rows (a subsample of the data).</param>
+    /// <param name="y">Their responses.</param>
     /// <returns>The warning's words, or None.</returns>
-    let mergedPair (model: MoeModel) (x: float[,]) (y: float[]) : string option =
+    let mergedPair (model: MoeModel) (rows: float) (x: float[,]) (y: float[]) : string option =
         match standsOut model.Sigmas with
         | None -> None
         | Some(l, sigmaRef) ->
@@ -447,4 +451,9 @@ module internal SplitMerge =
             |> Option.map (fun evidence ->
                 Text.format
                     "expert %d (%.4g rows) has sigma = %.3g× the others' median and residuals %s: it may hold the rows of two experts (a merged pair) that split-and-merge moves did not separate; try more starts (--random-starts 20), another --seed, or one more expert (moe select compares k)."
-                    [| box (l + 1); box n; box (model.Sigmas.[l] / sigmaRef); box evidence |])
+                    [|
+                        box (l + 1)
+                        box (n * rows / float y.Length)
+                        box (model.Sigmas.[l] / sigmaRef)
+                        box evidence
+                    |])

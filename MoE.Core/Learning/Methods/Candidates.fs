@@ -231,7 +231,7 @@ module internal Candidates =
 
             kept |> Option.iter log.Append
 
-            SplitMerge.mergedPair best.Value criteria.X criteria.Y
+            SplitMerge.mergedPair best.Value rows criteria.X criteria.Y
             |> Option.iter (fun message ->
                 log.Note
                     {
