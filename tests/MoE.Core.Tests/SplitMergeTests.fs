@@ -56,7 +56,7 @@ let ``a split-and-merge move takes a merged maximum to the truth and raises the 
     // The maximum is called merged, by name: the expert that stands out is the one on two true experts.
     let l = fst (SplitMerge.standsOut merged.Sigmas).Value
 
-    match SplitMerge.mergedPair merged (float data.Y.Length) data.X data.Y with
+    match MergedExperts.describe merged (float data.Y.Length) data.X data.Y with
     | Some message -> Assert.StartsWith(sprintf "expert %d (" (l + 1), message)
     | None -> failwith "the merged maximum was not called merged"
 
@@ -66,4 +66,4 @@ let ``a split-and-merge move takes a merged maximum to the truth and raises the 
 
     Assert.True(ll best > ll merged, sprintf "%g <= %g" (ll best) (ll merged))
     Assert.True((Metrics.compare best truth).RegressorError <= 0.01, sprintf "%A" (Metrics.compare best truth))
-    Assert.Equal(None, SplitMerge.mergedPair best (float data.Y.Length) data.X data.Y)
+    Assert.Equal(None, MergedExperts.describe best (float data.Y.Length) data.X data.Y)

@@ -131,7 +131,7 @@ module internal Candidates =
     /// per row; after a kept move, one more look (<c>SplitMerge.Rounds</c>). The budget is a count, not a time, so a
     /// fit stays a function of its data and seed. Recorded as one split-merge stage (its iterations are the chains
     /// climbed); the chain of a kept move is the fit's from there. A maximum that still looks merged after the moves
-    /// (SplitMerge.mergedPair) is returned with the warning merged-experts, which names the expert.</summary>
+    /// (MergedExperts.describe) is returned with the warning merged-experts, which names the expert.</summary>
     let escapeMerged (problem: Problem) (em: EmSettings) (outcome: StageOutcome<MoeModel>) : StageOutcome<MoeModel> =
         let config, log = problem.Config, problem.Log
 
@@ -231,7 +231,7 @@ module internal Candidates =
 
             kept |> Option.iter log.Append
 
-            SplitMerge.mergedPair best.Value rows criteria.X criteria.Y
+            MergedExperts.describe best.Value rows criteria.X criteria.Y
             |> Option.iter (fun message ->
                 log.Note
                     {
