@@ -29,12 +29,9 @@ module Summary =
     /// <exception cref="T:System.ArgumentException">No values.</exception>
     [<CompiledName("Median")>]
     let median (values: float seq) : float =
-        let v = Seq.sort values |> Seq.toArray
+        let v = Seq.toArray values
 
         if v.Length = 0 then
             invalidArg "values" "The median of no values is undefined."
 
-        if v.Length % 2 = 1 then
-            v.[v.Length / 2]
-        else
-            0.5 * (v.[v.Length / 2 - 1] + v.[v.Length / 2])
+        Dense.median v

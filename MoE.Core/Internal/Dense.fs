@@ -66,6 +66,16 @@ let projections (a: float[,]) (x: float[,]) : float[,] =
 
     s
 
+/// The median of at least one value (the mean of the two middle values for an even count).
+let median (values: float[]) : float =
+    let v = Seq.sort values |> Seq.toArray
+    let h = v.Length / 2
+
+    if v.Length % 2 = 1 then
+        v.[h]
+    else
+        0.5 * (v.[h - 1] + v.[h])
+
 /// The full symmetric matrix from its upper triangle (row-major, size×size).
 let mirror (size: int) (upper: float[]) : float[,] =
     Array2D.init size size (fun i j ->

@@ -28,29 +28,23 @@ module internal MergedExperts =
         | None -> None
         | Some(l, sigmaRef) ->
             let gamma = LikelihoodKernel.responsibilities model x y
-            let columns = model.Design.ExpertColumns
+            let e = SplitMerge.residuals model l x y
             let mutable n, m2, m4 = 0.0, 0.0, 0.0
 
             for r in 0 .. y.Length - 1 do
-                let mutable eta = model.RegressorIntercepts.[l]
-
-                for t in 0 .. columns.Length - 1 do
-                    eta <- eta + model.Regressors.[l, t] * x.[r, columns.[t]]
-
-                let e = y.[r] - model.Activation.Value eta
                 let g = gamma.[r, l]
                 n <- n + g
-                m2 <- m2 + g * e * e
-                m4 <- m4 + g * e * e * e * e
+                m2 <- m2 + g * e.[r] * e.[r]
+                m4 <- m4 + g * e.[r] * e.[r] * e.[r] * e.[r]
 
             let kurtosis = (m4 / n) / ((m2 / n) * (m2 / n)) - 3.0
             let kurtosisErrors = abs kurtosis / sqrt (24.0 / n)
 
             let varianceErrors =
-                match SplitMerge.splitDirection model gamma l sigmaRef x y with
+                match SplitMerge.splitDirection model gamma l sigmaRef x e with
                 | Some(_, _, lambda, rows) ->
                     lambda
-                    / (sqrt (2.0 / rows) * max (sqrt 3.0) (2.0 * sqrt (float columns.Length)))
+                    / (sqrt (2.0 / rows) * max (sqrt 3.0) (2.0 * sqrt (float model.ExpertDimension)))
                 | None -> 0.0
 
             let evidence =

@@ -30,15 +30,6 @@ module internal SplitMerge =
     [<Literal>]
     let CriteriaRows = 20_000
 
-    let private median (v: float[]) =
-        let s = Array.sort v
-        let h = s.Length / 2
-
-        if s.Length % 2 = 1 then
-            s.[h]
-        else
-            0.5 * (s.[h - 1] + s.[h])
-
     /// <summary>The expert that stands out: the first with the largest σ_i, when that is at least <c>StandOut</c> times
     /// the median of the others' (k ≥ 3: a move needs a pair besides it), with that median.</summary>
     let standsOut (sigmas: float[]) : (int * float) option =
@@ -51,7 +42,7 @@ module internal SplitMerge =
             let others =
                 sigmas |> Array.indexed |> Array.filter (fun (i, _) -> i <> l) |> Array.map snd
 
-            let m = median others
+            let m = Dense.median others
 
             if m > 0.0 && top >= StandOut * m then Some(l, m) else None
 
@@ -137,8 +128,21 @@ module internal SplitMerge =
             S = drop p.S
         }
 
+    /// <summary>Expert l's residuals e_n = y_n − g(⟨a_l, x_n⟩ + b_l) on the rows (x over all the design's
+    /// columns): what the split direction, the outlier regression and the merged-experts rule read.</summary>
+    let internal residuals (model: MoeModel) (l: int) (x: float[,]) (y: float[]) : float[] =
+        let columns = model.Design.ExpertColumns
+
+        Array.init y.Length (fun r ->
+            let mutable eta = model.RegressorIntercepts.[l]
+
+            for t in 0 .. columns.Length - 1 do
+                eta <- eta + model.Regressors.[l, t] * x.[r, columns.[t]]
+
+            y.[r] - model.Activation.Value eta)
+
     /// <summary>The direction along which expert l's residual variance grows fastest (docs/math.md §7.8): with
-    /// responsibilities γ_n, residuals e_n = y_n − g(⟨a_l, x_n⟩ + b_l), the γ-weighted covariance Σ of the expert's
+    /// responsibilities γ_n, residuals e_n = y_n − g(⟨a_l, x_n⟩ + b_l) (<c>residuals</c>), the γ-weighted covariance Σ of the expert's
     /// inputs and M = Σ_n γ_n (e_n² − s²) x̃_n x̃_nᵀ / N, the top eigenvector u of Σ⁻¹M, scaled so that uᵀΣu =
     /// max(s² − σ_ref², s²/2) (the variance the split should take out of the residuals); with the weighted mean of the
     /// inputs, the top eigenvalue of L⁻¹ML⁻ᵀ/s² (Σ = LLᵀ; MergedExperts tests it) and N. None when Σ is singular or
@@ -149,23 +153,15 @@ module internal SplitMerge =
         (l: int)
         (sigmaRef: float)
         (x: float[,])
-        (y: float[])
+        (e: float[])
         =
         let columns = model.Design.ExpertColumns
         let dE = columns.Length
-        let n = y.Length
-        let g = model.Activation
+        let n = e.Length
         let mutable total = 0.0
         let mean = Array.zeroCreate dE
-        let e = Array.zeroCreate n
 
         for r in 0 .. n - 1 do
-            let mutable eta = model.RegressorIntercepts.[l]
-
-            for t in 0 .. dE - 1 do
-                eta <- eta + model.Regressors.[l, t] * x.[r, columns.[t]]
-
-            e.[r] <- y.[r] - g.Value eta
             let gr = gamma.[r, l]
             total <- total + gr
 
@@ -241,6 +237,7 @@ module internal SplitMerge =
         (sigmaRef: float)
         (x: float[,])
         (y: float[])
+        (e: float[])
         =
         let columns = model.Design.ExpertColumns
         let dE = columns.Length
@@ -251,15 +248,9 @@ module internal SplitMerge =
         let mutable weight = 0.0
 
         for r in 0 .. y.Length - 1 do
-            let mutable eta = model.RegressorIntercepts.[l]
-
-            for t in 0 .. dE - 1 do
-                eta <- eta + model.Regressors.[l, t] * x.[r, columns.[t]]
-
-            let e = y.[r] - model.Activation.Value eta
             let gr = gamma.[r, l]
 
-            if abs e > 2.0 * sigmaRef && gr > 0.0 then
+            if abs e.[r] > 2.0 * sigmaRef && gr > 0.0 then
                 weight <- weight + gr
 
                 for t in 0 .. dE - 1 do
@@ -307,6 +298,7 @@ module internal SplitMerge =
         | Some(l, sigmaRef) ->
             let k = model.Experts
             let gamma = LikelihoodKernel.responsibilities model x y
+            let e = residuals model l x y
 
             let rows =
                 Array.init k (fun i -> Seq.sum (seq { for r in 0 .. y.Length - 1 -> gamma.[r, i] }))
@@ -316,7 +308,7 @@ module internal SplitMerge =
             // The two ways to split expert l: along its residual variance's direction, and off its worst rows.
             let splits =
                 [|
-                    match splitDirection model gamma l sigmaRef x y with
+                    match splitDirection model gamma l sigmaRef x e with
                     | Some(delta, mean, _, _) ->
                         let shift = Array.fold2 (fun acc d m -> acc + d * m) 0.0 delta mean
                         let a = parts.A.[l]
@@ -326,7 +318,7 @@ module internal SplitMerge =
                             (Array.map2 (-) a delta, parts.B.[l] + shift),
                             (Array.map2 (+) a delta, parts.B.[l] - shift)
                     | None -> ()
-                    match outlierRegression model gamma l sigmaRef x y with
+                    match outlierRegression model gamma l sigmaRef x y e with
                     | Some(a, b) -> yield "off its worst rows", (Array.copy parts.A.[l], parts.B.[l]), (a, b)
                     | None -> ()
                 |]
