@@ -87,6 +87,25 @@ public sealed class MixtureOfExperts
         Core.ModelJson.Save(path, Inner);
     }
 
+    /// <summary>Writes the model as an ONNX file (docs/deploying.md): input <c>x</c> [rows, d], outputs <c>mean</c>
+    /// [rows], <c>expert_means</c> and <c>gate</c> [rows, k], computed by standard operators (opset 17) exactly as
+    /// <see cref="Predict(double[,])"/> computes them. The file is replaced atomically.</summary>
+    /// <param name="path">The file (created or replaced); its folder must exist.</param>
+    /// <param name="float32">Single-precision input, parameters and outputs (for runtimes without double kernels).</param>
+    /// <exception cref="NotSupportedException">The activation is custom (.NET code has no ONNX form).</exception>
+    /// <exception cref="IOException">The write failed.</exception>
+    /// <exception cref="UnauthorizedAccessException">The folder is not writable, or the path is a directory.</exception>
+    public void SaveOnnx(string path, bool float32 = false)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        Onnx.OnnxExport.Save(Inner, path, float32);
+    }
+
+    /// <summary>The model as a serialized ONNX model (see <see cref="SaveOnnx"/>).</summary>
+    /// <param name="float32">Single-precision input, parameters and outputs.</param>
+    /// <exception cref="NotSupportedException">The activation is custom.</exception>
+    public byte[] ToOnnx(bool float32 = false) => Onnx.OnnxExport.ToBytes(Inner, float32);
+
     /// <summary>The model as JSON text.</summary>
     /// <exception cref="ArgumentException">The activation is custom.</exception>
     public string ToJson() => Core.ModelJson.Serialize(Inner);
