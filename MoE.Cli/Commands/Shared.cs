@@ -101,10 +101,10 @@ internal static class Shared
     private static void ProbeWritable(FileInfo output)
     {
         var folder = output.Directory ?? new DirectoryInfo(Directory.GetCurrentDirectory());
-        folder.Create();
         var probe = Path.Combine(folder.FullName, $".moe-probe-{Guid.NewGuid():N}");
         try
         {
+            folder.Create();
             using (File.Create(probe, 1, FileOptions.DeleteOnClose))
             {
             }

@@ -111,6 +111,12 @@ module ModelJson =
     let private fail (path: string) (message: string) =
         raise (InvalidDataException(Text.format "model JSON, %s: %s" [| box path; box message |]))
 
+    /// An argument check's message without .NET's " (Parameter 'x')": in a file the path names the place.
+    let private reason (e: ArgumentException) =
+        match e.ParamName with
+        | null -> e.Message
+        | name -> e.Message.Replace(Text.format " (Parameter '%s')" [| box name |], "")
+
     let private property (element: JsonElement) (path: string) (name: string) (kind: JsonValueKind) =
         let mutable value = Unchecked.defaultof<JsonElement>
 
@@ -215,7 +221,7 @@ module ModelJson =
             try
                 Activation.parseOrDefault name slope
             with :? ArgumentException as e ->
-                fail "$.activation" e.Message
+                fail "$.activation" (reason e)
 
         let vector (name: string) (length: int) =
             let mutable e = Unchecked.defaultof<JsonElement>
@@ -249,7 +255,7 @@ module ModelJson =
                 try
                     ExpertFamily.parse (e.GetString())
                 with :? ArgumentException as ex ->
-                    fail "$.family" ex.Message
+                    fail "$.family" (reason ex)
             else
                 ExpertFamily.Gaussian
 
@@ -296,7 +302,7 @@ module ModelJson =
                         (experts |> Option.defaultWith (fun () -> Array.init d id))
                         (gate |> Option.defaultWith (fun () -> Array.init d id))
                 with :? ArgumentException as e ->
-                    fail "$" e.Message
+                    fail "$" (reason e)
 
         let regressors = matrix root "regressors" k design.ExpertColumns.Length
         let gating = matrix root "gating" (k - 1) design.GateColumns.Length

@@ -97,6 +97,8 @@ internal static class BadInputFixtures
         ["diagnose-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["select-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["plot-columns"] = d => File.WriteAllText(d.File("narrow.csv"), "x1,y\n1,2\n3,4\n5,6\n"),
+        ["export-unknown-family"] = d => File.WriteAllText(d.File("model.json"),
+            Json().Replace("\"regressors\"", "\"family\": \"weibull\", \"regressors\"")),
         ["json-empty"] = d => File.WriteAllText(d.File("model.json"), ""),
         ["json-truncated"] = d => File.WriteAllText(d.File("model.json"), Json()[..60]),
         ["json-array"] = d => File.WriteAllText(d.File("model.json"), "[1, 2, 3]"),

@@ -33,6 +33,28 @@ public class CliTests
         Assert.Equal(expected.Sample(5000, 1).Y, data.Y);
     }
 
+    /// <summary><c>moe export</c> writes the façade's ONNX bytes (which tests/MoE.Onnx.Tests scores with ONNX Runtime),
+    /// in double and in float32, for a model with intercepts and the gate on its own columns.</summary>
+    [Fact]
+    public void ExportWritesTheFacadesOnnxFile()
+    {
+        using var dir = new TempDir();
+        var model = MixtureOfExperts.FromJson("""
+            {"k": 3, "d": 4, "expertInputs": [0, 1, 3], "gateInputs": [2, 3], "activation": {"name": "leaky-relu", "slope": 0.2},
+             "sigmas": [0.1, 0.2, 0.3], "regressors": [[1, 2, 3], [-1, 0.5, 2], [0, 1, -1]], "gating": [[1, -1], [0.5, 2]],
+             "regressorIntercepts": [0.1, -0.2, 0.3], "gatingIntercepts": [1, -1]}
+            """);
+        model.Save(dir.File("model.json"));
+        foreach (var float32 in new[] { false, true })
+        {
+            string[] args = ["export", dir.File("model.json"), "--onnx", dir.File(Path.Combine("out", "m.onnx")), .. float32 ? new[] { "--float32" } : []];
+            var (code, stdout, stderr) = Run(args);
+            Assert.True(code == 0, stderr);
+            Assert.Contains($"3 experts on 4 inputs, {(float32 ? "float32" : "double")}, ONNX opset 17", stdout);
+            Assert.Equal(model.ToOnnx(float32), File.ReadAllBytes(dir.File(Path.Combine("out", "m.onnx"))));
+        }
+    }
+
     [Fact]
     public void GenerateSupportsEveryPresetAndActivation()
     {

@@ -8,6 +8,15 @@ internal static class FacadeRows
 
     public static readonly IReadOnlyDictionary<string, Action> Checks = new Dictionary<string, Action>
     {
+        ["facade-onnx-custom"] = () =>
+        {
+            var custom = MixtureOfExperts.Create(new double[,] { { 1, 0 }, { 0, 1 } }, new double[,] { { 1, 1 } },
+                Activation.Custom("softplus", z => Math.Log(1 + Math.Exp(z))), 0.5);
+            var path = Path.Combine(Path.GetTempPath(), $"moe-{Guid.NewGuid():N}.onnx");
+            var e = Assert.Throws<NotSupportedException>(() => custom.SaveOnnx(path));
+            Assert.Contains("The custom activation 'softplus' cannot be exported to ONNX: it is .NET code, and an ONNX graph holds only standard operators", e.Message);
+            Assert.False(File.Exists(path));
+        },
         ["facade-predict-nan"] = () =>
         {
             var x = new double[2, 3];
