@@ -93,6 +93,37 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
         }
     }
 
+    /// <summary>Writes the mixture as an ONNX file (docs/deploying.md): the graph's input <c>x</c> is this trainer's
+    /// feature column (d values a row, as double — or float, with <paramref name="float32"/> — rather than ML.NET's
+    /// Single), its outputs the score (<c>mean</c>), <c>expert_means</c> and <c>gate</c>. ML.NET's own
+    /// <c>mlContext.Model.ConvertToOnnx</c> cannot take this transformer: ML.NET exports only transformers that
+    /// implement its internal <c>ICanSaveOnnx</c> interface, which code outside ML.NET cannot implement.</summary>
+    /// <param name="path">The file (created or replaced atomically).</param>
+    /// <param name="float32">Single-precision input, parameters and outputs.</param>
+    public void SaveOnnx(string path, bool float32 = false) => Model.SaveOnnx(path, float32);
+
+    /// <summary>Writes the mixture of a fitted or loaded pipeline as an ONNX file: the one route for a pipeline
+    /// (<see cref="ModelsIn"/> finds the mixture, also in a pipeline loaded with <c>mlContext.Model.Load</c>). The
+    /// graph starts at the mixture's feature column: transforms before the trainer (Concatenate, normalizers) are not
+    /// in it — export those with ML.NET's <c>ConvertToOnnx</c>, which takes its own transforms, and feed that graph's
+    /// feature output to this one's input <c>x</c>.</summary>
+    /// <param name="model">The pipeline.</param>
+    /// <param name="path">The file (created or replaced atomically).</param>
+    /// <param name="float32">Single-precision input, parameters and outputs.</param>
+    /// <exception cref="ArgumentException">The pipeline holds no mixture, or more than one.</exception>
+    public static void SaveOnnx(ITransformer model, string path, bool float32 = false)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        var models = ModelsIn(model);
+        if (models.Count != 1)
+        {
+            throw new ArgumentException(
+                $"The pipeline holds {models.Count} mixtures of experts; an ONNX export takes exactly one.", nameof(model));
+        }
+
+        models[0].SaveOnnx(path, float32);
+    }
+
     /// <summary>The mixtures inside a pipeline, in pipeline order — also one loaded with <c>mlContext.Model.Load</c>,
     /// where the trainer's transformer has become the chain of ML.NET transforms that carries the model (docs/ml-net.md):
     /// the model's JSON is read back from that chain's value map.</summary>
