@@ -102,26 +102,54 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
     /// <param name="float32">Single-precision input, parameters and outputs.</param>
     public void SaveOnnx(string path, bool float32 = false) => Model.SaveOnnx(path, float32);
 
-    /// <summary>Writes the mixture of a fitted or loaded pipeline as an ONNX file: the one route for a pipeline
-    /// (<see cref="ModelsIn"/> finds the mixture, also in a pipeline loaded with <c>mlContext.Model.Load</c>). The
-    /// graph starts at the mixture's feature column: transforms before the trainer (Concatenate, normalizers) are not
-    /// in it — export those with ML.NET's <c>ConvertToOnnx</c>, which takes its own transforms, and feed that graph's
-    /// feature output to this one's input <c>x</c>.</summary>
-    /// <param name="model">The pipeline.</param>
+    /// <summary>Writes a whole pipeline that ends in the mixture — fitted, or loaded with <c>mlContext.Model.Load</c> —
+    /// as one ONNX file (docs/deploying.md): the transforms before the trainer as ML.NET's own
+    /// <c>ConvertToOnnx</c> writes them (Concatenate, normalizers and the other transforms ML.NET can export), followed
+    /// by the mixture's graph reading their feature column. The file's inputs are the pipeline's input columns that
+    /// the score depends on, as ML.NET's converter names and shapes them ([rows, 1] for a scalar column); its outputs
+    /// are <c>mean</c> (the Score), <c>expert_means</c> and <c>gate</c>.</summary>
+    /// <param name="context">The ML.NET context.</param>
+    /// <param name="pipeline">The pipeline; its last step is the mixture's transformer.</param>
+    /// <param name="input">Data with the pipeline's input schema (ML.NET's converter reads the schema).</param>
     /// <param name="path">The file (created or replaced atomically).</param>
-    /// <param name="float32">Single-precision input, parameters and outputs.</param>
-    /// <exception cref="ArgumentException">The pipeline holds no mixture, or more than one.</exception>
-    public static void SaveOnnx(ITransformer model, string path, bool float32 = false)
+    /// <param name="float32">Compute the mixture in single precision (ML.NET's features are Single either way).</param>
+    /// <param name="featureColumnName">The trainer's feature column.</param>
+    /// <exception cref="ArgumentException">The pipeline holds no mixture or several, has steps after it, or the
+    /// mixture reads another feature column.</exception>
+    /// <exception cref="NotSupportedException">A step before the mixture that ML.NET cannot convert to ONNX (ML.NET's
+    /// message says which).</exception>
+    public static void SaveOnnx(MLContext context, ITransformer pipeline, IDataView input, string path,
+        bool float32 = false, string featureColumnName = "Features")
     {
+        ArgumentNullException.ThrowIfNull(context);
+        ArgumentNullException.ThrowIfNull(pipeline);
+        ArgumentNullException.ThrowIfNull(input);
         ArgumentNullException.ThrowIfNull(path);
-        var models = ModelsIn(model);
-        if (models.Count != 1)
+        ArgumentNullException.ThrowIfNull(featureColumnName);
+        var steps = pipeline is IEnumerable<ITransformer> chain ? chain.ToList() : [pipeline];
+        var models = steps.Count == 0 ? [] : ModelsIn(steps[^1]);
+        var before = steps.Take(Math.Max(0, steps.Count - 1)).Sum(s => ModelsIn(s).Count);
+        if (models.Count != 1 || before != 0)
         {
             throw new ArgumentException(
-                $"The pipeline holds {models.Count} mixtures of experts; an ONNX export takes exactly one.", nameof(model));
+                models.Count + before == 0
+                    ? "The pipeline holds no mixture of experts."
+                    : "An ONNX export of a pipeline takes one mixture of experts as the pipeline's last step; "
+                      + $"this one holds {models.Count + before}, {(before > 0 ? "with steps after one" : "in its last step")}.",
+                nameof(pipeline));
         }
 
-        models[0].SaveOnnx(path, float32);
+        if (steps[^1] is MixtureOfExpertsTransformer fitted && fitted._featureColumnName != featureColumnName)
+        {
+            throw new ArgumentException(
+                $"The mixture reads the feature column '{fitted._featureColumnName}', not '{featureColumnName}'.",
+                nameof(featureColumnName));
+        }
+
+        using var stream = new MemoryStream();
+        context.Model.ConvertToOnnx(new TransformerChain<ITransformer>(steps.Take(steps.Count - 1).ToArray()), input, stream);
+        var bytes = Onnx.OnnxExport.Append(stream.ToArray(), featureColumnName + ".output", models[0].Inner, float32);
+        AtomicFile.Write(path, s => s.Write(bytes));
     }
 
     /// <summary>The mixtures inside a pipeline, in pipeline order — also one loaded with <c>mlContext.Model.Load</c>,

@@ -76,7 +76,87 @@ public static class OnnxExport
         AtomicFile.Write(path, Microsoft.FSharp.Core.FuncConvert.FromAction<Stream>(stream => stream.Write(bytes)));
     }
 
-    static P.ModelProto Build(MoeModel model, bool float32)
+    /// <summary>Appends the mixture's graph to an existing ONNX model whose output <paramref name="featureOutput"/>
+    /// holds the mixture's d inputs as [rows, d] — e.g. the graph ML.NET's <c>ConvertToOnnx</c> writes for the
+    /// transforms before the trainer, so the whole pipeline becomes one ONNX model (docs/deploying.md). The result's
+    /// inputs are those of <paramref name="onnxModel"/> that the mixture's outputs depend on; its outputs are
+    /// <c>mean</c>, <c>expert_means</c> and <c>gate</c>; a float feature output is widened to double by a
+    /// <c>Cast</c> (or a double one narrowed, with <paramref name="float32"/>). The mixture's own nodes and
+    /// initializers are named <c>moe.*</c>; the existing model's opset imports are kept (the mixture's operators mean
+    /// the same from opset 9 on), and its metadata gets the mixture's.</summary>
+    /// <param name="onnxModel">The serialized model to extend.</param>
+    /// <param name="featureOutput">The name of its output (or input) that holds the mixture's inputs.</param>
+    /// <param name="model">A model with a built-in activation.</param>
+    /// <param name="float32">Compute the mixture in single precision.</param>
+    /// <exception cref="ArgumentException">No such output, a feature width other than d, a type other than float or
+    /// double, or a name of the existing graph that the mixture's outputs would take.</exception>
+    /// <exception cref="NotSupportedException">See <see cref="ToBytes"/>.</exception>
+    /// <exception cref="InvalidProtocolBufferException">The bytes are not an ONNX model.</exception>
+    public static byte[] Append(byte[] onnxModel, string featureOutput, MoeModel model, bool float32 = false)
+    {
+        ArgumentNullException.ThrowIfNull(onnxModel);
+        ArgumentNullException.ThrowIfNull(featureOutput);
+        CheckExportable(model);
+        var file = P.ModelProto.Parser.ParseFrom(onnxModel);
+        var graph = file.Graph ?? throw new ArgumentException("The ONNX model has no graph.", nameof(onnxModel));
+        var feature = graph.Output.Concat(graph.Input).FirstOrDefault(v => v.Name == featureOutput)
+            ?? throw new ArgumentException(
+                $"The ONNX model has no output '{featureOutput}'; its outputs are "
+                + string.Join(", ", graph.Output.Select(v => v.Name)) + ".", nameof(featureOutput));
+        var tensor = feature.Type?.TensorType;
+        var type = (P.TensorProto.Types.DataType)(tensor?.ElemType ?? 0);
+        if (type is not (P.TensorProto.Types.DataType.Float or P.TensorProto.Types.DataType.Double))
+        {
+            throw new ArgumentException(
+                $"The ONNX model's '{featureOutput}' holds {type} values; the mixture reads float or double.",
+                nameof(featureOutput));
+        }
+
+        if (tensor!.Shape is { Dim.Count: 2 } shape && shape.Dim[1].HasDimValue
+            && shape.Dim[1].DimValue != model.Dimension)
+        {
+            throw new ArgumentException(
+                $"The ONNX model's '{featureOutput}' has {shape.Dim[1].DimValue} columns, but the mixture reads "
+                + $"d = {model.Dimension}.", nameof(featureOutput));
+        }
+
+        var real = float32 ? P.TensorProto.Types.DataType.Float : P.TensorProto.Types.DataType.Double;
+        var g = new GraphWriter(float32, "moe.");
+        var x = type == real ? featureOutput : g.Node("Cast", [featureOutput], "x", ("to", (long)real));
+        AddMixture(g, model, x);
+
+        var taken = graph.Node.SelectMany(n => n.Output).Concat(graph.Input.Select(v => v.Name))
+            .Concat(graph.Initializer.Select(t => t.Name)).ToHashSet();
+        if (g.Graph.Node.SelectMany(n => n.Output).Concat(g.Graph.Initializer.Select(t => t.Name))
+                .FirstOrDefault(taken.Contains) is { } clash)
+        {
+            throw new ArgumentException(
+                $"The ONNX model already has a value named '{clash}', which the mixture's graph writes.",
+                nameof(onnxModel));
+        }
+
+        graph.Node.Add(g.Graph.Node);
+        graph.Initializer.Add(g.Graph.Initializer);
+        graph.Output.Clear();
+        AddOutputs(graph, model, real);
+        Prune(graph);
+
+        var imports = file.OpsetImport.FirstOrDefault(o => o.Domain == "");
+        if (imports is null)
+        {
+            file.OpsetImport.Add(new P.OperatorSetIdProto { Domain = "", Version = Opset });
+        }
+        else if (imports.Version < 9)
+        {
+            imports.Version = 9;
+        }
+
+        file.IrVersion = Math.Max(file.IrVersion, 4);
+        AddMetadata(file, model, float32);
+        return file.ToByteArray();
+    }
+
+    static void CheckExportable(MoeModel model)
     {
         ArgumentNullException.ThrowIfNull(model);
         if (!model.Activation.IsBuiltIn)
@@ -94,12 +174,44 @@ public static class OnnxExport
             throw new NotSupportedException(
                 $"A model of the '{model.Family.Name}' family has no ONNX form in this version of the toolkit.");
         }
+    }
 
-        var g = new GraphWriter(float32);
+    static P.ModelProto Build(MoeModel model, bool float32)
+    {
+        CheckExportable(model);
+        var g = new GraphWriter(float32, "");
+        AddMixture(g, model, InputName);
+        var real = float32 ? P.TensorProto.Types.DataType.Float : P.TensorProto.Types.DataType.Double;
+        var graph = g.Graph;
+        graph.Name = "mixture_of_experts";
+        graph.DocString =
+            $"Mixture of {model.Experts} {model.Family.Name} experts ({model.Activation.Name}) on {model.Dimension} "
+            + "inputs, written by the MoE toolkit. Input x: the model's columns in the training data's order.";
+        graph.Input.Add(Value(InputName, real, "rows", model.Dimension,
+            "The model's d input columns, in the order of the training data."));
+        AddOutputs(graph, model, real);
+
+        var file = new P.ModelProto
+        {
+            IrVersion = IrVersion,
+            ProducerName = "MoE toolkit",
+            ProducerVersion = ToolkitVersion,
+            Domain = "moe",
+            ModelVersion = 1,
+            DocString = graph.DocString,
+            Graph = graph,
+        };
+        file.OpsetImport.Add(new P.OperatorSetIdProto { Domain = "", Version = Opset });
+        AddMetadata(file, model, float32);
+        return file;
+    }
+
+    /// The mixture's nodes, reading x [rows, d]: the one description of the graph, for a file of its own or
+    /// appended to another model. Only operators whose meaning is the same from opset 9 to 17 are used.
+    static void AddMixture(GraphWriter g, MoeModel model, string x)
+    {
         int k = model.Experts, dE = model.ExpertDimension, dG = model.GateDimension;
         var design = model.Design;
-
-        var x = InputName;
         var xE = x;
         var xG = x;
         if (!design.IsShared)
@@ -119,7 +231,8 @@ public static class OnnxExport
              g.Reals("regressor_intercepts", [k], model.RegressorIntercepts)], "expert_eta");
         var means = Activate(g, model.Activation, eta);
 
-        // Gate: logits x_G Wᵀ + c with the k-th row and intercept fixed at 0, softmax over the experts.
+        // Gate: logits x_G Wᵀ + c with the k-th row and intercept fixed at 0, softmax over the experts (axis 1 of a
+        // [rows, k] tensor: the same in every opset).
         var wT = new double[dG * k];
         for (var i = 0; i < k - 1; i++)
             for (var j = 0; j < dG; j++)
@@ -129,43 +242,32 @@ public static class OnnxExport
         var logits = g.Node("Add",
             [g.Node("MatMul", [xG, g.Reals("gating_t", [dG, k], wT)], "gate_dot"),
              g.Reals("gating_intercepts", [k], c)], "gate_logits");
-        g.Node("Softmax", [logits], GateName, ("axis", 1L));
+        var gate = g.Node("Softmax", [logits], GateName, ("axis", 1L));
 
-        g.Node("ReduceSum", [g.Node("Mul", [GateName, means], "weighted_means"), g.Int64s("expert_axis", [1])],
-            MeanName, ("keepdims", 0L));
+        // The mean Σ_i p_i μ_i as a product with a vector of ones ([rows, k] · [k] = [rows]): ReduceSum took its axes
+        // as an attribute before opset 13 and as an input after, MatMul means the same in both.
+        g.Node("MatMul", [g.Node("Mul", [gate, means], "weighted_means"), g.Reals("ones", [k], Enumerable.Repeat(1.0, k).ToArray())],
+            MeanName);
+    }
 
-        var real = float32 ? P.TensorProto.Types.DataType.Float : P.TensorProto.Types.DataType.Double;
-        var graph = g.Graph;
-        graph.Name = "mixture_of_experts";
-        graph.DocString =
-            $"Mixture of {k} {model.Family.Name} experts ({model.Activation.Name}) on {model.Dimension} inputs, "
-            + "written by the MoE toolkit. Input x: the model's columns in the training data's order.";
-        graph.Input.Add(Value(InputName, real, "rows", model.Dimension,
-            "The model's d input columns, in the order of the training data."));
+    static void AddOutputs(P.GraphProto graph, MoeModel model, P.TensorProto.Types.DataType real)
+    {
         graph.Output.Add(Value(MeanName, real, "rows", null, "The mixture mean, sum_i p_i(x) mu_i(x)."));
-        graph.Output.Add(Value(ExpertMeansName, real, "rows", k, "Each expert's mean g(<a_i, x> + b_i)."));
-        graph.Output.Add(Value(GateName, real, "rows", k, "The gate probabilities p_i(x)."));
+        graph.Output.Add(Value(ExpertMeansName, real, "rows", model.Experts, "Each expert's mean g(<a_i, x> + b_i)."));
+        graph.Output.Add(Value(GateName, real, "rows", model.Experts, "The gate probabilities p_i(x)."));
+    }
 
-        var file = new P.ModelProto
-        {
-            IrVersion = IrVersion,
-            ProducerName = "MoE toolkit",
-            ProducerVersion = ToolkitVersion,
-            Domain = "moe",
-            ModelVersion = 1,
-            DocString = graph.DocString,
-            Graph = graph,
-        };
-        file.OpsetImport.Add(new P.OperatorSetIdProto { Domain = "", Version = Opset });
+    static void AddMetadata(P.ModelProto file, MoeModel model, bool float32)
+    {
         static string Indices(int[] v) => "[" + string.Join(",", v) + "]";
         foreach (var (key, value) in new[]
                  {
                      ("moe.family", model.Family.Name),
-                     ("moe.k", k.ToString(CultureInfo.InvariantCulture)),
+                     ("moe.k", model.Experts.ToString(CultureInfo.InvariantCulture)),
                      ("moe.d", model.Dimension.ToString(CultureInfo.InvariantCulture)),
                      ("moe.activation", model.Activation.ToString()),
-                     ("moe.expertInputs", Indices(design.ExpertColumns)),
-                     ("moe.gateInputs", Indices(design.GateColumns)),
+                     ("moe.expertInputs", Indices(model.Design.ExpertColumns)),
+                     ("moe.gateInputs", Indices(model.Design.GateColumns)),
                      ("moe.precision", float32 ? "float32" : "double"),
                      ("moe.version", ToolkitVersion),
                      ("moe.model", ModelJson.Serialize(model)),
@@ -173,8 +275,32 @@ public static class OnnxExport
         {
             file.MetadataProps.Add(new P.StringStringEntryProto { Key = key, Value = value });
         }
+    }
 
-        return file;
+    /// Keeps what the graph's outputs depend on: the nodes (in their order, which is topological), the inputs and
+    /// the initializers they read. The rest of an appended-to model (its other outputs, a label input) goes.
+    static void Prune(P.GraphProto graph)
+    {
+        var needed = graph.Output.Select(v => v.Name).ToHashSet();
+        var kept = new List<P.NodeProto>();
+        foreach (var node in graph.Node.Reverse())
+        {
+            if (node.Output.Any(needed.Contains))
+            {
+                kept.Add(node);
+                needed.UnionWith(node.Input.Where(i => i.Length > 0));
+            }
+        }
+
+        kept.Reverse();
+        graph.Node.Clear();
+        graph.Node.Add(kept);
+        var inputs = graph.Input.Where(v => needed.Contains(v.Name)).ToList();
+        graph.Input.Clear();
+        graph.Input.Add(inputs);
+        var initializers = graph.Initializer.Where(t => needed.Contains(t.Name)).ToList();
+        graph.Initializer.Clear();
+        graph.Initializer.Add(initializers);
     }
 
     /// The activation as operators: the one place that maps the toolkit's activations to ONNX.
@@ -209,12 +335,14 @@ public static class OnnxExport
     }
 
     /// Nodes and initializers, named uniquely, in the order they are added (a topological order).
-    sealed class GraphWriter(bool float32)
+    /// The graph's outputs keep their names; every other value and node is named with the prefix.
+    sealed class GraphWriter(bool float32, string prefix)
     {
         public P.GraphProto Graph { get; } = new();
 
         public string Node(string op, string[] inputs, string output, params (string Name, long Value)[] attributes)
         {
+            if (output is not (MeanName or ExpertMeansName or GateName)) output = prefix + output;
             var node = new P.NodeProto { OpType = op, Name = output + "_" + op };
             node.Input.Add(inputs);
             node.Output.Add(output);
@@ -228,6 +356,7 @@ public static class OnnxExport
         /// A real tensor, little-endian raw data, in the graph's precision.
         public string Reals(string name, int[] dims, double[] values)
         {
+            name = prefix + name;
             var tensor = new P.TensorProto { Name = name };
             tensor.Dims.Add(dims.Select(d => (long)d));
             if (float32)
@@ -253,6 +382,7 @@ public static class OnnxExport
 
         public string Int64s(string name, int[] values)
         {
+            name = prefix + name;
             var tensor = new P.TensorProto { Name = name, DataType = (int)P.TensorProto.Types.DataType.Int64 };
             tensor.Dims.Add(values.Length);
             tensor.Int64Data.Add(values.Select(v => (long)v));
