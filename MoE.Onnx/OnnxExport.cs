@@ -391,3 +391,20 @@ public static class OnnxExport
         }
     }
 }
+
+/// <summary><c>model.SaveOnnx(path)</c> and <c>model.ToOnnx()</c> on the core's <see cref="MoeModel"/>, for F# and C#
+/// code that works with the core directly (the façade's <c>MixtureOfExperts</c> has the same two methods).</summary>
+public static class MoeModelOnnxExtensions
+{
+    /// <summary>Writes the model as an ONNX file; see <see cref="OnnxExport.Save"/>.</summary>
+    /// <param name="model">A model with a built-in activation.</param>
+    /// <param name="path">The file (created or replaced atomically).</param>
+    /// <param name="float32">Single-precision input, parameters and outputs.</param>
+    public static void SaveOnnx(this MoeModel model, string path, bool float32 = false) =>
+        OnnxExport.Save(model, path, float32);
+
+    /// <summary>The model as a serialized ONNX model; see <see cref="OnnxExport.ToBytes"/>.</summary>
+    /// <param name="model">A model with a built-in activation.</param>
+    /// <param name="float32">Single-precision input, parameters and outputs.</param>
+    public static byte[] ToOnnx(this MoeModel model, bool float32 = false) => OnnxExport.ToBytes(model, float32);
+}

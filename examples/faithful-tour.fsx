@@ -9,7 +9,9 @@
 #r "nuget: Microsoft.ML.FastTree, 6.0.0"
 #r "nuget: Microsoft.Data.Analysis, 0.24.0"
 #r "nuget: ScottPlot, 5.1.59"
+#r "nuget: Google.Protobuf, 3.36.2"
 #r "../MoE.Core/bin/Release/net10.0/MoE.Core.dll"
+#r "../MoE.Onnx/bin/Release/net10.0/MoE.Onnx.dll"
 #r "../MoE.Api/bin/Release/net10.0/MoE.Api.dll"
 #r "../MoE.ML/bin/Release/net10.0/MoE.ML.dll"
 
@@ -138,6 +140,11 @@ multiplot.AddPlot(bottom)
 let png = Path.Combine(folder, "faithful-tour-fsx.png")
 multiplot.SavePng(png, 900, 800) |> ignore
 printfn "log-likelihood on all rows %.4f (R flexmix: -851.3191); figure %s" (fitted.LogLikelihood(data.X, data.Y)) png
+
+// The fitted mixture for other runtimes: an ONNX graph (docs/deploying.md), scored by ONNX Runtime in Python, C++ or JS.
+let onnx = Path.Combine(folder, "faithful.onnx")
+fitted.SaveOnnx onnx
+printfn "ONNX model %s (%d bytes)" onnx (FileInfo(onnx).Length)
 
 // The same reference the C# tour checks (R flexmix: k = 2 by BIC, log-likelihood −851.3191).
 if selection.Chosen <> 2 || abs (fitted.LogLikelihood(data.X, data.Y) + 851.3191) > 0.05 then

@@ -135,6 +135,10 @@ public class ExportTests
     {
         var model = new ModelSpec(3, 4, "relu", 0, false, true, 2).Build();
         Assert.Equal(model.ToOnnx(), MixtureOfExperts.FromJson(model.ToJson()).ToOnnx());
+        // The core's model, as F# code holds it, through the extension methods: the same bytes.
+        var core = MoE.Core.ModelJson.Deserialize(model.ToJson());
+        Assert.Equal(model.ToOnnx(), core.ToOnnx());
+        Assert.Equal(model.ToOnnx(float32: true), core.ToOnnx(float32: true));
     }
 
     [Fact]
