@@ -120,8 +120,8 @@ public static class OnnxExport
                 + $"d = {model.Dimension}.", nameof(featureOutput));
         }
 
-        var real = float32 ? P.TensorProto.Types.DataType.Float : P.TensorProto.Types.DataType.Double;
         var g = new GraphWriter(float32, "moe.");
+        var real = g.Real;
         var x = type == real ? featureOutput : g.Node("Cast", [featureOutput], "x", ("to", (long)real));
         AddMixture(g, model, x);
 
@@ -181,7 +181,7 @@ public static class OnnxExport
         CheckExportable(model);
         var g = new GraphWriter(float32, "");
         AddMixture(g, model, InputName);
-        var real = float32 ? P.TensorProto.Types.DataType.Float : P.TensorProto.Types.DataType.Double;
+        var real = g.Real;
         var graph = g.Graph;
         graph.Name = "mixture_of_experts";
         graph.DocString =
@@ -340,6 +340,10 @@ public static class OnnxExport
     {
         public P.GraphProto Graph { get; } = new();
 
+        /// The element type of the graph's real tensors: its input, parameters and outputs.
+        public P.TensorProto.Types.DataType Real =>
+            float32 ? P.TensorProto.Types.DataType.Float : P.TensorProto.Types.DataType.Double;
+
         public string Node(string op, string[] inputs, string output, params (string Name, long Value)[] attributes)
         {
             if (output is not (MeanName or ExpertMeansName or GateName)) output = prefix + output;
@@ -357,25 +361,18 @@ public static class OnnxExport
         public string Reals(string name, int[] dims, double[] values)
         {
             name = prefix + name;
-            var tensor = new P.TensorProto { Name = name };
+            var tensor = new P.TensorProto { Name = name, DataType = (int)Real };
             tensor.Dims.Add(dims.Select(d => (long)d));
-            if (float32)
+            var bytes = new byte[values.Length * (float32 ? 4 : 8)];
+            for (var i = 0; i < values.Length; i++)
             {
-                tensor.DataType = (int)P.TensorProto.Types.DataType.Float;
-                var bytes = new byte[values.Length * 4];
-                for (var i = 0; i < values.Length; i++)
+                if (float32)
                     System.Buffers.Binary.BinaryPrimitives.WriteSingleLittleEndian(bytes.AsSpan(4 * i), (float)values[i]);
-                tensor.RawData = ByteString.CopyFrom(bytes);
-            }
-            else
-            {
-                tensor.DataType = (int)P.TensorProto.Types.DataType.Double;
-                var bytes = new byte[values.Length * 8];
-                for (var i = 0; i < values.Length; i++)
+                else
                     System.Buffers.Binary.BinaryPrimitives.WriteDoubleLittleEndian(bytes.AsSpan(8 * i), values[i]);
-                tensor.RawData = ByteString.CopyFrom(bytes);
             }
 
+            tensor.RawData = ByteString.CopyFrom(bytes);
             Graph.Initializer.Add(tensor);
             return name;
         }
