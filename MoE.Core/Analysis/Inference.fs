@@ -224,7 +224,7 @@ module Inference =
                 for t in 0 .. d - 1 do
                     z <- z + model.Regressors.[i, t] * x.[r, columns.[t]]
 
-                g.Value z)
+                ExpertFamily.responseMean model.Family (g.Value z))
 
         let mean =
             Array.init n (fun r -> Seq.sum (seq { for i in 0 .. k - 1 -> gate.[r, i] * means.[r, i] }))
@@ -239,7 +239,11 @@ module Inference =
                 )
 
             // Every quantile of the mixture lies between the components' extreme quantiles.
-            let reach = ExpertFamily.quantileReach model.Family model.Sigmas
+            let reach =
+                ExpertFamily.quantileReach
+                    model.Family
+                    model.Sigmas
+                    (Seq.max (seq { for i in 0 .. k - 1 -> abs means.[r, i] }))
 
             let mutable lo = Seq.min (seq { for i in 0 .. k - 1 -> means.[r, i] }) - reach
 
@@ -251,7 +255,11 @@ module Inference =
                 let mid = 0.5 * (lo + hi)
                 if cdf mid < target then lo <- mid else hi <- mid
 
-            0.5 * (lo + hi)
+            // A discrete family's quantile is the whole number where its CDF jumps past the target.
+            if ExpertFamily.isDiscrete model.Family then
+                Math.Round(0.5 * (lo + hi))
+            else
+                0.5 * (lo + hi)
 
         let lower, upper =
             if level = 0.0 then

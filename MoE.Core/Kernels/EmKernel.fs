@@ -184,8 +184,8 @@ module internal EmKernel =
         : float[] =
         let k = model.Experts
         let km1 = k - 1
-        let identity = model.Activation = Identity
         let family = model.Family
+        let identity = ExpertFamily.exactMStep family model.Activation
         let sums = ExpertFamily.emSums family
         let p, pG = forward.Width, forward.GateWidth
         let b = model.RegressorIntercepts
@@ -225,6 +225,7 @@ module internal EmKernel =
                         post
                         o
                         residuals
+                        forward.Means
                         o
                         slopes
                         o
@@ -428,6 +429,8 @@ module internal EmKernel =
                                     now.Post
                                     o
                                     next.Residuals
+                                    next.Means
+                                    next.Y
                                     o
                                     weighted
                                     rows

@@ -175,6 +175,8 @@ module internal GatingKernel =
                     ExpertFamily.logDensityLanes
                         forward.Family
                         forward.Residuals
+                        forward.Means
+                        forward.Y
                         (i * Stride)
                         forward.LogNorms.[i]
                         forward.Inv2s2.[i]

@@ -34,6 +34,8 @@ type PassRequest =
     | SecondMoments of transform: OutputTransform
     /// The L4 method's second-pass sums, projected onto a basis.
     | ProjectedMoments of transform: OutputTransform * basis: float[,]
+    /// The responses the family has no density at: how many, the first one's row and value (the data check).
+    | ResponseCheck of family: ExpertFamily
 
 /// Requests to and from bytes.
 module internal Requests =
@@ -182,6 +184,9 @@ module internal Requests =
             w.Byte 11uy
             writeTransform w transform
             w.Matrix basis
+        | PassRequest.ResponseCheck family ->
+            w.Byte 12uy
+            w.String family.Name
 
         w.ToArray()
 
@@ -217,6 +222,7 @@ module internal Requests =
             | 11uy ->
                 let transform = readTransform r
                 PassRequest.ProjectedMoments(transform, r.Matrix())
+            | 12uy -> PassRequest.ResponseCheck(ExpertFamily.parse (r.String()))
             | b -> invalidArg "request" (Text.format "Unknown pass request code %d." [| box b |])
 
         r.End()

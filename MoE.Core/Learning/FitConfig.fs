@@ -175,6 +175,10 @@ type FitConfig =
     /// <param name="sigma">The noise level σ &gt; 0.</param>
     member this.WithSigma(sigma: float) = { this with Sigma = Some sigma }
 
+    /// <summary>A copy with the experts' family.</summary>
+    /// <param name="family">Gaussian, Poisson or Bernoulli.</param>
+    member this.WithFamily(family: ExpertFamily) = { this with Family = family }
+
     /// <summary>This configuration with σ estimated from the data.</summary>
     member this.WithEstimatedSigma() = { this with Sigma = None }
 
@@ -428,6 +432,22 @@ module FitConfig =
                         box (if config.Method = FitMethod.L4 then "l4" else "spectral")
                         box config.Family.Name
                     |])
+
+        match ExpertFamily.activationMismatch config.Family config.Activation with
+        | Some reason -> invalidArg "Activation" reason
+        | None -> ()
+
+        if config.Method = FitMethod.L2 && config.Family <> ExpertFamily.Gaussian then
+            invalidArg
+                "Method"
+                (Text.format
+                    "The l2 method minimises squared errors, the Gaussian experts' loss; %s experts are fitted by the default method or EM."
+                    [| box config.Family.Name |])
+
+        if config.Sigma.IsSome && not (ExpertFamily.hasLevels config.Family) then
+            invalidArg
+                "Sigma"
+                (Text.format "%s experts have no noise level to fix; leave Sigma unset." [| box config.Family.Name |])
 
         match config.Design with
         | Some design ->

@@ -101,6 +101,8 @@ module internal ModelRows =
         let mutable s = 0.0
 
         for i in 0 .. k - 1 do
+            // The expert's mean response: g(η) itself for Gaussian experts, the inverse link's value for the GLM ones.
+            means.[i] <- ExpertFamily.responseMean model.Family means.[i]
             s <- s + gate.[i] * means.[i]
 
         s

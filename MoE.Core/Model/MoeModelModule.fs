@@ -61,6 +61,10 @@ module MoeModel =
         Guard.expertVector "gatingIntercepts" (k - 1) k model.GatingIntercepts
         ExpertFamily.validate model.Family k model.Sigma model.Sigmas
 
+        match ExpertFamily.activationMismatch model.Family model.Activation with
+        | Some reason -> invalidArg "activation" reason
+        | None -> ()
+
     /// <summary>True when <c>validate</c> would not throw.</summary>
     /// <param name="model">The model.</param>
     [<CompiledName("IsValid")>]
@@ -196,6 +200,26 @@ module MoeModel =
             gatingIntercepts
             activation
             sigmas
+
+    /// <summary>The model with another expert family: the same linear predictors, gate and design; the levels kept
+    /// for a family with levels, 1 for one without (Poisson, Bernoulli).</summary>
+    /// <param name="family">The family.</param>
+    /// <param name="model">The model.</param>
+    /// <exception cref="T:System.ArgumentException">The family does not fit the model's activation.</exception>
+    [<CompiledName("WithFamily")>]
+    let withFamily (family: ExpertFamily) (model: MoeModel) : MoeModel =
+        createWith
+            model.Design
+            family
+            model.Regressors
+            model.RegressorIntercepts
+            model.Gating
+            model.GatingIntercepts
+            model.Activation
+            (if ExpertFamily.hasLevels family then
+                 model.Sigmas
+             else
+                 Array.create model.Experts 1.0)
 
     /// <summary>The model with every expert's noise level set to σ.</summary>
     /// <param name="sigma">σ ≥ 0.</param>

@@ -8,7 +8,8 @@ open System.Threading.Tasks
 /// <remarks>
 /// Reproducibility: the n samples are cut into fixed chunks of <see cref="F:MoE.Core.SamplerModule.ChunkSize"/>
 /// rows; chunk c draws from its own xoshiro256** stream <c>Rng.stream seed c</c>. Within a chunk, each
-/// row draws d normals for x, one uniform for z and one normal for ξ, in that order. The gate uses
+/// row draws d normals for x, one uniform for z and then its response's draws (Gaussian experts: one normal for ξ;
+/// Bernoulli: one uniform; Poisson: one uniform below a mean of 10, pairs of uniforms until accepted above), in that order. The gate uses
 /// <see cref="T:MoE.Core.DetMath"/>'s exp and the built-in activations are deterministic too, so the same seed
 /// gives bit-identical data on any machine, whatever the core count (chunks run in parallel), and the first
 /// m rows of a draw of n ≥ m samples equal a draw of m samples.
@@ -90,14 +91,12 @@ module Sampler =
             for j in 0 .. expertColumns.Length - 1 do
                 s <- s + a.[chosen, j] * x.[r, expertColumns.[j]]
 
-            let noise = rng.NextGaussian()
-
             y.[r] <-
                 ExpertFamily.draw
                     model.Family
                     (model.Activation.Value(s + model.RegressorIntercepts.[chosen]))
                     model.Sigmas.[chosen]
-                    noise
+                    rng
 
             z.[r] <- chosen
 

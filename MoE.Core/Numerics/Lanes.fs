@@ -1,6 +1,7 @@
 namespace MoE.Core
 
 open System
+open System.Numerics.Tensors
 open System.Runtime.CompilerServices
 open System.Runtime.InteropServices
 open System.Runtime.Intrinsics
@@ -41,6 +42,14 @@ module internal Lanes =
 
     /// The first rows entries of a buffer, to write.
     let inline into (m: float[]) (rows: int) = Span<float>(m, 0, rows)
+
+    /// dst[d + b] += src[s + b] for b &lt; rows.
+    let inline addInPlace (dst: float[]) (d: int) (src: float[]) (so: int) (rows: int) =
+        TensorPrimitives.Add(
+            ReadOnlySpan<float>(dst, d, rows),
+            ReadOnlySpan<float>(src, so, rows),
+            Span<float>(dst, d, rows)
+        )
 
     /// The lanes of a vector added in a fixed order, (c0 + c1) + (c2 + c3) (Vector256.Sum's order is the JIT's).
     let inline total (c: Vector256<float>) =

@@ -124,3 +124,71 @@ module Degeneracy =
         Text.format
             "without the guard on the noise levels an expert's sigma collapsed until the likelihood was not finite (%s): the likelihood is degenerate here (an expert on a few points or on tied y values), and the model is the guarded one; fewer experts may fit better."
             [| box detail |]
+
+    /// <summary>λ of the separation guard (docs/math.md §12.3): a N(0, 5²) prior on every coefficient of a GLM expert in
+    /// working units (covariates standardised), so a slope may still change the odds e^5 ≈ 150-fold per standard
+    /// deviation of its covariate.</summary>
+    [<Literal>]
+    let SeparationPrecision = 0.04
+
+    /// The largest mean −log f per row of an expert's own rows that counts as perfect prediction: 1e-3 nats, a
+    /// Bernoulli expert's fitted probability within about 0.1 % of its rows' outcomes on average.
+    [<Literal>]
+    let SeparationLoss = 1e-3
+
+    /// <summary>The experts of a GLM fit that predict their own rows perfectly (docs/math.md §12.3): posterior weight
+    /// Σ r ≥ 1 row and a mean −log f per weighted row below <c>SeparationLoss</c>. Their coefficients have no finite
+    /// maximum — complete or quasi-complete separation (a Bernoulli expert), an expert on zero counts (Poisson) —
+    /// and the likelihood climbs forever as they grow. One EM-statistics pass.</summary>
+    /// <param name="model">A GLM model (a family without levels).</param>
+    /// <param name="intercepts">Whether the design has the intercept's column.</param>
+    /// <param name="source">The data.</param>
+    /// <returns>The 0-based indices of the separated experts (empty when there are none).</returns>
+    let separated (model: MoeModel) (intercepts: bool) (source: DataSource) : int[] * bool =
+        let stats = EmKernel.statisticsOf model intercepts false source
+
+        [|
+            for i in 0 .. model.Experts - 1 do
+                let w = stats.Weight.[i]
+
+                if
+                    w >= 1.0
+                    && ExpertFamily.expectedLoss model.Family stats.Sums.[i] < SeparationLoss * w
+                then
+                    yield i
+        |],
+        // The gate's complete-data part −Σ r log p per row: near 0 when it gives every row to one expert with
+        // certainty, a hard split its coefficients reach only at infinity.
+        -stats.GateObjective < SeparationLoss * float source.Rows
+
+    /// <summary>The warning of a guarded GLM fit: which experts separated their rows, whether the gate split the rows
+    /// hard, and what the guard did.</summary>
+    /// <param name="family">The family.</param>
+    /// <param name="experts">The separated experts (0-based).</param>
+    /// <param name="gate">Whether the gate gave every row to one expert with certainty.</param>
+    let describeSeparation (family: ExpertFamily) (experts: int[]) (gate: bool) : string =
+        let names = String.Join(", ", experts |> Array.map (fun i -> string (i + 1)))
+
+        let parts =
+            [|
+                if experts.Length > 0 then
+                    Text.format
+                        "expert%s %s predicted %s own rows perfectly (%s)"
+                        [|
+                            box (if experts.Length > 1 then "s" else "")
+                            box names
+                            box (if experts.Length > 1 then "their" else "its")
+                            box (
+                                if family = ExpertFamily.Bernoulli then
+                                    "complete separation"
+                                else
+                                    "an expert on zero counts"
+                            )
+                        |]
+                if gate then
+                    "the gate split the rows between the experts with certainty (a hard split)"
+            |]
+
+        Text.format
+            "%s: the likelihood has no finite maximum there, its coefficients ran to infinity; the model kept is the posterior mode under a N(0, 5^2) prior on every coefficient of standardised covariates. Fewer experts, or fewer covariates, may fit better."
+            [| box (String.Join(", and ", parts)) |]

@@ -19,6 +19,10 @@ type EmSettings =
         /// ν pseudo-observations of variance s₀² — (ν, s₀²) — or None. EM then maximises the posterior, and
         /// σ_i² = (SSE_i + ν s₀²)/(N_i + ν + 2) can never reach 0.
         SigmaPrior: (float * float) option
+        /// The guard against separation (docs/math.md §12.3): a N(0, 1/λ) prior on every coefficient of every expert
+        /// and of the gate (intercepts too, in working units) — λ — or None; for the families without levels. EM and L-BFGS then maximise the posterior, whose mode is
+        /// finite where an expert's rows are perfectly predicted and the likelihood alone climbs forever.
+        CoefficientPrior: float option
         /// SQUAREM acceleration (Varadhan and Roland 2008) with a fallback that keeps every accepted step monotone.
         Accelerate: bool
         /// The gate takes a Newton step (its per-sample Hessian costs ((k−1)p)²/2 per row) when (k−1)·p is at most
@@ -52,6 +56,7 @@ module EmSettings =
             FixRegressors = false
             SigmaFloor = 0.0
             SigmaPrior = None
+            CoefficientPrior = None
             Accelerate = false
             GateNewtonLimit = 64
             Handover = 0.0

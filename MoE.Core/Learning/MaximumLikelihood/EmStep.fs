@@ -96,17 +96,36 @@ module internal EmStep =
         let p, pG = width settings model.ExpertDimension, width settings model.GateDimension
         let km1 = k - 1
         let g = model.Activation
-        let identity = g = Identity
+        let family = model.Family
+        let identity = ExpertFamily.exactMStep family g
         let a0 = expertVectors settings model
         let w0 = gateVectors settings model
-        let family = model.Family
         // Experts: the family's solution (Gaussian: the identity's exact weighted least squares, otherwise a
         // Gauss–Newton direction).
+        // With the separation guard's N(0, 1/λ) prior (a direction's step only, never the identity's exact solution),
+        // the penalised Newton step: (G + λI)Δ = Rhs − λa, and the expert's loss gains λ‖a‖²/2.
+        let prior = if identity then None else settings.CoefficientPrior
+
+        let penalty (a: float[]) =
+            match prior with
+            | Some lambda -> 0.5 * lambda * Dense.dot a a
+            | None -> 0.0
+
         let solutions =
             if settings.FixRegressors then
                 a0
             else
-                Array.init k (fun i -> ExpertFamily.expertSolution family p stats.Gram.[i] stats.Rhs.[i])
+                Array.init k (fun i ->
+                    match prior with
+                    | None -> ExpertFamily.expertSolution family p stats.Gram.[i] stats.Rhs.[i]
+                    | Some lambda ->
+                        let gram = Array.copy stats.Gram.[i]
+
+                        for t in 0 .. p - 1 do
+                            gram.[t * p + t] <- gram.[t * p + t] + lambda
+
+                        let rhs = Array.init p (fun t -> stats.Rhs.[i].[t] - lambda * a0.[i].[t])
+                        ExpertFamily.expertSolution family p gram rhs)
 
         let expertsAt (steps: float[]) =
             Array.init k (fun i ->
@@ -117,16 +136,35 @@ module internal EmStep =
                 else
                     Array.init p (fun t -> a0.[i].[t] + steps.[i] * solutions.[i].[t]))
 
-        // Gate: Newton with halving, or Böhning's guaranteed step.
-        let gradient = Array.init km1 (fun j -> Array.sub stats.GateGradient (j * pG) pG)
+        // Gate: Newton with halving, or Böhning's guaranteed step. With the separation guard's prior the gate's part of
+        // Q loses λ‖w̃‖²/2: its gradient −λw̃, its Hessian +λI (Böhning's bound is then only a direction, halved as
+        // Newton's is).
+        let gatePenalty (gates: float[][]) =
+            match prior with
+            | Some lambda -> 0.5 * lambda * (gates |> Array.sumBy (fun w -> Dense.dot w w))
+            | None -> 0.0
+
+        let gradient =
+            Array.init km1 (fun j ->
+                Array.init pG (fun t ->
+                    stats.GateGradient.[j * pG + t]
+                    - (match prior with
+                       | Some lambda -> lambda * w0.[j].[t]
+                       | None -> 0.0)))
 
         let direction =
             match bohning with
             | Some b -> b.Step gradient
             | None ->
-                let newton =
-                    Dense.solveSpd (Dense.mirror (km1 * pG) stats.GateHessian) stats.GateGradient
+                let hessian = Dense.mirror (km1 * pG) stats.GateHessian
 
+                match prior with
+                | Some lambda ->
+                    for t in 0 .. km1 * pG - 1 do
+                        hessian.[t, t] <- hessian.[t, t] + lambda
+                | None -> ()
+
+                let newton = Dense.solveSpd hessian (Array.concat gradient)
                 Array.init km1 (fun j -> Array.sub newton (j * pG) pG)
 
         let gatesAt (step: float) =
@@ -136,10 +174,11 @@ module internal EmStep =
         let mutable gateStep = 1.0
         // Each expert's expected loss at the statistics' model (Gaussian: its weighted SSE).
         let current =
-            Array.init k (fun i -> ExpertFamily.expectedLoss family stats.Sums.[i])
+            Array.init k (fun i -> ExpertFamily.expectedLoss family stats.Sums.[i] + penalty a0.[i])
 
         let needsPass =
-            careful && (not identity && not settings.FixRegressors || bohning.IsNone)
+            careful
+            && (not identity && not settings.FixRegressors || bohning.IsNone || prior.IsSome)
 
         let mutable sse = current
         let mutable accepted = not needsPass
@@ -155,14 +194,19 @@ module internal EmStep =
             // Accept no increase beyond rounding (1e-12 relative: far above a reordered sum, far below a real step).
             if not identity && not settings.FixRegressors then
                 for i in 0 .. k - 1 do
-                    if steps.[i] > 0.0 && sseTrial.[i] > current.[i] * (1.0 + 1e-12) then
+                    if
+                        steps.[i] > 0.0
+                        && sseTrial.[i] + penalty experts.[i] > current.[i] * (1.0 + 1e-12)
+                    then
                         accepted <- false
                         steps.[i] <- (if steps.[i] * 0.5 > 1e-6 then steps.[i] * 0.5 else 0.0)
 
+            let gateNow = stats.GateObjective - gatePenalty w0
+
             if
-                bohning.IsNone
+                (bohning.IsNone || prior.IsSome)
                 && gateStep > 0.0
-                && q < stats.GateObjective - 1e-12 * abs stats.GateObjective
+                && q - gatePenalty gates < gateNow - 1e-12 * abs gateNow
             then
                 accepted <- false
                 gateStep <- (if gateStep * 0.5 > 1e-6 then gateStep * 0.5 else 0.0)
@@ -220,10 +264,20 @@ module internal EmStep =
         rebuild settings template experts gates sigmas
 
     /// The objective EM increases: the log-likelihood, plus the family's log-prior on its levels when there is one
-    /// (docs/math.md §7.4).
+    /// (docs/math.md §7.4), and the separation guard's log-prior on the experts' and the gate's coefficients (§12.3).
     let objective (settings: EmSettings) (m: MoeModel) (s: EmStatistics) =
-        match settings.SigmaPrior with
-        | None -> s.LogLikelihood
-        | Some prior ->
-            s.LogLikelihood
-            + ExpertFamily.logPrior m.Family prior settings.CommonSigma m.Sigmas
+        let levels =
+            match settings.SigmaPrior with
+            | None -> s.LogLikelihood
+            | Some prior ->
+                s.LogLikelihood
+                + ExpertFamily.logPrior m.Family prior settings.CommonSigma m.Sigmas
+
+        match settings.CoefficientPrior with
+        | Some lambda when not (ExpertFamily.exactMStep m.Family m.Activation) ->
+            levels
+            - 0.5
+              * lambda
+              * (Array.append (expertVectors settings m) (gateVectors settings m)
+                 |> Array.sumBy (fun a -> Dense.dot a a))
+        | _ -> levels

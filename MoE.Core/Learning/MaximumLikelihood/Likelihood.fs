@@ -28,6 +28,8 @@ module Likelihood =
 
         member _.Width = p
         member _.Count = nA + nW + nS
+        /// The variables that are coefficients (the experts' and the gate's), first in the layout.
+        member _.Coefficients = nA + nW
 
         member _.Pack(model: MoeModel) : float[] =
             let v = Array.zeroCreate (nA + nW + nS)
@@ -131,7 +133,21 @@ module Likelihood =
             for l in 0 .. dPrior.Length - 1 do
                 gradient.[offset + l] <- gradient.[offset + l] + dPrior.[l]
 
-        ll + prior, gradient
+        // The separation guard's N(0, 1/λ) prior on the experts' and the gate's coefficients (every variable but the
+        // levels, which a family with the guard does not have).
+        let coefficients =
+            match settings.CoefficientPrior with
+            | Some lambda ->
+                let v = layout.Pack model
+                let n = layout.Coefficients
+
+                for t in 0 .. n - 1 do
+                    gradient.[t] <- gradient.[t] - lambda * v.[t]
+
+                -0.5 * lambda * Seq.sum (seq { for t in 0 .. n - 1 -> v.[t] * v.[t] })
+            | None -> 0.0
+
+        ll + prior + coefficients, gradient
 
     /// <summary>The penalised log-likelihood and its gradient on data in memory (<c>objectiveOn</c>).</summary>
     /// <param name="settings">What is fitted.</param>

@@ -109,6 +109,7 @@ module internal AutoMethod =
             (Array.append moment segments)
             (Initializers.randomStarts
                 config.Family
+                problem.WorkingMean
                 k
                 design
                 config.Activation

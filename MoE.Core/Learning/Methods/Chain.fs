@@ -11,9 +11,11 @@ module internal Chain =
     /// How EM runs for a configuration, with the working data's response sd (the prior's scale is its variance).
     let settings (config: FitConfig) (ySd: float) : EmSettings =
         let paperModel = not config.Intercepts && config.CommonSigma
+        // A family without levels (the GLM experts) has no σ to estimate and no σ prior.
+        let levels = ExpertFamily.hasLevels config.Family
 
         {
-            EstimateSigma = config.Sigma.IsNone
+            EstimateSigma = config.Sigma.IsNone && levels
             CommonSigma = config.CommonSigma
             FitIntercepts = config.Intercepts
             FixRegressors = false
@@ -21,10 +23,12 @@ module internal Chain =
             // The guard of docs/math.md §7.4 for the general model: one pseudo-observation of variance var(y)/k² per σ_i
             // (Fraley and Raftery's default scale); the paper's model keeps plain maximum likelihood.
             SigmaPrior =
-                (if paperModel then
+                (if paperModel || not levels then
                      None
                  else
                      Some(1.0, (ySd ** 2.0) / float (config.Experts * config.Experts)))
+            // Used only where the plain maximum separates (maximumLikelihood).
+            CoefficientPrior = None
             Accelerate = true
             GateNewtonLimit = 64
             Handover = config.EmHandover
@@ -79,7 +83,54 @@ module internal Chain =
     /// used: the guarded chain runs from the same start and its posterior mode is the answer, with a warning that
     /// names the expert. The rejected climb is recorded as one Unguarded stage.
     let maximumLikelihood (settings: EmSettings) (start: MoeModel) (source: DataSource) context (log: StageLog) =
+        // The climb a guard rejected, as one Unguarded stage.
+        let rejectClimb (climb: StageLog) =
+            let rejected = climb.Results
+
+            log.Run(
+                Stage.Unguarded,
+                fun () ->
+                    {
+                        Value = ()
+                        Iterations = rejected |> Array.sumBy (fun r -> r.Iterations)
+                        FinalLoss = rejected |> Array.tryLast |> Option.bind (fun r -> r.FinalLoss)
+                        Reason = StopReason.Completed
+                    }
+            )
+            |> ignore
+
         match settings.SigmaPrior with
+        | None when not (ExpertFamily.hasLevels start.Family) ->
+            // GLM experts (docs/math.md §12.3): the plain maximum, unless an expert separates its rows; then the
+            // posterior mode under the coefficients' prior, from the same start, with a warning naming the experts.
+            let climb = StageLog()
+            let mle = guarded settings start source context climb
+
+            match Degeneracy.separated mle.Value settings.FitIntercepts source with
+            | [||], false ->
+                log.Append climb
+                mle
+            | experts, gate ->
+                rejectClimb climb
+
+                let guardedModel =
+                    guarded
+                        { settings with
+                            CoefficientPrior = Some Degeneracy.SeparationPrecision
+                        }
+                        start
+                        source
+                        context
+                        log
+
+                log.Note
+                    {
+                        Severity = Severity.Warning
+                        Code = FindingCode.LikelihoodDegenerate
+                        Message = Degeneracy.describeSeparation start.Family experts gate
+                    }
+
+                guardedModel
         | None -> guarded settings start source context log
         | Some _ when not settings.EstimateSigma -> guarded settings start source context log
         | Some _ ->
@@ -102,19 +153,7 @@ module internal Chain =
                 log.Append climb
                 mle
             | Error describe ->
-                let rejected = climb.Results
-
-                log.Run(
-                    Stage.Unguarded,
-                    fun () ->
-                        {
-                            Value = ()
-                            Iterations = rejected |> Array.sumBy (fun r -> r.Iterations)
-                            FinalLoss = rejected |> Array.tryLast |> Option.bind (fun r -> r.FinalLoss)
-                            Reason = StopReason.Completed
-                        }
-                )
-                |> ignore
+                rejectClimb climb
 
                 let guardedModel = guarded settings start source context log
 

@@ -12,6 +12,7 @@ module internal EmMethod =
         let starts =
             Initializers.randomStarts
                 config.Family
+                problem.WorkingMean
                 k
                 problem.Design
                 g

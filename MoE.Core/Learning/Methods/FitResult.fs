@@ -95,6 +95,8 @@ type internal Problem =
         Sample: unit -> Dataset
         /// sd(y) in working units (the σ prior's scale).
         WorkingSd: float
+        /// The responses' mean in working units (a GLM expert's start: its link is the starts' intercept).
+        WorkingMean: float
         /// The provisional noise level in working units: the given σ, or 0.1·sd(y).
         Sigma0: float
         /// The data's findings (an L4 failure is explained by them).

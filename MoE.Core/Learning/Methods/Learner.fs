@@ -162,6 +162,11 @@ module Learner =
 
         let source = if inMemory then held source else source
 
+        // Responses the family has no density at (a fractional count, a 0/1 outcome that is neither) stop the fit
+        // first, naming the row.
+        Diagnosis.checkResponses config.Family source
+        |> Option.iter (fun f -> Diagnosis.throwOnError [| f |])
+
         let summary = Diagnosis.summarise source
         let findings = Diagnosis.findings config summary
         Diagnosis.throwOnError findings
@@ -202,6 +207,7 @@ module Learner =
                         else
                             Sampling.subsampleOf maxRows config.Seed working
                 WorkingSd = workingSd
+                WorkingMean = (summary.Response.Mean - standardisation.YShift) / standardisation.YScale
                 Sigma0 = defaultArg config.Sigma (0.1 * workingSd)
                 Findings = findings
                 Context = context

@@ -150,10 +150,12 @@ module Initializers =
             })
 
     /// <summary>Random starts in the whole space, as the EM baseline draws them: A ~ N(0, 1/d_E), W ~ N(0, 1/d_G) over
-    /// the design's columns, σ given, and with
-    /// intercepts b_i ~ N(0, 1) (in standardised units y has unit scale, so the experts start at different levels —
-    /// with d = 1 the slopes alone hardly tell the experts apart) and c = 0.</summary>
+    /// the design's columns, σ given (1 for a family without levels), and with
+    /// intercepts b_i ~ N(m, 1) (in standardised units y has unit scale, so the experts start at different levels —
+    /// with d = 1 the slopes alone hardly tell the experts apart; m is 0 for Gaussian experts and the family's link of
+    /// the responses' mean for the GLM ones) and c = 0.</summary>
     /// <param name="family">The experts' family.</param>
+    /// <param name="yMean">The responses' mean in working units (where a GLM expert's intercepts start).</param>
     /// <param name="experts">k.</param>
     /// <param name="design">Which input columns the experts and the gate read.</param>
     /// <param name="activation">g.</param>
@@ -165,6 +167,7 @@ module Initializers =
     [<CompiledName("RandomStarts")>]
     let randomStarts
         (family: ExpertFamily)
+        (yMean: float)
         (experts: int)
         (design: Design)
         (activation: Activation)
@@ -182,9 +185,12 @@ module Initializers =
             let w =
                 Array2D.init (experts - 1) dG (fun _ _ -> rng.NextGaussian() / sqrt (float dG))
 
+            // Intercepts about the family's link of the responses' mean (Gaussian: 0, y being standardised).
+            let centre = ExpertFamily.startIntercept family yMean
+
             let b =
                 if intercepts then
-                    Array.init experts (fun _ -> rng.NextGaussian())
+                    Array.init experts (fun _ -> centre + rng.NextGaussian())
                 else
                     Array.zeroCreate experts
 
@@ -200,7 +206,7 @@ module Initializers =
                             w
                             (Array.zeroCreate (experts - 1))
                             activation
-                            (Array.create experts sigma)
+                            (Array.create experts (if ExpertFamily.hasLevels family then sigma else 1.0))
                     )
             })
 
