@@ -60,6 +60,10 @@ public sealed class FitOptions
     /// <summary>The expert non-linearity g (default identity).</summary>
     public Activation Activation { get; set; } = Activation.Identity;
 
+    /// <summary>The experts' family (default <see cref="ExpertFamily.Gaussian"/>; Poisson for counts, Bernoulli for 0/1
+    /// outcomes, both with the identity activation).</summary>
+    public ExpertFamily Family { get; set; }
+
     /// <summary>The noise level σ if known (every expert's); null (the default) to estimate it.</summary>
     public double? Sigma { get; set; }
 
@@ -135,6 +139,7 @@ public sealed class FitOptions
     {
         Experts = c.Experts;
         Activation = new Activation(c.Activation);
+        Family = ExpertFamilies.From(c.Family);
         Sigma = c.Sigma is { } s ? s.Value : null;
         Method = c.Method.IsAuto ? FitMethod.Auto
             : c.Method.IsL4 ? FitMethod.L4
@@ -189,6 +194,11 @@ public sealed class FitOptions
                 OutputTransformKind.Bounded => Core.TransformKind.Bounded,
                 OutputTransformKind.Polynomial => Core.TransformKind.Polynomial,
                 _ => throw Undefined(nameof(Transform), Transform),
+            })
+            .WithFamily(Family switch
+            {
+                ExpertFamily.Gaussian or ExpertFamily.Poisson or ExpertFamily.Bernoulli => ExpertFamilies.ToCore(Family),
+                _ => throw Undefined(nameof(Family), Family),
             })
             .WithIntercepts(Intercepts)
             .WithCommonSigma(CommonSigma)

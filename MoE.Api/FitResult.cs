@@ -76,6 +76,9 @@ public enum WarningCode
     ValueOverflow,
     /// <summary>An expert looks like two merged ones that split-and-merge moves did not separate (merged-experts).</summary>
     MergedExperts,
+    /// <summary>A response the experts' family has no density at: a negative or fractional count, a 0/1 outcome that
+    /// is neither (invalid-response; an error).</summary>
+    InvalidResponse,
 }
 
 /// <summary>The stable names of <see cref="FitStage"/> and <see cref="WarningCode"/> values, and their conversions

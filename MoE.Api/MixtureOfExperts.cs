@@ -125,6 +125,15 @@ public sealed class MixtureOfExperts
     /// <summary>The expert non-linearity.</summary>
     public Activation Activation => new(Inner.Activation);
 
+    /// <summary>The experts' family: what kind of response each models (Gaussian, Poisson counts, Bernoulli 0/1).</summary>
+    public ExpertFamily Family => ExpertFamilies.From(Inner.Family);
+
+    /// <summary>This model with another expert family: the same linear predictors and gate; the noise levels kept for
+    /// Gaussian experts, 1 (meaningless) for Poisson and Bernoulli ones.</summary>
+    /// <param name="family">The family.</param>
+    /// <exception cref="ArgumentException">The family needs the identity activation and the model has another.</exception>
+    public MixtureOfExperts WithFamily(ExpertFamily family) => new(Core.MoeModelModule.WithFamily(ExpertFamilies.ToCore(family), Inner));
+
     /// <summary>The noise standard deviation σ: the common level, or √(mean σ_i²) when the experts' levels
     /// differ.</summary>
     public double Sigma => Inner.Sigma;

@@ -16,6 +16,7 @@ internal static class FitCommand
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
         var sigma = new Option<double?>("--sigma") { Description = "noise standard deviation if known (default: estimated)" };
+        var family = Shared.FamilyOption();
         var method = new Option<string?>("--method")
         {
             Description = "auto (several initializers, the best by held-out likelihood; default), l4 (the paper's estimator), spectral (the third-order method of [31]), em (random starts) or l2 (baseline)",
@@ -37,7 +38,7 @@ internal static class FitCommand
         var requestTimeout = new Option<double>("--request-timeout") { Description = "with --cluster: seconds one shard's part of a pass may take before it is retried elsewhere", DefaultValueFactory = _ => 300 };
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
-            data, k, activation, slope, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
+            data, k, activation, slope, family, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
             solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, yColumn, cluster, requestTimeout,
         };
         command.SetAction(parse =>
@@ -58,6 +59,10 @@ internal static class FitCommand
                 Experts = parse.GetValue(k),
                 Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)),
             };
+            if (parse.GetValue(family) is { } familyName)
+            {
+                options.Family = ExpertFamilies.Parse(familyName);
+            }
             if (parse.GetValue(method) is { } m)
             {
                 options.Method = m.ToLowerInvariant() switch
@@ -202,8 +207,9 @@ internal static class FitCommand
             var sigmas = model.Sigmas.Distinct().Count() == 1
                 ? string.Create(CultureInfo.InvariantCulture, $"sigma={model.Sigma:G6}")
                 : string.Create(CultureInfo.InvariantCulture, $"sigmas={string.Join("/", model.Sigmas.Select(v => v.ToString("G4", CultureInfo.InvariantCulture)))}");
+            var experts = model.Family.HasNoiseLevels() ? $"{model.Activation}, {sigmas}" : $"{model.Family.Name()} experts";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"fitted k={model.Experts}, d={model.Dimension}, {model.Activation}, {sigmas} on {rows} ({Exit(result.Exit)}{warned}); wrote {file.Name}"));
+                $"fitted k={model.Experts}, d={model.Dimension}, {experts} on {rows} ({Exit(result.Exit)}{warned}); wrote {file.Name}"));
             if (Terminal.IsTerminal(output))
             {
                 var console = Terminal.On(output);

@@ -14,6 +14,7 @@ internal static class GenerateCommand
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
         var sigma = new Option<double>("--sigma") { Description = "noise standard deviation", DefaultValueFactory = _ => 0.05 };
+        var family = Shared.FamilyOption();
         var n = new Option<long>("--n") { Description = "number of samples (written in batches: any number the disk holds)", DefaultValueFactory = _ => 100_000 };
         var seed = new Option<long>("--seed") { Description = "random seed (same seed, same bits, any machine)", DefaultValueFactory = _ => 1 };
         var preset = new Option<string>("--preset")
@@ -32,7 +33,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "sample a dataset from a ground-truth mixture of experts")
         {
-            d, k, activation, slope, sigma, n, seed, preset, radius, free, outPath, truthPath, intercepts, sigmas,
+            d, k, activation, slope, family, sigma, n, seed, preset, radius, free, outPath, truthPath, intercepts, sigmas,
             covariateMean, covariateScale,
         };
         command.SetAction(parse =>
@@ -64,6 +65,11 @@ internal static class GenerateCommand
                 truth = GroundTruth.InCovariateUnits(truth, b, c, levels, mean, scale);
             }
 
+            if (parse.GetValue(family) is { } familyName)
+            {
+                truth = truth.WithFamily(ExpertFamilies.Parse(familyName));
+            }
+
             var file = parse.GetValue(outPath)!;
             var rows = general
                 ? truth.SaveSample(Shared.PrepareOutput(file), parse.GetValue(n), parse.GetValue(seed), mean, scale)
@@ -76,7 +82,7 @@ internal static class GenerateCommand
 
             var truthNote = truthFile is null ? "" : $"; ground truth to {truthFile.Name}";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"wrote {rows} samples (d={truth.Dimension}, k={truth.Experts}, {truth.Activation}, sigma={truth.Sigma}) to {file.Name}{truthNote}"));
+                $"wrote {rows} samples (d={truth.Dimension}, k={truth.Experts}, {(truth.Family.HasNoiseLevels() ? $"{truth.Activation}, sigma={truth.Sigma}" : $"{truth.Family.Name()} experts")}) to {file.Name}{truthNote}"));
             return CliApp.Success;
         });
         return command;

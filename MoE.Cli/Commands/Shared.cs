@@ -12,6 +12,11 @@ internal static class Shared
         DefaultValueFactory = _ => "identity",
     };
 
+    public static Option<string?> FamilyOption() => new("--family")
+    {
+        Description = "the experts' family: gaussian (default), poisson (counts; log link) or bernoulli (0/1 outcomes; logit link)",
+    };
+
     public static Option<double?> SlopeOption() => new("--slope")
     {
         Description = "negative-side slope of leaky-relu (default 0.1; only valid with leaky-relu)",

@@ -37,6 +37,19 @@ internal static class BadInputFixtures
         return sb.ToString();
     }
 
+    /// <summary>The good CSV's covariates with y replaced by a count |round(y)| (Poisson) or by y &gt; 0 (Bernoulli), and
+    /// data row <paramref name="row"/> (from 1) given the response <paramref name="bad"/>.</summary>
+    private static string Outcomes(bool counts, int row, double bad)
+    {
+        var n = 0;
+        return MapRows(v =>
+        {
+            n++;
+            var y = n == row ? bad : counts ? Math.Abs(Math.Round(v[3])) : v[3] > 0 ? 1 : 0;
+            return [v[0], v[1], v[2], y];
+        });
+    }
+
     private static string Json(string k = "2", string d = "3", string activation = "\"identity\"", string sigma = "0.05",
         string regressors = "[[1,0,0],[0,1,0]]", string gating = "[[0,0,1]]") =>
         $$"""{"k": {{k}}, "d": {{d}}, "activation": {"name": {{activation}}, "slope": 0}, "sigma": {{sigma}}, "regressors": {{regressors}}, "gating": {{gating}}}""";
@@ -89,6 +102,9 @@ internal static class BadInputFixtures
         ["csv-skewed"] = d => File.WriteAllText(d.File("data.csv"), MapRows(v => [v[0] + 0.3 * (v[0] * v[0] - 1), v[1], v[2], v[3]])),
         ["predict-columns"] = d => File.WriteAllText(d.File("narrow.csv"), "x1,y\n1,2\n3,4\n5,6\n"),
         ["predict-response-as-covariate"] = d => File.WriteAllText(d.File("xy.csv"), "x1,x2,y\n1,2,3\n4,5,6\n7,8,9\n"),
+        ["fit-poisson-fraction"] = d => File.WriteAllText(d.File("counts.csv"), Outcomes(true, 3, 2.5)),
+        ["fit-poisson-negative"] = d => File.WriteAllText(d.File("counts.csv"), Outcomes(true, 1, -1)),
+        ["fit-bernoulli-two"] = d => File.WriteAllText(d.File("outcomes.csv"), Outcomes(false, 5, 2)),
         ["fit-huge-covariate"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
         ["fit-huge-covariate-em"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
         ["fit-huge-response"] = d => File.WriteAllText(d.File("hugey.csv"), MapRows(v => [v[0], v[1], v[2], v[3] * 1e300])),
