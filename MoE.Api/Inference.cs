@@ -42,7 +42,8 @@ public sealed class ParameterErrors
     /// <summary>k−1 standard errors of the gate intercepts (empty without intercepts).</summary>
     public double[] GatingIntercepts { get; }
 
-    /// <summary>k standard errors of the noise levels (zeros when σ was given, not fitted).</summary>
+    /// <summary>k standard errors of the noise levels (zeros when σ was given, not fitted; empty for Poisson and
+    /// Bernoulli experts, which have none).</summary>
     public double[] Sigmas { get; }
 
     /// <summary>Observed information or sandwich.</summary>

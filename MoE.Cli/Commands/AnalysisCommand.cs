@@ -42,13 +42,14 @@ internal static class AnalysisCommand
         var k = new Option<string>("--k") { Description = "the numbers of experts to compare, e.g. 1..6 or 1,2,4", DefaultValueFactory = _ => "1..4" };
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
+        var family = Shared.FamilyOption();
         var noIntercept = new Option<bool>("--no-intercept") { Description = "no intercepts in the experts and the gate" };
         var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
         var seed = new Option<long?>("--seed") { Description = "random seed (default 1)" };
         var json = new Option<bool>("--json") { Description = "print JSON" };
         var command = new Command("select", "choose the number of experts: log-likelihood, parameters, AIC, BIC and ICL per k (k = 1 is one regression)")
         {
-            data, k, activation, slope, noIntercept, commonSigma, seed, json,
+            data, k, activation, slope, family, noIntercept, commonSigma, seed, json,
         };
         command.SetAction(parse =>
         {
@@ -56,6 +57,11 @@ internal static class AnalysisCommand
             var ks = ParseRange(parse.GetValue(k)!);
             // What was typed; the rest is FitOptions' default (the core's FitConfig.defaults).
             var options = new FitOptions { Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)) };
+            if (parse.GetValue(family) is { } familyName)
+            {
+                options.Family = ExpertFamilies.Parse(familyName);
+            }
+
             if (parse.GetValue(noIntercept))
             {
                 options.Intercepts = false;

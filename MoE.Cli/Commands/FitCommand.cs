@@ -315,7 +315,7 @@ internal static class FitCommand
             }
         }
 
-        for (var i = 0; i < model.Experts; i++)
+        for (var i = 0; i < errors.Sigmas.Length; i++)
         {
             Row($"sigma{i + 1}", model.Sigmas[i], errors.Sigmas[i]);
         }

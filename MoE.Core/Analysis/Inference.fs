@@ -15,7 +15,7 @@ type StandardErrors =
         /// k−1 standard errors of the gate intercepts c_j (empty without intercepts).
         GatingIntercepts: float[]
         /// k standard errors of the noise levels σ_i (by the delta method from log σ_i; one value repeated for a
-        /// common σ; zeros when σ was given, not fitted).
+        /// common σ; zeros when σ was given, not fitted; empty for a family without levels, Poisson or Bernoulli).
         Sigmas: float[]
         /// "observed" (the inverse observed information) or "sandwich" (H⁻¹ J H⁻¹, J the scores' outer products).
         Method: string
@@ -100,6 +100,8 @@ module Inference =
         : StandardErrors =
         MoeModel.validate model
         ModelRows.checkLikelihoodInputs model x y
+        // A family without levels (Poisson, Bernoulli) has no σ among its parameters.
+        let estimateSigma = estimateSigma && ExpertFamily.hasLevels model.Family
         let settings = settingsOf model commonSigma estimateSigma
         let theta = Likelihood.pack settings model
         let p = theta.Length
@@ -189,11 +191,14 @@ module Inference =
                  else
                      [||])
             Sigmas =
-                Array.init k (fun i ->
-                    if estimateSigma then
-                        model.Sigmas.[i] * se.[nA + nW + (if levels = 1 then 0 else i)]
-                    else
-                        0.0)
+                if not (ExpertFamily.hasLevels model.Family) then
+                    [||]
+                else
+                    Array.init k (fun i ->
+                        if estimateSigma then
+                            model.Sigmas.[i] * se.[nA + nW + (if levels = 1 then 0 else i)]
+                        else
+                            0.0)
             Method = (if sandwich then "sandwich" else "observed")
             Conditioning = smallest / largest
         }
@@ -334,6 +339,77 @@ module Inference =
         let ll = -0.5 * float n * (Math.Log(2.0 * Math.PI * sigma * sigma) + 1.0)
         Array.sub coefficients 0 d, (if intercept then coefficients.[d] else 0.0), sigma, ll
 
+    /// The single generalised linear regression of a family without levels (Poisson, Bernoulli) by Newton's method
+    /// (IRLS, docs/math.md §12.2) from the intercept at the link of ȳ, each step halved until the likelihood does not
+    /// fall; its σ is reported as 1 (the family has none). Returns slopes, intercept, σ and the log-likelihood.
+    let private singleGlm (family: ExpertFamily) (intercept: bool) (x: float[,]) (y: float[]) =
+        let n, d = x.GetLength 0, x.GetLength 1
+        let width = if intercept then d + 1 else d
+
+        let eta (v: float[]) (r: int) =
+            let mutable z = if intercept then v.[d] else 0.0
+
+            for t in 0 .. d - 1 do
+                z <- z + v.[t] * x.[r, t]
+
+            z
+
+        let logLikelihood (v: float[]) =
+            Seq.sum (seq { for r in 0 .. n - 1 -> ExpertFamily.jointLogDensity family 0.0 0.0 0.0 y.[r] (eta v r) })
+
+        let mutable v = Array.zeroCreate width
+
+        if intercept then
+            v.[d] <- ExpertFamily.startIntercept family (Array.average y)
+
+        let mutable ll = logLikelihood v
+        let mutable go = true
+        let mutable iterations = 0
+
+        while go && iterations < 200 do
+            iterations <- iterations + 1
+            let gram = Array.zeroCreate (width * width)
+            let rhs = Array.zeroCreate width
+
+            for r in 0 .. n - 1 do
+                let z = eta v r
+                let mu = ExpertFamily.responseMean family z
+
+                let variance =
+                    if family = ExpertFamily.Poisson then
+                        mu
+                    else
+                        mu * (1.0 - mu)
+
+                let row t = if t < d then x.[r, t] else 1.0
+
+                for t in 0 .. width - 1 do
+                    rhs.[t] <- rhs.[t] + (y.[r] - mu) * row t
+
+                    for u in t .. width - 1 do
+                        gram.[t * width + u] <- gram.[t * width + u] + variance * row t * row u
+
+            let step = Canonical.expertSolution width gram rhs
+            let mutable scale = 1.0
+            let mutable accepted = false
+
+            while not accepted && scale > 1e-10 do
+                let trial = Array.init width (fun t -> v.[t] + scale * step.[t])
+                let llTrial = logLikelihood trial
+
+                if llTrial >= ll then
+                    accepted <- true
+                    go <- llTrial - ll > 1e-13 * max 1.0 (abs ll)
+                    v <- trial
+                    ll <- llTrial
+                else
+                    scale <- scale * 0.5
+
+            if not accepted then
+                go <- false
+
+        Array.sub v 0 d, (if intercept then v.[d] else 0.0), 1.0, ll
+
     /// <summary>Fits every k of <paramref name="experts"/> with the configuration (k = 1: a single regression) and
     /// reports the log-likelihood, the parameter count, AIC, BIC and ICL of each. Choose by BIC (consistent for the
     /// number of components of a mixture of regressions under regularity; AIC over-fits as n grows), or by ICL when
@@ -361,7 +437,11 @@ module Inference =
                 context.Cancellation.ThrowIfCancellationRequested()
 
                 if k = 1 then
-                    let a, b, s, ll = single config.Activation config.Intercepts data.X data.Y context
+                    let a, b, s, ll =
+                        if ExpertFamily.hasLevels config.Family then
+                            single config.Activation config.Intercepts data.X data.Y context
+                        else
+                            singleGlm config.Family config.Intercepts data.X data.Y
 
                     let p =
                         int (
