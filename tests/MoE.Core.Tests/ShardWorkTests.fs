@@ -60,6 +60,7 @@ let ``a request read back is the request: the same bytes, the same model`` (mode
             PassRequest.LikelihoodGradient(model, intercepts)
             PassRequest.LogLikelihood model
             PassRequest.Curvature(model, intercepts)
+            PassRequest.ResponseCheck ExpertFamily.Bernoulli
         ]
 
     let view = Some(Standardise.none model.Dimension)
@@ -75,6 +76,7 @@ let ``a request read back is the request: the same bytes, the same model`` (mode
         | PassRequest.LogLikelihood m
         | PassRequest.Curvature(m, _) -> Assert.True((m = model))
         | PassRequest.MStepObjectives(a, b) -> Assert.True((a = model && b = model))
+        | PassRequest.ResponseCheck family -> Assert.Equal(ExpertFamily.Bernoulli, family)
         | other -> failwithf "read back as %A" other
 
 [<Fact>]
@@ -103,6 +105,69 @@ let ``a fit on shard workers is the fit of the same shards in one process, bit f
     // Every shard answered requests: the fit ran where the rows are.
     for w in workers do
         Assert.True(w.Calls > 10, sprintf "%d calls" w.Calls)
+
+/// The GLM families through every pass they use (docs/math.md §12): the data check of the responses, EM statistics,
+/// M-step objectives, the likelihood, its gradient and curvature, the separation rule — in memory, read again for
+/// every pass (a memory bound of 8,000 of 30,000 rows) and on shard workers: the same model, bit for bit.
+[<Fact>]
+let ``GLM fits in memory, in passes and on shard workers are the same fit, bit for bit`` () =
+    for family in [ ExpertFamily.Poisson; ExpertFamily.Bernoulli ] do
+        let truth =
+            GroundTruth.random 2 4 Identity 0.1 1.0 true 21L |> MoeModel.withFamily family
+
+        let data = Sampler.sample truth 30_000 21L
+
+        let config =
+            { FitConfig.defaults 2 Identity with
+                Family = family
+            }
+
+        let local, remote, workers = shards data [| 11_000; 9_500; 9_500 |]
+        // In memory and in passes over one source (the same chunks, so the same sums); sharded, in one process and on
+        // workers (the shards' own chunks: the same as each other, not as the single source's).
+        let memory = Learner.fit config data RunContext.silent
+
+        let streamed =
+            Learner.fitSource config (DataSource.ofDataset data) 8_000 RunContext.silent
+
+        Assert.Equal(ModelJson.serialize memory.Model, ModelJson.serialize streamed.Model)
+        Assert.True(streamed.Passes > memory.Passes, sprintf "%d passes" streamed.Passes)
+        let here = Learner.fitSource config local 8_000 RunContext.silent
+        let there = Learner.fitSource config remote 8_000 RunContext.silent
+        Assert.Equal(ModelJson.serialize here.Model, ModelJson.serialize there.Model)
+        Assert.Equal(here.Passes, there.Passes)
+
+        for w in workers do
+            Assert.True(w.Calls > 10, sprintf "%s: %d calls" family.Name w.Calls)
+
+/// The response check counts rows across shards: a count of 2.5 at row 20,005 (in the second worker's shard) is named
+/// as data row 20,006 of the whole source, with the number of such rows.
+[<Fact>]
+let ``a bad response on a worker's shard is named by its row in the whole data`` () =
+    let truth =
+        GroundTruth.random 2 3 Identity 0.1 1.0 true 5L
+        |> MoeModel.withFamily ExpertFamily.Poisson
+
+    let data = Sampler.sample truth 30_000 5L
+    data.Y.[20_005] <- 2.5
+    data.Y.[29_000] <- -1.0
+    let _, remote, _ = shards data [| 11_000; 9_500; 9_500 |]
+
+    let e =
+        Assert.Throws<ArgumentException>(fun () ->
+            Learner.fitSource
+                { FitConfig.defaults 2 Identity with
+                    Family = ExpertFamily.Poisson
+                }
+                remote
+                8_000
+                RunContext.silent
+            |> ignore)
+
+    Assert.Contains(
+        "y in data row 20006 is 2.5, but poisson experts need counts, whole numbers >= 0 (2 of 30000 rows",
+        e.Message
+    )
 
 [<Fact>]
 let ``rows fetched from workers are the rows, in the order asked`` () =
