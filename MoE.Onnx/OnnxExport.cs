@@ -167,13 +167,6 @@ public static class OnnxExport
                 + string.Join(", ", ActivationModule.builtInNames) + ".");
         }
 
-        if (!model.Family.Equals(ExpertFamily.Gaussian))
-        {
-            // The one place a family's outputs are decided: Gaussian experts are scored by their means; a family
-            // added to the core must say here what its users score with (a probability, a rate).
-            throw new NotSupportedException(
-                $"A model of the '{model.Family.Name}' family has no ONNX form in this version of the toolkit.");
-        }
     }
 
     static P.ModelProto Build(MoeModel model, bool float32)
@@ -229,7 +222,7 @@ public static class OnnxExport
         var eta = g.Node("Add",
             [g.Node("MatMul", [xE, g.Reals("regressors_t", [dE, k], aT)], "expert_dot"),
              g.Reals("regressor_intercepts", [k], model.RegressorIntercepts)], "expert_eta");
-        var means = Activate(g, model.Activation, eta);
+        var means = Respond(g, model, eta);
 
         // Gate: logits x_G Wᵀ + c with the k-th row and intercept fixed at 0, softmax over the experts (axis 1 of a
         // [rows, k] tensor: the same in every opset).
@@ -303,6 +296,27 @@ public static class OnnxExport
         graph.Initializer.Add(initializers);
     }
 
+    /// <summary>The linear predictor past which a float32 graph caps a Poisson expert's rate: e^88 ≈ 1.65e38, below
+    /// float32's largest value 3.4e38 (a double graph caps at the core's 700).</summary>
+    public const double PoissonFloat32EtaCap = 88.0;
+
+    /// The experts' mean responses as operators: the one place a family's outputs are decided. Gaussian experts are
+    /// scored by g(η); Poisson experts by their expected count e^min(η, cap) (the core's cap of 700 in double, so a
+    /// far row gives the façade's number, not ∞; 88 in float32); Bernoulli experts by their probability of a 1,
+    /// σ(η). The mixture's mean is then the expected count, or P(y = 1).
+    static string Respond(GraphWriter g, MoeModel model, string eta)
+    {
+        if (model.Family.Equals(ExpertFamily.Gaussian)) return Activate(g, model.Activation, eta);
+        if (model.Family.Equals(ExpertFamily.Poisson))
+        {
+            var capped = g.Node("Min", [eta, g.Reals("eta_cap", [], [g.EtaCap])], "expert_eta_capped");
+            return g.Node("Exp", [capped], ExpertMeansName);
+        }
+
+        if (model.Family.Equals(ExpertFamily.Bernoulli)) return g.Node("Sigmoid", [eta], ExpertMeansName);
+        throw new NotSupportedException($"A model of the '{model.Family.Name}' family has no ONNX form in this version of the toolkit.");
+    }
+
     /// The activation as operators: the one place that maps the toolkit's activations to ONNX.
     static string Activate(GraphWriter g, Activation activation, string eta)
     {
@@ -343,6 +357,10 @@ public static class OnnxExport
         /// The element type of the graph's real tensors: its input, parameters and outputs.
         public P.TensorProto.Types.DataType Real =>
             float32 ? P.TensorProto.Types.DataType.Float : P.TensorProto.Types.DataType.Double;
+
+        /// The largest η whose exponential the graph takes: the core's 700 in double; 88 in float32, where e^88.7
+        /// overflows (and an overflowed rate times a gate probability of 0 would make the mean NaN).
+        public double EtaCap => float32 ? PoissonFloat32EtaCap : 700.0;
 
         public string Node(string op, string[] inputs, string output, params (string Name, long Value)[] attributes)
         {

@@ -266,7 +266,7 @@ internal static class AnalysisCommand
                     $"The data have {set.Dimension} covariate columns and y, but the model has d = {m.Dimension}: plot needs the covariates the model was fitted on, followed by y.");
             }
 
-            var title = string.Create(Inv, $"{Path.GetFileNameWithoutExtension(parse.GetValue(data)!.Name)}: k = {m.Experts}, {m.Activation}, n = {set.Count}");
+            var title = string.Create(Inv, $"{Path.GetFileNameWithoutExtension(parse.GetValue(data)!.Name)}: k = {m.Experts}, {(m.Family.HasNoiseLevels() ? m.Activation.ToString() : $"{m.Family.Name()} experts")}, n = {set.Count}");
             var drawn = Reproduce.FitChart.Save(Shared.PrepareOutput(file), m, set.X, set.Y, title);
             output.WriteLine(string.Create(Inv,
                 $"plotted {drawn} of {set.Count} rows ({(m.Dimension == 1 ? "data, expert lines and gate" : "fitted against observed and the gate along each expert's direction")}); wrote {file.Name}"));

@@ -37,6 +37,31 @@ public class ExportTests
         }
     }
 
+    /// The GLM families' outputs: a Poisson mixture's expected count (its rates e^η, capped at η = 700 as the core
+    /// caps them) and a Bernoulli mixture's probability of a 1, in both layouts, with and without intercepts.
+    [Theory]
+    [InlineData("poisson", false, true)]
+    [InlineData("poisson", true, false)]
+    [InlineData("bernoulli", false, false)]
+    [InlineData("bernoulli", true, true)]
+    public void GlmFamiliesAgreeWithTheFacade(string family, bool split, bool intercepts)
+    {
+        var spec = new ModelSpec(3, 7, "identity", 0, split, intercepts, 17, family);
+        var model = spec.Build();
+        Assert.Equal(family, model.Family.Name());
+        var x = spec.Inputs(10_000, 3);
+        var facade = Scores.OfFacade(model, x);
+        foreach (var (float32, bound) in new[] { (false, 1e-12), (true, 1e-5) })
+        {
+            var onnx = Scores.OfOnnx(model.ToOnnx(float32), x, float32);
+            var (worst, where) = Agreement.Compare(spec, model, x, facade, onnx, float32);
+            Assert.True(worst <= bound, $"{spec}, {(float32 ? "float32" : "double")}: {worst:E3} > {bound:E0} at {where}");
+        }
+
+        using var session = new InferenceSession(model.ToOnnx());
+        Assert.Equal(family, session.ModelMetadata.CustomMetadataMap["moe.family"]);
+    }
+
     /// Random shapes and parameters: k in 2..6, d in 1..12, any activation, layout and slope.
     [Fact]
     public void AnyShapeAgreesInDouble()

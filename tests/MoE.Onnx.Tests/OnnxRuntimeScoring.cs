@@ -8,10 +8,11 @@ namespace MoE.Onnx.Tests;
 
 /// <summary>A model to export: its shape, activation, covariate layout and whether it has intercepts, with
 /// parameters drawn from a seed. Built through the model file (JSON), the same way a user's fitted model arrives.</summary>
-public sealed record ModelSpec(int K, int D, string Activation, double Slope, bool SplitLayout, bool Intercepts, int Seed)
+public sealed record ModelSpec(int K, int D, string Activation, double Slope, bool SplitLayout, bool Intercepts, int Seed,
+    string Family = "gaussian")
 {
     public override string ToString() =>
-        $"k={K} d={D} {Activation}{(Activation == "leaky-relu" ? $"({Slope})" : "")} "
+        $"{Family} k={K} d={D} {Activation}{(Activation == "leaky-relu" ? $"({Slope})" : "")} "
         + $"{(SplitLayout ? "gate/experts apart" : "shared columns")} {(Intercepts ? "intercepts" : "no intercepts")} seed {Seed}";
 
     /// The experts read the even-numbered columns and the last, the gate the columns from the middle on (in
@@ -35,7 +36,8 @@ public sealed record ModelSpec(int K, int D, string Activation, double Slope, bo
         json.Append($"{{\"k\": {K}, \"d\": {D}, ");
         if (SplitLayout)
             json.Append($"\"expertInputs\": [{string.Join(",", experts)}], \"gateInputs\": [{string.Join(",", gate)}], ");
-        json.Append($"\"activation\": {{\"name\": \"{Activation}\", \"slope\": {Num(Activation == "leaky-relu" ? Slope : 0.0)}}}, \"sigma\": 0.5, ");
+        json.Append($"\"activation\": {{\"name\": \"{Activation}\", \"slope\": {Num(Activation == "leaky-relu" ? Slope : 0.0)}}}, ");
+        json.Append(Family == "gaussian" ? "\"sigma\": 0.5, " : $"\"family\": \"{Family}\", ");
         json.Append("\"regressors\": [" + string.Join(", ", Enumerable.Range(0, K).Select(_ => Row(experts.Length))) + "], ");
         json.Append("\"gating\": [" + string.Join(", ", Enumerable.Range(0, K - 1).Select(_ => Row(gate.Length))) + "]");
         if (Intercepts)
