@@ -214,6 +214,22 @@ public static class Experiments
         return Rows(Core.Acceptance.RunCases(cases, Reporter(progress, cancellationToken)));
     }
 
+    /// <summary>The frontier of an expert family (docs/acceptance.md): d ∈ {5, 10, 20} × k ∈ {2, 3, 4}, random unit
+    /// regressors, free random gating, intercepts, fitted with a user's defaults and the family.</summary>
+    /// <param name="family">The experts' family.</param>
+    /// <param name="seeds">Seeds per cell.</param>
+    /// <param name="samples">Rows per fit (the table's n is 200,000).</param>
+    /// <param name="cells">Keep only the cells whose setting contains one of these strings (empty: all).</param>
+    /// <param name="progress">One message per row and per failed fit (optional).</param>
+    /// <param name="cancellationToken">Cancels between rows.</param>
+    public static IReadOnlyList<AcceptanceRow> FamilyFrontier(ExpertFamily family, int seeds, int samples,
+        IEnumerable<string> cells, IProgress<string>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(cells);
+        var cases = Core.Acceptance.FamilyFrontierCases(ExpertFamilies.ToCore(family), seeds, samples, ListModule.OfSeq(cells));
+        return Rows(Core.Acceptance.RunCases(cases, Reporter(progress, cancellationToken)));
+    }
+
     /// <summary>The simulation check of the standard errors (docs/inference.md): seeded replicates of a known k = 2
     /// model in d = 2 with intercepts and a noise level per expert, each fitted with the defaults, and the share of
     /// Wald intervals that contain the truth, per group of parameters.</summary>

@@ -26,6 +26,9 @@ internal static class MappingColumns
     public const string Score = "MoE.Score";
     public const string Gate = "MoE.Gate";
     public const string Experts = "MoE.Experts";
+    public const string Probability = "MoE.Probability";
+    public const string Logit = "MoE.Logit";
+    public const string PredictedLabel = "MoE.PredictedLabel";
     public const int KeyValue = 1;
 }
 
@@ -103,6 +106,52 @@ public sealed class ScoreMappingFactory : CustomMappingFactory<ScoreInput, Score
     /// <summary>Predicts one row.</summary>
     /// <returns>The mapping.</returns>
     public override Action<ScoreInput, ScoreOutput> GetMapping() => static (input, output) => RowScorer.Score(input, output);
+}
+
+/// <summary>Infrastructure of the saved model (a Bernoulli mixture's P(y = 1)). Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class BinaryInput
+{
+    /// <summary>The mixture's probability of a 1.</summary>
+    [ColumnName(MappingColumns.Score)]
+    public float Probability;
+}
+
+/// <summary>Infrastructure of the saved model (a binary classifier's outputs). Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+public sealed class BinaryOutput
+{
+    /// <summary>P(y = 1).</summary>
+    [ColumnName(MappingColumns.Probability)]
+    public float Probability;
+
+    /// <summary>The score ML.NET's binary evaluators rank by: log(p/(1 − p)).</summary>
+    [ColumnName(MappingColumns.Logit)]
+    public float Logit;
+
+    /// <summary>p &gt; ½.</summary>
+    [ColumnName(MappingColumns.PredictedLabel)]
+    public bool PredictedLabel;
+}
+
+/// <summary>Infrastructure of the saved model: a Bernoulli mixture's probability as a binary classifier's Score,
+/// Probability and PredictedLabel, found by its contract name when a model is loaded. Not for direct use.</summary>
+[EditorBrowsable(EditorBrowsableState.Never)]
+[CustomMappingFactoryAttribute(ContractName)]
+public sealed class BinaryMappingFactory : CustomMappingFactory<BinaryInput, BinaryOutput>
+{
+    /// <summary>The contract name saved in model files.</summary>
+    public const string ContractName = "MoE.ML.Binary";
+
+    /// <summary>The classifier's outputs of one row; a missing probability gives missing outputs and the label false.</summary>
+    /// <returns>The mapping.</returns>
+    public override Action<BinaryInput, BinaryOutput> GetMapping() => static (input, output) =>
+    {
+        var p = input.Probability;
+        output.Probability = p;
+        output.Logit = MathF.Log(p) - MathF.Log(1 - p);
+        output.PredictedLabel = p > 0.5f;
+    };
 }
 
 /// <summary>Scores one row: the model parsed once per distinct JSON (a few cached), the prediction in double precision

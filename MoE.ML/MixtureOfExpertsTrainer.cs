@@ -130,8 +130,9 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
             _options.GateColumnName, _options.ExpertsColumnName).GetOutputSchema(inputSchema);
     }
 
-    private static void CheckShape(SchemaShape schema, string role, string name, bool vector)
+    internal static void CheckShape(SchemaShape schema, string role, string name, bool vector, DataViewType? itemType = null)
     {
+        var item = itemType ?? NumberDataViewType.Single;
         int index = Enumerable.Range(0, schema.Count).FirstOrDefault(i => schema[i].Name == name, -1);
         if (index < 0)
         {
@@ -139,11 +140,11 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         }
 
         var column = schema[index];
-        bool ok = column.ItemType == NumberDataViewType.Single && !column.IsKey
+        bool ok = column.ItemType == item && !column.IsKey
             && (vector ? column.Kind == SchemaShape.Column.VectorKind.Vector : column.Kind == SchemaShape.Column.VectorKind.Scalar);
         if (!ok)
         {
-            throw SchemaMismatch(role, name, vector ? "known-size vector of Single" : "Single", TypeString(column));
+            throw SchemaMismatch(role, name, vector ? $"known-size vector of {item}" : $"{item}", TypeString(column));
         }
     }
 
@@ -161,15 +162,20 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
     internal static ArgumentOutOfRangeException SchemaMismatch(string role, string name, string expected, string got) =>
         new("schema", $"Schema mismatch for {role} column '{name}': expected {expected}, got {got}");
 
-    private (DataViewSchema.Column Label, DataViewSchema.Column Features) Columns(DataViewSchema schema)
+    private (DataViewSchema.Column Label, DataViewSchema.Column Features) Columns(DataViewSchema schema) =>
+        Columns(schema, _options.LabelColumnName, _options.FeatureColumnName, NumberDataViewType.Single);
+
+    /// <summary>The label and feature columns, checked: a label of the given type, a known-size vector of Single.</summary>
+    internal static (DataViewSchema.Column Label, DataViewSchema.Column Features) Columns(DataViewSchema schema,
+        string labelColumnName, string featureColumnName, DataViewType labelType)
     {
-        var label = schema.GetColumnOrNull(_options.LabelColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find label column '{_options.LabelColumnName}'");
-        var features = schema.GetColumnOrNull(_options.FeatureColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find feature column '{_options.FeatureColumnName}'");
-        if (label.Type != NumberDataViewType.Single)
+        var label = schema.GetColumnOrNull(labelColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find label column '{labelColumnName}'");
+        var features = schema.GetColumnOrNull(featureColumnName)
+            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find feature column '{featureColumnName}'");
+        if (label.Type != labelType)
         {
-            throw SchemaMismatch("label", label.Name, "Single", label.Type.ToString() ?? "?");
+            throw SchemaMismatch("label", label.Name, labelType.ToString() ?? "?", label.Type.ToString() ?? "?");
         }
 
         if (features.Type is not VectorDataViewType { IsKnownSize: true } v || v.ItemType != NumberDataViewType.Single)
@@ -181,7 +187,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
     }
 
     /// <summary>One pass over the rows into double-precision arrays; rows with a NaN label or feature are skipped.</summary>
-    private static (Dataset? Data, long Skipped) Read(IDataView input, DataViewSchema.Column label, DataViewSchema.Column features)
+    internal static (Dataset? Data, long Skipped) Read(IDataView input, DataViewSchema.Column label, DataViewSchema.Column features)
     {
         int d = ((VectorDataViewType)features.Type).Size;
         var xs = new List<double>();
@@ -189,7 +195,10 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         long skipped = 0;
         using (var cursor = input.GetRowCursor([label, features]))
         {
-            var getLabel = cursor.GetGetter<float>(label);
+            // A Boolean label (a binary classifier's) is read as 1 or 0.
+            ValueGetter<float> getLabel = label.Type == BooleanDataViewType.Instance
+                ? Bool(cursor.GetGetter<bool>(label))
+                : cursor.GetGetter<float>(label);
             var getFeatures = cursor.GetGetter<VBuffer<float>>(features);
             float y = 0;
             var buffer = default(VBuffer<float>);
@@ -248,5 +257,15 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         }
 
         return (Dataset.FromArrays(x, ys.ToArray()), skipped);
+    }
+
+    private static ValueGetter<float> Bool(ValueGetter<bool> getter)
+    {
+        bool b = false;
+        return (ref float value) =>
+        {
+            getter(ref b);
+            value = b ? 1f : 0f;
+        };
     }
 }

@@ -19,8 +19,9 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
     private readonly string _featureColumnName;
 
     internal MixtureOfExpertsTransformer(FitResult fit, long skipped, IDataView training, string featureColumnName,
-        string scoreColumnName, string? gateColumnName, string? expertsColumnName)
+        string scoreColumnName, string? gateColumnName, string? expertsColumnName, BinaryColumns? binary = null)
     {
+        Binary = binary;
         FitResult = fit;
         RowsSkipped = skipped;
         _featureColumnName = featureColumnName;
@@ -29,7 +30,8 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
         ExpertsColumnName = expertsColumnName;
         var context = new MLContext();
         // None of the chain's estimators reads a row: fitting it only checks the training data's schema.
-        _chain = Chain(context, featureColumnName, fit.Model.ToJson(), scoreColumnName, gateColumnName, expertsColumnName)
+        _chain = Chain(context, featureColumnName, fit.Model.ToJson(), scoreColumnName, gateColumnName, expertsColumnName,
+                binary)
             .Fit(training);
     }
 
@@ -50,6 +52,10 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
 
     /// <summary>The column of the expert means, or null.</summary>
     public string? ExpertsColumnName { get; }
+
+    /// <summary>A binary classifier's probability and predicted-label columns (the score column then holds the logit
+    /// of the probability), or null for a regression.</summary>
+    public BinaryColumns? Binary { get; }
 
     /// <inheritdoc />
     public bool IsRowToRowMapper => _chain.IsRowToRowMapper;
@@ -201,14 +207,30 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
 
     /// <summary>The transforms that compute the mixture's outputs from the features (Mapping.cs explains the chain).</summary>
     internal static IEstimator<ITransformer> Chain(MLContext context, string featureColumnName, string modelJson,
-        string scoreColumnName, string? gateColumnName, string? expertsColumnName)
+        string scoreColumnName, string? gateColumnName, string? expertsColumnName, BinaryColumns? binary = null)
     {
         IEstimator<ITransformer> chain = context.Transforms.CopyColumns(MappingColumns.Features, featureColumnName)
             .Append(context.Transforms.CustomMapping(new KeyMappingFactory().GetMapping(), KeyMappingFactory.ContractName))
             .Append(context.Transforms.Conversion.MapValue(MappingColumns.Model,
                 [new KeyValuePair<int, string>(MappingColumns.KeyValue, modelJson)], MappingColumns.Key))
-            .Append(context.Transforms.CustomMapping(new ScoreMappingFactory().GetMapping(), ScoreMappingFactory.ContractName))
-            .Append(context.Transforms.CopyColumns(scoreColumnName, MappingColumns.Score));
+            .Append(context.Transforms.CustomMapping(new ScoreMappingFactory().GetMapping(), ScoreMappingFactory.ContractName));
+        if (binary is not null)
+        {
+            // A Bernoulli mixture's mean is P(y = 1): ML.NET's binary evaluators read it as Probability, rank by Score
+            // (its logit) and count PredictedLabel (p > ½).
+            chain = chain
+                .Append(context.Transforms.CustomMapping(new BinaryMappingFactory().GetMapping(), BinaryMappingFactory.ContractName))
+                .Append(context.Transforms.CopyColumns(scoreColumnName, MappingColumns.Logit))
+                .Append(context.Transforms.CopyColumns(binary.ProbabilityColumnName, MappingColumns.Probability))
+                .Append(context.Transforms.CopyColumns(binary.PredictedLabelColumnName, MappingColumns.PredictedLabel))
+                .Append(context.Transforms.DropColumns(MappingColumns.Logit, MappingColumns.Probability,
+                    MappingColumns.PredictedLabel));
+        }
+        else
+        {
+            chain = chain.Append(context.Transforms.CopyColumns(scoreColumnName, MappingColumns.Score));
+        }
+
         if (gateColumnName is not null)
         {
             chain = chain.Append(context.Transforms.CopyColumns(gateColumnName, MappingColumns.Gate));
@@ -223,3 +245,8 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
             MappingColumns.Score, MappingColumns.Gate, MappingColumns.Experts));
     }
 }
+
+/// <summary>The output columns a binary classifier adds beside its score (ML.NET's names by default).</summary>
+/// <param name="ProbabilityColumnName">P(y = 1).</param>
+/// <param name="PredictedLabelColumnName">p &gt; ½, a Boolean.</param>
+public sealed record BinaryColumns(string ProbabilityColumnName = "Probability", string PredictedLabelColumnName = "PredictedLabel");

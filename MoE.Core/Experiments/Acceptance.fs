@@ -15,8 +15,12 @@ type TruthSpec =
         Dimension: int
         /// g.
         Activation: Activation
-        /// σ.
+        /// σ (Gaussian experts; unused by the GLM families).
         Sigma: float
+        /// The experts' family.
+        Family: ExpertFamily
+        /// Whether the truth has intercepts b_i, c_i ~ N(0, 1) (<c>GroundTruth.randomIntercepts</c>).
+        Intercepts: bool
     }
 
 /// <summary>One seeded fit of an acceptance case: its errors and time, or why it failed.</summary>
@@ -116,6 +120,8 @@ module Acceptance =
                 Dimension = d
                 Activation = g
                 Sigma = sigma
+                Family = ExpertFamily.Gaussian
+                Intercepts = false
             }
 
         let orthogonal =
@@ -227,11 +233,63 @@ module Acceptance =
                                                 Dimension = d
                                                 Activation = g
                                                 Sigma = sigma
+                                                Family = ExpertFamily.Gaussian
+                                                Intercepts = false
                                             }
                                         Samples = 200_000
                                         Seeds = seeds
                                         Methods = chosen |> List.map (fun (label, f) -> label, (fun s -> f k g s))
                                     }
+        ]
+
+    /// <summary>The frontier of an expert family (docs/acceptance.md): d ∈ {5, 10, 20} × k ∈ {2, 3, 4}; random unit
+    /// regressors, free random gating, intercepts b_i, c_i ~ N(0, 1); n = 200,000; the defaults of a user with the
+    /// family.</summary>
+    /// <param name="family">The experts' family.</param>
+    /// <param name="seeds">Seeds per cell (≥ 1).</param>
+    /// <param name="samples">n per fit.</param>
+    /// <param name="cells">Keep only the cells whose setting contains one of these strings (empty: every cell).</param>
+    [<CompiledName("FamilyFrontierCases")>]
+    let familyFrontierCases
+        (family: ExpertFamily)
+        (seeds: int)
+        (samples: int)
+        (cells: string list)
+        : AcceptanceCase list =
+        Guard.positiveInt "seeds" seeds
+        Guard.positiveInt "samples" samples
+
+        [
+            for d in [ 5; 10; 20 ] do
+                for k in [ 2; 3; 4 ] do
+                    let name =
+                        Text.format "%s, d=%d, k=%d, intercepts" [| box family.Name; box d; box k |]
+
+                    if cells.IsEmpty || cells |> List.exists (fun c -> name.Contains c) then
+                        {
+                            Truth =
+                                {
+                                    Name = name
+                                    Preset = Preset.Random true
+                                    Experts = k
+                                    Dimension = d
+                                    Activation = Identity
+                                    Sigma = 1.0
+                                    Family = family
+                                    Intercepts = true
+                                }
+                            Samples = samples
+                            Seeds = seeds
+                            Methods =
+                                [
+                                    "auto (defaults)",
+                                    (fun s ->
+                                        { FitConfig.defaults k Identity with
+                                            Family = family
+                                            Seed = s
+                                        })
+                                ]
+                        }
         ]
 
     /// <summary>One seeded fit: truth seed s, data seed 1000 + s. A fit that fails (diverges, cannot start) is a
@@ -244,8 +302,17 @@ module Acceptance =
     let fitOnce (truth: TruthSpec) (samples: int) (seed: int) (config: FitConfig) : AcceptanceOutcome =
         let s = int64 seed
 
-        let model =
+        let preset =
             GroundTruth.create truth.Preset truth.Experts truth.Dimension truth.Activation truth.Sigma 1.0 s
+
+        let model =
+            (if truth.Intercepts then
+                 let b, c = GroundTruth.randomIntercepts truth.Experts s
+                 let d = truth.Dimension
+                 GroundTruth.inCovariateUnits preset b c preset.Sigmas (Array.zeroCreate d) (Array.create d 1.0)
+             else
+                 preset)
+            |> MoeModel.withFamily truth.Family
 
         let data = Sampler.sample model samples (1000L + s)
         let clock = Stopwatch.StartNew()
