@@ -92,7 +92,10 @@ public static class FrontierRecovery
 /// <param name="Seconds">Fit seconds.</param>
 /// <param name="Failure">Why the fit failed, or null.</param>
 /// <param name="Success">Whether the fit meets the success rule.</param>
-public sealed record AcceptanceFit(int Seed, double RegressorError, double GatingError, double Seconds, string? Failure, bool Success);
+/// <param name="LikelihoodGain">LL(fit) − LL(truth) on the fit's data in nats (−∞ for a failed fit): ≥ 0 means the
+/// fit's maximum is at least the truth's, so a miss is sampling error rather than a local optimum.</param>
+public sealed record AcceptanceFit(int Seed, double RegressorError, double GatingError, double Seconds, string? Failure, bool Success,
+    double LikelihoodGain);
 
 /// <summary>One row of the acceptance table.</summary>
 /// <param name="Setting">The ground truth in words.</param>
@@ -252,7 +255,7 @@ public static class Experiments
     private static AcceptanceRow[] Rows(IEnumerable<Core.AcceptanceRow> rows) =>
         rows.Select(r => new AcceptanceRow(r.Setting, r.Method, r.Samples,
                 r.Outcomes.Select(o => new AcceptanceFit(o.Seed, o.RegressorError, o.GatingError, o.Seconds,
-                    o.Failure is { } f ? f.Value : null, o.Success)).ToArray(),
+                    o.Failure is { } f ? f.Value : null, o.Success, o.LikelihoodGain)).ToArray(),
                 r.Successes, r.MedianRegressorError, r.MedianGatingError, r.MeanSeconds))
             .ToArray();
 }

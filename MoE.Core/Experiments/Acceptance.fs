@@ -34,6 +34,10 @@ type AcceptanceOutcome =
         GatingError: float
         /// Fit seconds.
         Seconds: float
+        /// LL(fit) − LL(truth) on the fit's data, in nats (−∞ for a failed fit): ≥ 0 says the fit found a maximum at
+        /// least as high as the truth's, so a miss of the success rule is the estimator's sampling error, not a local
+        /// optimum.
+        LikelihoodGain: float
         /// The error message of a fit that failed, or None.
         Failure: string option
     }
@@ -319,13 +323,17 @@ module Acceptance =
 
         try
             let fit = Learner.fit config data RunContext.silent
+            let seconds = clock.Elapsed.TotalSeconds
             let e = Metrics.compare fit.Model model
 
             {
                 Seed = seed
                 RegressorError = e.RegressorError
                 GatingError = e.GatingError
-                Seconds = clock.Elapsed.TotalSeconds
+                Seconds = seconds
+                LikelihoodGain =
+                    MoeModel.logLikelihood fit.Model data.X data.Y
+                    - MoeModel.logLikelihood model data.X data.Y
                 Failure = None
             }
         with
@@ -339,6 +347,7 @@ module Acceptance =
                 RegressorError = infinity
                 GatingError = infinity
                 Seconds = clock.Elapsed.TotalSeconds
+                LikelihoodGain = -infinity
                 Failure = Some e.Message
             }
 
