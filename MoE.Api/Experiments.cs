@@ -242,9 +242,12 @@ public static class Experiments
     /// <param name="sandwich">Sandwich standard errors instead of the observed information's.</param>
     /// <param name="progress">Receives the number of replicates done (optional).</param>
     /// <param name="cancellationToken">Cancels between replicates.</param>
+    /// <param name="family">The experts' family (default Gaussian; Poisson and Bernoulli have no noise levels, so no
+    /// "sigmas" group, and a replicate whose fit separates is left out).</param>
     public static IReadOnlyList<CoverageRow> Coverage(int replicates, int samples, double level, bool sandwich,
-        IProgress<int>? progress = null, CancellationToken cancellationToken = default) =>
-        Core.Coverage.Run(replicates, samples, level, sandwich, FuncConvert.FromAction<int>(r =>
+        IProgress<int>? progress = null, CancellationToken cancellationToken = default,
+        ExpertFamily family = ExpertFamily.Gaussian) =>
+        Core.Coverage.RunFamily(ExpertFamilies.ToCore(family), replicates, samples, level, sandwich, FuncConvert.FromAction<int>(r =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 progress?.Report(r);

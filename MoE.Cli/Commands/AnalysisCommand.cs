@@ -297,9 +297,10 @@ internal static class AnalysisCommand
         var level = new Option<double>("--level") { Description = "the intervals' probability", DefaultValueFactory = _ => 0.95 };
         var sandwich = new Option<bool>("--sandwich") { Description = "sandwich standard errors instead of the observed information's" };
         var outPath = new Option<FileInfo?>("--out") { Description = "also write the Markdown table to this file" };
+        var family = Shared.FamilyOption();
         var command = new Command("coverage", "check the standard errors by simulation: Wald-interval coverage over seeded replicates of a known model")
         {
-            replicates, n, level, sandwich, outPath,
+            replicates, n, level, sandwich, outPath, family,
         };
         command.SetAction(parse =>
         {
@@ -308,6 +309,7 @@ internal static class AnalysisCommand
             Shared.Require(parse.GetValue(n) >= 50, "--n", "at least 50", parse.GetValue(n));
             Shared.Require(parse.GetValue(level) is > 0 and < 1, "--level", "in (0, 1)", parse.GetValue(level));
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            var experts = parse.GetValue(family) is { } familyName ? ExpertFamilies.Parse(familyName) : ExpertFamily.Gaussian;
             var rows = Experiments.Coverage(parse.GetValue(replicates), parse.GetValue(n), parse.GetValue(level),
                 parse.GetValue(sandwich), new Progress<int>(r =>
                 {
@@ -315,13 +317,15 @@ internal static class AnalysisCommand
                     {
                         error.WriteLine($"coverage: {r} replicates");
                     }
-                }));
+                }), family: experts);
             var md = new StringBuilder();
             md.Append(Inv, $"Coverage of {parse.GetValue(level):P0} Wald intervals ({(parse.GetValue(sandwich) ? "sandwich" : "observed information")}), {parse.GetValue(replicates)} replicates of n = {parse.GetValue(n)}, {clock.Elapsed.TotalSeconds:F0} s. ");
-            md.Append("Truth: k = 2 linear experts in d = 2 with intercepts and their own noise levels, a gate with an intercept, x ~ N(0, I); fitted with the defaults.");
+            md.Append(experts.HasNoiseLevels()
+                ? "Truth: k = 2 linear experts in d = 2 with intercepts and their own noise levels, a gate with an intercept, x ~ N(0, I); fitted with the defaults."
+                : $"Truth: k = 2 {experts.Name()} experts in d = 2 with intercepts (the same linear predictors), a gate with an intercept, x ~ N(0, I); fitted with the defaults and the family.");
             if (rows.Count > 0 && rows[0].Skipped > 0)
             {
-                md.Append(Inv, $" {rows[0].Skipped} replicate(s) left out: their fit or standard errors failed (a degenerate sample).");
+                md.Append(Inv, $" {rows[0].Skipped} replicate(s) left out: their fit or standard errors failed, or their likelihood had no finite maximum (a degenerate sample).");
             }
 
             md.Append("\n\n");
