@@ -130,4 +130,36 @@ public sealed class BinaryTrainerTests
             new MixtureOfExpertsBinaryTrainer.Options { Fit = new FitOptions { Experts = 2, Family = ExpertFamily.Poisson } }));
         Assert.Contains("not Poisson", poisson.Message);
     }
+
+    /// <summary>The regression trainer with Poisson experts (its <c>Fit.Family</c>): the score is the expected count,
+    /// the façade's prediction of the same model to float rounding.</summary>
+    [Fact]
+    public void TheRegressionTrainerFitsCountsWithThePoissonFamily()
+    {
+        var truth = GroundTruth.Create(GroundTruthPreset.RandomFreeGating, experts: 2, dimension: 3, Activation.Identity, 0.1, seed: 4)
+            .WithFamily(ExpertFamily.Poisson);
+        var data = truth.Sample(5_000, seed: 5);
+        Assert.All(data.Y, y => Assert.True(y >= 0 && y == Math.Floor(y)));
+        var ml = new MLContext(seed: 1);
+        var frame = data.ToDataFrame();
+        var model = ml.Transforms.Conversion.ConvertType(
+                [new InputOutputColumnPair("Label", "y"), new("x1"), new("x2"), new("x3")], DataKind.Single)
+            .Append(ml.Transforms.Concatenate("Features", "x1", "x2", "x3"))
+            .Append(ml.Regression.Trainers.MixtureOfExperts(new MixtureOfExpertsTrainer.Options
+            {
+                Fit = new FitOptions { Experts = 2, Family = ExpertFamily.Poisson, Seed = 1 },
+            }))
+            .Fit(frame);
+        var mixture = MixtureOfExpertsTransformer.ModelsIn(model).Single();
+        Assert.Equal(ExpertFamily.Poisson, mixture.Family);
+        var scores = model.Transform(frame).GetColumn<float>("Score").ToArray();
+        var x = new double[data.Count, 3];
+        for (var r = 0; r < data.Count; r++)
+            for (var j = 0; j < 3; j++)
+                x[r, j] = (float)data.X[r, j];
+        var expected = mixture.Predict(x);
+        for (var r = 0; r < data.Count; r++)
+            Assert.Equal((float)expected[r], scores[r]);
+        Assert.True(Metrics.Compare(mixture, truth).RegressorError < 0.05);
+    }
 }
