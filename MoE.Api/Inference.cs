@@ -254,10 +254,11 @@ public static partial class MoeLearner
     /// Mardia's tests, conditioning, rows per parameter, and whether the moment initializers' guarantees apply.</summary>
     /// <param name="data">The samples.</param>
     /// <param name="experts">k ≥ 1.</param>
+    /// <param name="family">The experts' family (default Gaussian): it sets the parameter count.</param>
     /// <exception cref="ArgumentException">k below 1.</exception>
-    public static DataDiagnosis Diagnose(Dataset data, int experts)
+    public static DataDiagnosis Diagnose(Dataset data, int experts, ExpertFamily family = ExpertFamily.Gaussian)
     {
         ArgumentNullException.ThrowIfNull(data);
-        return new DataDiagnosis(Core.DataReportModule.Create(experts, data.Inner));
+        return new DataDiagnosis(Core.DataReportModule.CreateFor(ExpertFamilies.ToCore(family), experts, data.Inner));
     }
 }

@@ -135,16 +135,18 @@ internal static class AnalysisCommand
     {
         var data = new Argument<FileInfo>("data") { Description = "the data: a CSV file (x1,...,xd,y) or a Parquet file" };
         var k = new Option<int>("--k") { Description = "the number of experts to judge the data for", Required = true };
+        var family = Shared.FamilyOption();
         var command = new Command("diagnose", "check the data against the estimators' assumptions: moments, Mardia's tests, conditioning, rows per parameter, and a verdict")
         {
-            data, k,
+            data, k, family,
         };
         command.SetAction(parse =>
         {
             Shared.CheckPaths([parse.GetValue(data)], []);
             Shared.Require(parse.GetValue(k) >= 1, "--k", "at least 1", parse.GetValue(k));
             var dataset = Dataset.Load(parse.GetValue(data)!.FullName);
-            var r = MoeLearner.Diagnose(dataset, parse.GetValue(k));
+            var r = MoeLearner.Diagnose(dataset, parse.GetValue(k),
+                parse.GetValue(family) is { } familyName ? ExpertFamilies.Parse(familyName) : ExpertFamily.Gaussian);
             output.WriteLine(string.Create(Inv, $"n = {r.Rows} rows, d = {r.Dimension} covariates; k = {r.Experts} experts have {r.Parameters} parameters ({(double)r.Rows / r.Parameters:F1} rows each)"));
             if (Terminal.IsTerminal(output))
             {

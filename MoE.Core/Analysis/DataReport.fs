@@ -43,10 +43,12 @@ module DataReport =
     /// Gaussianity is judged by size, not significance alone: with many rows a negligible departure is significant,
     /// so a departure counts when a column's |skewness| or |excess kurtosis| exceeds 0.5, or Mardia's kurtosis ratio
     /// is off 1 by more than 10 %.</summary>
+    /// <param name="family">The experts' family (their parameter count: Gaussian experts have noise levels, the GLM
+    /// ones none).</param>
     /// <param name="experts">k ≥ 1.</param>
     /// <param name="data">The data.</param>
-    [<CompiledName("Create")>]
-    let create (experts: int) (data: Dataset) : DataReport =
+    [<CompiledName("CreateFor")>]
+    let createFor (family: ExpertFamily) (experts: int) (data: Dataset) : DataReport =
         Guard.positiveInt "experts" experts
         let n, d = data.Count, data.Dimension
         let columns = Diagnosis.columns data
@@ -115,7 +117,12 @@ module DataReport =
 
                 b1, pSkew, b2 / expected, pKurt
 
-        let parameters = FitConfig.parameterCount (FitConfig.defaults experts Identity) d
+        let parameters =
+            FitConfig.parameterCount
+                { FitConfig.defaults experts Identity with
+                    Family = family
+                }
+                d
 
         let skewed =
             columns
@@ -197,3 +204,10 @@ module DataReport =
             MomentGuarantees = guarantees
             Verdict = verdict
         }
+
+    /// <summary>The data report for Gaussian experts (<c>createFor</c> with <c>ExpertFamily.Gaussian</c>).</summary>
+    /// <param name="experts">k ≥ 1.</param>
+    /// <param name="data">The data.</param>
+    [<CompiledName("Create")>]
+    let create (experts: int) (data: Dataset) : DataReport =
+        createFor ExpertFamily.Gaussian experts data
