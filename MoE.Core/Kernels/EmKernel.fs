@@ -55,7 +55,7 @@ module internal EmKernel =
         let pp, hp = p * p, (k - 1) * pG
         let oGram, oRhs = 2, 2 + k * pp
         let oSums = oRhs + k * p
-        let oW = oSums + k * ExpertFamily.emSums family
+        let oW = oSums + k * FamilyKernels.emSums family
         let oGrad = oW + k
         let oHess = oGrad + hp
         struct (oGram, oRhs, oSums, oW, oGrad, oHess, oHess + (if hessian then hp * hp else 0))
@@ -186,7 +186,7 @@ module internal EmKernel =
         let km1 = k - 1
         let family = model.Family
         let identity = ExpertFamily.exactMStep family model.Activation
-        let sums = ExpertFamily.emSums family
+        let sums = FamilyKernels.emSums family
         let p, pG = forward.Width, forward.GateWidth
         let b = model.RegressorIntercepts
         let pp, hp = p * p, km1 * pG
@@ -217,7 +217,7 @@ module internal EmKernel =
                 // The family's M-step sums, and the row weights of its Gram and right-hand side (Gaussian: weighted
                 // least squares, a Gauss–Newton step for a non-linear g).
                 let struct (wGram, wGramOffset, wRhs) =
-                    ExpertFamily.emBlock
+                    FamilyKernels.emBlock
                         family
                         identity
                         intercepts
@@ -279,7 +279,7 @@ module internal EmKernel =
         let width (d: int) = if intercepts then d + 1 else d
         let p, pG = width model.ExpertDimension, width model.GateDimension
         let pp, hp = p * p, (k - 1) * pG
-        let sums = ExpertFamily.emSums model.Family
+        let sums = FamilyKernels.emSums model.Family
 
         let struct (oGram, oRhs, oSums, oW, oGrad, oHess, _) =
             layout model.Family p pG k hessian
@@ -424,7 +424,7 @@ module internal EmKernel =
 
                             acc.[i] <-
                                 acc.[i]
-                                + ExpertFamily.expectedLossBlock
+                                + FamilyKernels.expectedLossBlock
                                     candidate.Family
                                     now.Post
                                     o

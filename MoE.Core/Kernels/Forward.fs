@@ -181,12 +181,12 @@ type internal Forward(model: MoeModel, intercepts: bool) =
             TensorPrimitives.Subtract(view logGate i, ReadOnlySpan<float>(rowLogLikelihood, 0, rows), lane logGate i)
 
     /// <summary>The experts: s_i = ⟨a_i, x⟩ + b_i, the means g(s_i), the residuals y − g(s_i) and, when asked, the
-    /// derivatives g'(s_i) — for the GLM experts η_i kept, y − μ_i and the variance V_i (<c>ExpertFamily.expertLanes</c>).</summary>
+    /// derivatives g'(s_i) — for the GLM experts η_i kept, y − μ_i and the variance V_i (<c>FamilyKernels.expertLanes</c>).</summary>
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     member _.ComputeExperts(withSlopes: bool) =
         for i in 0 .. k - 1 do
             Lanes.combine a (i * d) d b.[i] xt rows means (i * stride)
-            ExpertFamily.expertLanes family g means slopes residuals y (i * stride) rows withSlopes
+            FamilyKernels.expertLanes family g means slopes residuals y (i * stride) rows withSlopes
 
     /// <summary>The posterior (after <c>ComputeGate</c> and <c>ComputeExperts</c>): joint log-densities
     /// j_i = log p_i + log f_i(y | g(s_i)) of the model's family, each row's log-likelihood m + log Σ exp(j_i − m) and r_i =
@@ -196,7 +196,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
 
         for i in 0 .. k - 1 do
             // j_i = log p_i + log f_i(y), the family's joint log-density, in post's lane.
-            ExpertFamily.jointLanes
+            FamilyKernels.jointLanes
                 family
                 residuals
                 means

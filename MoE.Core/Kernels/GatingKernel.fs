@@ -172,7 +172,7 @@ module internal GatingKernel =
 
                 for i in 0 .. k - 1 do
                     // log f_i(y), the family's log-density (Gaussian: log norm_i − e²/(2σ_i²)).
-                    ExpertFamily.logDensityLanes
+                    FamilyKernels.logDensityLanes
                         forward.Family
                         forward.Residuals
                         forward.Means

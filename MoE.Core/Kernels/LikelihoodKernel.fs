@@ -42,7 +42,7 @@ module internal LikelihoodKernel =
             for i in 0 .. k - 1 do
                 let o = i * Stride
                 // The family's weight of ∂LL/∂η per row (Gaussian: r·e·h/σ²), and its level's score from the sums.
-                ExpertFamily.scoreLanes
+                FamilyKernels.scoreLanes
                     forward.Family
                     forward.Post
                     o
@@ -57,7 +57,7 @@ module internal LikelihoodKernel =
 
                 acc.[oS + i] <-
                     acc.[oS + i]
-                    + ExpertFamily.scaleScore
+                    + FamilyKernels.scaleScore
                         forward.Family
                         (Lanes.sum squares 0 rows)
                         (Lanes.sum forward.Post o rows)
@@ -178,7 +178,7 @@ module internal LikelihoodKernel =
                     TensorPrimitives.Multiply(column, column, Span<float>(gateSquares, t * Stride, rows))
 
             for i in 0 .. k - 1 do
-                ExpertFamily.curvatureLanes
+                FamilyKernels.curvatureLanes
                     forward.Family
                     forward.Post
                     (i * Stride)
@@ -192,7 +192,7 @@ module internal LikelihoodKernel =
 
                 acc.[oS + i] <-
                     acc.[oS + i]
-                    + ExpertFamily.scaleCurvature forward.Family (Lanes.sum forward.Post (i * Stride) rows)
+                    + FamilyKernels.scaleCurvature forward.Family (Lanes.sum forward.Post (i * Stride) rows)
 
                 if i < km1 then
                     let pi = Lanes.lane forward.Gate i rows

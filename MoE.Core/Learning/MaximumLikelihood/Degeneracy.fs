@@ -153,7 +153,7 @@ module Degeneracy =
 
                 if
                     w >= 1.0
-                    && ExpertFamily.expectedLoss model.Family stats.Sums.[i] < SeparationLoss * w
+                    && FamilyKernels.expectedLoss model.Family stats.Sums.[i] < SeparationLoss * w
                 then
                     yield i
         |],

@@ -117,7 +117,7 @@ module internal EmStep =
             else
                 Array.init k (fun i ->
                     match prior with
-                    | None -> ExpertFamily.expertSolution family p stats.Gram.[i] stats.Rhs.[i]
+                    | None -> FamilyKernels.expertSolution family p stats.Gram.[i] stats.Rhs.[i]
                     | Some lambda ->
                         let gram = Array.copy stats.Gram.[i]
 
@@ -125,7 +125,7 @@ module internal EmStep =
                             gram.[t * p + t] <- gram.[t * p + t] + lambda
 
                         let rhs = Array.init p (fun t -> stats.Rhs.[i].[t] - lambda * a0.[i].[t])
-                        ExpertFamily.expertSolution family p gram rhs)
+                        FamilyKernels.expertSolution family p gram rhs)
 
         let expertsAt (steps: float[]) =
             Array.init k (fun i ->
@@ -174,7 +174,7 @@ module internal EmStep =
         let mutable gateStep = 1.0
         // Each expert's expected loss at the statistics' model (Gaussian: its weighted SSE).
         let current =
-            Array.init k (fun i -> ExpertFamily.expectedLoss family stats.Sums.[i] + penalty a0.[i])
+            Array.init k (fun i -> FamilyKernels.expectedLoss family stats.Sums.[i] + penalty a0.[i])
 
         let needsPass =
             careful
@@ -221,14 +221,14 @@ module internal EmStep =
         if identity && not settings.FixRegressors && not needsPass then
             sse <-
                 Array.init k (fun i ->
-                    ExpertFamily.closedFormLoss family p stats.Gram.[i] stats.Rhs.[i] stats.Sums.[i] experts.[i])
+                    FamilyKernels.closedFormLoss family p stats.Gram.[i] stats.Rhs.[i] stats.Sums.[i] experts.[i])
 
         // The levels maximise the expected complete-data log-likelihood (plus the log-prior, when there is one).
         let sigmas =
             if not settings.EstimateSigma then
                 model.Sigmas
             else
-                ExpertFamily.levels
+                FamilyKernels.levels
                     family
                     settings.SigmaPrior
                     settings.SigmaFloor
@@ -271,7 +271,7 @@ module internal EmStep =
             | None -> s.LogLikelihood
             | Some prior ->
                 s.LogLikelihood
-                + ExpertFamily.logPrior m.Family prior settings.CommonSigma m.Sigmas
+                + FamilyKernels.logPrior m.Family prior settings.CommonSigma m.Sigmas
 
         match settings.CoefficientPrior with
         | Some lambda when not (ExpertFamily.exactMStep m.Family m.Activation) ->

@@ -109,8 +109,8 @@ module Likelihood =
         match settings.SigmaPrior with
         | None -> 0.0, [||]
         | Some prior ->
-            ExpertFamily.logPrior model.Family prior settings.CommonSigma model.Sigmas,
-            ExpertFamily.logPriorGradient model.Family prior settings.CommonSigma model.Sigmas
+            FamilyKernels.logPrior model.Family prior settings.CommonSigma model.Sigmas,
+            FamilyKernels.logPriorGradient model.Family prior settings.CommonSigma model.Sigmas
 
     /// <summary>The penalised log-likelihood LL + log prior and its gradient in the variables of the settings (the
     /// layout of <c>maximise</c>).</summary>

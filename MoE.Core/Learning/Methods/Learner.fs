@@ -164,7 +164,7 @@ module Learner =
 
         // Responses the family has no density at (a fractional count, a 0/1 outcome that is neither) stop the fit
         // first, naming the row.
-        Diagnosis.checkResponses config.Family source
+        Responses.check config.Family source
         |> Option.iter (fun f -> Diagnosis.throwOnError [| f |])
 
         let summary = Diagnosis.summarise source

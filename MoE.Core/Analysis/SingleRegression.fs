@@ -1,0 +1,144 @@
+namespace MoE.Core
+
+open System
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>k = 1 of the choice of k (docs/inference.md §1): the single regression of the family — least squares for
+/// Gaussian experts (closed form for the identity, L-BFGS otherwise), Newton's method (IRLS) for the GLM ones.</summary>
+module internal SingleRegression =
+
+    /// The single regression y = g(⟨a, x⟩ + b) + N(0, σ²) by least squares: closed form for the identity, else L-BFGS
+    /// from the linear fit. σ² = RSS/n is its maximum-likelihood level.
+    let private gaussian (g: Activation) (intercept: bool) (x: float[,]) (y: float[]) (context: RunContext) =
+        let n, d = x.GetLength 0, x.GetLength 1
+        let width = if intercept then d + 1 else d
+
+        let design =
+            Matrix<float>.Build.Dense(n, width, fun r t -> if t < d then x.[r, t] else 1.0)
+
+        let linear = design.QR().Solve(Vector<float>.Build.DenseOfArray y).ToArray()
+
+        let coefficients =
+            match g with
+            | Identity -> linear
+            | _ ->
+                let f (v: float[]) =
+                    let grad = Array.zeroCreate width
+                    let mutable loss = 0.0
+
+                    for r in 0 .. n - 1 do
+                        let mutable z = if intercept then v.[d] else 0.0
+
+                        for t in 0 .. d - 1 do
+                            z <- z + v.[t] * x.[r, t]
+
+                        let e = g.Value z - y.[r]
+                        loss <- loss + e * e / (2.0 * float n)
+                        let s = e * g.Derivative z / float n
+
+                        for t in 0 .. d - 1 do
+                            grad.[t] <- grad.[t] + s * x.[r, t]
+
+                        if intercept then
+                            grad.[d] <- grad.[d] + s
+
+                    loss, grad
+
+                (Lbfgs.minimize Stage.Single context false 500 1e-10 f linear).Value
+
+        let rss =
+            Seq.sum (
+                seq {
+                    for r in 0 .. n - 1 ->
+                        let mutable z = if intercept then coefficients.[d] else 0.0
+
+                        for t in 0 .. d - 1 do
+                            z <- z + coefficients.[t] * x.[r, t]
+
+                        let e = y.[r] - g.Value z
+                        e * e
+                }
+            )
+
+        let sigma = sqrt (rss / float n)
+        let ll = -0.5 * float n * (Math.Log(2.0 * Math.PI * sigma * sigma) + 1.0)
+        Array.sub coefficients 0 d, (if intercept then coefficients.[d] else 0.0), sigma, ll
+
+    /// The single generalised linear regression of a family without levels (Poisson, Bernoulli) by Newton's method
+    /// (IRLS, docs/math.md §12.2) from the intercept at the link of ȳ, each step halved until the likelihood does not
+    /// fall; its σ is reported as 1 (the family has none). Returns slopes, intercept, σ and the log-likelihood.
+    let private glm (family: ExpertFamily) (intercept: bool) (x: float[,]) (y: float[]) =
+        let n, d = x.GetLength 0, x.GetLength 1
+        let width = if intercept then d + 1 else d
+
+        let eta (v: float[]) (r: int) =
+            let mutable z = if intercept then v.[d] else 0.0
+
+            for t in 0 .. d - 1 do
+                z <- z + v.[t] * x.[r, t]
+
+            z
+
+        let logLikelihood (v: float[]) =
+            Seq.sum (seq { for r in 0 .. n - 1 -> ExpertFamily.jointLogDensity family 0.0 0.0 0.0 y.[r] (eta v r) })
+
+        let mutable v = Array.zeroCreate width
+
+        if intercept then
+            v.[d] <- ExpertFamily.startIntercept family (Array.average y)
+
+        let mutable ll = logLikelihood v
+        let mutable go = true
+        let mutable iterations = 0
+
+        while go && iterations < 200 do
+            iterations <- iterations + 1
+            let gram = Array.zeroCreate (width * width)
+            let rhs = Array.zeroCreate width
+
+            for r in 0 .. n - 1 do
+                let z = eta v r
+                let mu = ExpertFamily.responseMean family z
+
+                let variance =
+                    if family = ExpertFamily.Poisson then
+                        mu
+                    else
+                        mu * (1.0 - mu)
+
+                let row t = if t < d then x.[r, t] else 1.0
+
+                for t in 0 .. width - 1 do
+                    rhs.[t] <- rhs.[t] + (y.[r] - mu) * row t
+
+                    for u in t .. width - 1 do
+                        gram.[t * width + u] <- gram.[t * width + u] + variance * row t * row u
+
+            let step = Canonical.expertSolution width gram rhs
+            let mutable scale = 1.0
+            let mutable accepted = false
+
+            while not accepted && scale > 1e-10 do
+                let trial = Array.init width (fun t -> v.[t] + scale * step.[t])
+                let llTrial = logLikelihood trial
+
+                if llTrial >= ll then
+                    accepted <- true
+                    go <- llTrial - ll > 1e-13 * max 1.0 (abs ll)
+                    v <- trial
+                    ll <- llTrial
+                else
+                    scale <- scale * 0.5
+
+            if not accepted then
+                go <- false
+
+        Array.sub v 0 d, (if intercept then v.[d] else 0.0), 1.0, ll
+
+    /// <summary>The single regression of a family: slopes, intercept, σ (1 for a family without levels) and the
+    /// log-likelihood.</summary>
+    let fit (family: ExpertFamily) (g: Activation) (intercept: bool) (x: float[,]) (y: float[]) (context: RunContext) =
+        if ExpertFamily.hasLevels family then
+            gaussian g intercept x y context
+        else
+            glm family intercept x y
