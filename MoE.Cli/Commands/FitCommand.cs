@@ -341,7 +341,7 @@ internal static class FitCommand
     {
         var model = new Argument<FileInfo>("model") { Description = "the fitted model file" };
         var truth = new Argument<FileInfo>("truth") { Description = "the ground-truth model file" };
-        var data = new Option<FileInfo?>("--data") { Description = "a CSV file for the average log-likelihood" };
+        var data = new Option<FileInfo?>("--data") { Description = "a CSV or Parquet file (by its extension) for the average log-likelihood" };
         var json = new Option<bool>("--json") { Description = "print JSON" };
         var command = new Command("eval", "compare a fitted model with a ground truth (E_reg, E_gating, ||W - W*||)")
         {
@@ -354,9 +354,9 @@ internal static class FitCommand
             var reference = MixtureOfExperts.Load(parse.GetValue(truth)!.FullName);
             var e = Metrics.Compare(fitted, reference);
             double? avgLl = null;
-            if (parse.GetValue(data) is { } csv)
+            if (parse.GetValue(data) is { } file)
             {
-                var d = Dataset.LoadCsv(csv.FullName);
+                var d = Dataset.Load(file.FullName);
                 avgLl = fitted.LogLikelihood(d.X, d.Y) / d.Count;
             }
 

@@ -111,6 +111,7 @@ internal static class BadInputFixtures
         ["diagnose-constant"] = d => File.WriteAllText(d.File("const.csv"), MapRows(v => [v[0], 5, v[2], v[3]])),
         ["diagnose-huge"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
         ["diagnose-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
+        ["eval-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["select-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["plot-columns"] = d => File.WriteAllText(d.File("narrow.csv"), "x1,y\n1,2\n3,4\n5,6\n"),
         ["export-unknown-family"] = d => File.WriteAllText(d.File("model.json"),
