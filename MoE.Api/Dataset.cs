@@ -37,6 +37,21 @@ public sealed class Dataset
         return Path.GetExtension(path).Equals(".parquet", StringComparison.OrdinalIgnoreCase) ? LoadParquet(path) : LoadCsv(path);
     }
 
+    /// <summary>Reads the covariates of a CSV file for a model of <paramref name="dimension"/> inputs: a file
+    /// <c>x1,…,xd,y</c> (the responses dropped) or of the covariates alone (<c>x1,…,xd</c>), as new rows to predict
+    /// come.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="dimension">The model's d.</param>
+    /// <returns>The n×d covariates.</returns>
+    /// <exception cref="System.IO.InvalidDataException">A malformed file, or columns that are neither d nor d and a
+    /// response y (the message says which).</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No such file.</exception>
+    public static double[,] LoadCovariatesCsv(string path, int dimension)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return Core.DataCsv.LoadCovariates(path, dimension);
+    }
+
     /// <summary>Reads a CSV file with the header <c>x1,…,xd,y</c>.</summary>
     /// <param name="path">The file.</param>
     /// <exception cref="System.IO.InvalidDataException">A malformed header, width or value; the message gives

@@ -178,7 +178,7 @@ internal static class AnalysisCommand
     public static Command CreatePredict(TextWriter output)
     {
         var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };
-        var data = new Argument<FileInfo>("data") { Description = "a CSV file with the model's d covariate columns first (a y column is ignored)" };
+        var data = new Argument<FileInfo>("data") { Description = "a CSV file of the model's d covariate columns, with or without a last column y (ignored), or a Parquet file" };
         var outPath = new Option<FileInfo>("--out") { Description = "the predictions CSV to write", Required = true };
         var interval = new Option<double?>("--interval") { Description = "also write the central predictive interval with this probability, e.g. 0.9" };
         var command = new Command("predict", "predict: the mixture mean, each expert's mean, the gate probabilities and optionally predictive quantiles")
@@ -282,6 +282,12 @@ internal static class AnalysisCommand
     /// predict from the response.</summary>
     private static double[,] LoadCovariates(string path, int d)
     {
+        if (!Path.GetExtension(path).Equals(".parquet", StringComparison.OrdinalIgnoreCase))
+        {
+            // CSV: x1..xd with y, or the covariates alone.
+            return Dataset.LoadCovariatesCsv(path, d);
+        }
+
         var data = Dataset.Load(path);
         if (data.Dimension == d)
         {

@@ -112,6 +112,141 @@ module DataCsv =
         use _ = file
         CsvReading.readAll reader lines
 
+    /// A CSV's text with a placeholder response appended: the header gains ",y" and every other non-blank line ",0",
+    /// so a file of covariates alone reads as the reader expects, with its line and column numbers unchanged (the
+    /// column is added last). Line ends become "\n".
+    type private WithResponse(inner: TextReader) =
+        inherit TextReader()
+        let mutable pending = ""
+        let mutable position = 0
+        let mutable header = true
+        let mutable finished = false
+
+        member private _.Fill() =
+            while position >= pending.Length && not finished do
+                match inner.ReadLine() with
+                | null -> finished <- true
+                | line ->
+                    let text =
+                        if String.IsNullOrWhiteSpace line then
+                            line
+                        elif header then
+                            header <- false
+                            line + ",y"
+                        else
+                            line + ",0"
+
+                    pending <- text + "\n"
+                    position <- 0
+
+        override this.Read(buffer: char[], index: int, count: int) =
+            this.Fill()
+
+            if position >= pending.Length then
+                0
+            else
+                let n = min count (pending.Length - position)
+                pending.CopyTo(position, buffer, index, n)
+                position <- position + n
+                n
+
+        override this.Peek() =
+            this.Fill()
+
+            if position >= pending.Length then
+                -1
+            else
+                int pending.[position]
+
+        override this.Read() =
+            let c = this.Peek()
+
+            if c >= 0 then
+                position <- position + 1
+
+            c
+
+        override _.Dispose(disposing: bool) =
+            if disposing then
+                inner.Dispose()
+
+            base.Dispose disposing
+
+    /// <summary>Reads the covariates of a CSV file for a model of <paramref name="dimension"/> inputs: a file
+    /// <c>x1,…,xd,y</c> (its responses are not needed, so they are dropped) or of the covariates alone
+    /// (<c>x1,…,xd</c>, no last column <c>y</c>), as a user predicting new rows has them.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="dimension">d, the model's inputs.</param>
+    /// <returns>The n×d covariates.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">As <c>load</c>; or a number of columns that is neither d
+    /// nor d and a response y (a response read as a covariate would shift every input).</exception>
+    /// <exception cref="T:System.IO.FileNotFoundException">No such file.</exception>
+    [<CompiledName("LoadCovariates")>]
+    let loadCovariates (path: string) (dimension: int) : float[,] =
+        Guard.notNull "path" path
+        Guard.positiveInt "dimension" dimension
+
+        let header =
+            use r = new StreamReader(path)
+            let mutable line = r.ReadLine()
+
+            while not (isNull line) && String.IsNullOrWhiteSpace line do
+                line <- r.ReadLine()
+
+            line
+
+        let names =
+            if isNull header then
+                [||]
+            else
+                header.Split(',') |> Array.map (fun s -> s.Trim().Trim('"').Trim())
+
+        let mismatch (what: string) =
+            raise (
+                InvalidDataException(
+                    Text.format
+                        "%s: %s, but the model needs %d covariates (x1..x%d, then y optional); is this the data the model was fitted to?"
+                        [| box (Path.GetFileName path); box what; box dimension; box dimension |]
+                )
+            )
+
+        let isNumber (s: string) =
+            let mutable v = 0.0
+            Double.TryParse(s, NumberStyles.Float, CultureInfo.InvariantCulture, &v)
+
+        if
+            names.Length = 0
+            || String.Equals(names.[names.Length - 1], "y", StringComparison.OrdinalIgnoreCase)
+        then
+            // x1,…,xd,y (or a file the reader's own messages describe).
+            let data = load path
+
+            if data.Dimension <> dimension then
+                mismatch (Text.format "the data have %d covariates and a response y" [| box data.Dimension |])
+
+            data.X
+        elif names.Length <> dimension then
+            mismatch (Text.format "the header has %d columns and no response y" [| box names.Length |])
+        elif names |> Array.exists isNumber then
+            raise (
+                InvalidDataException(
+                    Text.format
+                        "%s: line 1: the first line '%s' looks like data, not a header; the file must start with a header 'x1,...,xd' (y optional)."
+                        [|
+                            box (Path.GetFileName path)
+                            box (
+                                if header.Length > 40 then
+                                    header.Substring(0, 40) + "…"
+                                else
+                                    header
+                            )
+                        |]
+                )
+            )
+        else
+            use reader = new WithResponse(new StreamReader(path))
+            (read reader (Path.GetFileName path)).X
+
     /// <summary>Writes batches of rows as a CSV file, streaming (one batch in memory at a time), created or replaced
     /// atomically.</summary>
     /// <param name="path">The file.</param>

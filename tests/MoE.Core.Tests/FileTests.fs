@@ -299,3 +299,46 @@ let ``a leaky-relu without a slope in a model file takes the default slope`` () 
     Assert.Equal(LeakyRelu 0.1, (ModelJson.deserialize (json "leaky-relu")).Activation)
     Assert.Equal(Activation.DefaultLeakySlope, (ModelJson.deserialize (json "leaky-relu")).Activation.Slope)
     Assert.Equal(Relu, (ModelJson.deserialize (json "relu")).Activation)
+
+/// New rows to predict come without a response: the same covariates read from x1..xd,y and from x1..xd alone (blank
+/// lines, a quoted header, CRLF line ends) are the same doubles, bit for bit; a response read as a covariate is refused.
+[<Fact>]
+let ``covariates read with or without a response column are the same`` () =
+    let data = Sampler.sample (GroundTruth.orthogonal 2 3 Identity 0.1) 1_000 9L
+    let dir = Directory.CreateTempSubdirectory "moe-cov-"
+
+    try
+        let full = Path.Combine(dir.FullName, "full.csv")
+        DataCsv.save full data
+        let lines = File.ReadAllLines full
+        let covariates = Path.Combine(dir.FullName, "new.csv")
+
+        let text =
+            lines
+            |> Array.mapi (fun i line ->
+                let cut = line.Substring(0, line.LastIndexOf ',')
+
+                if i = 0 then
+                    "\"x1\",\"x2\",\"x3\"\r\n\r\n"
+                else
+                    cut + "\r\n")
+            |> String.concat ""
+
+        File.WriteAllText(covariates, text)
+
+        Assert.Equal<float[]>(
+            Seq.cast<float> data.X |> Seq.toArray,
+            Seq.cast<float>(DataCsv.loadCovariates full 3) |> Seq.toArray
+        )
+
+        Assert.Equal<float[]>(
+            Seq.cast<float> data.X |> Seq.toArray,
+            Seq.cast<float>(DataCsv.loadCovariates covariates 3) |> Seq.toArray
+        )
+
+        let e =
+            Assert.Throws<InvalidDataException>(fun () -> DataCsv.loadCovariates full 4 |> ignore)
+
+        Assert.Contains("the data have 3 covariates and a response y, but the model needs 4", e.Message)
+    finally
+        dir.Delete true
