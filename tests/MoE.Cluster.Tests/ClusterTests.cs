@@ -141,8 +141,14 @@ public class ClusterTests
 
         Assert.True(killed);
         Assert.Equal(here.Model.ToJson(), there.Model.ToJson());
-        // The victim's shards were asked again and answered by the silos left.
-        Assert.NotEmpty(retries);
+        // The victim's shards were asked again and answered by the silos left. During activation that may not be
+        // needed: once the cluster has seen the connection to the killed silo drop, the shards still to be opened are
+        // placed on the silos left and nothing is retried (seen once in a full CI run); a shard on the victim before
+        // the kill (the two other moments) must be retried.
+        if (moment != Moment.Activation)
+        {
+            Assert.NotEmpty(retries);
+        }
         var after = await ClusterSources.PlacementAsync(Silos.Client(client), shards.Data);
         Assert.DoesNotContain(after, p => silos.Serves(victim, p));
     }
