@@ -100,11 +100,7 @@ module internal SingleRegression =
                 let z = eta v r
                 let mu = ExpertFamily.responseMean family z
 
-                let variance =
-                    if family = ExpertFamily.Poisson then
-                        mu
-                    else
-                        mu * (1.0 - mu)
+                let variance = ExpertFamily.variance family mu
 
                 let row t = if t < d then x.[r, t] else 1.0
 

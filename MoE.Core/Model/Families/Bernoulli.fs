@@ -25,6 +25,9 @@ module internal Bernoulli =
     /// μ = σ(η).
     let mean (eta: float) = DetMath.sigmoid eta
 
+    /// V(μ) = dμ/dη = μ(1 − μ), the variance of a 0/1 outcome of mean μ.
+    let inline variance (mu: float) = mu * (1.0 - mu)
+
     /// log f(y | η) = y·η − log(1 + e^η).
     let logDensity (y: float) (eta: float) = y * eta - softplus eta
 
@@ -33,7 +36,7 @@ module internal Bernoulli =
     let expertLanes (means: float[]) (slopes: float[]) (residuals: float[]) (y: float[]) (o: int) (rows: int) =
         for b in 0 .. rows - 1 do
             let mu = mean means.[o + b]
-            slopes.[o + b] <- mu * (1.0 - mu)
+            slopes.[o + b] <- variance mu
             residuals.[o + b] <- y.[b] - mu
 
     /// log f(y | η) for a block's rows into <c>out</c> at <c>oo</c>.

@@ -149,6 +149,14 @@ module ExpertFamily =
         | ExpertFamily.Poisson -> Poisson.mean v
         | ExpertFamily.Bernoulli -> Bernoulli.mean v
 
+    /// The variance function V(μ) = dμ/dη of a GLM expert of mean response μ (the IRLS weight); Gaussian experts'
+    /// weight is their σ's, not a function of μ: 1.
+    let inline internal variance (family: ExpertFamily) (mu: float) =
+        match family with
+        | ExpertFamily.Gaussian -> 1.0
+        | ExpertFamily.Poisson -> Poisson.variance mu
+        | ExpertFamily.Bernoulli -> Bernoulli.variance mu
+
     /// <summary>Whether a response is one the family's density is defined at (Gaussian: any finite value; Poisson: a
     /// whole number ≥ 0; Bernoulli: 0 or 1).</summary>
     /// <param name="family">The family.</param>

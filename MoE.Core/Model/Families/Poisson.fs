@@ -25,6 +25,9 @@ module internal Poisson =
     /// μ = exp(min(η, 700)).
     let mean (eta: float) = DetMath.exp (min eta EtaCap)
 
+    /// V(μ) = dμ/dη = μ, the variance of a count of mean μ.
+    let inline variance (mu: float) = mu
+
     /// log f(y | η) = y·η − μ − log y!.
     let logDensity (y: float) (eta: float) =
         y * min eta EtaCap - mean eta - Canonical.logFactorial y
@@ -34,7 +37,7 @@ module internal Poisson =
     let expertLanes (means: float[]) (slopes: float[]) (residuals: float[]) (y: float[]) (o: int) (rows: int) =
         for b in 0 .. rows - 1 do
             let mu = mean means.[o + b]
-            slopes.[o + b] <- mu
+            slopes.[o + b] <- variance mu
             residuals.[o + b] <- y.[b] - mu
 
     /// log f(y | η) for a block's rows into <c>out</c> at <c>oo</c>.
