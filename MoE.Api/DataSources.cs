@@ -74,8 +74,8 @@ public static class DataSources
     /// <summary>A data file (<c>.csv</c> or <c>.parquet</c>, by extension) or a directory of them, sorted by name,
     /// one shard per file.</summary>
     /// <param name="path">The file or directory.</param>
-    /// <param name="xColumns">Input columns by name (Parquet only); null for the convention.</param>
-    /// <param name="yColumn">The response column by name (Parquet only); null for the convention.</param>
+    /// <param name="xColumns">Input columns by name; null for the convention.</param>
+    /// <param name="yColumn">The response column by name; null for the convention.</param>
     /// <exception cref="FileNotFoundException">Neither a file nor a directory.</exception>
     /// <exception cref="ArgumentException">A directory without data files, or with both kinds.</exception>
     public static IDataSource Files(string path, IReadOnlyList<string>? xColumns = null, string? yColumn = null)
@@ -83,6 +83,23 @@ public static class DataSources
         ArgumentNullException.ThrowIfNull(path);
         return new CoreSource(Core.DataFiles.Source(path, Names(xColumns), Name(yColumn)));
     }
+
+    /// <summary>A data file or a directory of shards with its columns in roles (<see cref="ColumnRoles"/>): a fit on
+    /// it (<see cref="MoeLearner.FitSource"/>) uses that design and the model records the names.</summary>
+    /// <param name="path">The file or directory.</param>
+    /// <param name="roles">The roles.</param>
+    /// <exception cref="ArgumentException">A role names a column the file lacks, or the roles clash.</exception>
+    /// <exception cref="FileNotFoundException">Neither a file nor a directory.</exception>
+    public static IDataSource Files(string path, ColumnRoles roles)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(roles);
+        var (source, design) = Core.DataFiles.WithRoles(path, roles.ToCore()).ToValueTuple();
+        return new CoreSource(source, design);
+    }
+
+    /// <summary>The design a source was opened with (<see cref="Files(string, ColumnRoles)"/>), or null.</summary>
+    internal static Core.Design? DesignOf(IDataSource source) => source is CoreSource own ? own.Design : null;
 
     private static FSharpOption<string[]> Names(IReadOnlyList<string>? names) =>
         names is null ? FSharpOption<string[]>.None : FSharpOption<string[]>.Some(names.ToArray());
@@ -93,7 +110,7 @@ public static class DataSources
     /// <summary>The core's source of a façade source: its own for the built-in ones; a user's shards re-cut into
     /// batches of whole chunks (what every pass needs).</summary>
     /// <summary>A core source as a façade source (MoE.Cluster's sources of remote shards).</summary>
-    internal static IDataSource FromCore(Core.DataSource source) => new CoreSource(source);
+    internal static IDataSource FromCore(Core.DataSource source, Core.Design? design = null) => new CoreSource(source, design);
 
     internal static Core.DataSource ToCore(IDataSource source)
     {
@@ -127,7 +144,7 @@ public static class DataSources
 
             return new Core.Shard(shard.Name ?? $"shard {i}", shard.Rows,
                 FuncConvert.FromFunc(() => Core.DataSourceModule.Rebatch(16 * Core.DataSourceModule.ChunkRows, Checked(shard, source.Dimension))),
-                FSharpOption<Core.RemoteShard>.None);
+                FSharpOption<Core.RemoteShard>.None, Tuple.Create(0L, ""));
         }).ToArray();
         return new Core.DataSource(source.Dimension, shards);
     }
@@ -155,9 +172,11 @@ public static class DataSources
     }
 
     /// <summary>A built-in source: the core's, with the façade's view of its shards.</summary>
-    private sealed class CoreSource(Core.DataSource inner) : IDataSource
+    private sealed class CoreSource(Core.DataSource inner, Core.Design? design = null) : IDataSource
     {
         public Core.DataSource Inner { get; } = inner;
+
+        public Core.Design? Design { get; } = design;
 
         public int Dimension => Inner.Dimension;
 

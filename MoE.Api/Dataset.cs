@@ -11,7 +11,51 @@ public sealed class Dataset
 {
     internal Core.Dataset Inner { get; }
 
-    internal Dataset(Core.Dataset core) => Inner = core;
+    /// <summary>The columns in roles, when the dataset was read with <see cref="ColumnRoles"/>.</summary>
+    internal Core.Design? Design { get; }
+
+    /// <summary>The rows the reader left out for a missing value, and where the first was.</summary>
+    internal Tuple<long, string> Dropped { get; } = Tuple.Create(0L, "");
+
+    internal Dataset(Core.Dataset core, Core.Design? design = null, Tuple<long, string>? dropped = null)
+    {
+        Inner = core;
+        Design = design;
+        Dropped = dropped ?? Dropped;
+    }
+
+    /// <summary>How many rows of the file were left out for a missing value (<see cref="MissingValues.Drop"/>); 0
+    /// otherwise. A fit on the dataset warns with the count (<see cref="WarningCode.RowsDropped"/>).</summary>
+    public long DroppedRows => Dropped.Item1;
+
+    /// <summary>Reads a data file (CSV or Parquet, by extension) or a directory of shards with its columns in roles:
+    /// the columns the experts and the gate read, and the response, by name. A fit on it uses that design and the model
+    /// records the names (<see cref="MixtureOfExperts.ExpertColumns"/>).</summary>
+    /// <param name="path">The file or directory.</param>
+    /// <param name="roles">The roles (<see cref="ColumnRoles.Parse"/> for a formula).</param>
+    /// <exception cref="ArgumentException">A role names a column the file lacks, or the roles clash (the message says
+    /// which).</exception>
+    /// <exception cref="System.IO.InvalidDataException">A malformed file, or a value that is not a finite number in a
+    /// column a role reads (with its line and column).</exception>
+    /// <exception cref="System.IO.FileNotFoundException">No such file.</exception>
+    public static Dataset Load(string path, ColumnRoles roles)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(roles);
+        var (source, design) = Core.DataFiles.WithRoles(path, roles.ToCore()).ToValueTuple();
+        return new(Core.DataSourceModule.Load(source), design, Core.DataSourceModule.Dropped(source));
+    }
+
+    /// <summary>The experts' columns by name, in the order of a row of the regressors (null unless read with
+    /// <see cref="ColumnRoles"/>).</summary>
+    public IReadOnlyList<string>? ExpertColumns => Design?.ExpertNames?.Value;
+
+    /// <summary>The gate's columns by name, in the order of a row of the gating (null unless read with
+    /// <see cref="ColumnRoles"/>).</summary>
+    public IReadOnlyList<string>? GateColumns => Design?.GateNames?.Value;
+
+    /// <summary>The response column's name (null unless read with <see cref="ColumnRoles"/>).</summary>
+    public string? Response => Design?.Columns?.Value.Response;
 
     /// <summary>A dataset over the given arrays (not copied).</summary>
     /// <param name="x">n×d inputs; row i is x_i.</param>

@@ -79,6 +79,10 @@ public enum WarningCode
     /// <summary>A response the experts' family has no density at: a negative or fractional count, a 0/1 outcome that
     /// is neither (invalid-response; an error).</summary>
     InvalidResponse,
+
+    /// <summary>Rows left out of the fit for a missing value, as asked (<see cref="MissingValues.Drop"/>;
+    /// rows-dropped).</summary>
+    RowsDropped,
 }
 
 /// <summary>The stable names of <see cref="FitStage"/> and <see cref="WarningCode"/> values, and their conversions

@@ -110,6 +110,47 @@ public sealed class MixtureOfExperts
     /// <exception cref="ArgumentException">The activation is custom.</exception>
     public string ToJson() => Core.ModelJson.Serialize(Inner);
 
+    /// <summary>The experts' columns by name, in the order of a row of <see cref="Regressors"/>, when the model was
+    /// fitted on data read with <see cref="ColumnRoles"/> (or its file records them); else null.</summary>
+    public IReadOnlyList<string>? ExpertColumns => Inner.Design.ExpertNames?.Value;
+
+    /// <summary>The gate's columns by name, in the order of a row of <see cref="Gating"/>, or null.</summary>
+    public IReadOnlyList<string>? GateColumns => Inner.Design.GateNames?.Value;
+
+    /// <summary>The response column's name, or null.</summary>
+    public string? Response => Inner.Design.Columns?.Value.Response;
+
+    /// <summary>Reads this model's data from a file (CSV, Parquet or a directory of shards): by the column names the
+    /// model records (any order, other columns ignored), else by position (x1..xd, y), checked against d.</summary>
+    /// <param name="path">The file.</param>
+    /// <exception cref="InvalidDataException">A column the model needs is missing, or the file has not the model's
+    /// inputs.</exception>
+    public Dataset ReadData(string path)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return new(Core.DataFiles.DataFor(Inner, path), Inner.Design.Columns is null ? null : Inner.Design);
+    }
+
+    /// <summary>Reads the inputs of new rows for this model: as <see cref="ReadData"/>, the response optional in a CSV
+    /// file.</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The n×d inputs, in the model's column order.</returns>
+    /// <exception cref="InvalidDataException">As <see cref="ReadData"/>.</exception>
+    /// <param name="missing">Refuse a missing value (the default), or read it as NaN: that row's predictions
+    /// (<see cref="PredictDistribution"/> with <see cref="MissingValues.Drop"/>) are NaN and no row shifts.</param>
+    public double[,] ReadCovariates(string path, MissingValues missing = MissingValues.Refuse)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        return Core.DataFiles.CovariatesFor(Inner, path, Missing(missing));
+    }
+
+    private static Core.MissingValues Missing(MissingValues missing) => missing switch
+    {
+        MissingValues.Refuse => Core.MissingValues.Refuse,
+        MissingValues.Drop => Core.MissingValues.Drop,
+        _ => throw new ArgumentOutOfRangeException(nameof(missing), missing, $"missing = {(int)missing} is not a defined MissingValues value."),
+    };
+
     /// <summary>The number of experts k.</summary>
     public int Experts => Inner.Experts;
 
@@ -230,8 +271,12 @@ public sealed class MixtureOfExperts
     /// <param name="x">n×d inputs.</param>
     /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
     /// <exception cref="ArgumentException">x does not have d columns or is not finite, or level is outside [0, 1).</exception>
-    public Prediction PredictDistribution(double[,] x, double level = 0) =>
-        new(Core.Inference.Predict(Inner, level, x));
+    /// <param name="missing">With <see cref="MissingValues.Drop"/>, a row holding NaN (a missing value read by
+    /// <see cref="ReadCovariates"/>) gets NaN predictions; by default every value must be finite.</param>
+    public Prediction PredictDistribution(double[,] x, double level = 0, MissingValues missing = MissingValues.Refuse) =>
+        new(Missing(missing) == Core.MissingValues.Drop
+            ? Core.Inference.PredictWithMissing(Inner, level, x)
+            : Core.Inference.Predict(Inner, level, x));
 
     /// <summary>Posterior responsibilities P(z = i | x, y).</summary>
     /// <param name="x">n×d inputs.</param>

@@ -21,7 +21,11 @@ public static partial class MoeLearner
         ArgumentNullException.ThrowIfNull(data);
         ArgumentNullException.ThrowIfNull(options);
         var context = Context(progress, cancellationToken);
-        var result = Run(() => Core.Learner.Fit(options.ToCore(), data.Inner, context));
+        var config = data.Design is { } design ? options.ToCore().WithDesign(design) : options.ToCore();
+        // A dataset read with rows left out for a missing value is fitted as the same one shard, told of them.
+        var result = data.DroppedRows == 0
+            ? Run(() => Core.Learner.Fit(config, data.Inner, context))
+            : Run(() => Core.Learner.FitSource(config, Core.DataSourceModule.OfDatasetDropping(data.Dropped.Item1, data.Dropped.Item2, data.Inner), int.MaxValue, context));
         if (options.StandardErrors != StandardErrorKind.None)
         {
             result.StandardErrors = StandardErrors(result.Model, data, options.StandardErrors, options.CommonSigma,
@@ -80,7 +84,8 @@ public static partial class MoeLearner
 
         var core = DataSources.ToCore(source);
         var context = Context(progress, cancellationToken);
-        return Run(() => Core.Learner.FitSource(options.ToCore(), core, maxRowsInMemory, context));
+        var config = DataSources.DesignOf(source) is { } design ? options.ToCore().WithDesign(design) : options.ToCore();
+        return Run(() => Core.Learner.FitSource(config, core, maxRowsInMemory, context));
     }
 
     /// <summary>

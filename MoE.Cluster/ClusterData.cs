@@ -55,17 +55,17 @@ public sealed record ClusterRetry(string Shard, int Attempt, string Error);
 public static class ClusterSources
 {
     /// <summary>
-    /// A file or a directory of shards (its .csv or .parquet files in name order, as <see cref="DataSources.Files"/>)
+    /// A file or a directory of shards (its .csv or .parquet files in name order, as <see cref="DataSources.Files(string, IReadOnlyList{string}?, string?)"/>)
     /// served by the cluster: one grain per file opens it on some silo and computes every pass over it there; only
     /// requests (parameters) and sums cross the network. A fit of the returned source
-    /// (<see cref="MoeLearner.FitSource"/>) gives the bits of a fit of <see cref="DataSources.Files"/> in one process.
+    /// (<see cref="MoeLearner.FitSource"/>) gives the bits of a fit of <see cref="DataSources.Files(string, IReadOnlyList{string}?, string?)"/> in one process.
     /// </summary>
     /// <param name="client">A client connected to the cluster (<see cref="Silos.ConnectAsync"/>).</param>
     /// <param name="path">The file or directory; the paths of its files must name the same files on every silo (a
     /// shared file system, or the same copies at the same place), since a silo that takes over a dead silo's shard
     /// reads it again.</param>
-    /// <param name="xColumns">Parquet: the input columns by name, or null.</param>
-    /// <param name="yColumn">Parquet: the response column by name, or null.</param>
+    /// <param name="xColumns">The input columns by name, or null.</param>
+    /// <param name="yColumn">The response column by name, or null.</param>
     /// <param name="options">Timeouts and retries (default: <see cref="ClusterRequestOptions"/>' defaults).</param>
     /// <param name="retries">Told of every retry (optional).</param>
     /// <param name="cancellationToken">Cancels the opening and, through the source, every later request.</param>
@@ -78,22 +78,57 @@ public static class ClusterSources
     {
         ArgumentNullException.ThrowIfNull(client);
         ArgumentNullException.ThrowIfNull(path);
+        return await OpenCoreAsync(client, Specs(path, xColumns, yColumn), options, retries, cancellationToken).ConfigureAwait(false);
+    }
+
+    private static async Task<IDataSource> OpenCoreAsync(IClusterClient client, ShardSpec[] specs,
+        ClusterRequestOptions? options, IProgress<ClusterRetry>? retries, CancellationToken cancellationToken)
+    {
         options ??= new ClusterRequestOptions();
         options.Validate();
-        var specs = Specs(path, xColumns, yColumn);
         var watch = new SiloWatch(client, cancellationToken);
         var workers = specs.Select(spec => new ShardWorker(client, spec, options, watch, retries, cancellationToken)).ToArray();
         var infos = await Task.WhenAll(workers.Select(w => w.OpenAsync())).ConfigureAwait(false);
-        var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShard(specs[i].Path, infos[i].Rows, w)).ToArray();
+        var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShardDropping(specs[i].Path, infos[i].Rows,
+            infos[i].DroppedRows, infos[i].FirstDropped, w)).ToArray();
         var sources = shards.Select((s, i) => new Core.DataSource(infos[i].Dimension, [s]));
         return DataSources.FromCore(Core.DataSourceModule.Concat(sources));
     }
 
+    /// <summary>
+    /// As <see cref="OpenAsync(IClusterClient, string, IReadOnlyList{string}?, string?, ClusterRequestOptions?, IProgress{ClusterRetry}?, CancellationToken)"/>,
+    /// with the columns in roles (<see cref="ColumnRoles"/>): the roles are resolved against the first shard's header
+    /// here (the client sees the files, as it lists them), every shard reads the design's columns by name, and a fit of
+    /// the source uses the design and records the names.
+    /// </summary>
+    /// <param name="client">A client connected to the cluster.</param>
+    /// <param name="path">The file or directory.</param>
+    /// <param name="roles">The roles.</param>
+    /// <param name="options">Timeouts and retries.</param>
+    /// <param name="retries">Told of every retry (optional).</param>
+    /// <param name="cancellationToken">Cancels the opening and every later request.</param>
+    /// <returns>The source.</returns>
+    /// <exception cref="ArgumentException">A role names a column the file lacks, or the roles clash.</exception>
+    public static async Task<IDataSource> OpenAsync(IClusterClient client, string path, ColumnRoles roles,
+        ClusterRequestOptions? options = null, IProgress<ClusterRetry>? retries = null,
+        CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(path);
+        ArgumentNullException.ThrowIfNull(roles);
+        ArgumentNullException.ThrowIfNull(client);
+        var design = Core.DataFiles.Design(Path.GetFullPath(path), roles.ToCore());
+        var names = design.Columns.Value;
+        var specs = Specs(path, names.Inputs, names.Response)
+            .Select(spec => spec with { DropMissing = roles.Missing == MissingValues.Drop }).ToArray();
+        var source = await OpenCoreAsync(client, specs, options, retries, cancellationToken).ConfigureAwait(false);
+        return DataSources.FromCore(DataSources.ToCore(source), design);
+    }
+
     /// <summary>Which silo serves each shard now (opening any shard not yet open), in shard order.</summary>
     /// <param name="client">A client connected to the cluster.</param>
-    /// <param name="path">The file or directory, as given to <see cref="OpenAsync"/>.</param>
-    /// <param name="xColumns">As given to <see cref="OpenAsync"/>.</param>
-    /// <param name="yColumn">As given to <see cref="OpenAsync"/>.</param>
+    /// <param name="path">The file or directory, as given to <see cref="OpenAsync(IClusterClient, string, IReadOnlyList{string}?, string?, ClusterRequestOptions?, IProgress{ClusterRetry}?, CancellationToken)"/>.</param>
+    /// <param name="xColumns">As given to <see cref="OpenAsync(IClusterClient, string, IReadOnlyList{string}?, string?, ClusterRequestOptions?, IProgress{ClusterRetry}?, CancellationToken)"/>.</param>
+    /// <param name="yColumn">As given to <see cref="OpenAsync(IClusterClient, string, IReadOnlyList{string}?, string?, ClusterRequestOptions?, IProgress{ClusterRetry}?, CancellationToken)"/>.</param>
     public static async Task<IReadOnlyList<ShardInfo>> PlacementAsync(IClusterClient client, string path,
         IReadOnlyList<string>? xColumns = null, string? yColumn = null)
     {
@@ -104,8 +139,8 @@ public static class ClusterSources
 
     /// <summary>The shards of a file or directory (its data files in name order), as the grains know them.</summary>
     /// <param name="path">A file or a directory.</param>
-    /// <param name="xColumns">Parquet: the input columns by name, or null.</param>
-    /// <param name="yColumn">Parquet: the response column by name, or null.</param>
+    /// <param name="xColumns">The input columns by name, or null.</param>
+    /// <param name="yColumn">The response column by name, or null.</param>
     public static ShardSpec[] Specs(string path, IReadOnlyList<string>? xColumns = null, string? yColumn = null)
     {
         ArgumentNullException.ThrowIfNull(path);

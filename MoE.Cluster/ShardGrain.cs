@@ -15,11 +15,14 @@ public sealed record ShardSpec
     /// <summary>The shard's file (CSV or Parquet), a path every silo can read.</summary>
     [Id(0)] public required string Path { get; init; }
 
-    /// <summary>The input columns by name (Parquet), or null for the file's convention.</summary>
+    /// <summary>The input columns by name, or null for the file's convention.</summary>
     [Id(1)] public string[]? XColumns { get; init; }
 
-    /// <summary>The response column by name (Parquet), or null for the file's convention.</summary>
+    /// <summary>The response column by name, or null for the file's convention.</summary>
     [Id(2)] public string? YColumn { get; init; }
+
+    /// <summary>Whether rows with a missing value in a column read are left out (else refused).</summary>
+    [Id(4)] public bool DropMissing { get; init; }
 
     /// <summary>The shard's place in its data set (0-based), which spreads the shards over the silos.</summary>
     [Id(3)] public int Index { get; init; }
@@ -27,7 +30,7 @@ public sealed record ShardSpec
     /// <summary>The key of the grain that serves this shard (<see cref="IShardGrain"/>): one per place, file and column
     /// choice, the place first (<see cref="ShardIndexPlacement"/> reads it).</summary>
     public string GrainKey => string.Join('\n', Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Path,
-        string.Join(',', XColumns ?? []), YColumn ?? "");
+        string.Join(',', XColumns ?? []), YColumn ?? "", DropMissing ? "drop" : "");
 }
 
 /// <summary>What a silo found when it opened a shard.</summary>
@@ -42,6 +45,13 @@ public sealed record ShardInfo
 
     /// <summary>The silo that serves it now.</summary>
     [Id(2)] public string Silo { get; init; } = "";
+
+    /// <summary>Rows of the file left out for a missing value (<see cref="ShardSpec.DropMissing"/>), and where the
+    /// first was.</summary>
+    [Id(3)] public long DroppedRows { get; init; }
+
+    /// <summary>Where the first row left out was ("line 5, column 3 ('x2')"), or empty.</summary>
+    [Id(4)] public string FirstDropped { get; init; } = "";
 }
 
 /// <summary>Rows of a shard sent by request (row-major inputs, then the responses).</summary>
@@ -111,7 +121,8 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
     public Task<ShardInfo> Open(ShardSpec spec) => Task.Run(() =>
     {
         var data = Source(spec);
-        return new ShardInfo { Rows = data.Rows, Dimension = data.Dimension, Silo = silo.SiloAddress.ToString() };
+        var (dropped, first) = Core.DataSourceModule.Dropped(data).ToValueTuple();
+        return new ShardInfo { Rows = data.Rows, Dimension = data.Dimension, Silo = silo.SiloAddress.ToString(), DroppedRows = dropped, FirstDropped = first };
     });
 
     public Task<double[]> Evaluate(ShardSpec spec, byte[] request) => Task.Run(() =>
@@ -157,15 +168,16 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
             return source;
         }
 
-        var file = Core.DataFiles.Source(spec.Path,
+        var file = Core.DataFiles.SourceWith(spec.Path,
             spec.XColumns is null ? null : Microsoft.FSharp.Core.FSharpOption<string[]>.Some(spec.XColumns),
-            spec.YColumn is null ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(spec.YColumn));
+            spec.YColumn is null ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(spec.YColumn),
+            spec.DropMissing ? Core.MissingValues.Drop : Core.MissingValues.Refuse);
         var bytes = file.Rows * (file.Dimension + 1) * 8;
         held = bytes <= options.Value.CacheBytes;
         if (held)
         {
             // Held as one batch per shard: the same chunks, so the same bits, as reading the file again.
-            file = Core.DataSourceModule.OfDataset(Core.DataSourceModule.Load(file));
+            file = Core.DataSourceModule.OfDatasetDropping(Core.DataSourceModule.Dropped(file).Item1, Core.DataSourceModule.Dropped(file).Item2, Core.DataSourceModule.Load(file));
         }
 
         log.LogInformation("Serving {Path}: {Rows} rows, {Dimension} columns, {Held}", spec.Path, file.Rows, file.Dimension,

@@ -178,12 +178,13 @@ internal static class AnalysisCommand
     public static Command CreatePredict(TextWriter output)
     {
         var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };
-        var data = new Argument<FileInfo>("data") { Description = "a CSV file of the model's d covariate columns, with or without a last column y (ignored), or a Parquet file" };
+        var data = new Argument<FileInfo>("data") { Description = "the new rows: a CSV or Parquet file with the model's columns (by name when the model records them, in any order; else x1..xd, y optional)" };
         var outPath = new Option<FileInfo>("--out") { Description = "the predictions CSV to write", Required = true };
         var interval = new Option<double?>("--interval") { Description = "also write the central predictive interval with this probability, e.g. 0.9" };
+        var missing = Shared.MissingOption();
         var command = new Command("predict", "predict: the mixture mean, each expert's mean, the gate probabilities and optionally predictive quantiles")
         {
-            model, data, outPath, interval,
+            model, data, outPath, interval, missing,
         };
         command.SetAction(parse =>
         {
@@ -191,8 +192,9 @@ internal static class AnalysisCommand
             var level = parse.GetValue(interval) ?? 0;
             Shared.Require(level is > 0 and < 1 || parse.GetValue(interval) is null, "--interval", "in (0, 1)", parse.GetValue(interval));
             var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
-            var x = LoadCovariates(parse.GetValue(data)!.FullName, m.Dimension);
-            var p = m.PredictDistribution(x, level);
+            var policy = Shared.ParseMissing(parse.GetValue(missing));
+            var x = m.ReadCovariates(parse.GetValue(data)!.FullName, policy);
+            var p = m.PredictDistribution(x, level, policy);
             var k = m.Experts;
             var text = new StringBuilder();
             text.Append("mean");
@@ -235,8 +237,9 @@ internal static class AnalysisCommand
 
             var file = parse.GetValue(outPath)!;
             AtomicFile.WriteAllText(Shared.PrepareOutput(file), text.ToString());
+            var unpredicted = p.Mean.Count(double.IsNaN);
             output.WriteLine(string.Create(Inv,
-                $"predicted {p.Mean.Length} rows with k={k}{(level > 0 ? $" and {level:P0} intervals" : "")}; wrote {file.Name}"));
+                $"predicted {p.Mean.Length - unpredicted} rows with k={k}{(level > 0 ? $" and {level:P0} intervals" : "")}{(unpredicted > 0 ? $"; {unpredicted} rows with a missing value have NaN predictions" : "")}; wrote {file.Name}"));
             return CliApp.Success;
         });
         return command;
@@ -245,7 +248,7 @@ internal static class AnalysisCommand
     public static Command CreatePlot(TextWriter output)
     {
         var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };
-        var data = new Argument<FileInfo>("data") { Description = "a CSV file with the model's d covariate columns and y last" };
+        var data = new Argument<FileInfo>("data") { Description = "the data: a CSV or Parquet file with the model's columns and its response (by name when the model records them)" };
         var outPath = new Option<FileInfo>("--out") { Description = "the PNG to write", Required = true };
         var command = new Command("plot", "plot a fitted model against its data: for d = 1 the data, each expert's line and the gate below; for d > 1 fitted against observed and the gate along each expert's direction")
         {
@@ -261,12 +264,7 @@ internal static class AnalysisCommand
             }
 
             var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
-            var set = Dataset.Load(parse.GetValue(data)!.FullName);
-            if (set.Dimension != m.Dimension)
-            {
-                throw new InvalidDataException(
-                    $"The data have {set.Dimension} covariate columns and y, but the model has d = {m.Dimension}: plot needs the covariates the model was fitted on, followed by y.");
-            }
+            var set = m.ReadData(parse.GetValue(data)!.FullName);
 
             var title = string.Create(Inv, $"{Path.GetFileNameWithoutExtension(parse.GetValue(data)!.Name)}: k = {m.Experts}, {(m.Family.HasNoiseLevels() ? m.Activation.ToString() : $"{m.Family.Name()} experts")}, n = {set.Count}");
             var drawn = Reproduce.FitChart.Save(Shared.PrepareOutput(file), m, set.X, set.Y, title);
@@ -275,27 +273,6 @@ internal static class AnalysisCommand
             return CliApp.Success;
         });
         return command;
-    }
-
-    /// <summary>The model's covariates from a CSV with the header x1,…,xd,y (the reader requires the response column;
-    /// its values are not used). A file of d − 1 covariates and y is refused: reading its y as the last covariate would
-    /// predict from the response.</summary>
-    private static double[,] LoadCovariates(string path, int d)
-    {
-        if (!Path.GetExtension(path).Equals(".parquet", StringComparison.OrdinalIgnoreCase))
-        {
-            // CSV: x1..xd with y, or the covariates alone.
-            return Dataset.LoadCovariatesCsv(path, d);
-        }
-
-        var data = Dataset.Load(path);
-        if (data.Dimension == d)
-        {
-            return data.X;
-        }
-
-        throw new InvalidDataException(
-            $"The data have {data.Dimension} covariates and a response y, but the model needs {d} covariates (x1..x{d}, then y); is this the data the model was fitted to?");
     }
 
     public static Command CreateCoverage(TextWriter output, TextWriter error)

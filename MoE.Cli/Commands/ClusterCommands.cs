@@ -135,7 +135,7 @@ internal static class ClusterCommands
     /// A fit on a cluster: <c>local:N</c> starts N silos in this process on loopback and stops them after; otherwise a
     /// comma-separated list of gateways (host:port) of a running cluster.
     /// </summary>
-    public static FitResult Fit(string cluster, string path, IReadOnlyList<string>? xs, string? y, FitOptions options, int maxRows,
+    public static FitResult Fit(string cluster, string path, ColumnRoles? roles, FitOptions options, int maxRows,
         IProgress<FitProgress> progress, TimeSpan timeout, TextWriter error, out long rows, out int shards, out string where)
     {
         var retries = new SynchronousProgress<ClusterRetry>(r =>
@@ -172,7 +172,9 @@ internal static class ClusterCommands
 
         FitResult Run(IClusterClient client, out long total, out int count)
         {
-            var source = ClusterSources.OpenAsync(client, path, xs, y, requests, retries).GetAwaiter().GetResult();
+            var source = (roles is null
+                ? ClusterSources.OpenAsync(client, path, null, null, requests, retries)
+                : ClusterSources.OpenAsync(client, path, roles, requests, retries)).GetAwaiter().GetResult();
             total = source.Shards.Sum(s => s.Rows);
             count = source.Shards.Count;
             return MoeLearner.FitSource(source, options, maxRows, progress);

@@ -10,8 +10,11 @@ internal static class FitCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var data = new Argument<FileInfo>("data") { Description = "the data: a CSV file (x1,...,xd,y), a Parquet file, or a directory of either (its files, in name order, are the shards of one data set)" };
-        var xColumns = new Option<string?>("--x") { Description = "Parquet: the input columns by name, comma-separated (default: every numeric column but the response)" };
-        var yColumn = new Option<string?>("--y") { Description = "Parquet: the response column by name (default: y, else the last numeric column)" };
+        var xColumns = new Option<string?>("--x") { Description = "the experts' columns by name, comma-separated (default: every column but the response)" };
+        var gateColumns = new Option<string?>("--gate-x") { Description = "the gate's columns by name, comma-separated (default: the experts' columns)" };
+        var yColumn = new Option<string?>("--y") { Description = "the response column by name (default: y)" };
+        var missing = Shared.MissingOption();
+        var formula = new Option<string?>("--formula") { Description = "the columns' roles as a formula: \"y ~ a + b | z1 + z2\" (experts left of |, gate right; . for every other column), instead of --x, --gate-x and --y" };
         var k = new Option<int>("--k") { Description = "number of experts k >= 2", Required = true };
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
@@ -39,7 +42,7 @@ internal static class FitCommand
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
             data, k, activation, slope, family, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
-            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, yColumn, cluster, requestTimeout,
+            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, gateColumns, yColumn, formula, missing, cluster, requestTimeout,
         };
         command.SetAction(parse =>
         {
@@ -143,9 +146,14 @@ internal static class FitCommand
                 options.Seed = chosenSeed;
             }
 
-            var xs = parse.GetValue(xColumns)?.Split(',', StringSplitOptions.TrimEntries | StringSplitOptions.RemoveEmptyEntries);
-            var y = parse.GetValue(yColumn);
-            var parquet = dataPath.Extension.Equals(".parquet", StringComparison.OrdinalIgnoreCase);
+            var roles = Shared.Roles(parse.GetValue(formula), parse.GetValue(xColumns), parse.GetValue(gateColumns), parse.GetValue(yColumn));
+            if (Shared.ParseMissing(parse.GetValue(missing)) is MissingValues.Drop)
+            {
+                // Dropping reads the columns by the header's names (y the response, unless roles say otherwise).
+                roles = roles is null
+                    ? new ColumnRoles { Missing = MissingValues.Drop }
+                    : new ColumnRoles { Response = roles.Response, Experts = roles.Experts, Gate = roles.Gate, Missing = MissingValues.Drop };
+            }
             FitResult result;
             string rows;
             if (parse.GetValue(cluster) is { } where)
@@ -155,14 +163,14 @@ internal static class FitCommand
                 Shared.Require(parse.GetResult(se) is null, "--se", "used without --cluster (standard errors need the data in memory)", "with --cluster");
                 Shared.Require(parse.GetValue(requestTimeout) > 0, "--request-timeout", "positive", parse.GetValue(requestTimeout));
                 var limit = parse.GetValue(maxRows) ?? int.MaxValue;
-                result = ClusterCommands.Fit(where, dataPath.FullName, xs, y, options, limit, reporter,
+                result = ClusterCommands.Fit(where, dataPath.FullName, roles, options, limit, reporter,
                     TimeSpan.FromSeconds(parse.GetValue(requestTimeout)), error, out var total, out var count, out var on);
                 rows = string.Create(CultureInfo.InvariantCulture, $"n={total} in {count} shards on {on}, {result.Passes} passes");
             }
             else if (parse.GetValue(maxRows) is not null || shards)
             {
                 Shared.Require(parse.GetResult(se) is null, "--se", "used with a single data file and without --max-rows (standard errors need the data in memory)", "with a source read in passes");
-                var source = DataSources.Files(dataPath.FullName, xs, y);
+                var source = roles is null ? DataSources.Files(dataPath.FullName) : DataSources.Files(dataPath.FullName, roles);
                 var limit = parse.GetValue(maxRows) ?? int.MaxValue;
                 var total = source.Shards.Sum(sh => sh.Rows);
                 result = Terminal.WithFitProgress(error, reporter => MoeLearner.FitSource(source, options, limit, reporter));
@@ -173,12 +181,7 @@ internal static class FitCommand
             }
             else
             {
-                if (!parquet && (xs is not null || y is not null))
-                {
-                    throw new ArgumentException($"Choosing columns by name (--x, --y) applies to Parquet files; the CSV file '{dataPath.Name}' has the columns x1..xd and y, the last.", "x");
-                }
-
-                var dataset = parquet ? Dataset.LoadParquet(dataPath.FullName, xs, y) : Dataset.LoadCsv(dataPath.FullName);
+                var dataset = roles is null ? Dataset.Load(dataPath.FullName) : Dataset.Load(dataPath.FullName, roles);
                 result = Terminal.WithFitProgress(error, reporter => MoeLearner.Fit(dataset, options, reporter));
                 rows = string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count}");
             }
@@ -356,7 +359,7 @@ internal static class FitCommand
             double? avgLl = null;
             if (parse.GetValue(data) is { } file)
             {
-                var d = Dataset.Load(file.FullName);
+                var d = fitted.ReadData(file.FullName);
                 avgLl = fitted.LogLikelihood(d.X, d.Y) / d.Count;
             }
 

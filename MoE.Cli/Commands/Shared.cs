@@ -144,4 +144,56 @@ internal static class Shared
         file.Directory?.Create();
         return file.FullName;
     }
+
+    /// <summary>The columns' roles typed: a formula, or --x, --gate-x and --y; null when none was typed (the file's
+    /// convention: x1..xd, y).</summary>
+    public static ColumnRoles? Roles(string? formula, string? experts, string? gate, string? response)
+    {
+        static string[]? Names(string? list, string option)
+        {
+            if (list is null)
+            {
+                return null;
+            }
+
+            var names = list.Split(',', StringSplitOptions.TrimEntries);
+            if (names.Any(n => n.Length == 0))
+            {
+                throw new ArgumentException($"{option} '{list}' has an empty column name; separate names by single commas.", option.TrimStart('-'));
+            }
+
+            return names;
+        }
+
+        if (formula is not null)
+        {
+            if (experts is not null || gate is not null || response is not null)
+            {
+                throw new ArgumentException("--formula says every column's role; leave out --x, --gate-x and --y, or the formula.", "formula");
+            }
+
+            return ColumnRoles.Parse(formula);
+        }
+
+        if (experts is null && gate is null && response is null)
+        {
+            return null;
+        }
+
+        return new ColumnRoles { Experts = Names(experts, "--x"), Gate = Names(gate, "--gate-x"), Response = response?.Trim() };
+    }
+
+    /// <summary>--missing: refuse (the default) or drop rows with a missing value.</summary>
+    public static Option<string?> MissingOption() => new("--missing")
+    {
+        Description = "a row with a missing value (an empty field or NA; a null in Parquet) in a column read: refuse (default: an error naming it) or drop (left out of a fit and counted; NaN predictions)",
+    };
+
+    /// <summary>The policy typed with --missing.</summary>
+    public static MissingValues ParseMissing(string? name) => name?.Trim().ToLowerInvariant() switch
+    {
+        null or "refuse" => MissingValues.Refuse,
+        "drop" => MissingValues.Drop,
+        _ => throw new ArgumentException($"Unknown --missing '{name}'; expected refuse or drop.", "missing"),
+    };
 }

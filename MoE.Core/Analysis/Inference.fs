@@ -282,6 +282,63 @@ module Inference =
             Level = level
         }
 
+    /// <summary>Predictions for rows that may hold NaN for a missing value (<c>DataFiles.covariatesFor</c> with
+    /// <c>MissingValues.Drop</c>): such a row's every output is NaN, so no row shifts; the others are <c>predict</c>'s,
+    /// bit for bit.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
+    /// <param name="x">n×d inputs, NaN where a value is missing (any other non-finite value is refused).</param>
+    [<CompiledName("PredictWithMissing")>]
+    let predictWithMissing (model: MoeModel) (level: float) (x: float[,]) : Predictions =
+        Guard.notNull "x" x
+        let n, m = x.GetLength 0, x.GetLength 1
+
+        let complete =
+            Array.init n (fun r -> Seq.forall (fun t -> not (Double.IsNaN x.[r, t])) (seq { 0 .. m - 1 }))
+
+        if Array.forall id complete then
+            predict model level x
+        else
+            let rows = Array.init n id |> Array.filter (fun r -> complete.[r])
+            let k = model.Experts
+            let mean = Array.create n nan
+            let means = Array2D.create n k nan
+            let gate = Array2D.create n k nan
+            let withInterval = level <> 0.0
+            let lower = if withInterval then Array.create n nan else [||]
+            let upper = if withInterval then Array.create n nan else [||]
+
+            if rows.Length > 0 then
+                let p =
+                    predict model level (Array2D.init rows.Length m (fun r t -> x.[rows.[r], t]))
+
+                rows
+                |> Array.iteri (fun j r ->
+                    mean.[r] <- p.Mean.[j]
+
+                    for i in 0 .. k - 1 do
+                        means.[r, i] <- p.ExpertMeans.[j, i]
+                        gate.[r, i] <- p.Gate.[j, i]
+
+                    if withInterval then
+                        lower.[r] <- p.Lower.[j]
+                        upper.[r] <- p.Upper.[j])
+            elif not (level = 0.0 || (level > 0.0 && level < 1.0)) then
+                invalidArg
+                    "level"
+                    (Text.format
+                        "The interval's probability must be in (0, 1) (or 0 for none), but is %g."
+                        [| box level |])
+
+            {
+                Mean = mean
+                ExpertMeans = means
+                Gate = gate
+                Lower = lower
+                Upper = upper
+                Level = level
+            }
+
     /// <summary>Fits every k of <paramref name="experts"/> with the configuration (k = 1: a single regression) and
     /// reports the log-likelihood, the parameter count, AIC, BIC and ICL of each. Choose by BIC (consistent for the
     /// number of components of a mixture of regressions under regularity; AIC over-fits as n grows), or by ICL when

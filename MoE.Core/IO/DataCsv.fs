@@ -26,7 +26,7 @@ module DataCsv =
     [<CompiledName("Read")>]
     let read (reader: TextReader) (source: string) : Dataset =
         Guard.notNull "reader" reader
-        CsvReading.readAll (CsvReading.ofTextReader reader source) 0
+        CsvReading.readAll (CsvReading.ofTextReader reader source) CsvReading.convention 0
 
     /// <summary>
     /// Reads CSV text in chunks of at most <paramref name="rows"/> rows, so data larger than memory can be
@@ -43,7 +43,7 @@ module DataCsv =
     let readChunks (reader: TextReader) (source: string) (rows: int) : seq<Dataset> =
         Guard.notNull "reader" reader
         Guard.positiveInt "rows" rows
-        seq { yield! CsvReading.chunksOf (CsvReading.ofTextReader reader source) rows }
+        seq { yield! CsvReading.chunksOf (CsvReading.ofTextReader reader source) CsvReading.convention rows }
 
     /// <summary>A CSV file as a re-enumerable sequence of chunks of at most <paramref name="rows"/> rows: each
     /// enumeration opens the file and reads it once, holding one chunk in memory at a time (and one batch of
@@ -59,8 +59,145 @@ module DataCsv =
         seq {
             let reader, file, _ = CsvReading.openFile path false
             use _ = file
-            yield! CsvReading.chunksOf reader rows
+            yield! CsvReading.chunksOf reader CsvReading.convention rows
         }
+
+    /// The chunks of the columns a selection takes.
+    let private selectedChunks (path: string) (selection: CsvReading.Selection) (rows: int) : seq<Dataset> =
+        seq {
+            let reader, file, _ = CsvReading.openFile path false
+            use _ = file
+            yield! CsvReading.chunksOf reader selection rows
+        }
+
+    /// The selection of named columns (the convention when neither is named and nothing is dropped).
+    let private named (xNames: string[] option) (yName: string option) (missing: MissingValues) : CsvReading.Selection =
+        {
+            Inputs = xNames
+            Response = yName
+            ResponseOptional = false
+            Missing = missing
+            MarkMissing = false
+        }
+
+    /// <summary>The names in a CSV file's header, as the reader reads them (trimmed, unquoted).</summary>
+    /// <param name="path">The file.</param>
+    /// <returns>The column names, in the file's order.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">A file without a header line (the message says why).</exception>
+    [<CompiledName("Header")>]
+    let header (path: string) : string[] =
+        Guard.notNull "path" path
+        let reader, file, _ = CsvReading.openFile path false
+        use _ = file
+
+        reader.Header
+            {
+                Inputs = None
+                Response = None
+                ResponseOptional = true
+                Missing = MissingValues.Refuse
+                MarkMissing = false
+            }
+        |> ignore
+
+        reader.Names
+
+    /// <summary>A CSV file's columns chosen by name, as a data source of one shard read again for every pass (as
+    /// <c>source</c>): the inputs <paramref name="xNames"/> in that order (None: every column but the response, in the
+    /// file's order) and the response <paramref name="yName"/> (None: the column named y, in any case). Columns not
+    /// chosen are not read, so they may hold text. With neither named, the file must follow the convention x1,…,xd,y.
+    /// </summary>
+    /// <param name="path">The file.</param>
+    /// <param name="xNames">The input columns, or None.</param>
+    /// <param name="yName">The response column, or None.</param>
+    /// <param name="missing">What a row with a missing value (an empty field, NA) in a column read does: refuse, or
+    /// drop (the shard's <c>Dropped</c> counts them).</param>
+    /// <returns>The source.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">A named column the header lacks or names twice, a column
+    /// chosen twice or in both roles, or a malformed row (see <c>read</c>).</exception>
+    [<CompiledName("SourceColumns")>]
+    let sourceColumns
+        (path: string)
+        (xNames: string[] option)
+        (yName: string option)
+        (missing: MissingValues)
+        : DataSource =
+        Guard.notNull "path" path
+        let batchRows = 16 * DataSource.chunkRows
+        let selection = named xNames yName missing
+        let reader, file, _ = CsvReading.openFile path false
+
+        let rows, d =
+            use _ = file
+            let mutable rows = 0L
+            let mutable d = 0
+
+            for batch in CsvReading.chunksOf reader selection batchRows do
+                rows <- rows + int64 batch.Count
+                d <- batch.Dimension
+
+            rows, d
+
+        {
+            Dimension = d
+            Shards =
+                [|
+                    {
+                        Name = path
+                        Rows = rows
+                        Read = fun () -> selectedChunks path selection batchRows
+                        Remote = None
+                        Dropped = reader.Dropped, reader.FirstDropped
+                    }
+                |]
+        }
+
+    /// <summary>Reads a CSV file's columns chosen by name into memory (see <c>sourceColumns</c>), parsing on every
+    /// core.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="xNames">The input columns, or None.</param>
+    /// <param name="yName">The response column, or None.</param>
+    /// <returns>The dataset.</returns>
+    [<CompiledName("LoadColumns")>]
+    let loadColumns (path: string) (xNames: string[] option) (yName: string option) : Dataset =
+        Guard.notNull "path" path
+        let reader, file, lines = CsvReading.openFile path true
+        use _ = file
+        CsvReading.readAll reader (named xNames yName MissingValues.Refuse) lines
+
+    /// <summary>Reads the named input columns of a CSV file, in the order given, whatever the file's column order and
+    /// whether or not it has the response: new rows to predict with a model that records its columns.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="xNames">The model's input columns.</param>
+    /// <param name="yName">The model's response column: read when the file has it.</param>
+    /// <param name="missing">Refuse a missing value, or (drop) read it as NaN: the row's predictions are NaN, so rows
+    /// never shift.</param>
+    /// <returns>The inputs, and the responses when the file has them.</returns>
+    [<CompiledName("LoadNamedCovariates")>]
+    let loadNamedCovariates
+        (path: string)
+        (xNames: string[])
+        (yName: string)
+        (missing: MissingValues)
+        : float[,] * float[] option =
+        Guard.notNull "path" path
+        Guard.notNull "xNames" xNames
+        let reader, file, lines = CsvReading.openFile path true
+        use _ = file
+
+        let data =
+            CsvReading.readAll
+                reader
+                {
+                    Inputs = Some xNames
+                    Response = Option.ofObj yName
+                    ResponseOptional = true
+                    Missing = MissingValues.Refuse
+                    MarkMissing = (missing = MissingValues.Drop)
+                }
+                lines
+
+        data.X, (if reader.HasResponse then Some data.Y else None)
 
     /// <summary>A CSV file as a data source of one shard, read again for every pass in batches of 65,536 rows (16
     /// chunks): at most one batch and one 8 MiB block of text in memory. Opening it parses the file once, to count its
@@ -89,6 +226,7 @@ module DataCsv =
                         Rows = rows
                         Read = fun () -> loadChunks path batchRows
                         Remote = None
+                        Dropped = 0L, ""
                     }
                 |]
         }
@@ -110,7 +248,7 @@ module DataCsv =
         Guard.notNull "path" path
         let reader, file, lines = CsvReading.openFile path true
         use _ = file
-        CsvReading.readAll reader lines
+        CsvReading.readAll reader CsvReading.convention lines
 
     /// A CSV's text with a placeholder response appended: the header gains ",y" and every other non-blank line ",0",
     /// so a file of covariates alone reads as the reader expects, with its line and column numbers unchanged (the

@@ -16,15 +16,16 @@ module DataFiles =
         Path.GetExtension(path).Equals(".csv", StringComparison.OrdinalIgnoreCase)
 
     /// One file as a source.
-    let private file (path: string) (xNames: string[] option) (yName: string option) : DataSource =
+    let private file
+        (path: string)
+        (xNames: string[] option)
+        (yName: string option)
+        (missing: MissingValues)
+        : DataSource =
         if isParquet path then
-            DataParquet.source path xNames yName
-        elif xNames.IsSome || yName.IsSome then
-            invalidArg
-                "xNames"
-                (Text.format
-                    "%s: choosing columns by name (--x, --y) applies to Parquet files; a CSV file has the columns x1..xd and y, the last."
-                    [| box (Path.GetFileName path) |])
+            DataParquet.sourceWith path xNames yName missing
+        elif xNames.IsSome || yName.IsSome || missing <> MissingValues.Refuse then
+            DataCsv.sourceColumns path xNames yName missing
         else
             DataCsv.source path
 
@@ -62,13 +63,141 @@ module DataFiles =
     /// <summary>A file or a directory of shards as one data source (every shard read again for each pass; docs/math.md
     /// §7.6).</summary>
     /// <param name="path">A .csv or .parquet file, or a directory of them (sorted by name).</param>
-    /// <param name="xNames">The input columns by name (Parquet only), or None for the convention.</param>
-    /// <param name="yName">The response column by name (Parquet only), or None for the convention.</param>
+    /// <param name="xNames">The input columns by name, or None for the convention.</param>
+    /// <param name="yName">The response column by name, or None for the convention.</param>
     /// <returns>The source.</returns>
     /// <exception cref="T:System.IO.InvalidDataException">A malformed file (the message names it).</exception>
     [<CompiledName("Source")>]
     let source (path: string) (xNames: string[] option) (yName: string option) : DataSource =
-        files path |> Array.map (fun f -> file f xNames yName) |> DataSource.concat
+        files path
+        |> Array.map (fun f -> file f xNames yName MissingValues.Refuse)
+        |> DataSource.concat
+
+    /// <summary>As <c>source</c>, with a policy for rows that have a missing value in a column read (an empty field or
+    /// NA in CSV, a null in Parquet): refuse them, or drop them (each shard's <c>Dropped</c> counts them, and a fit
+    /// warns with the count).</summary>
+    /// <param name="path">A .csv or .parquet file, or a directory of them (sorted by name).</param>
+    /// <param name="xNames">The input columns by name, or None for the convention.</param>
+    /// <param name="yName">The response column by name, or None for the convention.</param>
+    /// <param name="missing">The policy.</param>
+    /// <returns>The source.</returns>
+    [<CompiledName("SourceWith")>]
+    let sourceWith
+        (path: string)
+        (xNames: string[] option)
+        (yName: string option)
+        (missing: MissingValues)
+        : DataSource =
+        files path
+        |> Array.map (fun f -> file f xNames yName missing)
+        |> DataSource.concat
+
+    /// <summary>The columns of a file (the first shard of a directory), and those the experts read by default: a
+    /// CSV's header (both), a Parquet file's columns and its numeric ones.</summary>
+    /// <param name="path">A file or a directory of shards.</param>
+    /// <returns>The names, in the file's order.</returns>
+    [<CompiledName("Columns")>]
+    let columns (path: string) : string[] * string[] =
+        let first = (files path).[0]
+
+        if isParquet first then
+            DataParquet.columnNames first, DataParquet.numericColumns first
+        else
+            let header = DataCsv.header first
+            header, header
+
+    /// <summary>The design roles give over a file's (or its first shard's) columns, with their names
+    /// (<c>ColumnRoles.resolve</c>).</summary>
+    /// <param name="path">A file or a directory of shards.</param>
+    /// <param name="roles">The roles.</param>
+    [<CompiledName("Design")>]
+    let design (path: string) (roles: ColumnRoles) : Design =
+        Guard.notNull "path" path
+        let available, inputs = columns path
+        ColumnRoles.resolve (Path.GetFileName path) available inputs roles
+
+    /// <summary>A file or a directory of shards with its columns in roles (<see cref="T:MoE.Core.ColumnRoles"/>): the
+    /// source reads the design's inputs, in its order, and its response; the design carries the names, so a model fitted
+    /// with it (<c>FitConfig.Design</c>) records them and reads new data by name.</summary>
+    /// <param name="path">A .csv or .parquet file, or a directory of them.</param>
+    /// <param name="roles">The roles.</param>
+    /// <returns>The source and the design.</returns>
+    /// <exception cref="T:System.ArgumentException">A role naming a column the file lacks, or roles that clash (the
+    /// message says which).</exception>
+    [<CompiledName("WithRoles")>]
+    let withRoles (path: string) (roles: ColumnRoles) : DataSource * Design =
+        let design = design path roles
+        let names = design.Columns.Value
+        sourceWith path (Some names.Inputs) (Some names.Response) roles.Missing, design
+
+    /// <summary>A model's data from a file (a CSV or Parquet file, or a directory of shards), read as the model reads
+    /// it: by the column names it records (any column order, other columns ignored), else by position (x1, …, xd, y; a
+    /// Parquet file's numeric columns but y), checked against the model's d.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="path">The data.</param>
+    /// <returns>The inputs and responses, in memory.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">A column the model needs is missing, or the file has not the
+    /// model's d inputs (the message says which).</exception>
+    [<CompiledName("DataFor")>]
+    let dataFor (model: MoeModel) (path: string) : Dataset =
+        Guard.notNull "model" (box model)
+        Guard.notNull "path" path
+
+        match model.Design.Columns with
+        | Some columns -> DataSource.load (source path (Some columns.Inputs) (Some columns.Response))
+        | None ->
+            let data = DataSource.load (source path None None)
+
+            if data.Dimension <> model.Dimension then
+                raise (
+                    InvalidDataException(
+                        Text.format
+                            "%s: the data have %d covariates and a response y, but the model has d = %d: it needs the covariates it was fitted on, followed by y."
+                            [| box (Path.GetFileName path); box data.Dimension; box model.Dimension |]
+                    )
+                )
+
+            data
+
+    /// <summary>The inputs of new rows for a model (<c>dataFor</c>, with the response optional in a CSV file: rows to
+    /// predict need not have it). With <c>MissingValues.Drop</c>, a missing value (an empty field or NA in a CSV read by
+    /// the model's names, a null in Parquet) is read as NaN, so that row's predictions are NaN and no row shifts
+    /// (<c>Inference.predict</c>).</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="path">A CSV or Parquet file.</param>
+    /// <param name="missing">Refuse missing values (the default), or read them as NaN.</param>
+    /// <returns>The n×m inputs, in the model's column order.</returns>
+    [<CompiledName("CovariatesFor")>]
+    let covariatesFor (model: MoeModel) (path: string) (missing: MissingValues) : float[,] =
+        Guard.notNull "model" (box model)
+        Guard.notNull "path" path
+
+        match model.Design.Columns with
+        | Some columns when isCsv path -> fst (DataCsv.loadNamedCovariates path columns.Inputs columns.Response missing)
+        | None when isCsv path && missing = MissingValues.Drop ->
+            // Positional columns x1..xd (y optional, last), read by their names with missing values marked.
+            let header = DataCsv.header path
+            let d = model.Dimension
+
+            if
+                header.Length = d
+                || (header.Length = d + 1
+                    && header.[d].Equals("y", StringComparison.OrdinalIgnoreCase))
+            then
+                fst (DataCsv.loadNamedCovariates path (Array.sub header 0 d) "y" missing)
+            else
+                DataCsv.loadCovariates path d
+        | None when isCsv path -> DataCsv.loadCovariates path model.Dimension
+        | Some columns when isParquet path && missing = MissingValues.Drop ->
+            (DataParquet.loadMarked path columns.Inputs columns.Response).X
+        | None when isParquet path && missing = MissingValues.Drop ->
+            let data = DataParquet.loadMarked path [||] "y"
+
+            if data.Dimension <> model.Dimension then
+                (dataFor model path).X
+            else
+                data.X
+        | _ -> (dataFor model path).X
 
     /// <summary>Refuses, before anything is written, a file of <paramref name="rows"/> rows that cannot fit in the
     /// free space of the disk it goes to. The size is a lower estimate: 18 bytes per value in CSV (a normal draw's

@@ -118,13 +118,15 @@ module DataParquet =
 
         xs, y
 
-    /// One column of a row group as doubles (its missing values rejected).
+    /// One column of a row group as doubles: its missing values (nulls) rejected, or, given a mask, marked in it (and
+    /// read as 0).
     let private readColumn
         (path: string)
         (group: ParquetRowGroupReader)
         (field: DataField)
         (rows: int)
         (into: float[])
+        (mask: bool[] option)
         =
         let sync (t: Tasks.ValueTask) = t.AsTask().GetAwaiter().GetResult()
 
@@ -134,7 +136,7 @@ module DataParquet =
                 fail
                     path
                     (Text.format
-                        "column '%s' has a missing value (row %d of its row group); fit data without missing values."
+                        "column '%s' has a missing value (row %d of its row group); leave out the rows that have one with --missing drop (C#: ColumnRoles.Missing = MissingValues.Drop)."
                         [| box field.Name; box (r + 1) |])
             | None -> ()
 
@@ -142,10 +144,20 @@ module DataParquet =
             if field.IsNullable then
                 let values = Array.zeroCreate<Nullable<'T>> rows
                 sync (group.ReadAsync<'T>(field, Memory<Nullable<'T>>(values), Nullable(), CancellationToken.None))
-                checkNulls values
 
-                for r in 0 .. rows - 1 do
-                    into.[r] <- convert values.[r].Value
+                match mask with
+                | Some missing ->
+                    for r in 0 .. rows - 1 do
+                        if values.[r].HasValue then
+                            into.[r] <- convert values.[r].Value
+                        else
+                            missing.[r] <- true
+                            into.[r] <- 0.0
+                | None ->
+                    checkNulls values
+
+                    for r in 0 .. rows - 1 do
+                        into.[r] <- convert values.[r].Value
             else
                 let values = Array.zeroCreate<'T> rows
                 sync (group.ReadAsync<'T>(field, Memory<'T>(values), Nullable(), CancellationToken.None))
@@ -179,8 +191,18 @@ module DataParquet =
                         |])
 
     /// One row group's chosen columns (the inputs, then the response) read into <c>into</c> (d + 1 arrays, grown when
-    /// too short); returns the group's row count.
-    let private readGroup (path: string) (reader: ParquetReader) (xs: DataField[]) (y: DataField) (into: float[][]) g =
+    /// too short); returns the group's row count — with <c>drop</c>, the rows without a missing value, moved up in
+    /// order, and the count of those left out.
+    let private readGroup
+        (path: string)
+        (reader: ParquetReader)
+        (xs: DataField[])
+        (y: DataField)
+        (drop: bool)
+        (mark: bool)
+        (into: float[][])
+        g
+        : int * int =
         use group = reader.OpenRowGroupReader g
 
         if group.RowCount > int64 Int32.MaxValue then
@@ -191,13 +213,40 @@ module DataParquet =
         let rows = int group.RowCount
         let fields = Array.append xs [| y |]
 
+        let mask =
+            if drop || mark then
+                Some(Array.zeroCreate<bool> rows)
+            else
+                None
+
         for c in 0 .. fields.Length - 1 do
             if into.[c].Length < rows then
                 into.[c] <- Array.zeroCreate rows
 
-            readColumn path group fields.[c] rows into.[c]
+            // Marking, a column's nulls become NaN in it alone.
+            let own = if mark then Some(Array.zeroCreate<bool> rows) else mask
+            readColumn path group fields.[c] rows into.[c] own
 
-        rows
+            if mark then
+                own.Value
+                |> Array.iteri (fun r m ->
+                    if m then
+                        into.[c].[r] <- nan)
+
+        match mask with
+        | _ when mark -> rows, 0
+        | Some missing when Array.contains true missing ->
+            let mutable kept = 0
+
+            for r in 0 .. rows - 1 do
+                if not missing.[r] then
+                    for c in 0 .. fields.Length - 1 do
+                        into.[c].[kept] <- into.[c].[r]
+
+                    kept <- kept + 1
+
+            kept, rows - kept
+        | _ -> rows, 0
 
     /// Rows offset..offset+count−1 of the columns written as rows at..at+count−1 of x (row-major), in tiles of 256
     /// rows so that the strided writes of each column stay in the L1 cache.
@@ -226,7 +275,7 @@ module DataParquet =
     /// enumeration. Row group g + 1 is decoded on another thread while group g's rows are cut into batches (columns
     /// transposed straight into each batch's rows), so decoding overlaps the pass's work; at most two groups' columns
     /// are held.</summary>
-    let private batches (path: string) (xs: DataField[]) (y: DataField) : seq<Dataset> =
+    let private batches (path: string) (xs: DataField[]) (y: DataField) (drop: bool) (mark: bool) : seq<Dataset> =
         seq {
             let reader = openReader path
             let d = xs.Length
@@ -237,7 +286,7 @@ module DataParquet =
                 Array.init 2 (fun _ -> Array.init (d + 1) (fun _ -> Array.empty<float>))
 
             let read g =
-                Tasks.Task.Run(fun () -> readGroup path reader xs y buffers.[g % 2] g)
+                Tasks.Task.Run(fun () -> fst (readGroup path reader xs y drop mark buffers.[g % 2] g))
 
             let mutable next = if count > 0 then Some(read 0) else None
 
@@ -285,6 +334,32 @@ module DataParquet =
                 close reader
         }
 
+    /// <summary>The names of a Parquet file's columns, in the file's order.</summary>
+    /// <param name="path">The file.</param>
+    [<CompiledName("ColumnNames")>]
+    let columnNames (path: string) : string[] =
+        Guard.notNull "path" path
+        let reader = openReader path
+
+        try
+            reader.Schema.GetDataFields() |> Array.map _.Name
+        finally
+            close reader
+
+    /// <summary>The names of a Parquet file's numeric (non-list) columns, in the file's order.</summary>
+    /// <param name="path">The file.</param>
+    [<CompiledName("NumericColumns")>]
+    let numericColumns (path: string) : string[] =
+        Guard.notNull "path" path
+        let reader = openReader path
+
+        try
+            reader.Schema.GetDataFields()
+            |> Array.filter (fun f -> numeric f && not f.IsArray)
+            |> Array.map _.Name
+        finally
+            close reader
+
     /// <summary>The names of a Parquet file's numeric columns chosen as inputs and response (see <c>source</c>).</summary>
     /// <param name="path">The file.</param>
     /// <param name="xNames">The input columns, or None for every numeric column but the response.</param>
@@ -301,6 +376,79 @@ module DataParquet =
         finally
             close reader
 
+    /// <summary>A Parquet file as a data source of one shard, with a policy for rows that have a missing value (a null)
+    /// in a column read: refuse them (<c>source</c>), or drop them — the rows kept are counted by reading the file once
+    /// here, and the shard's <c>Dropped</c> says how many were left out and where the first was.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="xNames">The input columns, or None for every numeric column but the response, in the file's
+    /// order.</param>
+    /// <param name="yName">The response column, or None for the column named "y" (else the last numeric one).</param>
+    /// <param name="missing">The policy.</param>
+    /// <returns>The source.</returns>
+    [<CompiledName("SourceWith")>]
+    let sourceWith
+        (path: string)
+        (xNames: string[] option)
+        (yName: string option)
+        (missing: MissingValues)
+        : DataSource =
+        Guard.notNull "path" path
+        let drop = missing = MissingValues.Drop
+        let reader = openReader path
+
+        let xs, y, rows, dropped, first =
+            try
+                let xs, y = choose path reader.Schema xNames yName
+
+                if drop then
+                    let buffers = Array.init (xs.Length + 1) (fun _ -> Array.empty<float>)
+                    let mutable rows, dropped, first = 0L, 0L, ""
+
+                    for g in 0 .. reader.RowGroupCount - 1 do
+                        let kept, left = readGroup path reader xs y true false buffers g
+
+                        if left > 0 && dropped = 0L then
+                            first <- Text.format "%s, row group %d" [| box (IO.Path.GetFileName path); box (g + 1) |]
+
+                        rows <- rows + int64 kept
+                        dropped <- dropped + int64 left
+
+                    xs, y, rows, dropped, first
+                else
+                    let rows =
+                        Seq.init reader.RowGroupCount (fun g ->
+                            use group = reader.OpenRowGroupReader g
+                            group.RowCount)
+                        |> Seq.sum
+
+                    xs, y, rows, 0L, ""
+            finally
+                close reader
+
+        if rows = 0L then
+            if dropped > 0L then
+                fail
+                    path
+                    (Text.format
+                        "every one of its %d rows has a missing value in a column read; none is left to fit."
+                        [| box dropped |])
+            else
+                fail path "the file has no rows."
+
+        {
+            Dimension = xs.Length
+            Shards =
+                [|
+                    {
+                        Name = path
+                        Rows = rows
+                        Read = fun () -> batches path xs y drop false
+                        Remote = None
+                        Dropped = dropped, first
+                    }
+                |]
+        }
+
     /// <summary>A Parquet file as a data source of one shard: its row groups read again for every pass, re-cut into
     /// batches of 65,536 rows (a whole number of chunks).</summary>
     /// <param name="path">The file.</param>
@@ -312,12 +460,23 @@ module DataParquet =
     /// input column, a missing (null) or non-finite value (raised when its row group is read).</exception>
     [<CompiledName("Source")>]
     let source (path: string) (xNames: string[] option) (yName: string option) : DataSource =
+        sourceWith path xNames yName MissingValues.Refuse
+
+    /// <summary>Reads new rows of a Parquet file to predict: the named inputs (all numeric columns but the response
+    /// when none are named) and the response, a null read as NaN (that row's predictions are then NaN; rows never
+    /// shift).</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="xNames">The inputs (empty: every numeric column but the response).</param>
+    /// <param name="yName">The response's name.</param>
+    [<CompiledName("LoadMarked")>]
+    let loadMarked (path: string) (xNames: string[]) (yName: string) : Dataset =
         Guard.notNull "path" path
         let reader = openReader path
 
         let xs, y, rows =
             try
-                let xs, y = choose path reader.Schema xNames yName
+                let xs, y =
+                    choose path reader.Schema (if xNames.Length = 0 then None else Some xNames) (Some yName)
 
                 let rows =
                     Seq.init reader.RowGroupCount (fun g ->
@@ -329,21 +488,20 @@ module DataParquet =
             finally
                 close reader
 
-        if rows = 0L then
-            fail path "the file has no rows."
-
-        {
-            Dimension = xs.Length
-            Shards =
-                [|
-                    {
-                        Name = path
-                        Rows = rows
-                        Read = fun () -> batches path xs y
-                        Remote = None
-                    }
-                |]
-        }
+        DataSource.load
+            {
+                Dimension = xs.Length
+                Shards =
+                    [|
+                        {
+                            Name = path
+                            Rows = rows
+                            Read = fun () -> batches path xs y false true
+                            Remote = None
+                            Dropped = 0L, ""
+                        }
+                    |]
+            }
 
     /// <summary>Reads a Parquet file into memory.</summary>
     /// <param name="path">The file.</param>

@@ -60,8 +60,24 @@ module ModelJson =
         sb.Append("{\n  \"k\": ").Append(model.Experts).Append(",\n  \"d\": ").Append(model.Dimension)
         |> ignore
 
-        // The design is written only when the experts and the gate do not both read every input in order.
-        if not model.Design.IsShared then
+        // The data's column names, when the model has them: the response, then each part's columns by name (the
+        // inputs' order is theirs: the experts' columns, then the gate's others). Else the design by index, written
+        // only when the experts and the gate do not both read every input in order.
+        match model.Design.Columns, model.Design.ExpertNames, model.Design.GateNames with
+        | Some columns, Some experts, Some gate ->
+            let names (v: string[]) =
+                String.Join(", ", v |> Array.map (fun n -> JsonSerializer.Serialize n))
+
+            sb
+                .Append(",\n  \"response\": ")
+                .Append(JsonSerializer.Serialize columns.Response)
+                .Append(",\n  \"expertColumns\": [")
+                .Append(names experts)
+                .Append("],\n  \"gateColumns\": [")
+                .Append(names gate)
+                .Append(']')
+            |> ignore
+        | _ when not model.Design.IsShared ->
             let indices (v: int[]) = String.Join(", ", v)
 
             sb
@@ -71,6 +87,7 @@ module ModelJson =
                 .Append(indices model.Design.GateColumns)
                 .Append(']')
             |> ignore
+        | _ -> ()
 
         sb.Append(",\n  \"activation\": { \"name\": \"").Append(model.Activation.Name)
         |> ignore
@@ -292,17 +309,74 @@ module ModelJson =
             else
                 None
 
+        let names (name: string) =
+            let mutable e = Unchecked.defaultof<JsonElement>
+
+            if root.TryGetProperty(name, &e) then
+                let path = "$." + name
+
+                if e.ValueKind <> JsonValueKind.Array then
+                    fail path (Text.format "expected an array of column names, found %A." [| box e.ValueKind |])
+
+                Some(
+                    e.EnumerateArray()
+                    |> Seq.mapi (fun i v ->
+                        if v.ValueKind <> JsonValueKind.String then
+                            fail (Text.format "%s[%d]" [| box path; box i |]) "expected a column name (a string)."
+
+                        v.GetString())
+                    |> Seq.toArray
+                )
+            else
+                None
+
+        let response =
+            let mutable e = Unchecked.defaultof<JsonElement>
+
+            if root.TryGetProperty("response", &e) then
+                if e.ValueKind <> JsonValueKind.String then
+                    fail
+                        "$.response"
+                        (Text.format "expected the response column's name, found %A." [| box e.ValueKind |])
+
+                Some(e.GetString())
+            else
+                None
+
         let design =
-            match indices "expertInputs", indices "gateInputs" with
-            | None, None -> Design.shared d
-            | experts, gate ->
+            match names "expertColumns", names "gateColumns", response with
+            | Some experts, Some gate, Some response ->
+                // The inputs are the experts' columns, then the gate's others, as the file was written.
+                let inputs =
+                    Array.append experts (gate |> Array.filter (fun g -> not (Array.contains g experts)))
+
+                if inputs.Length <> d then
+                    fail
+                        "$.d"
+                        (Text.format
+                            "the experts' and the gate's columns name %d distinct inputs, but d is %d."
+                            [| box inputs.Length; box d |])
+
                 try
                     Design.create
                         d
-                        (experts |> Option.defaultWith (fun () -> Array.init d id))
-                        (gate |> Option.defaultWith (fun () -> Array.init d id))
+                        (experts |> Array.map (fun n -> Array.IndexOf(inputs, n)))
+                        (gate |> Array.map (fun n -> Array.IndexOf(inputs, n)))
+                    |> Design.withColumns { Inputs = inputs; Response = response }
                 with :? ArgumentException as e ->
                     fail "$" (reason e)
+            | None, None, None ->
+                match indices "expertInputs", indices "gateInputs" with
+                | None, None -> Design.shared d
+                | experts, gate ->
+                    try
+                        Design.create
+                            d
+                            (experts |> Option.defaultWith (fun () -> Array.init d id))
+                            (gate |> Option.defaultWith (fun () -> Array.init d id))
+                    with :? ArgumentException as e ->
+                        fail "$" (reason e)
+            | _ -> fail "$" "a model's columns by name need all three of 'response', 'expertColumns' and 'gateColumns'."
 
         let regressors = matrix root "regressors" k design.ExpertColumns.Length
         let gating = matrix root "gating" (k - 1) design.GateColumns.Length
@@ -318,6 +392,7 @@ module ModelJson =
         if
             family = ExpertFamily.Gaussian
             && design.IsShared
+            && design.Columns.IsNone
             && Array.forall (fun v -> v = 0.0) b
             && Array.forall (fun v -> v = 0.0) c
             && Array.forall (fun v -> v = sigmas.[0]) sigmas

@@ -238,6 +238,11 @@ type FitConfig =
     /// <param name="gating">How the gating is fitted.</param>
     member this.WithGating(gating: GatingMethod) = { this with Gating = gating }
 
+    /// <summary>This configuration with the columns the experts and the gate read (and their names, when the design
+    /// has them: the fitted model records them).</summary>
+    /// <param name="design">The design (<c>DataFiles.withRoles</c> gives one from a file's columns).</param>
+    member this.WithDesign(design: Design) = { this with Design = Some design }
+
 /// Defaults and validation of <see cref="T:MoE.Core.FitConfig"/>.
 [<RequireQualifiedAccess>]
 module FitConfig =

@@ -20,6 +20,9 @@ type Shard =
         Read: unit -> seq<Dataset>
         /// The shard's worker when its rows live elsewhere (a cluster), else None.
         Remote: RemoteShard option
+        /// Rows of the file its reader left out for a missing value (<c>MissingValues.Drop</c>; 0 otherwise), and
+        /// where the first was ("data.csv, line 5, column 3 ('x2')"; empty when none was). They are not among <c>Rows</c>.
+        Dropped: int64 * string
     }
 
 /// <summary>
@@ -55,12 +58,13 @@ module DataSource =
     let isRemote (source: DataSource) =
         source.Shards |> Array.exists (fun s -> s.Remote.IsSome)
 
-    /// <summary>A shard whose rows live with a worker: its passes and row requests go to the worker.</summary>
+    /// <summary>A remote shard whose reader left rows out for a missing value (<c>Shard.Dropped</c>).</summary>
     /// <param name="name">Where the rows are (a path on the worker's machine), for messages.</param>
     /// <param name="rows">The shard's rows, as the worker counted them.</param>
+    /// <param name="dropped">The rows left out and where the first was ((0, "") when none was).</param>
     /// <param name="worker">The worker.</param>
-    [<CompiledName("RemoteShard")>]
-    let remoteShard (name: string) (rows: int64) (worker: IShardWorker) : Shard =
+    [<CompiledName("RemoteShardDropping")>]
+    let remoteShardDropping (name: string) (rows: int64) (dropped: int64 * string) (worker: IShardWorker) : Shard =
         {
             Name = name
             Rows = rows
@@ -72,7 +76,16 @@ module DataSource =
                             [| box name |]
                     )
             Remote = Some { Worker = worker; View = None }
+            Dropped = dropped
         }
+
+    /// <summary>A shard whose rows live with a worker: its passes and row requests go to the worker.</summary>
+    /// <param name="name">Where the rows are (a path on the worker's machine), for messages.</param>
+    /// <param name="rows">The shard's rows, as the worker counted them.</param>
+    /// <param name="worker">The worker.</param>
+    [<CompiledName("RemoteShard")>]
+    let remoteShard (name: string) (rows: int64) (worker: IShardWorker) : Shard =
+        remoteShardDropping name rows (0L, "") worker
 
     /// Rows a request to a remote shard asks for at most: 2²⁰ values (8 MB), so a message stays far below a
     /// cluster's limit on its size whatever d and the sample's size.
@@ -111,9 +124,31 @@ module DataSource =
                         Rows = int64 data.Count
                         Read = fun () -> Seq.singleton data
                         Remote = None
+                        Dropped = 0L, ""
                     }
                 |]
         }
+
+    /// <summary>A dataset in memory as a source of one shard, read from a file whose reader left rows out for a missing
+    /// value (<c>Shard.Dropped</c>): a fit warns with their count.</summary>
+    /// <param name="dropped">The rows left out and where the first was.</param>
+    /// <param name="data">The rows kept.</param>
+    [<CompiledName("OfDatasetDropping")>]
+    let ofDatasetDropping (dropped: int64 * string) (data: Dataset) : DataSource =
+        let source = ofDataset data
+
+        { source with
+            Shards = source.Shards |> Array.map (fun s -> { s with Dropped = dropped })
+        }
+
+    /// <summary>The rows a source's readers left out for a missing value, and where the first was (on the first shard
+    /// that left any out).</summary>
+    /// <param name="source">The source.</param>
+    [<CompiledName("Dropped")>]
+    let dropped (source: DataSource) : int64 * string =
+        match source.Shards |> Array.tryFind (fun s -> fst s.Dropped > 0L) with
+        | Some first -> source.Shards |> Array.sumBy (fun s -> fst s.Dropped), snd first.Dropped
+        | None -> 0L, ""
 
     /// <summary>Several sources' shards as one source, in order.</summary>
     /// <param name="sources">Sources of one dimension.</param>

@@ -9,14 +9,29 @@ open System
 /// <c>Gating</c>) in the order of the columns listed. By default both read every column in order (<c>shared</c>): the
 /// paper's model, where the kernels read one transposed block for both and nothing is copied.
 /// </summary>
+/// <summary>The names of the data columns a model was fitted on: its m inputs, in the order of the input matrix's
+/// columns, and its response. A model that has them reads new data by name (any column order, extra columns ignored).
+/// </summary>
+[<NoComparison>]
+type DataColumns =
+    {
+        /// The m input columns' names, in the order of the input matrix's columns.
+        Inputs: string[]
+        /// The response column's name.
+        Response: string
+    }
+
 [<Sealed>]
-type Design(inputs: int, expertColumns: int[], gateColumns: int[]) =
+type Design(inputs: int, expertColumns: int[], gateColumns: int[], columns: DataColumns option) =
     let inOrder (c: int[]) =
         not (isNull c)
         && c.Length = inputs
         && Array.forall2 (=) c (Array.init c.Length id)
 
     let shared = inOrder expertColumns && inOrder gateColumns
+
+    /// <summary>A design whose columns have no names.</summary>
+    new(inputs: int, expertColumns: int[], gateColumns: int[]) = Design(inputs, expertColumns, gateColumns, None)
 
     /// m, the columns of the input matrix.
     member _.Inputs = inputs
@@ -28,7 +43,21 @@ type Design(inputs: int, expertColumns: int[], gateColumns: int[]) =
     /// Whether both parts read every column in order (the kernels' fast path; computed once).
     member _.IsShared = shared
 
-    /// <summary>Designs are equal when they read the same columns in the same order.</summary>
+    /// The names of the data's columns, when the design was built from named data (labels: not part of equality).
+    member _.Columns = columns
+
+    /// The names of the experts' columns, in the order of a row of the regressors (None without names).
+    member _.ExpertNames =
+        columns
+        |> Option.map (fun c -> expertColumns |> Array.map (fun i -> c.Inputs.[i]))
+
+    /// The names of the gate's columns, in the order of a row of the gating (None without names).
+    member _.GateNames =
+        columns
+        |> Option.map (fun c -> gateColumns |> Array.map (fun i -> c.Inputs.[i]))
+
+    /// <summary>Designs are equal when they read the same columns in the same order (the names are labels and are
+    /// not compared).</summary>
     override this.Equals(other: obj) =
         match other with
         | :? Design as d ->
@@ -111,6 +140,49 @@ module Design =
         let design = Design(inputs, Array.copy expertColumns, Array.copy gateColumns)
         validate design
         design
+
+    /// <summary>The design with the data's column names attached (m input names, distinct and not empty, and the
+    /// response's, not among them).</summary>
+    /// <param name="columns">The names.</param>
+    /// <param name="design">The design.</param>
+    /// <exception cref="T:System.ArgumentException">A count other than m, an empty or repeated name, or the response
+    /// among the inputs.</exception>
+    [<CompiledName("WithColumns")>]
+    let withColumns (columns: DataColumns) (design: Design) : Design =
+        Guard.notNull "design" (box design)
+        Guard.notNull "columns.Inputs" columns.Inputs
+        Guard.notNull "columns.Response" columns.Response
+
+        if columns.Inputs.Length <> design.Inputs then
+            invalidArg
+                "columns"
+                (Text.format
+                    "The design reads %d input columns, but %d names were given."
+                    [| box design.Inputs; box columns.Inputs.Length |])
+
+        for name in Array.append columns.Inputs [| columns.Response |] do
+            if String.IsNullOrWhiteSpace name then
+                invalidArg "columns" "A column name is empty."
+
+        match columns.Inputs |> Array.countBy id |> Array.tryFind (fun (_, c) -> c > 1) with
+        | Some(name, _) -> invalidArg "columns" (Text.format "The input column '%s' is named twice." [| box name |])
+        | None -> ()
+
+        if Array.contains columns.Response columns.Inputs then
+            invalidArg
+                "columns"
+                (Text.format "The column '%s' cannot be both an input and the response." [| box columns.Response |])
+
+        Design(
+            design.Inputs,
+            design.ExpertColumns,
+            design.GateColumns,
+            Some
+                {
+                    Inputs = Array.copy columns.Inputs
+                    Response = columns.Response
+                }
+        )
 
     /// <summary>Whether two designs read the same columns in the same order.</summary>
     /// <param name="a">One design.</param>

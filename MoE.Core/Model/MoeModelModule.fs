@@ -156,7 +156,13 @@ module MoeModel =
                 Gating = Array2D.copy gating
                 Activation = activation
                 Family = family
-                Design = Design(design.Inputs, Array.copy design.ExpertColumns, Array.copy design.GateColumns)
+                Design =
+                    Design(
+                        design.Inputs,
+                        Array.copy design.ExpertColumns,
+                        Array.copy design.GateColumns,
+                        design.Columns
+                    )
                 Sigma =
                     (if sigmas.Length = 0 then
                          nan

@@ -81,6 +81,17 @@ internal static class BadInputFixtures
         ["csv-overflow"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,1e400,1,2\n"),
         ["csv-text"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,abc,1,2\n"),
         ["csv-empty-field"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,,1,2\n"),
+        ["csv-na"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,NA,1,2\n"),
+        ["fit-missing-drop"] = d => WithMissing(d, "data.csv"),
+        ["fit-missing-all"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,NA,1,2\n1,2,,4\n"),
+        ["predict-missing-drop"] = d => WithMissing(d, "new.csv"),
+        ["parquet-missing-drop"] = d =>
+        {
+            var good = Good(d);
+            double?[] Column(int c) => Enumerable.Range(0, good.Count)
+                .Select(r => r % 100 == 7 && c == 1 ? null : (double?)(c < 3 ? good.X[r, c] : good.Y[r])).ToArray();
+            Columns(d.File("data.parquet"), ("x1", Column(0)), ("x2", Column(1)), ("x3", Column(2)), ("y", Column(3)));
+        },
         ["csv-short-row"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,1,2\n"),
         ["csv-long-row"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,1,2,3,4\n"),
         ["csv-semicolon-row"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5;1;2;3\n"),
@@ -197,6 +208,32 @@ internal static class BadInputFixtures
     private static Dataset Good(TempDir dir) => Dataset.LoadCsv(dir.File("good.csv"));
 
     /// <summary>A Parquet file of nullable double columns; a column given as null is a text column.</summary>
+    /// <summary>good.csv with an empty cell in every 100th row and NA in the response of row 50, as <paramref name="name"/>.</summary>
+    private static void WithMissing(TempDir d, string name)
+    {
+        var rows = File.ReadAllLines(d.File("good.csv"));
+        File.WriteAllLines(d.File(name), rows.Select((line, i) =>
+        {
+            if (i == 0)
+            {
+                return line;
+            }
+
+            var cells = line.Split(',');
+            if (i % 100 == 7)
+            {
+                cells[1] = "";
+            }
+
+            if (i == 50)
+            {
+                cells[^1] = "NA";
+            }
+
+            return string.Join(',', cells);
+        }));
+    }
+
     private static void Columns(string path, params (string Name, double?[]? Values)[] columns)
     {
         var rows = columns.Max(c => c.Values?.Length ?? 2);

@@ -31,6 +31,12 @@ internal static class FacadeRows
             Assert.Equal("y", e.ParamName);
             Assert.Contains("y[1] must be finite, but was NaN", e.Message);
         },
+        ["facade-roles-formula"] = () =>
+        {
+            var e = Assert.Throws<ArgumentException>(() => ColumnRoles.Parse("y ~ a:b"));
+            Assert.Equal("formula", e.ParamName);
+            Assert.Contains("In the formula 'y ~ a:b', the term 'a:b' is not a column name: only sums of columns are supported", e.Message);
+        },
         ["facade-dataset-nan"] = () =>
         {
             var x = new double[2, 3];

@@ -53,6 +53,7 @@ let private shardsOf (data: Dataset) (count: int) : DataSource =
                             Y = Array.sub data.Y (c * rows) rows
                         }
             Remote = None
+            Dropped = 0L, ""
         }
 
     {

@@ -446,6 +446,7 @@ let ``a subsample is the same rows whether the data are in memory or in shards r
                                 }
                     }
             Remote = None
+            Dropped = 0L, ""
         }
 
     let source =

@@ -143,6 +143,7 @@ let private counting (data: Dataset) (chunks: seq<Dataset>) : DataSource =
                     Rows = int64 data.Count
                     Read = fun () -> chunks
                     Remote = None
+                    Dropped = 0L, ""
                 }
             |]
     }

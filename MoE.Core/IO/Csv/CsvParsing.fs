@@ -117,18 +117,47 @@ module internal CsvParsing =
         else
             slowNumber (field, &value)
 
-    /// Parses one data line of `width` fields into the row's inputs xs (d long) and its response y; returns the
-    /// failing column and sets message, or returns 0.
+    /// Where each of a line's fields goes: <c>Targets.[c]</c> is the input column (0 … d − 1) field c is read into, d
+    /// for the response, or −1 for a field that is not read (not even parsed: a text column nobody asked for is
+    /// allowed). <c>Inputs</c> is d.
+    /// <c>Drop</c>: a row with a missing value in a field that is read is left out, not refused; <c>Mark</c>: the
+    /// value is read as NaN (new rows to predict, whose predictions are then NaN).
+    [<NoEquality; NoComparison>]
+    type internal ColumnMap =
+        {
+            Targets: int[]
+            Inputs: int
+            Drop: bool
+            Mark: bool
+        }
+
+    /// The convention x1, …, xd, y of a header of <c>width</c> columns: field c < d is input c, the last is y.
+    let internal conventionMap (width: int) =
+        {
+            Targets = Array.init width id
+            Inputs = width - 1
+            Drop = false
+            Mark = false
+        }
+
+    /// Parses one data line into the row's inputs xs (d long) and its response y, each field where the map sends it;
+    /// returns the failing column and sets message, or returns 0 — or, when the map drops rows with a missing value,
+    /// minus the first such column.
     let internal parseLine
         (line: ReadOnlySpan<byte>)
-        (width: int)
+        (map: ColumnMap)
         (xs: Span<float>)
         (y: byref<float>)
         (message: byref<string>)
         : int =
+        let width = map.Targets.Length
+        let d = map.Inputs
         let mutable start = 0
         let mutable column = 0
         let mutable failed = 0
+        let mutable dropAt = 0
+        // A map without the response leaves y 0 (the buffers are reused).
+        y <- 0.0
 
         while failed = 0 && start <= line.Length do
             let rest = line.Slice start
@@ -144,16 +173,42 @@ module internal CsvParsing =
                 message <- Text.format "the row has more than the header's %d columns." [| box width |]
                 failed <- column
             else
-                let mutable value = 0.0
-                let problem = number (field, &value)
+                let target = map.Targets.[column - 1]
 
-                if not (isNull problem) then
-                    message <- problem
-                    failed <- column
-                elif column = width then
-                    y <- value
-                else
-                    xs.[column - 1] <- value
+                // Once the row is to be dropped, its other fields are counted (its width is still checked), not parsed.
+                if target >= 0 && dropAt = 0 then
+                    let mutable value = 0.0
+
+                    if MissingValues.isMissing field then
+                        if map.Mark then
+                            if target = d then y <- nan else xs.[target] <- nan
+                        elif map.Drop then
+                            dropAt <- column
+                        else
+                            message <-
+                                Text.format
+                                    "%s: a missing value; %s."
+                                    [|
+                                        box (
+                                            if field.IsEmpty then
+                                                "the field is empty"
+                                            else
+                                                "'" + textOf field + "'"
+                                        )
+                                        box MissingValues.Hint
+                                    |]
+
+                            failed <- column
+                    else
+                        let problem = number (field, &value)
+
+                        if not (isNull problem) then
+                            message <- problem
+                            failed <- column
+                        elif target = d then
+                            y <- value
+                        else
+                            xs.[target] <- value
 
                 start <- if comma < 0 then line.Length + 1 else start + comma + 1
 
@@ -161,7 +216,7 @@ module internal CsvParsing =
             message <- Text.format "the row has %d column(s) but the header has %d." [| box column; box width |]
             failed <- column + 1
 
-        failed
+        if failed = 0 && dropAt > 0 then -dropAt else failed
 
     /// What parsing one block found: its rows, the lines it spans and its first failure (1-based line within the
     /// block, column, message).
@@ -171,12 +226,21 @@ module internal CsvParsing =
             Rows: int
             Lines: int
             Failure: struct (int * int * string) voption
+            /// Rows left out for a missing value (a map that drops them), and the first one's line and column.
+            Dropped: int
+            FirstDropped: struct (int * int) voption
         }
 
     /// Parses a block of whole lines (blank lines skipped) into rows first, first + 1, … of x and y, until its end or
     /// its first failure. x and y have room for a row per line of the block from `first` on.
-    let internal parseBlock (text: ReadOnlySpan<byte>) (width: int) (x: float[,]) (y: float[]) (first: int) : Parsed =
-        let d = width - 1
+    let internal parseBlock
+        (text: ReadOnlySpan<byte>)
+        (map: ColumnMap)
+        (x: float[,])
+        (y: float[])
+        (first: int)
+        : Parsed =
+        let d = map.Inputs
         let room = y.Length - first
         let xs = MemoryMarshal.CreateSpan(&x.[first, 0], room * d)
         let ys = Span(y, first, room)
@@ -184,6 +248,8 @@ module internal CsvParsing =
         let mutable lines = 0
         let mutable position = 0
         let mutable failure = ValueNone
+        let mutable dropped = 0
+        let mutable firstDropped = ValueNone
 
         while failure.IsNone && position < text.Length do
             let rest = text.Slice position
@@ -193,10 +259,15 @@ module internal CsvParsing =
 
             if not (trim line).IsEmpty then
                 let mutable message = null
-                let column = parseLine line width (xs.Slice(rows * d, d)) &ys.[rows] &message
+                let column = parseLine line map (xs.Slice(rows * d, d)) &ys.[rows] &message
 
                 if column > 0 then
                     failure <- ValueSome(struct (lines, column, message))
+                elif column < 0 then
+                    if dropped = 0 then
+                        firstDropped <- ValueSome(struct (lines, -column))
+
+                    dropped <- dropped + 1
                 else
                     rows <- rows + 1
 
@@ -206,4 +277,6 @@ module internal CsvParsing =
             Rows = rows
             Lines = lines
             Failure = failure
+            Dropped = dropped
+            FirstDropped = firstDropped
         }

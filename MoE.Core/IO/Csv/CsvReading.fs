@@ -37,6 +37,31 @@ module internal CsvReading =
             count <- count - take
             take
 
+    /// Which of a file's columns a reader takes: by the convention (the header x1, …, xd, y: every column, y the last)
+    /// when neither list is given, else by name — the inputs named (default: every column but the response), the
+    /// response named (default: the column "y", in any case). With <c>ResponseOptional</c> a file without the response
+    /// is read with y = 0 (new rows to predict).
+    [<NoEquality; NoComparison>]
+    type internal Selection =
+        {
+            Inputs: string[] option
+            Response: string option
+            ResponseOptional: bool
+            Missing: MissingValues
+            /// Read a missing value as NaN (rows to predict), whatever <c>Missing</c> says.
+            MarkMissing: bool
+        }
+
+    /// The convention x1, …, xd, y.
+    let internal convention =
+        {
+            Inputs = None
+            Response = None
+            ResponseOptional = false
+            Missing = MissingValues.Refuse
+            MarkMissing = false
+        }
+
     /// The header, then batches of blocks: Next cuts a batch and counts its blocks' lines, Parse parses them into
     /// the caller's arrays. Line numbers are kept for messages.
     type internal Reader(read: byte[] -> int -> int -> int, source: string) =
@@ -45,7 +70,11 @@ module internal CsvReading =
         let mutable filled = 0
         let mutable finished = false
         let mutable lineNumber = 0
-        let mutable width = 0
+        let mutable map = conventionMap 0
+        let mutable names: string[] = [||]
+        let mutable hasResponse = true
+        let mutable dropped = 0L
+        let mutable firstDropped = ""
         let mutable bounds = [| 0 |]
 
         /// Reads until the buffer is full or the input ends.
@@ -79,8 +108,20 @@ module internal CsvReading =
         /// The lines read so far (the header's and any blank lines before it, once the header is parsed).
         member _.Lines = lineNumber
 
-        /// Parses the header; returns the column count d + 1.
-        member _.Header() : int =
+        /// The header's column names (once it is parsed).
+        member _.Names = names
+
+        /// Whether the rows' responses are read (false only for a file without its optional response).
+        member _.HasResponse = hasResponse
+
+        /// The rows left out so far for a missing value (a selection that drops them).
+        member _.Dropped = dropped
+
+        /// Where the first row left out was: "line 5, column 'x2'" (empty when none was).
+        member _.FirstDropped = firstDropped
+
+        /// Parses the header and chooses the columns; returns d, the inputs per row.
+        member _.Header(selection: Selection) : int =
             let mutable header: string[] = null
             let mutable headerLine = ""
 
@@ -142,47 +183,160 @@ module internal CsvReading =
                                         "the header '%s' separates its columns by %s; the file must be comma-separated (x1,...,xd,y)."
                                         [| box (excerpt line); box name |])
 
-            width <- header.Length
-
-            if width < 2 then
-                fail
-                    source
-                    lineNumber
-                    1
-                    (Text.format
-                        "the header '%s' has %d column(s); expected 'x1,...,xd,y' with d >= 1."
-                        [| box (excerpt (String.Join(",", header))); box width |])
-
+            names <- header
+            let width = header.Length
             let mutable number = 0.0
 
-            if Double.TryParse(header.[width - 1], NumberStyles.Float, CultureInfo.InvariantCulture, &number) then
-                fail
-                    source
-                    lineNumber
-                    width
-                    (Text.format
-                        "the first line '%s' looks like data, not a header; the file must start with a header 'x1,...,xd,y'."
-                        [| box (excerpt headerLine) |])
+            let looksLikeData =
+                header
+                |> Array.exists (fun h -> Double.TryParse(h, NumberStyles.Float, CultureInfo.InvariantCulture, &number))
 
-            if not (String.Equals(header.[width - 1], "y", StringComparison.OrdinalIgnoreCase)) then
-                fail
-                    source
-                    lineNumber
-                    width
-                    (Text.format
-                        "the last header column must be 'y', but is '%s'."
-                        [| box (excerpt header.[width - 1]) |])
+            match selection.Inputs, selection.Response with
+            | None, None when
+                not selection.ResponseOptional
+                && selection.Missing = MissingValues.Refuse
+                && not selection.MarkMissing
+                ->
+                if width < 2 then
+                    fail
+                        source
+                        lineNumber
+                        1
+                        (Text.format
+                            "the header '%s' has %d column(s); expected 'x1,...,xd,y' with d >= 1."
+                            [| box (excerpt (String.Join(",", header))); box width |])
 
-            for c in 0 .. width - 2 do
-                let name = header.[c]
+                if Double.TryParse(header.[width - 1], NumberStyles.Float, CultureInfo.InvariantCulture, &number) then
+                    fail
+                        source
+                        lineNumber
+                        width
+                        (Text.format
+                            "the first line '%s' looks like data, not a header; the file must start with a header 'x1,...,xd,y'."
+                            [| box (excerpt headerLine) |])
 
-                if name.Length = 0 then
-                    fail source lineNumber (c + 1) "empty column name in the header."
+                if not (String.Equals(header.[width - 1], "y", StringComparison.OrdinalIgnoreCase)) then
+                    fail
+                        source
+                        lineNumber
+                        width
+                        (Text.format
+                            "the last header column must be 'y', but is '%s'."
+                            [| box (excerpt header.[width - 1]) |])
 
-                if String.Equals(name, "y", StringComparison.OrdinalIgnoreCase) then
-                    fail source lineNumber (c + 1) "'y' must be the last column only."
+                for c in 0 .. width - 2 do
+                    let name = header.[c]
 
-            width
+                    if name.Length = 0 then
+                        fail source lineNumber (c + 1) "empty column name in the header."
+
+                    if String.Equals(name, "y", StringComparison.OrdinalIgnoreCase) then
+                        fail source lineNumber (c + 1) "'y' must be the last column only."
+
+                map <- conventionMap width
+            | _ ->
+                if looksLikeData then
+                    fail
+                        source
+                        lineNumber
+                        1
+                        (Text.format
+                            "the first line '%s' looks like data, not a header; columns are chosen by the names in the header."
+                            [| box (excerpt headerLine) |])
+
+                let listed = String.Join(", ", header)
+
+                let find (role: string) (name: string) =
+                    match header |> Array.filter (fun h -> h = name) |> Array.length with
+                    | 1 -> Array.IndexOf(header, name)
+                    | 0 ->
+                        fail
+                            source
+                            lineNumber
+                            1
+                            (Text.format
+                                "there is no column '%s' (%s); the header has %s."
+                                [| box (excerpt name); box role; box (excerpt listed) |])
+                    | count ->
+                        fail
+                            source
+                            lineNumber
+                            (Array.IndexOf(header, name) + 1)
+                            (Text.format
+                                "the header names the column '%s' %d times; a column chosen by name must be named once."
+                                [| box (excerpt name); box count |])
+
+                let response =
+                    match selection.Response with
+                    | Some name when selection.ResponseOptional && not (Array.contains name header) -> None
+                    | Some name -> Some(find "the response" name)
+                    | None ->
+                        match
+                            header
+                            |> Array.tryFindIndex (fun h -> String.Equals(h, "y", StringComparison.OrdinalIgnoreCase))
+                        with
+                        | Some c -> Some c
+                        | None when selection.ResponseOptional -> None
+                        | None ->
+                            fail
+                                source
+                                lineNumber
+                                1
+                                (Text.format
+                                    "there is no response column 'y'; the header has %s: name the response (--y)."
+                                    [| box (excerpt listed) |])
+
+                let inputs =
+                    match selection.Inputs with
+                    | Some chosen ->
+                        match chosen |> Array.countBy id |> Array.tryFind (fun (_, c) -> c > 1) with
+                        | Some(name, count) ->
+                            fail
+                                source
+                                lineNumber
+                                1
+                                (Text.format
+                                    "the input column '%s' is chosen %d times; choose each column once."
+                                    [| box (excerpt name); box count |])
+                        | None -> chosen |> Array.map (find "an input")
+                    | None -> Array.init width id |> Array.filter (fun c -> Some c <> response)
+
+                if inputs.Length = 0 then
+                    fail source lineNumber 1 "no input column: the header has the response alone."
+
+                match response with
+                | Some r when Array.contains r inputs ->
+                    fail
+                        source
+                        lineNumber
+                        (r + 1)
+                        (Text.format
+                            "the column '%s' cannot be both an input and the response."
+                            [| box (excerpt header.[r]) |])
+                | _ -> ()
+
+                for c in inputs do
+                    if header.[c].Length = 0 then
+                        fail source lineNumber (c + 1) "empty column name in the header."
+
+                let targets = Array.create width -1
+                inputs |> Array.iteri (fun i c -> targets.[c] <- i)
+
+                match response with
+                | Some r -> targets.[r] <- inputs.Length
+                | None -> ()
+
+                hasResponse <- response.IsSome
+
+                map <-
+                    {
+                        Targets = targets
+                        Inputs = inputs.Length
+                        Drop = selection.Missing = MissingValues.Drop
+                        Mark = selection.MarkMissing
+                    }
+
+            map.Inputs
 
         /// Cuts the next batch into blocks at line ends; returns each block's line count (a bound on its rows),
         /// empty at the end of the input.
@@ -220,17 +374,38 @@ module internal CsvReading =
 
             let parse b =
                 parsed.[b] <-
-                    parseBlock (ReadOnlySpan(buffer, bounds.[b], bounds.[b + 1] - bounds.[b])) width x y firsts.[b]
+                    parseBlock (ReadOnlySpan(buffer, bounds.[b], bounds.[b + 1] - bounds.[b])) map x y firsts.[b]
 
             if count = 1 then
                 parse 0
             else
                 Threading.Tasks.Parallel.For(0, count, parse) |> ignore
 
+            // A column read by name is named in the message.
+            let named (column: int) =
+                if map.Targets.Length = names.Length && column <= names.Length then
+                    Text.format " ('%s')" [| box (excerpt names.[column - 1]) |]
+                else
+                    ""
+
             for block in parsed do
                 match block.Failure with
-                | ValueSome(struct (line, column, message)) -> fail source (lineNumber + line) column message
-                | ValueNone -> lineNumber <- lineNumber + block.Lines
+                | ValueSome(struct (line, column, message)) ->
+                    if block.Dropped > 0 then
+                        dropped <- dropped + int64 block.Dropped
+
+                    fail source (lineNumber + line) column message
+                | ValueNone ->
+                    match block.FirstDropped with
+                    | ValueSome(struct (line, column)) when dropped = 0L ->
+                        firstDropped <-
+                            Text.format
+                                "%s, line %d, column %d%s"
+                                [| box source; box (lineNumber + line); box column; box (named column) |]
+                    | _ -> ()
+
+                    dropped <- dropped + int64 block.Dropped
+                    lineNumber <- lineNumber + block.Lines
 
             consume bounds.[count]
             bounds <- [| 0 |]
@@ -238,7 +413,16 @@ module internal CsvReading =
 
         /// Fails with "no data rows" after the last line.
         member _.FailEmpty() : 'T =
-            fail source (lineNumber + 1) 1 "no data rows after the header."
+            if dropped > 0L then
+                fail
+                    source
+                    (lineNumber + 1)
+                    1
+                    (Text.format
+                        "every one of its %d rows has a missing value in a column read (the first at %s); none is left to fit."
+                        [| box dropped; box firstDropped |])
+            else
+                fail source (lineNumber + 1) 1 "no data rows after the header."
 
     let internal ofTextReader (reader: TextReader) (source: string) =
         let bytes = EncodedText reader
@@ -292,8 +476,8 @@ module internal CsvReading =
 
     /// Every row of the input, in one dataset. `lines` bounds the input's lines (header included) when known, so the
     /// rows are parsed straight into arrays of their final size; otherwise the arrays double as they fill.
-    let internal readAll (reader: Reader) (lines: int) : Dataset =
-        let d = reader.Header() - 1
+    let internal readAll (reader: Reader) (selection: Selection) (lines: int) : Dataset =
+        let d = reader.Header selection
         let capacity = max 1 (lines - reader.Lines)
         let mutable x = Array2D.zeroCreate capacity d
         let mutable y = Array.zeroCreate capacity
@@ -315,9 +499,9 @@ module internal CsvReading =
 
     /// The input in chunks of `rows` rows (the last may be shorter), lazily; each batch is parsed into a scratch
     /// buffer that is reused, then copied into the chunks.
-    let internal chunksOf (reader: Reader) (rows: int) : seq<Dataset> =
+    let internal chunksOf (reader: Reader) (selection: Selection) (rows: int) : seq<Dataset> =
         seq {
-            let d = reader.Header() - 1
+            let d = reader.Header selection
             let mutable scratchX = Array2D.zeroCreate 1024 d
             let mutable scratchY = Array.zeroCreate 1024
             let mutable x = Array2D.zeroCreate rows d

@@ -46,10 +46,12 @@ type FindingCode =
     /// A response the experts' family has no density at: a negative or fractional count, a 0/1 outcome that is
     /// neither ("invalid-response"; an error).
     | InvalidResponse
+    /// Rows left out of the fit for a missing value, as asked (<c>MissingValues.Drop</c>; "rows-dropped").
+    | RowsDropped
 
     /// <summary>The code's stable name: constant-column, constant-response, too-few-rows, dimension-below-experts,
     /// not-centred, not-standardised, not-gaussian, few-rows, em-not-converged, em-no-progress, sigma-collapsed,
-    /// likelihood-degenerate, value-overflow, merged-experts, invalid-response.</summary>
+    /// likelihood-degenerate, value-overflow, merged-experts, invalid-response, rows-dropped.</summary>
     member this.Name =
         match this with
         | ConstantColumn -> "constant-column"
@@ -67,6 +69,7 @@ type FindingCode =
         | ValueOverflow -> "value-overflow"
         | MergedExperts -> "merged-experts"
         | InvalidResponse -> "invalid-response"
+        | RowsDropped -> "rows-dropped"
 
     /// <summary>The code's name.</summary>
     override this.ToString() = this.Name
@@ -89,6 +92,7 @@ type FindingCode =
             ValueOverflow
             MergedExperts
             InvalidResponse
+            RowsDropped
         |]
 
 /// <summary>One finding about the data or a fit: its severity, a stable code and a message a user can act on.</summary>

@@ -168,7 +168,27 @@ module Learner =
         |> Option.iter (fun f -> Diagnosis.throwOnError [| f |])
 
         let summary = Diagnosis.summarise source
-        let findings = Diagnosis.findings config summary
+        // Rows the readers left out for a missing value (as asked: MissingValues.Drop) are said, with their count.
+        let dropped = source.Shards |> Array.sumBy (fun s -> fst s.Dropped)
+
+        let droppedNote =
+            if dropped = 0L then
+                [||]
+            else
+                let first = snd (DataSource.dropped source)
+
+                [|
+                    {
+                        Severity = Severity.Warning
+                        Code = FindingCode.RowsDropped
+                        Message =
+                            Text.format
+                                "%d of %d rows were left out for a missing value in a column read (the first at %s), as the missing-value policy 'drop' asked; the fit uses the other %d."
+                                [| box dropped; box (n + dropped); box first; box n |]
+                    }
+                |]
+
+        let findings = Array.append droppedNote (Diagnosis.findings config summary)
         Diagnosis.throwOnError findings
 
         let standardisation =
@@ -222,7 +242,16 @@ module Learner =
             | FitMethod.Spectral -> SpectralMethod.run problem
             | FitMethod.L2 -> L2Method.run problem
 
-        FitResults.assemble config standardisation findings log trace fitted ySd passes.Value
+        let result =
+            FitResults.assemble config standardisation findings log trace fitted ySd passes.Value
+
+        // The design's names are labels the stages need not carry: the model gets them back here (the same columns).
+        match design.Columns with
+        | Some _ when Design.same design result.Model.Design ->
+            { result with
+                Model = { result.Model with Design = design }
+            }
+        | _ -> result
 
     /// <summary>Fits a mixture of experts to (X, y) in memory (<c>fitSource</c> on one shard held in memory).</summary>
     /// <param name="config">The configuration (see <c>FitConfig.defaults</c> and <c>FitConfig.paper</c>).</param>
