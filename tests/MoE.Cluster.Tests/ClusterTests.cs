@@ -55,6 +55,46 @@ public class ClusterTests
         Assert.Equal(3, placement.Select(p => p.Silo).Distinct().Count());
     }
 
+    /// <summary>
+    /// Columns in roles and dropped rows on a cluster (docs/data.md): CSV shards under a shuffled header with a text
+    /// column, the gate on its own column and gaps in some rows, fitted with a formula and the drop policy, give the
+    /// in-process fit of the same shards bit for bit, the names in the model and the count of rows left out.
+    /// </summary>
+    [Fact]
+    public async Task RolesAndDroppedRowsOnAClusterAreTheFitInOneProcess()
+    {
+        using var shards = new Shards();
+        var truth = GroundTruth.Create(GroundTruthPreset.RandomGating, 2, 3, Activation.Identity, 0.1, seed: 6);
+        var named = shards.File("named");
+        Directory.CreateDirectory(named);
+        for (var i = 0; i < 3; i++)
+        {
+            var data = truth.Sample(8_000 + 1_000 * i, 200 + i);
+            var rows = Enumerable.Range(0, data.Count).Select(r =>
+            {
+                static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+                var b = r % 101 == 3 ? "" : F(data.X[r, 1]);
+                return $"{(r % 2 == 0 ? "north" : "south")},{b},{F(data.Y[r])},{F(data.X[r, 0])},{F(data.X[r, 2])}";
+            });
+            File.WriteAllLines(Path.Combine(named, $"part-{i}.csv"), new[] { "site,b,resp,a,c" }.Concat(rows));
+        }
+
+        var roles = ColumnRoles.Parse("resp ~ a + b | c");
+        roles = new ColumnRoles { Response = roles.Response, Experts = roles.Experts, Gate = roles.Gate, Missing = MissingValues.Drop };
+        var here = MoeLearner.FitSource(DataSources.Files(named, roles), Options);
+        Assert.Equal(["a", "b"], here.Model.ExpertColumns);
+        Assert.Equal(["c"], here.Model.GateColumns);
+        var dropped = Assert.Single(here.Warnings, w => w.Code == WarningCode.RowsDropped);
+        var expected = Enumerable.Range(0, 3).Sum(i => Enumerable.Range(0, 8_000 + 1_000 * i).Count(r => r % 101 == 3));
+        Assert.StartsWith($"{expected} of ", dropped.Message);
+
+        await using var cluster = await LocalCluster.StartAsync(2).WaitAsync(Limit);
+        var source = await ClusterSources.OpenAsync(cluster.Client, named, roles).WaitAsync(Limit);
+        var there = await Task.Run(() => MoeLearner.FitSource(source, Options)).WaitAsync(Limit);
+        Assert.Equal(here.Model.ToJson(), there.Model.ToJson());
+        Assert.Equal(dropped.Message, Assert.Single(there.Warnings, w => w.Code == WarningCode.RowsDropped).Message);
+    }
+
     /// <summary>When in a fit the silo dies.</summary>
     public enum Moment
     {
