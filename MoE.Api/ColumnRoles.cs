@@ -32,6 +32,11 @@ public sealed class ColumnRoles
     /// <summary>What a row with a missing value in a column these roles read does: refused (the default) or dropped.</summary>
     public MissingValues Missing { get; init; } = MissingValues.Refuse;
 
+    /// <summary>The reference level of categorical (text) columns, column → level; a column not listed takes its first
+    /// level in ordinal order. A text column a role reads enters the fit as the indicators of its other levels, named
+    /// <c>column=level</c>.</summary>
+    public IReadOnlyDictionary<string, string>? References { get; init; }
+
     /// <summary>Roles from a formula as R users write it: <c>y ~ a + b | z1 + z2</c> — the response left of <c>~</c>,
     /// the experts' columns right of it, the gate's after <c>|</c> (default: the experts'); <c>.</c> stands for every
     /// column but the response; a name with spaces or operators goes in backticks. (In flexmix, <c>|</c> names a
@@ -76,7 +81,8 @@ public sealed class ColumnRoles
                 MissingValues.Refuse => Core.MissingValues.Refuse,
                 MissingValues.Drop => Core.MissingValues.Drop,
                 _ => throw new ArgumentOutOfRangeException(nameof(Missing), Missing, $"Missing = {(int)Missing} is not a defined MissingValues value."),
-            });
+            },
+            (References ?? new Dictionary<string, string>()).Select(r => Tuple.Create(r.Key, r.Value)).ToArray());
     }
 }
 

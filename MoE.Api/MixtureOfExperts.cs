@@ -117,6 +117,11 @@ public sealed class MixtureOfExperts
     /// <summary>The gate's columns by name, in the order of a row of <see cref="Gating"/>, or null.</summary>
     public IReadOnlyList<string>? GateColumns => Inner.Design.GateNames?.Value;
 
+    /// <summary>The categorical (text) columns the model reads, each with its levels, the reference first (its other
+    /// levels are the inputs <c>column=level</c>); null without names.</summary>
+    public IReadOnlyDictionary<string, IReadOnlyList<string>>? Levels =>
+        Inner.Design.Columns?.Value.Levels.ToDictionary(l => l.Item1, l => (IReadOnlyList<string>)l.Item2);
+
     /// <summary>The response column's name, or null.</summary>
     public string? Response => Inner.Design.Columns?.Value.Response;
 

@@ -119,7 +119,11 @@ public static class ClusterSources
         var design = Core.DataFiles.Design(Path.GetFullPath(path), roles.ToCore());
         var names = design.Columns.Value;
         var specs = Specs(path, names.Inputs, names.Response)
-            .Select(spec => spec with { DropMissing = roles.Missing == MissingValues.Drop }).ToArray();
+            .Select(spec => spec with
+            {
+                DropMissing = roles.Missing == MissingValues.Drop,
+                Levels = names.Levels.Select(l => new[] { l.Item1 }.Concat(l.Item2).ToArray()).ToArray(),
+            }).ToArray();
         var source = await OpenCoreAsync(client, specs, options, retries, cancellationToken).ConfigureAwait(false);
         return DataSources.FromCore(DataSources.ToCore(source), design);
     }

@@ -24,13 +24,17 @@ public sealed record ShardSpec
     /// <summary>Whether rows with a missing value in a column read are left out (else refused).</summary>
     [Id(4)] public bool DropMissing { get; init; }
 
+    /// <summary>The categorical columns read, each as its name then its levels (the reference first).</summary>
+    [Id(5)] public string[][]? Levels { get; init; }
+
     /// <summary>The shard's place in its data set (0-based), which spreads the shards over the silos.</summary>
     [Id(3)] public int Index { get; init; }
 
     /// <summary>The key of the grain that serves this shard (<see cref="IShardGrain"/>): one per place, file and column
     /// choice, the place first (<see cref="ShardIndexPlacement"/> reads it).</summary>
     public string GrainKey => string.Join('\n', Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Path,
-        string.Join(',', XColumns ?? []), YColumn ?? "", DropMissing ? "drop" : "");
+        string.Join(',', XColumns ?? []), YColumn ?? "", DropMissing ? "drop" : "",
+        string.Join(';', (Levels ?? []).Select(l => string.Join(',', l))));
 }
 
 /// <summary>What a silo found when it opened a shard.</summary>
@@ -171,7 +175,8 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
         var file = Core.DataFiles.SourceWith(spec.Path,
             spec.XColumns is null ? null : Microsoft.FSharp.Core.FSharpOption<string[]>.Some(spec.XColumns),
             spec.YColumn is null ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(spec.YColumn),
-            spec.DropMissing ? Core.MissingValues.Drop : Core.MissingValues.Refuse);
+            spec.DropMissing ? Core.MissingValues.Drop : Core.MissingValues.Refuse,
+            (spec.Levels ?? []).Select(l => Tuple.Create(l[0], l[1..])).ToArray());
         var bytes = file.Rows * (file.Dimension + 1) * 8;
         held = bytes <= options.Value.CacheBytes;
         if (held)

@@ -14,6 +14,7 @@ internal static class FitCommand
         var gateColumns = new Option<string?>("--gate-x") { Description = "the gate's columns by name, comma-separated (default: the experts' columns)" };
         var yColumn = new Option<string?>("--y") { Description = "the response column by name (default: y)" };
         var missing = Shared.MissingOption();
+        var reference = new Option<string?>("--reference") { Description = "the reference level of text (categorical) columns: col=level[,col=level] (default: each column's first level in ordinal order)" };
         var formula = new Option<string?>("--formula") { Description = "the columns' roles as a formula: \"y ~ a + b | z1 + z2\" (experts left of |, gate right; . for every other column), instead of --x, --gate-x and --y" };
         var k = new Option<int>("--k") { Description = "number of experts k >= 2", Required = true };
         var activation = Shared.ActivationOption();
@@ -42,7 +43,7 @@ internal static class FitCommand
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
             data, k, activation, slope, family, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
-            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, gateColumns, yColumn, formula, missing, cluster, requestTimeout,
+            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, gateColumns, yColumn, formula, missing, reference, cluster, requestTimeout,
         };
         command.SetAction(parse =>
         {
@@ -147,13 +148,7 @@ internal static class FitCommand
             }
 
             var roles = Shared.Roles(parse.GetValue(formula), parse.GetValue(xColumns), parse.GetValue(gateColumns), parse.GetValue(yColumn));
-            if (Shared.ParseMissing(parse.GetValue(missing)) is MissingValues.Drop)
-            {
-                // Dropping reads the columns by the header's names (y the response, unless roles say otherwise).
-                roles = roles is null
-                    ? new ColumnRoles { Missing = MissingValues.Drop }
-                    : new ColumnRoles { Response = roles.Response, Experts = roles.Experts, Gate = roles.Gate, Missing = MissingValues.Drop };
-            }
+            roles = Shared.WithPolicies(roles, Shared.ParseMissing(parse.GetValue(missing)), Shared.ParseReferences(parse.GetValue(reference)));
             FitResult result;
             string rows;
             if (parse.GetValue(cluster) is { } where)

@@ -196,4 +196,49 @@ internal static class Shared
         "drop" => MissingValues.Drop,
         _ => throw new ArgumentException($"Unknown --missing '{name}'; expected refuse or drop.", "missing"),
     };
+
+    /// <summary>--reference col=level[,col=level] as a map (null when not typed).</summary>
+    public static IReadOnlyDictionary<string, string>? ParseReferences(string? text)
+    {
+        if (text is null)
+        {
+            return null;
+        }
+
+        var map = new Dictionary<string, string>();
+        foreach (var pair in text.Split(',', StringSplitOptions.TrimEntries))
+        {
+            var at = pair.IndexOf('=');
+            if (at <= 0 || at == pair.Length - 1)
+            {
+                throw new ArgumentException($"--reference takes column=level pairs separated by commas, but has '{pair}'.", "reference");
+            }
+
+            if (!map.TryAdd(pair[..at].Trim(), pair[(at + 1)..].Trim()))
+            {
+                throw new ArgumentException($"--reference names the column '{pair[..at].Trim()}' twice.", "reference");
+            }
+        }
+
+        return map;
+    }
+
+    /// <summary>The roles with a missing-value policy and reference levels: dropping or references read the columns by
+    /// the header's names, so they make roles (y the response) when none were typed.</summary>
+    public static ColumnRoles? WithPolicies(ColumnRoles? roles, MissingValues missing, IReadOnlyDictionary<string, string>? references)
+    {
+        if (missing == MissingValues.Refuse && references is null)
+        {
+            return roles;
+        }
+
+        return new ColumnRoles
+        {
+            Response = roles?.Response,
+            Experts = roles?.Experts,
+            Gate = roles?.Gate,
+            Missing = missing,
+            References = references,
+        };
+    }
 }

@@ -20,6 +20,9 @@ type ColumnRoles =
         Gate: string[] option
         /// What a row with a missing value in a column these roles read does: refuse (the default) or drop.
         Missing: MissingValues
+        /// The reference level of categorical columns, (column, level); a column not listed takes its first level in
+        /// ordinal order.
+        References: (string * string)[]
     }
 
 /// <summary>Building, parsing and resolving <see cref="T:MoE.Core.ColumnRoles"/>.</summary>
@@ -34,6 +37,7 @@ module ColumnRoles =
             Experts = None
             Gate = None
             Missing = MissingValues.Refuse
+            References = [||]
         }
 
     /// The terms of one side of a formula: column names joined by '+', or '.' for the default.
@@ -118,6 +122,7 @@ module ColumnRoles =
                 Experts = experts
                 Gate = gate
                 Missing = MissingValues.Refuse
+                References = [||]
             }
         | [| _ |] -> fail "there is no '~': write 'y ~ a + b' or 'y ~ a + b | z1 + z2'."
         | _ -> fail "'~' may appear once."
@@ -128,14 +133,23 @@ module ColumnRoles =
     /// <param name="available">The file's columns (a role naming another is refused).</param>
     /// <param name="inputs">The columns the experts read by default, with the response left out (a CSV's header; a
     /// Parquet file's numeric columns).</param>
+    /// <param name="categories">The file's categorical (text) columns and their levels (<c>DataCsv.categories</c>): each
+    /// one a role reads enters the inputs as the indicators of its levels but the reference.</param>
     /// <param name="roles">The roles.</param>
     /// <returns>The design, with <c>Columns</c> set (its <c>Inputs</c> are the columns to read, in order).</returns>
     /// <exception cref="T:System.ArgumentException">A named column the file lacks, a column named twice in a role,
     /// the response among the inputs, no input left.</exception>
     [<CompiledName("Resolve")>]
-    let resolve (source: string) (available: string[]) (inputs: string[]) (roles: ColumnRoles) : Design =
+    let resolve
+        (source: string)
+        (available: string[])
+        (inputs: string[])
+        (categories: (string * string[])[])
+        (roles: ColumnRoles)
+        : Design =
         Guard.notNull "available" available
         Guard.notNull "inputs" inputs
+        Guard.notNull "categories" categories
 
         let fail (why: string) =
             invalidArg "roles" (Text.format "%s: %s" [| box source; box why |])
@@ -204,10 +218,70 @@ module ColumnRoles =
             | Some names -> chosen "gate's columns" names
             | None -> experts
 
+        if categories |> Array.exists (fun (c, _) -> c = response) then
+            fail (
+                Text.format
+                    "the response '%s' holds text; a response must be numeric (a 0/1 outcome for --family bernoulli)."
+                    [| box response |]
+            )
+
+        // Each categorical column read: its levels with the reference first.
+        let levels =
+            Array.append experts gate
+            |> Array.distinct
+            |> Array.choose (fun c -> categories |> Array.tryFind (fun (name, _) -> name = c))
+            |> Array.map (fun (column, found) ->
+                if found.Length > DataCsv.MaxLevels then
+                    fail (
+                        Text.format
+                            "the text column '%s' has more than %d distinct values: an identifier or free text, not a categorical column; leave it out of the roles (--x, --gate-x)."
+                            [| box column; box DataCsv.MaxLevels |]
+                    )
+
+                if found.Length < 2 then
+                    fail (
+                        Text.format
+                            "the text column '%s' has the single value '%s': it is constant, leave it out."
+                            [| box column; box (String.Join("", found)) |]
+                    )
+
+                match roles.References |> Array.tryFind (fun (c, _) -> c = column) with
+                | Some(_, reference) when not (Array.contains reference found) ->
+                    fail (
+                        Text.format
+                            "the reference level '%s' of '%s' is not among its levels %s."
+                            [| box reference; box column; box (String.Join(", ", found)) |]
+                    )
+                | Some(_, reference) -> column, Array.append [| reference |] (found |> Array.filter ((<>) reference))
+                | None -> column, found)
+
+        for column, _ in roles.References do
+            if not (levels |> Array.exists (fun (c, _) -> c = column)) then
+                fail (
+                    Text.format
+                        "a reference level is given for '%s', which is not a categorical column the roles read."
+                        [| box column |]
+                )
+
+        // A categorical column enters as its indicators, side by side.
+        let expand (names: string[]) =
+            names
+            |> Array.collect (fun c ->
+                match levels |> Array.tryFind (fun (name, _) -> name = c) with
+                | Some(_, l) -> l |> Array.skip 1 |> Array.map (Design.indicator c)
+                | None -> [| c |])
+
+        let experts, gate = expand experts, expand gate
+
         let read =
             Array.append experts (gate |> Array.filter (fun g -> not (Array.contains g experts)))
 
         let index (name: string) = Array.IndexOf(read, name)
 
         Design.create read.Length (Array.map index experts) (Array.map index gate)
-        |> Design.withColumns { Inputs = read; Response = response }
+        |> Design.withColumns
+            {
+                Inputs = read
+                Response = response
+                Levels = levels
+            }

@@ -71,13 +71,19 @@ module DataCsv =
         }
 
     /// The selection of named columns (the convention when neither is named and nothing is dropped).
-    let private named (xNames: string[] option) (yName: string option) (missing: MissingValues) : CsvReading.Selection =
+    let private named
+        (xNames: string[] option)
+        (yName: string option)
+        (missing: MissingValues)
+        (levels: (string * string[])[])
+        : CsvReading.Selection =
         {
             Inputs = xNames
             Response = yName
             ResponseOptional = false
             Missing = missing
             MarkMissing = false
+            Levels = levels
         }
 
     /// <summary>The names in a CSV file's header, as the reader reads them (trimmed, unquoted).</summary>
@@ -97,10 +103,110 @@ module DataCsv =
                 ResponseOptional = true
                 Missing = MissingValues.Refuse
                 MarkMissing = false
+                Levels = [||]
             }
         |> ignore
 
         reader.Names
+
+    /// The most levels a categorical column may have: beyond it, a text column is far more likely an identifier or
+    /// free text than a factor, and its indicators would outnumber what a mixture can fit.
+    [<Literal>]
+    let MaxLevels = 50
+
+    /// <summary>The categorical (text) columns among <paramref name="columns"/> of a CSV file, each with its levels in
+    /// ordinal order: a column none of whose values (missing ones aside: empty, NA) is a number. The first 1,000 data
+    /// rows decide which columns are text; only then is the file read through, for those columns' levels. A column
+    /// whose values are numbers and text is not categorical: its text is refused when the rows are read, naming the
+    /// line.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="columns">The columns to look at (names in the header).</param>
+    /// <returns>The text columns and their levels, in the order of <paramref name="columns"/> (a column of more than
+    /// 50 levels has 51 of them: <c>ColumnRoles.resolve</c> refuses it if a role reads it).</returns>
+    [<CompiledName("Categories")>]
+    let categories (path: string) (columns: string[]) : (string * string[])[] =
+        Guard.notNull "path" path
+        Guard.notNull "columns" columns
+        let header = header path
+
+        let at =
+            columns
+            |> Array.map (fun c -> Array.IndexOf(header, c))
+            |> Array.filter (fun i -> i >= 0)
+
+        let isNumber (field: string) =
+            let mutable v = 0.0
+            Double.TryParse(field, NumberStyles.Float, CultureInfo.InvariantCulture, &v)
+
+        let cell (fields: string[]) (i: int) =
+            if i < fields.Length then
+                let f = fields.[i].Trim()
+
+                (if f.Length >= 2 && f.StartsWith '"' && f.EndsWith '"' then
+                     f.Substring(1, f.Length - 2)
+                 else
+                     f)
+                    .Trim()
+            else
+                ""
+
+        let missing (f: string) =
+            f.Length = 0 || f.Equals("NA", StringComparison.OrdinalIgnoreCase)
+
+        let lines () =
+            seq {
+                use reader = new StreamReader(path, Text.Encoding.UTF8, true)
+                let mutable line = reader.ReadLine()
+
+                // The header (and any blank lines before it).
+                while not (isNull line) && String.IsNullOrWhiteSpace line do
+                    line <- reader.ReadLine()
+
+                line <- reader.ReadLine()
+
+                while not (isNull line) do
+                    if not (String.IsNullOrWhiteSpace line) then
+                        yield line.Split(',')
+
+                    line <- reader.ReadLine()
+            }
+
+        // Text columns: no number among the first 1,000 rows' values, and at least one value.
+        let numeric = Collections.Generic.HashSet<int>()
+        let valued = Collections.Generic.HashSet<int>()
+
+        for fields in Seq.truncate 1000 (lines ()) do
+            for i in at do
+                let f = cell fields i
+
+                if not (missing f) then
+                    valued.Add i |> ignore
+
+                    if isNumber f then
+                        numeric.Add i |> ignore
+
+        let text =
+            at |> Array.filter (fun i -> valued.Contains i && not (numeric.Contains i))
+
+        if text.Length = 0 then
+            [||]
+        else
+            let levels =
+                text
+                |> Array.map (fun _ -> Collections.Generic.HashSet<string>(StringComparer.Ordinal))
+
+            for fields in lines () do
+                for t in 0 .. text.Length - 1 do
+                    let f = cell fields text.[t]
+
+                    if not (missing f) && not (isNumber f) && levels.[t].Count <= MaxLevels then
+                        levels.[t].Add f |> ignore
+
+            Array.init text.Length (fun t ->
+                header.[text.[t]],
+                (levels.[t]
+                 |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b))
+                 |> Seq.toArray))
 
     /// <summary>A CSV file's columns chosen by name, as a data source of one shard read again for every pass (as
     /// <c>source</c>): the inputs <paramref name="xNames"/> in that order (None: every column but the response, in the
@@ -112,6 +218,8 @@ module DataCsv =
     /// <param name="yName">The response column, or None.</param>
     /// <param name="missing">What a row with a missing value (an empty field, NA) in a column read does: refuse, or
     /// drop (the shard's <c>Dropped</c> counts them).</param>
+    /// <param name="levels">Categorical columns and their levels, the reference first (<c>DataColumns.Levels</c>):
+    /// an input named "c=l" is the indicator of c's level l.</param>
     /// <returns>The source.</returns>
     /// <exception cref="T:System.IO.InvalidDataException">A named column the header lacks or names twice, a column
     /// chosen twice or in both roles, or a malformed row (see <c>read</c>).</exception>
@@ -121,10 +229,12 @@ module DataCsv =
         (xNames: string[] option)
         (yName: string option)
         (missing: MissingValues)
+        (levels: (string * string[])[])
         : DataSource =
         Guard.notNull "path" path
+        Guard.notNull "levels" levels
         let batchRows = 16 * DataSource.chunkRows
-        let selection = named xNames yName missing
+        let selection = named xNames yName missing levels
         let reader, file, _ = CsvReading.openFile path false
 
         let rows, d =
@@ -163,25 +273,21 @@ module DataCsv =
         Guard.notNull "path" path
         let reader, file, lines = CsvReading.openFile path true
         use _ = file
-        CsvReading.readAll reader (named xNames yName MissingValues.Refuse) lines
+        CsvReading.readAll reader (named xNames yName MissingValues.Refuse [||]) lines
 
     /// <summary>Reads the named input columns of a CSV file, in the order given, whatever the file's column order and
     /// whether or not it has the response: new rows to predict with a model that records its columns.</summary>
     /// <param name="path">The file.</param>
-    /// <param name="xNames">The model's input columns.</param>
-    /// <param name="yName">The model's response column: read when the file has it.</param>
+    /// <param name="columns">The model's columns: its inputs (a categorical column's indicators among them), its
+    /// response (read when the file has it) and its categorical columns' levels.</param>
     /// <param name="missing">Refuse a missing value, or (drop) read it as NaN: the row's predictions are NaN, so rows
     /// never shift.</param>
     /// <returns>The inputs, and the responses when the file has them.</returns>
+    /// <exception cref="T:System.IO.InvalidDataException">A column the model reads is missing, or a categorical
+    /// column holds a level the model was not fitted with (the message names the line, column and level).</exception>
     [<CompiledName("LoadNamedCovariates")>]
-    let loadNamedCovariates
-        (path: string)
-        (xNames: string[])
-        (yName: string)
-        (missing: MissingValues)
-        : float[,] * float[] option =
+    let loadNamedCovariates (path: string) (columns: DataColumns) (missing: MissingValues) : float[,] * float[] option =
         Guard.notNull "path" path
-        Guard.notNull "xNames" xNames
         let reader, file, lines = CsvReading.openFile path true
         use _ = file
 
@@ -189,11 +295,12 @@ module DataCsv =
             CsvReading.readAll
                 reader
                 {
-                    Inputs = Some xNames
-                    Response = Option.ofObj yName
+                    Inputs = Some columns.Inputs
+                    Response = Option.ofObj columns.Response
                     ResponseOptional = true
                     Missing = MissingValues.Refuse
                     MarkMissing = (missing = MissingValues.Drop)
+                    Levels = columns.Levels
                 }
                 lines
 

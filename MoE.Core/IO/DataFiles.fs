@@ -21,11 +21,17 @@ module DataFiles =
         (xNames: string[] option)
         (yName: string option)
         (missing: MissingValues)
+        (levels: (string * string[])[])
         : DataSource =
         if isParquet path then
             DataParquet.sourceWith path xNames yName missing
-        elif xNames.IsSome || yName.IsSome || missing <> MissingValues.Refuse then
-            DataCsv.sourceColumns path xNames yName missing
+        elif
+            xNames.IsSome
+            || yName.IsSome
+            || missing <> MissingValues.Refuse
+            || levels.Length > 0
+        then
+            DataCsv.sourceColumns path xNames yName missing levels
         else
             DataCsv.source path
 
@@ -70,7 +76,7 @@ module DataFiles =
     [<CompiledName("Source")>]
     let source (path: string) (xNames: string[] option) (yName: string option) : DataSource =
         files path
-        |> Array.map (fun f -> file f xNames yName MissingValues.Refuse)
+        |> Array.map (fun f -> file f xNames yName MissingValues.Refuse [||])
         |> DataSource.concat
 
     /// <summary>As <c>source</c>, with a policy for rows that have a missing value in a column read (an empty field or
@@ -80,6 +86,8 @@ module DataFiles =
     /// <param name="xNames">The input columns by name, or None for the convention.</param>
     /// <param name="yName">The response column by name, or None for the convention.</param>
     /// <param name="missing">The policy.</param>
+    /// <param name="levels">Categorical columns and their levels, the reference first (<c>DataColumns.Levels</c>; empty
+    /// for none): an input named "c=l" is the indicator of c's level l.</param>
     /// <returns>The source.</returns>
     [<CompiledName("SourceWith")>]
     let sourceWith
@@ -87,9 +95,12 @@ module DataFiles =
         (xNames: string[] option)
         (yName: string option)
         (missing: MissingValues)
+        (levels: (string * string[])[])
         : DataSource =
+        Guard.notNull "levels" levels
+
         files path
-        |> Array.map (fun f -> file f xNames yName missing)
+        |> Array.map (fun f -> file f xNames yName missing levels)
         |> DataSource.concat
 
     /// <summary>The columns of a file (the first shard of a directory), and those the experts read by default: a
@@ -114,7 +125,15 @@ module DataFiles =
     let design (path: string) (roles: ColumnRoles) : Design =
         Guard.notNull "path" path
         let available, inputs = columns path
-        ColumnRoles.resolve (Path.GetFileName path) available inputs roles
+        let first = (files path).[0]
+
+        let categories =
+            if isCsv first then
+                DataCsv.categories first available
+            else
+                [||]
+
+        ColumnRoles.resolve (Path.GetFileName path) available inputs categories roles
 
     /// <summary>A file or a directory of shards with its columns in roles (<see cref="T:MoE.Core.ColumnRoles"/>): the
     /// source reads the design's inputs, in its order, and its response; the design carries the names, so a model fitted
@@ -128,7 +147,7 @@ module DataFiles =
     let withRoles (path: string) (roles: ColumnRoles) : DataSource * Design =
         let design = design path roles
         let names = design.Columns.Value
-        sourceWith path (Some names.Inputs) (Some names.Response) roles.Missing, design
+        sourceWith path (Some names.Inputs) (Some names.Response) roles.Missing names.Levels, design
 
     /// <summary>A model's data from a file (a CSV or Parquet file, or a directory of shards), read as the model reads
     /// it: by the column names it records (any column order, other columns ignored), else by position (x1, …, xd, y; a
@@ -144,7 +163,10 @@ module DataFiles =
         Guard.notNull "path" path
 
         match model.Design.Columns with
-        | Some columns -> DataSource.load (source path (Some columns.Inputs) (Some columns.Response))
+        | Some columns ->
+            DataSource.load (
+                sourceWith path (Some columns.Inputs) (Some columns.Response) MissingValues.Refuse columns.Levels
+            )
         | None ->
             let data = DataSource.load (source path None None)
 
@@ -173,7 +195,7 @@ module DataFiles =
         Guard.notNull "path" path
 
         match model.Design.Columns with
-        | Some columns when isCsv path -> fst (DataCsv.loadNamedCovariates path columns.Inputs columns.Response missing)
+        | Some columns when isCsv path -> fst (DataCsv.loadNamedCovariates path columns missing)
         | None when isCsv path && missing = MissingValues.Drop ->
             // Positional columns x1..xd (y optional, last), read by their names with missing values marked.
             let header = DataCsv.header path
@@ -184,7 +206,16 @@ module DataFiles =
                 || (header.Length = d + 1
                     && header.[d].Equals("y", StringComparison.OrdinalIgnoreCase))
             then
-                fst (DataCsv.loadNamedCovariates path (Array.sub header 0 d) "y" missing)
+                fst (
+                    DataCsv.loadNamedCovariates
+                        path
+                        {
+                            Inputs = Array.sub header 0 d
+                            Response = "y"
+                            Levels = [||]
+                        }
+                        missing
+                )
             else
                 DataCsv.loadCovariates path d
         | None when isCsv path -> DataCsv.loadCovariates path model.Dimension

@@ -77,6 +77,19 @@ module ModelJson =
                 .Append(names gate)
                 .Append(']')
             |> ignore
+
+            if columns.Levels.Length > 0 then
+                sb.Append(",\n  \"levels\": { ") |> ignore
+
+                columns.Levels
+                |> Array.iteri (fun i (column, levels) ->
+                    if i > 0 then
+                        sb.Append(", ") |> ignore
+
+                    sb.Append(JsonSerializer.Serialize column).Append(": [").Append(names levels).Append(']')
+                    |> ignore)
+
+                sb.Append(" }") |> ignore
         | _ when not model.Design.IsShared ->
             let indices (v: int[]) = String.Join(", ", v)
 
@@ -330,6 +343,35 @@ module ModelJson =
             else
                 None
 
+        // "levels": { "column": ["reference", "level", …], … } — the categorical columns, in the file's order.
+        let levels =
+            let mutable e = Unchecked.defaultof<JsonElement>
+
+            if root.TryGetProperty("levels", &e) then
+                if e.ValueKind <> JsonValueKind.Object then
+                    fail
+                        "$.levels"
+                        (Text.format "expected an object of columns' levels, found %A." [| box e.ValueKind |])
+
+                e.EnumerateObject()
+                |> Seq.map (fun p ->
+                    let path = "$.levels." + p.Name
+
+                    if p.Value.ValueKind <> JsonValueKind.Array then
+                        fail path "expected an array of levels (strings), the reference first."
+
+                    p.Name,
+                    (p.Value.EnumerateArray()
+                     |> Seq.mapi (fun i v ->
+                         if v.ValueKind <> JsonValueKind.String then
+                             fail (Text.format "%s[%d]" [| box path; box i |]) "expected a level (a string)."
+
+                         v.GetString())
+                     |> Seq.toArray))
+                |> Seq.toArray
+            else
+                [||]
+
         let response =
             let mutable e = Unchecked.defaultof<JsonElement>
 
@@ -362,7 +404,12 @@ module ModelJson =
                         d
                         (experts |> Array.map (fun n -> Array.IndexOf(inputs, n)))
                         (gate |> Array.map (fun n -> Array.IndexOf(inputs, n)))
-                    |> Design.withColumns { Inputs = inputs; Response = response }
+                    |> Design.withColumns
+                        {
+                            Inputs = inputs
+                            Response = response
+                            Levels = levels
+                        }
                 with :? ArgumentException as e ->
                     fail "$" (reason e)
             | None, None, None ->

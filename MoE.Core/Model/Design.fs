@@ -19,6 +19,9 @@ type DataColumns =
         Inputs: string[]
         /// The response column's name.
         Response: string
+        /// The categorical (text) columns read, each with its levels, the reference level first: the column c with
+        /// levels [r; l1; l2] enters the inputs as the indicators "c=l1", "c=l2" (docs/data.md).
+        Levels: (string * string[])[]
     }
 
 [<Sealed>]
@@ -141,6 +144,12 @@ module Design =
         validate design
         design
 
+    /// <summary>The input name of the indicator of a categorical column's level: "column=level".</summary>
+    /// <param name="column">The categorical column.</param>
+    /// <param name="level">One of its levels (not the reference).</param>
+    [<CompiledName("Indicator")>]
+    let indicator (column: string) (level: string) = column + "=" + level
+
     /// <summary>The design with the data's column names attached (m input names, distinct and not empty, and the
     /// response's, not among them).</summary>
     /// <param name="columns">The names.</param>
@@ -152,6 +161,7 @@ module Design =
         Guard.notNull "design" (box design)
         Guard.notNull "columns.Inputs" columns.Inputs
         Guard.notNull "columns.Response" columns.Response
+        Guard.notNull "columns.Levels" columns.Levels
 
         if columns.Inputs.Length <> design.Inputs then
             invalidArg
@@ -168,6 +178,31 @@ module Design =
         | Some(name, _) -> invalidArg "columns" (Text.format "The input column '%s' is named twice." [| box name |])
         | None -> ()
 
+        // A categorical column's indicators are inputs side by side, in the order of its levels after the reference.
+        for column, levels in columns.Levels do
+            if levels.Length < 2 || (Array.distinct levels).Length <> levels.Length then
+                invalidArg
+                    "columns"
+                    (Text.format "The categorical column '%s' needs two or more distinct levels." [| box column |])
+
+            let first = Array.IndexOf(columns.Inputs, indicator column levels.[1])
+
+            if
+                first < 0
+                || first + levels.Length - 1 > columns.Inputs.Length
+                || Seq.exists
+                    (fun j -> columns.Inputs.[first + j - 1] <> indicator column levels.[j])
+                    (seq { 1 .. levels.Length - 1 })
+            then
+                invalidArg
+                    "columns"
+                    (Text.format
+                        "The categorical column '%s' must enter the inputs as its indicators %s, side by side."
+                        [|
+                            box column
+                            box (String.Join(", ", levels |> Array.skip 1 |> Array.map (indicator column)))
+                        |])
+
         if Array.contains columns.Response columns.Inputs then
             invalidArg
                 "columns"
@@ -181,6 +216,7 @@ module Design =
                 {
                     Inputs = Array.copy columns.Inputs
                     Response = columns.Response
+                    Levels = columns.Levels |> Array.map (fun (c, l) -> c, Array.copy l)
                 }
         )
 

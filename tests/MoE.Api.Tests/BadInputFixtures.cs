@@ -85,6 +85,16 @@ internal static class BadInputFixtures
         ["fit-missing-drop"] = d => WithMissing(d, "data.csv"),
         ["fit-missing-all"] = d => File.WriteAllText(d.File("data.csv"), "x1,x2,x3,y\n0.5,NA,1,2\n1,2,,4\n"),
         ["predict-missing-drop"] = d => WithMissing(d, "new.csv"),
+        ["fit-text-levels"] = d => WithText(d),
+        ["fit-text-id"] = d => WithText(d),
+        ["fit-reference-unknown"] = d => WithText(d),
+        ["predict-unseen-level"] = d =>
+        {
+            WithText(d);
+            var roles = ColumnRoles.Parse("y ~ x1 + x2 + x3 + site");
+            MoeLearner.Fit(Dataset.Load(d.File("text.csv"), roles), new FitOptions { Experts = 2 }).Model.Save(d.File("tm.json"));
+            File.WriteAllText(d.File("new.csv"), "site,x1,x2,x3\nnorth,0.1,0.2,0.3\neast,0.1,0.2,0.3\n");
+        },
         ["parquet-missing-drop"] = d =>
         {
             var good = Good(d);
@@ -208,6 +218,14 @@ internal static class BadInputFixtures
     private static Dataset Good(TempDir dir) => Dataset.LoadCsv(dir.File("good.csv"));
 
     /// <summary>A Parquet file of nullable double columns; a column given as null is a text column.</summary>
+    /// <summary>good.csv as text.csv with a categorical column site (north, south, west) and an identifier id.</summary>
+    private static void WithText(TempDir d)
+    {
+        string[] sites = ["north", "south", "west"];
+        File.WriteAllLines(d.File("text.csv"), File.ReadAllLines(d.File("good.csv"))
+            .Select((line, i) => i == 0 ? $"site,{line},id" : $"{sites[i % 3]},{line},row{i}"));
+    }
+
     /// <summary>good.csv with an empty cell in every 100th row and NA in the response of row 50, as <paramref name="name"/>.</summary>
     private static void WithMissing(TempDir d, string name)
     {

@@ -57,7 +57,7 @@ public class ClusterTests
 
     /// <summary>
     /// Columns in roles and dropped rows on a cluster (docs/data.md): CSV shards under a shuffled header with a text
-    /// column, the gate on its own column and gaps in some rows, fitted with a formula and the drop policy, give the
+    /// column (read by the gate as a categorical input), the gate on its own columns and gaps in some rows, fitted with a formula and the drop policy, give the
     /// in-process fit of the same shards bit for bit, the names in the model and the count of rows left out.
     /// </summary>
     [Fact]
@@ -79,11 +79,11 @@ public class ClusterTests
             File.WriteAllLines(Path.Combine(named, $"part-{i}.csv"), new[] { "site,b,resp,a,c" }.Concat(rows));
         }
 
-        var roles = ColumnRoles.Parse("resp ~ a + b | c");
+        var roles = ColumnRoles.Parse("resp ~ a + b | c + site");
         roles = new ColumnRoles { Response = roles.Response, Experts = roles.Experts, Gate = roles.Gate, Missing = MissingValues.Drop };
         var here = MoeLearner.FitSource(DataSources.Files(named, roles), Options);
         Assert.Equal(["a", "b"], here.Model.ExpertColumns);
-        Assert.Equal(["c"], here.Model.GateColumns);
+        Assert.Equal(["c", "site=south"], here.Model.GateColumns);
         var dropped = Assert.Single(here.Warnings, w => w.Code == WarningCode.RowsDropped);
         var expected = Enumerable.Range(0, 3).Sum(i => Enumerable.Range(0, 8_000 + 1_000 * i).Count(r => r % 101 == 3));
         Assert.StartsWith($"{expected} of ", dropped.Message);

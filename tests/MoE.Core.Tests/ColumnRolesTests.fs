@@ -153,14 +153,21 @@ let ``a CSV read by name gives the named columns' doubles in the order asked, wh
                 asked |> Array.iteri (fun t c -> Assert.Equal(x.[i, c], data.X.[i, t]))
 
             let streamed =
-                DataSource.load (DataCsv.sourceColumns path (Some names) (Some "resp") MissingValues.Refuse)
+                DataSource.load (DataCsv.sourceColumns path (Some names) (Some "resp") MissingValues.Refuse [||])
 
             Assert.Equal<float[]>(data.Y, streamed.Y)
             Assert.Equal<float[,]>(data.X, streamed.X)
 
             // New rows without the response read the same inputs.
             let covariates, responses =
-                DataCsv.loadNamedCovariates path names "absent" MissingValues.Refuse
+                DataCsv.loadNamedCovariates
+                    path
+                    {
+                        Inputs = names
+                        Response = "absent"
+                        Levels = [||]
+                    }
+                    MissingValues.Refuse
 
             Assert.True(responses.IsNone)
             Assert.Equal<float[,]>(data.X, covariates)))
@@ -203,7 +210,7 @@ let ``roles resolve into a design over the experts' columns then the gate's othe
     let header = [| "id"; "z"; "x1"; "count"; "x2" |]
 
     let design =
-        ColumnRoles.resolve "f.csv" header header (ColumnRoles.parseFormula "count ~ x2 + x1 | z + x1")
+        ColumnRoles.resolve "f.csv" header header [||] (ColumnRoles.parseFormula "count ~ x2 + x1 | z + x1")
 
     Assert.Equal<string[]>([| "x2"; "x1"; "z" |], design.Columns.Value.Inputs)
     Assert.Equal("count", design.Columns.Value.Response)
@@ -213,7 +220,7 @@ let ``roles resolve into a design over the experts' columns then the gate's othe
 
     // Defaults: y (any case) is the response, the experts read every other column, the gate the experts'.
     let shared =
-        ColumnRoles.resolve "f.csv" [| "a"; "Y"; "b" |] [| "a"; "Y"; "b" |] ColumnRoles.defaults
+        ColumnRoles.resolve "f.csv" [| "a"; "Y"; "b" |] [| "a"; "Y"; "b" |] [||] ColumnRoles.defaults
 
     Assert.True shared.IsShared
     Assert.Equal<string[]>([| "a"; "b" |], shared.Columns.Value.Inputs)
@@ -238,7 +245,7 @@ let ``roles resolve into a design over the experts' columns then the gate's othe
             ColumnRoles.defaults, "there is no column y to take as the response"
         ] do
         let e =
-            Assert.Throws<ArgumentException>(fun () -> ColumnRoles.resolve "f.csv" header header roles |> ignore)
+            Assert.Throws<ArgumentException>(fun () -> ColumnRoles.resolve "f.csv" header header [||] roles |> ignore)
 
         Assert.Contains(fragment, e.Message)
 
@@ -274,6 +281,7 @@ let ``the model file carries the columns' names and reads back the same design``
                 {
                     Inputs = inputs |> Array.map (fun c -> sprintf "col \"%d\" of %d" c m)
                     Response = "the response"
+                    Levels = [||]
                 }
 
         let k = a.GetLength 0
@@ -514,3 +522,167 @@ let ``rows with a missing value are refused by default, and dropped as asked giv
             else
                 Assert.Equal(full.Mean.[i], p.Mean.[i])
                 Assert.Equal(full.Upper.[i], p.Upper.[i]))
+
+/// Categorical columns (docs/data.md): a text column a role reads enters as the indicators of its levels but the
+/// reference (the first in ordinal order unless named), exactly the one-hot coding written by hand; the model file keeps
+/// the levels and new rows are coded by them; an unseen level, a single level, too many levels and a text response are
+/// refused with the reason.
+[<Fact>]
+let ``a text column enters as the indicators of its levels, coded as by hand and kept for new rows`` () =
+    withDir (fun dir ->
+        let regions = [| "west"; "north"; "south" |]
+        let n = 3_000
+        let rng = Random 4
+        let x = Array.init n (fun _ -> rng.NextDouble() * 4.0 - 2.0)
+        let region = Array.init n (fun i -> regions.[(i * 7 + i / 3) % 3])
+
+        let shift r =
+            match r with
+            | "north" -> 0.0
+            | "south" -> 1.5
+            | _ -> -1.0
+
+        let y =
+            Array.init n (fun i -> 2.0 * x.[i] + shift region.[i] + 0.1 * rng.NextDouble())
+
+        let path = Path.Combine(dir, "regions.csv")
+
+        File.WriteAllLines(
+            path,
+            Array.append
+                [| "region,x,y,id" |]
+                (Array.init n (fun i -> sprintf "%s,%s,%s,row%d" region.[i] (r x.[i]) (r y.[i]) i))
+        )
+
+        let source, design =
+            DataFiles.withRoles path (ColumnRoles.parseFormula "y ~ x + region")
+
+        Assert.Equal<string[]>([| "x"; "region=south"; "region=west" |], design.Columns.Value.Inputs)
+        Assert.Equal<string[]>([| "north"; "south"; "west" |], snd design.Columns.Value.Levels.[0])
+        let data = DataSource.load source
+
+        for i in 0 .. n - 1 do
+            Assert.Equal(x.[i], data.X.[i, 0])
+            Assert.Equal((if region.[i] = "south" then 1.0 else 0.0), data.X.[i, 1])
+            Assert.Equal((if region.[i] = "west" then 1.0 else 0.0), data.X.[i, 2])
+
+        // Another reference: its indicator leaves, north's enters.
+        let _, west =
+            DataFiles.withRoles
+                path
+                { ColumnRoles.parseFormula "y ~ x + region" with
+                    References = [| "region", "west" |]
+                }
+
+        Assert.Equal<string[]>([| "x"; "region=north"; "region=south" |], west.Columns.Value.Inputs)
+
+        // The model file keeps the levels; new rows in another column order are coded by them.
+        let model =
+            MoeModel.createWith
+                design
+                ExpertFamily.Gaussian
+                (array2D [ [ 2.0; 1.5; -1.0 ]; [ -1.0; 0.0; 0.0 ] ])
+                [| 0.0; 0.0 |]
+                (array2D [ [ 0.5; 0.0; 0.0 ] ])
+                [| 0.0 |]
+                Identity
+                [| 0.1; 0.1 |]
+
+        let back = ModelJson.deserialize (ModelJson.serialize model)
+        Assert.Contains("\"levels\": { \"region\": [\"north\", \"south\", \"west\"] }", ModelJson.serialize model)
+        let fresh = Path.Combine(dir, "fresh.csv")
+        File.WriteAllLines(fresh, [| "x,region"; "1,south"; "-1,north"; "0.5,west" |])
+        let coded = DataFiles.covariatesFor back fresh MissingValues.Refuse
+        Assert.Equal<float[,]>(array2D [ [ 1.0; 1.0; 0.0 ]; [ -1.0; 0.0; 0.0 ]; [ 0.5; 0.0; 1.0 ] ], coded)
+
+        File.WriteAllLines(fresh, [| "x,region"; "1,south"; "2,east" |])
+
+        let unseen =
+            Assert.Throws<InvalidDataException>(fun () ->
+                DataFiles.covariatesFor back fresh MissingValues.Refuse |> ignore)
+
+        Assert.Contains(
+            "line 3, column 2: 'east' is not a level of the categorical column 'region' (its levels: north, south, west)",
+            unseen.Message
+        )
+
+        // Refusals: one level, too many levels (the id column), a text response, an unknown reference.
+        let one = Path.Combine(dir, "one.csv")
+        File.WriteAllLines(one, [| "g,x,y"; "a,1,2"; "a,2,3"; "a,3,1" |])
+
+        for file, roles, fragment in
+            [
+                one, "y ~ x + g", "the text column 'g' has the single value 'a': it is constant"
+                path, "y ~ x + id", "the text column 'id' has more than 50 distinct values"
+                path, "region ~ x", "the response 'region' holds text"
+            ] do
+            let e =
+                Assert.Throws<ArgumentException>(fun () ->
+                    DataFiles.withRoles file (ColumnRoles.parseFormula roles) |> ignore)
+
+            Assert.Contains(fragment, e.Message)
+
+        let e =
+            Assert.Throws<ArgumentException>(fun () ->
+                DataFiles.withRoles
+                    path
+                    { ColumnRoles.parseFormula "y ~ x + region" with
+                        References = [| "region", "east" |]
+                    }
+                |> ignore)
+
+        Assert.Contains("the reference level 'east' of 'region' is not among its levels north, south, west", e.Message))
+
+/// Real data with text columns (tests/data/README.md): flexmix's dmft (797 children's decayed, missing or filled
+/// teeth, a count, with three factors: Gender, Ethnic, Treatment; lBegin = log(Begin + 0.5)), read by a formula with the
+/// text columns as they are. One Poisson regression (k = 1, a concave maximum) is R's glm fit with R's own factor
+/// coding, −1236.6100 — the indicators are the same model whatever the reference level, so the value checks the coding
+/// to R's four printed decimals (and IRLS's 1e-3). Two experts with a gate on the same columns reach flexmix's best of
+/// 20 starts, −1210.2380, less 0.05 (seeds 1 and 2; docs/data.md has seeds 1–5: that likelihood has no finite maximum,
+/// both flexmix's gate and ours running towards a hard split); without Treatment, every seed of 1–5 does.
+[<Fact>]
+let ``dmft's text columns give R's Poisson regression and flexmix's mixture`` () =
+    let path = Path.Combine(AppContext.BaseDirectory, "data", "dmft.csv")
+    let source, design = DataFiles.withRoles path (ColumnRoles.parseFormula "End ~ .")
+    let data = DataSource.load source
+    Assert.Equal(797, data.Count)
+    Assert.Equal(9, data.Dimension)
+
+    let config =
+        { FitConfig.defaults 2 Identity with
+            Family = ExpertFamily.Poisson
+            Design = Some design
+        }
+
+    let single = Inference.selectExperts config [| 1 |] data RunContext.silent
+    Assert.True(abs (single.[0].LogLikelihood - -1236.6100) < 1e-3, sprintf "k = 1: %.4f" single.[0].LogLikelihood)
+
+    for seed in [ 1L; 2L ] do
+        let fit =
+            Learner.fitSource { config with Seed = seed } source 1_000_000 RunContext.silent
+
+        let ll = MoeModel.logLikelihood fit.Model data.X data.Y
+        Assert.True(ll >= -1210.2380 - 0.05, sprintf "seed %d: %.4f" seed ll)
+        Assert.Equal<string[]>(design.Columns.Value.Inputs, fit.Model.Design.Columns.Value.Inputs)
+
+    // Without Treatment the mixture's maximum is finite (flexmix converges, to −1233.7154 from most starts): every seed
+    // reaches it less 0.05, and one regression is R's glm, −1250.8558.
+    let smaller, smallerDesign =
+        DataFiles.withRoles path (ColumnRoles.parseFormula "End ~ lBegin + Gender + Ethnic")
+
+    let smallerData = DataSource.load smaller
+
+    let config =
+        { config with
+            Design = Some smallerDesign
+        }
+
+    let single = Inference.selectExperts config [| 1 |] smallerData RunContext.silent
+    Assert.True(abs (single.[0].LogLikelihood - -1250.8558) < 1e-3, sprintf "k = 1: %.4f" single.[0].LogLikelihood)
+
+    for seed in 1L .. 5L do
+        let fit =
+            Learner.fitSource { config with Seed = seed } smaller 1_000_000 RunContext.silent
+
+        let ll = MoeModel.logLikelihood fit.Model smallerData.X smallerData.Y
+        Assert.True(ll >= -1233.7154 - 0.05, sprintf "without Treatment, seed %d: %.4f" seed ll)

@@ -120,8 +120,23 @@ module internal CsvParsing =
     /// Where each of a line's fields goes: <c>Targets.[c]</c> is the input column (0 … d − 1) field c is read into, d
     /// for the response, or −1 for a field that is not read (not even parsed: a text column nobody asked for is
     /// allowed). <c>Inputs</c> is d.
+    /// A categorical field: its levels' UTF-8 bytes (the reference first) and the input of the first indicator; level
+    /// j ≥ 1 sets input First + j − 1 to 1, the others of its indicators to 0 (the reference sets none).
+    [<NoEquality; NoComparison>]
+    type internal CategoricalField =
+        {
+            Name: string
+            Levels: byte[][]
+            First: int
+        }
+
+    /// A target of a categorical field (<c>ColumnMap.Categorical</c> says which).
+    [<Literal>]
+    let internal CategoricalTarget = -2
+
     /// <c>Drop</c>: a row with a missing value in a field that is read is left out, not refused; <c>Mark</c>: the
-    /// value is read as NaN (new rows to predict, whose predictions are then NaN).
+    /// value is read as NaN (new rows to predict, whose predictions are then NaN). <c>Categorical.[c]</c> is the
+    /// field's levels when its target is <c>CategoricalTarget</c>.
     [<NoEquality; NoComparison>]
     type internal ColumnMap =
         {
@@ -129,6 +144,7 @@ module internal CsvParsing =
             Inputs: int
             Drop: bool
             Mark: bool
+            Categorical: CategoricalField[]
         }
 
     /// The convention x1, …, xd, y of a header of <c>width</c> columns: field c < d is input c, the last is y.
@@ -138,6 +154,7 @@ module internal CsvParsing =
             Inputs = width - 1
             Drop = false
             Mark = false
+            Categorical = [||]
         }
 
     /// Parses one data line into the row's inputs xs (d long) and its response y, each field where the map sends it;
@@ -176,7 +193,60 @@ module internal CsvParsing =
                 let target = map.Targets.[column - 1]
 
                 // Once the row is to be dropped, its other fields are counted (its width is still checked), not parsed.
-                if target >= 0 && dropAt = 0 then
+                if target = CategoricalTarget && dropAt = 0 then
+                    let category = map.Categorical.[column - 1]
+
+                    if MissingValues.isMissing field then
+                        if map.Mark then
+                            for j in 1 .. category.Levels.Length - 1 do
+                                xs.[category.First + j - 1] <- nan
+                        elif map.Drop then
+                            dropAt <- column
+                        else
+                            message <-
+                                Text.format
+                                    "%s: a missing value; %s."
+                                    [|
+                                        box (
+                                            if field.IsEmpty then
+                                                "the field is empty"
+                                            else
+                                                "'" + textOf field + "'"
+                                        )
+                                        box MissingValues.Hint
+                                    |]
+
+                            failed <- column
+                    else
+                        let mutable level = -1
+
+                        for j in 0 .. category.Levels.Length - 1 do
+                            if level < 0 && field.SequenceEqual(ReadOnlySpan<byte>(category.Levels.[j])) then
+                                level <- j
+
+                        if level < 0 then
+                            message <-
+                                Text.format
+                                    "'%s' is not a level of the categorical column '%s' (its levels: %s)."
+                                    [|
+                                        box (excerpt (textOf field))
+                                        box category.Name
+                                        box (
+                                            excerpt (
+                                                String.Join(
+                                                    ", ",
+                                                    category.Levels
+                                                    |> Array.map (fun l -> Text.Encoding.UTF8.GetString l)
+                                                )
+                                            )
+                                        )
+                                    |]
+
+                            failed <- column
+                        else
+                            for j in 1 .. category.Levels.Length - 1 do
+                                xs.[category.First + j - 1] <- if j = level then 1.0 else 0.0
+                elif target >= 0 && dropAt = 0 then
                     let mutable value = 0.0
 
                     if MissingValues.isMissing field then

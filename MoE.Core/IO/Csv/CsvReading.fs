@@ -50,6 +50,9 @@ module internal CsvReading =
             Missing: MissingValues
             /// Read a missing value as NaN (rows to predict), whatever <c>Missing</c> says.
             MarkMissing: bool
+            /// Categorical columns and their levels, the reference first: an input named "c=l" (Design.indicator) is
+            /// the indicator of level l of the column c; a column's indicators are chosen side by side.
+            Levels: (string * string[])[]
         }
 
     /// The convention x1, …, xd, y.
@@ -60,6 +63,7 @@ module internal CsvReading =
             ResponseOptional = false
             Missing = MissingValues.Refuse
             MarkMissing = false
+            Levels = [||]
         }
 
     /// The header, then batches of blocks: Next cuts a batch and counts its blocks' lines, Parse parses them into
@@ -298,14 +302,30 @@ module internal CsvReading =
                                 (Text.format
                                     "the input column '%s' is chosen %d times; choose each column once."
                                     [| box (excerpt name); box count |])
-                        | None -> chosen |> Array.map (find "an input")
+                        | None ->
+                            // An indicator "c=l" of a categorical column is its column's field (which the column's
+                            // first indicator claims for all of them).
+                            chosen
+                            |> Array.map (fun name ->
+                                match
+                                    selection.Levels
+                                    |> Array.tryFind (fun (c, levels) ->
+                                        levels |> Array.skip 1 |> Array.exists (fun l -> Design.indicator c l = name))
+                                with
+                                | Some(c, levels) when name = Design.indicator c levels.[1] -> find "an input" c
+                                | Some _ -> -1
+                                | None -> find "an input" name)
                     | None -> Array.init width id |> Array.filter (fun c -> Some c <> response)
+
+                let categorical: CategoricalField[] = Array.zeroCreate width
 
                 if inputs.Length = 0 then
                     fail source lineNumber 1 "no input column: the header has the response alone."
 
+                let fields = inputs |> Array.filter (fun c -> c >= 0)
+
                 match response with
-                | Some r when Array.contains r inputs ->
+                | Some r when Array.contains r fields ->
                     fail
                         source
                         lineNumber
@@ -315,12 +335,26 @@ module internal CsvReading =
                             [| box (excerpt header.[r]) |])
                 | _ -> ()
 
-                for c in inputs do
+                for c in fields do
                     if header.[c].Length = 0 then
                         fail source lineNumber (c + 1) "empty column name in the header."
 
                 let targets = Array.create width -1
-                inputs |> Array.iteri (fun i c -> targets.[c] <- i)
+
+                inputs
+                |> Array.iteri (fun i c ->
+                    if c >= 0 then
+                        match selection.Levels |> Array.tryFind (fun (name, _) -> name = header.[c]) with
+                        | Some(name, levels) ->
+                            targets.[c] <- CategoricalTarget
+
+                            categorical.[c] <-
+                                {
+                                    Name = name
+                                    Levels = levels |> Array.map (fun l -> Text.Encoding.UTF8.GetBytes l)
+                                    First = i
+                                }
+                        | None -> targets.[c] <- i)
 
                 match response with
                 | Some r -> targets.[r] <- inputs.Length
@@ -334,6 +368,7 @@ module internal CsvReading =
                         Inputs = inputs.Length
                         Drop = selection.Missing = MissingValues.Drop
                         Mark = selection.MarkMissing
+                        Categorical = categorical
                     }
 
             map.Inputs
