@@ -54,6 +54,10 @@ public sealed class Dataset
     /// <see cref="ColumnRoles"/>).</summary>
     public IReadOnlyList<string>? GateColumns => Design?.GateNames?.Value;
 
+    /// <summary>The names of the input columns, in the order of <see cref="X"/>'s columns (a categorical column's
+    /// indicators named <c>column=level</c>); null unless read with <see cref="ColumnRoles"/>.</summary>
+    public IReadOnlyList<string>? Columns => Design?.Columns?.Value.Inputs;
+
     /// <summary>The response column's name (null unless read with <see cref="ColumnRoles"/>).</summary>
     public string? Response => Design?.Columns?.Value.Response;
 

@@ -148,6 +148,11 @@ public static partial class MoeLearner
         }
 
         var config = options.ToCore(Math.Max(2, ks.Max()));
+        if (data.Design is { } design)
+        {
+            config = config.WithDesign(design);
+        }
+
         var context = Context(progress, cancellationToken);
         var choices = RunCore(() => Core.Inference.SelectExperts(config, ks, data.Inner, context));
         var results = choices.Select(c => new ExpertsCriteria(c.Experts, c.LogLikelihood, c.Parameters, c.Aic, c.Bic,
@@ -259,6 +264,9 @@ public static partial class MoeLearner
     public static DataDiagnosis Diagnose(Dataset data, int experts, ExpertFamily family = ExpertFamily.Gaussian)
     {
         ArgumentNullException.ThrowIfNull(data);
-        return new DataDiagnosis(Core.DataReportModule.CreateFor(ExpertFamilies.ToCore(family), experts, data.Inner));
+        // Data read with roles count the parameters of their design (a gate on other columns than the experts').
+        return new DataDiagnosis(data.Design is { } design
+            ? Core.DataReportModule.CreateForDesign(ExpertFamilies.ToCore(family), experts, design, data.Inner)
+            : Core.DataReportModule.CreateFor(ExpertFamilies.ToCore(family), experts, data.Inner));
     }
 }

@@ -47,10 +47,12 @@ internal static class AnalysisCommand
         var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
         var seed = new Option<long?>("--seed") { Description = "random seed (default 1)" };
         var json = new Option<bool>("--json") { Description = "print JSON" };
+        var roleOptions = new Shared.RoleOptions();
         var command = new Command("select", "choose the number of experts: log-likelihood, parameters, AIC, BIC and ICL per k (k = 1 is one regression)")
         {
             data, k, activation, slope, family, noIntercept, commonSigma, seed, json,
         };
+        roleOptions.AddTo(command);
         command.SetAction(parse =>
         {
             Shared.CheckPaths([parse.GetValue(data)], []);
@@ -77,7 +79,8 @@ internal static class AnalysisCommand
                 options.Seed = chosenSeed;
             }
 
-            var dataset = Dataset.Load(parse.GetValue(data)!.FullName);
+            var roles = roleOptions.Read(parse);
+            var dataset = roles is null ? Dataset.Load(parse.GetValue(data)!.FullName) : Dataset.Load(parse.GetValue(data)!.FullName, roles);
             var selection = Terminal.WithFitProgress(error, reporter => MoeLearner.Select(dataset, options, ks, reporter));
             foreach (var r in selection.Results)
             {
@@ -136,29 +139,33 @@ internal static class AnalysisCommand
         var data = new Argument<FileInfo>("data") { Description = "the data: a CSV file (x1,...,xd,y) or a Parquet file" };
         var k = new Option<int>("--k") { Description = "the number of experts to judge the data for", Required = true };
         var family = Shared.FamilyOption();
+        var roleOptions = new Shared.RoleOptions();
         var command = new Command("diagnose", "check the data against the estimators' assumptions: moments, Mardia's tests, conditioning, rows per parameter, and a verdict")
         {
             data, k, family,
         };
+        roleOptions.AddTo(command);
         command.SetAction(parse =>
         {
             Shared.CheckPaths([parse.GetValue(data)], []);
             Shared.Require(parse.GetValue(k) >= 1, "--k", "at least 1", parse.GetValue(k));
-            var dataset = Dataset.Load(parse.GetValue(data)!.FullName);
+            var roles = roleOptions.Read(parse);
+            var dataset = roles is null ? Dataset.Load(parse.GetValue(data)!.FullName) : Dataset.Load(parse.GetValue(data)!.FullName, roles);
             var r = MoeLearner.Diagnose(dataset, parse.GetValue(k),
                 parse.GetValue(family) is { } familyName ? ExpertFamilies.Parse(familyName) : ExpertFamily.Gaussian);
             output.WriteLine(string.Create(Inv, $"n = {r.Rows} rows, d = {r.Dimension} covariates; k = {r.Experts} experts have {r.Parameters} parameters ({(double)r.Rows / r.Parameters:F1} rows each)"));
             if (Terminal.IsTerminal(output))
             {
-                Terminal.On(output).Write(Tables.Columns(r));
+                Terminal.On(output).Write(Tables.Columns(r, dataset.Columns));
             }
             else
             {
-                output.WriteLine($"{"column",7} {"mean",12} {"sd",12} {"skewness",10} {"ex.kurtosis",12}");
+                var width = Math.Max(7, dataset.Columns?.Max(c => c.Length) ?? 0);
+                output.WriteLine($"{"column".PadLeft(width)} {"mean",12} {"sd",12} {"skewness",10} {"ex.kurtosis",12}");
                 for (var t = 0; t < r.Columns.Count; t++)
                 {
                     var c = r.Columns[t];
-                    output.WriteLine(string.Create(Inv, $"{"x" + (t + 1),7} {c.Mean,12:G5} {c.Sd,12:G5} {c.Skewness,10:F3} {c.ExcessKurtosis,12:F3}"));
+                    output.WriteLine(string.Create(Inv, $"{(dataset.Columns?[t] ?? "x" + (t + 1)).PadLeft(width)} {c.Mean,12:G5} {c.Sd,12:G5} {c.Skewness,10:F3} {c.ExcessKurtosis,12:F3}"));
                 }
             }
 

@@ -10,12 +10,7 @@ internal static class FitCommand
     public static Command Create(TextWriter output, TextWriter error)
     {
         var data = new Argument<FileInfo>("data") { Description = "the data: a CSV file (x1,...,xd,y), a Parquet file, or a directory of either (its files, in name order, are the shards of one data set)" };
-        var xColumns = new Option<string?>("--x") { Description = "the experts' columns by name, comma-separated (default: every column but the response)" };
-        var gateColumns = new Option<string?>("--gate-x") { Description = "the gate's columns by name, comma-separated (default: the experts' columns)" };
-        var yColumn = new Option<string?>("--y") { Description = "the response column by name (default: y)" };
-        var missing = Shared.MissingOption();
-        var reference = new Option<string?>("--reference") { Description = "the reference level of text (categorical) columns: col=level[,col=level] (default: each column's first level in ordinal order)" };
-        var formula = new Option<string?>("--formula") { Description = "the columns' roles as a formula: \"y ~ a + b | z1 + z2\" (experts left of |, gate right; . for every other column), instead of --x, --gate-x and --y" };
+        var roleOptions = new Shared.RoleOptions();
         var k = new Option<int>("--k") { Description = "number of experts k >= 2", Required = true };
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
@@ -43,8 +38,9 @@ internal static class FitCommand
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
             data, k, activation, slope, family, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
-            solver, transform, noPolish, seed, outPath, report, se, maxRows, xColumns, gateColumns, yColumn, formula, missing, reference, cluster, requestTimeout,
+            solver, transform, noPolish, seed, outPath, report, se, maxRows, cluster, requestTimeout,
         };
+        roleOptions.AddTo(command);
         command.SetAction(parse =>
         {
             var dataPath = parse.GetValue(data)!;
@@ -147,8 +143,7 @@ internal static class FitCommand
                 options.Seed = chosenSeed;
             }
 
-            var roles = Shared.Roles(parse.GetValue(formula), parse.GetValue(xColumns), parse.GetValue(gateColumns), parse.GetValue(yColumn));
-            roles = Shared.WithPolicies(roles, Shared.ParseMissing(parse.GetValue(missing)), Shared.ParseReferences(parse.GetValue(reference)));
+            var roles = roleOptions.Read(parse);
             FitResult result;
             string rows;
             if (parse.GetValue(cluster) is { } where)

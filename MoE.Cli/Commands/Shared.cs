@@ -241,4 +241,29 @@ internal static class Shared
             References = references,
         };
     }
+
+    /// <summary>The options that say the data's columns' roles, shared by fit, select and diagnose.</summary>
+    public sealed class RoleOptions
+    {
+        private readonly Option<string?> experts = new("--x") { Description = "the experts' columns by name, comma-separated (default: every column but the response)" };
+        private readonly Option<string?> gate = new("--gate-x") { Description = "the gate's columns by name, comma-separated (default: the experts' columns)" };
+        private readonly Option<string?> response = new("--y") { Description = "the response column by name (default: y)" };
+        private readonly Option<string?> formula = new("--formula") { Description = "the columns' roles as a formula: \"y ~ a + b | z1 + z2\" (experts left of |, gate right; . for every other column), instead of --x, --gate-x and --y" };
+        private readonly Option<string?> missing = MissingOption();
+        private readonly Option<string?> reference = new("--reference") { Description = "the reference level of text (categorical) columns: col=level[,col=level] (default: each column's first level in ordinal order)" };
+
+        /// <summary>Adds the options to a command.</summary>
+        public void AddTo(Command command)
+        {
+            foreach (var option in new[] { experts, gate, response, formula, missing, reference })
+            {
+                command.Options.Add(option);
+            }
+        }
+
+        /// <summary>The roles typed, or null for the file's convention (x1..xd, y).</summary>
+        public ColumnRoles? Read(ParseResult parse) =>
+            WithPolicies(Roles(parse.GetValue(formula), parse.GetValue(experts), parse.GetValue(gate), parse.GetValue(response)),
+                ParseMissing(parse.GetValue(missing)), ParseReferences(parse.GetValue(reference)));
+    }
 }

@@ -85,7 +85,7 @@ internal static class Tables
     }
 
     /// <summary><c>moe diagnose</c>: each column's moments, strong departures from a Gaussian in yellow.</summary>
-    public static Table Columns(DataDiagnosis report)
+    public static Table Columns(DataDiagnosis report, IReadOnlyList<string>? names = null)
     {
         var table = new Table().Border(TableBorder.Rounded)
             .AddColumn("column")
@@ -99,7 +99,7 @@ internal static class Tables
             // |skewness| > 1 or |excess kurtosis| > 2: far enough from a Gaussian that the moment methods' guarantees lapse.
             var style = Math.Abs(c.Skewness) > 1 || Math.Abs(c.ExcessKurtosis) > 2 ? "yellow" : "default";
             table.AddRow(
-                ["x" + (t + 1).ToString(Inv), c.Mean.ToString("G5", Inv), c.Sd.ToString("G5", Inv), c.Skewness.ToString("F3", Inv),
+                [Markup.Escape(names?[t] ?? "x" + (t + 1).ToString(Inv)), c.Mean.ToString("G5", Inv), c.Sd.ToString("G5", Inv), c.Skewness.ToString("F3", Inv),
                     c.ExcessKurtosis.ToString("F3", Inv)],
                 style);
         }

@@ -47,9 +47,11 @@ module DataReport =
     /// ones none).</param>
     /// <param name="experts">k ≥ 1.</param>
     /// <param name="data">The data.</param>
-    [<CompiledName("CreateFor")>]
-    let createFor (family: ExpertFamily) (experts: int) (data: Dataset) : DataReport =
+    /// <param name="design">Which columns the experts and the gate read (their parameter count).</param>
+    [<CompiledName("CreateForDesign")>]
+    let createForDesign (family: ExpertFamily) (experts: int) (design: Design) (data: Dataset) : DataReport =
         Guard.positiveInt "experts" experts
+        Guard.notNull "design" (box design)
         let n, d = data.Count, data.Dimension
         let columns = Diagnosis.columns data
         let sd = columns |> Array.map (fun c -> if c.Sd > 0.0 then c.Sd else 1.0)
@@ -121,6 +123,7 @@ module DataReport =
             FitConfig.parameterCount
                 { FitConfig.defaults experts Identity with
                     Family = family
+                    Design = Some design
                 }
                 d
 
@@ -204,6 +207,15 @@ module DataReport =
             MomentGuarantees = guarantees
             Verdict = verdict
         }
+
+    /// <summary>The data report for a model whose experts and gate read every column (<c>createForDesign</c> with the
+    /// shared design).</summary>
+    /// <param name="family">The experts' family.</param>
+    /// <param name="experts">k ≥ 1.</param>
+    /// <param name="data">The data.</param>
+    [<CompiledName("CreateFor")>]
+    let createFor (family: ExpertFamily) (experts: int) (data: Dataset) : DataReport =
+        createForDesign family experts (Design.shared data.Dimension) data
 
     /// <summary>The data report for Gaussian experts (<c>createFor</c> with <c>ExpertFamily.Gaussian</c>).</summary>
     /// <param name="experts">k ≥ 1.</param>

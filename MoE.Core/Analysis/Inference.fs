@@ -366,8 +366,18 @@ module Inference =
                 context.Cancellation.ThrowIfCancellationRequested()
 
                 if k = 1 then
+                    // One expert and no gate: the regression on the experts' columns.
+                    let design = FitConfig.designFor config d
+
+                    let x =
+                        if design.IsShared then
+                            data.X
+                        else
+                            Array2D.init data.Count design.ExpertColumns.Length (fun r t ->
+                                data.X.[r, design.ExpertColumns.[t]])
+
                     let a, b, s, ll =
-                        SingleRegression.fit config.Family config.Activation config.Intercepts data.X data.Y context
+                        SingleRegression.fit config.Family config.Activation config.Intercepts x data.Y context
 
                     let p =
                         int (

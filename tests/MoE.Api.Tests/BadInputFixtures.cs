@@ -88,6 +88,8 @@ internal static class BadInputFixtures
         ["fit-text-levels"] = d => WithText(d),
         ["fit-text-id"] = d => WithText(d),
         ["fit-reference-unknown"] = d => WithText(d),
+        ["select-roles"] = d => WithText(d),
+        ["diagnose-roles"] = d => WithText(d),
         ["predict-unseen-level"] = d =>
         {
             WithText(d);

@@ -686,3 +686,42 @@ let ``dmft's text columns give R's Poisson regression and flexmix's mixture`` ()
 
         let ll = MoeModel.logLikelihood fit.Model smallerData.X smallerData.Y
         Assert.True(ll >= -1233.7154 - 0.05, sprintf "without Treatment, seed %d: %.4f" seed ll)
+
+/// The choice of k with a split design: k = 1 has no gate, so it is the regression on the experts' columns alone —
+/// the same value as the shared design's k = 1 on those columns — and its parameter count leaves the gate out.
+[<Fact>]
+let ``the single regression of a split design reads the experts' columns`` () =
+    let design = Design.create 3 [| 0; 2 |] [| 1 |]
+
+    let truth =
+        MoeModel.createWith
+            design
+            ExpertFamily.Gaussian
+            (array2D [ [ 1.0; -1.0 ]; [ -0.5; 2.0 ] ])
+            [| 0.5; -1.0 |]
+            (array2D [ [ 2.0 ] ])
+            [| 0.3 |]
+            Identity
+            [| 0.2; 0.2 |]
+
+    let data = Sampler.sample truth 5_000 3L
+
+    let config =
+        { FitConfig.defaults 2 Identity with
+            Design = Some design
+        }
+
+    let split = Inference.selectExperts config [| 1 |] data RunContext.silent
+
+    let experts =
+        Array2D.init data.Count 2 (fun r t -> data.X.[r, design.ExpertColumns.[t]])
+
+    let shared =
+        Inference.selectExperts
+            (FitConfig.defaults 2 Identity)
+            [| 1 |]
+            (Dataset.create experts data.Y)
+            RunContext.silent
+
+    Assert.Equal(shared.[0].LogLikelihood, split.[0].LogLikelihood)
+    Assert.Equal(shared.[0].Parameters, split.[0].Parameters)
