@@ -24,7 +24,7 @@ module DataFiles =
         (levels: (string * string[])[])
         : DataSource =
         if isParquet path then
-            DataParquet.sourceWith path xNames yName missing
+            DataParquet.sourceWith path xNames yName missing levels
         elif
             xNames.IsSome
             || yName.IsSome
@@ -131,7 +131,7 @@ module DataFiles =
             if isCsv first then
                 DataCsv.categories first available
             else
-                [||]
+                DataParquet.categories first available
 
         ColumnRoles.resolve (Path.GetFileName path) available inputs categories roles
 
@@ -220,9 +220,9 @@ module DataFiles =
                 DataCsv.loadCovariates path d
         | None when isCsv path -> DataCsv.loadCovariates path model.Dimension
         | Some columns when isParquet path && missing = MissingValues.Drop ->
-            (DataParquet.loadMarked path columns.Inputs columns.Response).X
+            (DataParquet.loadMarked path columns.Inputs columns.Response columns.Levels).X
         | None when isParquet path && missing = MissingValues.Drop ->
-            let data = DataParquet.loadMarked path [||] "y"
+            let data = DataParquet.loadMarked path [||] "y" [||]
 
             if data.Dimension <> model.Dimension then
                 (dataFor model path).X

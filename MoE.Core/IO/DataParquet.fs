@@ -57,7 +57,18 @@ module DataParquet =
 
     /// The file's fields chosen as inputs and response: the named ones, or by the CSV convention — y is the column
     /// named "y" (else the last numeric column), the inputs every other numeric column in the file's order.
-    let private choose (path: string) (schema: ParquetSchema) (xNames: string[] option) (yName: string option) =
+    let private isText (f: DataField) =
+        f.ClrType = typeof<string> || f.ClrType = typeof<ReadOnlyMemory<char>>
+
+    /// As <c>choose</c>, with categorical columns: an input named "c=l" (Design.indicator) of a column c in
+    /// <c>levels</c> reads c's text field, and its entry of the second array is (c's levels, the index of l).
+    let private chooseWith
+        (path: string)
+        (schema: ParquetSchema)
+        (xNames: string[] option)
+        (yName: string option)
+        (levels: (string * string[])[])
+        =
         let fields = schema.GetDataFields()
 
         let find (name: string) =
@@ -105,10 +116,32 @@ module DataParquet =
             | None -> ()
         | None -> ()
 
-        let xs =
+        // An indicator "c=l" of a categorical column: c's text field and the level's index.
+        let indicator (name: string) =
+            levels
+            |> Array.tryPick (fun (c, l) ->
+                l
+                |> Array.tryFindIndex (fun level -> Design.indicator c level = name)
+                |> Option.filter (fun j -> j > 0)
+                |> Option.map (fun j -> c, l, j))
+
+        let inputs =
             match xNames with
-            | Some names -> names |> Array.map find
-            | None -> candidates |> Array.filter (fun f -> f.Name <> y.Name)
+            | Some names ->
+                names
+                |> Array.map (fun name ->
+                    match indicator name with
+                    | Some(c, l, j) ->
+                        match fields |> Array.tryFind (fun f -> f.Name = c) with
+                        | Some f when isText f && not f.IsArray -> f, Some(l, j)
+                        | _ -> find name, None
+                    | None -> find name, None)
+            | None ->
+                candidates
+                |> Array.filter (fun f -> f.Name <> y.Name)
+                |> Array.map (fun f -> f, None)
+
+        let xs = Array.map fst inputs
 
         if xs.Length = 0 then
             fail path "no input column: name them (--x) or add numeric columns besides the response."
@@ -116,6 +149,11 @@ module DataParquet =
         if xs |> Array.exists (fun f -> f.Name = y.Name) then
             fail path (Text.format "column '%s' cannot be both an input and the response." [| box y.Name |])
 
+        xs, Array.map snd inputs, y
+
+    /// The file's fields chosen as inputs and response, all numeric (<c>chooseWith</c> without categorical columns).
+    let private choose (path: string) (schema: ParquetSchema) (xNames: string[] option) (yName: string option) =
+        let xs, _, y = chooseWith path schema xNames yName [||]
         xs, y
 
     /// One column of a row group as doubles: its missing values (nulls) rejected, or, given a mask, marked in it (and
@@ -190,6 +228,18 @@ module DataParquet =
                             box (r + 1)
                         |])
 
+    /// One text column of a row group (null where a value is missing).
+    let private readText (group: ParquetRowGroupReader) (field: DataField) (rows: int) : string[] =
+        let values = Array.zeroCreate<string> rows
+
+        group
+            .ReadAsync(field, Memory<string>(values), Nullable(), CancellationToken.None)
+            .AsTask()
+            .GetAwaiter()
+            .GetResult()
+
+        values
+
     /// One row group's chosen columns (the inputs, then the response) read into <c>into</c> (d + 1 arrays, grown when
     /// too short); returns the group's row count — with <c>drop</c>, the rows without a missing value, moved up in
     /// order, and the count of those left out.
@@ -197,6 +247,7 @@ module DataParquet =
         (path: string)
         (reader: ParquetReader)
         (xs: DataField[])
+        (codes: (string[] * int) option[])
         (y: DataField)
         (drop: bool)
         (mark: bool)
@@ -225,7 +276,37 @@ module DataParquet =
 
             // Marking, a column's nulls become NaN in it alone.
             let own = if mark then Some(Array.zeroCreate<bool> rows) else mask
-            readColumn path group fields.[c] rows into.[c] own
+
+            match (if c < xs.Length then codes.[c] else None) with
+            | Some(levels, j) ->
+                // The indicator of level j of a text column: 1 where the row's level is j, else 0.
+                let values = readText group fields.[c] rows
+
+                for r in 0 .. rows - 1 do
+                    match values.[r] with
+                    | null ->
+                        match own with
+                        | Some m ->
+                            m.[r] <- true
+                            into.[c].[r] <- 0.0
+                        | None ->
+                            fail
+                                path
+                                (Text.format
+                                    "column '%s' has a missing value (row %d of its row group); %s."
+                                    [| box fields.[c].Name; box (r + 1); box MissingValues.Hint |])
+                    | v ->
+                        let level = Array.IndexOf(levels, v)
+
+                        if level < 0 then
+                            fail
+                                path
+                                (Text.format
+                                    "'%s' (row %d of its row group) is not a level of the categorical column '%s' (its levels: %s)."
+                                    [| box v; box (r + 1); box fields.[c].Name; box (String.Join(", ", levels)) |])
+
+                        into.[c].[r] <- if level = j then 1.0 else 0.0
+            | None -> readColumn path group fields.[c] rows into.[c] own
 
             if mark then
                 own.Value
@@ -275,7 +356,14 @@ module DataParquet =
     /// enumeration. Row group g + 1 is decoded on another thread while group g's rows are cut into batches (columns
     /// transposed straight into each batch's rows), so decoding overlaps the pass's work; at most two groups' columns
     /// are held.</summary>
-    let private batches (path: string) (xs: DataField[]) (y: DataField) (drop: bool) (mark: bool) : seq<Dataset> =
+    let private batches
+        (path: string)
+        (xs: DataField[])
+        (codes: (string[] * int) option[])
+        (y: DataField)
+        (drop: bool)
+        (mark: bool)
+        : seq<Dataset> =
         seq {
             let reader = openReader path
             let d = xs.Length
@@ -286,7 +374,7 @@ module DataParquet =
                 Array.init 2 (fun _ -> Array.init (d + 1) (fun _ -> Array.empty<float>))
 
             let read g =
-                Tasks.Task.Run(fun () -> fst (readGroup path reader xs y drop mark buffers.[g % 2] g))
+                Tasks.Task.Run(fun () -> fst (readGroup path reader xs codes y drop mark buffers.[g % 2] g))
 
             let mutable next = if count > 0 then Some(read 0) else None
 
@@ -360,6 +448,38 @@ module DataParquet =
         finally
             close reader
 
+    /// <summary>The text (string) columns among <paramref name="columns"/> of a Parquet file, each with its distinct
+    /// values in ordinal order (nulls aside; at most 51 of them, <c>DataCsv.MaxLevels</c> + 1, beyond which
+    /// <c>ColumnRoles.resolve</c> refuses a column a role reads): the file's categorical columns.</summary>
+    /// <param name="path">The file.</param>
+    /// <param name="columns">The columns to look at.</param>
+    [<CompiledName("Categories")>]
+    let categories (path: string) (columns: string[]) : (string * string[])[] =
+        Guard.notNull "path" path
+        let reader = openReader path
+
+        try
+            let text =
+                reader.Schema.GetDataFields()
+                |> Array.filter (fun f -> isText f && not f.IsArray && Array.contains f.Name columns)
+
+            text
+            |> Array.map (fun field ->
+                let seen = Collections.Generic.HashSet<string>(StringComparer.Ordinal)
+
+                for g in 0 .. reader.RowGroupCount - 1 do
+                    if seen.Count <= DataCsv.MaxLevels then
+                        use group = reader.OpenRowGroupReader g
+
+                        for v in readText group field (int group.RowCount) do
+                            if not (isNull v) && seen.Count <= DataCsv.MaxLevels then
+                                seen.Add v |> ignore
+
+                field.Name, (seen |> Seq.sortWith (fun a b -> String.CompareOrdinal(a, b)) |> Seq.toArray))
+            |> Array.filter (fun (_, l) -> l.Length > 0)
+        finally
+            close reader
+
     /// <summary>The names of a Parquet file's numeric columns chosen as inputs and response (see <c>source</c>).</summary>
     /// <param name="path">The file.</param>
     /// <param name="xNames">The input columns, or None for every numeric column but the response.</param>
@@ -384,6 +504,8 @@ module DataParquet =
     /// order.</param>
     /// <param name="yName">The response column, or None for the column named "y" (else the last numeric one).</param>
     /// <param name="missing">The policy.</param>
+    /// <param name="levels">Categorical (text) columns and their levels, the reference first: an input named "c=l" is
+    /// the indicator of c's level l.</param>
     /// <returns>The source.</returns>
     [<CompiledName("SourceWith")>]
     let sourceWith
@@ -391,21 +513,22 @@ module DataParquet =
         (xNames: string[] option)
         (yName: string option)
         (missing: MissingValues)
+        (levels: (string * string[])[])
         : DataSource =
         Guard.notNull "path" path
         let drop = missing = MissingValues.Drop
         let reader = openReader path
 
-        let xs, y, rows, dropped, first =
+        let xs, codes, y, rows, dropped, first =
             try
-                let xs, y = choose path reader.Schema xNames yName
+                let xs, codes, y = chooseWith path reader.Schema xNames yName levels
 
                 if drop then
                     let buffers = Array.init (xs.Length + 1) (fun _ -> Array.empty<float>)
                     let mutable rows, dropped, first = 0L, 0L, ""
 
                     for g in 0 .. reader.RowGroupCount - 1 do
-                        let kept, left = readGroup path reader xs y true false buffers g
+                        let kept, left = readGroup path reader xs codes y true false buffers g
 
                         if left > 0 && dropped = 0L then
                             first <- Text.format "%s, row group %d" [| box (IO.Path.GetFileName path); box (g + 1) |]
@@ -413,7 +536,7 @@ module DataParquet =
                         rows <- rows + int64 kept
                         dropped <- dropped + int64 left
 
-                    xs, y, rows, dropped, first
+                    xs, codes, y, rows, dropped, first
                 else
                     let rows =
                         Seq.init reader.RowGroupCount (fun g ->
@@ -421,7 +544,7 @@ module DataParquet =
                             group.RowCount)
                         |> Seq.sum
 
-                    xs, y, rows, 0L, ""
+                    xs, codes, y, rows, 0L, ""
             finally
                 close reader
 
@@ -442,7 +565,7 @@ module DataParquet =
                     {
                         Name = path
                         Rows = rows
-                        Read = fun () -> batches path xs y drop false
+                        Read = fun () -> batches path xs codes y drop false
                         Remote = None
                         Dropped = dropped, first
                     }
@@ -460,7 +583,7 @@ module DataParquet =
     /// input column, a missing (null) or non-finite value (raised when its row group is read).</exception>
     [<CompiledName("Source")>]
     let source (path: string) (xNames: string[] option) (yName: string option) : DataSource =
-        sourceWith path xNames yName MissingValues.Refuse
+        sourceWith path xNames yName MissingValues.Refuse [||]
 
     /// <summary>Reads new rows of a Parquet file to predict: the named inputs (all numeric columns but the response
     /// when none are named) and the response, a null read as NaN (that row's predictions are then NaN; rows never
@@ -468,15 +591,16 @@ module DataParquet =
     /// <param name="path">The file.</param>
     /// <param name="xNames">The inputs (empty: every numeric column but the response).</param>
     /// <param name="yName">The response's name.</param>
+    /// <param name="levels">Categorical columns and their levels, the reference first.</param>
     [<CompiledName("LoadMarked")>]
-    let loadMarked (path: string) (xNames: string[]) (yName: string) : Dataset =
+    let loadMarked (path: string) (xNames: string[]) (yName: string) (levels: (string * string[])[]) : Dataset =
         Guard.notNull "path" path
         let reader = openReader path
 
-        let xs, y, rows =
+        let xs, codes, y, rows =
             try
-                let xs, y =
-                    choose path reader.Schema (if xNames.Length = 0 then None else Some xNames) (Some yName)
+                let xs, codes, y =
+                    chooseWith path reader.Schema (if xNames.Length = 0 then None else Some xNames) (Some yName) levels
 
                 let rows =
                     Seq.init reader.RowGroupCount (fun g ->
@@ -484,7 +608,7 @@ module DataParquet =
                         group.RowCount)
                     |> Seq.sum
 
-                xs, y, rows
+                xs, codes, y, rows
             finally
                 close reader
 
@@ -496,7 +620,7 @@ module DataParquet =
                         {
                             Name = path
                             Rows = rows
-                            Read = fun () -> batches path xs y false true
+                            Read = fun () -> batches path xs codes y false true
                             Remote = None
                             Dropped = 0L, ""
                         }

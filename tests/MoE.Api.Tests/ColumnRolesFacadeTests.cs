@@ -155,6 +155,43 @@ public class ColumnRolesFacadeTests
         Assert.Throws<ArgumentException>(() => fit.Model.PredictDistribution(x));
     }
 
+    [Fact]
+    public async Task AParquetTextColumnIsCategoricalAsInACsv()
+    {
+        using var dir = new TempDir();
+        var data = Truth.Sample(2_000, 9);
+        string[] sites = ["west", "north", "south"];
+        var site = Enumerable.Range(0, data.Count).Select(r => sites[r % 3]).ToArray();
+        var fields = new Parquet.Schema.DataField[]
+        {
+            new Parquet.Schema.DataField<double>("x1"), new Parquet.Schema.DataField<double>("x2"),
+            new Parquet.Schema.DataField<string>("site"), new Parquet.Schema.DataField<double>("y"),
+        };
+        using (var stream = File.Create(dir.File("d.parquet")))
+        {
+            await using var writer = await Parquet.ParquetWriter.CreateAsync(new Parquet.Schema.ParquetSchema(fields), stream);
+            using var group = writer.CreateRowGroup();
+            await group.WriteAsync<double>(fields[0], Enumerable.Range(0, data.Count).Select(r => data.X[r, 0]).ToArray());
+            await group.WriteAsync<double>(fields[1], Enumerable.Range(0, data.Count).Select(r => data.X[r, 1]).ToArray());
+            await group.WriteAsync(fields[2], site);
+            await group.WriteAsync<double>(fields[3], data.Y);
+        }
+
+        File.WriteAllLines(dir.File("d.csv"), new[] { "x1,x2,site,y" }.Concat(Enumerable.Range(0, data.Count)
+            .Select(r => $"{R(data.X[r, 0])},{R(data.X[r, 1])},{site[r]},{R(data.Y[r])}")));
+        var roles = ColumnRoles.Parse("y ~ x1 + x2 + site");
+        var fromParquet = Dataset.Load(dir.File("d.parquet"), roles);
+        var fromCsv = Dataset.Load(dir.File("d.csv"), roles);
+        Assert.Equal(["x1", "x2", "site=south", "site=west"], fromParquet.Columns);
+        Assert.Equal(fromCsv.X, fromParquet.X);
+        Assert.Equal(fromCsv.Y, fromParquet.Y);
+
+        // Fitted on Parquet, the model codes new CSV rows by its levels.
+        var fit = MoeLearner.Fit(fromParquet, new FitOptions { Experts = 2, Seed = 1 });
+        Assert.Equal(["north", "south", "west"], fit.Model.Levels!["site"]);
+        Assert.Equal(fromCsv.X, fit.Model.ReadCovariates(dir.File("d.csv")));
+    }
+
     private static string WriteAndRead(TempDir dir, Dataset data)
     {
         data.SaveCsv(dir.File("full.csv"));
