@@ -218,12 +218,29 @@ module ColumnRoles =
             | Some names -> chosen "gate's columns" names
             | None -> experts
 
-        if categories |> Array.exists (fun (c, _) -> c = response) then
-            fail (
-                Text.format
-                    "the response '%s' holds text; a response must be numeric (a 0/1 outcome for --family bernoulli)."
-                    [| box response |]
-            )
+        // A text response of two levels is a yes/no outcome: 0 for its first level (the reference), 1 for the other.
+        let responseLevels =
+            match categories |> Array.tryFind (fun (c, _) -> c = response) with
+            | None -> [||]
+            | Some(_, found) when found.Length = 2 ->
+                let ordered =
+                    match roles.References |> Array.tryFind (fun (c, _) -> c = response) with
+                    | Some(_, reference) when not (Array.contains reference found) ->
+                        fail (
+                            Text.format
+                                "the reference level '%s' of '%s' is not among its levels %s."
+                                [| box reference; box response; box (String.Join(", ", found)) |]
+                        )
+                    | Some(_, reference) -> Array.append [| reference |] (found |> Array.filter ((<>) reference))
+                    | None -> found
+
+                [| response, ordered |]
+            | Some(_, found) ->
+                fail (
+                    Text.format
+                        "the response '%s' holds text with %d values; a text response must have two (a yes/no outcome, read as 0 for the first level in ordinal order or --reference, 1 for the other)."
+                        [| box response; box (min found.Length DataCsv.MaxLevels) |]
+                )
 
         // Each categorical column read: its levels with the reference first.
         let levels =
@@ -256,7 +273,11 @@ module ColumnRoles =
                 | None -> column, found)
 
         for column, _ in roles.References do
-            if not (levels |> Array.exists (fun (c, _) -> c = column)) then
+            let categorical =
+                levels |> Array.exists (fun (c, _) -> c = column)
+                || (column = response && responseLevels.Length > 0)
+
+            if not categorical then
                 fail (
                     Text.format
                         "a reference level is given for '%s', which is not a categorical column the roles read."
@@ -283,5 +304,5 @@ module ColumnRoles =
             {
                 Inputs = read
                 Response = response
-                Levels = levels
+                Levels = Array.append responseLevels levels
             }

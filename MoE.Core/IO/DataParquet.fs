@@ -61,7 +61,8 @@ module DataParquet =
         f.ClrType = typeof<string> || f.ClrType = typeof<ReadOnlyMemory<char>>
 
     /// As <c>choose</c>, with categorical columns: an input named "c=l" (Design.indicator) of a column c in
-    /// <c>levels</c> reads c's text field, and its entry of the second array is (c's levels, the index of l).
+    /// <c>levels</c> reads c's text field, and its entry of the second array is (c's levels, the index of l); the last
+    /// entry is the response's: (its two levels, −1) when it is text.
     let private chooseWith
         (path: string)
         (schema: ParquetSchema)
@@ -97,8 +98,19 @@ module DataParquet =
 
         let candidates = fields |> Array.filter (fun f -> numeric f && not f.IsArray)
 
+        // A text response of two levels (in levels): its level's index, 0 or 1.
+        let textResponse =
+            yName
+            |> Option.bind (fun name ->
+                match
+                    levels |> Array.tryFind (fun (c, _) -> c = name), fields |> Array.tryFind (fun f -> f.Name = name)
+                with
+                | Some(_, l), Some f when isText f && not f.IsArray -> Some(f, l)
+                | _ -> None)
+
         let y =
             match yName with
+            | Some _ when textResponse.IsSome -> fst textResponse.Value
             | Some name -> find name
             | None ->
                 match candidates |> Array.tryFind (fun f -> f.Name = "y") with
@@ -149,7 +161,7 @@ module DataParquet =
         if xs |> Array.exists (fun f -> f.Name = y.Name) then
             fail path (Text.format "column '%s' cannot be both an input and the response." [| box y.Name |])
 
-        xs, Array.map snd inputs, y
+        xs, Array.append (Array.map snd inputs) [| textResponse |> Option.map (fun (_, l) -> l, -1) |], y
 
     /// The file's fields chosen as inputs and response, all numeric (<c>chooseWith</c> without categorical columns).
     let private choose (path: string) (schema: ParquetSchema) (xNames: string[] option) (yName: string option) =
@@ -277,7 +289,7 @@ module DataParquet =
             // Marking, a column's nulls become NaN in it alone.
             let own = if mark then Some(Array.zeroCreate<bool> rows) else mask
 
-            match (if c < xs.Length then codes.[c] else None) with
+            match (if c < codes.Length then codes.[c] else None) with
             | Some(levels, j) ->
                 // The indicator of level j of a text column: 1 where the row's level is j, else 0.
                 let values = readText group fields.[c] rows
@@ -305,7 +317,11 @@ module DataParquet =
                                     "'%s' (row %d of its row group) is not a level of the categorical column '%s' (its levels: %s)."
                                     [| box v; box (r + 1); box fields.[c].Name; box (String.Join(", ", levels)) |])
 
-                        into.[c].[r] <- if level = j then 1.0 else 0.0
+                        // j < 0: a text response, read as its level's index.
+                        into.[c].[r] <-
+                            if j < 0 then float level
+                            elif level = j then 1.0
+                            else 0.0
             | None -> readColumn path group fields.[c] rows into.[c] own
 
             if mark then

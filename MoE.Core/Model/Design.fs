@@ -179,7 +179,7 @@ module Design =
         | None -> ()
 
         // A categorical column's indicators are inputs side by side, in the order of its levels after the reference.
-        for column, levels in columns.Levels do
+        for column, levels in columns.Levels |> Array.filter (fun (c, _) -> c <> columns.Response) do
             if levels.Length < 2 || (Array.distinct levels).Length <> levels.Length then
                 invalidArg
                     "columns"

@@ -89,6 +89,7 @@ internal static class BadInputFixtures
         ["fit-text-id"] = d => WithText(d),
         ["fit-reference-unknown"] = d => WithText(d),
         ["select-roles"] = d => WithText(d),
+        ["fit-text-response"] = d => WithText(d),
         ["diagnose-roles"] = d => WithText(d),
         ["predict-unseen-level"] = d =>
         {
@@ -164,7 +165,7 @@ internal static class BadInputFixtures
         ["eval-not-finite-json"] = d => File.WriteAllText(d.File("model.json"), Json(sigma: "1e-300")),
         ["parquet-not-parquet"] = d => File.WriteAllText(d.File("data.parquet"), "x1,x2,x3,y\n1,2,3,4\n"),
         ["parquet-no-column"] = d => Good(d).SaveParquet(d.File("data.parquet")),
-        ["parquet-text-column"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, 2.0]), ("label", null), ("y", [3.0, 4.0])),
+        ["parquet-text-column"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, 2.0, 3.0]), ("label", null), ("y", [3.0, 4.0, 5.0])),
         ["parquet-missing-value"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, null]), ("y", [3.0, 4.0])),
         ["parquet-nan"] = d => Columns(d.File("data.parquet"), ("x1", [1.0, double.NaN]), ("y", [3.0, 4.0])),
         ["parquet-no-rows"] = d => Columns(d.File("data.parquet"), ("x1", []), ("y", [])),

@@ -725,3 +725,69 @@ let ``the single regression of a split design reads the experts' columns`` () =
 
     Assert.Equal(shared.[0].LogLikelihood, split.[0].LogLikelihood)
     Assert.Equal(shared.[0].Parameters, split.[0].Parameters)
+
+/// A text response of two levels is a yes/no outcome (docs/data.md): Pima's diabetes written as No/Yes reads as the 0/1
+/// file does — "No" = 0, the first in ordinal order — so one logistic regression is flexmix's −233.1611 again; naming
+/// "Yes" the reference flips the coding (the same likelihood, the coefficients' signs turned); a text response of
+/// three values is refused.
+[<Fact>]
+let ``a two-level text response is a yes/no outcome`` () =
+    withDir (fun dir ->
+        let lines =
+            File.ReadAllLines(Path.Combine(AppContext.BaseDirectory, "data", "pima.csv"))
+
+        let path = Path.Combine(dir, "pima-text.csv")
+
+        File.WriteAllLines(
+            path,
+            lines
+            |> Array.mapi (fun i line ->
+                if i = 0 then
+                    line.Replace(",y", ",diabetes")
+                else
+                    let cut = line.LastIndexOf ','
+
+                    line.Substring(0, cut + 1)
+                    + (if line.Substring(cut + 1) = "1" then "Yes" else "No"))
+        )
+
+        let numeric =
+            DataCsv.load (Path.Combine(AppContext.BaseDirectory, "data", "pima.csv"))
+
+        let source, design =
+            DataFiles.withRoles path (ColumnRoles.parseFormula "diabetes ~ .")
+
+        let data = DataSource.load source
+        Assert.Equal<float[]>(numeric.Y, data.Y)
+        Assert.Equal<float[,]>(numeric.X, data.X)
+
+        Assert.Equal<string[]>(
+            [| "No"; "Yes" |],
+            design.Columns.Value.Levels |> Array.find (fun (c, _) -> c = "diabetes") |> snd
+        )
+
+        let config =
+            { FitConfig.defaults 2 Identity with
+                Family = ExpertFamily.Bernoulli
+                Design = Some design
+            }
+
+        let single = Inference.selectExperts config [| 1 |] data RunContext.silent
+        Assert.True(abs (single.[0].LogLikelihood - -233.1611) < 1e-3, sprintf "%.4f" single.[0].LogLikelihood)
+
+        let flipped, _ =
+            DataFiles.withRoles
+                path
+                { ColumnRoles.parseFormula "diabetes ~ ." with
+                    References = [| "diabetes", "Yes" |]
+                }
+
+        Assert.Equal<float[]>(numeric.Y |> Array.map (fun v -> 1.0 - v), (DataSource.load flipped).Y)
+
+        let three = Path.Combine(dir, "three.csv")
+        File.WriteAllLines(three, [| "x,y"; "1,a"; "2,b"; "3,c" |])
+
+        let e =
+            Assert.Throws<ArgumentException>(fun () -> DataFiles.withRoles three ColumnRoles.defaults |> ignore)
+
+        Assert.Contains("the response 'y' holds text with 3 values; a text response must have two", e.Message))

@@ -121,7 +121,8 @@ module internal CsvParsing =
     /// for the response, or −1 for a field that is not read (not even parsed: a text column nobody asked for is
     /// allowed). <c>Inputs</c> is d.
     /// A categorical field: its levels' UTF-8 bytes (the reference first) and the input of the first indicator; level
-    /// j ≥ 1 sets input First + j − 1 to 1, the others of its indicators to 0 (the reference sets none).
+    /// j ≥ 1 sets input First + j − 1 to 1, the others of its indicators to 0 (the reference sets none). First = d
+    /// marks a text response: y is its level's index.
     [<NoEquality; NoComparison>]
     type internal CategoricalField =
         {
@@ -198,8 +199,11 @@ module internal CsvParsing =
 
                     if MissingValues.isMissing field then
                         if map.Mark then
-                            for j in 1 .. category.Levels.Length - 1 do
-                                xs.[category.First + j - 1] <- nan
+                            if category.First = d then
+                                y <- nan
+                            else
+                                for j in 1 .. category.Levels.Length - 1 do
+                                    xs.[category.First + j - 1] <- nan
                         elif map.Drop then
                             dropAt <- column
                         else
@@ -243,6 +247,9 @@ module internal CsvParsing =
                                     |]
 
                             failed <- column
+                        elif category.First = d then
+                            // A text response: its level's index, 0 or 1.
+                            y <- float level
                         else
                             for j in 1 .. category.Levels.Length - 1 do
                                 xs.[category.First + j - 1] <- if j = level then 1.0 else 0.0

@@ -357,7 +357,18 @@ module internal CsvReading =
                         | None -> targets.[c] <- i)
 
                 match response with
-                | Some r -> targets.[r] <- inputs.Length
+                | Some r ->
+                    match selection.Levels |> Array.tryFind (fun (name, _) -> name = header.[r]) with
+                    | Some(name, levels) ->
+                        targets.[r] <- CategoricalTarget
+
+                        categorical.[r] <-
+                            {
+                                Name = name
+                                Levels = levels |> Array.map (fun l -> Text.Encoding.UTF8.GetBytes l)
+                                First = inputs.Length
+                            }
+                    | None -> targets.[r] <- inputs.Length
                 | None -> ()
 
                 hasResponse <- response.IsSome
