@@ -89,6 +89,8 @@ internal static class BadInputFixtures
         ["fit-text-id"] = d => WithText(d),
         ["fit-reference-unknown"] = d => WithText(d),
         ["select-roles"] = d => WithText(d),
+        ["fit-named-constant"] = d => File.WriteAllLines(d.File("named.csv"), new[] { "age,dose,y" }
+            .Concat(Enumerable.Range(0, 200).Select(i => $"{i % 17},2.5,{(i * 7) % 11}"))),
         ["fit-text-response"] = d => WithText(d),
         ["diagnose-roles"] = d => WithText(d),
         ["predict-unseen-level"] = d =>

@@ -254,6 +254,16 @@ module Diagnosis =
         let n, d, k = summary.Rows, summary.Columns.Length, config.Experts
         let cols = summary.Columns
         let y = summary.Response
+        // Columns by the names the data have (roles: docs/data.md), else x1, …, xd.
+        let names =
+            match config.Design |> Option.bind _.Columns with
+            | Some c when c.Inputs.Length = d -> Array.map (fun name -> "'" + name + "'") c.Inputs
+            | _ -> Array.init d (fun j -> Text.format "x%d" [| box (j + 1) |])
+
+        let yName =
+            match config.Design |> Option.bind _.Columns with
+            | Some c -> "'" + c.Response + "'"
+            | None -> "y"
         // The moment estimators assume x ~ N(0, I): checked for L4 and Spectral on the data as given; with
         // standardisation only the shape (skew, tails) still matters, and only for the methods that use moments.
         let moments =
@@ -283,28 +293,30 @@ module Diagnosis =
                     error
                         FindingCode.ValueOverflow
                         (Text.format
-                            "column x%d holds values too large to fit (mean %s): their squares and fourth powers overflow a double beyond about %.1g at n = %d; rescale the column (e.g. to thousands or millions)."
-                            [| box (j + 1); box (g4 cols.[j].Mean); box limit; box n |])
+                            "column %s holds values too large to fit (mean %s): their squares and fourth powers overflow a double beyond about %.1g at n = %d; rescale the column (e.g. to thousands or millions)."
+                            [| box names.[j]; box (g4 cols.[j].Mean); box limit; box n |])
 
             if overflow y then
                 error
                     FindingCode.ValueOverflow
                     (Text.format
-                        "y holds values too large to fit (mean %s): their squares and fourth powers overflow a double beyond about %.1g at n = %d; rescale the response."
-                        [| box (g4 y.Mean); box limit; box n |])
+                        "%s holds values too large to fit (mean %s): their squares and fourth powers overflow a double beyond about %.1g at n = %d; rescale the response."
+                        [| box yName; box (g4 y.Mean); box limit; box n |])
 
             for j in 0 .. d - 1 do
                 if cols.[j].Sd = 0.0 then
                     error
                         FindingCode.ConstantColumn
                         (Text.format
-                            "column x%d is constant (every value is %s): it carries no information about the experts and makes the moment matrices singular; remove it."
-                            [| box (j + 1); box (g4 cols.[j].Mean) |])
+                            "column %s is constant (every value is %s): it carries no information about the experts and makes the moment matrices singular; remove it."
+                            [| box names.[j]; box (g4 cols.[j].Mean) |])
 
             if y.Sd = 0.0 then
                 error
                     FindingCode.ConstantResponse
-                    (Text.format "y is constant (every value is %s): there is nothing to fit." [| box (g4 y.Mean) |])
+                    (Text.format
+                        "%s is constant (every value is %s): there is nothing to fit."
+                        [| box yName; box (g4 y.Mean) |])
 
             if int64 n < 2L * int64 k * int64 d then
                 error
@@ -329,7 +341,7 @@ module Diagnosis =
                             let c = cols.[j]
 
                             if c.Sd > 0.0 && abs c.Mean > meanTolerance * max 1.0 c.Sd then
-                                Text.format "x%d has mean %s" [| box (j + 1); box (g4 c.Mean) |]
+                                Text.format "%s has mean %s" [| box names.[j]; box (g4 c.Mean) |]
                     |]
 
                 if shifted.Length > 0 then
@@ -355,8 +367,8 @@ module Diagnosis =
 
                             if c.Sd > 0.0 && (abs c.Mean > meanTolerance || abs (c.Sd - 1.0) > meanTolerance) then
                                 Text.format
-                                    "x%d has mean %s and sd %s"
-                                    [| box (j + 1); box (g4 c.Mean); box (g4 c.Sd) |]
+                                    "%s has mean %s and sd %s"
+                                    [| box names.[j]; box (g4 c.Mean); box (g4 c.Sd) |]
                     |]
 
                 if shifted.Length > 0 then
@@ -388,8 +400,8 @@ module Diagnosis =
                                 && (abs c.Skewness > skewTolerance || abs c.ExcessKurtosis > kurtosisTolerance)
                             then
                                 Text.format
-                                    "x%d has skewness %s and excess kurtosis %s"
-                                    [| box (j + 1); box (g4 c.Skewness); box (g4 c.ExcessKurtosis) |]
+                                    "%s has skewness %s and excess kurtosis %s"
+                                    [| box names.[j]; box (g4 c.Skewness); box (g4 c.ExcessKurtosis) |]
                     |]
 
                 if heavy.Length > 0 then
