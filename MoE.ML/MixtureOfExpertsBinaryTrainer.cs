@@ -24,6 +24,10 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
         /// <summary>The feature column, a known-size vector of <see cref="float"/> (default <c>Features</c>).</summary>
         public string FeatureColumnName { get; set; } = "Features";
 
+        /// <summary>The gate's own feature column, a known-size vector of <see cref="float"/>, or null (the default) for
+        /// a gate that reads the feature column (as <see cref="MixtureOfExpertsTrainer.Options.GateFeatureColumnName"/>).</summary>
+        public string? GateFeatureColumnName { get; set; }
+
         /// <summary>The score column: the logit of the probability (default <c>Score</c>).</summary>
         public string ScoreColumnName { get; set; } = "Score";
 
@@ -93,6 +97,7 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
         {
             LabelColumnName = options.LabelColumnName,
             FeatureColumnName = options.FeatureColumnName,
+            GateFeatureColumnName = options.GateFeatureColumnName,
             ScoreColumnName = options.ScoreColumnName,
             ProbabilityColumnName = options.ProbabilityColumnName,
             PredictedLabelColumnName = options.PredictedLabelColumnName,
@@ -116,9 +121,8 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
     public MixtureOfExpertsTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var (label, features) = MixtureOfExpertsTrainer.Columns(input.Schema, _options.LabelColumnName,
-            _options.FeatureColumnName, BooleanDataViewType.Instance);
-        var (data, skipped) = MixtureOfExpertsTrainer.Read(input, label, features);
+        var (data, skipped) = MixtureOfExpertsTrainer.ReadRoles(input, _options.LabelColumnName, _options.FeatureColumnName,
+            _options.GateFeatureColumnName, BooleanDataViewType.Instance);
         if (data is null)
         {
             throw new ArgumentException(
@@ -127,7 +131,7 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
 
         var fit = MoeLearner.Fit(data, _fit, _options.Progress, _options.CancellationToken);
         return new MixtureOfExpertsTransformer(fit, skipped, input, _options.FeatureColumnName,
-            _options.ScoreColumnName, _options.GateColumnName, _options.ExpertsColumnName, Binary);
+            _options.ScoreColumnName, _options.GateColumnName, _options.ExpertsColumnName, Binary, _options.GateFeatureColumnName);
     }
 
     /// <summary>The schema after the transformer: the input's columns and the output columns.</summary>
@@ -139,7 +143,12 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
         ArgumentNullException.ThrowIfNull(inputSchema);
         MixtureOfExpertsTrainer.CheckShape(inputSchema, "label", _options.LabelColumnName, vector: false, BooleanDataViewType.Instance);
         MixtureOfExpertsTrainer.CheckShape(inputSchema, "feature", _options.FeatureColumnName, vector: true);
+        if (_options.GateFeatureColumnName is { } gateFeatures)
+        {
+            MixtureOfExpertsTrainer.CheckShape(inputSchema, "gate feature", gateFeatures, vector: true);
+        }
+
         return MixtureOfExpertsTransformer.Chain(new MLContext(), _options.FeatureColumnName, "{}", _options.ScoreColumnName,
-            _options.GateColumnName, _options.ExpertsColumnName, Binary).GetOutputSchema(inputSchema);
+            _options.GateColumnName, _options.ExpertsColumnName, Binary, _options.GateFeatureColumnName).GetOutputSchema(inputSchema);
     }
 }

@@ -31,6 +31,11 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         /// <summary>The output column of the mixture mean (default <c>Score</c>, where ML.NET's evaluators look).</summary>
         public string ScoreColumnName { get; set; } = "Score";
 
+        /// <summary>The gate's own feature column, a known-size vector of <see cref="float"/>, or null (the default) for
+        /// a gate that reads the feature column: the experts then read <see cref="FeatureColumnName"/> and the gate this
+        /// one (docs/data.md; flexmix's concomitant variables).</summary>
+        public string? GateFeatureColumnName { get; set; }
+
         /// <summary>The output column of the k gate probabilities, or null (the default) for none.</summary>
         public string? GateColumnName { get; set; }
 
@@ -84,6 +89,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
             LabelColumnName = options.LabelColumnName,
             FeatureColumnName = options.FeatureColumnName,
             ScoreColumnName = options.ScoreColumnName,
+            GateFeatureColumnName = options.GateFeatureColumnName,
             GateColumnName = options.GateColumnName,
             ExpertsColumnName = options.ExpertsColumnName,
             Fit = options.Fit.Clone(),
@@ -103,8 +109,8 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
     public MixtureOfExpertsTransformer Fit(IDataView input)
     {
         ArgumentNullException.ThrowIfNull(input);
-        var (label, features) = Columns(input.Schema);
-        var (data, skipped) = Read(input, label, features);
+        var (data, skipped) = ReadRoles(input, _options.LabelColumnName, _options.FeatureColumnName,
+            _options.GateFeatureColumnName, NumberDataViewType.Single);
         if (data is null)
         {
             throw new ArgumentException(
@@ -113,7 +119,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
 
         var fit = MoeLearner.Fit(data, _options.Fit, _options.Progress, _options.CancellationToken);
         return new MixtureOfExpertsTransformer(fit, skipped, input, _options.FeatureColumnName,
-            _options.ScoreColumnName, _options.GateColumnName, _options.ExpertsColumnName);
+            _options.ScoreColumnName, _options.GateColumnName, _options.ExpertsColumnName, null, _options.GateFeatureColumnName);
     }
 
     /// <summary>The schema after the transformer: the input's columns and the output columns.</summary>
@@ -125,9 +131,14 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         ArgumentNullException.ThrowIfNull(inputSchema);
         CheckShape(inputSchema, "label", _options.LabelColumnName, vector: false);
         CheckShape(inputSchema, "feature", _options.FeatureColumnName, vector: true);
+        if (_options.GateFeatureColumnName is { } gateFeatures)
+        {
+            CheckShape(inputSchema, "gate feature", gateFeatures, vector: true);
+        }
+
         // The same chain of transforms the fitted transformer runs, over a placeholder model: its shape is the answer.
         return MixtureOfExpertsTransformer.Chain(new MLContext(), _options.FeatureColumnName, "{}", _options.ScoreColumnName,
-            _options.GateColumnName, _options.ExpertsColumnName).GetOutputSchema(inputSchema);
+            _options.GateColumnName, _options.ExpertsColumnName, null, _options.GateFeatureColumnName).GetOutputSchema(inputSchema);
     }
 
     internal static void CheckShape(SchemaShape schema, string role, string name, bool vector, DataViewType? itemType = null)
@@ -184,6 +195,27 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         }
 
         return (label, features);
+    }
+
+    /// <summary>The label and the features (and the gate's own features, when named) read as a dataset: with a gate
+    /// feature column the inputs are the features then the gate's features, the experts reading the first and the gate
+    /// the second (a split design).</summary>
+    internal static (Dataset? Data, long Skipped) ReadRoles(IDataView input, string labelColumnName, string featureColumnName,
+        string? gateFeatureColumnName, DataViewType labelType)
+    {
+        var (label, features) = Columns(input.Schema, labelColumnName, featureColumnName, labelType);
+        if (gateFeatureColumnName is null)
+        {
+            return Read(input, label, features);
+        }
+
+        var (_, gate) = Columns(input.Schema, labelColumnName, gateFeatureColumnName, labelType);
+        int dE = ((VectorDataViewType)features.Type).Size, dG = ((VectorDataViewType)gate.Type).Size;
+        const string all = "MoE.AllFeatures";
+        var joined = new MLContext().Transforms.Concatenate(all, featureColumnName, gateFeatureColumnName).Fit(input).Transform(input);
+        var (data, skipped) = Read(joined, joined.Schema[labelColumnName], joined.Schema[all]);
+        var design = Core.DesignModule.Create(dE + dG, Enumerable.Range(0, dE).ToArray(), Enumerable.Range(dE, dG).ToArray());
+        return (data is null ? null : new Dataset(data.Inner, design), skipped);
     }
 
     /// <summary>One pass over the rows into double-precision arrays; rows with a NaN label or feature are skipped.</summary>

@@ -17,10 +17,13 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
 {
     private readonly ITransformer _chain;
     private readonly string _featureColumnName;
+    private readonly string? _gateFeatureColumnName;
 
     internal MixtureOfExpertsTransformer(FitResult fit, long skipped, IDataView training, string featureColumnName,
-        string scoreColumnName, string? gateColumnName, string? expertsColumnName, BinaryColumns? binary = null)
+        string scoreColumnName, string? gateColumnName, string? expertsColumnName, BinaryColumns? binary = null,
+        string? gateFeatureColumnName = null)
     {
+        _gateFeatureColumnName = gateFeatureColumnName;
         Binary = binary;
         FitResult = fit;
         RowsSkipped = skipped;
@@ -31,7 +34,7 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
         var context = new MLContext();
         // None of the chain's estimators reads a row: fitting it only checks the training data's schema.
         _chain = Chain(context, featureColumnName, fit.Model.ToJson(), scoreColumnName, gateColumnName, expertsColumnName,
-                binary)
+                binary, gateFeatureColumnName)
             .Fit(training);
     }
 
@@ -89,13 +92,18 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
     private void CheckFeatures(DataViewSchema schema)
     {
         ArgumentNullException.ThrowIfNull(schema);
-        var column = schema.GetColumnOrNull(_featureColumnName)
-            ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find feature column '{_featureColumnName}'");
-        if (column.Type is not VectorDataViewType { ItemType: var item, Size: var size } || item != NumberDataViewType.Single
-            || size != Model.Dimension)
+        // With a gate feature column the model's inputs are the features, then the gate's features.
+        foreach (var (role, name, width) in _gateFeatureColumnName is null
+                     ? [("feature", _featureColumnName, Model.Dimension)]
+                     : new[] { ("feature", _featureColumnName, Model.Dimension - Model.Inner.GateDimension), ("gate feature", _gateFeatureColumnName, Model.Inner.GateDimension) })
         {
-            throw MixtureOfExpertsTrainer.SchemaMismatch("feature", _featureColumnName,
-                $"vector of Single of size {Model.Dimension}", column.Type.ToString() ?? "?");
+            var column = schema.GetColumnOrNull(name)
+                ?? throw new ArgumentOutOfRangeException(nameof(schema), $"Could not find {role} column '{name}'");
+            if (column.Type is not VectorDataViewType { ItemType: var item, Size: var size } || item != NumberDataViewType.Single
+                || size != width)
+            {
+                throw MixtureOfExpertsTrainer.SchemaMismatch(role, name, $"vector of Single of size {width}", column.Type.ToString() ?? "?");
+            }
         }
     }
 
@@ -143,6 +151,12 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
                     : "An ONNX export of a pipeline takes one mixture of experts as the pipeline's last step; "
                       + $"this one holds {models.Count + before}, {(before > 0 ? "with steps after one" : "in its last step")}.",
                 nameof(pipeline));
+        }
+
+        if (steps[^1] is MixtureOfExpertsTransformer { _gateFeatureColumnName: { } gateFeatures })
+        {
+            throw new NotSupportedException(
+                $"An ONNX export of a pipeline whose mixture reads a gate feature column ('{gateFeatures}') is not supported yet; export the model alone (SaveOnnx(path): its input x is the features then the gate's features).");
         }
 
         if (steps[^1] is MixtureOfExpertsTransformer fitted && fitted._featureColumnName != featureColumnName)
@@ -207,9 +221,13 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
 
     /// <summary>The transforms that compute the mixture's outputs from the features (Mapping.cs explains the chain).</summary>
     internal static IEstimator<ITransformer> Chain(MLContext context, string featureColumnName, string modelJson,
-        string scoreColumnName, string? gateColumnName, string? expertsColumnName, BinaryColumns? binary = null)
+        string scoreColumnName, string? gateColumnName, string? expertsColumnName, BinaryColumns? binary = null,
+        string? gateFeatureColumnName = null)
     {
-        IEstimator<ITransformer> chain = context.Transforms.CopyColumns(MappingColumns.Features, featureColumnName)
+        // The model's inputs: the features, then (when the gate reads its own column) the gate's features.
+        IEstimator<ITransformer> chain = (gateFeatureColumnName is null
+                ? (IEstimator<ITransformer>)context.Transforms.CopyColumns(MappingColumns.Features, featureColumnName)
+                : context.Transforms.Concatenate(MappingColumns.Features, featureColumnName, gateFeatureColumnName))
             .Append(context.Transforms.CustomMapping(new KeyMappingFactory().GetMapping(), KeyMappingFactory.ContractName))
             .Append(context.Transforms.Conversion.MapValue(MappingColumns.Model,
                 [new KeyValuePair<int, string>(MappingColumns.KeyValue, modelJson)], MappingColumns.Key))

@@ -47,17 +47,32 @@ module Standardise =
         // Second moments about μ (the covariance when centred).
         let cov = Matrix<float>.Build.DenseOfArray(Dense.mirror d moments)
 
-        let values =
-            cov.Evd(Symmetricity.Symmetric).EigenValues
-            |> Seq.map (fun c -> c.Real)
-            |> Seq.toArray
+        // Each part's columns must not be collinear: with a shared design all of them; with a split one the experts'
+        // and the gate's apart (a column both read may enter the inputs twice, as ML.NET's gate feature column does).
+        let parts =
+            if design.IsShared then
+                [ "", Array.init d id ]
+            else
+                [
+                    " the experts read", design.ExpertColumns
+                    " the gate reads", design.GateColumns
+                ]
 
-        if not (Array.min values > 1e-12 * Array.max values) then
-            invalidArg
-                "data"
-                (Text.format
-                    "the covariates are collinear: the smallest eigenvalue of their covariance is %.3g of the largest, so one column is (almost) a combination of the others; remove the redundant columns."
-                    [| box (Array.min values / Array.max values) |])
+        for part, columns in parts do
+            let sub =
+                Matrix<float>.Build.Dense(columns.Length, columns.Length, fun i j -> cov.[columns.[i], columns.[j]])
+
+            let values =
+                sub.Evd(Symmetricity.Symmetric).EigenValues
+                |> Seq.map (fun c -> c.Real)
+                |> Seq.toArray
+
+            if not (Array.min values > 1e-12 * Array.max values) then
+                invalidArg
+                    "data"
+                    (Text.format
+                        "the covariates%s are collinear: the smallest eigenvalue of their covariance is %.3g of the largest, so one column is (almost) a combination of the others; remove the redundant columns."
+                        [| box part; box (Array.min values / Array.max values) |])
 
         let whitening =
             if design.IsShared then
