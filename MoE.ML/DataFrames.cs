@@ -43,6 +43,133 @@ public static class DataFrameExtensions
         }
     }
 
+    extension(Dataset)
+    {
+        /// <summary>A dataset from a DataFrame with its columns in roles (docs/data.md), as <c>Dataset.Load(path,
+        /// roles)</c> reads a file: numeric columns, and string columns as categorical inputs (the indicators of their
+        /// levels but the reference) or a two-level text response; the design and the names go with the dataset, so a
+        /// fit records them. Missing values (nulls) follow <see cref="ColumnRoles.Missing"/>.</summary>
+        /// <param name="frame">The data.</param>
+        /// <param name="roles">The roles (<see cref="ColumnRoles.Parse"/> for a formula).</param>
+        /// <returns>The dataset.</returns>
+        /// <exception cref="ArgumentException">A role names a column the frame lacks, the roles clash, a column is
+        /// neither numeric nor text, or a value is missing (under <see cref="MissingValues.Refuse"/>) or not finite
+        /// (the message gives its column and row).</exception>
+        public static Dataset FromDataFrame(DataFrame frame, ColumnRoles roles)
+        {
+            ArgumentNullException.ThrowIfNull(frame);
+            ArgumentNullException.ThrowIfNull(roles);
+            var available = frame.Columns.Select(c => c.Name).ToArray();
+            var inputs = frame.Columns.Where(c => IsNumeric(c) || c is StringDataFrameColumn).Select(c => c.Name).ToArray();
+            var categories = frame.Columns.OfType<StringDataFrameColumn>()
+                .Select(c => Tuple.Create(c.Name, c.Where(v => v is not null).Distinct(StringComparer.Ordinal)
+                    .Take(Core.DataCsv.MaxLevels + 1).Order(StringComparer.Ordinal).ToArray()))
+                .Where(t => t.Item2.Length > 0).ToArray();
+            var design = Core.ColumnRolesModule.Resolve("the frame", available, inputs, categories, roles.ToCore());
+            var (x, y, dropped, first) = Coded(frame, design.Columns.Value, roles.Missing, nameof(roles));
+            return new Dataset(Core.DatasetModule.Create(x, y), design, Tuple.Create(dropped, first));
+        }
+    }
+
+    /// <summary>The rows of a frame coded as a model's columns read them: numeric columns as they are, a categorical
+    /// column's indicators from its levels, a two-level text response as 0/1; rows with a missing value refused or
+    /// dropped (counted).</summary>
+    private static (double[,] X, double[] Y, long Dropped, string FirstDropped) Coded(DataFrame frame, Core.DataColumns columns, MissingValues missing,
+        string parameter)
+    {
+        var levels = columns.Levels.ToDictionary(l => l.Item1, l => l.Item2, StringComparer.Ordinal);
+        DataFrameColumn Column(string name) => frame.Columns.FirstOrDefault(c => c.Name == name)
+            ?? throw new ArgumentException($"The frame has no column '{name}'; its columns are {string.Join(", ", frame.Columns.Select(c => $"'{c.Name}'"))}.", parameter);
+
+        // Each input: its column, and for an indicator the level it marks.
+        var reads = columns.Inputs.Select(name =>
+        {
+            var at = name.IndexOf('=');
+            return at > 0 && levels.TryGetValue(name[..at], out var l) && Array.IndexOf(l, name[(at + 1)..]) > 0
+                ? (Column: Column(name[..at]), Level: name[(at + 1)..])
+                : (Column: Column(name), Level: (string?)null);
+        }).ToArray();
+        var response = Column(columns.Response);
+        long rows = frame.Rows.Count;
+        var x = new List<double>();
+        var y = new List<double>();
+        long dropped = 0;
+        var first = "";
+        var row = new double[reads.Length];
+        for (long i = 0; i < rows; i++)
+        {
+            string? gap = null;
+            for (int t = 0; t < reads.Length && gap is null; t++)
+            {
+                var (column, level) = reads[t];
+                var value = column[i];
+                if (value is null)
+                {
+                    gap = column.Name;
+                }
+                else if (level is not null)
+                {
+                    var text = (string)value;
+                    if (Array.IndexOf(levels[column.Name], text) < 0)
+                    {
+                        throw new ArgumentException($"The column '{column.Name}' holds '{text}' in row {i}, not one of its levels {string.Join(", ", levels[column.Name])}.", parameter);
+                    }
+
+                    row[t] = text == level ? 1 : 0;
+                }
+                else
+                {
+                    row[t] = Finite(column, i, Convert.ToDouble(value, System.Globalization.CultureInfo.InvariantCulture), parameter);
+                }
+            }
+
+            var answer = response[i];
+            gap ??= answer is null ? response.Name : null;
+            if (gap is not null)
+            {
+                if (missing == MissingValues.Refuse)
+                {
+                    throw new ArgumentException($"The column '{gap}' has a missing value in row {i}; drop the rows that have one (ColumnRoles.Missing = MissingValues.Drop) or fill them first.", parameter);
+                }
+
+                if (dropped++ == 0)
+                {
+                    first = $"the frame, row {i}, column '{gap}'";
+                }
+
+                continue;
+            }
+
+            x.AddRange(row);
+            y.Add(levels.TryGetValue(response.Name, out var outcome)
+                ? Array.IndexOf(outcome, (string)answer!) is var code and >= 0
+                    ? code
+                    : throw new ArgumentException($"The response '{response.Name}' holds '{answer}' in row {i}, not one of its levels {string.Join(", ", outcome)}.", parameter)
+                : Finite(response, i, Convert.ToDouble(answer, System.Globalization.CultureInfo.InvariantCulture), parameter));
+        }
+
+        if (y.Count == 0)
+        {
+            throw new ArgumentException($"Every one of the frame's {rows} rows has a missing value in a column read; none is left.", parameter);
+        }
+
+        var matrix = new double[y.Count, reads.Length];
+        for (int i = 0; i < y.Count; i++)
+        {
+            for (int t = 0; t < reads.Length; t++)
+            {
+                matrix[i, t] = x[i * reads.Length + t];
+            }
+        }
+
+        return (matrix, y.ToArray(), dropped, first);
+    }
+
+    private static double Finite(DataFrameColumn column, long row, double value, string parameter) =>
+        double.IsFinite(value)
+            ? value
+            : throw new ArgumentException($"The column '{column.Name}' holds {value} in row {row}; every value must be finite.", parameter);
+
     extension(Dataset data)
     {
         /// <summary>The dataset as a DataFrame with double columns x1..xd and y (copied).</summary>
