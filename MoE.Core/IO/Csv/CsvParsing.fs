@@ -158,6 +158,20 @@ module internal CsvParsing =
             Categorical = [||]
         }
 
+    /// Why a missing value (empty or NA) in a read field is refused, and how to leave such rows out.
+    let internal missingValue (field: ReadOnlySpan<byte>) =
+        Text.format
+            "%s: a missing value; %s."
+            [|
+                box (
+                    if field.IsEmpty then
+                        "the field is empty"
+                    else
+                        "'" + textOf field + "'"
+                )
+                box MissingValues.Hint
+            |]
+
     /// Parses one data line into the row's inputs xs (d long) and its response y, each field where the map sends it;
     /// returns the failing column and sets message, or returns 0 — or, when the map drops rows with a missing value,
     /// minus the first such column.
@@ -207,18 +221,7 @@ module internal CsvParsing =
                         elif map.Drop then
                             dropAt <- column
                         else
-                            message <-
-                                Text.format
-                                    "%s: a missing value; %s."
-                                    [|
-                                        box (
-                                            if field.IsEmpty then
-                                                "the field is empty"
-                                            else
-                                                "'" + textOf field + "'"
-                                        )
-                                        box MissingValues.Hint
-                                    |]
+                            message <- missingValue field
 
                             failed <- column
                     else
@@ -262,18 +265,7 @@ module internal CsvParsing =
                         elif map.Drop then
                             dropAt <- column
                         else
-                            message <-
-                                Text.format
-                                    "%s: a missing value; %s."
-                                    [|
-                                        box (
-                                            if field.IsEmpty then
-                                                "the field is empty"
-                                            else
-                                                "'" + textOf field + "'"
-                                        )
-                                        box MissingValues.Hint
-                                    |]
+                            message <- missingValue field
 
                             failed <- column
                     else
