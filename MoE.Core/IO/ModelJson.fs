@@ -65,12 +65,16 @@ module ModelJson =
         // only when the experts and the gate do not both read every input in order.
         match model.Design.Columns, model.Design.ExpertNames, model.Design.GateNames with
         | Some columns, Some experts, Some gate ->
+            // A JSON string: JsonEncodedText escapes as the serializer would, without reflection (Native AOT has none).
+            let quoted (text: string) =
+                "\"" + JsonEncodedText.Encode(text).ToString() + "\""
+
             let names (v: string[]) =
-                String.Join(", ", v |> Array.map (fun n -> JsonSerializer.Serialize n))
+                String.Join(", ", v |> Array.map quoted)
 
             sb
                 .Append(",\n  \"response\": ")
-                .Append(JsonSerializer.Serialize columns.Response)
+                .Append(quoted columns.Response)
                 .Append(",\n  \"expertColumns\": [")
                 .Append(names experts)
                 .Append("],\n  \"gateColumns\": [")
@@ -86,7 +90,7 @@ module ModelJson =
                     if i > 0 then
                         sb.Append(", ") |> ignore
 
-                    sb.Append(JsonSerializer.Serialize column).Append(": [").Append(names levels).Append(']')
+                    sb.Append(quoted column).Append(": [").Append(names levels).Append(']')
                     |> ignore)
 
                 sb.Append(" }") |> ignore
