@@ -203,6 +203,13 @@ module Inference =
             Conditioning = smallest / largest
         }
 
+    /// Refuses an interval probability outside (0, 1) other than 0 (none).
+    let private checkLevel (level: float) =
+        if not (level = 0.0 || (level > 0.0 && level < 1.0)) then
+            invalidArg
+                "level"
+                (Text.format "The interval's probability must be in (0, 1) (or 0 for none), but is %g." [| box level |])
+
     /// <summary>Predictions for every row: the mixture mean, each expert's mean and the gate, and with
     /// <paramref name="level"/> &gt; 0 the central predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²), whose ends
     /// solve Σ_i p_i Φ((q − μ_i)/σ_i) = (1 ∓ level)/2 by bisection to 1e-12 of the experts' spread.</summary>
@@ -212,10 +219,7 @@ module Inference =
     /// <exception cref="T:System.ArgumentException">level is not 0 or in (0, 1), or x is not n×d and finite.</exception>
     [<CompiledName("Predict")>]
     let predict (model: MoeModel) (level: float) (x: float[,]) : Predictions =
-        if not (level = 0.0 || (level > 0.0 && level < 1.0)) then
-            invalidArg
-                "level"
-                (Text.format "The interval's probability must be in (0, 1) (or 0 for none), but is %g." [| box level |])
+        checkLevel level
 
         let gate = MoeModel.gateProbabilities model x
         let n, k, d = x.GetLength 0, model.Experts, model.ExpertDimension
@@ -323,12 +327,8 @@ module Inference =
                     if withInterval then
                         lower.[r] <- p.Lower.[j]
                         upper.[r] <- p.Upper.[j])
-            elif not (level = 0.0 || (level > 0.0 && level < 1.0)) then
-                invalidArg
-                    "level"
-                    (Text.format
-                        "The interval's probability must be in (0, 1) (or 0 for none), but is %g."
-                        [| box level |])
+            else
+                checkLevel level
 
             {
                 Mean = mean
