@@ -53,13 +53,29 @@ module DataReport =
         Guard.positiveInt "experts" experts
         Guard.notNull "design" (box design)
         let n, d = data.Count, data.Dimension
+        // Weighted rows (docs/math.md §13): the moments, the correlation and Mardia's kurtosis weigh them and count
+        // N = Σw observations; Mardia's skewness, a double sum over a subsample, reads the subsample's rows unweighted.
+        let weight (r: int) =
+            if data.IsWeighted then data.Weights.[r] else 1.0
+
+        let observations = data.Weight
         let columns = Diagnosis.columns data
         let sd = columns |> Array.map (fun c -> if c.Sd > 0.0 then c.Sd else 1.0)
+        // Columns by the names the data have (roles: docs/data.md), else x1, …, xd.
+        let name (t: int) =
+            match design.Columns with
+            | Some names when names.Inputs.Length = d -> names.Inputs.[t]
+            | _ -> Text.format "x%d" [| box (t + 1) |]
 
         let z =
             Matrix<float>.Build.Dense(n, d, fun r t -> (data.X.[r, t] - columns.[t].Mean) / sd.[t])
 
-        let correlation = z.TransposeThisAndMultiply z / float n
+        let correlation =
+            if data.IsWeighted then
+                let zw = Matrix<float>.Build.Dense(n, d, fun r t -> sqrt (weight r) * z.[r, t])
+                zw.TransposeThisAndMultiply zw / observations
+            else
+                z.TransposeThisAndMultiply z / float n
 
         let eigen =
             correlation.Evd(Symmetricity.Symmetric).EigenValues
@@ -108,11 +124,11 @@ module DataReport =
                     for t in 0 .. d - 1 do
                         q <- q + zi.[r, t] * z.[r, t]
 
-                    b2 <- b2 + q * q
+                    b2 <- b2 + weight r * q * q
 
-                b2 <- b2 / float n
+                b2 <- b2 / observations
                 let expected = float (d * (d + 2))
-                let statistic = (b2 - expected) / sqrt (8.0 * expected / float n)
+                let statistic = (b2 - expected) / sqrt (8.0 * expected / observations)
 
                 let pKurt =
                     2.0 * (1.0 - MathNet.Numerics.Distributions.Normal.CDF(0.0, 1.0, abs statistic))
@@ -161,8 +177,8 @@ module DataReport =
                                 |> Array.truncate 3
                                 |> Array.map (fun (t, c) ->
                                     Text.format
-                                        "x%d skewness %.2f, excess kurtosis %.2f"
-                                        [| box (t + 1); box c.Skewness; box c.ExcessKurtosis |])
+                                        "%s skewness %.2f, excess kurtosis %.2f"
+                                        [| box (name t); box c.Skewness; box c.ExcessKurtosis |])
                                 |> String.concat "; "
                             )
                         |]
@@ -178,16 +194,22 @@ module DataReport =
                     Text.format
                         "The covariates are strongly correlated (condition number %.3g): the standard errors of the slopes along the weak directions will be large."
                         [| box conditioning |]
-                let ratio = float n / float parameters
+                let ratio = observations / float parameters
+
+                let rows =
+                    if data.IsWeighted then
+                        Text.format "n = %d rows weighing %.6g observations" [| box n; box observations |]
+                    else
+                        Text.format "n = %d rows" [| box n |]
 
                 if ratio < 10.0 then
                     Text.format
-                        "n = %d rows for %d parameters (%.1f per parameter): too few for k = %d; fewer experts, or more data."
-                        [| box n; box parameters; box ratio; box experts |]
+                        "%s for %d parameters (%.1f per parameter): too few for k = %d; fewer experts, or more data."
+                        [| box rows; box parameters; box ratio; box experts |]
                 elif ratio < 50.0 then
                     Text.format
-                        "n = %d rows for %d parameters (%.0f per parameter): enough to fit, but expect wide intervals (moe fit --se)."
-                        [| box n; box parameters; box ratio |]
+                        "%s for %d parameters (%.0f per parameter): enough to fit, but expect wide intervals (moe fit --se)."
+                        [| box rows; box parameters; box ratio |]
 
                 if guarantees then
                     "The covariates look Gaussian after standardising and d >= k: the guarantees of the moment initializers (L4, spectral) apply, as far as the data can tell (they also assume the model is right)."

@@ -85,38 +85,42 @@ module Inference =
     /// <param name="commonSigma">Whether the fit had one σ for all experts.</param>
     /// <param name="estimateSigma">Whether σ was fitted (false: σ was given and is not a parameter).</param>
     /// <param name="sandwich">The sandwich estimator instead of the inverse observed information.</param>
-    /// <param name="x">n×d inputs of the fit.</param>
-    /// <param name="y">n responses of the fit.</param>
+    /// <param name="data">The rows of the fit, with their weights if they carry any.</param>
     /// <exception cref="T:System.InvalidOperationException">The observed information is not positive definite: the
     /// model is not at a strict maximum (not converged, or an expert is not identified).</exception>
-    [<CompiledName("StandardErrors")>]
-    let standardErrors
+    /// <remarks>Rows with frequency weights (<c>Dataset.Weights</c>) count w times: the information is the weighted
+    /// Hessian and J = Σ_n w_n s_n s_nᵀ, so the errors are those of the data with each row repeated w times — frequency
+    /// weights, not survey weights, whose sampling design these errors do not know (docs/math.md §13).</remarks>
+    [<CompiledName("StandardErrorsOf")>]
+    let standardErrorsOf
         (model: MoeModel)
         (commonSigma: bool)
         (estimateSigma: bool)
         (sandwich: bool)
-        (x: float[,])
-        (y: float[])
+        (data: Dataset)
         : StandardErrors =
+        Guard.notNull "data" (box data)
+        let x, y = data.X, data.Y
         MoeModel.validate model
         ModelRows.checkLikelihoodInputs model x y
+        let source = DataSource.ofDataset data
         // A family without levels (Poisson, Bernoulli) has no σ among its parameters.
         let estimateSigma = estimateSigma && ExpertFamily.hasLevels model.Family
         let settings = settingsOf model commonSigma estimateSigma
         let theta = Likelihood.pack settings model
         let p = theta.Length
-        let n = float y.Length
+        let n = data.Weight
         let k, d = model.Experts, model.Dimension
 
         let scale =
-            let full = LikelihoodKernel.curvature model settings.FitIntercepts x y
+            let full = LikelihoodKernel.curvatureOf model settings.FitIntercepts source
             // The same map from the kernel's layout to the variables as the gradient's.
             let c = Likelihood.restrict settings model full
             let floor = 1e-6 * Array.max c
             c |> Array.map (fun v -> sqrt (max v floor / n))
 
         let gradient (v: float[]) =
-            snd (Likelihood.objective settings (Likelihood.unpack settings model v) x y)
+            snd (Likelihood.objectiveOn settings (Likelihood.unpack settings model v) source)
 
         let hessian = Matrix<float>.Build.Dense(p, p)
 
@@ -162,10 +166,11 @@ module Inference =
                         row.[0, t] <- x.[r, t]
 
                     let _, s = Likelihood.objective settings model row [| y.[r] |]
+                    let w = if data.IsWeighted then data.Weights.[r] else 1.0
 
                     for i in 0 .. p - 1 do
                         for j in 0 .. p - 1 do
-                            scores.[i, j] <- scores.[i, j] + s.[i] * s.[j]
+                            scores.[i, j] <- scores.[i, j] + w * s.[i] * s.[j]
 
                 inverse * scores * inverse
 
@@ -209,6 +214,26 @@ module Inference =
             invalidArg
                 "level"
                 (Text.format "The interval's probability must be in (0, 1) (or 0 for none), but is %g." [| box level |])
+
+
+    /// <summary>Standard errors of every parameter at a maximum of the likelihood, on unweighted rows in memory
+    /// (<c>standardErrorsOf</c>).</summary>
+    /// <param name="model">The fitted model.</param>
+    /// <param name="commonSigma">Whether the fit had one σ for all experts.</param>
+    /// <param name="estimateSigma">Whether σ was fitted.</param>
+    /// <param name="sandwich">The sandwich estimator instead of the inverse observed information.</param>
+    /// <param name="x">n×d inputs of the fit.</param>
+    /// <param name="y">n responses of the fit.</param>
+    [<CompiledName("StandardErrors")>]
+    let standardErrors
+        (model: MoeModel)
+        (commonSigma: bool)
+        (estimateSigma: bool)
+        (sandwich: bool)
+        (x: float[,])
+        (y: float[])
+        : StandardErrors =
+        standardErrorsOf model commonSigma estimateSigma sandwich { X = x; Y = y; Weights = null }
 
     /// <summary>Predictions for every row: the mixture mean, each expert's mean and the gate, and with
     /// <paramref name="level"/> &gt; 0 the central predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²), whose ends
@@ -358,8 +383,12 @@ module Inference =
             if k < 1 then
                 invalidArg "experts" (Text.format "Every number of experts must be >= 1, but one is %d." [| box k |])
 
-        let n = float data.Count
+        // n of the criteria: Σw for weighted rows (docs/math.md §13), the rows' count otherwise.
+        let n = data.Weight
         let d = data.Dimension
+
+        let weightOf (r: int) =
+            if data.IsWeighted then data.Weights.[r] else 1.0
 
         [|
             for k in Array.distinct experts |> Array.sort do
@@ -377,7 +406,14 @@ module Inference =
                                 data.X.[r, design.ExpertColumns.[t]])
 
                     let a, b, s, ll =
-                        SingleRegression.fit config.Family config.Activation config.Intercepts x data.Y context
+                        SingleRegression.fit
+                            config.Family
+                            config.Activation
+                            config.Intercepts
+                            x
+                            data.Y
+                            data.Weights
+                            context
 
                     let p =
                         int (
@@ -405,7 +441,13 @@ module Inference =
                 else
                     let fit = Learner.fit { config with Experts = k } data context
                     let m = fit.Model
-                    let ll = MoeModel.logLikelihood m data.X data.Y
+
+                    let ll =
+                        if data.IsWeighted then
+                            LikelihoodKernel.logLikelihoodOf m (DataSource.ofDataset data)
+                        else
+                            MoeModel.logLikelihood m data.X data.Y
+
                     let p = int (FitConfig.parameterCount { config with Experts = k } d)
                     let post = MoeModel.responsibilities m data.X data.Y
 
@@ -413,7 +455,8 @@ module Inference =
                         Seq.sum (
                             seq {
                                 for r in 0 .. data.Count - 1 ->
-                                    Math.Log(max (Seq.max (seq { for i in 0 .. k - 1 -> post.[r, i] })) 1e-300)
+                                    weightOf r
+                                    * Math.Log(max (Seq.max (seq { for i in 0 .. k - 1 -> post.[r, i] })) 1e-300)
                             }
                         )
 

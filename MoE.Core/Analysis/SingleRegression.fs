@@ -7,16 +7,37 @@ open MathNet.Numerics.LinearAlgebra
 /// Gaussian experts (closed form for the identity, L-BFGS otherwise), Newton's method (IRLS) for the GLM ones.</summary>
 module internal SingleRegression =
 
+    /// Row r's frequency weight (docs/math.md §13): 1 when the rows carry none. A weight of 1 multiplies exactly, so
+    /// unweighted rows give the bits they gave before weights existed.
+    let inline private weightOf (w: float[]) (r: int) = if isNull w then 1.0 else w.[r]
+
+    /// Σ w_r, summed in row order (n, exactly, without weights).
+    let private total (w: float[]) (n: int) =
+        if isNull w then float n else Array.sum w
+
     /// The single regression y = g(⟨a, x⟩ + b) + N(0, σ²) by least squares: closed form for the identity, else L-BFGS
-    /// from the linear fit. σ² = RSS/n is its maximum-likelihood level.
-    let private gaussian (g: Activation) (intercept: bool) (x: float[,]) (y: float[]) (context: RunContext) =
+    /// from the linear fit. σ² = RSS/n is its maximum-likelihood level. Weighted rows: rows and responses scaled by
+    /// √w for the least squares, each row's loss by w, n = Σw.
+    let private gaussian
+        (g: Activation)
+        (intercept: bool)
+        (x: float[,])
+        (y: float[])
+        (w: float[])
+        (context: RunContext)
+        =
         let n, d = x.GetLength 0, x.GetLength 1
         let width = if intercept then d + 1 else d
+        let total = total w n
 
         let design =
-            Matrix<float>.Build.Dense(n, width, fun r t -> if t < d then x.[r, t] else 1.0)
+            Matrix<float>.Build.Dense(n, width, fun r t -> sqrt (weightOf w r) * (if t < d then x.[r, t] else 1.0))
 
-        let linear = design.QR().Solve(Vector<float>.Build.DenseOfArray y).ToArray()
+        let linear =
+            design
+                .QR()
+                .Solve(Vector<float>.Build.DenseOfArray(Array.init n (fun r -> sqrt (weightOf w r) * y.[r])))
+                .ToArray()
 
         let coefficients =
             match g with
@@ -33,8 +54,8 @@ module internal SingleRegression =
                             z <- z + v.[t] * x.[r, t]
 
                         let e = g.Value z - y.[r]
-                        loss <- loss + e * e / (2.0 * float n)
-                        let s = e * g.Derivative z / float n
+                        loss <- loss + weightOf w r * e * e / (2.0 * total)
+                        let s = weightOf w r * e * g.Derivative z / total
 
                         for t in 0 .. d - 1 do
                             grad.[t] <- grad.[t] + s * x.[r, t]
@@ -56,18 +77,18 @@ module internal SingleRegression =
                             z <- z + coefficients.[t] * x.[r, t]
 
                         let e = y.[r] - g.Value z
-                        e * e
+                        weightOf w r * e * e
                 }
             )
 
-        let sigma = sqrt (rss / float n)
-        let ll = -0.5 * float n * (Math.Log(2.0 * Math.PI * sigma * sigma) + 1.0)
+        let sigma = sqrt (rss / total)
+        let ll = -0.5 * total * (Math.Log(2.0 * Math.PI * sigma * sigma) + 1.0)
         Array.sub coefficients 0 d, (if intercept then coefficients.[d] else 0.0), sigma, ll
 
     /// The single generalised linear regression of a family without levels (Poisson, Bernoulli) by Newton's method
     /// (IRLS, docs/math.md §12.2) from the intercept at the link of ȳ, each step halved until the likelihood does not
     /// fall; its σ is reported as 1 (the family has none). Returns slopes, intercept, σ and the log-likelihood.
-    let private glm (family: ExpertFamily) (intercept: bool) (x: float[,]) (y: float[]) =
+    let private glm (family: ExpertFamily) (intercept: bool) (x: float[,]) (y: float[]) (w: float[]) =
         let n, d = x.GetLength 0, x.GetLength 1
         let width = if intercept then d + 1 else d
 
@@ -80,12 +101,22 @@ module internal SingleRegression =
             z
 
         let logLikelihood (v: float[]) =
-            Seq.sum (seq { for r in 0 .. n - 1 -> ExpertFamily.jointLogDensity family 0.0 0.0 0.0 y.[r] (eta v r) })
+            Seq.sum (
+                seq {
+                    for r in 0 .. n - 1 ->
+                        weightOf w r * ExpertFamily.jointLogDensity family 0.0 0.0 0.0 y.[r] (eta v r)
+                }
+            )
 
         let mutable v = Array.zeroCreate width
 
         if intercept then
-            v.[d] <- ExpertFamily.startIntercept family (Array.average y)
+            let mutable sum = 0.0
+
+            for r in 0 .. n - 1 do
+                sum <- sum + weightOf w r * y.[r]
+
+            v.[d] <- ExpertFamily.startIntercept family (sum / total w n)
 
         let mutable ll = logLikelihood v
         let mutable go = true
@@ -100,12 +131,13 @@ module internal SingleRegression =
                 let z = eta v r
                 let mu = ExpertFamily.responseMean family z
 
-                let variance = ExpertFamily.variance family mu
+                let variance = weightOf w r * ExpertFamily.variance family mu
+                let residual = weightOf w r * (y.[r] - mu)
 
                 let row t = if t < d then x.[r, t] else 1.0
 
                 for t in 0 .. width - 1 do
-                    rhs.[t] <- rhs.[t] + (y.[r] - mu) * row t
+                    rhs.[t] <- rhs.[t] + residual * row t
 
                     for u in t .. width - 1 do
                         gram.[t * width + u] <- gram.[t * width + u] + variance * row t * row u
@@ -133,8 +165,23 @@ module internal SingleRegression =
 
     /// <summary>The single regression of a family: slopes, intercept, σ (1 for a family without levels) and the
     /// log-likelihood.</summary>
-    let fit (family: ExpertFamily) (g: Activation) (intercept: bool) (x: float[,]) (y: float[]) (context: RunContext) =
+    /// <param name="family">The expert family.</param>
+    /// <param name="g">The activation (Gaussian experts).</param>
+    /// <param name="intercept">Whether the regression has an intercept.</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="y">n responses.</param>
+    /// <param name="w">The rows' frequency weights, or null for unit weights.</param>
+    /// <param name="context">Progress and cancellation.</param>
+    let fit
+        (family: ExpertFamily)
+        (g: Activation)
+        (intercept: bool)
+        (x: float[,])
+        (y: float[])
+        (w: float[])
+        (context: RunContext)
+        =
         if ExpertFamily.hasLevels family then
-            gaussian g intercept x y context
+            gaussian g intercept x y w context
         else
-            glm family intercept x y
+            glm family intercept x y w

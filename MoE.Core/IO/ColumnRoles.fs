@@ -23,6 +23,9 @@ type ColumnRoles =
         /// The reference level of categorical columns, (column, level); a column not listed takes its first level in
         /// ordinal order.
         References: (string * string)[]
+        /// The column of the rows' frequency weights (docs/math.md §13), or None: every row weighs 1. It is read with
+        /// the rows (never an input of the model), so a model predicts without it.
+        Weights: string option
     }
 
 /// <summary>Building, parsing and resolving <see cref="T:MoE.Core.ColumnRoles"/>.</summary>
@@ -38,6 +41,7 @@ module ColumnRoles =
             Gate = None
             Missing = MissingValues.Refuse
             References = [||]
+            Weights = None
         }
 
     /// The terms of one side of a formula: column names joined by '+', or '.' for the default.
@@ -123,6 +127,7 @@ module ColumnRoles =
                 Gate = gate
                 Missing = MissingValues.Refuse
                 References = [||]
+                Weights = None
             }
         | [| _ |] -> fail "there is no '~': write 'y ~ a + b' or 'y ~ a + b | z1 + z2'."
         | _ -> fail "'~' may appear once."
@@ -178,8 +183,33 @@ module ColumnRoles =
                             [| box listed |]
                     )
 
+        let weights =
+            match roles.Weights with
+            | Some name ->
+                check "the weights" name
+
+                if name = response then
+                    fail (Text.format "the column '%s' is the response; it cannot also be the weights." [| box name |])
+
+                if categories |> Array.exists (fun (c, _) -> c = name) then
+                    fail (
+                        Text.format
+                            "the weights column '%s' holds text; frequency weights are numbers (finite, at least 0)."
+                            [| box name |]
+                    )
+
+                Some name
+            | None -> None
+
         let chosen (role: string) (names: string[]) =
             names |> Array.iter (check role)
+
+            match weights with
+            | Some w when Array.contains w names ->
+                fail (
+                    Text.format "the column '%s' is the weights; it cannot also be one of the %s." [| box w; box role |]
+                )
+            | _ -> ()
 
             match names |> Array.countBy id |> Array.tryFind (fun (_, c) -> c > 1) with
             | Some(name, count) ->
@@ -206,7 +236,7 @@ module ColumnRoles =
             match roles.Experts with
             | Some names -> chosen "experts' columns" names
             | None ->
-                let others = inputs |> Array.filter (fun c -> c <> response)
+                let others = inputs |> Array.filter (fun c -> c <> response && Some c <> weights)
 
                 if others.Length = 0 then
                     fail "the file has the response alone; there is no input column."

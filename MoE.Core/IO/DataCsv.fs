@@ -258,6 +258,7 @@ module DataCsv =
                         Read = fun () -> selectedChunks path selection batchRows
                         Remote = None
                         Dropped = reader.Dropped, reader.FirstDropped
+                        Weight = None
                     }
                 |]
         }
@@ -334,6 +335,7 @@ module DataCsv =
                         Read = fun () -> loadChunks path batchRows
                         Remote = None
                         Dropped = 0L, ""
+                        Weight = None
                     }
                 |]
         }

@@ -147,7 +147,16 @@ module DataFiles =
     let withRoles (path: string) (roles: ColumnRoles) : DataSource * Design =
         let design = design path roles
         let names = design.Columns.Value
-        sourceWith path (Some names.Inputs) (Some names.Response) roles.Missing names.Levels, design
+
+        match roles.Weights with
+        | None -> sourceWith path (Some names.Inputs) (Some names.Response) roles.Missing names.Levels, design
+        | Some weights ->
+            // The weights are read as one more column (its missing values under the same policy), then split off.
+            let read = Array.append names.Inputs [| weights |]
+
+            sourceWith path (Some read) (Some names.Response) roles.Missing names.Levels
+            |> DataSource.withWeightColumn weights,
+            design
 
     /// <summary>A model's data from a file (a CSV or Parquet file, or a directory of shards), read as the model reads
     /// it: by the column names it records (any column order, other columns ignored), else by position (x1, …, xd, y; a

@@ -416,7 +416,7 @@ module DataParquet =
                         // The next batch is cut into the same arrays (a batch is valid until the next is asked
                         // for): a pass allocates nothing per batch.
                         if filled = batchRows then
-                            yield { X = x; Y = yv }
+                            yield { X = x; Y = yv; Weights = null }
                             filled <- 0
 
                 if filled > 0 then
@@ -424,6 +424,7 @@ module DataParquet =
                         {
                             X = Array2D.init filled d (fun r t -> x.[r, t])
                             Y = Array.sub yv 0 filled
+                            Weights = null
                         }
             finally
                 // An enumeration stopped early (an error, a cancelled fit) waits for the group being read.
@@ -584,6 +585,7 @@ module DataParquet =
                         Read = fun () -> batches path xs codes y drop false
                         Remote = None
                         Dropped = dropped, first
+                        Weight = None
                     }
                 |]
         }
@@ -639,6 +641,7 @@ module DataParquet =
                             Read = fun () -> batches path xs codes y false true
                             Remote = None
                             Dropped = 0L, ""
+                            Weight = None
                         }
                     |]
             }
@@ -746,6 +749,7 @@ module DataParquet =
                         {
                             X = Array2D.init count data.Dimension (fun r t -> data.X.[start + r, t])
                             Y = Array.sub data.Y start count
+                            Weights = null
                         }
             }
 

@@ -208,6 +208,7 @@ module internal EmKernel =
         while start < hi do
             let rows = min Block (hi - start)
             forward.Run(batch.X, batch.Y, start, rows, not identity)
+            forward.Weigh(batch.Weights, start)
             acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
             for i in 0 .. k - 1 do
@@ -240,7 +241,7 @@ module internal EmKernel =
                 Lanes.weightedSums acc (oRhs + i * p) xt p rows wRhs 0
 
             for j in 0 .. km1 - 1 do
-                TensorPrimitives.Subtract(Lanes.lane post j rows, Lanes.lane gate j rows, Lanes.into weighted rows)
+                forward.GateResidual(j, weighted)
                 Lanes.weightedSums acc (oGrad + j * pG) xtG pG rows weighted 0
 
             if hessian then
@@ -248,12 +249,14 @@ module internal EmKernel =
                     // Diagonal block: p_j(1 − p_j); off-diagonal blocks l > j: −p_j p_l (full).
                     TensorPrimitives.Subtract(1.0, Lanes.lane gate j rows, Lanes.into wHess rows)
                     TensorPrimitives.Multiply(Lanes.view wHess rows, Lanes.lane gate j rows, Lanes.into wHess rows)
+                    forward.WeighLane wHess
                     gramBlock false acc (oHess + (j * pG) * hp + j * pG) hp xtG pG rows wHess scratch 0
 
                     for l in j + 1 .. km1 - 1 do
                         TensorPrimitives.Multiply(Lanes.lane gate j rows, Lanes.lane gate l rows, Lanes.into wHess rows)
 
                         TensorPrimitives.Negate(Lanes.view wHess rows, Lanes.into wHess rows)
+                        forward.WeighLane wHess
                         gramBlock true acc (oHess + (j * pG) * hp + l * pG) hp xtG pG rows wHess scratch 0
 
             start <- start + rows
@@ -299,7 +302,7 @@ module internal EmKernel =
 
     /// <summary>One pass of EM at <paramref name="model"/> over data in memory (<c>statisticsOf</c>).</summary>
     let statistics (model: MoeModel) (intercepts: bool) (hessian: bool) (x: float[,]) (y: float[]) : EmStatistics =
-        statisticsOf model intercepts hessian (DataSource.ofDataset { X = x; Y = y })
+        statisticsOf model intercepts hessian (DataSource.ofDataset { X = x; Y = y; Weights = null })
 
     /// The Gram Σ_n x̃_n x̃_nᵀ (p×p, upper) of x̃ = (x − μ, 1) or x − μ: the pass behind the design's Gram (μ = 0, as
     /// x − 0 = x exactly) and the covariance's centred moments.
@@ -336,7 +339,12 @@ module internal EmKernel =
                     for t in 0 .. d - 1 do
                         xt.[t * Stride + bi] <- xr.[columns.[t]] - mean.[t]
 
-                gramBlock false acc 0 p xt p rows ones scratch 0
+                // Weighted rows weigh their terms (docs/math.md §13); unit weights read the lane of ones.
+                if batch.IsWeighted then
+                    gramBlock false acc 0 p xt p rows batch.Weights scratch start
+                else
+                    gramBlock false acc 0 p xt p rows ones scratch 0
+
                 start <- start + rows
 
             acc)
@@ -356,6 +364,7 @@ module internal EmKernel =
                 {
                     X = x
                     Y = Array.zeroCreate (x.GetLength 0)
+                    Weights = null
                 })
 
     /// The covariance's first pass: Σx.
@@ -366,8 +375,17 @@ module internal EmKernel =
             let acc = Array.zeroCreate d
             let xs = Chunks.flat batch.X
 
-            for r in lo .. hi - 1 do
-                TensorPrimitives.Add(ReadOnlySpan<float>(acc), xs.Slice(r * d, d), Span<float>(acc))
+            if batch.IsWeighted then
+                for r in lo .. hi - 1 do
+                    TensorPrimitives.MultiplyAdd(
+                        xs.Slice(r * d, d),
+                        batch.Weights.[r],
+                        ReadOnlySpan<float>(acc),
+                        Span<float>(acc)
+                    )
+            else
+                for r in lo .. hi - 1 do
+                    TensorPrimitives.Add(ReadOnlySpan<float>(acc), xs.Slice(r * d, d), Span<float>(acc))
 
             acc)
 
@@ -378,7 +396,7 @@ module internal EmKernel =
     /// <summary>The column means and the second moments about them, Σ_n (x_n − μ)(x_n − μ)ᵀ/n (d×d, upper), in two
     /// passes over a source (the mean first, so the moments lose no digits to cancellation when |μ| ≫ sd).</summary>
     let covarianceOf (centre: bool) (source: DataSource) : float[] * float[] =
-        let n = float source.Rows
+        let n = source.Weight
 
         let mean =
             if centre then
@@ -396,6 +414,7 @@ module internal EmKernel =
                 {
                     X = x
                     Y = Array.zeroCreate (x.GetLength 0)
+                    Weights = null
                 })
 
     /// The pass behind <c>mStepObjectivesOf</c>: [SSE_1..k | Q].
@@ -415,6 +434,7 @@ module internal EmKernel =
                     while start < hi do
                         let rows = min Block (hi - start)
                         now.Run(batch.X, batch.Y, start, rows, false)
+                        now.Weigh(batch.Weights, start)
                         next.Load(batch.X, batch.Y, start, rows)
                         next.ComputeGate()
                         next.ComputeExperts false

@@ -59,6 +59,8 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let post = Array.zeroCreate (k * stride)
     let rowLogLikelihood = Array.zeroCreate block
     let scratch = Array.zeroCreate block
+    let rowWeights = Array.zeroCreate block
+    let mutable weighted = false
     let work: float[][] = Array.init 6 (fun _ -> Array.zeroCreate block)
     let wide: float[] = Array.zeroCreate ((max p pG + 3) / 4 * 4 * stride)
 
@@ -101,6 +103,8 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.Post = post
     /// log p(y | x) per row, after <c>Posterior</c>.
     member _.RowLogLikelihood = rowLogLikelihood
+    /// Whether the block's rows carry frequency weights (after <c>Weigh</c>).
+    member _.Weighted = weighted
     /// Six lanes of scratch for the kernels' per-row weights (one Block each).
     member _.Work = work
     /// Scratch as wide as the transposed block (the Gram's weighted rows).
@@ -233,6 +237,52 @@ type internal Forward(model: MoeModel, intercepts: bool) =
             ReadOnlySpan<float>(scratch, 0, rows),
             total
         )
+
+    /// <summary>The block's frequency weights w (docs/math.md §13), after <c>ComputePosterior</c>: every row's
+    /// log-likelihood and posterior r_i become w·log p(y | x) and w·r_i, so each sum the kernels take of them is the
+    /// weighted sum. The gate's probabilities are left as they are: the kernels weigh what they form from them
+    /// (<c>GateResidual</c>, <c>WeighLane</c>). Nothing happens when <paramref name="weights"/> is null (unit weights),
+    /// so unweighted data give the bits they always gave.</summary>
+    /// <param name="weights">The batch's weights, or null.</param>
+    /// <param name="start">The block's first row in the batch.</param>
+    member _.Weigh(weights: float[], start: int) =
+        weighted <- not (isNull weights)
+
+        if weighted then
+            let wr = ReadOnlySpan<float>(weights, start, rows)
+            wr.CopyTo(Span<float>(rowWeights, 0, rows))
+
+            TensorPrimitives.Multiply(
+                ReadOnlySpan<float>(rowLogLikelihood, 0, rows),
+                wr,
+                Span<float>(rowLogLikelihood, 0, rows)
+            )
+
+            for i in 0 .. k - 1 do
+                TensorPrimitives.Multiply(view post i, wr, lane post i)
+
+    /// <summary>lane ← lane ⊙ w over the block when its rows are weighted (<c>Weigh</c>); nothing otherwise.</summary>
+    member _.WeighLane(target: float[]) =
+        if weighted then
+            TensorPrimitives.Multiply(
+                ReadOnlySpan<float>(target, 0, rows),
+                ReadOnlySpan<float>(rowWeights, 0, rows),
+                Span<float>(target, 0, rows)
+            )
+
+    /// <summary>target ← w·(r_j − p_j) for gate j, the row's term of the gate's score (r already weighted by
+    /// <c>Weigh</c>, so only p_j is multiplied by w here).</summary>
+    member this.GateResidual(j: int, target: float[]) =
+        if weighted then
+            TensorPrimitives.Multiply(
+                view gate j,
+                ReadOnlySpan<float>(rowWeights, 0, rows),
+                Span<float>(target, 0, rows)
+            )
+
+            TensorPrimitives.Subtract(view post j, ReadOnlySpan<float>(target, 0, rows), Span<float>(target, 0, rows))
+        else
+            TensorPrimitives.Subtract(view post j, view gate j, Span<float>(target, 0, rows))
 
     /// <summary>Loads a block and runs the whole forward pass: gate, experts (with derivatives when asked), posterior.</summary>
     member this.Run(x: float[,], yAll: float[], start: int, count: int, withSlopes: bool) =

@@ -37,6 +37,7 @@ module internal LikelihoodKernel =
         while start < hi do
             let rows = min Block (hi - start)
             forward.Run(batch.X, batch.Y, start, rows, true)
+            forward.Weigh(batch.Weights, start)
             acc.[0] <- acc.[0] + Lanes.sum forward.RowLogLikelihood 0 rows
 
             for i in 0 .. k - 1 do
@@ -66,12 +67,7 @@ module internal LikelihoodKernel =
                 Lanes.weightedSums acc (oA + i * p) forward.Xt p rows weights 0
 
             for j in 0 .. km1 - 1 do
-                TensorPrimitives.Subtract(
-                    Lanes.lane forward.Post j rows,
-                    Lanes.lane forward.Gate j rows,
-                    Lanes.into weights rows
-                )
-
+                forward.GateResidual(j, weights)
                 Lanes.weightedSums acc (oW + j * pG) forward.GateXt pG rows weights 0
 
             start <- start + rows
@@ -94,7 +90,7 @@ module internal LikelihoodKernel =
 
     /// <summary>Σ_n log p(y_n | x_n) and its gradient on data in memory (<c>valueAndGradientOf</c>).</summary>
     let valueAndGradient (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float * float[] =
-        valueAndGradientOf model intercepts (DataSource.ofDataset { X = x; Y = y })
+        valueAndGradientOf model intercepts (DataSource.ofDataset { X = x; Y = y; Weights = null })
 
     /// The pass behind <c>logLikelihoodOf</c>: [value].
     let internal logLikelihoodPass (model: MoeModel) (source: DataSource) : float[] =
@@ -110,6 +106,7 @@ module internal LikelihoodKernel =
                     while start < hi do
                         let rows = min Block (hi - start)
                         forward.Run(batch.X, batch.Y, start, rows, false)
+                        forward.Weigh(batch.Weights, start)
                         sum <- sum + Lanes.sum forward.RowLogLikelihood 0 rows
                         start <- start + rows
 
@@ -124,7 +121,7 @@ module internal LikelihoodKernel =
 
     /// <summary>Σ_n log p(y_n | x_n) of data in memory (<c>logLikelihoodOf</c>).</summary>
     let logLikelihood (model: MoeModel) (x: float[,]) (y: float[]) : float =
-        logLikelihoodOf model (DataSource.ofDataset { X = x; Y = y })
+        logLikelihoodOf model (DataSource.ofDataset { X = x; Y = y; Weights = null })
 
     /// <summary>The posterior responsibilities r_ni (n×k), in lanes (<c>Forward</c>). Reference:
     /// <c>MoeModel.responsibilities</c>.</summary>
@@ -163,6 +160,7 @@ module internal LikelihoodKernel =
         while start < hi do
             let rows = min Block (hi - start)
             forward.Run(batch.X, batch.Y, start, rows, true)
+            forward.Weigh(batch.Weights, start)
             let xt = forward.Xt
 
             for t in 0 .. p - 1 do
@@ -198,6 +196,7 @@ module internal LikelihoodKernel =
                     let pi = Lanes.lane forward.Gate i rows
                     TensorPrimitives.Subtract(1.0, pi, Lanes.into weights rows)
                     TensorPrimitives.Multiply(Lanes.view weights rows, pi, Lanes.into weights rows)
+                    forward.WeighLane weights
                     Lanes.weightedSums acc (oW + i * pG) gateSquares pG rows weights 0
 
             start <- start + rows
@@ -217,4 +216,4 @@ module internal LikelihoodKernel =
 
     /// <summary>The curvature diagonal on data in memory (<c>curvatureOf</c>).</summary>
     let curvature (model: MoeModel) (intercepts: bool) (x: float[,]) (y: float[]) : float[] =
-        curvatureOf model intercepts (DataSource.ofDataset { X = x; Y = y })
+        curvatureOf model intercepts (DataSource.ofDataset { X = x; Y = y; Weights = null })

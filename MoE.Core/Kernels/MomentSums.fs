@@ -10,8 +10,8 @@ open System.Numerics.Tensors
 /// </summary>
 type SecondMomentSums =
     {
-        /// Samples accumulated.
-        Count: int64
+        /// Samples accumulated: Σ of their frequency weights, their number when they carry none (docs/math.md §13).
+        Count: float
         /// Input dimension d.
         Dimension: int
         /// Σ Q2(y).
@@ -27,8 +27,8 @@ type SecondMomentSums =
 /// </summary>
 type ProjectedMomentSums =
     {
-        /// Samples accumulated.
-        Count: int64
+        /// Samples accumulated: Σ of their frequency weights, their number when they carry none (docs/math.md §13).
+        Count: float
         /// Subspace rank r.
         Rank: int
         /// Σ Q4·z_iz_jz_kz_l (one entry per quadruple).
@@ -60,14 +60,14 @@ module MomentSums =
     [<CompiledName("EmptySecond")>]
     let emptySecond (dimension: int) : SecondMomentSums =
         {
-            Count = 0L
+            Count = 0.0
             Dimension = dimension
             SumQ2 = 0.0
             Sums = Array.zeroCreate (dimension * dimension)
         }
 
     [<CompiledName("MergeSecond")>]
-    /// The first-pass sums as one vector, for the wire: [n | ΣQ2 | sums]; n &lt; 2⁵³ is exact.
+    /// The first-pass sums as one vector, for the wire: [n | ΣQ2 | sums] (n as the sums count it).
     let internal encodeSecond (s: SecondMomentSums) : float[] =
         Array.concat [ [| float s.Count; s.SumQ2 |]; s.Sums ]
 
@@ -79,7 +79,7 @@ module MomentSums =
             invalidArg "v" "A shard's worker sent first-pass sums of the wrong length."
 
         {
-            Count = int64 v.[0]
+            Count = v.[0]
             Dimension = d
             SumQ2 = v.[1]
             Sums = Array.sub v 2 (d * d)
@@ -110,7 +110,7 @@ module MomentSums =
         let f3 = take t
 
         {
-            Count = int64 v.[0]
+            Count = v.[0]
             Rank = r
             F4 = f4
             F4z2 = f4z2
@@ -137,14 +137,29 @@ module MomentSums =
             Sums = Array.map2 (+) a.Sums b.Sums
         }
 
-    let private secondChunk (transform: OutputTransform) (x: float[,]) (y: float[]) (lo: int) (hi: int) =
+    /// Row weights multiply each row's Q (w·Q2 here, w·Q4, w·Q3 in the second pass): a weighted row counts w times.
+    let inline private weightOf (w: float[]) (row: int) = if isNull w then 1.0 else w.[row]
+
+    /// Σ of the rows' weights lo..hi−1 (their count, exactly, without weights).
+    let private countOf (w: float[]) (lo: int) (hi: int) =
+        if isNull w then
+            float (hi - lo)
+        else
+            let mutable s = 0.0
+
+            for r in lo .. hi - 1 do
+                s <- s + w.[r]
+
+            s
+
+    let private secondChunk (transform: OutputTransform) (x: float[,]) (y: float[]) (w: float[]) (lo: int) (hi: int) =
         let d = x.GetLength 1
         let sums = Array.zeroCreate (d * d)
         let mutable sumQ2 = 0.0
         let xs = Chunks.flat x
 
         for row in lo .. hi - 1 do
-            let q2 = transform.Q2 y.[row]
+            let q2 = weightOf w row * transform.Q2 y.[row]
             sumQ2 <- sumQ2 + q2
             let xr = xs.Slice(row * d, d)
 
@@ -162,7 +177,7 @@ module MomentSums =
                     )
 
         {
-            Count = int64 (hi - lo)
+            Count = countOf w lo hi
             Dimension = d
             SumQ2 = sumQ2
             Sums = sums
@@ -179,7 +194,7 @@ module MomentSums =
             decodeSecond
             source
             ignore
-            (fun () batch lo hi -> secondChunk transform batch.X batch.Y lo hi)
+            (fun () batch lo hi -> secondChunk transform batch.X batch.Y batch.Weights lo hi)
             mergeSecond
 
     /// <summary>The first-pass sums of a sample matrix, in parallel chunks (<c>secondOf</c> on one batch).</summary>
@@ -195,14 +210,14 @@ module MomentSums =
         if n = 0 then
             emptySecond (x.GetLength 1)
         else
-            Chunks.fold n (secondChunk transform x y) mergeSecond
+            Chunks.fold n (secondChunk transform x y null) mergeSecond
 
     /// <summary>No samples, rank r.</summary>
     /// <param name="rank">r.</param>
     [<CompiledName("EmptyProjected")>]
     let emptyProjected (rank: int) : ProjectedMomentSums =
         {
-            Count = 0L
+            Count = 0.0
             Rank = rank
             F4 = Array.zeroCreate (SymmetricTensor.quads rank).Length
             F4z2 = Array.zeroCreate (rank * rank)
@@ -240,6 +255,7 @@ module MomentSums =
         (ts: struct (int * int * int)[])
         (x: float[,])
         (y: float[])
+        (w: float[])
         (lo: int)
         (hi: int)
         =
@@ -269,8 +285,9 @@ module MomentSums =
             for a in 0 .. r - 1 do
                 z.[a] <- TensorPrimitives.Dot(ReadOnlySpan<float>(ut, a * d, d), xr)
 
-            let q4 = transform.Q4 y.[row]
-            let q2 = transform.Q2 y.[row]
+            let weight = weightOf w row
+            let q4 = weight * transform.Q4 y.[row]
+            let q2 = weight * transform.Q2 y.[row]
             f4s <- f4s + q4
             f2s <- f2s + q2
 
@@ -287,7 +304,7 @@ module MomentSums =
 
             match q3 with
             | Some q3f ->
-                let q3 = q3f y.[row]
+                let q3 = weight * q3f y.[row]
 
                 for i in 0 .. r - 1 do
                     f3z.[i] <- f3z.[i] + q3 * z.[i]
@@ -298,7 +315,7 @@ module MomentSums =
             | None -> ()
 
         {
-            Count = int64 (hi - lo)
+            Count = countOf w lo hi
             Rank = r
             F4 = f4
             F4z2 = f4z2
@@ -325,7 +342,7 @@ module MomentSums =
         else
             let qs = SymmetricTensor.quads (u.GetLength 1)
             let ts = SymmetricTensor.triples (u.GetLength 1)
-            Chunks.fold y.Length (projectedChunk transform u qs ts x y) mergeProjected
+            Chunks.fold y.Length (projectedChunk transform u qs ts x y null) mergeProjected
 
     /// <summary>The second-pass sums over a source, the chunks merged as every pass merges them.</summary>
     /// <param name="transform">The output transform (its Q4 and Q2).</param>
@@ -342,5 +359,5 @@ module MomentSums =
             (decodeProjected r)
             source
             ignore
-            (fun () batch lo hi -> projectedChunk transform u qs ts batch.X batch.Y lo hi)
+            (fun () batch lo hi -> projectedChunk transform u qs ts batch.X batch.Y batch.Weights lo hi)
             mergeProjected

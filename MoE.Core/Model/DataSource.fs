@@ -23,6 +23,8 @@ type Shard =
         /// Rows of the file its reader left out for a missing value (<c>MissingValues.Drop</c>; 0 otherwise), and
         /// where the first was ("data.csv, line 5, column 3 ('x2')"; empty when none was). They are not among <c>Rows</c>.
         Dropped: int64 * string
+        /// Σ of the rows' frequency weights (<c>Dataset.Weights</c>), or None when they carry none (each weighs 1).
+        Weight: float option
     }
 
 /// <summary>
@@ -42,6 +44,14 @@ type DataSource =
 
     /// n, the rows of every shard.
     member this.Rows = this.Shards |> Array.sumBy (fun s -> s.Rows)
+
+    /// n as the statistics count it: Σ of the rows' frequency weights over every shard, the rows' count when they
+    /// carry none (docs/math.md §13).
+    member this.Weight =
+        this.Shards |> Array.sumBy (fun s -> defaultArg s.Weight (float s.Rows))
+
+    /// Whether any shard's rows carry frequency weights.
+    member this.IsWeighted = this.Shards |> Array.exists (fun s -> s.Weight.IsSome)
 
 /// Data sources: in memory, re-batched, transformed, loaded and sampled.
 [<RequireQualifiedAccess>]
@@ -77,6 +87,7 @@ module DataSource =
                     )
             Remote = Some { Worker = worker; View = None }
             Dropped = dropped
+            Weight = None
         }
 
     /// <summary>A shard whose rows live with a worker: its passes and row requests go to the worker.</summary>
@@ -125,6 +136,7 @@ module DataSource =
                         Read = fun () -> Seq.singleton data
                         Remote = None
                         Dropped = 0L, ""
+                        Weight = (if data.IsWeighted then Some data.Weight else None)
                     }
                 |]
         }
@@ -197,6 +209,7 @@ module DataSource =
         seq {
             let mutable x: float[,] = null
             let mutable y: float[] = null
+            let mutable w: float[] = null
             let mutable filled = 0
 
             for batch in batches do
@@ -207,16 +220,21 @@ module DataSource =
                     if isNull x then
                         x <- Array2D.zeroCreate rows d
                         y <- Array.zeroCreate rows
+                        w <- if batch.IsWeighted then Array.zeroCreate rows else null
                         filled <- 0
 
                     let count = min (rows - filled) (batch.Count - taken)
                     Array.Copy(batch.X, int64 taken * int64 d, x, int64 filled * int64 d, int64 count * int64 d)
                     Array.Copy(batch.Y, taken, y, filled, count)
+
+                    if not (isNull w) then
+                        Array.Copy(batch.Weights, taken, w, filled, count)
+
                     filled <- filled + count
                     taken <- taken + count
 
                     if filled = rows then
-                        yield { X = x; Y = y }
+                        yield { X = x; Y = y; Weights = w }
                         x <- null
 
             if not (isNull x) && filled > 0 then
@@ -224,6 +242,7 @@ module DataSource =
                     {
                         X = Array2D.init filled (x.GetLength 1) (fun i t -> x.[i, t])
                         Y = Array.sub y 0 filled
+                        Weights = (if isNull w then null else Array.sub w 0 filled)
                     }
         }
 
@@ -251,6 +270,99 @@ module DataSource =
                         Read = fun () -> s.Read() |> Seq.map f
                     })
         }
+
+    /// <summary>A source whose last input column holds each row's frequency weight (docs/math.md §13): the rows'
+    /// inputs are the other columns and their <c>Weights</c> that column. Opening it reads every shard once, to check the
+    /// weights (finite, at least 0; the first bad one is named by its shard and row) and to sum them.</summary>
+    /// <param name="column">The weights column's name, for messages.</param>
+    /// <param name="source">The rows, the weights their last input column.</param>
+    /// <exception cref="T:System.IO.InvalidDataException">A negative or non-finite weight, or every weight 0.</exception>
+    /// <exception cref="T:System.ArgumentException">A remote shard: a cluster's workers read unweighted rows.</exception>
+    [<CompiledName("WithWeightColumn")>]
+    let withWeightColumn (column: string) (source: DataSource) : DataSource =
+        Guard.notNull "column" column
+        let d = source.Dimension - 1
+
+        if d < 1 then
+            invalidArg "source" "A weighted source needs an input column besides the weights."
+
+        // One batch's inputs and weights apart; `first` is the batch's first row in the shard (0-based).
+        let splitBatch (shard: Shard) (first: int64) (batch: Dataset) : Dataset =
+            let n = batch.Count
+            let x = Array2D.zeroCreate n d
+            let w = Array.zeroCreate n
+
+            for r in 0 .. n - 1 do
+                Array.Copy(batch.X, int64 r * int64 (d + 1), x, int64 r * int64 d, int64 d)
+                let v = batch.X.[r, d]
+
+                if not (Double.IsFinite v) || v < 0.0 then
+                    let kept =
+                        if fst shard.Dropped > 0L then
+                            " (counting the rows kept)"
+                        else
+                            ""
+
+                    raise (
+                        IO.InvalidDataException(
+                            Text.format
+                                "%s: the weights column '%s' is %s on data row %d%s; a frequency weight is a finite number of at least 0 (0 leaves the row out)."
+                                [|
+                                    box shard.Name
+                                    box column
+                                    box (v.ToString("R", Globalization.CultureInfo.InvariantCulture))
+                                    box (first + int64 r + 1L)
+                                    box kept
+                                |]
+                        )
+                    )
+
+                w.[r] <- v
+
+            { X = x; Y = batch.Y; Weights = w }
+
+        let split (shard: Shard) () : seq<Dataset> =
+            seq {
+                let mutable row = 0L
+
+                for batch in shard.Read() do
+                    let first = row
+                    row <- row + int64 batch.Count
+                    yield splitBatch shard first batch
+            }
+
+        let shards =
+            source.Shards
+            |> Array.map (fun shard ->
+                if shard.Remote.IsSome then
+                    invalidArg
+                        "source"
+                        (Text.format
+                            "%s lives with a shard worker, and a cluster's workers read unweighted rows; fit weighted rows in one process."
+                            [| box shard.Name |])
+
+                let read = split shard
+                let mutable total = 0.0
+
+                for batch in read () do
+                    for v in batch.Weights do
+                        total <- total + v
+
+                { shard with
+                    Read = read
+                    Weight = Some total
+                })
+
+        if shards |> Array.sumBy (fun s -> s.Weight.Value) <= 0.0 then
+            raise (
+                IO.InvalidDataException(
+                    Text.format
+                        "Every row has the weight 0 in the column '%s': there is nothing to fit."
+                        [| box column |]
+                )
+            )
+
+        { Dimension = d; Shards = shards }
 
     /// <summary>The source with the token checked before every batch is handed on, and before and while waiting for a
     /// remote shard's worker: a cancelled fit stops within one batch of any pass.</summary>
@@ -304,6 +416,9 @@ module DataSource =
         // as it arrives, since a reader may hand the next batch in the same arrays.
         let x = lazy (Array2D.zeroCreate (int n) source.Dimension)
         let y = lazy (Array.zeroCreate (int n))
+        // Unit weights until a weighted batch arrives; null at the end when none did.
+        let w = lazy (Array.create (int n) 1.0)
+        let mutable weighted = false
         let mutable at = 0
         let mutable whole = None
 
@@ -327,6 +442,10 @@ module DataSource =
                     Array.Copy(b.X, 0L, x.Value, int64 at * int64 source.Dimension, int64 b.X.Length)
                     Array.Copy(b.Y, 0, y.Value, at, b.Count)
 
+                    if b.IsWeighted then
+                        Array.Copy(b.Weights, 0, w.Value, at, b.Count)
+                        weighted <- true
+
                 at <- at + b.Count
 
         if int64 at <> n then
@@ -336,7 +455,12 @@ module DataSource =
 
         match whole with
         | Some b -> b
-        | None -> { X = x.Value; Y = y.Value }
+        | None ->
+            {
+                X = x.Value
+                Y = y.Value
+                Weights = (if weighted then w.Value else null)
+            }
 
     /// <summary>The rows at the given positions (counted over the shards in order), in the order given, in one pass.</summary>
     /// <param name="source">The source.</param>
@@ -347,6 +471,8 @@ module DataSource =
         let m = positions.Length
         let x = Array2D.zeroCreate m d
         let y = Array.zeroCreate m
+        let w = Array.create m 1.0
+        let mutable weighted = false
         // Where each wanted row goes, by position.
         let slots = Dictionary<int64, int>(m)
 
@@ -392,6 +518,11 @@ module DataSource =
                         let slot = slots.[sorted.[next]]
                         Array.Copy(b.X, int64 row * int64 d, x, int64 slot * int64 d, int64 d)
                         y.[slot] <- b.Y.[row]
+
+                        if b.IsWeighted then
+                            w.[slot] <- b.Weights.[row]
+                            weighted <- true
+
                         next <- next + 1
 
                     at <- at + int64 b.Count
@@ -403,4 +534,8 @@ module DataSource =
                 "positions"
                 (Text.format "Row %d is past the source's %d rows." [| box sorted.[next]; box source.Rows |])
 
-        { X = x; Y = y }
+        {
+            X = x
+            Y = y
+            Weights = (if weighted then w else null)
+        }

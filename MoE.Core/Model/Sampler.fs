@@ -134,7 +134,7 @@ module Sampler =
                         [| box model.Activation.Name; box (string v) |]
                 )
 
-        { X = x; Y = y }, z
+        { X = x; Y = y; Weights = null }, z
 
     /// <summary>n samples (x, y) from the model.</summary>
     /// <param name="model">The model to sample from.</param>
@@ -179,7 +179,7 @@ module Sampler =
         Parallel.For(0, chunks, fun c -> sampleChunk model seed (first + int64 c) (start + int64 count) start x y z)
         |> ignore
 
-        { X = x; Y = y }
+        { X = x; Y = y; Weights = null }
 
     /// The model seen from standard covariates u, where x = μ + s ⊙ u: ⟨a, x⟩ + b = ⟨a ⊙ s, u⟩ + b + ⟨a, μ⟩ (the
     /// same for the gate).
@@ -240,6 +240,7 @@ module Sampler =
         {
             X = Array2D.init count d (fun r t -> mean.[t] + scale.[t] * standard.X.[r, t])
             Y = standard.Y
+            Weights = null
         }
 
     /// <summary>n samples in batches of <paramref name="rows"/> (the last shorter), each drawn when it is enumerated:
@@ -288,6 +289,7 @@ module Sampler =
                         {
                             X = Array2D.init n d (fun r t -> mean.[t] + scale.[t] * batch.X.[r, t])
                             Y = batch.Y
+                            Weights = null
                         }
                 | None -> yield batch
 

@@ -99,6 +99,7 @@ let ``an expert on tied responses is caught, named and guarded`` () =
         {
             X = Array2D.init n 1 (fun r _ -> x.[r])
             Y = y
+            Weights = null
         }
 
     let fit = Learner.fit (FitConfig.defaults 3 Identity) data RunContext.silent

@@ -51,9 +51,11 @@ let private shardsOf (data: Dataset) (count: int) : DataSource =
                         {
                             X = Array2D.init rows d (fun r t -> data.X.[c * rows + r, t])
                             Y = Array.sub data.Y (c * rows) rows
+                            Weights = null
                         }
             Remote = None
             Dropped = 0L, ""
+            Weight = None
         }
 
     {

@@ -226,6 +226,7 @@ let ``the data report tells Gaussian, skewed and collinear covariates apart`` ()
             { data with
                 X = data.X.[0..299, *]
                 Y = data.Y.[0..299]
+                Weights = null
             }
 
     Assert.Contains(few.Verdict, fun v -> v.Contains "too few for k = 6")

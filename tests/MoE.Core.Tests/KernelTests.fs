@@ -443,10 +443,12 @@ let ``a subsample is the same rows whether the data are in memory or in shards r
                                 {
                                     X = Array2D.init c 3 (fun r t -> data.X.[start + r, t])
                                     Y = Array.sub data.Y start c
+                                    Weights = null
                                 }
                     }
             Remote = None
             Dropped = 0L, ""
+            Weight = None
         }
 
     let source =

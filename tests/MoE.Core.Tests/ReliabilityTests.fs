@@ -130,6 +130,7 @@ let private countingChunks (data: Dataset) (rows: int) (cancelAt: int) (cts: Can
         {
             X = Array2D.init n data.Dimension (fun r t -> data.X.[c * rows + r, t])
             Y = Array.sub data.Y (c * rows) n
+            Weights = null
         })
 
 /// A source of one shard whose passes are the given chunks.
@@ -144,6 +145,7 @@ let private counting (data: Dataset) (chunks: seq<Dataset>) : DataSource =
                     Read = fun () -> chunks
                     Remote = None
                     Dropped = 0L, ""
+                    Weight = None
                 }
             |]
     }

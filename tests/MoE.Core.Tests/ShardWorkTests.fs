@@ -31,6 +31,7 @@ let private part (data: Dataset) (lo: int) (count: int) : DataSource =
         {
             X = Array2D.init count data.Dimension (fun r t -> data.X.[lo + r, t])
             Y = Array.sub data.Y lo count
+            Weights = null
         }
 
 /// Shards of the given sizes, local and behind loopback workers.

@@ -541,7 +541,7 @@ module internal CsvReading =
             reader.FailEmpty()
 
         let x, y = resize n n x y
-        { X = x; Y = y }
+        { X = x; Y = y; Weights = null }
 
     /// The input in chunks of `rows` rows (the last may be shorter), lazily; each batch is parsed into a scratch
     /// buffer that is reused, then copied into the chunks.
@@ -572,7 +572,7 @@ module internal CsvReading =
 
                     if count = rows then
                         any <- true
-                        yield { X = x; Y = y }
+                        yield { X = x; Y = y; Weights = null }
                         x <- Array2D.zeroCreate rows d
                         y <- Array.zeroCreate rows
                         count <- 0
@@ -580,7 +580,7 @@ module internal CsvReading =
             if count > 0 then
                 any <- true
                 let x, y = resize count count x y
-                yield { X = x; Y = y }
+                yield { X = x; Y = y; Weights = null }
 
             if not any then
                 reader.FailEmpty()

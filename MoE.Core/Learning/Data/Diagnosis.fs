@@ -155,9 +155,15 @@ module Diagnosis =
             let xs = Chunks.flat batch.X
             let s = Array.zeroCreate (d + 1)
 
-            for r in lo .. hi - 1 do
-                TensorPrimitives.Add(ReadOnlySpan(s, 0, d), xs.Slice(r * d, d), Span(s, 0, d))
-                s.[d] <- s.[d] + batch.Y.[r]
+            if batch.IsWeighted then
+                for r in lo .. hi - 1 do
+                    let w = batch.Weights.[r]
+                    TensorPrimitives.MultiplyAdd(xs.Slice(r * d, d), w, ReadOnlySpan(s, 0, d), Span(s, 0, d))
+                    s.[d] <- s.[d] + w * batch.Y.[r]
+            else
+                for r in lo .. hi - 1 do
+                    TensorPrimitives.Add(ReadOnlySpan(s, 0, d), xs.Slice(r * d, d), Span(s, 0, d))
+                    s.[d] <- s.[d] + batch.Y.[r]
 
             s)
 
@@ -172,21 +178,32 @@ module Diagnosis =
             let acc: float[] = Array.zeroCreate (3 * d + 3)
             let e: float[] = Array.zeroCreate d
             let e2: float[] = Array.zeroCreate d
+            let we2: float[] = Array.zeroCreate d
 
             for r in lo .. hi - 1 do
                 TensorPrimitives.Subtract(xs.Slice(r * d, d), ReadOnlySpan xMean, Span e)
                 TensorPrimitives.Multiply(ReadOnlySpan e, ReadOnlySpan e, Span e2)
+                // A weighted row's powers count w times: w·e², w·e²·e and w·e²·e² (unweighted rows read e² itself).
+                let w = if batch.IsWeighted then batch.Weights.[r] else 1.0
+
+                let first =
+                    if batch.IsWeighted then
+                        TensorPrimitives.Multiply(ReadOnlySpan e2, w, Span we2)
+                        ReadOnlySpan we2
+                    else
+                        ReadOnlySpan e2
+
                 let m2 = Span(acc, 0, d)
                 let m3 = Span(acc, d, d)
                 let m4 = Span(acc, 2 * d, d)
-                TensorPrimitives.Add(ReadOnlySpan e2, Span.op_Implicit m2, m2)
-                TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e, Span.op_Implicit m3, m3)
-                TensorPrimitives.FusedMultiplyAdd(ReadOnlySpan e2, ReadOnlySpan e2, Span.op_Implicit m4, m4)
+                TensorPrimitives.Add(first, Span.op_Implicit m2, m2)
+                TensorPrimitives.FusedMultiplyAdd(first, ReadOnlySpan e, Span.op_Implicit m3, m3)
+                TensorPrimitives.FusedMultiplyAdd(first, ReadOnlySpan e2, Span.op_Implicit m4, m4)
                 let ey = batch.Y.[r] - mean.[d]
                 let ey2 = ey * ey
-                acc.[3 * d] <- acc.[3 * d] + ey2
-                acc.[3 * d + 1] <- acc.[3 * d + 1] + ey2 * ey
-                acc.[3 * d + 2] <- acc.[3 * d + 2] + ey2 * ey2
+                acc.[3 * d] <- acc.[3 * d] + w * ey2
+                acc.[3 * d + 1] <- acc.[3 * d + 1] + w * ey2 * ey
+                acc.[3 * d + 2] <- acc.[3 * d + 2] + w * ey2 * ey2
 
             acc)
 
@@ -196,7 +213,7 @@ module Diagnosis =
     [<CompiledName("Summarise")>]
     let summarise (source: DataSource) : DataSummary =
         let d = source.Dimension
-        let n = float source.Rows
+        let n = source.Weight
         let mean = columnSumsPass source |> Array.map (fun v -> v / n)
         let powers = centredPowersPass mean source
 

@@ -74,5 +74,7 @@ module Sampling =
         if y.Length <= count then
             x, y
         else
-            let s = subsampleOf count seed (DataSource.ofDataset { X = x; Y = y })
+            let s =
+                subsampleOf count seed (DataSource.ofDataset { X = x; Y = y; Weights = null })
+
             s.X, s.Y

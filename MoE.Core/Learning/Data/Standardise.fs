@@ -136,6 +136,7 @@ module Standardise =
         {
             X = u
             Y = data.Y |> Array.map (fun y -> (y - s.YShift) / s.YScale)
+            Weights = data.Weights
         }
 
     /// <summary>A source in standardised units: the rows of local shards standardised as they are read, remote

@@ -125,6 +125,7 @@ module ShardWork =
                 {
                     X = Array2D.zeroCreate 0 source.Dimension
                     Y = [||]
+                    Weights = null
                 }
             else
                 DataSource.gather source positions

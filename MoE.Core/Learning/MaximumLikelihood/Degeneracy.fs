@@ -159,7 +159,7 @@ module Degeneracy =
         |],
         // The gate's complete-data part −Σ r log p per row: near 0 when it gives every row to one expert with
         // certainty, a hard split its coefficients reach only at infinity.
-        -stats.GateObjective < SeparationLoss * float source.Rows
+        -stats.GateObjective < SeparationLoss * source.Weight
 
     /// <summary>The warning of a guarded GLM fit: which experts separated their rows, whether the gate split the rows
     /// hard, and what the guard did.</summary>

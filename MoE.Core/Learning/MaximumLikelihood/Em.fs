@@ -29,7 +29,7 @@ module Em =
             else
                 Some(EmStep.Bohning(EmKernel.design model.Design.GateColumns settings.FitIntercepts x, p))
 
-        let source = DataSource.ofDataset { X = x; Y = y }
+        let source = DataSource.ofDataset { X = x; Y = y; Weights = null }
         let stats = EmKernel.statisticsOf model settings.FitIntercepts newton source
         EmStep.mStep settings bohning true model source stats
 
@@ -69,7 +69,7 @@ module Em =
                     "The data have d = %d inputs but the model has d = %d."
                     [| box source.Dimension; box start.Dimension |])
 
-        let n = float source.Rows
+        let n = source.Weight
         let p = EmStep.width settings start.GateDimension
         let newton = (start.Experts - 1) * p <= settings.GateNewtonLimit
 
@@ -274,7 +274,7 @@ module Em =
         : StageOutcome<MoeModel> =
         MoeModel.validate start
         ModelRows.checkLikelihoodInputs start x y
-        runOn settings start (DataSource.ofDataset { X = x; Y = y }) context
+        runOn settings start (DataSource.ofDataset { X = x; Y = y; Weights = null }) context
 
     /// <summary>EM on the paper's model (common σ, no intercepts, no acceleration) until the relative change of the
     /// log-likelihood is below <paramref name="tolerance"/> or <paramref name="maxIterations"/> is reached.</summary>

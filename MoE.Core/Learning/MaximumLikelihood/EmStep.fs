@@ -92,7 +92,7 @@ module internal EmStep =
         (source: DataSource)
         (stats: EmStatistics)
         : MoeModel =
-        let n, k = source.Rows, model.Experts
+        let n, k = source.Weight, model.Experts
         let p, pG = width settings model.ExpertDimension, width settings model.GateDimension
         let km1 = k - 1
         let g = model.Activation
@@ -235,7 +235,7 @@ module internal EmStep =
                     settings.CommonSigma
                     sse
                     stats.Weight
-                    (float n)
+                    n
                     model.Sigmas
 
         rebuild settings model experts (gatesAt gateStep) sigmas

@@ -155,7 +155,7 @@ module Likelihood =
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
     let objective (settings: EmSettings) (model: MoeModel) (x: float[,]) (y: float[]) : float * float[] =
-        objectiveOn settings model (DataSource.ofDataset { X = x; Y = y })
+        objectiveOn settings model (DataSource.ofDataset { X = x; Y = y; Weights = null })
 
     /// The kernel's full gradient layout restricted to the variables of the settings.
     let internal restrict (settings: EmSettings) (model: MoeModel) (full: float[]) : float[] =
@@ -192,7 +192,7 @@ module Likelihood =
         : StageOutcome<MoeModel> =
         MoeModel.validate start
         let layout = Layout(settings, start)
-        let n = float source.Rows
+        let n = source.Weight
         // Variables scaled by the square root of the complete-data information's diagonal at the start, so that every
         // block starts with unit curvature (L-BFGS's first steps assume it).
         let scale =
@@ -247,4 +247,4 @@ module Likelihood =
         (context: RunContext)
         : StageOutcome<MoeModel> =
         ModelRows.checkLikelihoodInputs start x y
-        maximiseOn settings gradientTolerance start (DataSource.ofDataset { X = x; Y = y }) context
+        maximiseOn settings gradientTolerance start (DataSource.ofDataset { X = x; Y = y; Weights = null }) context

@@ -17,7 +17,13 @@ module internal Candidates =
         else
             try
                 let sample = Sampling.subsampleOf Sigma.ProvisionalRows config.Seed source
-                Ok(SubspaceL4.moments (FitConfig.outputTransform config sigma) k sample.X sample.Y)
+                let transform = FitConfig.outputTransform config sigma
+
+                // Weighted rows: the moments weigh them as every sum does (docs/math.md §13).
+                if sample.IsWeighted then
+                    Ok(SubspaceL4.momentsOf transform k (DataSource.ofDataset sample))
+                else
+                    Ok(SubspaceL4.moments transform k sample.X sample.Y)
             with
             | :? NonFiniteException as e -> Error(Text.format "the moments are not finite (%s)" [| box e.Detail |])
             | :? ArgumentException as e -> Error e.Message
@@ -35,7 +41,7 @@ module internal Candidates =
         // The starts' rows: every row in memory, the bounded sample when the rows are read in passes; the likelihood
         // that ranks the candidates is a pass over every row either way.
         let data = problem.Sample()
-        let rows = float problem.Working.Rows
+        let rows = problem.Working.Weight
 
         let quiet =
             { problem.Context with
@@ -144,7 +150,7 @@ module internal Candidates =
         then
             outcome
         else
-            let rows = float problem.Working.Rows
+            let rows = problem.Working.Weight
 
             let allRows =
                 FitConfig.everyStartOnAllRows config problem.Working.Dimension problem.Working.Rows

@@ -99,6 +99,18 @@ module Learner =
                         box maxRows
                     |])
 
+        // The paper's pipelines (its L4 with the gate's own fit, and the l2 baseline) are the paper's estimators on
+        // unweighted samples; weighted rows (docs/math.md §13) are fitted by the likelihood methods.
+        if
+            source.IsWeighted
+            && (config.Method = FitMethod.L4 || config.Method = FitMethod.L2)
+        then
+            invalidArg
+                "config"
+                (Text.format
+                    "The rows carry weights, and the %s method fits unweighted samples only; fit weighted rows with the default method, em or spectral."
+                    [| box (if config.Method = FitMethod.L4 then "l4" else "l2") |])
+
         let parameters = FitConfig.parameterCount config d
 
         if not inMemory && int64 maxRows < 10L * parameters then

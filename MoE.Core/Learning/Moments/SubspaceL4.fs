@@ -31,7 +31,7 @@ module SubspaceL4 =
     /// <returns>M2 (d×d, symmetric).</returns>
     [<CompiledName("SecondMoment")>]
     let secondMoment (transform: OutputTransform) (sums: SecondMomentSums) : float[,] =
-        if sums.Count = 0L then
+        if sums.Count <= 0.0 then
             invalidArg "sums" "The moment sums hold no samples."
 
         let d = sums.Dimension
@@ -106,7 +106,7 @@ module SubspaceL4 =
         (u: float[,])
         (sums: ProjectedMomentSums)
         : SubspaceMoments =
-        if sums.Count = 0L then
+        if sums.Count <= 0.0 then
             invalidArg "sums" "The moment sums hold no samples."
 
         let r = sums.Rank

@@ -55,16 +55,8 @@ module Selection =
             let validation = Array.sort drawn.[settings.ScreeningRows ..]
             let rows = DataSource.gather source (Array.append screening validation)
             let s, v = screening.Length, validation.Length
-            let d = source.Dimension
 
-            {
-                X = Array2D.init s d (fun i t -> rows.X.[i, t])
-                Y = Array.sub rows.Y 0 s
-            },
-            {
-                X = Array2D.init v d (fun i t -> rows.X.[s + i, t])
-                Y = Array.sub rows.Y s v
-            }
+            Dataset.slice 0 s rows, Dataset.slice s v rows
 
     /// <summary>The screening and validation rows of data in memory (<c>splitOf</c>).</summary>
     /// <param name="settings">The sizes.</param>
@@ -75,7 +67,7 @@ module Selection =
     [<CompiledName("Split")>]
     let split (settings: SelectionSettings) (seed: int64) (x: float[,]) (y: float[]) =
         let screening, validation =
-            splitOf settings seed (DataSource.ofDataset { X = x; Y = y })
+            splitOf settings seed (DataSource.ofDataset { X = x; Y = y; Weights = null })
 
         (screening.X, screening.Y), (validation.X, validation.Y)
 
@@ -174,8 +166,10 @@ module Selection =
         (context: RunContext)
         : Candidate[] =
         let screening, validation = splitOf settings seed source
-        let xs, ys = screening.X, screening.Y
-        let xv, yv = validation.X, validation.Y
+        // The drawn rows keep their weights (docs/math.md §13): the screening EM and the held-out score weigh them.
+        let screeningRows, validationRows =
+            DataSource.ofDataset screening, DataSource.ofDataset validation
+
         let quiet = { context with Progress = ignore }
         let budgets = rounds settings.ScreeningIterations
         let mutable reports = 0
@@ -195,7 +189,8 @@ module Selection =
         let score (outcome: Result<MoeModel, string>) =
             match outcome with
             | Ok m ->
-                let ll = LikelihoodKernel.logLikelihood m xv yv / float yv.Length
+                let ll = LikelihoodKernel.logLikelihoodOf m validationRows / validationRows.Weight
+
                 if Double.IsFinite ll then ll else Double.NegativeInfinity
             | Error _ -> Double.NegativeInfinity
 
@@ -205,15 +200,18 @@ module Selection =
 
             let outcome =
                 try
+                    let first = start ()
+                    MoeModel.validate first
+                    ModelRows.checkLikelihoodInputs first screening.X screening.Y
+
                     let screened =
-                        (Em.runWith
+                        (Em.runOn
                             { em with
                                 MaxIterations = maps
                                 Handover = 0.0
                             }
-                            (start ())
-                            xs
-                            ys
+                            first
+                            screeningRows
                             quiet)
                             .Value
 
@@ -264,7 +262,7 @@ module Selection =
 
                 match
                     (try
-                        Ok(startModel p activation sigma xs ys seed quiet)
+                        Ok(startModel p activation sigma screening.X screening.Y seed quiet)
                      with e ->
                          fail e)
                 with
