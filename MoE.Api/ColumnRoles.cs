@@ -37,6 +37,12 @@ public sealed class ColumnRoles
     /// <c>column=level</c>.</summary>
     public IReadOnlyDictionary<string, string>? References { get; init; }
 
+    /// <summary>The column of the rows' frequency weights; null when every row weighs 1. A row of weight w counts w
+    /// times in the fit, its standard errors and its criteria (n = Σw), so integer weights fit as the rows repeated; a
+    /// weight of 0 leaves the row out. It is read with the rows, never an input, so a model predicts without it.
+    /// Negative or non-finite weights are refused, naming the row.</summary>
+    public string? Weights { get; init; }
+
     /// <summary>Roles from a formula as R users write it: <c>y ~ a + b | z1 + z2</c> — the response left of <c>~</c>,
     /// the experts' columns right of it, the gate's after <c>|</c> (default: the experts'); <c>.</c> stands for every
     /// column but the response; a name with spaces or operators goes in backticks. (In flexmix, <c>|</c> names a
@@ -82,7 +88,8 @@ public sealed class ColumnRoles
                 MissingValues.Drop => Core.MissingValues.Drop,
                 _ => throw new ArgumentOutOfRangeException(nameof(Missing), Missing, $"Missing = {(int)Missing} is not a defined MissingValues value."),
             },
-            (References ?? new Dictionary<string, string>()).Select(r => Tuple.Create(r.Key, r.Value)).ToArray());
+            (References ?? new Dictionary<string, string>()).Select(r => Tuple.Create(r.Key, r.Value)).ToArray(),
+            Weights is null ? FSharpOption<string>.None : FSharpOption<string>.Some(Weights));
     }
 }
 

@@ -144,7 +144,7 @@ public static class DataSources
 
             return new Core.Shard(shard.Name ?? $"shard {i}", shard.Rows,
                 FuncConvert.FromFunc(() => Core.DataSourceModule.Rebatch(16 * Core.DataSourceModule.ChunkRows, Checked(shard, source.Dimension))),
-                FSharpOption<Core.RemoteShard>.None, Tuple.Create(0L, ""));
+                FSharpOption<Core.RemoteShard>.None, Tuple.Create(0L, ""), FSharpOption<double>.None);
         }).ToArray();
         return new Core.DataSource(source.Dimension, shards);
     }
@@ -159,6 +159,11 @@ public static class DataSources
             if (batch.Dimension != dimension)
             {
                 throw new InvalidDataException($"Shard '{shard.Name}' yielded a batch with {batch.Dimension} input columns, not {dimension}.");
+            }
+
+            if (batch.Weights is not null)
+            {
+                throw new InvalidDataException($"Shard '{shard.Name}' yielded a batch of weighted rows; a shard of your own reads unweighted rows (fit weighted rows from a Dataset, or from a file with ColumnRoles.Weights).");
             }
 
             rows += batch.Count;
@@ -191,6 +196,7 @@ public static class DataSources
 
         // The core's readers may hand each batch in the same arrays; a caller may keep what it is given.
         public IEnumerable<Dataset> ReadBatches() =>
-            inner.Read.Invoke(null!).Select(d => new Dataset(new Core.Dataset((double[,])d.X.Clone(), (double[])d.Y.Clone())));
+            inner.Read.Invoke(null!).Select(d => new Dataset(new Core.Dataset((double[,])d.X.Clone(), (double[])d.Y.Clone(),
+                (double[]?)d.Weights?.Clone()!)));
     }
 }

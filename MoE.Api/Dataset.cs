@@ -2,7 +2,8 @@ using Core = MoE.Core;
 
 namespace MoE.Api;
 
-/// <summary>Samples (x_i, y_i): an n×d input matrix <see cref="X"/> and n responses <see cref="Y"/>.</summary>
+/// <summary>Samples (x_i, y_i): an n×d input matrix <see cref="X"/>, n responses <see cref="Y"/> and, optionally, each
+/// row's frequency weight (<see cref="Weights"/>).</summary>
 /// <remarks>
 /// The arrays are shared with the dataset, not copied (datasets can hold 10⁸ values): treat them as
 /// read-only. Every value is checked to be finite when the dataset is built.
@@ -73,6 +74,26 @@ public sealed class Dataset
         ArgumentNullException.ThrowIfNull(y);
         return new(Core.DatasetModule.Create(x, y));
     }
+
+    /// <summary>A dataset of weighted rows over the given arrays (not copied): row i counts <c>weights[i]</c> times in
+    /// a fit, its standard errors and its criteria (n = Σw), so integer weights fit as the rows repeated that many
+    /// times; a weight of 0 leaves the row out.</summary>
+    /// <param name="x">n×d inputs; row i is x_i.</param>
+    /// <param name="y">n responses.</param>
+    /// <param name="weights">n frequency weights, finite and at least 0, not all 0.</param>
+    /// <exception cref="ArgumentNullException">An argument is null.</exception>
+    /// <exception cref="ArgumentException">The row counts differ, a matrix is empty, a value is NaN or infinite, or a
+    /// weight is negative or not finite (the message gives its row).</exception>
+    public static Dataset FromArrays(double[,] x, double[] y, double[] weights)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        ArgumentNullException.ThrowIfNull(y);
+        ArgumentNullException.ThrowIfNull(weights);
+        return new(Core.DatasetModule.Weighted(x, y, weights));
+    }
+
+    /// <summary>The rows' frequency weights (shared, not copied); null when every row weighs 1.</summary>
+    public double[]? Weights => Inner.Weights;
 
     /// <summary>Reads a data file by its extension: <c>.parquet</c> as Parquet (<see cref="LoadParquet"/>, every
     /// numeric column but y as an input), anything else as CSV (<see cref="LoadCsv"/>).</summary>

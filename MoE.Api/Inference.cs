@@ -168,7 +168,8 @@ public static partial class MoeLearner
     /// <summary>Standard errors of a fitted model's parameters from its data (docs/inference.md): the inverse observed
     /// information, or the sandwich. Call it on a maximum-likelihood fit (the default fit's model).</summary>
     /// <param name="model">The fitted model.</param>
-    /// <param name="data">The data it was fitted to.</param>
+    /// <param name="data">The data it was fitted to. Weighted rows (<see cref="Dataset.Weights"/>) count as frequency
+    /// weights: the errors are those of the rows repeated, not survey weights' (whose design they do not know).</param>
     /// <param name="kind">Observed (default) or sandwich.</param>
     /// <param name="commonSigma">Whether the fit had one σ for every expert.</param>
     /// <param name="sigmaFitted">Whether σ was fitted (false: it was given and has no standard error).</param>
@@ -185,8 +186,8 @@ public static partial class MoeLearner
             throw new ArgumentOutOfRangeException(nameof(kind), kind, "kind must be Observed or Sandwich.");
         }
 
-        return new ParameterErrors(Core.Inference.StandardErrors(model.Inner, commonSigma, sigmaFitted,
-            kind == StandardErrorKind.Sandwich, data.Inner.X, data.Inner.Y));
+        return new ParameterErrors(Core.Inference.StandardErrorsOf(model.Inner, commonSigma, sigmaFitted,
+            kind == StandardErrorKind.Sandwich, data.Inner));
     }
 }
 

@@ -108,13 +108,19 @@ public static class ClusterSources
     /// <param name="retries">Told of every retry (optional).</param>
     /// <param name="cancellationToken">Cancels the opening and every later request.</param>
     /// <returns>The source.</returns>
-    /// <exception cref="ArgumentException">A role names a column the file lacks, or the roles clash.</exception>
+    /// <exception cref="ArgumentException">A role names a column the file lacks, the roles clash, or they name a weights
+    /// column (a cluster's workers read unweighted rows).</exception>
     public static async Task<IDataSource> OpenAsync(IClusterClient client, string path, ColumnRoles roles,
         ClusterRequestOptions? options = null, IProgress<ClusterRetry>? retries = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(roles);
+        if (roles.Weights is not null)
+        {
+            throw new ArgumentException($"The roles name the weights column '{roles.Weights}', and a cluster's workers read unweighted rows; fit weighted rows in one process (Dataset.Load, DataSources.Files).", nameof(roles));
+        }
+
         ArgumentNullException.ThrowIfNull(client);
         var design = Core.DataFiles.Design(Path.GetFullPath(path), roles.ToCore());
         var names = design.Columns.Value;
@@ -181,7 +187,7 @@ internal sealed class ShardWorker(IClusterClient client, ShardSpec spec, Cluster
 
         var x = new double[count, rows.Dimension];
         Buffer.BlockCopy(rows.X, 0, x, 0, rows.X.Length * sizeof(double));
-        return new Core.Dataset(x, rows.Y);
+        return new Core.Dataset(x, rows.Y, null!);
     }
 
     private async Task<T> Call<T>(string kind, Func<IShardGrain, Task<T>> call)

@@ -28,6 +28,10 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
         /// a gate that reads the feature column (as <see cref="MixtureOfExpertsTrainer.Options.GateFeatureColumnName"/>).</summary>
         public string? GateFeatureColumnName { get; set; }
 
+        /// <summary>The column of each row's frequency weight, a <see cref="float"/> scalar, or null (the default): as
+        /// <see cref="MixtureOfExpertsTrainer.Options.ExampleWeightColumnName"/>.</summary>
+        public string? ExampleWeightColumnName { get; set; }
+
         /// <summary>The score column: the logit of the probability (default <c>Score</c>).</summary>
         public string ScoreColumnName { get; set; } = "Score";
 
@@ -98,6 +102,7 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
             LabelColumnName = options.LabelColumnName,
             FeatureColumnName = options.FeatureColumnName,
             GateFeatureColumnName = options.GateFeatureColumnName,
+            ExampleWeightColumnName = options.ExampleWeightColumnName,
             ScoreColumnName = options.ScoreColumnName,
             ProbabilityColumnName = options.ProbabilityColumnName,
             PredictedLabelColumnName = options.PredictedLabelColumnName,
@@ -122,7 +127,7 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
     {
         ArgumentNullException.ThrowIfNull(input);
         var (data, skipped) = MixtureOfExpertsTrainer.ReadRoles(input, _options.LabelColumnName, _options.FeatureColumnName,
-            _options.GateFeatureColumnName, BooleanDataViewType.Instance);
+            _options.GateFeatureColumnName, BooleanDataViewType.Instance, _options.ExampleWeightColumnName);
         if (data is null)
         {
             throw new ArgumentException(

@@ -36,6 +36,12 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
         /// one (docs/data.md; flexmix's concomitant variables).</summary>
         public string? GateFeatureColumnName { get; set; }
 
+        /// <summary>The column of each row's frequency weight, a <see cref="float"/> scalar, or null (the default) for
+        /// a weight of 1 on every row: a row of weight w counts w times, so integer weights fit as the rows repeated
+        /// (docs/data.md). A row with a missing (NaN) weight is skipped as one with a missing label; a negative or
+        /// infinite weight is refused, naming the row.</summary>
+        public string? ExampleWeightColumnName { get; set; }
+
         /// <summary>The output column of the k gate probabilities, or null (the default) for none.</summary>
         public string? GateColumnName { get; set; }
 
@@ -90,6 +96,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
             FeatureColumnName = options.FeatureColumnName,
             ScoreColumnName = options.ScoreColumnName,
             GateFeatureColumnName = options.GateFeatureColumnName,
+            ExampleWeightColumnName = options.ExampleWeightColumnName,
             GateColumnName = options.GateColumnName,
             ExpertsColumnName = options.ExpertsColumnName,
             Fit = options.Fit.Clone(),
@@ -110,7 +117,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
     {
         ArgumentNullException.ThrowIfNull(input);
         var (data, skipped) = ReadRoles(input, _options.LabelColumnName, _options.FeatureColumnName,
-            _options.GateFeatureColumnName, NumberDataViewType.Single);
+            _options.GateFeatureColumnName, NumberDataViewType.Single, _options.ExampleWeightColumnName);
         if (data is null)
         {
             throw new ArgumentException(
@@ -201,32 +208,55 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
     /// feature column the inputs are the features then the gate's features, the experts reading the first and the gate
     /// the second (a split design).</summary>
     internal static (Dataset? Data, long Skipped) ReadRoles(IDataView input, string labelColumnName, string featureColumnName,
-        string? gateFeatureColumnName, DataViewType labelType)
+        string? gateFeatureColumnName, DataViewType labelType, string? weightColumnName = null)
     {
         var (label, features) = Columns(input.Schema, labelColumnName, featureColumnName, labelType);
+        DataViewSchema.Column? WeightOf(DataViewSchema schema)
+        {
+            if (weightColumnName is null)
+            {
+                return null;
+            }
+
+            var weight = schema.GetColumnOrNull(weightColumnName)
+                ?? throw new ArgumentOutOfRangeException(nameof(input), $"Could not find weight column '{weightColumnName}'");
+            if (weight.Type != NumberDataViewType.Single)
+            {
+                throw SchemaMismatch("weight", weight.Name, NumberDataViewType.Single.ToString() ?? "?", weight.Type.ToString() ?? "?");
+            }
+
+            return weight;
+        }
+
         if (gateFeatureColumnName is null)
         {
-            return Read(input, label, features);
+            return Read(input, label, features, WeightOf(input.Schema));
         }
 
         var (_, gate) = Columns(input.Schema, labelColumnName, gateFeatureColumnName, labelType);
         int dE = ((VectorDataViewType)features.Type).Size, dG = ((VectorDataViewType)gate.Type).Size;
         const string all = "MoE.AllFeatures";
         var joined = new MLContext().Transforms.Concatenate(all, featureColumnName, gateFeatureColumnName).Fit(input).Transform(input);
-        var (data, skipped) = Read(joined, joined.Schema[labelColumnName], joined.Schema[all]);
+        var (data, skipped) = Read(joined, joined.Schema[labelColumnName], joined.Schema[all], WeightOf(joined.Schema));
         var design = Core.DesignModule.Create(dE + dG, Enumerable.Range(0, dE).ToArray(), Enumerable.Range(dE, dG).ToArray());
         return (data is null ? null : new Dataset(data.Inner, design), skipped);
     }
 
-    /// <summary>One pass over the rows into double-precision arrays; rows with a NaN label or feature are skipped.</summary>
-    internal static (Dataset? Data, long Skipped) Read(IDataView input, DataViewSchema.Column label, DataViewSchema.Column features)
+    /// <summary>One pass over the rows into double-precision arrays; rows with a NaN label, feature or weight are
+    /// skipped.</summary>
+    internal static (Dataset? Data, long Skipped) Read(IDataView input, DataViewSchema.Column label, DataViewSchema.Column features,
+        DataViewSchema.Column? weight = null)
     {
         int d = ((VectorDataViewType)features.Type).Size;
         var xs = new List<double>();
         var ys = new List<double>();
+        var ws = new List<double>();
         long skipped = 0;
-        using (var cursor = input.GetRowCursor([label, features]))
+        long position = 0;
+        using (var cursor = input.GetRowCursor(weight is { } wc ? [label, features, wc] : [label, features]))
         {
+            ValueGetter<float>? getWeight = weight is { } w ? cursor.GetGetter<float>(w) : null;
+            float rowWeight = 1;
             // A Boolean label (a binary classifier's) is read as 1 or 0.
             ValueGetter<float> getLabel = label.Type == BooleanDataViewType.Instance
                 ? Bool(cursor.GetGetter<bool>(label))
@@ -263,6 +293,19 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
                     finite &= double.IsFinite(v);
                 }
 
+                position++;
+                if (getWeight is not null)
+                {
+                    getWeight(ref rowWeight);
+                    finite &= !float.IsNaN(rowWeight);
+                    if (float.IsInfinity(rowWeight) || rowWeight < 0)
+                    {
+                        throw new ArgumentException(
+                            $"Row {position} has the weight {rowWeight.ToString("R", System.Globalization.CultureInfo.InvariantCulture)} in the column '{weight!.Value.Name}'; a frequency weight is a finite number of at least 0 (0 leaves the row out).",
+                            nameof(input));
+                    }
+                }
+
                 if (!finite)
                 {
                     skipped++;
@@ -271,6 +314,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
 
                 ys.Add(y);
                 xs.AddRange(row);
+                ws.Add(rowWeight);
             }
         }
 
@@ -288,7 +332,7 @@ public sealed class MixtureOfExpertsTrainer : IEstimator<MixtureOfExpertsTransfo
             }
         }
 
-        return (Dataset.FromArrays(x, ys.ToArray()), skipped);
+        return (weight is null ? Dataset.FromArrays(x, ys.ToArray()) : Dataset.FromArrays(x, ys.ToArray(), ws.ToArray()), skipped);
     }
 
     private static ValueGetter<float> Bool(ValueGetter<bool> getter)

@@ -126,7 +126,7 @@ internal static class AnalysisCommand
                 }
 
                 output.WriteLine(string.Create(Inv,
-                    $"chosen: k = {selection.Chosen} by BIC (lowest -2 LL + p ln n, n = {dataset.Count}: consistent for the number of experts, as flexmix uses it); ICL, which also penalises overlapping experts, chooses k = {selection.ChosenByIcl}."));
+                    $"chosen: k = {selection.Chosen} by BIC (lowest -2 LL + p ln n, n = {(dataset.Weights is { } w ? $"{w.Sum().ToString("G6", CultureInfo.InvariantCulture)}, the weights' sum over {dataset.Count} rows" : dataset.Count.ToString(CultureInfo.InvariantCulture))}: consistent for the number of experts, as flexmix uses it); ICL, which also penalises overlapping experts, chooses k = {selection.ChosenByIcl}."));
             }
 
             return CliApp.Success;

@@ -223,13 +223,19 @@ internal static class Shared
         return map;
     }
 
-    /// <summary>The roles with a missing-value policy and reference levels: dropping or references read the columns by
+    /// <summary>The roles with a missing-value policy, reference levels and a weights column: each reads the columns by
     /// the header's names, so they make roles (y the response) when none were typed.</summary>
-    public static ColumnRoles? WithPolicies(ColumnRoles? roles, MissingValues missing, IReadOnlyDictionary<string, string>? references)
+    public static ColumnRoles? WithPolicies(ColumnRoles? roles, MissingValues missing, IReadOnlyDictionary<string, string>? references,
+        string? weights = null)
     {
-        if (missing == MissingValues.Refuse && references is null)
+        if (missing == MissingValues.Refuse && references is null && weights is null)
         {
             return roles;
+        }
+
+        if (weights is not null && weights.Trim().Length == 0)
+        {
+            throw new ArgumentException("--weights names no column; give the weights column's name.", "weights");
         }
 
         return new ColumnRoles
@@ -239,6 +245,7 @@ internal static class Shared
             Gate = roles?.Gate,
             Missing = missing,
             References = references,
+            Weights = weights?.Trim(),
         };
     }
 
@@ -251,11 +258,12 @@ internal static class Shared
         private readonly Option<string?> formula = new("--formula") { Description = "the columns' roles as a formula: \"y ~ a + b | z1 + z2\" (experts left of |, gate right; . for every other column), instead of --x, --gate-x and --y" };
         private readonly Option<string?> missing = MissingOption();
         private readonly Option<string?> reference = new("--reference") { Description = "the reference level of text (categorical) columns: col=level[,col=level] (default: each column's first level in ordinal order)" };
+        private readonly Option<string?> weights = new("--weights") { Description = "the column of each row's frequency weight (a row of weight w counts w times; 0 leaves it out; default: every row weighs 1)" };
 
         /// <summary>Adds the options to a command.</summary>
         public void AddTo(Command command)
         {
-            foreach (var option in new[] { experts, gate, response, formula, missing, reference })
+            foreach (var option in new[] { experts, gate, response, formula, missing, reference, weights })
             {
                 command.Options.Add(option);
             }
@@ -264,6 +272,6 @@ internal static class Shared
         /// <summary>The roles typed, or null for the file's convention (x1..xd, y).</summary>
         public ColumnRoles? Read(ParseResult parse) =>
             WithPolicies(Roles(parse.GetValue(formula), parse.GetValue(experts), parse.GetValue(gate), parse.GetValue(response)),
-                ParseMissing(parse.GetValue(missing)), ParseReferences(parse.GetValue(reference)));
+                ParseMissing(parse.GetValue(missing)), ParseReferences(parse.GetValue(reference)), parse.GetValue(weights));
     }
 }

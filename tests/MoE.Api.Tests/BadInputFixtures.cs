@@ -89,6 +89,13 @@ internal static class BadInputFixtures
         ["fit-text-id"] = d => WithText(d),
         ["fit-reference-unknown"] = d => WithText(d),
         ["select-roles"] = d => WithText(d),
+        ["fit-weights"] = d => WithWeights(d, i => 1 + i % 3),
+        ["fit-weights-negative"] = d => WithWeights(d, i => i == 5 ? -2 : 1),
+        ["fit-weights-zero"] = d => WithWeights(d, _ => 0),
+        ["fit-weights-text"] = d => WithText(d),
+        ["fit-weights-input"] = d => WithWeights(d, i => 1 + i % 3),
+        ["fit-weights-l4"] = d => WithWeights(d, i => 1 + i % 3),
+        ["select-weights"] = d => WithWeights(d, i => 1 + i % 3),
         ["fit-named-constant"] = d => File.WriteAllLines(d.File("named.csv"), new[] { "age,dose,y" }
             .Concat(Enumerable.Range(0, 200).Select(i => $"{i % 17},2.5,{(i * 7) % 11}"))),
         ["fit-text-response"] = d => WithText(d),
@@ -230,6 +237,11 @@ internal static class BadInputFixtures
         File.WriteAllLines(d.File("text.csv"), File.ReadAllLines(d.File("good.csv"))
             .Select((line, i) => i == 0 ? $"site,{line},id" : $"{sites[i % 3]},{line},row{i}"));
     }
+
+    /// <summary>good.csv as weighted.csv with a last column w, the weight of data row i (1-based).</summary>
+    private static void WithWeights(TempDir d, Func<int, int> weight) =>
+        File.WriteAllLines(d.File("weighted.csv"), File.ReadAllLines(d.File("good.csv"))
+            .Select((line, i) => i == 0 ? $"{line},w" : $"{line},{weight(i)}"));
 
     /// <summary>good.csv with an empty cell in every 100th row and NA in the response of row 50, as <paramref name="name"/>.</summary>
     private static void WithMissing(TempDir d, string name)

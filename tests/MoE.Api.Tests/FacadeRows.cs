@@ -31,6 +31,12 @@ internal static class FacadeRows
             Assert.Equal("y", e.ParamName);
             Assert.Contains("y[1] must be finite, but was NaN", e.Message);
         },
+        ["facade-dataset-weight"] = () =>
+        {
+            var e = Assert.Throws<ArgumentException>(() => Dataset.FromArrays(new double[,] { { 1 }, { 2 } }, [1.0, 2.0], [1.0, -1.0]));
+            Assert.Equal("weights", e.ParamName);
+            Assert.Contains("Row 1 has the weight -1; a frequency weight is finite and at least 0", e.Message);
+        },
         ["facade-roles-formula"] = () =>
         {
             var e = Assert.Throws<ArgumentException>(() => ColumnRoles.Parse("y ~ a:b"));
