@@ -173,7 +173,9 @@ internal static class FitCommand
             {
                 var dataset = roles is null ? Dataset.Load(dataPath.FullName) : Dataset.Load(dataPath.FullName, roles);
                 result = Terminal.WithFitProgress(error, reporter => MoeLearner.Fit(dataset, options, reporter));
-                rows = string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count}");
+                rows = dataset.Weights is { } weights
+                    ? string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count} rows weighing {weights.Sum():G6}")
+                    : string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count}");
             }
 
             var file = parse.GetValue(outPath)!;
@@ -273,20 +275,25 @@ internal static class FitCommand
         return JsonText.Write(doc, indented: true) + "\n";
     }
 
-    /// <summary>Every parameter with its standard error and 95% Wald interval.</summary>
+    /// <summary>Every parameter with its standard error and 95% Wald interval, a coefficient named by its column (the
+    /// data's name, a categorical column's level as <c>column=level</c>, when the model records them; else its
+    /// position).</summary>
     private static void WriteErrors(TextWriter output, MixtureOfExperts model, ParameterErrors errors)
     {
         var z = ParameterErrors.Z(0.95);
         output.WriteLine($"standard errors ({(errors.Method == StandardErrorKind.Sandwich ? "sandwich" : "observed information")}), 95% Wald intervals:");
-        void Row(string name, double estimate, double se) => output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-            $"  {name,-12} {estimate,12:G6} ± {se,10:G4}   [{estimate - z * se:G6}, {estimate + z * se:G6}]"));
         var a = model.Regressors;
         var w = model.Gating;
+        string Column(IReadOnlyList<string>? names, int t) => names is { } n && t < n.Count ? n[t] : (t + 1).ToString(CultureInfo.InvariantCulture);
+        var width = Math.Max(12, new[] { model.ExpertColumns, model.GateColumns }
+            .Where(n => n is not null).SelectMany(n => n!).Select(n => n.Length + 5).DefaultIfEmpty(0).Max());
+        void Row(string name, double estimate, double se) => output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+            $"  {name.PadRight(width)} {estimate,12:G6} ± {se,10:G4}   [{estimate - z * se:G6}, {estimate + z * se:G6}]"));
         for (var i = 0; i < model.Experts; i++)
         {
-            for (var t = 0; t < model.Dimension; t++)
+            for (var t = 0; t < a.GetLength(1); t++)
             {
-                Row($"a{i + 1}[{t + 1}]", a[i, t], errors.Regressors[i, t]);
+                Row($"a{i + 1}[{Column(model.ExpertColumns, t)}]", a[i, t], errors.Regressors[i, t]);
             }
 
             if (errors.RegressorIntercepts.Length > 0)
@@ -297,9 +304,9 @@ internal static class FitCommand
 
         for (var j = 0; j < model.Experts - 1; j++)
         {
-            for (var t = 0; t < model.Dimension; t++)
+            for (var t = 0; t < w.GetLength(1); t++)
             {
-                Row($"w{j + 1}[{t + 1}]", w[j, t], errors.Gating[j, t]);
+                Row($"w{j + 1}[{Column(model.GateColumns, t)}]", w[j, t], errors.Gating[j, t]);
             }
 
             if (errors.GatingIntercepts.Length > 0)

@@ -89,6 +89,7 @@ internal static class BadInputFixtures
         ["fit-text-id"] = d => WithText(d),
         ["fit-reference-unknown"] = d => WithText(d),
         ["select-roles"] = d => WithText(d),
+        ["fit-se-roles"] = d => WithText(d),
         ["fit-weights"] = d => WithWeights(d, i => 1 + i % 3),
         ["fit-weights-negative"] = d => WithWeights(d, i => i == 5 ? -2 : 1),
         ["fit-weights-zero"] = d => WithWeights(d, _ => 0),
