@@ -53,8 +53,8 @@ public static class DataFrameExtensions
         /// <param name="roles">The roles (<see cref="ColumnRoles.Parse"/> for a formula).</param>
         /// <returns>The dataset.</returns>
         /// <exception cref="ArgumentException">A role names a column the frame lacks, the roles clash, a column is
-        /// neither numeric nor text, or a value is missing (under <see cref="MissingValues.Refuse"/>) or not finite
-        /// (the message gives its column and row).</exception>
+        /// neither numeric nor text, a value is missing (under <see cref="MissingValues.Refuse"/>) or not finite
+        /// (the message gives its column and row), or a weight (<see cref="ColumnRoles.Weights"/>) is negative.</exception>
         public static Dataset FromDataFrame(DataFrame frame, ColumnRoles roles)
         {
             ArgumentNullException.ThrowIfNull(frame);
@@ -66,8 +66,30 @@ public static class DataFrameExtensions
                     .Take(Core.DataCsv.MaxLevels + 1).Order(StringComparer.Ordinal).ToArray()))
                 .Where(t => t.Item2.Length > 0).ToArray();
             var design = Core.ColumnRolesModule.Resolve("the frame", available, inputs, categories, roles.ToCore());
-            var (x, y, dropped, first) = Coded(frame, design.Columns.Value, roles.Missing, nameof(roles));
-            return new Dataset(Core.DatasetModule.Create(x, y), design, Tuple.Create(dropped, first));
+            var names = design.Columns.Value;
+            if (roles.Weights is not { } weights)
+            {
+                var (x, y, dropped, first) = Coded(frame, names, roles.Missing, nameof(roles));
+                return new Dataset(Core.DatasetModule.Create(x, y), design, Tuple.Create(dropped, first));
+            }
+
+            // The weights are read as one more column (its nulls under the same policy), then split off: never an input.
+            var read = new Core.DataColumns([.. names.Inputs, weights], names.Response, names.Levels);
+            var (xw, yw, droppedW, firstW) = Coded(frame, read, roles.Missing, nameof(roles));
+            int n = xw.GetLength(0), d = names.Inputs.Length;
+            var inputsOnly = new double[n, d];
+            var w = new double[n];
+            for (var i = 0; i < n; i++)
+            {
+                for (var t = 0; t < d; t++)
+                {
+                    inputsOnly[i, t] = xw[i, t];
+                }
+
+                w[i] = xw[i, d];
+            }
+
+            return new Dataset(Core.DatasetModule.Weighted(inputsOnly, yw, w), design, Tuple.Create(droppedW, firstW));
         }
     }
 

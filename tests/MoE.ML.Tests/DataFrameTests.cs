@@ -46,6 +46,34 @@ public sealed class DataFrameTests
             Assert.Single(warned.Warnings, w => w.Code == WarningCode.RowsDropped).Message);
     }
 
+    /// <summary>A weights column of a frame (<see cref="ColumnRoles.Weights"/>) weighs the rows as the file's does and is
+    /// never an input; a negative weight is refused with its row.</summary>
+    [Fact]
+    public void A_frame_weights_its_rows_as_its_CSV_does()
+    {
+        int n = 200;
+        var x = Enumerable.Range(0, n).Select(i => Math.Sin(i) * 3).ToArray();
+        var y = Enumerable.Range(0, n).Select(i => Math.Abs(x[i]) + 0.1 * Math.Cos(7 * i)).ToArray();
+        var w = Enumerable.Range(0, n).Select(i => (double)(i % 4)).ToArray();
+        var frame = new DataFrame(new DoubleDataFrameColumn("freq", w), new DoubleDataFrameColumn("x", x), new DoubleDataFrameColumn("y", y));
+        var roles = new ColumnRoles { Weights = "freq" };
+        var fromFrame = Dataset.FromDataFrame(frame, roles);
+
+        using var dir = new TempDir();
+        File.WriteAllLines(dir.File("d.csv"), new[] { "freq,x,y" }.Concat(Enumerable.Range(0, n)
+            .Select(i => string.Join(',', new[] { w[i], x[i], y[i] }.Select(v => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture))))));
+        var fromCsv = Dataset.Load(dir.File("d.csv"), roles);
+        Assert.Equal(["x"], fromFrame.Columns);
+        Assert.Equal(fromCsv.X, fromFrame.X);
+        Assert.Equal(fromCsv.Weights, fromFrame.Weights);
+        Assert.Equal(w, fromFrame.Weights);
+
+        w[9] = -3;
+        var negative = new DataFrame(new DoubleDataFrameColumn("freq", w), new DoubleDataFrameColumn("x", x), new DoubleDataFrameColumn("y", y));
+        var e = Assert.Throws<ArgumentException>(() => Dataset.FromDataFrame(negative, roles));
+        Assert.Contains("Row 9 has the weight -3", e.Message);
+    }
+
     [Fact]
     public void A_dataset_goes_through_a_frame_and_back_unchanged()
     {
