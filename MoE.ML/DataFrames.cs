@@ -95,9 +95,10 @@ public static class DataFrameExtensions
 
     /// <summary>The rows of a frame coded as a model's columns read them: numeric columns as they are, a categorical
     /// column's indicators from its levels, a two-level text response as 0/1; rows with a missing value refused or
-    /// dropped (counted).</summary>
+    /// dropped (counted). <paramref name="predicting"/>: rows to predict, whose response is not read and whose gaps
+    /// (under <see cref="MissingValues.Drop"/>) become rows of NaN in their place, so no row shifts.</summary>
     private static (double[,] X, double[] Y, long Dropped, string FirstDropped) Coded(DataFrame frame, Core.DataColumns columns, MissingValues missing,
-        string parameter)
+        string parameter, bool predicting = false)
     {
         var levels = columns.Levels.ToDictionary(l => l.Item1, l => l.Item2, StringComparer.Ordinal);
         DataFrameColumn Column(string name) => frame.Columns.FirstOrDefault(c => c.Name == name)
@@ -111,7 +112,7 @@ public static class DataFrameExtensions
                 ? (Column: Column(name[..at]), Level: name[(at + 1)..])
                 : (Column: Column(name), Level: (string?)null);
         }).ToArray();
-        var response = Column(columns.Response);
+        var response = predicting ? null : Column(columns.Response);
         long rows = frame.Rows.Count;
         var x = new List<double>();
         var y = new List<double>();
@@ -145,8 +146,8 @@ public static class DataFrameExtensions
                 }
             }
 
-            var answer = response[i];
-            gap ??= answer is null ? response.Name : null;
+            var answer = response?[i];
+            gap ??= response is not null && answer is null ? response.Name : null;
             if (gap is not null)
             {
                 if (missing == MissingValues.Refuse)
@@ -159,10 +160,21 @@ public static class DataFrameExtensions
                     first = $"the frame, row {i}, column '{gap}'";
                 }
 
-                continue;
+                if (!predicting)
+                {
+                    continue;
+                }
+
+                Array.Fill(row, double.NaN);
             }
 
             x.AddRange(row);
+            if (response is null)
+            {
+                y.Add(0);
+                continue;
+            }
+
             y.Add(levels.TryGetValue(response.Name, out var outcome)
                 ? Array.IndexOf(outcome, (string)answer!) is var code and >= 0
                     ? code
@@ -227,6 +239,30 @@ public static class DataFrameExtensions
             }
 
             return model.PredictDistribution(Matrix(frame, xColumns, nameof(xColumns)), level).ToDataFrame();
+        }
+
+        /// <summary>Predictions for every row of a frame read by the names the model records (a model fitted with
+        /// <see cref="ColumnRoles"/>): its columns in any order among others, text columns coded by the model's levels,
+        /// the response not needed (docs/data.md).</summary>
+        /// <param name="frame">The rows.</param>
+        /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
+        /// <param name="missing">A missing value (null) in a column the model reads: refused (the default), or its
+        /// row's predictions are NaN (no row shifts).</param>
+        /// <returns>A frame of the predictions, one row per input row.</returns>
+        /// <exception cref="ArgumentException">The model records no column names (use the overload with
+        /// <c>xColumns</c>), a column it reads is missing, a text column holds a level the model was not fitted with,
+        /// or a value is missing (under <see cref="MissingValues.Refuse"/>) or not finite.</exception>
+        public DataFrame Predict(DataFrame frame, double level = 0, MissingValues missing = MissingValues.Refuse)
+        {
+            ArgumentNullException.ThrowIfNull(model);
+            ArgumentNullException.ThrowIfNull(frame);
+            if (model.Inner.Design.Columns is not { } columns)
+            {
+                throw new ArgumentException("The model records no column names (it was not fitted with ColumnRoles); name its input columns with Predict(frame, xColumns).", nameof(model));
+            }
+
+            var (x, _, _, _) = Coded(frame, columns.Value, missing, nameof(frame), predicting: true);
+            return model.PredictDistribution(x, level, missing).ToDataFrame();
         }
     }
 

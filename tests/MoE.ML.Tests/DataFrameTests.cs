@@ -34,6 +34,19 @@ public sealed class DataFrameTests
         Assert.Equal(["x", "site=south", "site=west"], fit.Model.ExpertColumns);
         Assert.Equal(["no", "yes"], fit.Model.Levels!["outcome"]);
 
+        // New rows by the model's names: columns in another order, an extra one, no response; a gap gives a NaN row.
+        var fresh = new DataFrame(new StringDataFrameColumn("note", site.Select(s => s + "!")), new StringDataFrameColumn("site", site),
+            new DoubleDataFrameColumn("x", x));
+        var byName = fit.Model.Predict(fresh);
+        Assert.Equal(fit.Model.PredictDistribution(fromFrame.X).Mean, byName.Columns["mean"].Cast<double?>().Select(v => v!.Value));
+        var holed = new DataFrame(new StringDataFrameColumn("site", site.Select((v, i) => i == 2 ? null : v)), new DoubleDataFrameColumn("x", x));
+        Assert.Throws<ArgumentException>(() => fit.Model.Predict(holed));
+        var withNaN = fit.Model.Predict(holed, missing: MissingValues.Drop).Columns["mean"].Cast<double?>().Select(v => v!.Value).ToArray();
+        Assert.True(double.IsNaN(withNaN[2]));
+        Assert.Equal(byName.Columns["mean"][3], withNaN[3]);
+        var unseen = new DataFrame(new StringDataFrameColumn("site", site.Select((v, i) => i == 1 ? "east" : v)), new DoubleDataFrameColumn("x", x));
+        Assert.Contains("holds 'east' in row 1, not one of its levels", Assert.Throws<ArgumentException>(() => fit.Model.Predict(unseen)).Message);
+
         var gapped = new DataFrame(new DoubleDataFrameColumn("x", x), new StringDataFrameColumn("site", site.Select((v, i) => i == 4 ? null : v)),
             new StringDataFrameColumn("outcome", outcome));
         var refused = Assert.Throws<ArgumentException>(() => Dataset.FromDataFrame(gapped, roles));
