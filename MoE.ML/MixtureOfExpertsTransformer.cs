@@ -153,12 +153,6 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
                 nameof(pipeline));
         }
 
-        if (steps[^1] is MixtureOfExpertsTransformer { _gateFeatureColumnName: { } gateFeatures })
-        {
-            throw new NotSupportedException(
-                $"An ONNX export of a pipeline whose mixture reads a gate feature column ('{gateFeatures}') is not supported yet; export the model alone (SaveOnnx(path): its input x is the features then the gate's features).");
-        }
-
         if (steps[^1] is MixtureOfExpertsTransformer fitted && fitted._featureColumnName != featureColumnName)
         {
             throw new ArgumentException(
@@ -166,11 +160,35 @@ public sealed class MixtureOfExpertsTransformer : ITransformer
                 nameof(featureColumnName));
         }
 
+        // The model's input row — the features, then the gate's features when it reads its own column — is the first
+        // step of the mixture's saved chain (Chain: a CopyColumns or a Concatenate into MoE.Features), an ML.NET transform
+        // its converter exports; a fitted transformer's is built the same way over the steps before it.
+        var prefix = new TransformerChain<ITransformer>(steps.Take(steps.Count - 1).ToArray());
+        var inputs = steps[^1] switch
+        {
+            MixtureOfExpertsTransformer m => (m._gateFeatureColumnName is { } gate
+                    ? (IEstimator<ITransformer>)context.Transforms.Concatenate(MappingColumns.Features, m._featureColumnName, gate)
+                    : context.Transforms.CopyColumns(MappingColumns.Features, m._featureColumnName))
+                .Fit(prefix.Transform(input)),
+            IEnumerable<ITransformer> saved when FirstLeaf(saved) is { } first
+                && first.GetOutputSchema(prefix.Transform(input).Schema).GetColumnOrNull(MappingColumns.Features) is not null => first,
+            _ => throw new ArgumentException("The pipeline's last step is not a mixture of experts the toolkit built.", nameof(pipeline)),
+        };
+
         using var stream = new MemoryStream();
-        context.Model.ConvertToOnnx(new TransformerChain<ITransformer>(steps.Take(steps.Count - 1).ToArray()), input, stream);
-        var bytes = Onnx.OnnxExport.Append(stream.ToArray(), featureColumnName + ".output", models[0].Inner, float32);
+        context.Model.ConvertToOnnx(new TransformerChain<ITransformer>([.. prefix, inputs]), input, stream);
+        var bytes = Onnx.OnnxExport.Append(stream.ToArray(), MappingColumns.Features + ".output", models[0].Inner, float32);
         AtomicFile.Write(path, s => s.Write(bytes));
     }
+
+    /// <summary>The first transform of a (nested) chain: a loaded mixture is a chain whose first element is the chain of
+    /// <see cref="Chain"/>.</summary>
+    private static ITransformer? FirstLeaf(IEnumerable<ITransformer> chain) =>
+        chain.FirstOrDefault() switch
+        {
+            IEnumerable<ITransformer> inner => FirstLeaf(inner),
+            var leaf => leaf,
+        };
 
     /// <summary>The mixtures inside a pipeline, in pipeline order — also one loaded with <c>mlContext.Model.Load</c>,
     /// where the trainer's transformer has become the chain of ML.NET transforms that carries the model (docs/ml-net.md):

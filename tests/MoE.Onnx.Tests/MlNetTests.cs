@@ -94,6 +94,67 @@ public sealed class MlNetTests
         }
     }
 
+    /// A mixture whose gate reads its own feature column exports whole too: the graph concatenates the features and
+    /// the gate's features as the mixture's chain does, fitted and loaded give the same file, and ONNX Runtime fed the
+    /// raw columns gives ML.NET's scores (to the float rounding bound of the test above).
+    [Fact]
+    public void APipelineWithAGateFeatureColumnExportsWhole()
+    {
+        var truth = MixtureOfExperts.Create(new double[,] { { 1.0, -2.0, 0.5 }, { -1.5, 1.0, 0.25 } }, [2.0, -1.0],
+            new double[,] { { 1.2, 0.0, -0.6 } }, [0.3], Activation.Identity, [0.1, 0.2]);
+        var data = truth.Sample(3_000, seed: 4);
+        var rows = Enumerable.Range(0, data.Count).Select(i => new Columns
+        {
+            X1 = (float)data.X[i, 0], X2 = (float)data.X[i, 1], X3 = (float)data.X[i, 2], Label = (float)data.Y[i],
+        }).ToArray();
+        var ml = new MLContext(seed: 1);
+        var view = ml.Data.LoadFromEnumerable(rows);
+        var model = ml.Transforms.Concatenate("Features", "X1", "X2")
+            .Append(ml.Transforms.Concatenate("GateFeatures", "X1", "X3"))
+            .Append(ml.Regression.Trainers.MixtureOfExperts(new MixtureOfExpertsTrainer.Options
+            {
+                GateFeatureColumnName = "GateFeatures",
+                GateColumnName = "Gate",
+                Fit = new FitOptions { Experts = 2, Seed = 1 },
+            }))
+            .Fit(view);
+        var scored = ml.Data.CreateEnumerable<Scored>(model.Transform(view), reuseRowObject: false).ToArray();
+
+        var dir = Directory.CreateTempSubdirectory("moe-onnx-ml-");
+        try
+        {
+            ml.Model.Save(model, view.Schema, Path.Combine(dir.FullName, "moe.zip"));
+            var fresh = new MLContext(seed: 2);
+            fresh.ComponentCatalog.RegisterAssembly(typeof(MixtureOfExpertsTrainer).Assembly);
+            var loaded = fresh.Model.Load(Path.Combine(dir.FullName, "moe.zip"), out _);
+            MixtureOfExpertsTransformer.SaveOnnx(ml, model, view, Path.Combine(dir.FullName, "fitted.onnx"));
+            MixtureOfExpertsTransformer.SaveOnnx(fresh, loaded, view, Path.Combine(dir.FullName, "loaded.onnx"));
+            var bytes = File.ReadAllBytes(Path.Combine(dir.FullName, "fitted.onnx"));
+            Assert.Equal(bytes, File.ReadAllBytes(Path.Combine(dir.FullName, "loaded.onnx")));
+
+            using var session = new InferenceSession(bytes);
+            Assert.Equal(["X1", "X2", "X3"], session.InputMetadata.Keys.OrderBy(k => k));
+            NamedOnnxValue Column(string name, Func<Columns, float> get) =>
+                NamedOnnxValue.CreateFromTensor(name, new DenseTensor<float>(rows.Select(get).ToArray(), [rows.Length, 1]));
+            using var results = session.Run([Column("X1", r => r.X1), Column("X2", r => r.X2), Column("X3", r => r.X3)]);
+            var mean = results.Single(r => r.Name == OnnxExport.MeanName).AsTensor<double>().ToArray();
+            var gate = results.Single(r => r.Name == OnnxExport.GateName).AsTensor<double>().ToArray();
+            double worstScore = 0, worstGate = 0;
+            for (var i = 0; i < rows.Length; i++)
+            {
+                worstScore = Math.Max(worstScore, Math.Abs(mean[i] - scored[i].Score) / (1 + Math.Abs(scored[i].Score)));
+                worstGate = Math.Max(worstGate, Math.Abs(gate[2 * i] - scored[i].Gate[0]));
+            }
+
+            Assert.True(worstScore <= 1e-6, $"score off by {worstScore:E3}");
+            Assert.True(worstGate <= 1e-6, $"gate off by {worstGate:E3}");
+        }
+        finally
+        {
+            dir.Delete(true);
+        }
+    }
+
     [Fact]
     public void AMixtureAloneExportsThroughTheTransformer()
     {
