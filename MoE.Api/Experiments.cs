@@ -244,10 +244,12 @@ public static class Experiments
     /// <param name="cancellationToken">Cancels between replicates.</param>
     /// <param name="family">The experts' family (default Gaussian; Poisson and Bernoulli have no noise levels, so no
     /// "sigmas" group, and a replicate whose fit separates is left out).</param>
+    /// <param name="gateApart">The gate reads its own covariate x3 and the experts x1, x2 (a split design, as
+    /// <see cref="ColumnRoles.Gate"/> gives), each replicate fitted with that design.</param>
     public static IReadOnlyList<CoverageRow> Coverage(int replicates, int samples, double level, bool sandwich,
         IProgress<int>? progress = null, CancellationToken cancellationToken = default,
-        ExpertFamily family = ExpertFamily.Gaussian) =>
-        Core.Coverage.RunFamily(ExpertFamilies.ToCore(family), replicates, samples, level, sandwich, FuncConvert.FromAction<int>(r =>
+        ExpertFamily family = ExpertFamily.Gaussian, bool gateApart = false) =>
+        Core.Coverage.RunDesign(ExpertFamilies.ToCore(family), gateApart, replicates, samples, level, sandwich, FuncConvert.FromAction<int>(r =>
             {
                 cancellationToken.ThrowIfCancellationRequested();
                 progress?.Report(r);

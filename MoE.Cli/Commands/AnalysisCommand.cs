@@ -290,9 +290,10 @@ internal static class AnalysisCommand
         var sandwich = new Option<bool>("--sandwich") { Description = "sandwich standard errors instead of the observed information's" };
         var outPath = new Option<FileInfo?>("--out") { Description = "also write the Markdown table to this file" };
         var family = Shared.FamilyOption();
+        var gateApart = new Option<bool>("--gate-apart") { Description = "the gate reads its own covariate x3 and the experts x1, x2 (a split design, as --gate-x gives a fit)" };
         var command = new Command("coverage", "check the standard errors by simulation: Wald-interval coverage over seeded replicates of a known model")
         {
-            replicates, n, level, sandwich, outPath, family,
+            replicates, n, level, sandwich, outPath, family, gateApart,
         };
         command.SetAction(parse =>
         {
@@ -309,12 +310,17 @@ internal static class AnalysisCommand
                     {
                         error.WriteLine($"coverage: {r} replicates");
                     }
-                }), family: experts);
+                }), family: experts, gateApart: parse.GetValue(gateApart));
             var md = new StringBuilder();
             md.Append(Inv, $"Coverage of {parse.GetValue(level):P0} Wald intervals ({(parse.GetValue(sandwich) ? "sandwich" : "observed information")}), {parse.GetValue(replicates)} replicates of n = {parse.GetValue(n)}, {clock.Elapsed.TotalSeconds:F0} s. ");
             md.Append(experts.HasNoiseLevels()
                 ? "Truth: k = 2 linear experts in d = 2 with intercepts and their own noise levels, a gate with an intercept, x ~ N(0, I); fitted with the defaults."
                 : $"Truth: k = 2 {experts.Name()} experts in d = 2 with intercepts (the same linear predictors), a gate with an intercept, x ~ N(0, I); fitted with the defaults and the family.");
+            if (parse.GetValue(gateApart))
+            {
+                md.Append(" The experts read x1, x2 and the gate its own x3 ~ N(0, 1) (w = 1.5, c = 0.3); each replicate is fitted with that design.");
+            }
+
             if (rows.Count > 0 && rows[0].Skipped > 0)
             {
                 md.Append(Inv, $" {rows[0].Skipped} replicate(s) left out: their fit or standard errors failed, or their likelihood had no finite maximum (a degenerate sample).");

@@ -43,8 +43,26 @@ module Coverage =
     [<CompiledName("TruthOf")>]
     let truthOf (family: ExpertFamily) : MoeModel = MoeModel.withFamily family truth
 
+    /// <summary>The coverage study's truth with a gate that reads its own covariate (docs/data.md): three N(0, 1)
+    /// inputs, the experts <c>truth</c>'s on x1, x2, the gate on x3 alone (w = 1.5, c = 0.3), so the gate's
+    /// information comes from a column the experts never see.</summary>
+    /// <param name="family">The family.</param>
+    [<CompiledName("SplitTruthOf")>]
+    let splitTruthOf (family: ExpertFamily) : MoeModel =
+        let t = truthOf family
+
+        MoeModel.createWith
+            (Design.create 3 [| 0; 1 |] [| 2 |])
+            family
+            t.Regressors
+            t.RegressorIntercepts
+            (array2D [ [ 1.5 ] ])
+            t.GatingIntercepts
+            Identity
+            t.Sigmas
+
     /// <summary>Runs the replicates for an expert family: replicate r samples <paramref name="samples"/> rows of
-    /// <c>truthOf family</c> with seed r, fits with the defaults and the family (seed r), computes the standard errors
+    /// <c>truthOf family</c> (or <c>splitTruthOf family</c>) with seed r, fits with the defaults and the family (seed r), computes the standard errors
     /// and checks the intervals at <paramref name="level"/> (no "sigmas" group for a family without levels). With
     /// k = 2 the labels are aligned exactly: when the fit's experts are the truth's swapped, the experts are swapped
     /// back and the gate's sign flipped (w, c → −w, −c), which leaves every standard error unchanged. A replicate
@@ -56,9 +74,12 @@ module Coverage =
     /// <param name="level">The intervals' probability, e.g. 0.95.</param>
     /// <param name="sandwich">Sandwich standard errors instead of the observed information's.</param>
     /// <param name="progress">Called after each replicate with the number done.</param>
-    [<CompiledName("RunFamily")>]
-    let runFamily
+    /// <param name="split">The gate reads its own covariate (<c>splitTruthOf</c>), and each replicate is fitted with that
+    /// design; otherwise the gate and the experts read both columns (<c>truthOf</c>).</param>
+    [<CompiledName("RunDesign")>]
+    let runDesign
         (family: ExpertFamily)
+        (split: bool)
         (replicates: int)
         (samples: int)
         (level: float)
@@ -66,7 +87,8 @@ module Coverage =
         (progress: int -> unit)
         : CoverageRow[] =
         Guard.positiveInt "replicates" replicates
-        let truth = truthOf family
+        let truth = if split then splitTruthOf family else truthOf family
+        let gateWidth = truth.GateDimension
         let levels = ExpertFamily.hasLevels family
 
         if not (level > 0.0 && level < 1.0) then
@@ -77,7 +99,7 @@ module Coverage =
         let groups =
             [| "regressors"; "expert intercepts"; "gating"; "gate intercepts"; "sigmas" |]
 
-        let counts = [| 4; 2; 2; 1; 2 |]
+        let counts = [| 4; 2; gateWidth; 1; 2 |]
         let hits = counts |> Array.map (fun c -> Array.zeroCreate<int> c)
 
         let mutable skipped = 0
@@ -92,6 +114,7 @@ module Coverage =
                             { FitConfig.defaults 2 Identity with
                                 Family = family
                                 Seed = int64 r
+                                Design = (if split then Some truth.Design else None)
                             }
                             data
                             RunContext.silent
@@ -128,7 +151,7 @@ module Coverage =
                     if levels then
                         check 4 i m.Sigmas.[e i] se.Sigmas.[e i] truth.Sigmas.[i]
 
-                for t in 0..1 do
+                for t in 0 .. gateWidth - 1 do
                     check 2 t (sign * m.Gating.[0, t]) se.Gating.[0, t] truth.Gating.[0, t]
 
                 check 3 0 (sign * m.GatingIntercepts.[0]) se.GatingIntercepts.[0] truth.GatingIntercepts.[0]
@@ -162,6 +185,25 @@ module Coverage =
                 Intervals = used * counts.[g]
                 Skipped = skipped
             })
+
+    /// <summary>The coverage study of an expert family on the shared design (<c>runDesign</c> with both columns read by
+    /// the gate and the experts).</summary>
+    /// <param name="family">The experts' family.</param>
+    /// <param name="replicates">The number of replicates (≥ 1).</param>
+    /// <param name="samples">Rows per replicate.</param>
+    /// <param name="level">The intervals' probability, e.g. 0.95.</param>
+    /// <param name="sandwich">Sandwich standard errors instead of the observed information's.</param>
+    /// <param name="progress">Called after each replicate with the number done.</param>
+    [<CompiledName("RunFamily")>]
+    let runFamily
+        (family: ExpertFamily)
+        (replicates: int)
+        (samples: int)
+        (level: float)
+        (sandwich: bool)
+        (progress: int -> unit)
+        : CoverageRow[] =
+        runDesign family false replicates samples level sandwich progress
 
     /// <summary>The coverage study of Gaussian experts (<c>runFamily</c> with <c>ExpertFamily.Gaussian</c>).</summary>
     /// <param name="replicates">The number of replicates (≥ 1).</param>

@@ -188,6 +188,17 @@ let ``95 % Wald intervals of Poisson experts cover the truth about 95 % of the t
     let total = rows |> Array.sumBy (fun r -> float r.Intervals)
     Assert.InRange(hits / total, 0.92, 0.98)
 
+/// The same slice with a gate that reads its own covariate (a split design, docs/data.md): 100 replicates of n = 1000,
+/// 1,000 intervals (one gate slope), pooled share in [0.92, 0.98] for the reason above — the standard errors of a
+/// split design's gate index its own columns, not the experts'.
+[<Fact>]
+let ``95 % Wald intervals of a split design cover the truth about 95 % of the time`` () =
+    let rows = Coverage.runDesign ExpertFamily.Gaussian true 100 1000 0.95 false ignore
+    Assert.Equal(100, (rows |> Array.find (fun r -> r.Group = "gating")).Intervals)
+    let hits = rows |> Array.sumBy (fun r -> r.Coverage * float r.Intervals)
+    let total = rows |> Array.sumBy (fun r -> float r.Intervals)
+    Assert.InRange(hits / total, 0.92, 0.98)
+
 /// The data report's verdicts (docs/inference.md §4). On Gaussian covariates Mardia's kurtosis ratio is 1 with sd
 /// √(8d(d+2)/n)/(d(d+2)) ≈ 0.0012 at d = 10, n = 50,000, so 0.01 is 8 sd; a lognormal column (skewness ≈ 6) and a
 /// duplicated column (a singular correlation) must each be named.
