@@ -89,8 +89,10 @@ public static class ClusterSources
         var watch = new SiloWatch(client, cancellationToken);
         var workers = specs.Select(spec => new ShardWorker(client, spec, options, watch, retries, cancellationToken)).ToArray();
         var infos = await Task.WhenAll(workers.Select(w => w.OpenAsync())).ConfigureAwait(false);
-        var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShardDropping(specs[i].Path, infos[i].Rows,
-            infos[i].DroppedRows, infos[i].FirstDropped, w)).ToArray();
+        var shards = workers.Select((w, i) => Core.DataSourceModule.RemoteShardWeighted(specs[i].Path, infos[i].Rows,
+            infos[i].DroppedRows, infos[i].FirstDropped,
+            infos[i].Weight is { } weight ? Microsoft.FSharp.Core.FSharpOption<double>.Some(weight) : Microsoft.FSharp.Core.FSharpOption<double>.None,
+            w)).ToArray();
         var sources = shards.Select((s, i) => new Core.DataSource(infos[i].Dimension, [s]));
         return DataSources.FromCore(Core.DataSourceModule.Concat(sources));
     }
@@ -108,19 +110,13 @@ public static class ClusterSources
     /// <param name="retries">Told of every retry (optional).</param>
     /// <param name="cancellationToken">Cancels the opening and every later request.</param>
     /// <returns>The source.</returns>
-    /// <exception cref="ArgumentException">A role names a column the file lacks, the roles clash, or they name a weights
-    /// column (a cluster's workers read unweighted rows).</exception>
+    /// <exception cref="ArgumentException">A role names a column the file lacks, or the roles clash.</exception>
     public static async Task<IDataSource> OpenAsync(IClusterClient client, string path, ColumnRoles roles,
         ClusterRequestOptions? options = null, IProgress<ClusterRetry>? retries = null,
         CancellationToken cancellationToken = default)
     {
         ArgumentNullException.ThrowIfNull(path);
         ArgumentNullException.ThrowIfNull(roles);
-        if (roles.Weights is not null)
-        {
-            throw new ArgumentException($"The roles name the weights column '{roles.Weights}', and a cluster's workers read unweighted rows; fit weighted rows in one process (Dataset.Load, DataSources.Files).", nameof(roles));
-        }
-
         ArgumentNullException.ThrowIfNull(client);
         var design = Core.DataFiles.Design(Path.GetFullPath(path), roles.ToCore());
         var names = design.Columns.Value;
@@ -128,6 +124,7 @@ public static class ClusterSources
             .Select(spec => spec with
             {
                 DropMissing = roles.Missing == MissingValues.Drop,
+                Weights = roles.Weights,
                 Levels = names.Levels.Select(l => new[] { l.Item1 }.Concat(l.Item2).ToArray()).ToArray(),
             }).ToArray();
         var source = await OpenCoreAsync(client, specs, options, retries, cancellationToken).ConfigureAwait(false);
@@ -180,14 +177,15 @@ internal sealed class ShardWorker(IClusterClient client, ShardSpec spec, Cluster
     {
         var rows = await Call("gather", g => g.Gather(spec, request)).ConfigureAwait(false);
         var count = rows.Dimension == 0 ? 0 : rows.X.Length / rows.Dimension;
-        if (rows.Dimension < 1 || count * rows.Dimension != rows.X.Length || count != rows.Y.Length)
+        if (rows.Dimension < 1 || count * rows.Dimension != rows.X.Length || count != rows.Y.Length
+            || (rows.Weights is not null && rows.Weights.Length != count))
         {
             throw new InvalidDataException($"The worker of {spec.Path} sent malformed rows.");
         }
 
         var x = new double[count, rows.Dimension];
         Buffer.BlockCopy(rows.X, 0, x, 0, rows.X.Length * sizeof(double));
-        return new Core.Dataset(x, rows.Y, null!);
+        return new Core.Dataset(x, rows.Y, rows.Weights!);
     }
 
     private async Task<T> Call<T>(string kind, Func<IShardGrain, Task<T>> call)

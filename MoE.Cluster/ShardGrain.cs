@@ -27,6 +27,9 @@ public sealed record ShardSpec
     /// <summary>The categorical columns read, each as its name then its levels (the reference first).</summary>
     [Id(5)] public string[][]? Levels { get; init; }
 
+    /// <summary>The column of the rows' frequency weights, read with the rows and split off (never an input), or null.</summary>
+    [Id(6)] public string? Weights { get; init; }
+
     /// <summary>The shard's place in its data set (0-based), which spreads the shards over the silos.</summary>
     [Id(3)] public int Index { get; init; }
 
@@ -34,7 +37,7 @@ public sealed record ShardSpec
     /// choice, the place first (<see cref="ShardIndexPlacement"/> reads it).</summary>
     public string GrainKey => string.Join('\n', Index.ToString(System.Globalization.CultureInfo.InvariantCulture), Path,
         string.Join(',', XColumns ?? []), YColumn ?? "", DropMissing ? "drop" : "",
-        string.Join(';', (Levels ?? []).Select(l => string.Join(',', l))));
+        string.Join(';', (Levels ?? []).Select(l => string.Join(',', l))), Weights ?? "");
 }
 
 /// <summary>What a silo found when it opened a shard.</summary>
@@ -56,6 +59,9 @@ public sealed record ShardInfo
 
     /// <summary>Where the first row left out was ("line 5, column 3 ('x2')"), or empty.</summary>
     [Id(4)] public string FirstDropped { get; init; } = "";
+
+    /// <summary>Σ of the rows' frequency weights (<see cref="ShardSpec.Weights"/>), or null when they carry none.</summary>
+    [Id(5)] public double? Weight { get; init; }
 }
 
 /// <summary>Rows of a shard sent by request (row-major inputs, then the responses).</summary>
@@ -70,6 +76,9 @@ public sealed record ShardRows
 
     /// <summary>The responses.</summary>
     [Id(2)] public double[] Y { get; init; } = [];
+
+    /// <summary>The rows' frequency weights, or null when they carry none.</summary>
+    [Id(3)] public double[]? Weights { get; init; }
 }
 
 /// <summary>
@@ -126,7 +135,11 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
     {
         var data = Source(spec);
         var (dropped, first) = Core.DataSourceModule.Dropped(data).ToValueTuple();
-        return new ShardInfo { Rows = data.Rows, Dimension = data.Dimension, Silo = silo.SiloAddress.ToString(), DroppedRows = dropped, FirstDropped = first };
+        return new ShardInfo
+        {
+            Rows = data.Rows, Dimension = data.Dimension, Silo = silo.SiloAddress.ToString(), DroppedRows = dropped, FirstDropped = first,
+            Weight = data.IsWeighted ? data.Weight : null,
+        };
     });
 
     public Task<double[]> Evaluate(ShardSpec spec, byte[] request) => Task.Run(() =>
@@ -155,7 +168,7 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
         var rows = Core.ShardWork.Gather(request, Source(spec));
         var x = new double[rows.X.Length];
         Buffer.BlockCopy(rows.X, 0, x, 0, x.Length * sizeof(double));
-        return new ShardRows { Dimension = rows.Dimension, X = x, Y = rows.Y };
+        return new ShardRows { Dimension = rows.Dimension, X = x, Y = rows.Y, Weights = rows.Weights };
     });
 
     private Core.DataSource Source(ShardSpec spec)
@@ -172,11 +185,19 @@ internal sealed class ShardGrain(ILocalSiloDetails silo, IOptions<ShardServingOp
             return source;
         }
 
+        // A weights column is read as one more column and split off (DataSource.withWeightColumn): the passes weigh the
+        // rows here, where they live.
+        var read = spec.Weights is null ? spec.XColumns : [.. spec.XColumns ?? [], spec.Weights];
         var file = Core.DataFiles.SourceWith(spec.Path,
-            spec.XColumns is null ? null : Microsoft.FSharp.Core.FSharpOption<string[]>.Some(spec.XColumns),
+            read is null ? null : Microsoft.FSharp.Core.FSharpOption<string[]>.Some(read),
             spec.YColumn is null ? null : Microsoft.FSharp.Core.FSharpOption<string>.Some(spec.YColumn),
             spec.DropMissing ? Core.MissingValues.Drop : Core.MissingValues.Refuse,
             (spec.Levels ?? []).Select(l => Tuple.Create(l[0], l[1..])).ToArray());
+        if (spec.Weights is { } weights)
+        {
+            file = Core.DataSourceModule.WithWeightColumn(weights, file);
+        }
+
         var bytes = file.Rows * (file.Dimension + 1) * 8;
         held = bytes <= options.Value.CacheBytes;
         if (held)

@@ -68,13 +68,21 @@ module DataSource =
     let isRemote (source: DataSource) =
         source.Shards |> Array.exists (fun s -> s.Remote.IsSome)
 
-    /// <summary>A remote shard whose reader left rows out for a missing value (<c>Shard.Dropped</c>).</summary>
+    /// <summary>A remote shard whose reader left rows out for a missing value (<c>Shard.Dropped</c>) and whose rows may
+    /// carry frequency weights (<c>Shard.Weight</c>): the worker weighs them in every pass it computes.</summary>
     /// <param name="name">Where the rows are (a path on the worker's machine), for messages.</param>
     /// <param name="rows">The shard's rows, as the worker counted them.</param>
     /// <param name="dropped">The rows left out and where the first was ((0, "") when none was).</param>
+    /// <param name="weight">Σ of the rows' weights as the worker summed them, or None when they carry none.</param>
     /// <param name="worker">The worker.</param>
-    [<CompiledName("RemoteShardDropping")>]
-    let remoteShardDropping (name: string) (rows: int64) (dropped: int64 * string) (worker: IShardWorker) : Shard =
+    [<CompiledName("RemoteShardWeighted")>]
+    let remoteShardWeighted
+        (name: string)
+        (rows: int64)
+        (dropped: int64 * string)
+        (weight: float option)
+        (worker: IShardWorker)
+        : Shard =
         {
             Name = name
             Rows = rows
@@ -87,8 +95,17 @@ module DataSource =
                     )
             Remote = Some { Worker = worker; View = None }
             Dropped = dropped
-            Weight = None
+            Weight = weight
         }
+
+    /// <summary>A remote shard whose reader left rows out for a missing value (<c>Shard.Dropped</c>).</summary>
+    /// <param name="name">Where the rows are (a path on the worker's machine), for messages.</param>
+    /// <param name="rows">The shard's rows, as the worker counted them.</param>
+    /// <param name="dropped">The rows left out and where the first was ((0, "") when none was).</param>
+    /// <param name="worker">The worker.</param>
+    [<CompiledName("RemoteShardDropping")>]
+    let remoteShardDropping (name: string) (rows: int64) (dropped: int64 * string) (worker: IShardWorker) : Shard =
+        remoteShardWeighted name rows dropped None worker
 
     /// <summary>A shard whose rows live with a worker: its passes and row requests go to the worker.</summary>
     /// <param name="name">Where the rows are (a path on the worker's machine), for messages.</param>
@@ -507,6 +524,10 @@ module DataSource =
                                 let slot = slots.[sorted.[next + lo + i]]
                                 Array.Copy(rows.X, int64 i * int64 d, x, int64 slot * int64 d, int64 d)
                                 y.[slot] <- rows.Y.[i]
+
+                                if rows.IsWeighted then
+                                    w.[slot] <- rows.Weights.[i]
+                                    weighted <- true
 
                         next <- last
                         Seq.empty

@@ -95,6 +95,47 @@ public class ClusterTests
         Assert.Equal(dropped.Message, Assert.Single(there.Warnings, w => w.Code == WarningCode.RowsDropped).Message);
     }
 
+    /// <summary>
+    /// A weights column on a cluster (docs/data.md): every grain reads the weights with its rows and weighs them in its
+    /// passes and in the rows it sends for samples, so the cluster's fit is the in-process fit of the same shards, bit for
+    /// bit, and a bad weight is named with its shard and row.
+    /// </summary>
+    [Fact]
+    public async Task WeightsOnAClusterAreTheFitInOneProcess()
+    {
+        using var shards = new Shards();
+        var truth = GroundTruth.Create(GroundTruthPreset.RandomGating, 2, 3, Activation.Identity, 0.1, seed: 6);
+        var weighted = shards.File("weighted");
+        Directory.CreateDirectory(weighted);
+        for (var i = 0; i < 3; i++)
+        {
+            var data = truth.Sample(6_000 + 1_000 * i, 300 + i);
+            static string F(double v) => v.ToString("R", System.Globalization.CultureInfo.InvariantCulture);
+            File.WriteAllLines(Path.Combine(weighted, $"part-{i}.csv"), new[] { "x1,freq,x2,x3,y" }.Concat(Enumerable.Range(0, data.Count)
+                .Select(r => $"{F(data.X[r, 0])},{(r * 7 + i) % 4},{F(data.X[r, 1])},{F(data.X[r, 2])},{F(data.Y[r])}")));
+        }
+
+        var roles = new ColumnRoles { Weights = "freq" };
+        var here = MoeLearner.FitSource(DataSources.Files(weighted, roles), Options);
+        Assert.Equal(["x1", "x2", "x3"], here.Model.ExpertColumns);
+
+        await using var cluster = await LocalCluster.StartAsync(2).WaitAsync(Limit);
+        var source = await ClusterSources.OpenAsync(cluster.Client, weighted, roles).WaitAsync(Limit);
+        var there = await Task.Run(() => MoeLearner.FitSource(source, Options)).WaitAsync(Limit);
+        Assert.Equal(here.Model.ToJson(), there.Model.ToJson());
+
+        // A negative weight in a shard the grains have not opened yet: named with its file and row.
+        var bad = shards.File("bad");
+        Directory.CreateDirectory(bad);
+        var lines = File.ReadAllLines(Path.Combine(weighted, "part-1.csv"));
+        var cells = lines[4].Split(',');
+        cells[1] = "-1";
+        lines[4] = string.Join(',', cells);
+        File.WriteAllLines(Path.Combine(bad, "part-1.csv"), lines);
+        var e = await Assert.ThrowsAnyAsync<Exception>(() => ClusterSources.OpenAsync(cluster.Client, bad, roles).WaitAsync(Limit));
+        Assert.Contains("the weights column 'freq' is -1 on data row 4", e.ToString());
+    }
+
     /// <summary>When in a fit the silo dies.</summary>
     public enum Moment
     {
