@@ -117,6 +117,13 @@ public sealed class MixtureOfExperts
     /// <summary>The gate's columns by name, in the order of a row of <see cref="Gating"/>, or null.</summary>
     public IReadOnlyList<string>? GateColumns => Inner.Design.GateNames?.Value;
 
+    /// <summary>Which columns of an input row x (0-based, of <see cref="Dimension"/>) the experts read, in the order of a
+    /// row of <see cref="Regressors"/>: every column, in order, unless the gate and the experts read different ones.</summary>
+    public IReadOnlyList<int> ExpertInputs => Inner.Design.ExpertColumns;
+
+    /// <summary>Which columns of an input row x (0-based) the gate reads, in the order of a row of <see cref="Gating"/>.</summary>
+    public IReadOnlyList<int> GateInputs => Inner.Design.GateColumns;
+
     /// <summary>The categorical (text) columns the model reads, each with its levels, the reference first (its other
     /// levels are the inputs <c>column=level</c>); null without names.</summary>
     public IReadOnlyDictionary<string, IReadOnlyList<string>>? Levels =>

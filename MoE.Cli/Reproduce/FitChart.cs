@@ -118,6 +118,7 @@ internal static class FitChart
 
         var p = model.PredictDistribution(subset);
         var direction = CentredGating(model);
+        var gateInputs = model.GateInputs;
         for (var i = 0; i < k; i++)
         {
             var color = Palette(i);
@@ -126,12 +127,13 @@ internal static class FitChart
             dots.MarkerSize = 4;
             dots.LegendText = $"most likely expert {i + 1}";
 
+            // The gate's own covariates (a split design's gate reads its columns only).
             var along = new double[rows.Length];
             for (var s = 0; s < rows.Length; s++)
             {
-                for (var t = 0; t < d; t++)
+                for (var t = 0; t < gateInputs.Count; t++)
                 {
-                    along[s] += subset[s, t] * direction[i, t];
+                    along[s] += subset[s, gateInputs[t]] * direction[i, t];
                 }
             }
 
@@ -150,7 +152,9 @@ internal static class FitChart
         left.YLabel("fitted: the most likely expert's mean");
         left.ShowLegend(Alignment.UpperLeft);
         right.Title("gate probability along each expert's gating direction");
-        right.XLabel("x along the expert's gating direction (w_i - mean of w) / |.|");
+        right.XLabel(gateInputs.Count == d
+            ? "x along the expert's gating direction (w_i - mean of w) / |.|"
+            : $"the gate's covariates ({string.Join(", ", model.GateColumns ?? gateInputs.Select(t => $"x{t + 1}").ToArray())}) along the expert's gating direction");
         right.YLabel("gate probability");
         right.Axes.SetLimitsY(-0.02, 1.02);
         right.ShowLegend(Alignment.UpperRight);
@@ -161,9 +165,9 @@ internal static class FitChart
     /// last expert, whose row is fixed at zero, gets a direction too). A zero row stays zero.</summary>
     private static double[,] CentredGating(MixtureOfExperts model)
     {
-        var (k, d) = (model.Experts, model.Dimension);
+        var given = model.Gating; // (k−1)×d_G; w_k = 0
+        var (k, d) = (model.Experts, given.GetLength(1));
         var w = new double[k, d];
-        var given = model.Gating; // (k−1)×d; w_k = 0
         for (var i = 0; i < k - 1; i++)
         {
             for (var t = 0; t < d; t++)

@@ -101,6 +101,12 @@ internal static class BadInputFixtures
             .Concat(Enumerable.Range(0, 200).Select(i => $"{i % 17},2.5,{(i * 7) % 11}"))),
         ["fit-text-response"] = d => WithText(d),
         ["diagnose-roles"] = d => WithText(d),
+        ["plot-roles"] = d =>
+        {
+            WithText(d);
+            MoeLearner.Fit(Dataset.Load(d.File("text.csv"), ColumnRoles.Parse("y ~ x1 + x2 | x3 + site")), new FitOptions { Experts = 2 })
+                .Model.Save(d.File("sm.json"));
+        },
         ["predict-unseen-level"] = d =>
         {
             WithText(d);
