@@ -79,6 +79,8 @@ public sealed class Prediction
         Lower = inner.Lower;
         Upper = inner.Upper;
         Level = inner.Level;
+        Quantiles = inner.Quantiles;
+        Probabilities = inner.Probabilities;
     }
 
     /// <summary>n conditional means Σ_i p_i(x) μ_i(x).</summary>
@@ -98,6 +100,12 @@ public sealed class Prediction
 
     /// <summary>The interval's probability (0 without one).</summary>
     public double Level { get; }
+
+    /// <summary>n×q predictive quantiles, column j at <see cref="Probabilities"/>[j] (n×0 when none were asked for).</summary>
+    public double[,] Quantiles { get; }
+
+    /// <summary>The q probabilities of <see cref="Quantiles"/>' columns.</summary>
+    public IReadOnlyList<double> Probabilities { get; }
 }
 
 /// <summary>The fit for one number of experts and its information criteria (lower is better for all three).</summary>

@@ -279,16 +279,24 @@ public sealed class MixtureOfExperts
     }
 
     /// <summary>Predictions with each expert's mean, the gate and, for <paramref name="level"/> &gt; 0, the central
-    /// predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²) at that probability (docs/inference.md).</summary>
+    /// predictive interval of the mixture Σ_i p_i f_i(y | x) at that probability, and its quantiles at
+    /// <paramref name="quantiles"/> (docs/inference.md).</summary>
     /// <param name="x">n×d inputs.</param>
     /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
-    /// <exception cref="ArgumentException">x does not have d columns or is not finite, or level is outside [0, 1).</exception>
+    /// <exception cref="ArgumentException">x does not have d columns or is not finite, level is outside [0, 1), or a
+    /// quantile's probability is outside (0, 1).</exception>
     /// <param name="missing">With <see cref="MissingValues.Drop"/>, a row holding NaN (a missing value read by
     /// <see cref="ReadCovariates"/>) gets NaN predictions; by default every value must be finite.</param>
-    public Prediction PredictDistribution(double[,] x, double level = 0, MissingValues missing = MissingValues.Refuse) =>
-        new(Missing(missing) == Core.MissingValues.Drop
-            ? Core.Inference.PredictWithMissing(Inner, level, x)
-            : Core.Inference.Predict(Inner, level, x));
+    /// <param name="quantiles">Probabilities in (0, 1) whose predictive quantiles to compute
+    /// (<see cref="Prediction.Quantiles"/>), e.g. 0.05, 0.5, 0.95; null for none.</param>
+    public Prediction PredictDistribution(double[,] x, double level = 0, MissingValues missing = MissingValues.Refuse,
+        IReadOnlyList<double>? quantiles = null)
+    {
+        var probabilities = quantiles?.ToArray() ?? [];
+        return new(Missing(missing) == Core.MissingValues.Drop
+            ? Core.Inference.PredictQuantilesWithMissing(Inner, level, probabilities, x)
+            : Core.Inference.PredictQuantiles(Inner, level, probabilities, x));
+    }
 
     /// <summary>Posterior responsibilities P(z = i | x, y).</summary>
     /// <param name="x">n×d inputs.</param>

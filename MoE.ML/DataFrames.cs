@@ -268,8 +268,8 @@ public static class DataFrameExtensions
 
     extension(Prediction prediction)
     {
-        /// <summary>The predictions as a frame: <c>mean</c>, <c>expert1</c>..<c>expertk</c>, <c>gate1</c>..<c>gatek</c>
-        /// and, with an interval, <c>lower</c> and <c>upper</c> (double columns).</summary>
+        /// <summary>The predictions as a frame: <c>mean</c>, <c>expert1</c>..<c>expertk</c>, <c>gate1</c>..<c>gatek</c>,
+        /// with an interval <c>lower</c> and <c>upper</c>, and with quantiles <c>q0.05</c>, … (double columns).</summary>
         /// <returns>The frame.</returns>
         public DataFrame ToDataFrame()
         {
@@ -282,6 +282,12 @@ public static class DataFrameExtensions
             {
                 columns.Add(new DoubleDataFrameColumn("lower", prediction.Lower));
                 columns.Add(new DoubleDataFrameColumn("upper", prediction.Upper));
+            }
+
+            for (int j = 0; j < prediction.Probabilities.Count; j++)
+            {
+                columns.Add(new DoubleDataFrameColumn($"q{prediction.Probabilities[j].ToString("R", System.Globalization.CultureInfo.InvariantCulture)}",
+                    Column(prediction.Quantiles, j)));
             }
 
             return new DataFrame(columns);

@@ -188,10 +188,11 @@ internal static class AnalysisCommand
         var data = new Argument<FileInfo>("data") { Description = "the new rows: a CSV or Parquet file with the model's columns (by name when the model records them, in any order; else x1..xd, y optional)" };
         var outPath = new Option<FileInfo>("--out") { Description = "the predictions CSV to write", Required = true };
         var interval = new Option<double?>("--interval") { Description = "also write the central predictive interval with this probability, e.g. 0.9" };
+        var quantiles = new Option<string?>("--quantiles") { Description = "also write the predictive distribution's quantiles at these probabilities, e.g. 0.05,0.5,0.95 (columns q0.05, q0.5, q0.95)" };
         var missing = Shared.MissingOption();
         var command = new Command("predict", "predict: the mixture mean, each expert's mean, the gate probabilities and optionally predictive quantiles")
         {
-            model, data, outPath, interval, missing,
+            model, data, outPath, interval, quantiles, missing,
         };
         command.SetAction(parse =>
         {
@@ -201,7 +202,8 @@ internal static class AnalysisCommand
             var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
             var policy = Shared.ParseMissing(parse.GetValue(missing));
             var x = m.ReadCovariates(parse.GetValue(data)!.FullName, policy);
-            var p = m.PredictDistribution(x, level, policy);
+            var probabilities = ParseProbabilities(parse.GetValue(quantiles));
+            var p = m.PredictDistribution(x, level, policy, probabilities);
             var k = m.Experts;
             var text = new StringBuilder();
             text.Append("mean");
@@ -218,6 +220,11 @@ internal static class AnalysisCommand
             if (level > 0)
             {
                 text.Append(",lower,upper");
+            }
+
+            foreach (var q in probabilities)
+            {
+                text.Append(Inv, $",q{q.ToString("R", Inv)}");
             }
 
             text.Append('\n');
@@ -239,6 +246,11 @@ internal static class AnalysisCommand
                     text.Append(',').Append(p.Lower[r].ToString("R", Inv)).Append(',').Append(p.Upper[r].ToString("R", Inv));
                 }
 
+                for (var j = 0; j < probabilities.Length; j++)
+                {
+                    text.Append(',').Append(p.Quantiles[r, j].ToString("R", Inv));
+                }
+
                 text.Append('\n');
             }
 
@@ -246,10 +258,36 @@ internal static class AnalysisCommand
             AtomicFile.WriteAllText(Shared.PrepareOutput(file), text.ToString());
             var unpredicted = p.Mean.Count(double.IsNaN);
             output.WriteLine(string.Create(Inv,
-                $"predicted {p.Mean.Length - unpredicted} rows with k={k}{(level > 0 ? $" and {level:P0} intervals" : "")}{(unpredicted > 0 ? $"; {unpredicted} rows with a missing value have NaN predictions" : "")}; wrote {file.Name}"));
+                $"predicted {p.Mean.Length - unpredicted} rows with k={k}{(level > 0 ? $" and {level:P0} intervals" : "")}{(probabilities.Length > 0 ? $", quantiles at {string.Join(", ", probabilities.Select(q => q.ToString("R", Inv)))}" : "")}{(unpredicted > 0 ? $"; {unpredicted} rows with a missing value have NaN predictions" : "")}; wrote {file.Name}"));
             return CliApp.Success;
         });
         return command;
+    }
+
+    /// <summary>--quantiles 0.05,0.5,0.95 as probabilities, each in (0, 1) and named once (none when not typed).</summary>
+    private static double[] ParseProbabilities(string? text)
+    {
+        if (text is null)
+        {
+            return [];
+        }
+
+        var parts = text.Split(',', StringSplitOptions.TrimEntries);
+        var values = new double[parts.Length];
+        for (var i = 0; i < parts.Length; i++)
+        {
+            if (!double.TryParse(parts[i], System.Globalization.NumberStyles.Float, Inv, out values[i]) || !(values[i] is > 0 and < 1))
+            {
+                throw new ArgumentException($"--quantiles takes probabilities in (0, 1) separated by commas, but has '{parts[i]}'.", "quantiles");
+            }
+        }
+
+        if (values.Distinct().Count() != values.Length)
+        {
+            throw new ArgumentException($"--quantiles names a probability twice ('{text}').", "quantiles");
+        }
+
+        return values;
     }
 
     public static Command CreatePlot(TextWriter output)

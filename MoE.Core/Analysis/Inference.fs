@@ -40,6 +40,10 @@ type Predictions =
         Upper: float[]
         /// The interval's probability (0 without an interval).
         Level: float
+        /// n×q quantiles of the predictive distribution at <c>Probabilities</c> (n×0 when none were asked for).
+        Quantiles: float[,]
+        /// The q probabilities of <c>Quantiles</c>' columns, each in (0, 1) (empty when none were asked for).
+        Probabilities: float[]
     }
 
 /// <summary>The fit for one number of experts and its information criteria.</summary>
@@ -215,6 +219,18 @@ module Inference =
                 "level"
                 (Text.format "The interval's probability must be in (0, 1) (or 0 for none), but is %g." [| box level |])
 
+    /// Refuses a quantile's probability outside (0, 1).
+    let private checkProbabilities (probabilities: float[]) =
+        Guard.notNull "probabilities" probabilities
+
+        for p in probabilities do
+            if not (p > 0.0 && p < 1.0) then
+                invalidArg
+                    "probabilities"
+                    (Text.format
+                        "A quantile's probability must be in (0, 1), but one is %g (0 and 1 are the support's ends, infinite for a Gaussian)."
+                        [| box p |])
+
 
     /// <summary>Standard errors of every parameter at a maximum of the likelihood, on unweighted rows in memory
     /// (<c>standardErrorsOf</c>).</summary>
@@ -235,16 +251,21 @@ module Inference =
         : StandardErrors =
         standardErrorsOf model commonSigma estimateSigma sandwich { X = x; Y = y; Weights = null }
 
-    /// <summary>Predictions for every row: the mixture mean, each expert's mean and the gate, and with
-    /// <paramref name="level"/> &gt; 0 the central predictive interval of the mixture Σ_i p_i N(μ_i, σ_i²), whose ends
-    /// solve Σ_i p_i Φ((q − μ_i)/σ_i) = (1 ∓ level)/2 by bisection to 1e-12 of the experts' spread.</summary>
+    /// <summary>Predictions for every row: the mixture mean, each expert's mean and the gate, with
+    /// <paramref name="level"/> &gt; 0 the central predictive interval of the mixture Σ_i p_i f_i(y | x), and the
+    /// quantiles at <paramref name="probabilities"/>. A quantile q solves Σ_i p_i F_i(q) = probability (Gaussian:
+    /// F_i(q) = Φ((q − μ_i)/σ_i)) by bisection to 1e-12 of the experts' spread; a count's is the whole number where the
+    /// mixture's CDF passes it. The mixture's quantiles need not be near any expert's mean: with two experts far apart
+    /// the median may fall between them, where little probability lies.</summary>
     /// <param name="model">The model.</param>
     /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
+    /// <param name="probabilities">The quantiles' probabilities, each in (0, 1) (empty for none).</param>
     /// <param name="x">n×d inputs.</param>
     /// <exception cref="T:System.ArgumentException">level is not 0 or in (0, 1), or x is not n×d and finite.</exception>
-    [<CompiledName("Predict")>]
-    let predict (model: MoeModel) (level: float) (x: float[,]) : Predictions =
+    [<CompiledName("PredictQuantiles")>]
+    let predictQuantiles (model: MoeModel) (level: float) (probabilities: float[]) (x: float[,]) : Predictions =
         checkLevel level
+        checkProbabilities probabilities
 
         let gate = MoeModel.gateProbabilities model x
         let n, k, d = x.GetLength 0, model.Experts, model.ExpertDimension
@@ -309,7 +330,17 @@ module Inference =
             Lower = lower
             Upper = upper
             Level = level
+            Quantiles = Array2D.init n probabilities.Length (fun r j -> quantile r probabilities.[j])
+            Probabilities = Array.copy probabilities
         }
+
+    /// <summary>Predictions for every row without quantiles beyond the interval's (<c>predictQuantiles</c> with none).</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
+    /// <param name="x">n×d inputs.</param>
+    /// <exception cref="T:System.ArgumentException">level is not 0 or in (0, 1), or x is not n×d and finite.</exception>
+    [<CompiledName("Predict")>]
+    let predict (model: MoeModel) (level: float) (x: float[,]) : Predictions = predictQuantiles model level [||] x
 
     /// <summary>Predictions for rows that may hold NaN for a missing value (<c>DataFiles.covariatesFor</c> with
     /// <c>MissingValues.Drop</c>): such a row's every output is NaN, so no row shifts; the others are <c>predict</c>'s,
@@ -317,8 +348,14 @@ module Inference =
     /// <param name="model">The model.</param>
     /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
     /// <param name="x">n×d inputs, NaN where a value is missing (any other non-finite value is refused).</param>
-    [<CompiledName("PredictWithMissing")>]
-    let predictWithMissing (model: MoeModel) (level: float) (x: float[,]) : Predictions =
+    /// <param name="probabilities">The quantiles' probabilities, each in (0, 1) (empty for none).</param>
+    [<CompiledName("PredictQuantilesWithMissing")>]
+    let predictQuantilesWithMissing
+        (model: MoeModel)
+        (level: float)
+        (probabilities: float[])
+        (x: float[,])
+        : Predictions =
         Guard.notNull "x" x
         let n, m = x.GetLength 0, x.GetLength 1
 
@@ -326,7 +363,7 @@ module Inference =
             Array.init n (fun r -> Seq.forall (fun t -> not (Double.IsNaN x.[r, t])) (seq { 0 .. m - 1 }))
 
         if Array.forall id complete then
-            predict model level x
+            predictQuantiles model level probabilities x
         else
             let rows = Array.init n id |> Array.filter (fun r -> complete.[r])
             let k = model.Experts
@@ -336,10 +373,11 @@ module Inference =
             let withInterval = level <> 0.0
             let lower = if withInterval then Array.create n nan else [||]
             let upper = if withInterval then Array.create n nan else [||]
+            let quantiles = Array2D.create n probabilities.Length nan
 
             if rows.Length > 0 then
                 let p =
-                    predict model level (Array2D.init rows.Length m (fun r t -> x.[rows.[r], t]))
+                    predictQuantiles model level probabilities (Array2D.init rows.Length m (fun r t -> x.[rows.[r], t]))
 
                 rows
                 |> Array.iteri (fun j r ->
@@ -349,11 +387,15 @@ module Inference =
                         means.[r, i] <- p.ExpertMeans.[j, i]
                         gate.[r, i] <- p.Gate.[j, i]
 
+                    for q in 0 .. probabilities.Length - 1 do
+                        quantiles.[r, q] <- p.Quantiles.[j, q]
+
                     if withInterval then
                         lower.[r] <- p.Lower.[j]
                         upper.[r] <- p.Upper.[j])
             else
                 checkLevel level
+                checkProbabilities probabilities
 
             {
                 Mean = mean
@@ -362,7 +404,18 @@ module Inference =
                 Lower = lower
                 Upper = upper
                 Level = level
+                Quantiles = quantiles
+                Probabilities = Array.copy probabilities
             }
+
+    /// <summary>Predictions for rows that may hold NaN for a missing value, without quantiles beyond the interval's
+    /// (<c>predictQuantilesWithMissing</c> with none).</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="level">The interval's probability in (0, 1), or 0 for none.</param>
+    /// <param name="x">n×d inputs, NaN where a value is missing.</param>
+    [<CompiledName("PredictWithMissing")>]
+    let predictWithMissing (model: MoeModel) (level: float) (x: float[,]) : Predictions =
+        predictQuantilesWithMissing model level [||] x
 
     /// <summary>Fits every k of <paramref name="experts"/> with the configuration (k = 1: a single regression) and
     /// reports the log-likelihood, the parameter count, AIC, BIC and ICL of each. Choose by BIC (consistent for the

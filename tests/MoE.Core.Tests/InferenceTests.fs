@@ -132,6 +132,78 @@ let ``predictions round-trip: the mean is the gate-weighted expert means and the
             Assert.True(abs (cdf p.Lower.[r] - 0.05) <= 1e-9, sprintf "F(lower) = %.12f" (cdf p.Lower.[r]))
             Assert.True(abs (cdf p.Upper.[r] - 0.95) <= 1e-9, sprintf "F(upper) = %.12f" (cdf p.Upper.[r])))
 
+/// Quantiles at any probabilities (docs/inference.md §3): the mixture's CDF at each is its probability (to the
+/// bisection's 1e-12 of the spread, well within 1e-9), they rise with the probability, and the interval's ends are the
+/// quantiles at (1 ∓ level)/2 bit for bit (one function computes both). Probabilities drawn in (0, 1), sorted.
+[<Property(MaxTest = 30)>]
+let ``predictive quantiles are the mixture's: its CDF there is the probability asked`` () =
+    let probabilities =
+        Gen.arrayOfLength 4 (Gen.choose (1, 999))
+        |> Gen.map (fun ps -> ps |> Array.distinct |> Array.sort |> Array.map (fun p -> float p / 1000.0))
+
+    Prop.forAll (Arb.fromGen (Gen.zip Generators.generalModel probabilities)) (fun (m, ps) ->
+        let x = (Sampler.sample m 10 5L).X
+        let p = Inference.predictQuantiles m 0.8 ps x
+        let plain = Inference.predict m 0.8 x
+        Assert.Equal<float[]>(plain.Lower, p.Lower)
+        Assert.Equal<float[]>(ps, p.Probabilities)
+
+        let phi z =
+            0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-z / sqrt 2.0)
+
+        for r in 0..9 do
+            let cdf q =
+                Seq.sum (
+                    seq {
+                        for i in 0 .. m.Experts - 1 -> p.Gate.[r, i] * phi ((q - p.ExpertMeans.[r, i]) / m.Sigmas.[i])
+                    }
+                )
+
+            for j in 0 .. ps.Length - 1 do
+                Assert.True(
+                    abs (cdf p.Quantiles.[r, j] - ps.[j]) <= 1e-9,
+                    sprintf "F(q_%g) = %.12f" ps.[j] (cdf p.Quantiles.[r, j])
+                )
+
+                if j > 0 then
+                    Assert.True(p.Quantiles.[r, j] >= p.Quantiles.[r, j - 1]))
+
+/// A count's quantile is the whole number where the mixture's CDF first reaches the probability: F(q) ≥ p > F(q − 1).
+[<Fact>]
+let ``a Poisson mixture's quantiles are whole counts where its CDF passes the probability`` () =
+    let m =
+        MoeModel.createWith
+            (Design.shared 1)
+            ExpertFamily.Poisson
+            (array2D [ [ 0.8 ]; [ -0.5 ] ])
+            [| 1.0; 2.5 |]
+            (array2D [ [ 1.5 ] ])
+            [| 0.2 |]
+            Identity
+            [| 1.0; 1.0 |]
+
+    let x = (Sampler.sample m 50 9L).X
+    let ps = [| 0.05; 0.5; 0.95 |]
+    let p = Inference.predictQuantiles m 0.0 ps x
+
+    let cdf (r: int) (q: float) =
+        if q < 0.0 then
+            0.0
+        else
+            Seq.sum (
+                seq {
+                    for i in 0..1 ->
+                        let mu = p.ExpertMeans.[r, i]
+                        p.Gate.[r, i] * MathNet.Numerics.Distributions.Poisson.CDF(mu, q)
+                }
+            )
+
+    for r in 0..49 do
+        for j in 0..2 do
+            let q = p.Quantiles.[r, j]
+            Assert.Equal(Math.Round q, q)
+            Assert.True(cdf r q >= ps.[j] - 1e-12 && cdf r (q - 1.0) < ps.[j], sprintf "row %d: q_%g = %g" r ps.[j] q)
+
 [<Fact>]
 let ``an interval of probability outside (0, 1) is refused`` () =
     let m = Gen.sample 1 Generators.generalModel |> Seq.head
