@@ -83,6 +83,10 @@ public enum WarningCode
     /// <summary>Rows left out of the fit for a missing value, as asked (<see cref="MissingValues.Drop"/>;
     /// rows-dropped).</summary>
     RowsDropped,
+
+    /// <summary>A column's values are so small that their squares underflow to 0 and it looks constant
+    /// (value-underflow; an error).</summary>
+    ValueUnderflow,
 }
 
 /// <summary>The stable names of <see cref="FitStage"/> and <see cref="WarningCode"/> values, and their conversions

@@ -149,6 +149,7 @@ internal static class BadInputFixtures
         ["fit-poisson-negative"] = d => File.WriteAllText(d.File("counts.csv"), Outcomes(true, 1, -1)),
         ["fit-bernoulli-two"] = d => File.WriteAllText(d.File("outcomes.csv"), Outcomes(false, 5, 2)),
         ["fit-huge-covariate"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
+        ["fit-tiny-covariate"] = d => File.WriteAllText(d.File("tiny.csv"), MapRows(v => [v[0], v[1] * 1e-310, v[2], v[3]])),
         ["fit-huge-covariate-em"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
         ["fit-huge-response"] = d => File.WriteAllText(d.File("hugey.csv"), MapRows(v => [v[0], v[1], v[2], v[3] * 1e300])),
         ["diagnose-constant"] = d => File.WriteAllText(d.File("const.csv"), MapRows(v => [v[0], 5, v[2], v[3]])),

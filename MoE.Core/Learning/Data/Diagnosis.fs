@@ -48,10 +48,13 @@ type FindingCode =
     | InvalidResponse
     /// Rows left out of the fit for a missing value, as asked (<c>MissingValues.Drop</c>; "rows-dropped").
     | RowsDropped
+    /// A column's values are so small that their squares underflow to 0, so they look constant ("value-underflow";
+    /// an error).
+    | ValueUnderflow
 
     /// <summary>The code's stable name: constant-column, constant-response, too-few-rows, dimension-below-experts,
     /// not-centred, not-standardised, not-gaussian, few-rows, em-not-converged, em-no-progress, sigma-collapsed,
-    /// likelihood-degenerate, value-overflow, merged-experts, invalid-response, rows-dropped.</summary>
+    /// likelihood-degenerate, value-overflow, merged-experts, invalid-response, rows-dropped, value-underflow.</summary>
     member this.Name =
         match this with
         | ConstantColumn -> "constant-column"
@@ -70,6 +73,7 @@ type FindingCode =
         | MergedExperts -> "merged-experts"
         | InvalidResponse -> "invalid-response"
         | RowsDropped -> "rows-dropped"
+        | ValueUnderflow -> "value-underflow"
 
     /// <summary>The code's name.</summary>
     override this.ToString() = this.Name
@@ -93,6 +97,7 @@ type FindingCode =
             MergedExperts
             InvalidResponse
             RowsDropped
+            ValueUnderflow
         |]
 
 /// <summary>One finding about the data or a fit: its severity, a stable code and a message a user can act on.</summary>
@@ -239,6 +244,10 @@ module Diagnosis =
     let private g4 (v: float) =
         v.ToString("G4", Globalization.CultureInfo.InvariantCulture)
 
+    /// Values below this magnitude have squares below the smallest normal double (2.2e-308): √2.2e-308 ≈ 1.5e-154.
+    [<Literal>]
+    let private Underflow = 1.5e-154
+
     let private error code message =
         {
             Severity = Severity.Error
@@ -320,15 +329,32 @@ module Diagnosis =
                         "%s holds values too large to fit (mean %s): their squares and fourth powers overflow a double beyond about %.1g at n = %d; rescale the response."
                         [| box yName; box (g4 y.Mean); box limit; box n |])
 
+            // A column of tiny values (|v| ≲ 1e-154) has squares that underflow: its sd comes out 0 whether or not its
+            // values differ, and the whitening would divide by it. Said as what it is, not as a constant.
+            let tiny (c: ColumnMoments) =
+                c.Sd = 0.0 && c.Mean <> 0.0 && abs c.Mean < Underflow
+
             for j in 0 .. d - 1 do
-                if cols.[j].Sd = 0.0 then
+                if tiny cols.[j] then
+                    error
+                        FindingCode.ValueUnderflow
+                        (Text.format
+                            "column %s holds values too small to fit (mean %s): below about %.0e their squares underflow a double, so the column cannot be told from a constant; rescale it (e.g. multiply by 1e300)."
+                            [| box names.[j]; box (g4 cols.[j].Mean); box Underflow |])
+                elif cols.[j].Sd = 0.0 then
                     error
                         FindingCode.ConstantColumn
                         (Text.format
                             "column %s is constant (every value is %s): it carries no information about the experts and makes the moment matrices singular; remove it."
                             [| box names.[j]; box (g4 cols.[j].Mean) |])
 
-            if y.Sd = 0.0 then
+            if tiny y then
+                error
+                    FindingCode.ValueUnderflow
+                    (Text.format
+                        "%s holds values too small to fit (mean %s): below about %.0e their squares underflow a double; rescale the response."
+                        [| box yName; box (g4 y.Mean); box Underflow |])
+            elif y.Sd = 0.0 then
                 error
                     FindingCode.ConstantResponse
                     (Text.format
