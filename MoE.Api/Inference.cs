@@ -279,3 +279,46 @@ public static partial class MoeLearner
             : Core.DataReportModule.CreateFor(ExpertFamilies.ToCore(family), experts, data.Inner));
     }
 }
+
+/// <summary>How well a model's predictive distributions describe held-out rows (<see cref="MixtureOfExperts.Check"/>;
+/// docs/inference.md §3.1).</summary>
+public sealed class CalibrationReport
+{
+    internal CalibrationReport(Core.CalibrationReport inner)
+    {
+        Rows = inner.Rows;
+        Pit = inner.Pit;
+        Histogram = inner.Histogram;
+        KsStatistic = inner.KsStatistic;
+        KsP = inner.KsP;
+        LogScore = inner.LogScore;
+        Crps = inner.Crps;
+        Coverage = inner.Coverage.Select(c => (c.Item1, c.Item2)).ToArray();
+    }
+
+    /// <summary>The rows scored.</summary>
+    public int Rows { get; }
+
+    /// <summary>Each row's probability integral transform F(y | x), uniform on (0, 1) when the model is right
+    /// (randomised between F(y − 1) and F(y) for a count or a 0/1 outcome).</summary>
+    public double[] Pit { get; }
+
+    /// <summary>The PIT's counts in ten equal bins of (0, 1).</summary>
+    public int[] Histogram { get; }
+
+    /// <summary>The Kolmogorov–Smirnov distance between the PIT and the uniform law.</summary>
+    public double KsStatistic { get; }
+
+    /// <summary>Its p-value: small when the PIT is not uniform (the model's distributions are off).</summary>
+    public double KsP { get; }
+
+    /// <summary>The mean log predictive density of the rows (higher is better).</summary>
+    public double LogScore { get; }
+
+    /// <summary>The mean continuous ranked probability score (lower is better, in the response's units).</summary>
+    public double Crps { get; }
+
+    /// <summary>Each level asked for and the share of rows inside the model's central interval of that probability.</summary>
+    public IReadOnlyList<(double Level, double Observed)> Coverage { get; }
+}
+

@@ -298,6 +298,19 @@ public sealed class MixtureOfExperts
             : Core.Inference.PredictQuantiles(Inner, level, probabilities, x));
     }
 
+    /// <summary>Checks the model's predictive distributions on rows it was not fitted on (docs/inference.md §3.1): the
+    /// probability integral transform and its uniformity (Kolmogorov–Smirnov), the log score, the CRPS and the coverage
+    /// of the central intervals at <paramref name="levels"/>.</summary>
+    /// <param name="holdout">Held-out rows (<see cref="ReadData"/> reads a file by the model's columns).</param>
+    /// <param name="levels">The intervals' probabilities to count, each in (0, 1); null for 0.5 and 0.9.</param>
+    /// <param name="seed">The seed of the randomised PIT of a count or a 0/1 outcome.</param>
+    /// <exception cref="ArgumentException">The rows do not match the model, or a level is outside (0, 1).</exception>
+    public CalibrationReport Check(Dataset holdout, IReadOnlyList<double>? levels = null, long seed = 1)
+    {
+        ArgumentNullException.ThrowIfNull(holdout);
+        return new CalibrationReport(Core.Calibration.Check(Inner, levels?.ToArray() ?? [0.5, 0.9], seed, holdout.X, holdout.Y));
+    }
+
     /// <summary>Posterior responsibilities P(z = i | x, y).</summary>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>

@@ -264,8 +264,40 @@ internal static class AnalysisCommand
         return command;
     }
 
+    public static Command CreateCheck(TextWriter output)
+    {
+        var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };
+        var data = new Argument<FileInfo>("data") { Description = "held-out rows: a CSV or Parquet file with the model's columns and the response (by name when the model records them)" };
+        var levels = new Option<string?>("--levels") { Description = "the central intervals whose coverage to count (default 0.5,0.9)" };
+        var seed = new Option<long>("--seed") { Description = "the seed of the randomised PIT of a count or a 0/1 outcome", DefaultValueFactory = _ => 1 };
+        var command = new Command("check", "check a model's predictive distributions on held-out rows: PIT uniformity (Kolmogorov-Smirnov), log score, CRPS and interval coverage")
+        {
+            model, data, levels, seed,
+        };
+        command.SetAction(parse =>
+        {
+            Shared.CheckPaths([parse.GetValue(model), parse.GetValue(data)], []);
+            var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
+            var rows = m.ReadData(parse.GetValue(data)!.FullName);
+            var asked = parse.GetValue(levels) is { } text ? ParseProbabilities(text, "--levels") : [0.5, 0.9];
+            var report = m.Check(rows, asked, parse.GetValue(seed));
+            output.WriteLine(string.Create(Inv, $"{report.Rows} held-out rows"));
+            output.WriteLine(string.Create(Inv, $"PIT histogram (10 bins, {report.Rows / 10.0:G4} each if uniform): {string.Join(" ", report.Histogram)}"));
+            output.WriteLine(string.Create(Inv,
+                $"Kolmogorov-Smirnov against uniform: D = {report.KsStatistic:G4}, p = {report.KsP:G3} ({(report.KsP < 0.01 ? "the PIT departs from uniform: the predictive distributions are off, or the rows are many enough to see the fit's own estimation error" : "consistent with a calibrated model")})"));
+            output.WriteLine(string.Create(Inv, $"log score (mean log predictive density): {report.LogScore:G6}; CRPS: {report.Crps:G6}"));
+            foreach (var (level, observed) in report.Coverage)
+            {
+                output.WriteLine(string.Create(Inv, $"{level:P0} central intervals cover {observed:P1} of the rows"));
+            }
+
+            return CliApp.Success;
+        });
+        return command;
+    }
+
     /// <summary>--quantiles 0.05,0.5,0.95 as probabilities, each in (0, 1) and named once (none when not typed).</summary>
-    private static double[] ParseProbabilities(string? text)
+    private static double[] ParseProbabilities(string? text, string option = "--quantiles")
     {
         if (text is null)
         {
@@ -278,13 +310,13 @@ internal static class AnalysisCommand
         {
             if (!double.TryParse(parts[i], System.Globalization.NumberStyles.Float, Inv, out values[i]) || !(values[i] is > 0 and < 1))
             {
-                throw new ArgumentException($"--quantiles takes probabilities in (0, 1) separated by commas, but has '{parts[i]}'.", "quantiles");
+                throw new ArgumentException($"{option} takes probabilities in (0, 1) separated by commas, but has '{parts[i]}'.", option.TrimStart('-'));
             }
         }
 
         if (values.Distinct().Count() != values.Length)
         {
-            throw new ArgumentException($"--quantiles names a probability twice ('{text}').", "quantiles");
+            throw new ArgumentException($"{option} names a probability twice ('{text}').", option.TrimStart('-'));
         }
 
         return values;

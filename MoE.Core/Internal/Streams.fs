@@ -63,3 +63,7 @@ let segmentStart (start: int) : int64 = 4_000_000L + int64 start
 
 /// The minimal-sample start s of the likelihood (each expert through q random rows): a range of its own, 5·10⁶ + s.
 let sampleStart (start: int) : int64 = 5_000_000L + int64 start
+
+/// The randomised PIT of a count or a 0/1 outcome in a model's check on held-out rows (Calibration.check).
+[<Literal>]
+let Pit = 2_000_005L

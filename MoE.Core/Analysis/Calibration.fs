@@ -1,0 +1,207 @@
+namespace MoE.Core
+
+open System
+
+/// <summary>How well a model's predictive distributions describe rows it was not fitted on (docs/inference.md §3.1):
+/// the probability integral transform and its uniformity, the proper scores, and the coverage of the central
+/// intervals the model states.</summary>
+type CalibrationReport =
+    {
+        /// The rows scored.
+        Rows: int
+        /// Each row's PIT u = F(y | x): uniform on (0, 1) when the model is right (randomised between F(y − 1) and F(y)
+        /// for a count or a 0/1 outcome, with the seed given).
+        Pit: float[]
+        /// The PIT's counts in ten equal bins of (0, 1).
+        Histogram: int[]
+        /// The Kolmogorov–Smirnov distance between the PIT and the uniform law.
+        KsStatistic: float
+        /// Its p-value (Kolmogorov's limit law with Stephens' finite-n correction): small when the PIT is not uniform.
+        KsP: float
+        /// The mean log predictive density (or probability) of the rows, log p(y | x): higher is better.
+        LogScore: float
+        /// The mean continuous ranked probability score E|Y − y| − ½E|Y − Y'| of the predictive law: lower is better,
+        /// in the response's units.
+        Crps: float
+        /// For each level L asked for: L and the share of rows inside the model's central L interval.
+        Coverage: (float * float)[]
+    }
+
+/// <summary>The check of a model on held-out rows (<c>moe check</c>).</summary>
+[<RequireQualifiedAccess>]
+module Calibration =
+
+    /// Φ, the standard normal CDF.
+    let private phi (z: float) =
+        0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-z / sqrt 2.0)
+
+    /// The standard normal density.
+    let private density (z: float) =
+        exp (-0.5 * z * z) / sqrt (2.0 * Math.PI)
+
+    /// E|X| for X ~ N(μ, s²): A(μ, s²) = 2sφ(μ/s) + μ(2Φ(μ/s) − 1) (Grimit et al. 2006).
+    let private absMoment (mu: float) (s2: float) =
+        let s = sqrt s2
+        2.0 * s * density (mu / s) + mu * (2.0 * phi (mu / s) - 1.0)
+
+    /// <summary>P(K > x) for Kolmogorov's limit law: 2 Σ_{j≥1} (−1)^{j−1} e^{−2j²x²} (1 for x ≤ 0.2, where the series
+    /// converges slowly and the probability is 1 to 15 digits).</summary>
+    let private kolmogorovTail (x: float) =
+        if x <= 0.2 then
+            1.0
+        else
+            let mutable sum = 0.0
+            let mutable j = 1
+            let mutable term = 1.0
+
+            while j <= 100 && abs term > 1e-17 do
+                term <- exp (-2.0 * float (j * j) * x * x)
+                sum <- sum + (if j % 2 = 1 then term else -term)
+                j <- j + 1
+
+            Math.Clamp(2.0 * sum, 0.0, 1.0)
+
+    /// <summary>The Kolmogorov–Smirnov distance of a sample from the uniform law on (0, 1) and its p-value, with
+    /// Stephens' correction x = D(√n + 0.12 + 0.11/√n), accurate for n ≥ 5.</summary>
+    /// <param name="u">The sample.</param>
+    [<CompiledName("KolmogorovSmirnov")>]
+    let kolmogorovSmirnov (u: float[]) : float * float =
+        Guard.notNull "u" u
+
+        if u.Length = 0 then
+            invalidArg "u" "The Kolmogorov-Smirnov test needs at least one value."
+
+        let sorted = Array.sort u
+        let n = float sorted.Length
+        let mutable d = 0.0
+
+        for i in 0 .. sorted.Length - 1 do
+            d <- max d (max (float (i + 1) / n - sorted.[i]) (sorted.[i] - float i / n))
+
+        let root = sqrt n
+        d, kolmogorovTail (d * (root + 0.12 + 0.11 / root))
+
+    /// <summary>Checks a model's predictive distributions on rows it was not fitted on: the PIT and its uniformity
+    /// (Kolmogorov–Smirnov), the log score, the CRPS and the coverage of its central intervals. For a count or a 0/1
+    /// outcome the PIT is randomised, u = F(y − 1) + v·(F(y) − F(y − 1)) with v uniform from the seed, which is uniform
+    /// exactly when the model is right; the CRPS is then Σ_z (F(z) − 1{y ≤ z})² over the counts.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="levels">The central intervals' probabilities whose coverage to count, each in (0, 1).</param>
+    /// <param name="seed">The seed of the randomised PIT (unused for Gaussian experts).</param>
+    /// <param name="x">n×d held-out inputs.</param>
+    /// <param name="y">n held-out responses.</param>
+    /// <exception cref="T:System.ArgumentException">x and y do not match the model or each other, or a level is outside
+    /// (0, 1).</exception>
+    [<CompiledName("Check")>]
+    let check (model: MoeModel) (levels: float[]) (seed: int64) (x: float[,]) (y: float[]) : CalibrationReport =
+        Guard.notNull "levels" levels
+        ModelRows.checkLikelihoodInputs model x y
+
+        for level in levels do
+            if not (level > 0.0 && level < 1.0) then
+                invalidArg "levels" (Text.format "Every level must be in (0, 1), but one is %g." [| box level |])
+
+        let n, k = y.Length, model.Experts
+        let family = model.Family
+        let discrete = ExpertFamily.isDiscrete family
+        let p = Inference.predictQuantiles model 0.0 [||] x
+        let rng = Rng.stream seed Streams.Pit
+
+        let cdf (r: int) (q: float) =
+            let mutable s = 0.0
+
+            for i in 0 .. k - 1 do
+                s <-
+                    s
+                    + p.Gate.[r, i] * ExpertFamily.cdf family p.ExpertMeans.[r, i] model.Sigmas.[i] q
+
+            s
+
+        let pit =
+            Array.init n (fun r ->
+                if discrete then
+                    let below = cdf r (y.[r] - 1.0)
+                    below + rng.NextDouble() * (cdf r y.[r] - below)
+                else
+                    cdf r y.[r])
+
+        let crps (r: int) =
+            if discrete then
+                // Σ_z (F(z) − 1{y ≤ z})² up to where F is 1 to rounding (and past y).
+                let reach =
+                    ExpertFamily.quantileReach
+                        family
+                        model.Sigmas
+                        (Seq.max (seq { for i in 0 .. k - 1 -> p.ExpertMeans.[r, i] }))
+
+                let top =
+                    max y.[r] (Math.Ceiling(Seq.max (seq { for i in 0 .. k - 1 -> p.ExpertMeans.[r, i] }) + reach))
+
+                let mutable s = 0.0
+                let mutable z = 0.0
+
+                while z <= top do
+                    let f = cdf r z
+                    let e = f - (if y.[r] <= z then 1.0 else 0.0)
+                    s <- s + e * e
+                    z <- z + 1.0
+
+                s
+            else
+                // A mixture of normals: Σ_i w_i A(y − μ_i, σ_i²) − ½ Σ_ij w_i w_j A(μ_i − μ_j, σ_i² + σ_j²).
+                let mutable first = 0.0
+                let mutable second = 0.0
+
+                for i in 0 .. k - 1 do
+                    let wi = p.Gate.[r, i]
+                    let si2 = model.Sigmas.[i] * model.Sigmas.[i]
+                    first <- first + wi * absMoment (y.[r] - p.ExpertMeans.[r, i]) si2
+
+                    for j in 0 .. k - 1 do
+                        let sj2 = model.Sigmas.[j] * model.Sigmas.[j]
+
+                        second <-
+                            second
+                            + wi
+                              * p.Gate.[r, j]
+                              * absMoment (p.ExpertMeans.[r, i] - p.ExpertMeans.[r, j]) (si2 + sj2)
+
+                first - 0.5 * second
+
+        let histogram = Array.zeroCreate 10
+
+        for u in pit do
+            let bin = min 9 (max 0 (int (u * 10.0)))
+            histogram.[bin] <- histogram.[bin] + 1
+
+        let d, pValue = kolmogorovSmirnov pit
+        let logScore = (MoeModel.logLikelihoods model x y |> Array.sum) / float n
+
+        let coverage =
+            levels
+            |> Array.map (fun level ->
+                let interval = Inference.predict model level x
+
+                let inside =
+                    Seq.sum (
+                        seq {
+                            for r in 0 .. n - 1 ->
+                                if y.[r] >= interval.Lower.[r] && y.[r] <= interval.Upper.[r] then
+                                    1
+                                else
+                                    0
+                        }
+                    )
+
+                level, float inside / float n)
+
+        {
+            Rows = n
+            Pit = pit
+            Histogram = histogram
+            KsStatistic = d
+            KsP = pValue
+            LogScore = logScore
+            Crps = (Array.init n crps |> Array.sum) / float n
+            Coverage = coverage
+        }
