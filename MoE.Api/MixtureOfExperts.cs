@@ -311,6 +311,21 @@ public sealed class MixtureOfExperts
         return new CalibrationReport(Core.Calibration.Check(Inner, levels?.ToArray() ?? [0.5, 0.9], seed, holdout.X, holdout.Y));
     }
 
+    /// <summary>The split-conformal level (docs/inference.md §3.2): the probability whose central intervals
+    /// (<see cref="PredictDistribution"/>) cover a new row with probability at least <paramref name="level"/> whatever
+    /// the model's errors, calibrated on rows exchangeable with the new ones and not used in the fit.</summary>
+    /// <param name="calibration">The calibration rows (<see cref="ReadData"/>).</param>
+    /// <param name="level">The coverage wanted, in (0, 1).</param>
+    /// <param name="seed">The seed of the randomised PIT of a count or a 0/1 outcome.</param>
+    /// <returns>The level to ask <see cref="PredictDistribution"/> for.</returns>
+    /// <exception cref="ArgumentException">level outside (0, 1), too few calibration rows for it, or rows that do not
+    /// match the model.</exception>
+    public double ConformalLevel(Dataset calibration, double level, long seed = 1)
+    {
+        ArgumentNullException.ThrowIfNull(calibration);
+        return Core.Calibration.ConformalLevel(Inner, level, seed, calibration.X, calibration.Y);
+    }
+
     /// <summary>Posterior responsibilities P(z = i | x, y).</summary>
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>

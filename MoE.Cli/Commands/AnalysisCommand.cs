@@ -189,17 +189,28 @@ internal static class AnalysisCommand
         var outPath = new Option<FileInfo>("--out") { Description = "the predictions CSV to write", Required = true };
         var interval = new Option<double?>("--interval") { Description = "also write the central predictive interval with this probability, e.g. 0.9" };
         var quantiles = new Option<string?>("--quantiles") { Description = "also write the predictive distribution's quantiles at these probabilities, e.g. 0.05,0.5,0.95 (columns q0.05, q0.5, q0.95)" };
+        var conformal = new Option<FileInfo?>("--conformal") { Description = "calibrate --interval on these held-out rows (split conformal): the intervals then cover at least that share of new rows whatever the model's errors" };
         var missing = Shared.MissingOption();
         var command = new Command("predict", "predict: the mixture mean, each expert's mean, the gate probabilities and optionally predictive quantiles")
         {
-            model, data, outPath, interval, quantiles, missing,
+            model, data, outPath, interval, quantiles, conformal, missing,
         };
         command.SetAction(parse =>
         {
-            Shared.CheckPaths([parse.GetValue(model), parse.GetValue(data)], [parse.GetValue(outPath)]);
+            Shared.CheckPaths([parse.GetValue(model), parse.GetValue(data), parse.GetValue(conformal)], [parse.GetValue(outPath)]);
             var level = parse.GetValue(interval) ?? 0;
             Shared.Require(level is > 0 and < 1 || parse.GetValue(interval) is null, "--interval", "in (0, 1)", parse.GetValue(interval));
+            Shared.Require(parse.GetValue(conformal) is null || level > 0, "--conformal", "used with --interval (the coverage to calibrate)", "without --interval");
             var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
+            var stated = level;
+            if (parse.GetValue(conformal) is { } calibrationFile)
+            {
+                var calibration = m.ReadData(calibrationFile.FullName);
+                level = m.ConformalLevel(calibration, stated);
+                output.WriteLine(string.Create(Inv,
+                    $"conformal: the {stated:P0} intervals are the model's {level:P2} central intervals, calibrated on {calibration.Count} rows of {calibrationFile.Name}"));
+            }
+
             var policy = Shared.ParseMissing(parse.GetValue(missing));
             var x = m.ReadCovariates(parse.GetValue(data)!.FullName, policy);
             var probabilities = ParseProbabilities(parse.GetValue(quantiles));
@@ -258,7 +269,7 @@ internal static class AnalysisCommand
             AtomicFile.WriteAllText(Shared.PrepareOutput(file), text.ToString());
             var unpredicted = p.Mean.Count(double.IsNaN);
             output.WriteLine(string.Create(Inv,
-                $"predicted {p.Mean.Length - unpredicted} rows with k={k}{(level > 0 ? $" and {level:P0} intervals" : "")}{(probabilities.Length > 0 ? $", quantiles at {string.Join(", ", probabilities.Select(q => q.ToString("R", Inv)))}" : "")}{(unpredicted > 0 ? $"; {unpredicted} rows with a missing value have NaN predictions" : "")}; wrote {file.Name}"));
+                $"predicted {p.Mean.Length - unpredicted} rows with k={k}{(stated > 0 ? $" and {stated:P0} intervals{(level != stated ? " (conformal)" : "")}" : "")}{(probabilities.Length > 0 ? $", quantiles at {string.Join(", ", probabilities.Select(q => q.ToString("R", Inv)))}" : "")}{(unpredicted > 0 ? $"; {unpredicted} rows with a missing value have NaN predictions" : "")}; wrote {file.Name}"));
             return CliApp.Success;
         });
         return command;

@@ -81,6 +81,81 @@ module Calibration =
         let root = sqrt n
         d, kolmogorovTail (d * (root + 0.12 + 0.11 / root))
 
+    /// Each row's PIT under the model (randomised for a discrete family, from the seed's PIT stream).
+    let private pitOf (model: MoeModel) (seed: int64) (x: float[,]) (y: float[]) =
+        let k = model.Experts
+        let family = model.Family
+        let p = Inference.predictQuantiles model 0.0 [||] x
+        let rng = Rng.stream seed Streams.Pit
+
+        let cdf (r: int) (q: float) =
+            let mutable s = 0.0
+
+            for i in 0 .. k - 1 do
+                s <-
+                    s
+                    + p.Gate.[r, i] * ExpertFamily.cdf family p.ExpertMeans.[r, i] model.Sigmas.[i] q
+
+            s
+
+        Array.init y.Length (fun r ->
+            if ExpertFamily.isDiscrete family then
+                let below = cdf r (y.[r] - 1.0)
+                below + rng.NextDouble() * (cdf r y.[r] - below)
+            else
+                cdf r y.[r])
+
+    /// <summary>The split-conformal level (docs/inference.md §3.2): the probability L' whose central intervals
+    /// [F⁻¹(½ − q̂), F⁻¹(½ + q̂)], L' = 2q̂, cover a new row with probability at least <paramref name="level"/> whatever the
+    /// model's errors, for rows exchangeable with the calibration rows. The conformity score of a calibration row is
+    /// s = |F(y | x) − ½| (its PIT's distance from the median), q̂ the ⌈(m + 1)·level⌉-th smallest of the m scores; a row
+    /// is inside its interval exactly when its score is at most q̂ (F is increasing), which gives the guarantee
+    /// (Vovk et al. 2005; Lei et al. 2018). The calibration rows must not be the fit's.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="level">The coverage wanted, in (0, 1).</param>
+    /// <param name="seed">The seed of the randomised PIT of a count or a 0/1 outcome.</param>
+    /// <param name="x">m×d calibration inputs.</param>
+    /// <param name="y">m calibration responses.</param>
+    /// <returns>L' in (0, 1).</returns>
+    /// <exception cref="T:System.ArgumentException">level outside (0, 1), or too few calibration rows for it: the
+    /// guarantee needs m ≥ level/(1 − level) (9 at 0.9, 19 at 0.95), and L' = 1 would be an interval of the whole line.</exception>
+    [<CompiledName("ConformalLevel")>]
+    let conformalLevel (model: MoeModel) (level: float) (seed: int64) (x: float[,]) (y: float[]) : float =
+        if not (level > 0.0 && level < 1.0) then
+            invalidArg "level" (Text.format "The coverage wanted must be in (0, 1), but is %g." [| box level |])
+
+        ModelRows.checkLikelihoodInputs model x y
+        let m = y.Length
+        let rank = int (Math.Ceiling(float (m + 1) * level))
+
+        if rank > m then
+            invalidArg
+                "y"
+                (Text.format
+                    "%d calibration rows cannot guarantee %g coverage: it needs at least %d (the score of rank ceil((m + 1) level) must exist); use more rows or a lower level."
+                    [|
+                        box m
+                        box level
+                        box (
+                            Seq.initInfinite id
+                            |> Seq.find (fun r -> Math.Ceiling(float (r + 1) * level) <= float r)
+                        )
+                    |])
+
+        let scores =
+            pitOf model seed x y |> Array.map (fun u -> abs (u - 0.5)) |> Array.sort
+
+        let widest = 2.0 * scores.[rank - 1]
+
+        if widest >= 1.0 then
+            invalidArg
+                "y"
+                (Text.format
+                    "a calibration row lies at the very edge of the model's predictive law (its PIT is 0 or 1), so the %g conformal interval is the whole line: the model is far off for these rows."
+                    [| box level |])
+
+        widest
+
     /// <summary>Checks a model's predictive distributions on rows it was not fitted on: the PIT and its uniformity
     /// (Kolmogorov–Smirnov), the log score, the CRPS and the coverage of its central intervals. For a count or a 0/1
     /// outcome the PIT is randomised, u = F(y − 1) + v·(F(y) − F(y − 1)) with v uniform from the seed, which is uniform
@@ -105,7 +180,6 @@ module Calibration =
         let family = model.Family
         let discrete = ExpertFamily.isDiscrete family
         let p = Inference.predictQuantiles model 0.0 [||] x
-        let rng = Rng.stream seed Streams.Pit
 
         let cdf (r: int) (q: float) =
             let mutable s = 0.0
@@ -117,13 +191,7 @@ module Calibration =
 
             s
 
-        let pit =
-            Array.init n (fun r ->
-                if discrete then
-                    let below = cdf r (y.[r] - 1.0)
-                    below + rng.NextDouble() * (cdf r y.[r] - below)
-                else
-                    cdf r y.[r])
+        let pit = pitOf model seed x y
 
         let crps (r: int) =
             if discrete then
