@@ -311,6 +311,39 @@ public sealed class MixtureOfExperts
         return new CalibrationReport(Core.Calibration.Check(Inner, levels?.ToArray() ?? [0.5, 0.9], seed, holdout.X, holdout.Y));
     }
 
+    /// <summary>The highest-density region of each row's predictive law at probability <paramref name="level"/>: the
+    /// smallest set that holds it, a union of intervals (one per mode) where separated experts make the law multimodal
+    /// (docs/inference.md §3.3). A row holding NaN (a missing value) gets no intervals.</summary>
+    /// <param name="x">n×d inputs.</param>
+    /// <param name="level">The region's probability, in (0, 1).</param>
+    /// <returns>For each row its intervals, in increasing order.</returns>
+    /// <exception cref="ArgumentException">x does not have d columns, or level is outside (0, 1).</exception>
+    public IReadOnlyList<(double Lower, double Upper)>[] HighestDensity(double[,] x, double level)
+    {
+        ArgumentNullException.ThrowIfNull(x);
+        int n = x.GetLength(0), d = x.GetLength(1);
+        var complete = Enumerable.Range(0, n).Where(r => Enumerable.Range(0, d).All(t => !double.IsNaN(x[r, t]))).ToArray();
+        var rows = new double[complete.Length, d];
+        for (var i = 0; i < complete.Length; i++)
+        {
+            for (var t = 0; t < d; t++)
+            {
+                rows[i, t] = x[complete[i], t];
+            }
+        }
+
+        var found = complete.Length == 0
+            ? []
+            : Core.Inference.HighestDensity(Inner, level, rows);
+        var result = Enumerable.Range(0, n).Select(_ => (IReadOnlyList<(double, double)>)Array.Empty<(double, double)>()).ToArray();
+        for (var i = 0; i < complete.Length; i++)
+        {
+            result[complete[i]] = found[i].Select(v => (v.Item1, v.Item2)).ToArray();
+        }
+
+        return result;
+    }
+
     /// <summary>The split-conformal level (docs/inference.md §3.2): the probability whose central intervals
     /// (<see cref="PredictDistribution"/>) cover a new row with probability at least <paramref name="level"/> whatever
     /// the model's errors, calibrated on rows exchangeable with the new ones and not used in the fit.</summary>

@@ -189,11 +189,12 @@ internal static class AnalysisCommand
         var outPath = new Option<FileInfo>("--out") { Description = "the predictions CSV to write", Required = true };
         var interval = new Option<double?>("--interval") { Description = "also write the central predictive interval with this probability, e.g. 0.9" };
         var quantiles = new Option<string?>("--quantiles") { Description = "also write the predictive distribution's quantiles at these probabilities, e.g. 0.05,0.5,0.95 (columns q0.05, q0.5, q0.95)" };
+        var hdi = new Option<double?>("--hdi") { Description = "also write the highest-density region of this probability, e.g. 0.9: the shortest set holding it, one interval per mode (columns hdi1_lower, hdi1_upper, …)" };
         var conformal = new Option<FileInfo?>("--conformal") { Description = "calibrate --interval on these held-out rows (split conformal): the intervals then cover at least that share of new rows whatever the model's errors" };
         var missing = Shared.MissingOption();
         var command = new Command("predict", "predict: the mixture mean, each expert's mean, the gate probabilities and optionally predictive quantiles")
         {
-            model, data, outPath, interval, quantiles, conformal, missing,
+            model, data, outPath, interval, quantiles, hdi, conformal, missing,
         };
         command.SetAction(parse =>
         {
@@ -215,6 +216,10 @@ internal static class AnalysisCommand
             var x = m.ReadCovariates(parse.GetValue(data)!.FullName, policy);
             var probabilities = ParseProbabilities(parse.GetValue(quantiles));
             var p = m.PredictDistribution(x, level, policy, probabilities);
+            var hdiLevel = parse.GetValue(hdi);
+            Shared.Require(hdiLevel is null or (> 0 and < 1), "--hdi", "in (0, 1)", hdiLevel);
+            var regions = hdiLevel is { } hl ? m.HighestDensity(x, hl) : [];
+            var pieces = regions.Length == 0 ? 0 : regions.Max(r => r.Count);
             var k = m.Experts;
             var text = new StringBuilder();
             text.Append("mean");
@@ -236,6 +241,11 @@ internal static class AnalysisCommand
             foreach (var q in probabilities)
             {
                 text.Append(Inv, $",q{q.ToString("R", Inv)}");
+            }
+
+            for (var j = 1; j <= pieces; j++)
+            {
+                text.Append(Inv, $",hdi{j}_lower,hdi{j}_upper");
             }
 
             text.Append('\n');
@@ -262,6 +272,20 @@ internal static class AnalysisCommand
                     text.Append(',').Append(p.Quantiles[r, j].ToString("R", Inv));
                 }
 
+                // A row with fewer pieces than the most any row has leaves the rest empty.
+                for (var j = 0; j < pieces; j++)
+                {
+                    text.Append(',');
+                    if (j < regions[r].Count)
+                    {
+                        text.Append(regions[r][j].Lower.ToString("R", Inv)).Append(',').Append(regions[r][j].Upper.ToString("R", Inv));
+                    }
+                    else
+                    {
+                        text.Append(',');
+                    }
+                }
+
                 text.Append('\n');
             }
 
@@ -269,7 +293,7 @@ internal static class AnalysisCommand
             AtomicFile.WriteAllText(Shared.PrepareOutput(file), text.ToString());
             var unpredicted = p.Mean.Count(double.IsNaN);
             output.WriteLine(string.Create(Inv,
-                $"predicted {p.Mean.Length - unpredicted} rows with k={k}{(stated > 0 ? $" and {stated:P0} intervals{(level != stated ? " (conformal)" : "")}" : "")}{(probabilities.Length > 0 ? $", quantiles at {string.Join(", ", probabilities.Select(q => q.ToString("R", Inv)))}" : "")}{(unpredicted > 0 ? $"; {unpredicted} rows with a missing value have NaN predictions" : "")}; wrote {file.Name}"));
+                $"predicted {p.Mean.Length - unpredicted} rows with k={k}{(stated > 0 ? $" and {stated:P0} intervals{(level != stated ? " (conformal)" : "")}" : "")}{(probabilities.Length > 0 ? $", quantiles at {string.Join(", ", probabilities.Select(q => q.ToString("R", Inv)))}" : "")}{(hdiLevel is { } shown ? $", {shown:P0} highest-density regions of up to {pieces} intervals" : "")}{(unpredicted > 0 ? $"; {unpredicted} rows with a missing value have NaN predictions" : "")}; wrote {file.Name}"));
             return CliApp.Success;
         });
         return command;

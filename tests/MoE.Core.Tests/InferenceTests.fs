@@ -168,6 +168,73 @@ let ``predictive quantiles are the mixture's: its CDF there is the probability a
                 if j > 0 then
                     Assert.True(p.Quantiles.[r, j] >= p.Quantiles.[r, j - 1]))
 
+/// The highest-density region (docs/inference.md §3.3) is what it claims: it holds the level's probability (to 1e-9:
+/// bisection to 1e-12 of the CDF's mass, plus the crossings' 1e-12 of the span), the density is the same at every end
+/// inside the grid (to 1e-6 relative: the crossings are exact to 1e-12 of the span, and the density's slope there is
+/// bounded by the experts' σ), and it is never longer than the central interval of the same probability (it is the
+/// shortest set that holds it).
+[<Property(MaxTest = 30)>]
+let ``the highest-density region holds its probability, has one density at its ends and beats the central interval``
+    ()
+    =
+    Prop.forAll (Arb.fromGen Generators.generalModel) (fun m ->
+        let x = (Sampler.sample m 5 8L).X
+        let regions = Inference.highestDensity m 0.8 x
+        let p = Inference.predict m 0.8 x
+
+        let phi z =
+            0.5 * MathNet.Numerics.SpecialFunctions.Erfc(-z / sqrt 2.0)
+
+        for r in 0..4 do
+            let cdf q =
+                Seq.sum (
+                    seq {
+                        for i in 0 .. m.Experts - 1 -> p.Gate.[r, i] * phi ((q - p.ExpertMeans.[r, i]) / m.Sigmas.[i])
+                    }
+                )
+
+            let f y =
+                Seq.sum (
+                    seq {
+                        for i in 0 .. m.Experts - 1 ->
+                            let z = (y - p.ExpertMeans.[r, i]) / m.Sigmas.[i]
+                            p.Gate.[r, i] * exp (-0.5 * z * z) / (m.Sigmas.[i] * sqrt (2.0 * Math.PI))
+                    }
+                )
+
+            let region = regions.[r]
+            let mass = region |> Array.sumBy (fun (a, b) -> cdf b - cdf a)
+            Assert.True(abs (mass - 0.8) <= 1e-9, sprintf "row %d: mass %.12f" r mass)
+            let ends = region |> Array.collect (fun (a, b) -> [| f a; f b |])
+            let c = Array.max ends
+            Assert.True(ends |> Array.forall (fun v -> abs (v - c) <= 1e-6 * c), sprintf "row %d: densities %A" r ends)
+            let length = region |> Array.sumBy (fun (a, b) -> b - a)
+
+            Assert.True(
+                length <= p.Upper.[r] - p.Lower.[r] + 1e-9,
+                sprintf "row %d: %g against %g" r length (p.Upper.[r] - p.Lower.[r])
+            ))
+
+/// Two experts far apart with equal gate shares and σ = 1: the 90 % region is two intervals μ_i ± 1.6449 (each holds
+/// 0.45, so its half-width is Φ⁻¹(0.95)), where the central interval spans the empty gap between them.
+[<Fact>]
+let ``the highest-density region of two separated experts is two intervals`` () =
+    let m =
+        MoeModel.createGeneral
+            (array2D [ [ 0.0 ]; [ 0.0 ] ])
+            [| -10.0; 10.0 |]
+            (array2D [ [ 0.0 ] ])
+            [| 0.0 |]
+            Identity
+            [| 1.0; 1.0 |]
+
+    let region = (Inference.highestDensity m 0.9 (array2D [ [ 0.0 ] ])).[0]
+    Assert.Equal(2, region.Length)
+    let z = MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, 0.95)
+
+    for (a, b), mu in Array.zip region [| -10.0; 10.0 |] do
+        Assert.True(abs (a - (mu - z)) <= 1e-6 && abs (b - (mu + z)) <= 1e-6, sprintf "[%g, %g] around %g" a b mu)
+
 /// A count's quantile is the whole number where the mixture's CDF first reaches the probability: F(q) ≥ p > F(q − 1).
 [<Fact>]
 let ``a Poisson mixture's quantiles are whole counts where its CDF passes the probability`` () =
