@@ -21,6 +21,7 @@ public sealed class ParameterErrors
 {
     internal ParameterErrors(Core.StandardErrors inner)
     {
+        Inner = inner;
         Regressors = inner.Regressors;
         RegressorIntercepts = inner.RegressorIntercepts;
         Gating = inner.Gating;
@@ -29,6 +30,8 @@ public sealed class ParameterErrors
         Method = inner.Method == "sandwich" ? StandardErrorKind.Sandwich : StandardErrorKind.Observed;
         Conditioning = inner.Conditioning;
     }
+
+    internal Core.StandardErrors Inner { get; }
 
     /// <summary>k×d standard errors of the regressors.</summary>
     public double[,] Regressors { get; }
@@ -197,7 +200,35 @@ public static partial class MoeLearner
         return new ParameterErrors(Core.Inference.StandardErrorsOf(model.Inner, commonSigma, sigmaFitted,
             kind == StandardErrorKind.Sandwich, data.Inner));
     }
+
+    /// <summary>A Wald test of linear hypotheses about a fitted model's coefficients, jointly (docs/inference.md §2.1):
+    /// e.g. <c>"x1[1] = x1[2]"</c> (does x1 act the same in experts 1 and 2?), several separated by ';'. A term is
+    /// <c>name[i]</c> (expert i's coefficient on a column, by the data's name or x1, x2, … by position),
+    /// <c>intercept[i]</c>, <c>gate.name[j]</c> or <c>gate.intercept[j]</c>, with an optional factor (<c>2*x1[1]</c>).</summary>
+    /// <param name="model">The fitted model (a maximum of the likelihood: the default fit's).</param>
+    /// <param name="data">The data it was fitted to.</param>
+    /// <param name="hypotheses">The hypotheses.</param>
+    /// <param name="kind">The covariance the test uses: Observed (default) or Sandwich.</param>
+    /// <exception cref="ArgumentException">A term that names no coefficient, a malformed or redundant hypothesis.</exception>
+    /// <exception cref="InvalidOperationException">The observed information is not positive definite.</exception>
+    public static WaldResult Test(MixtureOfExperts model, Dataset data, string hypotheses,
+        StandardErrorKind kind = StandardErrorKind.Observed)
+    {
+        ArgumentNullException.ThrowIfNull(hypotheses);
+        var errors = StandardErrors(model, data, kind);
+        var w = Core.Inference.Wald(errors.Inner, model.Inner, hypotheses);
+        return new WaldResult(w.Hypotheses, w.Estimates.Select(e => (e.Item1, e.Item2)).ToArray(), w.Statistic, w.DegreesOfFreedom, w.P);
+    }
 }
+
+/// <summary>A Wald test's result (<see cref="MoeLearner.Test"/>).</summary>
+/// <param name="Hypotheses">The hypotheses as written.</param>
+/// <param name="Estimates">Each hypothesis's estimate (left side minus right side at the fit) and its standard error.</param>
+/// <param name="Statistic">The Wald statistic.</param>
+/// <param name="DegreesOfFreedom">Its degrees of freedom, the number of hypotheses.</param>
+/// <param name="P">P(χ² ≥ statistic): small when the data contradict the hypotheses.</param>
+public sealed record WaldResult(IReadOnlyList<string> Hypotheses, IReadOnlyList<(double Estimate, double StandardError)> Estimates,
+    double Statistic, int DegreesOfFreedom, double P);
 
 /// <summary>What the data say about the estimators' assumptions (<see cref="MoeLearner.Diagnose"/>; docs/inference.md §4).</summary>
 public sealed class DataDiagnosis

@@ -299,6 +299,55 @@ internal static class AnalysisCommand
         return command;
     }
 
+    public static Command CreateTest(TextWriter output)
+    {
+        var model = new Argument<FileInfo>("model") { Description = "the fitted model file (JSON)" };
+        var data = new Argument<FileInfo>("data") { Description = "the data it was fitted to (by the model's column names when it records them)" };
+        var hypothesis = new Option<string>("--hypothesis") { Description = "linear hypotheses about the coefficients, ';'-separated: e.g. \"x1[1] = x1[2]\" (expert 1's and 2's slopes on x1), intercept[i], gate.z[j], factors as 2*x1[1]", Required = true };
+        var sandwich = new Option<bool>("--sandwich") { Description = "use the sandwich covariance instead of the observed information's" };
+        var weights = new Option<string?>("--weights") { Description = "the column of the rows' frequency weights, as the fit read them (a weighted fit's errors are the weighted ones)" };
+        var command = new Command("test", "Wald test of linear hypotheses across experts' coefficients (e.g. is an effect the same in every expert?)")
+        {
+            model, data, hypothesis, sandwich, weights,
+        };
+        command.SetAction(parse =>
+        {
+            Shared.CheckPaths([parse.GetValue(model), parse.GetValue(data)], []);
+            var m = MixtureOfExperts.Load(parse.GetValue(model)!.FullName);
+            Dataset rows;
+            if (parse.GetValue(weights) is { } weightColumn)
+            {
+                // The fit's columns by the model's names, its levels' references, and the weights beside them.
+                Shared.Require(m.ExpertColumns is not null, "--weights", "used with a model that records its columns (fitted with --x, --formula or --weights)", "with a positional model");
+                rows = Dataset.Load(parse.GetValue(data)!.FullName, new ColumnRoles
+                {
+                    Response = m.Response,
+                    Experts = m.ExpertColumns!.Select(c => m.Levels?.Keys.FirstOrDefault(l => c.StartsWith(l + "=", StringComparison.Ordinal)) ?? c).Distinct().ToArray(),
+                    Gate = m.GateColumns!.Select(c => m.Levels?.Keys.FirstOrDefault(l => c.StartsWith(l + "=", StringComparison.Ordinal)) ?? c).Distinct().ToArray(),
+                    References = m.Levels?.ToDictionary(l => l.Key, l => l.Value[0]),
+                    Weights = weightColumn,
+                });
+            }
+            else
+            {
+                rows = m.ReadData(parse.GetValue(data)!.FullName);
+            }
+
+            var result = MoeLearner.Test(m, rows, parse.GetValue(hypothesis)!,
+                parse.GetValue(sandwich) ? StandardErrorKind.Sandwich : StandardErrorKind.Observed);
+            for (var h = 0; h < result.Hypotheses.Count; h++)
+            {
+                var (estimate, se) = result.Estimates[h];
+                output.WriteLine(string.Create(Inv, $"  {result.Hypotheses[h]}: difference {estimate:G6} ± {se:G4}"));
+            }
+
+            output.WriteLine(string.Create(Inv,
+                $"Wald chi-square = {result.Statistic:G6} on {result.DegreesOfFreedom} degree{(result.DegreesOfFreedom == 1 ? "" : "s")} of freedom, p = {result.P:G3} ({(parse.GetValue(sandwich) ? "sandwich" : "observed information")})"));
+            return CliApp.Success;
+        });
+        return command;
+    }
+
     public static Command CreateCheck(TextWriter output)
     {
         var model = new Argument<FileInfo>("model") { Description = "the model file (JSON)" };

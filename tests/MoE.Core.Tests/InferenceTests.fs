@@ -168,6 +168,64 @@ let ``predictive quantiles are the mixture's: its CDF there is the probability a
                 if j > 0 then
                     Assert.True(p.Quantiles.[r, j] >= p.Quantiles.[r, j - 1]))
 
+/// Wald tests of linear hypotheses across experts (docs/inference.md §2.1): on data from a truth whose experts share
+/// their slope on x2 and have opposite intercepts, the true hypotheses (alone and jointly) are not rejected at 1 % for
+/// three seeds (each seed's p is fixed; under the null p < 0.01 has probability 1 %), and the false one — the experts'
+/// slopes on x1 are 1 and −1 — is rejected with p < 1e-10; a single hypothesis's statistic is (estimate/se)²; a term
+/// naming no coefficient, and a redundant hypothesis, are refused with the reason.
+[<Fact>]
+let ``Wald tests across experts accept what the truth says and reject what it does not`` () =
+    let truth =
+        MoeModel.createGeneral
+            (array2D [ [ 1.0; 0.5 ]; [ -1.0; 0.5 ] ])
+            [| 0.5; -0.5 |]
+            (array2D [ [ 1.5; 0.5 ] ])
+            [| 0.3 |]
+            Identity
+            [| 0.3; 0.5 |]
+
+    for seed in 1L .. 3L do
+        let data = Sampler.sample truth 2_000 seed
+
+        let fit =
+            Learner.fit
+                { FitConfig.defaults 2 Identity with
+                    Seed = seed
+                }
+                data
+                RunContext.silent
+
+        let errors = Inference.standardErrorsOf fit.Model false true false data
+        let same = Inference.wald errors fit.Model "x2[1] = x2[2]"
+        Assert.True(same.P > 0.01, sprintf "seed %d: x2 equal, p = %g" seed same.P)
+        let est, se = same.Estimates.[0]
+        Assert.True(abs (same.Statistic - (est / se) ** 2.0) <= 1e-9 * same.Statistic + 1e-12)
+
+        let joint =
+            Inference.wald errors fit.Model "x2[1] = x2[2]; intercept[1] = -1*intercept[2]"
+
+        Assert.Equal(2, joint.DegreesOfFreedom)
+        Assert.True(joint.P > 0.01, sprintf "seed %d: joint, p = %g" seed joint.P)
+        let different = Inference.wald errors fit.Model "x1[1] = x1[2]"
+        Assert.True(different.P < 1e-10, sprintf "seed %d: x1 equal, p = %g" seed different.P)
+
+        if seed = 1L then
+            let e =
+                Assert.Throws<ArgumentException>(fun () -> Inference.wald errors fit.Model "x9[1] = 0" |> ignore)
+
+            Assert.True(e.Message.Contains "there is no column 'x9' the experts read (x1, x2)", e.Message)
+
+            let e =
+                Assert.Throws<ArgumentException>(fun () -> Inference.wald errors fit.Model "x1[3] = 0" |> ignore)
+
+            Assert.Contains("'x1[3]' names expert 3, but the model has 2 experts", e.Message)
+
+            let e =
+                Assert.Throws<ArgumentException>(fun () ->
+                    Inference.wald errors fit.Model "x1[1] = x1[2]; 2*x1[1] = 2*x1[2]" |> ignore)
+
+            Assert.Contains("not linearly independent", e.Message)
+
 /// The highest-density region (docs/inference.md §3.3) is what it claims: it holds the level's probability (to 1e-9:
 /// bisection to 1e-12 of the CDF's mass, plus the crossings' 1e-12 of the span), the density is the same at every end
 /// inside the grid (to 1e-6 relative: the crossings are exact to 1e-12 of the span, and the density's slope there is
