@@ -216,7 +216,7 @@ public static partial class MoeLearner
     {
         ArgumentNullException.ThrowIfNull(hypotheses);
         var errors = StandardErrors(model, data, kind);
-        var w = Core.Inference.Wald(errors.Inner, model.Inner, hypotheses);
+        var w = Core.Hypotheses.Wald(errors.Inner, model.Inner, hypotheses);
         return new WaldResult(w.Hypotheses, w.Estimates.Select(e => (e.Item1, e.Item2)).ToArray(), w.Statistic, w.DegreesOfFreedom, w.P);
     }
 }

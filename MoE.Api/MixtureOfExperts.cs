@@ -334,7 +334,7 @@ public sealed class MixtureOfExperts
 
         var found = complete.Length == 0
             ? []
-            : Core.Inference.HighestDensity(Inner, level, rows);
+            : Core.PredictiveRegions.HighestDensity(Inner, level, rows);
         var result = Enumerable.Range(0, n).Select(_ => (IReadOnlyList<(double, double)>)Array.Empty<(double, double)>()).ToArray();
         for (var i = 0; i < complete.Length; i++)
         {

@@ -196,33 +196,33 @@ let ``Wald tests across experts accept what the truth says and reject what it do
                 RunContext.silent
 
         let errors = Inference.standardErrorsOf fit.Model false true false data
-        let same = Inference.wald errors fit.Model "x2[1] = x2[2]"
+        let same = Hypotheses.wald errors fit.Model "x2[1] = x2[2]"
         Assert.True(same.P > 0.01, sprintf "seed %d: x2 equal, p = %g" seed same.P)
         let est, se = same.Estimates.[0]
         Assert.True(abs (same.Statistic - (est / se) ** 2.0) <= 1e-9 * same.Statistic + 1e-12)
 
         let joint =
-            Inference.wald errors fit.Model "x2[1] = x2[2]; intercept[1] = -1*intercept[2]"
+            Hypotheses.wald errors fit.Model "x2[1] = x2[2]; intercept[1] = -1*intercept[2]"
 
         Assert.Equal(2, joint.DegreesOfFreedom)
         Assert.True(joint.P > 0.01, sprintf "seed %d: joint, p = %g" seed joint.P)
-        let different = Inference.wald errors fit.Model "x1[1] = x1[2]"
+        let different = Hypotheses.wald errors fit.Model "x1[1] = x1[2]"
         Assert.True(different.P < 1e-10, sprintf "seed %d: x1 equal, p = %g" seed different.P)
 
         if seed = 1L then
             let e =
-                Assert.Throws<ArgumentException>(fun () -> Inference.wald errors fit.Model "x9[1] = 0" |> ignore)
+                Assert.Throws<ArgumentException>(fun () -> Hypotheses.wald errors fit.Model "x9[1] = 0" |> ignore)
 
             Assert.True(e.Message.Contains "there is no column 'x9' the experts read (x1, x2)", e.Message)
 
             let e =
-                Assert.Throws<ArgumentException>(fun () -> Inference.wald errors fit.Model "x1[3] = 0" |> ignore)
+                Assert.Throws<ArgumentException>(fun () -> Hypotheses.wald errors fit.Model "x1[3] = 0" |> ignore)
 
             Assert.Contains("'x1[3]' names expert 3, but the model has 2 experts", e.Message)
 
             let e =
                 Assert.Throws<ArgumentException>(fun () ->
-                    Inference.wald errors fit.Model "x1[1] = x1[2]; 2*x1[1] = 2*x1[2]" |> ignore)
+                    Hypotheses.wald errors fit.Model "x1[1] = x1[2]; 2*x1[1] = 2*x1[2]" |> ignore)
 
             Assert.Contains("not linearly independent", e.Message)
 
@@ -237,7 +237,7 @@ let ``the highest-density region holds its probability, has one density at its e
     =
     Prop.forAll (Arb.fromGen Generators.generalModel) (fun m ->
         let x = (Sampler.sample m 5 8L).X
-        let regions = Inference.highestDensity m 0.8 x
+        let regions = PredictiveRegions.highestDensity m 0.8 x
         let p = Inference.predict m 0.8 x
 
         let phi z =
@@ -286,7 +286,7 @@ let ``the highest-density region of two separated experts is two intervals`` () 
             Identity
             [| 1.0; 1.0 |]
 
-    let region = (Inference.highestDensity m 0.9 (array2D [ [ 0.0 ] ])).[0]
+    let region = (PredictiveRegions.highestDensity m 0.9 (array2D [ [ 0.0 ] ])).[0]
     Assert.Equal(2, region.Length)
     let z = MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, 0.95)
 
