@@ -150,13 +150,18 @@ module Hypotheses =
             let mutable constant = 0.0
 
             for side, sign in [ sides.[0], 1.0; sides.[1], -1.0 ] do
-                // A minus outside backticks starts a negative term.
+                // A minus outside backticks starts a negative term, unless it is a number's exponent (1e-3).
+                let exponent (i: int) =
+                    i >= 2
+                    && (side.[i - 1] = 'e' || side.[i - 1] = 'E')
+                    && Char.IsDigit side.[i - 2]
+
                 let normalised =
                     String(
                         side
                         |> Seq.mapi (fun i c -> i, c)
                         |> Seq.collect (fun (i, c) ->
-                            if c = '-' && not (quoted side i) then
+                            if c = '-' && not (quoted side i) && not (exponent i) then
                                 "+-" :> seq<char>
                             else
                                 Seq.singleton c)

@@ -206,6 +206,9 @@ let ``Wald tests across experts accept what the truth says and reject what it do
 
         Assert.Equal(2, joint.DegreesOfFreedom)
         Assert.True(joint.P > 0.01, sprintf "seed %d: joint, p = %g" seed joint.P)
+        // A number's exponent is not a minus sign: 1e-3 is a constant, not 1e minus 3.
+        let shifted = Hypotheses.wald errors fit.Model "x2[1] = x2[2] + 1e-3"
+        Assert.Equal(fst same.Estimates.[0] - 1e-3, fst shifted.Estimates.[0], 12)
         let different = Hypotheses.wald errors fit.Model "x1[1] = x1[2]"
         Assert.True(different.P < 1e-10, sprintf "seed %d: x1 equal, p = %g" seed different.P)
 
