@@ -81,25 +81,14 @@ module Calibration =
         let root = sqrt n
         d, kolmogorovTail (d * (root + 0.12 + 0.11 / root))
 
-    /// Each row's PIT under the model (randomised for a discrete family, from the seed's PIT stream).
-    let private pitOf (model: MoeModel) (seed: int64) (x: float[,]) (y: float[]) =
-        let k = model.Experts
-        let family = model.Family
-        let p = Inference.predictQuantiles model 0.0 [||] x
+    /// Each row's PIT under the model, from its predictions at the rows (randomised for a discrete family, from the
+    /// seed's PIT stream).
+    let private pitOf (model: MoeModel) (p: Predictions) (seed: int64) (y: float[]) =
         let rng = Rng.stream seed Streams.Pit
-
-        let cdf (r: int) (q: float) =
-            let mutable s = 0.0
-
-            for i in 0 .. k - 1 do
-                s <-
-                    s
-                    + p.Gate.[r, i] * ExpertFamily.cdf family p.ExpertMeans.[r, i] model.Sigmas.[i] q
-
-            s
+        let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans
 
         Array.init y.Length (fun r ->
-            if ExpertFamily.isDiscrete family then
+            if ExpertFamily.isDiscrete model.Family then
                 let below = cdf r (y.[r] - 1.0)
                 below + rng.NextDouble() * (cdf r y.[r] - below)
             else
@@ -143,7 +132,9 @@ module Calibration =
                     |])
 
         let scores =
-            pitOf model seed x y |> Array.map (fun u -> abs (u - 0.5)) |> Array.sort
+            pitOf model (Inference.predictQuantiles model 0.0 [||] x) seed y
+            |> Array.map (fun u -> abs (u - 0.5))
+            |> Array.sort
 
         let widest = 2.0 * scores.[rank - 1]
 
@@ -179,19 +170,15 @@ module Calibration =
         let n, k = y.Length, model.Experts
         let family = model.Family
         let discrete = ExpertFamily.isDiscrete family
-        let p = Inference.predictQuantiles model 0.0 [||] x
+        // One pass of predictions: the gate and means for the PIT and the CRPS, and each level's interval ends as the
+        // quantiles at (1 ∓ L)/2 (the bits Inference.predict gives them).
+        let ends =
+            levels
+            |> Array.collect (fun level -> [| (1.0 - level) / 2.0; (1.0 + level) / 2.0 |])
 
-        let cdf (r: int) (q: float) =
-            let mutable s = 0.0
-
-            for i in 0 .. k - 1 do
-                s <-
-                    s
-                    + p.Gate.[r, i] * ExpertFamily.cdf family p.ExpertMeans.[r, i] model.Sigmas.[i] q
-
-            s
-
-        let pit = pitOf model seed x y
+        let p = Inference.predictQuantiles model 0.0 ends x
+        let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans
+        let pit = pitOf model p seed y
 
         let crps (r: int) =
             if discrete then
@@ -247,14 +234,13 @@ module Calibration =
 
         let coverage =
             levels
-            |> Array.map (fun level ->
-                let interval = Inference.predict model level x
+            |> Array.mapi (fun j level ->
 
                 let inside =
                     Seq.sum (
                         seq {
                             for r in 0 .. n - 1 ->
-                                if y.[r] >= interval.Lower.[r] && y.[r] <= interval.Upper.[r] then
+                                if y.[r] >= p.Quantiles.[r, 2 * j] && y.[r] <= p.Quantiles.[r, 2 * j + 1] then
                                     1
                                 else
                                     0

@@ -55,8 +55,7 @@ module DataReport =
         let n, d = data.Count, data.Dimension
         // Weighted rows (docs/math.md §13): the moments, the correlation and Mardia's kurtosis weigh them and count
         // N = Σw observations; Mardia's skewness, a double sum over a subsample, reads the subsample's rows unweighted.
-        let weight (r: int) =
-            if data.IsWeighted then data.Weights.[r] else 1.0
+        let weight (r: int) = data.WeightOf r
 
         let observations = data.Weight
         let columns = Diagnosis.columns data

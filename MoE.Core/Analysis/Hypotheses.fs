@@ -221,13 +221,7 @@ module Hypotheses =
         let rows = texts |> Array.map parse
         let q = rows.Length
 
-        let theta =
-            Likelihood.pack
-                { EmSettings.paper true 1 1e-9 with
-                    FitIntercepts = model.HasIntercepts
-                    CommonSigma = false
-                }
-                model
+        let theta = Likelihood.pack (Inference.settingsOf model false true) model
         // The estimates in the layout of the covariance: the coefficients, whose order pack shares.
         let value (row: float[]) =
             Seq.sum (

@@ -80,7 +80,7 @@ type KChoice =
 [<RequireQualifiedAccess>]
 module Inference =
 
-    let private settingsOf (model: MoeModel) (commonSigma: bool) (estimateSigma: bool) : EmSettings =
+    let internal settingsOf (model: MoeModel) (commonSigma: bool) (estimateSigma: bool) : EmSettings =
         { EmSettings.paper estimateSigma 1 1e-9 with
             CommonSigma = commonSigma
             FitIntercepts = model.HasIntercepts
@@ -176,7 +176,7 @@ module Inference =
                         row.[0, t] <- x.[r, t]
 
                     let _, s = Likelihood.objective settings model row [| y.[r] |]
-                    let w = if data.IsWeighted then data.Weights.[r] else 1.0
+                    let w = data.WeightOf r
 
                     for i in 0 .. p - 1 do
                         for j in 0 .. p - 1 do
@@ -226,6 +226,17 @@ module Inference =
                     for i in 0 .. p - nA - nW - 1 -> "s", i, -1
                 |]
         }
+
+    /// <summary>Row r's predictive CDF P(Y ≤ q | x_r) = Σ_i p_i F_i(q), from its gate probabilities and expert means
+    /// (a <c>Predictions</c>' <c>Gate</c> and <c>ExpertMeans</c>): the one the quantiles, the intervals, the PIT and the
+    /// highest-density regions all read.</summary>
+    let internal mixtureCdf (model: MoeModel) (gate: float[,]) (means: float[,]) (r: int) (q: float) =
+        let mutable s = 0.0
+
+        for i in 0 .. model.Experts - 1 do
+            s <- s + gate.[r, i] * ExpertFamily.cdf model.Family means.[r, i] model.Sigmas.[i] q
+
+        s
 
     /// Refuses an interval probability outside (0, 1) other than 0 (none).
     let private checkLevel (level: float) =
@@ -300,13 +311,7 @@ module Inference =
             Array.init n (fun r -> Seq.sum (seq { for i in 0 .. k - 1 -> gate.[r, i] * means.[r, i] }))
 
         let quantile (r: int) (target: float) =
-            let cdf q =
-                Seq.sum (
-                    seq {
-                        for i in 0 .. k - 1 ->
-                            gate.[r, i] * ExpertFamily.cdf model.Family means.[r, i] model.Sigmas.[i] q
-                    }
-                )
+            let cdf = mixtureCdf model gate means r
 
             // Every quantile of the mixture lies between the components' extreme quantiles.
             let reach =
@@ -455,8 +460,6 @@ module Inference =
         let n = data.Weight
         let d = data.Dimension
 
-        let weightOf (r: int) =
-            if data.IsWeighted then data.Weights.[r] else 1.0
 
         [|
             for k in Array.distinct experts |> Array.sort do
@@ -523,7 +526,7 @@ module Inference =
                         Seq.sum (
                             seq {
                                 for r in 0 .. data.Count - 1 ->
-                                    weightOf r
+                                    data.WeightOf r
                                     * Math.Log(max (Seq.max (seq { for i in 0 .. k - 1 -> post.[r, i] })) 1e-300)
                             }
                         )

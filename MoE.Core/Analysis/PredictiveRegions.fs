@@ -33,13 +33,7 @@ module PredictiveRegions =
             let w = Array.init k (fun i -> p.Gate.[r, i])
             let mu = Array.init k (fun i -> p.ExpertMeans.[r, i])
 
-            let cdf (q: float) =
-                let mutable s = 0.0
-
-                for i in 0 .. k - 1 do
-                    s <- s + w.[i] * ExpertFamily.cdf family mu.[i] sigmas.[i] q
-
-                s
+            let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans r
 
             if ExpertFamily.isDiscrete family then
                 let top =

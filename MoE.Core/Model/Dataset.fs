@@ -29,6 +29,11 @@ type Dataset =
     /// Whether the rows carry weights (<c>Weights</c> is not null).
     member this.IsWeighted = not (isNull this.Weights)
 
+    /// <summary>Row r's frequency weight: 1 when the rows carry none.</summary>
+    /// <param name="r">The row.</param>
+    member this.WeightOf(r: int) =
+        if isNull this.Weights then 1.0 else this.Weights.[r]
+
     /// Σ_i w_i: the rows' count when they carry no weights.
     member this.Weight =
         if isNull this.Weights then
