@@ -43,6 +43,12 @@ public sealed class ColumnRoles
     /// Negative or non-finite weights are refused, naming the row.</summary>
     public string? Weights { get; init; }
 
+    /// <summary>The column of the rows' exposures t &gt; 0 (time at risk, area, population); null for none. Each
+    /// count's mean becomes t·e^η: the offset log t enters every expert's linear predictor with no coefficient (R's
+    /// <c>offset(log(t))</c>), for <see cref="ExpertFamily.Poisson"/> experts. The model records the column, so
+    /// predictions read it too. A non-positive exposure is refused, naming the row.</summary>
+    public string? Offset { get; init; }
+
     /// <summary>Roles from a formula as R users write it: <c>y ~ a + b | z1 + z2</c> — the response left of <c>~</c>,
     /// the experts' columns right of it, the gate's after <c>|</c> (default: the experts'); <c>.</c> stands for every
     /// column but the response; a name with spaces or operators goes in backticks. (In flexmix, <c>|</c> names a
@@ -89,7 +95,8 @@ public sealed class ColumnRoles
                 _ => throw new ArgumentOutOfRangeException(nameof(Missing), Missing, $"Missing = {(int)Missing} is not a defined MissingValues value."),
             },
             (References ?? new Dictionary<string, string>()).Select(r => Tuple.Create(r.Key, r.Value)).ToArray(),
-            Weights is null ? FSharpOption<string>.None : FSharpOption<string>.Some(Weights));
+            Weights is null ? FSharpOption<string>.None : FSharpOption<string>.Some(Weights),
+            Offset is null ? FSharpOption<string>.None : FSharpOption<string>.Some(Offset));
     }
 }
 

@@ -222,6 +222,13 @@ public static class OnnxExport
         var eta = g.Node("Add",
             [g.Node("MatMul", [xE, g.Reals("regressors_t", [dE, k], aT)], "expert_dot"),
              g.Reals("regressor_intercepts", [k], model.RegressorIntercepts)], "expert_eta");
+        if (design.HasOffset)
+        {
+            // An exposure column: η += log t, a [rows, 1] column broadcast over the k experts.
+            var t = g.Node("Gather", [x, g.Int64s("exposure_column", [design.OffsetColumn])], "exposure", ("axis", 1L));
+            eta = g.Node("Add", [eta, g.Node("Log", [t], "log_exposure")], "expert_eta_offset");
+        }
+
         var means = Respond(g, model, eta);
 
         // Gate: logits x_G Wᵀ + c with the k-th row and intercept fixed at 0, softmax over the experts (axis 1 of a
@@ -267,6 +274,15 @@ public static class OnnxExport
                  })
         {
             file.MetadataProps.Add(new P.StringStringEntryProto { Key = key, Value = value });
+        }
+
+        if (model.Design.HasOffset)
+        {
+            file.MetadataProps.Add(new P.StringStringEntryProto
+            {
+                Key = "moe.exposureInput",
+                Value = model.Design.OffsetColumn.ToString(CultureInfo.InvariantCulture),
+            });
         }
     }
 

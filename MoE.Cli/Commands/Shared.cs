@@ -226,9 +226,9 @@ internal static class Shared
     /// <summary>The roles with a missing-value policy, reference levels and a weights column: each reads the columns by
     /// the header's names, so they make roles (y the response) when none were typed.</summary>
     public static ColumnRoles? WithPolicies(ColumnRoles? roles, MissingValues missing, IReadOnlyDictionary<string, string>? references,
-        string? weights = null)
+        string? weights = null, string? offset = null)
     {
-        if (missing == MissingValues.Refuse && references is null && weights is null)
+        if (missing == MissingValues.Refuse && references is null && weights is null && offset is null)
         {
             return roles;
         }
@@ -236,6 +236,11 @@ internal static class Shared
         if (weights is not null && weights.Trim().Length == 0)
         {
             throw new ArgumentException("--weights names no column; give the weights column's name.", "weights");
+        }
+
+        if (offset is not null && offset.Trim().Length == 0)
+        {
+            throw new ArgumentException("--offset names no column; give the exposure column's name.", "offset");
         }
 
         return new ColumnRoles
@@ -246,6 +251,7 @@ internal static class Shared
             Missing = missing,
             References = references,
             Weights = weights?.Trim(),
+            Offset = offset?.Trim(),
         };
     }
 
@@ -259,11 +265,12 @@ internal static class Shared
         private readonly Option<string?> missing = MissingOption();
         private readonly Option<string?> reference = new("--reference") { Description = "the reference level of text (categorical) columns: col=level[,col=level] (default: each column's first level in ordinal order)" };
         private readonly Option<string?> weights = new("--weights") { Description = "the column of each row's frequency weight (a row of weight w counts w times; 0 leaves it out; default: every row weighs 1)" };
+        private readonly Option<string?> offset = new("--offset") { Description = "the column of each row's exposure t > 0 (poisson experts: a count's mean is t·exp(η), log t an offset with no coefficient; the model records the column and predictions read it)" };
 
         /// <summary>Adds the options to a command.</summary>
         public void AddTo(Command command)
         {
-            foreach (var option in new[] { experts, gate, response, formula, missing, reference, weights })
+            foreach (var option in new[] { experts, gate, response, formula, missing, reference, weights, offset })
             {
                 command.Options.Add(option);
             }
@@ -272,6 +279,7 @@ internal static class Shared
         /// <summary>The roles typed, or null for the file's convention (x1..xd, y).</summary>
         public ColumnRoles? Read(ParseResult parse) =>
             WithPolicies(Roles(parse.GetValue(formula), parse.GetValue(experts), parse.GetValue(gate), parse.GetValue(response)),
-                ParseMissing(parse.GetValue(missing)), ParseReferences(parse.GetValue(reference)), parse.GetValue(weights));
+                ParseMissing(parse.GetValue(missing)), ParseReferences(parse.GetValue(reference)), parse.GetValue(weights),
+                parse.GetValue(offset));
     }
 }

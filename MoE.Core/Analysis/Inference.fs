@@ -305,6 +305,9 @@ module Inference =
                 for t in 0 .. d - 1 do
                     z <- z + model.Regressors.[i, t] * x.[r, columns.[t]]
 
+                if model.Design.HasOffset then
+                    z <- z + Design.offsetAt model.Design x r
+
                 ExpertFamily.responseMean model.Family (g.Value z))
 
         let mean =
@@ -331,8 +334,9 @@ module Inference =
                 if cdf mid < target then lo <- mid else hi <- mid
 
             // A discrete family's quantile is the whole number where its CDF jumps past the target.
+            // (+ 0.0 turns a −0 from rounding a small negative midpoint into 0: a count is never −0.)
             if ExpertFamily.isDiscrete model.Family then
-                Math.Round(0.5 * (lo + hi))
+                Math.Round(0.5 * (lo + hi)) + 0.0
             else
                 0.5 * (lo + hi)
 
@@ -484,6 +488,10 @@ module Inference =
                             x
                             data.Y
                             data.Weights
+                            (if design.HasOffset then
+                                 Array.init data.Count (fun r -> Design.offsetAt design data.X r)
+                             else
+                                 null)
                             context
 
                     let p =

@@ -88,7 +88,14 @@ module internal SingleRegression =
     /// The single generalised linear regression of a family without levels (Poisson, Bernoulli) by Newton's method
     /// (IRLS, docs/math.md §12.2) from the intercept at the link of ȳ, each step halved until the likelihood does not
     /// fall; its σ is reported as 1 (the family has none). Returns slopes, intercept, σ and the log-likelihood.
-    let private glm (family: ExpertFamily) (intercept: bool) (x: float[,]) (y: float[]) (w: float[]) =
+    let private glm
+        (family: ExpertFamily)
+        (intercept: bool)
+        (x: float[,])
+        (y: float[])
+        (w: float[])
+        (offsets: float[])
+        =
         let n, d = x.GetLength 0, x.GetLength 1
         let width = if intercept then d + 1 else d
 
@@ -98,7 +105,7 @@ module internal SingleRegression =
             for t in 0 .. d - 1 do
                 z <- z + v.[t] * x.[r, t]
 
-            z
+            if isNull offsets then z else z + offsets.[r]
 
         let logLikelihood (v: float[]) =
             Seq.sum (
@@ -116,7 +123,14 @@ module internal SingleRegression =
             for r in 0 .. n - 1 do
                 sum <- sum + weightOf w r * y.[r]
 
-            v.[d] <- ExpertFamily.startIntercept family (sum / total w n)
+            // With offsets log t the rate's link: Σ w y / Σ w t.
+            let exposure =
+                if isNull offsets then
+                    total w n
+                else
+                    Seq.sum (seq { for r in 0 .. n - 1 -> weightOf w r * DetMath.exp offsets.[r] })
+
+            v.[d] <- ExpertFamily.startIntercept family (sum / exposure)
 
         let mutable ll = logLikelihood v
         let mutable go = true
@@ -171,6 +185,7 @@ module internal SingleRegression =
     /// <param name="x">n×d inputs.</param>
     /// <param name="y">n responses.</param>
     /// <param name="w">The rows' frequency weights, or null for unit weights.</param>
+    /// <param name="offsets">The rows' offsets log t (docs/math.md §12.4), or null for none (the GLM families only).</param>
     /// <param name="context">Progress and cancellation.</param>
     let fit
         (family: ExpertFamily)
@@ -179,9 +194,13 @@ module internal SingleRegression =
         (x: float[,])
         (y: float[])
         (w: float[])
+        (offsets: float[])
         (context: RunContext)
         =
         if ExpertFamily.hasLevels family then
+            if not (isNull offsets) then
+                invalidArg "offsets" "Offsets enter a GLM expert's link; a Gaussian regression takes none."
+
             gaussian g intercept x y w context
         else
-            glm family intercept x y w
+            glm family intercept x y w offsets

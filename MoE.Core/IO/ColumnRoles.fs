@@ -26,6 +26,10 @@ type ColumnRoles =
         /// The column of the rows' frequency weights (docs/math.md §13), or None: every row weighs 1. It is read with
         /// the rows (never an input of the model), so a model predicts without it.
         Weights: string option
+        /// The column of the rows' exposures t &gt; 0 (docs/math.md §12.4), or None: each count's mean is t·e^η, the
+        /// offset log t entering every expert's linear predictor (Poisson experts). An input of the model that neither
+        /// part reads as a covariate, so predictions need it too.
+        Offset: string option
     }
 
 /// <summary>Building, parsing and resolving <see cref="T:MoE.Core.ColumnRoles"/>.</summary>
@@ -42,6 +46,7 @@ module ColumnRoles =
             Missing = MissingValues.Refuse
             References = [||]
             Weights = None
+            Offset = None
         }
 
     /// The terms of one side of a formula: column names joined by '+', or '.' for the default.
@@ -128,6 +133,7 @@ module ColumnRoles =
                 Missing = MissingValues.Refuse
                 References = [||]
                 Weights = None
+                Offset = None
             }
         | [| _ |] -> fail "there is no '~': write 'y ~ a + b' or 'y ~ a + b | z1 + z2'."
         | _ -> fail "'~' may appear once."
@@ -201,8 +207,38 @@ module ColumnRoles =
                 Some name
             | None -> None
 
+        let offset =
+            match roles.Offset with
+            | Some name ->
+                check "the exposure" name
+
+                if name = response then
+                    fail (Text.format "the column '%s' is the response; it cannot also be the exposure." [| box name |])
+
+                if Some name = weights then
+                    fail (Text.format "the column '%s' is the weights; it cannot also be the exposure." [| box name |])
+
+                if categories |> Array.exists (fun (c, _) -> c = name) then
+                    fail (
+                        Text.format
+                            "the exposure column '%s' holds text; an exposure is a positive number."
+                            [| box name |]
+                    )
+
+                Some name
+            | None -> None
+
         let chosen (role: string) (names: string[]) =
             names |> Array.iter (check role)
+
+            match offset with
+            | Some t when Array.contains t names ->
+                fail (
+                    Text.format
+                        "the column '%s' is the exposure; its logarithm enters the experts with no coefficient, so it cannot also be one of the %s."
+                        [| box t; box role |]
+                )
+            | _ -> ()
 
             match weights with
             | Some w when Array.contains w names ->
@@ -236,7 +272,9 @@ module ColumnRoles =
             match roles.Experts with
             | Some names -> chosen "experts' columns" names
             | None ->
-                let others = inputs |> Array.filter (fun c -> c <> response && Some c <> weights)
+                let others =
+                    inputs
+                    |> Array.filter (fun c -> c <> response && Some c <> weights && Some c <> offset)
 
                 if others.Length = 0 then
                     fail "the file has the response alone; there is no input column."
@@ -324,12 +362,17 @@ module ColumnRoles =
 
         let experts, gate = expand experts, expand gate
 
+        // The exposure, read by neither part, comes last.
         let read =
             Array.append experts (gate |> Array.filter (fun g -> not (Array.contains g experts)))
+            |> fun covariates -> Array.append covariates (Option.toArray offset)
 
         let index (name: string) = Array.IndexOf(read, name)
 
         Design.create read.Length (Array.map index experts) (Array.map index gate)
+        |> (match offset with
+            | Some t -> Design.withOffset (index t)
+            | None -> id)
         |> Design.withColumns
             {
                 Inputs = read

@@ -82,6 +82,10 @@ module ModelJson =
                 .Append(']')
             |> ignore
 
+            match model.Design.OffsetName with
+            | Some name -> sb.Append(",\n  \"offsetColumn\": ").Append(quoted name) |> ignore
+            | None -> ()
+
             if columns.Levels.Length > 0 then
                 sb.Append(",\n  \"levels\": { ") |> ignore
 
@@ -104,6 +108,9 @@ module ModelJson =
                 .Append(indices model.Design.GateColumns)
                 .Append(']')
             |> ignore
+
+            if model.Design.HasOffset then
+                sb.Append(",\n  \"offsetInput\": ").Append(model.Design.OffsetColumn) |> ignore
         | _ -> ()
 
         sb.Append(",\n  \"activation\": { \"name\": \"").Append(model.Activation.Name)
@@ -389,12 +396,52 @@ module ModelJson =
             else
                 None
 
+        // The exposure column (docs/math.md §12.4): by name, or by index in a model without names.
+        let offsetName =
+            let mutable e = Unchecked.defaultof<JsonElement>
+
+            if root.TryGetProperty("offsetColumn", &e) then
+                if e.ValueKind <> JsonValueKind.String then
+                    fail
+                        "$.offsetColumn"
+                        (Text.format "expected the exposure column's name, found %A." [| box e.ValueKind |])
+
+                Some(e.GetString())
+            else
+                None
+
+        let offsetIndex =
+            let mutable e = Unchecked.defaultof<JsonElement>
+
+            if root.TryGetProperty("offsetInput", &e) then
+                let v = number e "$.offsetInput"
+
+                if v <> Math.Floor v || v < 0.0 || v >= float d then
+                    fail
+                        "$.offsetInput"
+                        (Text.format "expected an input index in [0, %d), found %g." [| box d; box v |])
+
+                int v
+            else
+                -1
+
+        let withOffset (index: int) (design: Design) =
+            if index < 0 then
+                design
+            else
+                try
+                    Design.withOffset index design
+                with :? ArgumentException as e ->
+                    fail "$" (reason e)
+
         let design =
             match names "expertColumns", names "gateColumns", response with
             | Some experts, Some gate, Some response ->
-                // The inputs are the experts' columns, then the gate's others, as the file was written.
+                // The inputs are the experts' columns, then the gate's others, then the exposure's, as the file was
+                // written.
                 let inputs =
                     Array.append experts (gate |> Array.filter (fun g -> not (Array.contains g experts)))
+                    |> fun read -> Array.append read (Option.toArray offsetName)
 
                 if inputs.Length <> d then
                     fail
@@ -408,6 +455,9 @@ module ModelJson =
                         d
                         (experts |> Array.map (fun n -> Array.IndexOf(inputs, n)))
                         (gate |> Array.map (fun n -> Array.IndexOf(inputs, n)))
+                    |> (match offsetName with
+                        | Some name -> Design.withOffset (Array.IndexOf(inputs, name))
+                        | None -> id)
                     |> Design.withColumns
                         {
                             Inputs = inputs
@@ -427,6 +477,7 @@ module ModelJson =
                             (gate |> Option.defaultWith (fun () -> Array.init d id))
                     with :? ArgumentException as e ->
                         fail "$" (reason e)
+                    |> withOffset offsetIndex
             | _ -> fail "$" "a model's columns by name need all three of 'response', 'expertColumns' and 'gateColumns'."
 
         let regressors = matrix root "regressors" k design.ExpertColumns.Length

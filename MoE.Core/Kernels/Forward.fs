@@ -51,6 +51,9 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let xtG = if shared then xt else design dG pG
 
     let y = Array.zeroCreate block
+    // The exposure column's offsets log t (docs/math.md §12.4), added to every expert's η; none without one.
+    let offsetColumn = model.Design.OffsetColumn
+    let offsets: float[] = if offsetColumn >= 0 then Array.zeroCreate block else [||]
     let logGate = Array.zeroCreate (k * stride)
     let gate = Array.zeroCreate (k * stride)
     let means = Array.zeroCreate (k * stride)
@@ -143,6 +146,12 @@ type internal Forward(model: MoeModel, intercepts: bool) =
             for t in 0 .. dG - 1 do
                 xtG.[t * stride + bi] <- xr.[gateColumns.[t]]
 
+            if offsetColumn >= 0 then
+                offsets.[bi] <- xr.[offsetColumn]
+
+        if offsetColumn >= 0 then
+            Lanes.log offsets 0 offsets 0 count
+
     /// <summary>Loads rows start..start+count−1 (count ≤ Block) of x and y, transposed.</summary>
     member this.Load(x: float[,], yAll: float[], start: int, count: int) =
         rows <- count
@@ -184,12 +193,16 @@ type internal Forward(model: MoeModel, intercepts: bool) =
         for i in 0..km1 do
             TensorPrimitives.Subtract(view logGate i, ReadOnlySpan<float>(rowLogLikelihood, 0, rows), lane logGate i)
 
-    /// <summary>The experts: s_i = ⟨a_i, x⟩ + b_i, the means g(s_i), the residuals y − g(s_i) and, when asked, the
+    /// <summary>The experts: s_i = ⟨a_i, x⟩ + b_i (+ log t with an exposure column), the means g(s_i), the residuals y − g(s_i) and, when asked, the
     /// derivatives g'(s_i) — for the GLM experts η_i kept, y − μ_i and the variance V_i (<c>FamilyKernels.expertLanes</c>).</summary>
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     member _.ComputeExperts(withSlopes: bool) =
         for i in 0 .. k - 1 do
             Lanes.combine a (i * d) d b.[i] xt rows means (i * stride)
+
+            if offsetColumn >= 0 then
+                TensorPrimitives.Add(view means i, ReadOnlySpan<float>(offsets, 0, rows), lane means i)
+
             FamilyKernels.expertLanes family g means slopes residuals y (i * stride) rows withSlopes
 
     /// <summary>The posterior (after <c>ComputeGate</c> and <c>ComputeExperts</c>): joint log-densities

@@ -34,8 +34,9 @@ type PassRequest =
     | SecondMoments of transform: OutputTransform
     /// The L4 method's second-pass sums, projected onto a basis.
     | ProjectedMoments of transform: OutputTransform * basis: float[,]
-    /// The responses the family has no density at: how many, the first one's row and value (the data check).
-    | ResponseCheck of family: ExpertFamily
+    /// The responses the family has no density at, or exposures that are not positive (the input column given, −1
+    /// for none): how many, the first one's row and value, which of the two (the data check).
+    | ResponseCheck of family: ExpertFamily * exposureColumn: int
 
 /// Requests to and from bytes.
 module internal Requests =
@@ -184,9 +185,10 @@ module internal Requests =
             w.Byte 11uy
             writeTransform w transform
             w.Matrix basis
-        | PassRequest.ResponseCheck family ->
+        | PassRequest.ResponseCheck(family, exposure) ->
             w.Byte 12uy
             w.String family.Name
+            w.Int exposure
 
         w.ToArray()
 
@@ -222,7 +224,9 @@ module internal Requests =
             | 11uy ->
                 let transform = readTransform r
                 PassRequest.ProjectedMoments(transform, r.Matrix())
-            | 12uy -> PassRequest.ResponseCheck(ExpertFamily.parse (r.String()))
+            | 12uy ->
+                let family = ExpertFamily.parse (r.String())
+                PassRequest.ResponseCheck(family, r.Int())
             | b -> invalidArg "request" (Text.format "Unknown pass request code %d." [| box b |])
 
         r.End()

@@ -458,6 +458,11 @@ module FitConfig =
         | Some design ->
             Design.validate design
 
+            if design.HasOffset then
+                match ExpertFamily.exposureMismatch config.Family with
+                | Some reason -> invalidArg "Design" reason
+                | None -> ()
+
             if
                 not design.IsShared
                 && (config.Method = FitMethod.L4

@@ -25,16 +25,20 @@ type DataColumns =
     }
 
 [<Sealed>]
-type Design(inputs: int, expertColumns: int[], gateColumns: int[], columns: DataColumns option) =
+type Design(inputs: int, expertColumns: int[], gateColumns: int[], columns: DataColumns option, offsetColumn: int) =
     let inOrder (c: int[]) =
         not (isNull c)
         && c.Length = inputs
         && Array.forall2 (=) c (Array.init c.Length id)
 
-    let shared = inOrder expertColumns && inOrder gateColumns
+    let shared = offsetColumn < 0 && inOrder expertColumns && inOrder gateColumns
 
-    /// <summary>A design whose columns have no names.</summary>
-    new(inputs: int, expertColumns: int[], gateColumns: int[]) = Design(inputs, expertColumns, gateColumns, None)
+    /// <summary>A design without an exposure column.</summary>
+    new(inputs: int, expertColumns: int[], gateColumns: int[], columns: DataColumns option) =
+        Design(inputs, expertColumns, gateColumns, columns, -1)
+
+    /// <summary>A design whose columns have no names and without an exposure column.</summary>
+    new(inputs: int, expertColumns: int[], gateColumns: int[]) = Design(inputs, expertColumns, gateColumns, None, -1)
 
     /// m, the columns of the input matrix.
     member _.Inputs = inputs
@@ -43,8 +47,23 @@ type Design(inputs: int, expertColumns: int[], gateColumns: int[], columns: Data
     /// The columns the gate reads, in the order of a row of the gating (do not modify).
     member _.GateColumns = gateColumns
 
-    /// Whether both parts read every column in order (the kernels' fast path; computed once).
+    /// The input column of the rows' exposures t > 0 (docs/math.md §12.4), which enter every expert's linear predictor
+    /// as the offset log t with no coefficient (R's <c>offset = log(t)</c>), or −1 for none. Neither part reads it as
+    /// a covariate.
+    member _.OffsetColumn = offsetColumn
+
+    /// Whether the experts' linear predictors carry the offset log t of an exposure column.
+    member _.HasOffset = offsetColumn >= 0
+
+    /// Whether both parts read every column in order (the kernels' fast path; computed once). Never with an
+    /// exposure column, which neither part reads.
     member _.IsShared = shared
+
+    /// The exposure column's name (None without one, or without names).
+    member _.OffsetName =
+        match columns with
+        | Some c when offsetColumn >= 0 -> Some c.Inputs.[offsetColumn]
+        | _ -> None
 
     /// The names of the data's columns, when the design was built from named data (labels: not part of equality).
     member _.Columns = columns
@@ -67,6 +86,7 @@ type Design(inputs: int, expertColumns: int[], gateColumns: int[], columns: Data
             d.Inputs = inputs
             && d.ExpertColumns = expertColumns
             && d.GateColumns = gateColumns
+            && d.OffsetColumn = offsetColumn
         | _ -> false
 
     /// <summary>A hash of the columns.</summary>
@@ -79,10 +99,16 @@ type Design(inputs: int, expertColumns: int[], gateColumns: int[], columns: Data
             Text.format "shared over %d columns" [| box inputs |]
         else
             Text.format
-                "experts [%s], gate [%s] of %d columns"
+                "experts [%s], gate [%s]%s of %d columns"
                 [|
                     box (String.Join(", ", expertColumns))
                     box (String.Join(", ", gateColumns))
+                    box (
+                        if offsetColumn >= 0 then
+                            Text.format ", exposure %d" [| box offsetColumn |]
+                        else
+                            ""
+                    )
                     box inputs
                 |]
 
@@ -129,6 +155,25 @@ module Design =
                     (Text.format
                         "The %s list a column twice ([%s]): each column enters a part once."
                         [| box name; box (String.Join(", ", columns)) |])
+
+        let o = design.OffsetColumn
+
+        if o >= design.Inputs || o < -1 then
+            invalidArg
+                "design"
+                (Text.format
+                    "The exposure column is %d, outside the %d input columns (or -1 for none)."
+                    [| box o; box design.Inputs |])
+
+        if
+            o >= 0
+            && (Array.contains o design.ExpertColumns || Array.contains o design.GateColumns)
+        then
+            invalidArg
+                "design"
+                (Text.format
+                    "The exposure column %d is also a covariate: its logarithm enters the experts' linear predictors with no coefficient, so neither part may read it."
+                    [| box o |])
 
     /// <summary>A validated design over copies of the column lists.</summary>
     /// <param name="inputs">m, the input matrix's columns.</param>
@@ -217,8 +262,63 @@ module Design =
                     Inputs = Array.copy columns.Inputs
                     Response = columns.Response
                     Levels = columns.Levels |> Array.map (fun (c, l) -> c, Array.copy l)
-                }
+                },
+            design.OffsetColumn
         )
+
+    /// <summary>The design with an exposure column (docs/math.md §12.4): input column <paramref name="column"/> holds
+    /// each row's exposure t &gt; 0, and every expert's linear predictor gains log t.</summary>
+    /// <param name="column">The exposure's input column, read by neither part.</param>
+    /// <param name="design">The design.</param>
+    /// <exception cref="T:System.ArgumentException">The column is outside the inputs or a part reads it.</exception>
+    [<CompiledName("WithOffset")>]
+    let withOffset (column: int) (design: Design) : Design =
+        Guard.notNull "design" (box design)
+
+        let result =
+            Design(design.Inputs, design.ExpertColumns, design.GateColumns, design.Columns, column)
+
+        validate result
+        result
+
+    /// <summary>Row <paramref name="row"/>'s offset, log t of its exposure, or 0 without an exposure column.
+    /// Unchecked: the exposures were checked positive (<c>checkExposures</c>).</summary>
+    /// <param name="design">The design.</param>
+    /// <param name="x">The inputs, n×m.</param>
+    /// <param name="row">The row.</param>
+    let internal offsetAt (design: Design) (x: float[,]) (row: int) =
+        if design.OffsetColumn >= 0 then
+            DetMath.log x.[row, design.OffsetColumn]
+        else
+            0.0
+
+    /// <summary>Checks the exposures of rows of inputs: every one finite and positive (an exposure enters as its
+    /// logarithm). Nothing without an exposure column.</summary>
+    /// <param name="design">The design.</param>
+    /// <param name="x">The inputs, n×m.</param>
+    /// <exception cref="T:System.ArgumentException">The first row whose exposure is not, with its value.</exception>
+    [<CompiledName("CheckExposures")>]
+    let checkExposures (design: Design) (x: float[,]) : unit =
+        let o = design.OffsetColumn
+
+        if o >= 0 then
+            for r in 0 .. x.GetLength 0 - 1 do
+                let t = x.[r, o]
+
+                if not (t > 0.0 && Double.IsFinite t) then
+                    invalidArg
+                        "x"
+                        (Text.format
+                            "The exposure%s in data row %d is %s, but an exposure must be a positive number: its logarithm enters the experts' linear predictors."
+                            [|
+                                box (
+                                    match design.OffsetName with
+                                    | Some n -> " '" + n + "'"
+                                    | None -> ""
+                                )
+                                box (r + 1)
+                                box (t.ToString("R", Globalization.CultureInfo.InvariantCulture))
+                            |])
 
     /// <summary>Whether two designs read the same columns in the same order.</summary>
     /// <param name="a">One design.</param>

@@ -65,6 +65,7 @@ module internal ModelRows =
         Guard.notNull "model" (box model)
         Guard.columns "x" model.Dimension x
         Guard.finiteMatrix "x" x
+        Design.checkExposures model.Design x
 
     let checkLikelihoodInputs (model: MoeModel) (x: float[,]) (y: float[]) =
         checkInputs model x
@@ -75,20 +76,30 @@ module internal ModelRows =
         | Some reason -> invalidArg "model" reason
         | None -> ()
 
-    /// <summary>The expert means g(&lt;a_i, x_row&gt;), i = 1..k, into <paramref name="means"/>. Unchecked.</summary>
-    let inline expertMeansInto (model: MoeModel) (x: float[,]) (row: int) (means: float[]) =
+    /// <summary>Expert i's linear predictor at one row: ⟨a_i, x_row[ExpertColumns]⟩ + b_i, plus log t_row with an
+    /// exposure column (docs/math.md §12.4). The one scalar η of the predictors, the split moves and the quantiles.
+    /// Unchecked.</summary>
+    let inline linearPredictor (model: MoeModel) (x: float[,]) (row: int) (i: int) =
         let a = model.Regressors
         let d = a.GetLength 1
         let shared = model.Design.IsShared
         let columns = model.Design.ExpertColumns
+        let mutable s = 0.0
 
-        for i in 0 .. a.GetLength 0 - 1 do
-            let mutable s = 0.0
+        for j in 0 .. d - 1 do
+            s <- s + a.[i, j] * x.[row, (if shared then j else columns.[j])]
 
-            for j in 0 .. d - 1 do
-                s <- s + a.[i, j] * x.[row, (if shared then j else columns.[j])]
+        let eta = s + model.RegressorIntercepts.[i]
 
-            means.[i] <- model.Activation.Value(s + model.RegressorIntercepts.[i])
+        if model.Design.HasOffset then
+            eta + Design.offsetAt model.Design x row
+        else
+            eta
+
+    /// <summary>The expert means g(&lt;a_i, x_row&gt;), i = 1..k, into <paramref name="means"/>. Unchecked.</summary>
+    let inline expertMeansInto (model: MoeModel) (x: float[,]) (row: int) (means: float[]) =
+        for i in 0 .. model.Regressors.GetLength 0 - 1 do
+            means.[i] <- model.Activation.Value(linearPredictor model x row i)
 
     /// <summary>One row: the gate probabilities into <paramref name="gate"/>, the expert means into
     /// <paramref name="means"/>, the mixture mean returned. The one body of <c>predict</c> and <c>predictRowInto</c>,

@@ -161,7 +161,8 @@ module MoeModel =
                         design.Inputs,
                         Array.copy design.ExpertColumns,
                         Array.copy design.GateColumns,
-                        design.Columns
+                        design.Columns,
+                        design.OffsetColumn
                     )
                 Sigma =
                     (if sigmas.Length = 0 then

@@ -49,6 +49,10 @@ module Sampler =
             for j in 0 .. d - 1 do
                 x.[r, j] <- rng.NextGaussian()
 
+            // An exposure column (docs/math.md §12.4) is drawn log-normal: log t ~ N(0, 1).
+            if model.Design.HasOffset then
+                x.[r, model.Design.OffsetColumn] <- DetMath.exp x.[r, model.Design.OffsetColumn]
+
             // Deterministic softmax: logits, max-shift, DetMath.exp.
             let mutable m = 0.0 // the k-th logit
 
@@ -90,6 +94,9 @@ module Sampler =
 
             for j in 0 .. expertColumns.Length - 1 do
                 s <- s + a.[chosen, j] * x.[r, expertColumns.[j]]
+
+            if model.Design.HasOffset then
+                s <- s + Design.offsetAt model.Design x r
 
             y.[r] <-
                 ExpertFamily.draw

@@ -97,6 +97,10 @@ internal static class BadInputFixtures
         ["fit-weights-input"] = d => WithWeights(d, i => 1 + i % 3),
         ["fit-weights-l4"] = d => WithWeights(d, i => 1 + i % 3),
         ["select-weights"] = d => WithWeights(d, i => 1 + i % 3),
+        ["fit-offset"] = d => WithExposures(d, i => 0.5 + i % 5 * 0.5),
+        ["fit-offset-nonpositive"] = d => WithExposures(d, i => i == 5 ? 0 : 1.5),
+        ["fit-offset-gaussian"] = d => WithExposures(d, i => 0.5 + i % 5 * 0.5),
+        ["fit-offset-covariate"] = d => WithExposures(d, i => 0.5 + i % 5 * 0.5),
         ["fit-named-constant"] = d => File.WriteAllLines(d.File("named.csv"), new[] { "age,dose,y" }
             .Concat(Enumerable.Range(0, 200).Select(i => $"{i % 17},2.5,{(i * 7) % 11}"))),
         ["fit-text-response"] = d => WithText(d),
@@ -247,6 +251,11 @@ internal static class BadInputFixtures
     }
 
     /// <summary>good.csv as weighted.csv with a last column w, the weight of data row i (1-based).</summary>
+    /// <summary>counts.csv: 300 rows of a covariate x1, an exposure t and a count y.</summary>
+    private static void WithExposures(TempDir d, Func<int, double> exposure) =>
+        File.WriteAllLines(d.File("counts.csv"), new[] { "x1,t,y" }.Concat(Enumerable.Range(1, 300).Select(i =>
+            string.Create(CultureInfo.InvariantCulture, $"{(i * 37 % 100) / 50.0 - 1},{exposure(i)},{i * 7 % 5}"))));
+
     private static void WithWeights(TempDir d, Func<int, int> weight) =>
         File.WriteAllLines(d.File("weighted.csv"), File.ReadAllLines(d.File("good.csv"))
             .Select((line, i) => i == 0 ? $"{line},w" : $"{line},{weight(i)}"));

@@ -61,7 +61,7 @@ let ``a request read back is the request: the same bytes, the same model`` (mode
             PassRequest.LikelihoodGradient(model, intercepts)
             PassRequest.LogLikelihood model
             PassRequest.Curvature(model, intercepts)
-            PassRequest.ResponseCheck ExpertFamily.Bernoulli
+            PassRequest.ResponseCheck(ExpertFamily.Poisson, 2)
         ]
 
     let view = Some(Standardise.none model.Dimension)
@@ -77,7 +77,9 @@ let ``a request read back is the request: the same bytes, the same model`` (mode
         | PassRequest.LogLikelihood m
         | PassRequest.Curvature(m, _) -> Assert.True((m = model))
         | PassRequest.MStepObjectives(a, b) -> Assert.True((a = model && b = model))
-        | PassRequest.ResponseCheck family -> Assert.Equal(ExpertFamily.Bernoulli, family)
+        | PassRequest.ResponseCheck(family, exposure) ->
+            Assert.Equal(ExpertFamily.Poisson, family)
+            Assert.Equal(2, exposure)
         | other -> failwithf "read back as %A" other
 
 [<Fact>]

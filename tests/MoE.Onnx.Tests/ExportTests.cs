@@ -62,6 +62,41 @@ public class ExportTests
         Assert.Equal(family, session.ModelMetadata.CustomMetadataMap["moe.family"]);
     }
 
+    /// A Poisson mixture with an exposure column (input 2): the graph adds log t to every expert's η, so its rates are
+    /// the façade's. In double both compute e^(η + log t) from the same η up to the summation order of ⟨a, x⟩ (a few
+    /// ulps of η, |η| ≤ ~6 here): 1e-12 relative to each value keeps a wide margin over that, and a graph that left
+    /// log t out would miss by a factor t (log t ~ N(0, 1)).
+    [Fact]
+    public void AnExposureColumnEntersTheGraphAsLogT()
+    {
+        const string json = """
+            { "k": 2, "d": 3, "expertInputs": [0, 1], "gateInputs": [0, 1], "offsetInput": 2,
+              "activation": { "name": "identity", "slope": 0 }, "family": "poisson",
+              "regressors": [[0.8, -0.4], [-0.5, 0.7]], "gating": [[1.5, 0.0]],
+              "regressorIntercepts": [0.5, -0.3], "gatingIntercepts": [0.0] }
+            """;
+        var model = MixtureOfExperts.FromJson(json);
+        var rng = new Random(4);
+        var x = new double[500, 3];
+        for (var r = 0; r < 500; r++)
+        {
+            x[r, 0] = 2 * rng.NextDouble() - 1;
+            x[r, 1] = 2 * rng.NextDouble() - 1;
+            x[r, 2] = Math.Exp(2 * rng.NextDouble() - 1);
+        }
+
+        var facade = Scores.OfFacade(model, x);
+        var onnx = Scores.OfOnnx(model.ToOnnx(), x, false);
+        for (var r = 0; r < 500; r++)
+        {
+            Assert.True(Math.Abs(onnx.Mean[r] - facade.Mean[r]) <= 1e-12 * Math.Abs(facade.Mean[r]),
+                $"row {r}: ONNX {onnx.Mean[r]:R}, façade {facade.Mean[r]:R}");
+        }
+
+        using var session = new InferenceSession(model.ToOnnx());
+        Assert.Equal("2", session.ModelMetadata.CustomMetadataMap["moe.exposureInput"]);
+    }
+
     /// Random shapes and parameters: k in 2..6, d in 1..12, any activation, layout and slope.
     [Fact]
     public void AnyShapeAgreesInDouble()

@@ -74,11 +74,20 @@ module Standardise =
                         "the covariates%s are collinear: the smallest eigenvalue of their covariance is %.3g of the largest, so one column is (almost) a combination of the others; remove the redundant columns."
                         [| box part; box (Array.min values / Array.max values) |])
 
+        // An exposure column is not a covariate: it keeps its units (its log enters η as it is).
+        let o = design.OffsetColumn
+
         let whitening =
             if design.IsShared then
                 cov.Cholesky().Factor.Inverse().ToArray()
             else
-                Array2D.init d d (fun i j -> if i = j then 1.0 / sqrt cov.[i, i] else 0.0)
+                Array2D.init d d (fun i j ->
+                    if i <> j then 0.0
+                    elif i = o then 1.0
+                    else 1.0 / sqrt cov.[i, i])
+
+        if o >= 0 then
+            mean.[o] <- 0.0
 
         // How y may be moved is the family's to say (Gaussian: scaled to the unit expert's second moment).
         let shift, scale =

@@ -66,7 +66,11 @@ module ShardWork =
         | PassRequest.ProjectedMoments(transform, basis) ->
             check "basis" d (basis.GetLength 0)
             MomentSums.projectedOf transform basis source |> MomentSums.encodeProjected
-        | PassRequest.ResponseCheck family -> Responses.checkPass family source
+        | PassRequest.ResponseCheck(family, exposure) ->
+            if exposure >= d then
+                check "exposure column" d (exposure + 1)
+
+            Responses.checkPass family exposure source
 
     /// <summary>One pass's part for this shard: the request decoded, computed over the shard's rows (in the request's
     /// units), its chunks merged in order, as a vector.</summary>

@@ -139,6 +139,9 @@ module internal SplitMerge =
             for t in 0 .. columns.Length - 1 do
                 eta <- eta + model.Regressors.[l, t] * x.[r, columns.[t]]
 
+            if model.Design.HasOffset then
+                eta <- eta + Design.offsetAt model.Design x r
+
             y.[r] - model.Activation.Value eta)
 
     /// <summary>The direction along which expert l's residual variance grows fastest (docs/math.md §7.8): with

@@ -36,16 +36,16 @@ module internal AutoMethod =
             r |> Result.mapError (fun reason -> name, reason)
 
         let moments =
-            if not design.IsShared then
-                Error "the moment initializers need the experts and the gate to read the same columns"
-            elif ExpertFamily.hasMomentInitializers config.Family then
-                moments
-            else
+            if not (ExpertFamily.hasMomentInitializers config.Family) then
                 Error(
                     Text.format
                         "the moment initializers are derived for Gaussian experts, not %s"
                         [| box config.Family.Name |]
                 )
+            elif not design.IsShared then
+                Error "the moment initializers need the experts and the gate to read the same columns"
+            else
+                moments
 
         let moment =
             match moments with

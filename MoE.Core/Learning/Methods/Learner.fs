@@ -176,7 +176,7 @@ module Learner =
 
         // Responses the family has no density at (a fractional count, a 0/1 outcome that is neither) stop the fit
         // first, naming the row.
-        Responses.check config.Family source
+        Responses.check config.Family (FitConfig.designFor config source.Dimension) source
         |> Option.iter (fun f -> Diagnosis.throwOnError [| f |])
 
         let summary = Diagnosis.summarise source
@@ -239,7 +239,14 @@ module Learner =
                         else
                             Sampling.subsampleOf maxRows config.Seed working
                 WorkingSd = workingSd
-                WorkingMean = (summary.Response.Mean - standardisation.YShift) / standardisation.YScale
+                // With an exposure column the starts' centre is the rate per unit of exposure, ȳ / t̄ (docs/math.md §12.4).
+                WorkingMean =
+                    (summary.Response.Mean - standardisation.YShift)
+                    / standardisation.YScale
+                    / (if design.HasOffset then
+                           summary.Columns.[design.OffsetColumn].Mean
+                       else
+                           1.0)
                 Sigma0 = defaultArg config.Sigma (0.1 * workingSd)
                 Findings = findings
                 Context = context

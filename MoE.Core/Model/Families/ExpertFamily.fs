@@ -133,6 +133,20 @@ module ExpertFamily =
                         |]
                 )
 
+    /// <summary>Why the family takes no exposure column, or None (docs/math.md §12.4): an exposure t multiplies the
+    /// mean, μ = t·e^η, which is an offset log t on the linear predictor only under a log link — Poisson's.</summary>
+    /// <param name="family">The family.</param>
+    let internal exposureMismatch (family: ExpertFamily) : string option =
+        match family with
+        | ExpertFamily.Poisson -> None
+        | ExpertFamily.Gaussian
+        | ExpertFamily.Bernoulli ->
+            Some(
+                Text.format
+                    "An exposure column (--offset) multiplies a count's mean, an offset log t under the log link of poisson experts; %s experts take none (enter the column as a covariate instead)."
+                    [| box family.Name |]
+            )
+
     /// Whether one M-step of the family solves the experts exactly (Gaussian with the identity: weighted least
     /// squares), rather than giving a direction a careful step checks (Gauss–Newton, IRLS).
     let internal exactMStep (family: ExpertFamily) (activation: Activation) =
