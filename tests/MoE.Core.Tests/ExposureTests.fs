@@ -335,3 +335,14 @@ let ``a non-positive exposure is refused naming its row, and only Poisson expert
             Assert.Throws<ArgumentException>(fun () -> FitConfig.validate { config with Family = family })
 
         Assert.Contains("poisson experts", e.Message)
+
+[<Fact>]
+let ``the data report is of the covariates: an exposure column is neither counted nor judged for its skew`` () =
+    let data = Sampler.sample truth 2_000 5L
+    let report = DataReport.createForDesign ExpertFamily.Poisson 2 truth.Design data
+    Assert.Equal(2, report.Dimension)
+    Assert.Equal(2, report.Columns.Length)
+    // The parameters of two Poisson experts on x1, x2 with intercepts and one gate row: 2·3 + 3.
+    Assert.Equal(9L, report.Parameters)
+    // log t ~ N(0, 1) makes t log-normal (skewness ~6): a report that judged it would say the covariates are skewed.
+    Assert.DoesNotContain(report.Verdict, fun v -> v.Contains "skewness")
