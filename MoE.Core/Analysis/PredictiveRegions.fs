@@ -11,7 +11,8 @@ module PredictiveRegions =
     /// does — for a mixture of separated experts a union of intervals, one per mode, where the central interval would
     /// span the empty gap between them. Gaussian experts: f on a grid of 512 points over the experts' means ± 10σ_i
     /// (the means among them, so no mode is missed), each crossing of c refined by bisection to 1e-12 of the grid's
-    /// span, the mass of the set from the mixture's CDF, and c found by bisection until that mass is the level to 1e-12.
+    /// span, the density's turning points refined and added to the grid so that a mode enters the set exactly when c falls
+    /// below its peak, the mass of the set from the mixture's CDF, and c found by bisection until that mass is the level to 1e-12.
     /// A count or a 0/1 outcome: the most probable values, taken in order of probability until their mass reaches the
     /// level, joined into runs of consecutive values.</summary>
     /// <param name="model">The model.</param>
@@ -79,12 +80,57 @@ module PredictiveRegions =
                 let lo = Seq.min (seq { for i in 0 .. k - 1 -> mu.[i] - 10.0 * sigmas.[i] })
                 let hi = Seq.max (seq { for i in 0 .. k - 1 -> mu.[i] + 10.0 * sigmas.[i] })
 
-                let grid =
+                let coarse =
                     Array.append (Array.init 512 (fun j -> lo + (hi - lo) * float j / 511.0)) mu
                     |> Array.sort
 
-                let values = grid |> Array.map f
                 let stop = 1e-12 * (hi - lo)
+
+                // The density's turning points, each refined by golden-section search inside the three grid points
+                // that bracket it, join the grid: between two neighbours f is then monotone, so a level c crosses it at
+                // most once and a mode enters the region exactly when c falls below its peak. (A mixture's peak is not
+                // its expert's mean when a wide expert leans on it; with only the means in the grid, a thin mode
+                // appeared with a width already, and the mass jumped past the level.)
+                let turning (a: float) (b: float) (peak: bool) =
+                    let g y = if peak then f y else -(f y)
+                    let r = 0.5 * (sqrt 5.0 - 1.0)
+                    let mutable a, b = a, b
+                    let mutable c, d = b - r * (b - a), a + r * (b - a)
+                    let mutable gc, gd = g c, g d
+
+                    while b - a > stop do
+                        if gc >= gd then
+                            b <- d
+                            d <- c
+                            gd <- gc
+                            c <- b - r * (b - a)
+                            gc <- g c
+                        else
+                            a <- c
+                            c <- d
+                            gc <- gd
+                            d <- a + r * (b - a)
+                            gd <- g d
+
+                    0.5 * (a + b)
+
+                let coarseValues = coarse |> Array.map f
+
+                let grid =
+                    [|
+                        yield! coarse
+
+                        for j in 1 .. coarse.Length - 2 do
+                            let v0, v, v1 = coarseValues.[j - 1], coarseValues.[j], coarseValues.[j + 1]
+
+                            if v >= v0 && v >= v1 && (v > v0 || v > v1) then
+                                yield turning coarse.[j - 1] coarse.[j + 1] true
+                            elif v <= v0 && v <= v1 && (v < v0 || v < v1) then
+                                yield turning coarse.[j - 1] coarse.[j + 1] false
+                    |]
+                    |> Array.sort
+
+                let values = grid |> Array.map f
 
                 // The crossing of c between a point below it and one above, by bisection.
                 let crossing (below: float) (above: float) (c: float) =
