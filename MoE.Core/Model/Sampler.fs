@@ -143,6 +143,60 @@ module Sampler =
 
         { X = x; Y = y; Weights = null }, z
 
+    /// <summary>Responses drawn from the model at given inputs: row r's expert z_r ~ p(x_r), then y_r from that expert
+    /// at x_r — the parametric bootstrap's draw (docs/inference.md §1.3), the covariates kept as observed. Rows are cut
+    /// into chunks of <c>ChunkSize</c>, chunk c drawing from <c>Rng.stream seed c</c> (per row one uniform for z, then the
+    /// family's draws, as <c>sample</c>), so the same seed gives the same bits on any machine and core count.</summary>
+    /// <param name="model">The model to draw from.</param>
+    /// <param name="x">n×d inputs (an exposure column positive).</param>
+    /// <param name="seed">The seed.</param>
+    /// <returns>n responses.</returns>
+    /// <exception cref="T:System.ArgumentException">An invalid model, or x not n×d and finite.</exception>
+    [<CompiledName("ResponsesAt")>]
+    let responsesAt (model: MoeModel) (x: float[,]) (seed: int64) : float[] =
+        MoeModel.validate model
+        ModelRows.checkInputs model x
+        let n = x.GetLength 0
+        let k = model.Experts
+        let y = Array.zeroCreate n
+        let chunks = (n + ChunkSize - 1) / ChunkSize
+        let gateColumns = Gate.columnsOf model.Design
+
+        Parallel.For(
+            0,
+            chunks,
+            fun c ->
+                let rng = Rng.stream seed (int64 c)
+                let gate = Array.zeroCreate k
+
+                for r in c * ChunkSize .. min n ((c + 1) * ChunkSize) - 1 do
+                    Gate.logitsInto model.Gating model.GatingIntercepts gateColumns x r gate
+                    Gate.softmaxInPlace gate k
+                    let u = rng.NextDouble()
+                    let mutable cumulative = 0.0
+                    let mutable chosen = k - 1
+                    let mutable i = 0
+
+                    while i < k do
+                        cumulative <- cumulative + gate.[i]
+
+                        if u < cumulative then
+                            chosen <- i
+                            i <- k
+                        else
+                            i <- i + 1
+
+                    y.[r] <-
+                        ExpertFamily.draw
+                            model.Family
+                            (model.Activation.Value(ModelRows.linearPredictor model x r chosen))
+                            model.Sigmas.[chosen]
+                            rng
+        )
+        |> ignore
+
+        y
+
     /// <summary>n samples (x, y) from the model.</summary>
     /// <param name="model">The model to sample from.</param>
     /// <param name="count">n ≥ 1.</param>

@@ -20,35 +20,15 @@ module Learner =
                     context.Progress entry
         }
 
-    /// <summary>
-    /// Fits a mixture of experts to data read in passes (docs/math.md §7.6): a dataset in memory, a CSV or Parquet file,
-    /// a directory of shards. Every statistic over all the rows — the data's moments, the standardisation, the moment
-    /// initializers' sums, every EM map, every likelihood evaluation — is a pass over the source, and the samples the
-    /// estimator takes by design (the moment subsample, the screening and validation rows) are drawn by row position,
-    /// so the same shards give the same model, bit for bit, whether they are held in memory or read again for each pass.
-    /// </summary>
-    /// <param name="config">The configuration (see <c>FitConfig.defaults</c> and <c>FitConfig.paper</c>).</param>
-    /// <param name="source">The data.</param>
-    /// <param name="maxRows">A memory bound: a source of at most this many rows is read once and held in memory (in its
-    /// shards), a larger one is read again for every pass. The Auto, EM, L4 (subspace solver) and Spectral methods
-    /// read in passes; the ℓ2 baseline and the paper's SGD need the rows in memory. The stages that work on arrays (σ's
-    /// provisional run and the paper's stages for L4, the spectral start) then use a seeded sample of maxRows
-    /// rows.</param>
-    /// <param name="context">Progress callback and cancellation (checked between batches and passes).</param>
-    /// <returns>The model (in the data's units), the trace, every stage's outcome, the final stop reason, the
-    /// warnings and the candidates.</returns>
-    /// <exception cref="T:System.ArgumentException">An invalid configuration, or data the estimator cannot use (a
-    /// constant or collinear column, a constant response, fewer than 2kd samples, d &lt; k for the moment-only
-    /// methods, a method that needs the rows in memory on a larger source): the message names the cause.</exception>
-    /// <exception cref="T:MoE.Core.NonFiniteException">No candidate gave a model, a paper-pipeline stage failed
-    /// (unbounded below, collapsed), or a loss became NaN or infinite.</exception>
-    /// <exception cref="T:System.OperationCanceledException">The token was cancelled.</exception>
-    /// <remarks>The data are standardised first when configured (docs/math.md §9.2) and the model mapped back. σ, when
-    /// not given, is estimated: for L4, a provisional σ₀ = 0.1·sd(y) drives the paper's stages on a seeded subsample
-    /// of at most 100k rows, the fitted model's residual RMS σ₁ re-runs them, and EM updates σ; for Auto, Spectral and
-    /// EM the screening EM estimates it from σ₀.</remarks>
-    [<CompiledName("FitSource")>]
-    let fitSource (config: FitConfig) (source: DataSource) (maxRows: int) (context: RunContext) : FitResult =
+    /// The preparation every fit shares — the checks, the passes, the standardisation, the problem — then the method
+    /// `run` chooses, given the standardisation it maps a start through.
+    let private fitWith
+        (config: FitConfig)
+        (source: DataSource)
+        (maxRows: int)
+        (context: RunContext)
+        (run: Standardisation -> Problem -> MethodResult)
+        : FitResult =
         FitConfig.validate config
         Guard.notNull "source" (box source)
         Guard.positiveInt "maxRows" maxRows
@@ -253,13 +233,7 @@ module Learner =
                 Log = log
             }
 
-        let fitted =
-            match config.Method with
-            | FitMethod.L4 -> PaperMethod.run problem
-            | FitMethod.Auto -> AutoMethod.run problem
-            | FitMethod.Em -> EmMethod.run problem
-            | FitMethod.Spectral -> SpectralMethod.run problem
-            | FitMethod.L2 -> L2Method.run problem
+        let fitted = run standardisation problem
 
         let result =
             FitResults.assemble config standardisation findings log trace fitted ySd passes.Value
@@ -271,6 +245,131 @@ module Learner =
                 Model = { result.Model with Design = design }
             }
         | _ -> result
+
+    /// <summary>
+    /// Fits a mixture of experts to data read in passes (docs/math.md §7.6): a dataset in memory, a CSV or Parquet file,
+    /// a directory of shards. Every statistic over all the rows — the data's moments, the standardisation, the moment
+    /// initializers' sums, every EM map, every likelihood evaluation — is a pass over the source, and the samples the
+    /// estimator takes by design (the moment subsample, the screening and validation rows) are drawn by row position,
+    /// so the same shards give the same model, bit for bit, whether they are held in memory or read again for each pass.
+    /// </summary>
+    /// <param name="config">The configuration (see <c>FitConfig.defaults</c> and <c>FitConfig.paper</c>).</param>
+    /// <param name="source">The data.</param>
+    /// <param name="maxRows">A memory bound: a source of at most this many rows is read once and held in memory (in its
+    /// shards), a larger one is read again for every pass. The Auto, EM, L4 (subspace solver) and Spectral methods
+    /// read in passes; the ℓ2 baseline and the paper's SGD need the rows in memory. The stages that work on arrays (σ's
+    /// provisional run and the paper's stages for L4, the spectral start) then use a seeded sample of maxRows
+    /// rows.</param>
+    /// <param name="context">Progress callback and cancellation (checked between batches and passes).</param>
+    /// <returns>The model (in the data's units), the trace, every stage's outcome, the final stop reason, the
+    /// warnings and the candidates.</returns>
+    /// <exception cref="T:System.ArgumentException">An invalid configuration, or data the estimator cannot use (a
+    /// constant or collinear column, a constant response, fewer than 2kd samples, d &lt; k for the moment-only
+    /// methods, a method that needs the rows in memory on a larger source): the message names the cause.</exception>
+    /// <exception cref="T:MoE.Core.NonFiniteException">No candidate gave a model, a paper-pipeline stage failed
+    /// (unbounded below, collapsed), or a loss became NaN or infinite.</exception>
+    /// <exception cref="T:System.OperationCanceledException">The token was cancelled.</exception>
+    /// <remarks>The data are standardised first when configured (docs/math.md §9.2) and the model mapped back. σ, when
+    /// not given, is estimated: for L4, a provisional σ₀ = 0.1·sd(y) drives the paper's stages on a seeded subsample
+    /// of at most 100k rows, the fitted model's residual RMS σ₁ re-runs them, and EM updates σ; for Auto, Spectral and
+    /// EM the screening EM estimates it from σ₀.</remarks>
+    [<CompiledName("FitSource")>]
+    let fitSource (config: FitConfig) (source: DataSource) (maxRows: int) (context: RunContext) : FitResult =
+        fitWith config source maxRows context (fun _ problem ->
+            match problem.Config.Method with
+            | FitMethod.L4 -> PaperMethod.run problem
+            | FitMethod.Auto -> AutoMethod.run problem
+            | FitMethod.Em -> EmMethod.run problem
+            | FitMethod.Spectral -> SpectralMethod.run problem
+            | FitMethod.L2 -> L2Method.run problem)
+
+    /// <summary>
+    /// Maximum likelihood from a given model (docs/math.md §7.4–7.5): the chain every method ends with — EM, L-BFGS
+    /// when EM slows, EM again, with the degeneracy rule and its guard — run from <paramref name="start"/> instead of
+    /// the configuration's initializers, after the same checks and standardisation as <c>fitSource</c>. What a
+    /// bootstrap replicate starts from (the original fit), and how a model is refitted to new rows of the same kind.
+    /// The configuration's method, starts and seed are not used; its experts, family, activation, design, intercepts,
+    /// σ and EM settings are.
+    /// </summary>
+    /// <param name="config">The configuration the start was fitted with.</param>
+    /// <param name="start">The start, in the data's units: k, family, activation and design as in the configuration,
+    /// with intercepts exactly when it has them.</param>
+    /// <param name="source">The data.</param>
+    /// <param name="maxRows">The memory bound, as for <c>fitSource</c>.</param>
+    /// <param name="context">Progress callback and cancellation.</param>
+    /// <exception cref="T:System.ArgumentException">The start does not match the configuration (the message names
+    /// what differs), or the data as for <c>fitSource</c>.</exception>
+    [<CompiledName("FitFromSource")>]
+    let fitFromSource
+        (config: FitConfig)
+        (start: MoeModel)
+        (source: DataSource)
+        (maxRows: int)
+        (context: RunContext)
+        : FitResult =
+        Guard.notNull "start" (box start)
+        MoeModel.validate start
+        Guard.notNull "source" (box source)
+        let design = FitConfig.designFor config source.Dimension
+
+        let differs =
+            [
+                if start.Experts <> config.Experts then
+                    Text.format
+                        "k = %d experts where the configuration has %d"
+                        [| box start.Experts; box config.Experts |]
+                if start.Family <> config.Family then
+                    Text.format
+                        "%s experts where the configuration has %s"
+                        [| box start.Family.Name; box config.Family.Name |]
+                if start.Activation <> config.Activation then
+                    Text.format
+                        "the activation %s where the configuration has %s"
+                        [| box start.Activation.Name; box config.Activation.Name |]
+                if not (Design.same start.Design design) then
+                    Text.format "the design %s where the configuration reads %s" [| box start.Design; box design |]
+                if start.HasIntercepts <> config.Intercepts then
+                    (if config.Intercepts then
+                         "no intercepts where the configuration fits them"
+                     else
+                         "intercepts where the configuration has none")
+            ]
+
+        if not differs.IsEmpty then
+            invalidArg
+                "start"
+                (Text.format
+                    "The start does not match the configuration: it has %s."
+                    [| box (String.Join("; ", differs)) |])
+
+        fitWith config source maxRows context (fun standardisation problem ->
+            let working = Standardise.fromDataUnits standardisation start
+
+            {
+                Outcome =
+                    Chain.maximumLikelihood
+                        (Chain.settings problem.Config problem.WorkingSd)
+                        working
+                        problem.Working
+                        problem.Context
+                        problem.Log
+                Candidates = [||]
+                Initializer = "start"
+            })
+
+    /// <summary>Maximum likelihood from a given model on (X, y) in memory (<c>fitFromSource</c> on one shard held in
+    /// memory).</summary>
+    /// <param name="config">The configuration the start was fitted with.</param>
+    /// <param name="start">The start, in the data's units.</param>
+    /// <param name="data">The samples.</param>
+    /// <param name="context">Progress callback and cancellation.</param>
+    /// <exception cref="T:System.ArgumentException">The start does not match the configuration, or the data as for
+    /// <c>fit</c>.</exception>
+    [<CompiledName("FitFrom")>]
+    let fitFrom (config: FitConfig) (start: MoeModel) (data: Dataset) (context: RunContext) : FitResult =
+        FitConfig.validate config
+        Dataset.validate data
+        fitFromSource config start (DataSource.ofDataset data) Int32.MaxValue context
 
     /// <summary>Fits a mixture of experts to (X, y) in memory (<c>fitSource</c> on one shard held in memory).</summary>
     /// <param name="config">The configuration (see <c>FitConfig.defaults</c> and <c>FitConfig.paper</c>).</param>
