@@ -119,6 +119,26 @@ public sealed record AcceptanceRow(string Setting, string Method, int Samples, I
 /// coverage is over the others.</param>
 public sealed record CoverageRow(string Group, double Coverage, double Lowest, double Highest, int Intervals, int Skipped);
 
+/// <summary>The coverage of one group of parameters in the bootstrap study (<see cref="Experiments.BootstrapCoverage"/>):
+/// Wald's, the percentile and the basic intervals over the same data sets.</summary>
+/// <param name="Group">regressors, expert intercepts, gating, gate intercepts or sigmas.</param>
+/// <param name="Wald">The share of Wald intervals (observed information) that contain the truth.</param>
+/// <param name="Percentile">The same for the bootstrap's percentile intervals.</param>
+/// <param name="Basic">The same for the bootstrap's basic intervals.</param>
+/// <param name="Intervals">The intervals counted per kind.</param>
+public sealed record BootstrapCoverageRow(string Group, double Wald, double Percentile, double Basic, int Intervals);
+
+/// <summary>The bootstrap coverage study's result.</summary>
+/// <param name="Rows">Per group of parameters.</param>
+/// <param name="DataSets">Data sets used.</param>
+/// <param name="Skipped">Data sets left out (a degenerate or failed fit, no Wald errors, labels not clearly the
+/// truth's).</param>
+/// <param name="Ambiguous">Replicates whose alignment was ambiguous, of <paramref name="Replicates"/>.</param>
+/// <param name="Replicates">Replicates run over the data sets used.</param>
+/// <param name="Failed">Replicates whose fit failed.</param>
+public sealed record BootstrapCoverage(IReadOnlyList<BootstrapCoverageRow> Rows, int DataSets, int Skipped, int Ambiguous,
+    int Replicates, int Failed);
+
 /// <summary>The paper's experiments and the learner's acceptance table, run by the core and returned as data: the
 /// caller decides how to present them (<c>moe reproduce</c> and <c>moe acceptance</c> write CSV, PNG and Markdown).</summary>
 public static class Experiments
@@ -256,6 +276,27 @@ public static class Experiments
             }))
             .Select(r => new CoverageRow(r.Group, r.Coverage, r.Lowest, r.Highest, r.Intervals, r.Skipped))
             .ToArray();
+
+    /// <summary>The bootstrap coverage study (docs/inference.md §2.2): seeded data sets of a known k = 3 model
+    /// (one covariate, intercepts, a noise level per expert), each fitted with the defaults and put in the truth's
+    /// labels, and the share of Wald, percentile and basic intervals that contain the truth, per group of
+    /// parameters.</summary>
+    /// <param name="dataSets">Data sets (≥ 1).</param>
+    /// <param name="samples">Rows per data set.</param>
+    /// <param name="replicates">Bootstrap replicates per data set (≥ 2).</param>
+    /// <param name="level">The intervals' probability.</param>
+    /// <param name="kind">Nonparametric or parametric.</param>
+    /// <param name="progress">Receives the number of data sets done (optional).</param>
+    /// <param name="cancellationToken">Cancels within a fit.</param>
+    public static BootstrapCoverage BootstrapCoverage(int dataSets, int samples, int replicates, double level,
+        BootstrapKind kind, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        var r = Core.Coverage.RunBootstrap(dataSets, samples, replicates, level,
+            kind == BootstrapKind.Parametric ? Core.BootstrapKind.Parametric : Core.BootstrapKind.Nonparametric,
+            cancellationToken, FuncConvert.FromAction<int>(done => progress?.Report(done)));
+        return new BootstrapCoverage(r.Rows.Select(row => new BootstrapCoverageRow(row.Group, row.Wald, row.Percentile,
+            row.Basic, row.Intervals)).ToArray(), r.DataSets, r.Skipped, r.Ambiguous, r.Replicates, r.Failed);
+    }
 
     private static AcceptanceRow[] Rows(IEnumerable<Core.AcceptanceRow> rows) =>
         rows.Select(r => new AcceptanceRow(r.Setting, r.Method, r.Samples,

@@ -147,6 +147,28 @@ internal static class Shared
 
     /// <summary>The columns' roles typed: a formula, or --x, --gate-x and --y; null when none was typed (the file's
     /// convention: x1..xd, y).</summary>
+    /// <summary>The rows a model was fitted to, read from a file by the model's columns; with
+    /// <paramref name="weightColumn"/> also the rows' frequency weights (the model's names, its levels' references and
+    /// the weights beside them), for the commands that redo a weighted fit's inference (test, bootstrap).</summary>
+    public static Dataset ReadFitData(MixtureOfExperts model, FileInfo data, string? weightColumn)
+    {
+        if (weightColumn is null)
+        {
+            return model.ReadData(data.FullName);
+        }
+
+        Require(model.ExpertColumns is not null, "--weights", "used with a model that records its columns (fitted with --x, --formula or --weights)", "with a positional model");
+        string Source(string c) => model.Levels?.Keys.FirstOrDefault(l => c.StartsWith(l + "=", StringComparison.Ordinal)) ?? c;
+        return Dataset.Load(data.FullName, new ColumnRoles
+        {
+            Response = model.Response,
+            Experts = model.ExpertColumns!.Select(Source).Distinct().ToArray(),
+            Gate = model.GateColumns!.Select(Source).Distinct().ToArray(),
+            References = model.Levels?.ToDictionary(l => l.Key, l => l.Value[0]),
+            Weights = weightColumn,
+        });
+    }
+
     public static ColumnRoles? Roles(string? formula, string? experts, string? gate, string? response)
     {
         static string[]? Names(string? list, string option)

@@ -4,7 +4,7 @@ open System
 open System.Threading
 open System.Threading.Tasks
 
-/// <summary>How a bootstrap replicate's data are made (docs/inference.md §1.3).</summary>
+/// <summary>How a bootstrap replicate's data are made (docs/inference.md §2.2).</summary>
 [<RequireQualifiedAccess>]
 type BootstrapKind =
     /// The rows resampled with replacement: n draws (Σ w_r units of weighted rows, each drawn with probability
@@ -45,7 +45,7 @@ type Alignment =
         /// The cost of the next best matching (+∞ for k = 1).
         RunnerUp: float
         /// The best matching is less than twice as close as the next: the replicate's experts do not clearly
-        /// correspond to the original's (docs/inference.md §1.3).
+        /// correspond to the original's (docs/inference.md §2.2).
         Ambiguous: bool
     }
 
@@ -88,7 +88,7 @@ type BootstrapResult =
     }
 
 /// <summary>
-/// The bootstrap with aligned labels (docs/inference.md §1.3): B replicates of the data — rows resampled, or responses
+/// The bootstrap with aligned labels (docs/inference.md §2.2): B replicates of the data — rows resampled, or responses
 /// drawn from the fit — each fitted, each replicate's experts matched to the original fit's by an optimal assignment,
 /// and percentile and basic intervals from the aligned replicates. A mixture's labels are not identified, so a
 /// replicate's expert 1 need not be the original's expert 1; unaligned, the replicates of two experts mix and the
@@ -231,7 +231,7 @@ module Bootstrap =
             items
             |> List.collect (fun x -> permutations (List.filter ((<>) x) items) |> List.map (fun p -> x :: p))
 
-    /// <summary>Matches a replicate's experts to the original fit's (docs/inference.md §1.3). With τ_rj and τ*_ri the
+    /// <summary>Matches a replicate's experts to the original fit's (docs/inference.md §2.2). With τ_rj and τ*_ri the
     /// original's and the replicate's memberships of row r (the posterior probabilities of the experts given x_r and
     /// y_r), the cost of matching replicate expert i to original expert j is
     /// C_ij = Σ_r w_r τ_rj (log τ_rj − log τ*_ri) / Σ_r w_r, and the matching minimises Σ_j C_{π(j) j}: exactly over
@@ -380,7 +380,7 @@ module Bootstrap =
         let hi = min (lo + 1) (sorted.Length - 1)
         sorted.[lo] + (h - float lo) * (sorted.[hi] - sorted.[lo])
 
-    /// <summary>Runs the bootstrap of a fitted model (docs/inference.md §1.3): for b = 1..B, the replicate's rows
+    /// <summary>Runs the bootstrap of a fitted model (docs/inference.md §2.2): for b = 1..B, the replicate's rows
     /// (resampled, or responses drawn from <paramref name="model"/>), its fit (from <paramref name="model"/>, or from
     /// the configuration's initializers), its experts matched to the model's (<c>align</c>) and relabelled, its
     /// parameters recorded; then each parameter's standard deviation over the replicates, and its percentile and basic

@@ -20,6 +20,40 @@ type CoverageRow =
         Skipped: int
     }
 
+/// <summary>The coverage of one group of parameters' intervals in the bootstrap study (<c>Coverage.runBootstrap</c>):
+/// Wald's, the bootstrap's percentile and basic intervals, over the same data sets.</summary>
+type BootstrapCoverageRow =
+    {
+        /// The group: "regressors", "expert intercepts", "gating", "gate intercepts", "sigmas".
+        Group: string
+        /// The share of (data set, parameter) Wald intervals θ̂ ± z·SE (observed information) that contain the truth.
+        Wald: float
+        /// The same for the bootstrap's percentile intervals.
+        Percentile: float
+        /// The same for the bootstrap's basic intervals.
+        Basic: float
+        /// The intervals counted per kind.
+        Intervals: int
+    }
+
+/// <summary>The bootstrap coverage study's totals beside its rows.</summary>
+type BootstrapCoverage =
+    {
+        /// Per group of parameters.
+        Rows: BootstrapCoverageRow[]
+        /// Data sets used.
+        DataSets: int
+        /// Data sets left out: the fit degenerate or failed, the Wald errors undefined, or the fit's labels not clearly
+        /// the truth's.
+        Skipped: int
+        /// Replicates whose alignment was ambiguous, over all data sets, and the replicates run.
+        Ambiguous: int
+        /// See Ambiguous.
+        Replicates: int
+        /// Replicates whose fit failed, over all data sets.
+        Failed: int
+    }
+
 /// <summary>A simulation check of the standard errors (docs/inference.md): seeded replicates from a known model,
 /// each fitted with the defaults, each parameter's Wald interval θ̂ ± z·SE checked against the truth.</summary>
 [<RequireQualifiedAccess>]
@@ -214,3 +248,175 @@ module Coverage =
     [<CompiledName("Run")>]
     let run (replicates: int) (samples: int) (level: float) (sandwich: bool) (progress: int -> unit) : CoverageRow[] =
         runFamily ExpertFamily.Gaussian replicates samples level sandwich progress
+
+    /// <summary>The bootstrap study's truth (docs/inference.md §2.2): k = 3 linear experts on one covariate x ~ N(0, 1)
+    /// with intercepts and their own noise levels — slopes −1, 1, 0, intercepts −1, −1, 1, σ = 0.3, 0.4, 0.5 — and a
+    /// gate that gives x &lt; −0.67 to expert 1, x &gt; 0.67 to expert 2 and the middle to expert 3 (w = −3, 3;
+    /// c = −2, −2): 13 parameters, every kind.</summary>
+    [<CompiledName("BootstrapTruth")>]
+    let bootstrapTruth: MoeModel =
+        MoeModel.createGeneral
+            (array2D [ [ -1.0 ]; [ 1.0 ]; [ 0.0 ] ])
+            [| -1.0; -1.0; 1.0 |]
+            (array2D [ [ -3.0 ]; [ 3.0 ] ])
+            [| -2.0; -2.0 |]
+            Identity
+            [| 0.3; 0.4; 0.5 |]
+
+    /// <summary>The bootstrap coverage study (docs/inference.md §2.2): data set s draws <paramref name="samples"/> rows
+    /// of <c>bootstrapTruth</c> with seed s, fits them with the defaults (seed s), puts the fit in the truth's labels
+    /// (<c>Bootstrap.align</c> against the truth), and checks three intervals of every parameter against the truth:
+    /// Wald's from the observed information, and the percentile and basic intervals of a bootstrap of
+    /// <paramref name="replicates"/> replicates (seed s). A data set whose fit warns of a degenerate likelihood, fails,
+    /// has no Wald errors or whose labels are ambiguous against the truth is skipped and counted.</summary>
+    /// <param name="dataSets">The number of data sets (≥ 1).</param>
+    /// <param name="samples">Rows per data set.</param>
+    /// <param name="replicates">Bootstrap replicates per data set (≥ 2).</param>
+    /// <param name="level">The intervals' probability.</param>
+    /// <param name="kind">Nonparametric or parametric.</param>
+    /// <param name="cancellation">Checked by every fit.</param>
+    /// <param name="progress">Called after each data set with the number done.</param>
+    [<CompiledName("RunBootstrap")>]
+    let runBootstrap
+        (dataSets: int)
+        (samples: int)
+        (replicates: int)
+        (level: float)
+        (kind: BootstrapKind)
+        (cancellation: Threading.CancellationToken)
+        (progress: int -> unit)
+        : BootstrapCoverage =
+        Guard.positiveInt "dataSets" dataSets
+        let truth = bootstrapTruth
+        let target = Bootstrap.parameterValues truth true
+        let names = Bootstrap.parameterNames truth true
+
+        let groupOf (name: string) =
+            match name.[0] with
+            | 'a' -> 0
+            | 'b' -> 1
+            | 'w' -> 2
+            | 'c' -> 3
+            | _ -> 4
+
+        let groups =
+            [| "regressors"; "expert intercepts"; "gating"; "gate intercepts"; "sigmas" |]
+
+        let z = MathNet.Numerics.Distributions.Normal.InvCDF(0.0, 1.0, (1.0 + level) / 2.0)
+        // hits.[kind].[group]: Wald, percentile, basic.
+        let hits = Array.init 3 (fun _ -> Array.zeroCreate<int> groups.Length)
+        let counts = Array.zeroCreate<int> groups.Length
+        let mutable used, skipped, ambiguous, failed = 0, 0, 0, 0
+        let config = FitConfig.defaults 3 Identity
+
+        for s in 1..dataSets do
+            let data = Sampler.sample truth samples (int64 s)
+
+            let prepared =
+                try
+                    let fit =
+                        Learner.fit
+                            { config with Seed = int64 s }
+                            data
+                            { RunContext.silent with
+                                Cancellation = cancellation
+                            }
+
+                    let alignment = Bootstrap.align truth fit.Model data
+
+                    if
+                        alignment.Ambiguous
+                        || fit.Warnings
+                           |> Array.exists (fun w -> w.Code = FindingCode.LikelihoodDegenerate)
+                    then
+                        None
+                    else
+                        let model = MoeModel.relabel alignment.Order fit.Model
+                        let se = Inference.standardErrorsOf model false true false data
+
+                        let boot =
+                            Bootstrap.run
+                                config
+                                model
+                                data
+                                { Bootstrap.defaults with
+                                    Replicates = replicates
+                                    Kind = kind
+                                    Level = level
+                                    Seed = int64 s
+                                }
+                                cancellation
+                                ignore
+
+                        Some(model, se, boot)
+                with
+                | :? OperationCanceledException -> reraise ()
+                | :? NonFiniteException
+                | :? ArgumentException
+                | :? InvalidOperationException -> None
+
+            match prepared with
+            | None -> skipped <- skipped + 1
+            | Some(model, se, boot) ->
+                used <- used + 1
+                ambiguous <- ambiguous + boot.Ambiguous
+                failed <- failed + boot.Failed
+                let estimate = Bootstrap.parameterValues model true
+
+                let waldSe =
+                    [|
+                        for i in 0..2 do
+                            yield se.Regressors.[i, 0]
+                            yield se.RegressorIntercepts.[i]
+                        for j in 0..1 do
+                            yield se.Gating.[j, 0]
+                            yield se.GatingIntercepts.[j]
+                        yield! se.Sigmas
+                    |]
+
+                let inside lo hi (v: float) = lo <= v && v <= hi
+
+                for t in 0 .. names.Length - 1 do
+                    let g = groupOf names.[t]
+                    counts.[g] <- counts.[g] + 1
+                    let v = target.[t]
+
+                    if inside (estimate.[t] - z * waldSe.[t]) (estimate.[t] + z * waldSe.[t]) v then
+                        hits.[0].[g] <- hits.[0].[g] + 1
+
+                    if inside boot.PercentileLower.[t] boot.PercentileUpper.[t] v then
+                        hits.[1].[g] <- hits.[1].[g] + 1
+
+                    if inside boot.BasicLower.[t] boot.BasicUpper.[t] v then
+                        hits.[2].[g] <- hits.[2].[g] + 1
+
+            progress s
+
+        if used = 0 then
+            raise (
+                NonFiniteException(
+                    Stage.Em,
+                    0,
+                    nan,
+                    Text.format
+                        "every one of the %d data sets failed to fit or to give standard errors; use more rows per data set (--n)."
+                        [| box dataSets |]
+                )
+            )
+
+        {
+            Rows =
+                Array.init groups.Length (fun g ->
+                    {
+                        Group = groups.[g]
+                        Wald = float hits.[0].[g] / float counts.[g]
+                        Percentile = float hits.[1].[g] / float counts.[g]
+                        Basic = float hits.[2].[g] / float counts.[g]
+                        Intervals = counts.[g]
+                    })
+            DataSets = used
+            Skipped = skipped
+            Ambiguous = ambiguous
+            Replicates = used * replicates
+            Failed = failed
+        }

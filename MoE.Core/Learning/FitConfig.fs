@@ -356,6 +356,22 @@ module FitConfig =
         else
             model
 
+    /// <summary>The configuration that refits a model of this kind (a bootstrap's replicates, a model read from a file):
+    /// <c>defaults</c> with the model's k, activation, family and design, intercepts when it has them, and one σ for
+    /// every expert or one each as stated (a model file does not say which its fit had).</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="commonSigma">Whether its fit had one σ for every expert.</param>
+    [<CompiledName("ForModel")>]
+    let forModel (model: MoeModel) (commonSigma: bool) : FitConfig =
+        Guard.notNull "model" (box model)
+
+        { defaults model.Experts model.Activation with
+            Family = model.Family
+            Design = Some model.Design
+            Intercepts = model.HasIntercepts
+            CommonSigma = commonSigma
+        }
+
     /// <summary>The design this configuration fits to d input columns: its own, or both parts on every column.</summary>
     /// <param name="config">The configuration.</param>
     /// <param name="dimension">d, the data's input columns.</param>

@@ -144,7 +144,7 @@ module Sampler =
         { X = x; Y = y; Weights = null }, z
 
     /// <summary>Responses drawn from the model at given inputs: row r's expert z_r ~ p(x_r), then y_r from that expert
-    /// at x_r — the parametric bootstrap's draw (docs/inference.md §1.3), the covariates kept as observed. Rows are cut
+    /// at x_r — the parametric bootstrap's draw (docs/inference.md §2.2), the covariates kept as observed. Rows are cut
     /// into chunks of <c>ChunkSize</c>, chunk c drawing from <c>Rng.stream seed c</c> (per row one uniform for z, then the
     /// family's draws, as <c>sample</c>), so the same seed gives the same bits on any machine and core count.</summary>
     /// <param name="model">The model to draw from.</param>
