@@ -298,6 +298,21 @@ public static class Experiments
             row.Basic, row.Intervals)).ToArray(), r.DataSets, r.Skipped, r.Ambiguous, r.Replicates, r.Failed);
     }
 
+    /// <summary>The size or power of the test for the number of experts (docs/inference.md §1.1): seeded data sets of
+    /// the k = 2 coverage model (size: testing 2 against 3 experts where 2 are true) or of the k = 3 bootstrap model
+    /// (power), each tested with <paramref name="replicates"/> replicates; returns each data set's P (NaN where its
+    /// fits failed).</summary>
+    /// <param name="power">Draw from the k = 3 model (the test's power) instead of the k = 2 one (its size).</param>
+    /// <param name="dataSets">Data sets (≥ 1).</param>
+    /// <param name="samples">Rows per data set.</param>
+    /// <param name="replicates">The test's replicates per data set.</param>
+    /// <param name="progress">Receives the number of data sets done (optional).</param>
+    /// <param name="cancellationToken">Cancels within a fit.</param>
+    public static IReadOnlyList<double> ExpertsTestStudy(bool power, int dataSets, int samples, int replicates,
+        IProgress<int>? progress = null, CancellationToken cancellationToken = default) =>
+        Core.Coverage.RunExpertsTest(power ? Core.Coverage.BootstrapTruth : Core.Coverage.Truth, 2, dataSets, samples,
+            replicates, cancellationToken, FuncConvert.FromAction<int>(done => progress?.Report(done)));
+
     private static AcceptanceRow[] Rows(IEnumerable<Core.AcceptanceRow> rows) =>
         rows.Select(r => new AcceptanceRow(r.Setting, r.Method, r.Samples,
                 r.Outcomes.Select(o => new AcceptanceFit(o.Seed, o.RegressorError, o.GatingError, o.Seconds,

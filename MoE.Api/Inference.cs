@@ -133,7 +133,23 @@ public sealed record ExpertsCriteria(int Experts, double LogLikelihood, int Para
 /// <param name="Results">One entry per k, in increasing k.</param>
 /// <param name="Chosen">The k with the lowest BIC among the fits that are not degenerate.</param>
 /// <param name="ChosenByIcl">The k with the lowest ICL among them (fewer, better-separated experts).</param>
-public sealed record ExpertsSelection(IReadOnlyList<ExpertsCriteria> Results, int Chosen, int ChosenByIcl);
+public sealed record ExpertsSelection(IReadOnlyList<ExpertsCriteria> Results, int Chosen, int ChosenByIcl)
+{
+    /// <summary>The core's fits, which <see cref="MoeLearner.TestExperts"/> reads instead of fitting again.</summary>
+    internal Core.KChoice[] Fits { get; init; } = [];
+}
+
+/// <summary>The parametric-bootstrap likelihood-ratio test of k experts against k + 1
+/// (<see cref="MoeLearner.TestExperts"/>; docs/inference.md §1.1).</summary>
+/// <param name="Experts">k, the null hypothesis's number of experts.</param>
+/// <param name="Statistic">The observed 2 (LL(k + 1) − LL(k)).</param>
+/// <param name="P">The share of replicates drawn from the k-expert fit whose statistic is at least the observed one,
+/// (1 + count) / (1 + replicates): small when k + 1 experts fit better than chance would give.</param>
+/// <param name="Replicates">The replicates' statistics (NaN for a replicate whose fits failed).</param>
+/// <param name="Failed">Replicates whose fits failed (left out of P).</param>
+/// <param name="FirstFailure">The first failure's reason ("" when none failed).</param>
+public sealed record ExpertsTest(int Experts, double Statistic, double P, IReadOnlyList<double> Replicates, int Failed,
+    string FirstFailure);
 
 public static partial class MoeLearner
 {
@@ -173,7 +189,48 @@ public static partial class MoeLearner
             Degenerate = Core.Inference.IsDegenerate(c),
         }).ToArray();
         var (bic, icl) = Core.Inference.Choose(choices);
-        return new ExpertsSelection(results, bic, icl);
+        return new ExpertsSelection(results, bic, icl) { Fits = choices };
+    }
+
+    /// <summary>Tests k experts against k + 1 (docs/inference.md §1.1): the likelihood ratio of the two fits of
+    /// <paramref name="selection"/>, against its null law from a parametric bootstrap — replicates drawn from the
+    /// k-expert fit at the data's covariates, each fitted with k and k + 1 experts as the data were. The χ² law does not
+    /// hold here (an extra expert is not identified under the null), which is why BIC is only a rule of thumb.</summary>
+    /// <param name="data">The data of the selection.</param>
+    /// <param name="options">The options of the selection.</param>
+    /// <param name="selection">A selection (<see cref="Select"/>) that fitted k and k + 1.</param>
+    /// <param name="experts">k.</param>
+    /// <param name="replicates">B (default 99: P in steps of 0.01).</param>
+    /// <param name="seed">The seed (replicate b draws from its own stream: the same P on any number of cores).</param>
+    /// <param name="progress">Receives the number of replicates done (optional; from worker threads).</param>
+    /// <param name="cancellationToken">Cancels within a replicate's fit.</param>
+    /// <exception cref="ArgumentException">The selection did not fit k or k + 1, or B &lt; 1.</exception>
+    /// <exception cref="FitDivergedException">Every replicate failed.</exception>
+    public static ExpertsTest TestExperts(Dataset data, FitOptions options, ExpertsSelection selection, int experts,
+        int replicates = 99, long seed = 1, IProgress<int>? progress = null, CancellationToken cancellationToken = default)
+    {
+        ArgumentNullException.ThrowIfNull(data);
+        ArgumentNullException.ThrowIfNull(options);
+        ArgumentNullException.ThrowIfNull(selection);
+        var fits = selection.Fits;
+        var k0 = fits.FirstOrDefault(c => c.Experts == experts);
+        var k1 = fits.FirstOrDefault(c => c.Experts == experts + 1);
+        if (k0 is null || k1 is null)
+        {
+            throw new ArgumentException(
+                $"The selection fitted k = {string.Join(", ", fits.Select(c => c.Experts))}; testing {experts} against {experts + 1} experts needs both.",
+                nameof(experts));
+        }
+
+        var config = options.ToCore(Math.Max(2, fits.Max(c => c.Experts)));
+        if (data.Design is { } design)
+        {
+            config = config.WithDesign(design);
+        }
+
+        var r = RunCore(() => Core.ExpertsTest.Run(config, data.Inner, k0, k1, replicates, seed, Environment.ProcessorCount,
+            cancellationToken, FuncConvert.FromAction<int>(done => progress?.Report(done))));
+        return new ExpertsTest(r.Experts, r.Statistic, r.P, r.Replicates, r.Failed, r.FirstFailure);
     }
 
     /// <summary>Standard errors of a fitted model's parameters from its data (docs/inference.md): the inverse observed

@@ -47,16 +47,19 @@ internal static class AnalysisCommand
         var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
         var seed = new Option<long?>("--seed") { Description = "random seed (default 1)" };
         var json = new Option<bool>("--json") { Description = "print JSON" };
+        var test = new Option<bool>("--test") { Description = "also test each k against k + 1 by a parametric bootstrap of the likelihood ratio (p-values beside the criteria)" };
+        var testReplicates = new Option<int>("--test-replicates") { Description = "the test's bootstrap replicates per k (default 99)", DefaultValueFactory = _ => 99 };
         var roleOptions = new Shared.RoleOptions();
         var command = new Command("select", "choose the number of experts: log-likelihood, parameters, AIC, BIC and ICL per k (k = 1 is one regression)")
         {
-            data, k, activation, slope, family, noIntercept, commonSigma, seed, json,
+            data, k, activation, slope, family, noIntercept, commonSigma, seed, json, test, testReplicates,
         };
         roleOptions.AddTo(command);
         command.SetAction(parse =>
         {
             Shared.CheckPaths([parse.GetValue(data)], []);
             var ks = ParseRange(parse.GetValue(k)!);
+            Shared.Require(parse.GetValue(testReplicates) >= 1, "--test-replicates", "at least 1", parse.GetValue(testReplicates));
             // What was typed; the rest is FitOptions' default (the core's FitConfig.defaults).
             var options = new FitOptions { Activation = Shared.ParseActivation(parse.GetValue(activation)!, parse.GetValue(slope)) };
             if (parse.GetValue(family) is { } familyName)
@@ -90,6 +93,28 @@ internal static class AnalysisCommand
                 }
             }
 
+            // Each k against the next one fitted, when both are in the range.
+            var tests = new List<ExpertsTest>();
+            if (parse.GetValue(test))
+            {
+                var fitted = selection.Results.Select(r => r.Experts).ToHashSet();
+                var pairs = fitted.Where(e => fitted.Contains(e + 1)).Order().ToArray();
+                Shared.Require(pairs.Length > 0, "--test", "used with a range of k holding two consecutive values (e.g. --k 1..3)", parse.GetValue(k));
+                var replicates = parse.GetValue(testReplicates);
+                var step = Math.Max(1, replicates / 4);
+                foreach (var e in pairs)
+                {
+                    tests.Add(MoeLearner.TestExperts(dataset, options, selection, e, replicates, options.Seed,
+                        new SynchronousProgress<int>(done =>
+                        {
+                            if (done % step == 0)
+                            {
+                                error.WriteLine($"test of k = {e} against {e + 1}: {done} of {replicates} replicates");
+                            }
+                        })));
+                }
+            }
+
             if (parse.GetValue(json))
             {
                 var doc = new Dictionary<string, object?>
@@ -107,6 +132,18 @@ internal static class AnalysisCommand
                     ["chosen"] = selection.Chosen,
                     ["chosenByIcl"] = selection.ChosenByIcl,
                 };
+                if (tests.Count > 0)
+                {
+                    doc["tests"] = tests.Select(t => new Dictionary<string, object?>
+                    {
+                        ["k"] = t.Experts,
+                        ["against"] = t.Experts + 1,
+                        ["statistic"] = t.Statistic,
+                        ["p"] = t.P,
+                        ["replicates"] = t.Replicates.Count - t.Failed,
+                    }).ToArray();
+                }
+
                 output.WriteLine(JsonText.Write(doc, indented: false));
             }
             else
@@ -127,6 +164,11 @@ internal static class AnalysisCommand
 
                 output.WriteLine(string.Create(Inv,
                     $"chosen: k = {selection.Chosen} by BIC (lowest -2 LL + p ln n, n = {(dataset.Weights is { } w ? $"{w.Sum().ToString("G6", CultureInfo.InvariantCulture)}, the weights' sum over {dataset.Count} rows" : dataset.Count.ToString(CultureInfo.InvariantCulture))}: consistent for the number of experts, as flexmix uses it); ICL, which also penalises overlapping experts, chooses k = {selection.ChosenByIcl}."));
+                foreach (var t in tests)
+                {
+                    output.WriteLine(string.Create(Inv,
+                        $"test of k = {t.Experts} against {t.Experts + 1}: LR = {t.Statistic:F3}, p = {t.P:F3} (parametric bootstrap, {t.Replicates.Count - t.Failed} replicates{(t.Failed > 0 ? $"; {t.Failed} failed: {t.FirstFailure}" : "")}){(t.P <= 0.05 ? $": {t.Experts + 1} experts fit better than chance gives" : $": no evidence for a {Ordinal(t.Experts + 1)} expert")}"));
+                }
             }
 
             return CliApp.Success;
@@ -363,6 +405,15 @@ internal static class AnalysisCommand
         return command;
     }
 
+    private static string Ordinal(int n) => n switch
+    {
+        2 => "second",
+        3 => "third",
+        4 => "fourth",
+        5 => "fifth",
+        _ => string.Create(Inv, $"{n}th"),
+    };
+
     /// <summary>--quantiles 0.05,0.5,0.95 as probabilities, each in (0, 1) and named once (none when not typed).</summary>
     private static double[] ParseProbabilities(string? text, string option = "--quantiles")
     {
@@ -430,9 +481,11 @@ internal static class AnalysisCommand
         var gateApart = new Option<bool>("--gate-apart") { Description = "the gate reads its own covariate x3 and the experts x1, x2 (a split design, as --gate-x gives a fit)" };
         var bootstrap = new Option<int?>("--bootstrap") { Description = "the bootstrap study instead: B replicates per data set of a known k = 3 model, percentile and basic intervals beside Wald's" };
         var parametric = new Option<bool>("--parametric") { Description = "with --bootstrap: the parametric bootstrap" };
+        var kTest = new Option<int?>("--k-test") { Description = "the size of the test for k instead: B replicates per data set, 2 experts tested against 3 on data of the k = 2 model" };
+        var power = new Option<bool>("--power") { Description = "with --k-test: its power, on data of the k = 3 bootstrap model" };
         var command = new Command("coverage", "check the standard errors by simulation: Wald-interval coverage over seeded replicates of a known model")
         {
-            replicates, n, level, sandwich, outPath, family, gateApart, bootstrap, parametric,
+            replicates, n, level, sandwich, outPath, family, gateApart, bootstrap, parametric, kTest, power,
         };
         command.SetAction(parse =>
         {
@@ -441,6 +494,40 @@ internal static class AnalysisCommand
             Shared.Require(parse.GetValue(n) >= 50, "--n", "at least 50", parse.GetValue(n));
             Shared.Require(parse.GetValue(level) is > 0 and < 1, "--level", "in (0, 1)", parse.GetValue(level));
             var clock = System.Diagnostics.Stopwatch.StartNew();
+            if (parse.GetValue(kTest) is { } testReplicates)
+            {
+                Shared.Require(testReplicates >= 1, "--k-test", "at least 1", testReplicates);
+                Shared.Require(parse.GetValue(bootstrap) is null && !parse.GetValue(sandwich) && parse.GetValue(family) is null && !parse.GetValue(gateApart), "--k-test",
+                    "used without --bootstrap, --sandwich, --family and --gate-apart (its study has known Gaussian models)", "combined with them");
+                var isPower = parse.GetValue(power);
+                var ps = Experiments.ExpertsTestStudy(isPower, parse.GetValue(replicates), parse.GetValue(n), testReplicates,
+                    new Progress<int>(r =>
+                    {
+                        if (r % 10 == 0)
+                        {
+                            error.WriteLine($"coverage: {r} data sets");
+                        }
+                    }));
+                var valid = ps.Where(p => !double.IsNaN(p)).ToArray();
+                var text = new StringBuilder();
+                text.Append(Inv, $"The test of 2 experts against 3 ({testReplicates} bootstrap replicates each) on {valid.Length} data sets of n = {parse.GetValue(n)} drawn from {(isPower ? "the k = 3 bootstrap model (its power)" : "the k = 2 coverage model (its size)")}, {clock.Elapsed.TotalSeconds:F0} s");
+                text.Append(Inv, $"{(valid.Length < ps.Count ? $"; {ps.Count - valid.Length} data set(s) whose own fits failed left out" : "")}.\n\n");
+                text.Append("| nominal level | rejected |\n|---|---|\n");
+                foreach (var alpha in new[] { 0.01, 0.05, 0.10 })
+                {
+                    text.Append(Inv, $"| {alpha:F2} | {valid.Count(p => p <= alpha + 1e-12) / (double)Math.Max(1, valid.Length):F3} |\n");
+                }
+
+                text.Append(Inv, $"\nP-values in ten bins of 0.1: {string.Join(" ", Enumerable.Range(0, 10).Select(i => valid.Count(p => p > i / 10.0 && p <= (i + 1) / 10.0 + 1e-12)))}\n");
+                output.Write(text.ToString());
+                if (parse.GetValue(outPath) is { } testFile)
+                {
+                    AtomicFile.WriteAllText(Shared.PrepareOutput(testFile), text.ToString());
+                }
+
+                return CliApp.Success;
+            }
+
             if (parse.GetValue(bootstrap) is { } b)
             {
                 Shared.Require(b >= 2, "--bootstrap", "at least 2", b);

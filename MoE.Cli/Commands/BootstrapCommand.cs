@@ -47,7 +47,7 @@ internal static class BootstrapCommand
                 FromFit = !parse.GetValue(freshStarts),
                 CommonSigma = parse.GetValue(commonSigma),
             };
-            var result = MoeLearner.Bootstrap(m, rows, options, new SynchronousProgress(done =>
+            var result = MoeLearner.Bootstrap(m, rows, options, new SynchronousProgress<int>(done =>
             {
                 if (done % step == 0)
                 {
@@ -108,11 +108,5 @@ internal static class BootstrapCommand
         }
 
         return text.ToString();
-    }
-
-    /// <summary>Reports on the calling thread (Progress&lt;T&gt; would post to a thread pool and report after the run).</summary>
-    private sealed class SynchronousProgress(Action<int> report) : IProgress<int>
-    {
-        public void Report(int value) => report(value);
     }
 }

@@ -180,9 +180,4 @@ internal static class ClusterCommands
             return MoeLearner.FitSource(source, options, maxRows, progress);
         }
     }
-
-    private sealed class SynchronousProgress<T>(Action<T> action) : IProgress<T>
-    {
-        public void Report(T value) => action(value);
-    }
 }

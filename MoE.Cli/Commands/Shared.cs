@@ -305,3 +305,10 @@ internal static class Shared
                 parse.GetValue(offset));
     }
 }
+
+/// <summary>Reports on the calling thread: Progress&lt;T&gt; posts to the thread pool, so its reports can arrive after
+/// the run has printed its result.</summary>
+internal sealed class SynchronousProgress<T>(Action<T> report) : IProgress<T>
+{
+    public void Report(T value) => report(value);
+}

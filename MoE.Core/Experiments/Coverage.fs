@@ -420,3 +420,68 @@ module Coverage =
             Replicates = used * replicates
             Failed = failed
         }
+
+    /// <summary>The size or power of the test for the number of experts (docs/inference.md §1.1): data set s draws
+    /// <paramref name="samples"/> rows of <paramref name="truth"/> with seed s, fits <paramref name="experts"/> and one
+    /// more with the defaults (seed s), and runs <c>ExpertsTest.run</c> with <paramref name="replicates"/> replicates
+    /// (seed s). With the truth's own k the share of P ≤ α is the test's size; with a truth of more experts, its
+    /// power.</summary>
+    /// <param name="truth">The model the data sets are drawn from (<c>truth</c>: k = 2; <c>bootstrapTruth</c>: k = 3).</param>
+    /// <param name="experts">k, the null hypothesis's number of experts.</param>
+    /// <param name="dataSets">The number of data sets (≥ 1).</param>
+    /// <param name="samples">Rows per data set.</param>
+    /// <param name="replicates">The test's bootstrap replicates per data set.</param>
+    /// <param name="cancellation">Checked by every fit.</param>
+    /// <param name="progress">Called after each data set with the number done.</param>
+    /// <returns>Each data set's P (NaN where its own fits failed).</returns>
+    [<CompiledName("RunExpertsTest")>]
+    let runExpertsTest
+        (truth: MoeModel)
+        (experts: int)
+        (dataSets: int)
+        (samples: int)
+        (replicates: int)
+        (cancellation: Threading.CancellationToken)
+        (progress: int -> unit)
+        : float[] =
+        Guard.positiveInt "dataSets" dataSets
+        Guard.positiveInt "experts" experts
+
+        let context =
+            { RunContext.silent with
+                Cancellation = cancellation
+            }
+
+        [|
+            for s in 1..dataSets do
+                let data = Sampler.sample truth samples (int64 s)
+
+                let config =
+                    { FitConfig.defaults (max 2 experts) truth.Activation with
+                        Seed = int64 s
+                    }
+
+                let p =
+                    try
+                        let choices = Inference.selectExperts config [| experts; experts + 1 |] data context
+
+                        (ExpertsTest.run
+                            config
+                            data
+                            choices.[0]
+                            choices.[1]
+                            replicates
+                            (int64 s)
+                            Environment.ProcessorCount
+                            cancellation
+                            ignore)
+                            .P
+                    with
+                    | :? OperationCanceledException -> reraise ()
+                    | :? NonFiniteException
+                    | :? ArgumentException
+                    | :? InvalidOperationException -> nan
+
+                progress s
+                yield p
+        |]

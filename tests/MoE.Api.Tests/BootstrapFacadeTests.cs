@@ -54,4 +54,18 @@ public class BootstrapFacadeTests
         var e = Assert.Throws<ArgumentException>(() => MoeLearner.Bootstrap(fit.Model, data, new BootstrapOptions { Level = 95 }));
         Assert.Contains("must be in (0, 1), but is 95", e.Message);
     }
+
+    [Fact]
+    public void TheTestForKRejectsOneExpertWhereThereAreTwo()
+    {
+        var data = Truth.Sample(n: 600, seed: 53);
+        var options = new FitOptions();
+        var selection = MoeLearner.Select(data, options, [1, 2]);
+        var test = MoeLearner.TestExperts(data, options, selection, 1, replicates: 9);
+        Assert.Equal(1, test.Experts);
+        Assert.Equal(0.1, test.P, 12);
+        Assert.Equal(9, test.Replicates.Count);
+        var e = Assert.Throws<ArgumentException>(() => MoeLearner.TestExperts(data, options, selection, 2));
+        Assert.Contains("The selection fitted k = 1, 2; testing 2 against 3 experts needs both.", e.Message);
+    }
 }
