@@ -133,6 +133,17 @@ public sealed class FitOptions
         return paper;
     }
 
+    /// <summary>The options that refit a model of this kind (its k, activation, family and intercepts; the core's
+    /// <c>FitConfig.forModel</c>): what <see cref="MoeLearner.Select"/> needs to compare the model's k with others on
+    /// its data.</summary>
+    /// <param name="model">The model.</param>
+    /// <param name="commonSigma">Whether its fit had one noise level for every expert (a model file does not say).</param>
+    public static FitOptions ForModel(MixtureOfExperts model, bool commonSigma = false)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return new FitOptions(Core.FitConfigModule.ForModel(model.Inner, commonSigma));
+    }
+
     /// <summary>Every option the core configuration has, from it: the one map from the core's fields to these
     /// properties (<see cref="ToCore(int)"/> is the other way).</summary>
     private void CopyFrom(Core.FitConfig c)

@@ -33,6 +33,16 @@ public sealed class ParameterErrors
 
     internal Core.StandardErrors Inner { get; }
 
+    /// <summary>The errors in the order of <see cref="MixtureOfExperts.ParameterNames"/> (one value per named
+    /// parameter of <paramref name="model"/>, the model these errors are of; a noise level that was given, not fitted,
+    /// has error 0).</summary>
+    /// <param name="model">The model.</param>
+    public IReadOnlyList<double> InOrderOf(MixtureOfExperts model)
+    {
+        ArgumentNullException.ThrowIfNull(model);
+        return Core.Bootstrap.ParameterErrors(model.Inner, Inner, model.Family.HasNoiseLevels());
+    }
+
     /// <summary>k×d standard errors of the regressors.</summary>
     public double[,] Regressors { get; }
 

@@ -166,6 +166,15 @@ public sealed class MixtureOfExperts
     /// <summary>The number of experts k.</summary>
     public int Experts => Inner.Experts;
 
+    /// <summary>Every parameter's name: a1[x1] … and b1 … (each expert's coefficients by column, and its intercept),
+    /// w1[x1] … and c1 … (the gate's rows 1..k−1 against expert k), sigma1 … (the noise levels, for a family that has
+    /// them) — the order of <see cref="ParameterValues"/>, of <see cref="ParameterErrors.InOrderOf"/> and of a
+    /// bootstrap's arrays.</summary>
+    public IReadOnlyList<string> ParameterNames => Core.Bootstrap.ParameterNames(Inner, Family.HasNoiseLevels());
+
+    /// <summary>Every parameter's value, in the order of <see cref="ParameterNames"/>.</summary>
+    public IReadOnlyList<double> ParameterValues => Core.Bootstrap.ParameterValues(Inner, Family.HasNoiseLevels());
+
     /// <summary>The input dimension d.</summary>
     public int Dimension => Inner.Dimension;
 

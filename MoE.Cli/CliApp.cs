@@ -52,6 +52,7 @@ public static class CliApp
         root.Subcommands.Add(AnalysisCommand.CreateCheck(output));
         root.Subcommands.Add(AnalysisCommand.CreateTest(output));
         root.Subcommands.Add(BootstrapCommand.Create(output, error));
+        root.Subcommands.Add(ReportCommand.Create(output, error));
         root.Subcommands.Add(ExportCommand.Create(output));
         root.Subcommands.Add(AnalysisCommand.CreateDiagnose(output));
         root.Subcommands.Add(AnalysisCommand.CreateCoverage(output, error));

@@ -21,6 +21,14 @@ internal static class FitChart
     /// <returns>The number of points drawn.</returns>
     public static int Save(string path, MixtureOfExperts model, double[,] x, double[] y, string title)
     {
+        var png = Render(model, x, y, title, out var drawn);
+        AtomicFile.Write(path, stream => stream.Write(png));
+        return drawn;
+    }
+
+    /// <summary>Renders the picture as PNG bytes (<c>moe plot</c> writes them, <c>moe report</c> embeds them).</summary>
+    public static byte[] Render(MixtureOfExperts model, double[,] x, double[] y, string title, out int drawn)
+    {
         var n = y.Length;
         var rows = Stride(n);
         var owner = MostLikely(model.Responsibilities(x, y));
@@ -38,9 +46,37 @@ internal static class FitChart
         }
 
         using var image = multiplot.Render(width, height);
-        var png = image.GetImageBytes(ImageFormat.Png, 100);
-        AtomicFile.Write(path, stream => stream.Write(png));
-        return rows.Length;
+        drawn = rows.Length;
+        return image.GetImageBytes(ImageFormat.Png, 100);
+    }
+
+    /// <summary>The calibration picture: the PIT's histogram in ten bins against the uniform's count (a calibrated
+    /// model's bars scatter around the line; a U says too narrow, a hump too wide, a slope a biased mean).</summary>
+    public static byte[] Calibration(IReadOnlyList<int> histogram, string title)
+    {
+        var plot = new Plot();
+        var bins = histogram.Count;
+        var total = histogram.Sum();
+        var bars = Enumerable.Range(0, bins).Select(i => new Bar
+        {
+            Position = (i + 0.5) / bins,
+            Value = histogram[i],
+            Size = 0.9 / bins,
+            FillColor = Colors.SteelBlue,
+        }).ToArray();
+        plot.Add.Bars(bars);
+        var uniform = plot.Add.HorizontalLine((double)total / bins);
+        uniform.LineColor = Colors.Black;
+        uniform.LinePattern = LinePattern.Dashed;
+        uniform.LegendText = "uniform (a calibrated model)";
+        plot.Title(title);
+        plot.XLabel("PIT: the predictive CDF at the observed response");
+        plot.YLabel("rows");
+        plot.Axes.SetLimitsX(0, 1);
+        plot.Axes.Margins(bottom: 0);
+        plot.ShowLegend(Alignment.UpperRight);
+        using var image = plot.GetImage(800, 400);
+        return image.GetImageBytes(ImageFormat.Png, 100);
     }
 
     private static void OneCovariate(Multiplot multiplot, MixtureOfExperts model, double[,] x, double[] y, int[] rows,

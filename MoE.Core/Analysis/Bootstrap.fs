@@ -168,6 +168,31 @@ module Bootstrap =
                 yield! model.Sigmas
         |]
 
+    /// <summary>A fit's Wald standard errors in the order of <c>parameterNames</c> (σ_i's by the delta method, as
+    /// <c>StandardErrors.Sigmas</c>): what a table of every parameter lists beside the estimates.</summary>
+    /// <param name="model">The model the errors are of.</param>
+    /// <param name="errors">Its standard errors (<c>Inference.standardErrorsOf</c>).</param>
+    /// <param name="levels">Whether the noise levels are among the parameters.</param>
+    [<CompiledName("ParameterErrors")>]
+    let parameterErrors (model: MoeModel) (errors: StandardErrors) (levels: bool) : float[] =
+        Guard.notNull "errors" (box errors)
+        let k = model.Experts
+
+        [|
+            for i in 0 .. k - 1 do
+                for t in 0 .. model.ExpertDimension - 1 -> errors.Regressors.[i, t]
+
+                if model.HasIntercepts then
+                    yield errors.RegressorIntercepts.[i]
+            for j in 0 .. k - 2 do
+                for t in 0 .. model.GateDimension - 1 -> errors.Gating.[j, t]
+
+                if model.HasIntercepts then
+                    yield errors.GatingIntercepts.[j]
+            if levels then
+                yield! errors.Sigmas
+        |]
+
     /// The minimum-cost perfect matching of a square cost matrix (the Hungarian method, O(k³)): row j → column.
     let internal hungarian (cost: float[,]) : int[] =
         let n = cost.GetLength 0

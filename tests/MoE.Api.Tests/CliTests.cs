@@ -143,6 +143,41 @@ public class CliTests
         Assert.StartsWith("moe: error: ", err);
     }
 
+    /// <summary><c>moe report</c> writes one page that needs nothing else: every section, both pictures as embedded PNG
+    /// data, no address of anything outside it (CI opens it in Chromium: tests/report/run).</summary>
+    [Fact]
+    public void ReportWritesOneSelfContainedPage()
+    {
+        using var dir = new TempDir();
+        var truth = MixtureOfExperts.Create(new double[,] { { 1.0 }, { -1.0 } }, [0.5, -0.5], new double[,] { { 2.0 } }, [0.0],
+            Activation.Identity, [0.3, 0.3]);
+        var data = truth.Sample(n: 400, seed: 3);
+        using (var w = new StreamWriter(dir.File("d.csv")))
+        {
+            w.WriteLine("x1,y");
+            for (var r = 0; r < data.Count; r++)
+            {
+                w.WriteLine(string.Create(System.Globalization.CultureInfo.InvariantCulture, $"{data.X[r, 0]:R},{data.Y[r]:R}"));
+            }
+        }
+
+        Assert.Equal(0, Run("fit", dir.File("d.csv"), "--k", "2", "--out", dir.File("m.json")).Code);
+        var (code, stdout, stderr) = Run("report", dir.File("m.json"), dir.File("d.csv"), "--out", dir.File("r.html"), "--bootstrap", "20");
+        Assert.True(code == 0, stderr);
+        Assert.Contains("wrote r.html", stdout);
+        var page = File.ReadAllText(dir.File("r.html"));
+        foreach (var id in new[] { "model", "parameters", "k", "diagnosis", "fit", "calibration" })
+        {
+            Assert.Contains($"<section id=\"{id}\">", page);
+        }
+
+        Assert.Equal(2, page.Split("<img src=\"data:image/png;base64,").Length - 1);
+        Assert.DoesNotContain("http://", page);
+        Assert.DoesNotContain("https://", page);
+        Assert.Contains("95% percentile interval", page);
+        Assert.Contains("BIC&#39;s choice", page);
+    }
+
     [Fact]
     public void HelpListsTheCommands()
     {
