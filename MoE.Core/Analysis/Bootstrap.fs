@@ -146,27 +146,40 @@ module Bootstrap =
                 for i in 0 .. k - 1 -> sprintf "sigma%d" (i + 1)
         |]
 
+    /// The one order of a model's parameters (parameterNames'): each expert's coefficients then intercept, each free
+    /// gate row's then its intercept, then the levels — read from arrays of the model's shapes (its values, or errors).
+    let private inOrder
+        (model: MoeModel)
+        (levels: bool)
+        (regressors: float[,])
+        (regressorIntercepts: float[])
+        (gating: float[,])
+        (gatingIntercepts: float[])
+        (sigmas: float[])
+        =
+        let k = model.Experts
+
+        [|
+            for i in 0 .. k - 1 do
+                for t in 0 .. model.ExpertDimension - 1 -> regressors.[i, t]
+
+                if model.HasIntercepts then
+                    yield regressorIntercepts.[i]
+            for j in 0 .. k - 2 do
+                for t in 0 .. model.GateDimension - 1 -> gating.[j, t]
+
+                if model.HasIntercepts then
+                    yield gatingIntercepts.[j]
+            if levels then
+                yield! sigmas
+        |]
+
     /// <summary>The parameters' values in the data's units, in the order of <c>parameterNames</c>.</summary>
     /// <param name="model">The model.</param>
     /// <param name="levels">Whether the noise levels are among the parameters.</param>
     [<CompiledName("ParameterValues")>]
     let parameterValues (model: MoeModel) (levels: bool) : float[] =
-        let k = model.Experts
-
-        [|
-            for i in 0 .. k - 1 do
-                for t in 0 .. model.ExpertDimension - 1 -> model.Regressors.[i, t]
-
-                if model.HasIntercepts then
-                    yield model.RegressorIntercepts.[i]
-            for j in 0 .. k - 2 do
-                for t in 0 .. model.GateDimension - 1 -> model.Gating.[j, t]
-
-                if model.HasIntercepts then
-                    yield model.GatingIntercepts.[j]
-            if levels then
-                yield! model.Sigmas
-        |]
+        inOrder model levels model.Regressors model.RegressorIntercepts model.Gating model.GatingIntercepts model.Sigmas
 
     /// <summary>A fit's Wald standard errors in the order of <c>parameterNames</c> (σ_i's by the delta method, as
     /// <c>StandardErrors.Sigmas</c>): what a table of every parameter lists beside the estimates.</summary>
@@ -176,22 +189,15 @@ module Bootstrap =
     [<CompiledName("ParameterErrors")>]
     let parameterErrors (model: MoeModel) (errors: StandardErrors) (levels: bool) : float[] =
         Guard.notNull "errors" (box errors)
-        let k = model.Experts
 
-        [|
-            for i in 0 .. k - 1 do
-                for t in 0 .. model.ExpertDimension - 1 -> errors.Regressors.[i, t]
-
-                if model.HasIntercepts then
-                    yield errors.RegressorIntercepts.[i]
-            for j in 0 .. k - 2 do
-                for t in 0 .. model.GateDimension - 1 -> errors.Gating.[j, t]
-
-                if model.HasIntercepts then
-                    yield errors.GatingIntercepts.[j]
-            if levels then
-                yield! errors.Sigmas
-        |]
+        inOrder
+            model
+            levels
+            errors.Regressors
+            errors.RegressorIntercepts
+            errors.Gating
+            errors.GatingIntercepts
+            errors.Sigmas
 
     /// The minimum-cost perfect matching of a square cost matrix (the Hungarian method, O(k³)): row j → column.
     let internal hungarian (cost: float[,]) : int[] =

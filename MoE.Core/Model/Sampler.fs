@@ -21,6 +21,24 @@ module Sampler =
     [<Literal>]
     let ChunkSize = 4096
 
+    /// The expert an inverse CDF gives: the first i with u < p_0 + … + p_i (u in [0, Σp)), the last if rounding leaves
+    /// u past the sum.
+    let private pick (p: float[]) (k: int) (u: float) =
+        let mutable cumulative = 0.0
+        let mutable chosen = k - 1
+        let mutable i = 0
+
+        while i < k do
+            cumulative <- cumulative + p.[i]
+
+            if u < cumulative then
+                chosen <- i
+                i <- k
+            else
+                i <- i + 1
+
+        chosen
+
     /// Rows of chunk `chunk` (its own random stream) below row n, written to x, y, z at their position minus `offset`.
     let private sampleChunk
         (model: MoeModel)
@@ -76,19 +94,7 @@ module Sampler =
                 total <- total + p.[i]
 
             // z = first i with u·total < p_1 + … + p_i (inverse CDF without normalising).
-            let u = rng.NextDouble() * total
-            let mutable cumulative = 0.0
-            let mutable chosen = k - 1
-            let mutable i = 0
-
-            while i < k do
-                cumulative <- cumulative + p.[i]
-
-                if u < cumulative then
-                    chosen <- i
-                    i <- k
-                else
-                    i <- i + 1
+            let chosen = pick p k (rng.NextDouble() * total)
 
             let mutable s = 0.0
 
@@ -172,19 +178,7 @@ module Sampler =
                 for r in c * ChunkSize .. min n ((c + 1) * ChunkSize) - 1 do
                     Gate.logitsInto model.Gating model.GatingIntercepts gateColumns x r gate
                     Gate.softmaxInPlace gate k
-                    let u = rng.NextDouble()
-                    let mutable cumulative = 0.0
-                    let mutable chosen = k - 1
-                    let mutable i = 0
-
-                    while i < k do
-                        cumulative <- cumulative + gate.[i]
-
-                        if u < cumulative then
-                            chosen <- i
-                            i <- k
-                        else
-                            i <- i + 1
+                    let chosen = pick gate k (rng.NextDouble())
 
                     y.[r] <-
                         ExpertFamily.draw
