@@ -31,7 +31,7 @@ internal static class FitCommand
         var seed = new Option<long?>("--seed") { Description = "random seed (default 1)" };
         var outPath = new Option<FileInfo>("--out") { Description = "the model file (JSON) to write", Required = true };
         var report = new Option<FileInfo?>("--report") { Description = "also write a JSON report: the winning initializer, every candidate with its held-out likelihood, the stages and the warnings" };
-        var se = new Option<string?>("--se") { Description = "standard errors and 95% Wald intervals of every parameter: observed (the inverse observed information) or sandwich", Arity = ArgumentArity.ZeroOrOne };
+        var se = new Option<string?>("--se") { Description = "standard errors and 95% Wald intervals of every parameter: observed (the inverse observed information), sandwich, or bootstrap (200 replicates aligned to the fit's labels, percentile and basic intervals; moe bootstrap has the options)", Arity = ArgumentArity.ZeroOrOne };
         var maxRows = new Option<int?>("--max-rows") { Description = "a memory bound: hold at most this many rows in memory; larger data are read again for every pass (the same model, bit for bit)" };
         var cluster = new Option<string?>("--cluster") { Description = "fit on a cluster where the shards live: host:port[,host:port...] of running silos' gateways (moe silo), or local:N to start N silos on loopback for this fit" };
         var requestTimeout = new Option<double>("--request-timeout") { Description = "with --cluster: seconds one shard's part of a pass may take before it is retried elsewhere", DefaultValueFactory = _ => 300 };
@@ -122,14 +122,18 @@ internal static class FitCommand
                 };
             }
 
+            // --se bootstrap: the aligned bootstrap of the fitted model on its rows (moe bootstrap's defaults).
+            var bootstrapSe = false;
             if (parse.GetResult(se) is not null)
             {
-                options.StandardErrors = (parse.GetValue(se) ?? "observed").ToLowerInvariant() switch
+                bootstrapSe = string.Equals(parse.GetValue(se), "bootstrap", StringComparison.OrdinalIgnoreCase);
+                options.StandardErrors = bootstrapSe ? StandardErrorKind.None : (parse.GetValue(se) ?? "observed").ToLowerInvariant() switch
                 {
                     "observed" => StandardErrorKind.Observed,
                     "sandwich" => StandardErrorKind.Sandwich,
-                    var kind => throw new ArgumentException($"Unknown --se '{kind}'; expected observed or sandwich.", "se"),
+                    var kind => throw new ArgumentException($"Unknown --se '{kind}'; expected observed, sandwich or bootstrap.", "se"),
                 };
+                Shared.Require(!bootstrapSe || parse.GetValue(sigma) is null, "--se bootstrap", "used without --sigma (its replicates fit every noise level)", "with --sigma");
                 Shared.Require(parse.GetValue(maxRows) is null, "--se", "used without --max-rows (standard errors need the data in memory)", "with --max-rows");
             }
 
@@ -146,6 +150,7 @@ internal static class FitCommand
             var roles = roleOptions.Read(parse);
             FitResult result;
             string rows;
+            Dataset? fitted = null;
             if (parse.GetValue(cluster) is { } where)
             {
                 // Plain progress lines: the retry messages of a cluster fit go to the same stream.
@@ -172,6 +177,7 @@ internal static class FitCommand
             else
             {
                 var dataset = roles is null ? Dataset.Load(dataPath.FullName) : Dataset.Load(dataPath.FullName, roles);
+                fitted = dataset;
                 result = Terminal.WithFitProgress(error, reporter => MoeLearner.Fit(dataset, options, reporter));
                 rows = dataset.Weights is { } weights
                     ? string.Create(CultureInfo.InvariantCulture, $"n={dataset.Count} rows weighing {weights.Sum():G6}")
@@ -235,6 +241,13 @@ internal static class FitCommand
             if (result.StandardErrors is { } errors)
             {
                 WriteErrors(output, model, errors);
+            }
+
+            if (bootstrapSe && fitted is not null)
+            {
+                var clock = System.Diagnostics.Stopwatch.StartNew();
+                var boot = MoeLearner.Bootstrap(model, fitted, new BootstrapOptions { CommonSigma = options.CommonSigma, Seed = options.Seed });
+                output.Write(BootstrapCommand.Table(boot, clock.Elapsed.TotalSeconds));
             }
 
             return CliApp.Success;
