@@ -129,21 +129,24 @@ module Bootstrap =
             | Some n when t < n.Length -> n.[t]
             | _ -> string (t + 1)
 
+        // String concatenation, not sprintf: the native CLI (AOT) cannot build printf's generic closures.
         let k = model.Experts
 
         [|
             for i in 0 .. k - 1 do
-                for t in 0 .. model.ExpertDimension - 1 -> sprintf "a%d[%s]" (i + 1) (column model.Design.ExpertNames t)
+                for t in 0 .. model.ExpertDimension - 1 ->
+                    "a" + string (i + 1) + "[" + column model.Design.ExpertNames t + "]"
 
                 if model.HasIntercepts then
-                    yield sprintf "b%d" (i + 1)
+                    yield "b" + string (i + 1)
             for j in 0 .. k - 2 do
-                for t in 0 .. model.GateDimension - 1 -> sprintf "w%d[%s]" (j + 1) (column model.Design.GateNames t)
+                for t in 0 .. model.GateDimension - 1 ->
+                    "w" + string (j + 1) + "[" + column model.Design.GateNames t + "]"
 
                 if model.HasIntercepts then
-                    yield sprintf "c%d" (j + 1)
+                    yield "c" + string (j + 1)
             if levels then
-                for i in 0 .. k - 1 -> sprintf "sigma%d" (i + 1)
+                for i in 0 .. k - 1 -> "sigma" + string (i + 1)
         |]
 
     /// The one order of a model's parameters (parameterNames'): each expert's coefficients then intercept, each free
