@@ -13,9 +13,12 @@ public enum ExpertFamily
     /// <summary>Yes/no outcomes coded 0 or 1: P(y = 1) = 1/(1 + e^−η_i), the logit link. The activation must be the
     /// identity.</summary>
     Bernoulli,
+    /// <summary>Heavy tails: y = η_i + σ_i ε, ε ~ t(ν_i), a robust regression per expert whose degrees of freedom are
+    /// estimated (or fixed with <see cref="FitOptions.DegreesOfFreedom"/>). The activation must be the identity.</summary>
+    StudentT,
 }
 
-/// <summary>The families' names (gaussian, poisson, bernoulli) and their conversions from and to the core's.</summary>
+/// <summary>The families' names (gaussian, poisson, bernoulli, student-t) and their conversions from and to the core's.</summary>
 public static class ExpertFamilies
 {
     /// <summary>The family's lower-case name, as in model files and on the command line.</summary>

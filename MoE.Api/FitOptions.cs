@@ -67,6 +67,10 @@ public sealed class FitOptions
     /// <summary>The noise level σ if known (every expert's); null (the default) to estimate it.</summary>
     public double? Sigma { get; set; }
 
+    /// <summary>Student-t experts' degrees of freedom ν if known (every expert's, &gt; 0); null (the default) to estimate
+    /// one per expert. Only for <see cref="ExpertFamily.StudentT"/>.</summary>
+    public double? DegreesOfFreedom { get; set; }
+
     /// <summary>The estimator (default <see cref="FitMethod.Auto"/>).</summary>
     public FitMethod Method { get; set; }
 
@@ -152,6 +156,7 @@ public sealed class FitOptions
         Activation = new Activation(c.Activation);
         Family = ExpertFamilies.From(c.Family);
         Sigma = c.Sigma is { } s ? s.Value : null;
+        DegreesOfFreedom = c.DegreesOfFreedom is { } nu ? nu.Value : null;
         Method = c.Method.IsAuto ? FitMethod.Auto
             : c.Method.IsL4 ? FitMethod.L4
             : c.Method.IsSpectral ? FitMethod.Spectral
@@ -208,7 +213,8 @@ public sealed class FitOptions
             })
             .WithFamily(Family switch
             {
-                ExpertFamily.Gaussian or ExpertFamily.Poisson or ExpertFamily.Bernoulli => ExpertFamilies.ToCore(Family),
+                ExpertFamily.Gaussian or ExpertFamily.Poisson or ExpertFamily.Bernoulli or ExpertFamily.StudentT
+                    => ExpertFamilies.ToCore(Family),
                 _ => throw Undefined(nameof(Family), Family),
             })
             .WithIntercepts(Intercepts)
@@ -221,6 +227,7 @@ public sealed class FitOptions
             .WithEmIterations(EmIterations)
             .WithEmTolerance(EmTolerance)
             .WithEmHandover(EmHandover);
+        if (DegreesOfFreedom is { } nu) config = config.WithDegreesOfFreedom(nu);
         return Sigma is { } s ? config.WithSigma(s) : config;
     }
 

@@ -209,6 +209,16 @@ public sealed class MixtureOfExperts
     /// <summary>A copy of the experts' noise levels σ_i (k).</summary>
     public double[] Sigmas => (double[])Inner.Sigmas.Clone();
 
+    /// <summary>A copy of Student-t experts' degrees of freedom ν_i (k; empty for every other family).</summary>
+    public double[] DegreesOfFreedom => (double[])Inner.DegreesOfFreedom.Clone();
+
+    /// <summary>The same model with Student-t experts' degrees of freedom set.</summary>
+    /// <param name="degreesOfFreedom">k values ν_i &gt; 0.</param>
+    /// <exception cref="ArgumentException">The model's family is not Student-t, the count is not k, or a value is not
+    /// finite and &gt; 0.</exception>
+    public MixtureOfExperts WithDegreesOfFreedom(double[] degreesOfFreedom) =>
+        new(Core.MoeModelModule.WithDegreesOfFreedom(degreesOfFreedom, Inner));
+
     /// <summary>Draws n samples. The same seed gives bit-identical data on any machine and core count.</summary>
     /// <param name="n">The number of samples, ≥ 1.</param>
     /// <param name="seed">The seed.</param>

@@ -90,9 +90,9 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
             throw new ArgumentException("Output column names starting with 'MoE.' are reserved for the mixture's own columns.", nameof(options));
         }
 
-        if (options.Fit.Family == ExpertFamily.Poisson)
+        if (options.Fit.Family is ExpertFamily.Poisson or ExpertFamily.StudentT)
         {
-            throw new ArgumentException("A binary classifier's experts are Bernoulli (logistic), not Poisson; leave Fit.Family unset.", nameof(options));
+            throw new ArgumentException($"A binary classifier's experts are Bernoulli (logistic), not {options.Fit.Family}; leave Fit.Family unset.", nameof(options));
         }
 
         _fit = options.Fit.Clone();

@@ -322,7 +322,9 @@ public static class OnnxExport
     /// σ(η). The mixture's mean is then the expected count, or P(y = 1).
     static string Respond(GraphWriter g, MoeModel model, string eta)
     {
-        if (model.Family.Equals(ExpertFamily.Gaussian)) return Activate(g, model.Activation, eta);
+        // A Student-t expert's mean is its linear predictor (ν > 1), as a Gaussian identity expert's.
+        if (model.Family.Equals(ExpertFamily.Gaussian) || model.Family.Equals(ExpertFamily.StudentT))
+            return Activate(g, model.Activation, eta);
         if (model.Family.Equals(ExpertFamily.Poisson))
         {
             var capped = g.Node("Min", [eta, g.Reals("eta_cap", [], [g.EtaCap])], "expert_eta_capped");

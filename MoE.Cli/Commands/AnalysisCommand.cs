@@ -43,6 +43,7 @@ internal static class AnalysisCommand
         var activation = Shared.ActivationOption();
         var slope = Shared.SlopeOption();
         var family = Shared.FamilyOption();
+        var df = Shared.DegreesOfFreedomOption();
         var noIntercept = new Option<bool>("--no-intercept") { Description = "no intercepts in the experts and the gate" };
         var commonSigma = new Option<bool>("--common-sigma") { Description = "one noise level for every expert" };
         var seed = new Option<long?>("--seed") { Description = "random seed (default 1)" };
@@ -52,7 +53,7 @@ internal static class AnalysisCommand
         var roleOptions = new Shared.RoleOptions();
         var command = new Command("select", "choose the number of experts: log-likelihood, parameters, AIC, BIC and ICL per k (k = 1 is one regression)")
         {
-            data, k, activation, slope, family, noIntercept, commonSigma, seed, json, test, testReplicates,
+            data, k, activation, slope, family, df, noIntercept, commonSigma, seed, json, test, testReplicates,
         };
         roleOptions.AddTo(command);
         command.SetAction(parse =>
@@ -67,6 +68,7 @@ internal static class AnalysisCommand
                 options.Family = ExpertFamilies.Parse(familyName);
             }
 
+            options.DegreesOfFreedom = Shared.DegreesOfFreedom(parse.GetValue(df), options.Family);
             if (parse.GetValue(noIntercept))
             {
                 options.Intercepts = false;

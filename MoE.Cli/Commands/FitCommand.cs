@@ -16,6 +16,7 @@ internal static class FitCommand
         var slope = Shared.SlopeOption();
         var sigma = new Option<double?>("--sigma") { Description = "noise standard deviation if known (default: estimated)" };
         var family = Shared.FamilyOption();
+        var df = Shared.DegreesOfFreedomOption();
         var method = new Option<string?>("--method")
         {
             Description = "auto (several initializers, the best by held-out likelihood; default), l4 (the paper's estimator), spectral (the third-order method of [31]), em (random starts) or l2 (baseline)",
@@ -37,7 +38,7 @@ internal static class FitCommand
         var requestTimeout = new Option<double>("--request-timeout") { Description = "with --cluster: seconds one shard's part of a pass may take before it is retried elsewhere", DefaultValueFactory = _ => 300 };
         var command = new Command("fit", "fit a mixture of experts to a CSV file")
         {
-            data, k, activation, slope, family, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
+            data, k, activation, slope, family, df, sigma, method, paperModel, noIntercept, commonSigma, noStandardise, randomStarts,
             solver, transform, noPolish, seed, outPath, report, se, maxRows, cluster, requestTimeout,
         };
         roleOptions.AddTo(command);
@@ -63,6 +64,7 @@ internal static class FitCommand
             {
                 options.Family = ExpertFamilies.Parse(familyName);
             }
+            options.DegreesOfFreedom = Shared.DegreesOfFreedom(parse.GetValue(df), options.Family);
             if (parse.GetValue(method) is { } m)
             {
                 options.Method = m.ToLowerInvariant() switch
@@ -208,7 +210,9 @@ internal static class FitCommand
             var sigmas = model.Sigmas.Distinct().Count() == 1
                 ? string.Create(CultureInfo.InvariantCulture, $"sigma={model.Sigma:G6}")
                 : string.Create(CultureInfo.InvariantCulture, $"sigmas={string.Join("/", model.Sigmas.Select(v => v.ToString("G4", CultureInfo.InvariantCulture)))}");
-            var experts = model.Family.HasNoiseLevels() ? $"{model.Activation}, {sigmas}" : $"{model.Family.Name()} experts";
+            var experts = model.Family == ExpertFamily.StudentT
+                ? string.Create(CultureInfo.InvariantCulture, $"student-t experts, {sigmas}, df={string.Join("/", model.DegreesOfFreedom.Select(v => v.ToString("G4", CultureInfo.InvariantCulture)))}")
+                : model.Family.HasNoiseLevels() ? $"{model.Activation}, {sigmas}" : $"{model.Family.Name()} experts";
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
                 $"fitted k={model.Experts}, d={model.Dimension}, {experts} on {rows} ({Exit(result.Exit)}{warned}); wrote {file.Name}"));
             if (Terminal.IsTerminal(output))

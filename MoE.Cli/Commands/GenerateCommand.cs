@@ -15,6 +15,7 @@ internal static class GenerateCommand
         var slope = Shared.SlopeOption();
         var sigma = new Option<double>("--sigma") { Description = "noise standard deviation", DefaultValueFactory = _ => 0.05 };
         var family = Shared.FamilyOption();
+        var df = Shared.DegreesOfFreedomOption();
         var n = new Option<long>("--n") { Description = "number of samples (written in batches: any number the disk holds)", DefaultValueFactory = _ => 100_000 };
         var seed = new Option<long>("--seed") { Description = "random seed (same seed, same bits, any machine)", DefaultValueFactory = _ => 1 };
         var preset = new Option<string>("--preset")
@@ -33,7 +34,7 @@ internal static class GenerateCommand
 
         var command = new Command("generate", "sample a dataset from a ground-truth mixture of experts")
         {
-            d, k, activation, slope, family, sigma, n, seed, preset, radius, free, outPath, truthPath, intercepts, sigmas,
+            d, k, activation, slope, family, df, sigma, n, seed, preset, radius, free, outPath, truthPath, intercepts, sigmas,
             covariateMean, covariateScale,
         };
         command.SetAction(parse =>
@@ -68,6 +69,11 @@ internal static class GenerateCommand
             if (parse.GetValue(family) is { } familyName)
             {
                 truth = truth.WithFamily(ExpertFamilies.Parse(familyName));
+            }
+
+            if (Shared.DegreesOfFreedom(parse.GetValue(df), truth.Family) is { } nu)
+            {
+                truth = truth.WithDegreesOfFreedom(Enumerable.Repeat(nu, truth.Experts).ToArray());
             }
 
             var file = parse.GetValue(outPath)!;

@@ -14,8 +14,22 @@ internal static class Shared
 
     public static Option<string?> FamilyOption() => new("--family")
     {
-        Description = "the experts' family: gaussian (default), poisson (counts; log link) or bernoulli (0/1 outcomes; logit link)",
+        Description = "the experts' family: gaussian (default), poisson (counts; log link), bernoulli (0/1 outcomes; logit link) or student-t (heavy-tailed errors; robust lines)",
     };
+
+    public static Option<double?> DegreesOfFreedomOption() => new("--df")
+    {
+        Description = "student-t experts' degrees of freedom: fixed at this value (default: estimated per expert; generate: 4)",
+    };
+
+    /// <summary>The --df typed on the command line, checked: a finite number &gt; 0, and only with --family student-t.</summary>
+    public static double? DegreesOfFreedom(double? df, ExpertFamily family)
+    {
+        if (df is not { } nu) return null;
+        Require(family == ExpertFamily.StudentT, "--df", "used with --family student-t", $"given with {family.Name()} experts");
+        Require(double.IsFinite(nu) && nu > 0, "--df", "a number > 0", nu);
+        return nu;
+    }
 
     public static Option<double?> SlopeOption() => new("--slope")
     {

@@ -187,6 +187,7 @@ module Calibration =
                     ExpertFamily.quantileReach
                         family
                         model.Sigmas
+                        model.DegreesOfFreedom
                         (Seq.max (seq { for i in 0 .. k - 1 -> p.ExpertMeans.[r, i] }))
 
                 let top =
@@ -202,6 +203,27 @@ module Calibration =
                     z <- z + 1.0
 
                 s
+            elif family = ExpertFamily.StudentT then
+                // No closed form for a mixture of t: ∫ (F(z) − 1{y ≤ z})² dz split at y, each side mapped to a finite
+                // interval by z = y ± s·tan θ (s the largest scale) and integrated by 128-point Gauss–Legendre; the
+                // integrand is smooth in θ and, for ν ≥ 1, bounded as θ → π/2 (docs/math.md §14.5).
+                let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans r
+                let s = Array.max model.Sigmas
+
+                let side (sign: float) =
+                    MathNet.Numerics.Integration.GaussLegendreRule.Integrate(
+                        (fun theta ->
+                            let t = Math.Tan theta
+                            let z = y.[r] + sign * s * t
+                            let f = cdf z
+                            let e = if sign > 0.0 then 1.0 - f else f
+                            e * e * s * (1.0 + t * t)),
+                        0.0,
+                        Math.PI / 2.0,
+                        128
+                    )
+
+                side -1.0 + side 1.0
             else
                 // A mixture of normals: Σ_i w_i A(y − μ_i, σ_i²) − ½ Σ_ij w_i w_j A(μ_i − μ_j, σ_i² + σ_j²).
                 let mutable first = 0.0

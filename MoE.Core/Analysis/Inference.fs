@@ -234,7 +234,10 @@ module Inference =
         let mutable s = 0.0
 
         for i in 0 .. model.Experts - 1 do
-            s <- s + gate.[r, i] * ExpertFamily.cdf model.Family means.[r, i] model.Sigmas.[i] q
+            s <-
+                s
+                + gate.[r, i]
+                  * ExpertFamily.cdf model.Family means.[r, i] model.Sigmas.[i] (ModelRows.degreesOfFreedomOf model i) q
 
         s
 
@@ -321,6 +324,7 @@ module Inference =
                 ExpertFamily.quantileReach
                     model.Family
                     model.Sigmas
+                    model.DegreesOfFreedom
                     (Seq.max (seq { for i in 0 .. k - 1 -> abs means.[r, i] }))
 
             let mutable lo = Seq.min (seq { for i in 0 .. k - 1 -> means.[r, i] }) - reach
@@ -480,7 +484,7 @@ module Inference =
                             Array2D.init data.Count design.ExpertColumns.Length (fun r t ->
                                 data.X.[r, design.ExpertColumns.[t]])
 
-                    let a, b, s, ll =
+                    let a, b, s, _, ll =
                         SingleRegression.fit
                             config.Family
                             config.Activation
@@ -492,6 +496,7 @@ module Inference =
                                  Array.init data.Count (fun r -> Design.offsetAt design data.X r)
                              else
                                  null)
+                            config.DegreesOfFreedom
                             context
 
                     let p =

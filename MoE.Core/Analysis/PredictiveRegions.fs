@@ -38,7 +38,10 @@ module PredictiveRegions =
 
             if ExpertFamily.isDiscrete family then
                 let top =
-                    Math.Ceiling(Array.max mu + ExpertFamily.quantileReach family sigmas (Array.max mu))
+                    Math.Ceiling(
+                        Array.max mu
+                        + ExpertFamily.quantileReach family sigmas model.DegreesOfFreedom (Array.max mu)
+                    )
 
                 let counts = int top + 1
                 let mass = Array.init counts (fun v -> cdf (float v) - cdf (float v - 1.0))

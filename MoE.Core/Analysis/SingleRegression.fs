@@ -111,7 +111,8 @@ module internal SingleRegression =
             Seq.sum (
                 seq {
                     for r in 0 .. n - 1 ->
-                        weightOf w r * ExpertFamily.jointLogDensity family 0.0 0.0 0.0 y.[r] (eta v r)
+                        weightOf w r
+                        * ExpertFamily.jointLogDensity family 0.0 0.0 0.0 0.0 y.[r] (eta v r)
                 }
             )
 
@@ -177,8 +178,103 @@ module internal SingleRegression =
 
         Array.sub v 0 d, (if intercept then v.[d] else 0.0), 1.0, ll
 
-    /// <summary>The single regression of a family: slopes, intercept, σ (1 for a family without levels) and the
-    /// log-likelihood.</summary>
+    /// The single Student-t regression (docs/math.md §14.2) by ECM from the least-squares line: each step weighs the
+    /// rows by u = (ν+1)/(ν + e²/σ²), solves weighted least squares, sets σ² = Σ w u e²/Σ w and ν by the family's step
+    /// (unless <paramref name="fixedNu"/> holds it), until the log-likelihood gains less than 1e-13 relative. Returns
+    /// slopes, intercept, σ, ν and the log-likelihood.
+    let private studentT
+        (intercept: bool)
+        (x: float[,])
+        (y: float[])
+        (w: float[])
+        (fixedNu: float option)
+        (context: RunContext)
+        =
+        let n, d = x.GetLength 0, x.GetLength 1
+        let width = if intercept then d + 1 else d
+        let a0, b0, s0, _ = gaussian Identity intercept x y w context
+        let mutable v = Array.append a0 (if intercept then [| b0 |] else [||])
+        let mutable sigma = max s0 1e-300
+
+        let mutable nu = fixedNu |> Option.defaultValue StudentT.StartDegreesOfFreedom
+
+        let count = total w n
+
+        let residual (v: float[]) (r: int) =
+            let mutable z = if intercept then v.[d] else 0.0
+
+            for t in 0 .. d - 1 do
+                z <- z + v.[t] * x.[r, t]
+
+            y.[r] - z
+
+        let logLikelihood (v: float[]) (sigma: float) (nu: float) =
+            let c, b, shape = StudentT.constants [| sigma |] [| nu |]
+
+            Seq.sum (
+                seq { for r in 0 .. n - 1 -> weightOf w r * StudentT.logDensity c.[0] b.[0] shape.[0] (residual v r) }
+            )
+
+        let mutable ll = logLikelihood v sigma nu
+        let mutable go = true
+        let mutable iterations = 0
+
+        while go && iterations < 1000 do
+            iterations <- iterations + 1
+            context.Cancellation.ThrowIfCancellationRequested()
+            let b = nu * sigma * sigma
+            let gram = Array.zeroCreate (width * width)
+            let rhs = Array.zeroCreate width
+            let mutable sumLogW, sumW = 0.0, 0.0
+
+            for r in 0 .. n - 1 do
+                let e = residual v r
+                let weight = StudentT.weight b (nu + 1.0) e
+                let rw = weightOf w r * weight
+                sumLogW <- sumLogW + weightOf w r * Math.Log weight
+                sumW <- sumW + rw
+                let row t = if t < d then x.[r, t] else 1.0
+                let target = y.[r]
+
+                for t in 0 .. width - 1 do
+                    rhs.[t] <- rhs.[t] + rw * target * row t
+
+                    for u in t .. width - 1 do
+                        gram.[t * width + u] <- gram.[t * width + u] + rw * row t * row u
+
+            let next = Gaussian.expertSolution width gram rhs
+            // σ² = σ²_old·Σ w·(u/σ²_old)·e²/Σ w at the new line (the weights of the E-step).
+            let mutable swe2 = 0.0
+
+            for r in 0 .. n - 1 do
+                let eOld = residual v r
+                let e = residual next r
+                swe2 <- swe2 + weightOf w r * StudentT.weight b (nu + 1.0) eOld * e * e
+
+            let sigmaNext = max (sigma * sqrt (swe2 / count)) 1e-300
+
+            let nuNext =
+                match fixedNu with
+                | Some f -> f
+                | None ->
+                    (StudentT.degreesOfFreedom
+                        [| [| 0.0; 0.0; sumLogW; sumW |] |]
+                        [| count |]
+                        count
+                        [| sigma |]
+                        [| nu |]).[0]
+
+            let llNext = logLikelihood next sigmaNext nuNext
+            go <- llNext - ll > 1e-13 * max 1.0 (abs ll)
+            v <- next
+            sigma <- sigmaNext
+            nu <- nuNext
+            ll <- llNext
+
+        Array.sub v 0 d, (if intercept then v.[d] else 0.0), sigma, nu, ll
+
+    /// <summary>The single regression of a family: slopes, intercept, σ (1 for a family without levels), ν (Student-t;
+    /// 0 for the other families) and the log-likelihood.</summary>
     /// <param name="family">The expert family.</param>
     /// <param name="g">The activation (Gaussian experts).</param>
     /// <param name="intercept">Whether the regression has an intercept.</param>
@@ -186,6 +282,7 @@ module internal SingleRegression =
     /// <param name="y">n responses.</param>
     /// <param name="w">The rows' frequency weights, or null for unit weights.</param>
     /// <param name="offsets">The rows' offsets log t (docs/math.md §12.4), or null for none (the GLM families only).</param>
+    /// <param name="fixedNu">Student-t's fixed degrees of freedom, or None to estimate them.</param>
     /// <param name="context">Progress and cancellation.</param>
     let fit
         (family: ExpertFamily)
@@ -195,12 +292,18 @@ module internal SingleRegression =
         (y: float[])
         (w: float[])
         (offsets: float[])
+        (fixedNu: float option)
         (context: RunContext)
         =
         if ExpertFamily.hasLevels family then
             if not (isNull offsets) then
                 invalidArg "offsets" "Offsets enter a GLM expert's link; a Gaussian regression takes none."
 
-            gaussian g intercept x y w context
+            if family = ExpertFamily.StudentT then
+                studentT intercept x y w fixedNu context
+            else
+                let a, b, s, ll = gaussian g intercept x y w context
+                a, b, s, 0.0, ll
         else
-            glm family intercept x y w offsets
+            let a, b, s, ll = glm family intercept x y w offsets
+            a, b, s, 0.0, ll

@@ -126,7 +126,7 @@ module ModelJson =
             |> ignore
 
         let leading, trailing =
-            ExpertFamily.jsonFields model.Family model.Sigma model.Sigmas
+            ExpertFamily.jsonFields model.Family model.Sigma model.Sigmas model.DegreesOfFreedom
 
         for name, value in leading do
             sb.Append("  \"").Append(name).Append("\": ").Append(num value).Append(",\n")
@@ -308,7 +308,7 @@ module ModelJson =
             else
                 None
 
-        let sigmas = ExpertFamily.ofJson family numberField vector fail k
+        let sigmas, dof = ExpertFamily.ofJson family numberField vector fail k
 
         let indices (name: string) =
             let mutable e = Unchecked.defaultof<JsonElement>
@@ -502,6 +502,7 @@ module ModelJson =
             MoeModel.create regressors gating activation sigmas.[0]
         else
             MoeModel.createWith design family regressors b gating c activation sigmas
+            |> MoeModel.withDegreesOfFreedom dof
 
     /// <summary>Writes a model file (created or replaced atomically: a failed write leaves the previous file).</summary>
     /// <param name="path">The file.</param>

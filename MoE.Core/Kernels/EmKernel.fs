@@ -231,6 +231,8 @@ module internal EmKernel =
                         slopes
                         o
                         forward.Y
+                        forward.Inv2s2.[i]
+                        forward.Shapes.[i]
                         forward.Work
                         acc
                         (oSums + i * sums)
@@ -448,10 +450,13 @@ module internal EmKernel =
                                     candidate.Family
                                     now.Post
                                     o
+                                    now.Residuals
                                     next.Residuals
                                     next.Means
                                     next.Y
                                     o
+                                    now.Inv2s2.[i]
+                                    now.Shapes.[i]
                                     weighted
                                     rows
 

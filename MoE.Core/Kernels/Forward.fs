@@ -30,7 +30,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let pG = if intercepts then dG + 1 else dG
     let g = model.Activation
     let family = model.Family
-    let logNorms, inv2s2 = ModelRows.densityConstants model
+    let logNorms, inv2s2, shapes = ModelRows.densityConstants model
     let a = Array.init (k * d) (fun i -> model.Regressors.[i / d, i % d])
     let w = Array.init (km1 * dG) (fun i -> model.Gating.[i / dG, i % dG])
     let b, c = model.RegressorIntercepts, model.GatingIntercepts
@@ -118,6 +118,8 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.LogNorms = logNorms
     /// The family's log-density scales per expert (Gaussian: 1/(2σ_i²)).
     member _.Inv2s2 = inv2s2
+    /// The family's third constant per expert (Student-t: ν + 1; unused by the others).
+    member _.Shapes = shapes
     /// The model's expert family.
     member _.Family = family
 
@@ -223,6 +225,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
                 (i * stride)
                 logNorms.[i]
                 inv2s2.[i]
+                shapes.[i]
                 post
                 (i * stride)
                 rows

@@ -180,6 +180,7 @@ module internal GatingKernel =
                         (i * Stride)
                         forward.LogNorms.[i]
                         forward.Inv2s2.[i]
+                        forward.Shapes.[i]
                         logs
                         (i * n + start)
                         rows

@@ -52,6 +52,7 @@ module internal LikelihoodKernel =
                     forward.Slopes
                     o
                     inv2s2.[i]
+                    forward.Shapes.[i]
                     weights
                     squares
                     rows
@@ -183,6 +184,7 @@ module internal LikelihoodKernel =
                     forward.Slopes
                     (i * Stride)
                     inv2s2.[i]
+                    forward.Shapes.[i]
                     weights
                     rows
 
@@ -190,7 +192,10 @@ module internal LikelihoodKernel =
 
                 acc.[oS + i] <-
                     acc.[oS + i]
-                    + FamilyKernels.scaleCurvature forward.Family (Lanes.sum forward.Post (i * Stride) rows)
+                    + FamilyKernels.scaleCurvature
+                        forward.Family
+                        (Lanes.sum forward.Post (i * Stride) rows)
+                        forward.Shapes.[i]
 
                 if i < km1 then
                     let pi = Lanes.lane forward.Gate i rows

@@ -72,7 +72,7 @@ module internal Requests =
         writeActivation w m.Activation
         w.Floats m.RegressorIntercepts
         w.Floats m.GatingIntercepts
-        ExpertFamily.writeWire w m.Family m.Sigma m.Sigmas
+        ExpertFamily.writeWire w m.Family m.Sigma m.Sigmas m.DegreesOfFreedom
         w.Int m.Design.Inputs
         w.Ints m.Design.ExpertColumns
         w.Ints m.Design.GateColumns
@@ -83,7 +83,7 @@ module internal Requests =
         let g = readActivation r
         let b = r.Floats()
         let c = r.Floats()
-        let family, sigma, sigmas = ExpertFamily.readWire r
+        let family, sigma, sigmas, dof = ExpertFamily.readWire r
         let inputs = r.Int()
         let expertColumns = r.Ints()
         let gateColumns = r.Ints()
@@ -104,6 +104,7 @@ module internal Requests =
             || b.Length <> k
             || c.Length <> k - 1
             || sigmas.Length <> k
+            || (dof.Length <> 0 && dof.Length <> k)
         then
             invalidArg "request" "The request's model has parts of inconsistent shapes."
 
@@ -117,6 +118,7 @@ module internal Requests =
             RegressorIntercepts = b
             GatingIntercepts = c
             Sigmas = sigmas
+            DegreesOfFreedom = dof
         }
 
     let private writeTransform (w: Wire.Writer) (t: OutputTransform) =

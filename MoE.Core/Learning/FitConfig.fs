@@ -127,6 +127,9 @@ type FitConfig =
         Design: Design option
         /// σ if known; None to estimate it (docs/learners.md).
         Sigma: float option
+        /// Student-t experts' degrees of freedom: Some ν fixes every ν_i at ν (&gt; 0); None estimates one per expert
+        /// (docs/math.md §14). Only for the student-t family.
+        DegreesOfFreedom: float option
         /// The estimator.
         Method: FitMethod
         /// The L4 solver with its settings.
@@ -174,6 +177,11 @@ type FitConfig =
     /// <summary>This configuration with σ known.</summary>
     /// <param name="sigma">The noise level σ &gt; 0.</param>
     member this.WithSigma(sigma: float) = { this with Sigma = Some sigma }
+
+    /// <summary>This configuration with every Student-t expert's degrees of freedom fixed at ν.</summary>
+    /// <param name="nu">ν &gt; 0.</param>
+    member this.WithDegreesOfFreedom(nu: float) =
+        { this with DegreesOfFreedom = Some nu }
 
     /// <summary>A copy with the experts' family.</summary>
     /// <param name="family">Gaussian, Poisson or Bernoulli.</param>
@@ -266,6 +274,7 @@ module FitConfig =
             Family = ExpertFamily.Gaussian
             Design = None
             Sigma = None
+            DegreesOfFreedom = None
             Method = FitMethod.L4
             L4Solver = L4Solver.DefaultSubspace
             Transform = TransformKind.Bounded
@@ -390,12 +399,13 @@ module FitConfig =
         let width (columns: int[]) =
             columns.Length + (if config.Intercepts then 1 else 0)
 
-        ExpertFamily.parameterCount
+        ExpertFamily.parameterCountWith
             config.Family
             config.Experts
             (width design.ExpertColumns)
             (width design.GateColumns)
             config.CommonSigma
+            config.DegreesOfFreedom.IsNone
 
     /// <summary>Whether every start runs to convergence on every row (rows × parameters at most
     /// <c>Selection.AllRowsWork</c>) rather than being screened on a subsample.</summary>
@@ -464,6 +474,19 @@ module FitConfig =
                 (Text.format
                     "The l2 method minimises squared errors, the Gaussian experts' loss; %s experts are fitted by the default method or EM."
                     [| box config.Family.Name |])
+
+        match config.DegreesOfFreedom with
+        | Some _ when config.Family <> ExpertFamily.StudentT ->
+            invalidArg
+                "DegreesOfFreedom"
+                (Text.format
+                    "Degrees of freedom belong to student-t experts; %s experts have none (leave them unset, or choose the student-t family)."
+                    [| box config.Family.Name |])
+        | Some nu when not (Double.IsFinite nu && nu > 0.0) ->
+            invalidArg
+                "DegreesOfFreedom"
+                (Text.format "Degrees of freedom must be a finite number > 0, but are %s." [| box (string nu) |])
+        | _ -> ()
 
         if config.Sigma.IsSome && not (ExpertFamily.hasLevels config.Family) then
             invalidArg

@@ -179,11 +179,13 @@ module Losses =
         let means = Array.zeroCreate k
         let joint = Array.zeroCreate k
         let grad = Array2D.zeroCreate (k - 1) d
-        let logNorms, inv2s2 = ModelRows.densityConstants model
+        let logNorms, inv2s2, shapes = ModelRows.densityConstants model
         let mutable total = 0.0
 
         for row in 0 .. n - 1 do
-            let ll = ModelRows.logJointInto model logNorms inv2s2 x y row gate means joint
+            let ll =
+                ModelRows.logJointInto model logNorms inv2s2 shapes x y row gate means joint
+
             total <- total + ll
 
             for i in 0 .. k - 2 do

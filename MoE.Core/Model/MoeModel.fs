@@ -35,8 +35,10 @@ type MoeModel =
         RegressorIntercepts: float[]
         /// The gate's intercepts c_i (k−1; c_k = 0; all zero in the paper's model).
         GatingIntercepts: float[]
-        /// The experts' noise levels σ_i (k; all equal to Sigma for a common σ).
+        /// The experts' noise levels σ_i (k; all equal to Sigma for a common σ; Student-t experts' scales).
         Sigmas: float[]
+        /// Student-t experts' degrees of freedom ν_i (k of them, each &gt; 0); empty for every other family.
+        DegreesOfFreedom: float[]
     }
 
     /// The number of experts k.
@@ -118,9 +120,16 @@ module internal ModelRows =
 
         s
 
-    /// The family's per-expert log-density constants (Gaussian: −½ log(2πσ_i²) and 1/(2σ_i²)).
-    let densityConstants (model: MoeModel) : float[] * float[] =
-        ExpertFamily.constants model.Family model.Sigmas
+    /// Expert i's degrees of freedom (Student-t), or 0 for a family without them.
+    let inline degreesOfFreedomOf (model: MoeModel) (i: int) =
+        if model.DegreesOfFreedom.Length = 0 then
+            0.0
+        else
+            model.DegreesOfFreedom.[i]
+
+    /// The family's per-expert log-density constants (Gaussian: −½ log(2πσ_i²) and 1/(2σ_i²); Student-t: c, νσ², ν + 1).
+    let densityConstants (model: MoeModel) : float[] * float[] * float[] =
+        ExpertFamily.constants model.Family model.Sigmas model.DegreesOfFreedom
 
     /// For one sample: fills `gate` with log p_i(x), `means` with g(<a_i,x> + b_i), `joint` with
     /// log p_i(x) + log N(y | g(<a_i,x> + b_i), σ_i²), and returns log Σ_i exp(joint_i), the sample's log-likelihood.
@@ -129,6 +138,7 @@ module internal ModelRows =
         (model: MoeModel)
         (logNorms: float[])
         (inv2s2: float[])
+        (shapes: float[])
         (x: float[,])
         (y: float[])
         (row: int)
@@ -143,6 +153,8 @@ module internal ModelRows =
 
         for i in 0 .. k - 1 do
             gate.[i] <- gate.[i] - lseGate
-            joint.[i] <- ExpertFamily.jointLogDensity model.Family gate.[i] logNorms.[i] inv2s2.[i] y.[row] means.[i]
+
+            joint.[i] <-
+                ExpertFamily.jointLogDensity model.Family gate.[i] logNorms.[i] inv2s2.[i] shapes.[i] y.[row] means.[i]
 
         Gate.logSumExp joint k

@@ -59,7 +59,7 @@ module MoeModel =
 
         Guard.expertVector "regressorIntercepts" k k model.RegressorIntercepts
         Guard.expertVector "gatingIntercepts" (k - 1) k model.GatingIntercepts
-        ExpertFamily.validate model.Family k model.Sigma model.Sigmas
+        ExpertFamily.validate model.Family k model.Sigma model.Sigmas model.DegreesOfFreedom
 
         match ExpertFamily.activationMismatch model.Family model.Activation with
         | Some reason -> invalidArg "activation" reason
@@ -106,6 +106,7 @@ module MoeModel =
                 RegressorIntercepts = Array.zeroCreate (regressors.GetLength 0)
                 GatingIntercepts = Array.zeroCreate (max 0 (regressors.GetLength 0 - 1))
                 Sigmas = Array.create (regressors.GetLength 0) sigma
+                DegreesOfFreedom = [||]
             }
 
         validate model
@@ -129,7 +130,8 @@ module MoeModel =
     /// <param name="gatingIntercepts">k−1 gate intercepts c_i (c_k = 0).</param>
     /// <param name="activation">g.</param>
     /// <param name="sigmas">The family's k levels (Gaussian: σ_i ≥ 0).</param>
-    /// <returns>The model; its <c>Sigma</c> is the common level, or √(mean σ_i²).</returns>
+    /// <returns>The model; its <c>Sigma</c> is the common level, or √(mean σ_i²); Student-t experts start with
+    /// ν_i = 4 (<c>withDegreesOfFreedom</c> sets them).</returns>
     /// <exception cref="T:System.ArgumentException">See <c>validate</c>.</exception>
     [<CompiledName("CreateWith")>]
     let createWith
@@ -172,6 +174,7 @@ module MoeModel =
                 RegressorIntercepts = Array.copy regressorIntercepts
                 GatingIntercepts = Array.copy gatingIntercepts
                 Sigmas = Array.copy sigmas
+                DegreesOfFreedom = ExpertFamily.startDegreesOfFreedom family (regressors.GetLength 0)
             }
 
         validate model
@@ -227,6 +230,31 @@ module MoeModel =
                  model.Sigmas
              else
                  Array.create model.Experts 1.0)
+        |> fun next ->
+            // A Student-t model keeps its degrees of freedom; any other starts from the family's.
+            if family = model.Family then
+                { next with
+                    DegreesOfFreedom = Array.copy model.DegreesOfFreedom
+                }
+            else
+                next
+
+    /// <summary>The model with Student-t experts' degrees of freedom set (docs/math.md §14).</summary>
+    /// <param name="degreesOfFreedom">k values ν_i &gt; 0 for a Student-t model; empty for any other family.</param>
+    /// <param name="model">The model.</param>
+    /// <exception cref="T:System.ArgumentException">The wrong number of values for the family, or a ν_i ≤ 0.</exception>
+    [<CompiledName("WithDegreesOfFreedom")>]
+    let withDegreesOfFreedom (degreesOfFreedom: float[]) (model: MoeModel) : MoeModel =
+        Guard.notNull "degreesOfFreedom" degreesOfFreedom
+        Guard.finiteVector "degreesOfFreedom" degreesOfFreedom
+
+        let next =
+            { model with
+                DegreesOfFreedom = Array.copy degreesOfFreedom
+            }
+
+        validate next
+        next
 
     /// <summary>The model with every expert's noise level set to σ.</summary>
     /// <param name="sigma">σ ≥ 0.</param>
@@ -277,6 +305,12 @@ module MoeModel =
         let last = order.[k - 1]
         let sigmas = Array.init k (fun i -> model.Sigmas.[order.[i]])
 
+        let dof =
+            if model.DegreesOfFreedom.Length = 0 then
+                [||]
+            else
+                Array.init k (fun i -> model.DegreesOfFreedom.[order.[i]])
+
         { model with
             Regressors = Array2D.init k dE (fun i t -> model.Regressors.[order.[i], t])
             Gating = Array2D.init (k - 1) dG (fun i t -> w order.[i] t - w last t)
@@ -284,6 +318,7 @@ module MoeModel =
             GatingIntercepts = Array.init (k - 1) (fun i -> c order.[i] - c last)
             Sigma = pooledSigma sigmas
             Sigmas = sigmas
+            DegreesOfFreedom = dof
         }
 
     /// <summary>Gate probabilities p_i(x) for every sample.</summary>
@@ -381,7 +416,7 @@ module MoeModel =
         let k = model.Experts
         let result = Array.zeroCreate n
 
-        let logNorms, inv2s2 = ModelRows.densityConstants model
+        let logNorms, inv2s2, shapes = ModelRows.densityConstants model
 
         Chunks.forChunks n (fun _ lo hi ->
             let gate = Array.zeroCreate k
@@ -389,7 +424,7 @@ module MoeModel =
             let joint = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                result.[r] <- ModelRows.logJointInto model logNorms inv2s2 x y r gate means joint)
+                result.[r] <- ModelRows.logJointInto model logNorms inv2s2 shapes x y r gate means joint)
 
         result
 
@@ -422,7 +457,7 @@ module MoeModel =
         let k = model.Experts
         let result = Array2D.zeroCreate n k
 
-        let logNorms, inv2s2 = ModelRows.densityConstants model
+        let logNorms, inv2s2, shapes = ModelRows.densityConstants model
 
         Chunks.forChunks n (fun _ lo hi ->
             let gate = Array.zeroCreate k
@@ -430,7 +465,8 @@ module MoeModel =
             let joint = Array.zeroCreate k
 
             for r in lo .. hi - 1 do
-                let total = ModelRows.logJointInto model logNorms inv2s2 x y r gate means joint
+                let total =
+                    ModelRows.logJointInto model logNorms inv2s2 shapes x y r gate means joint
 
                 for i in 0 .. k - 1 do
                     result.[r, i] <- Math.Exp(joint.[i] - total))

@@ -109,6 +109,7 @@ module Sampler =
                     model.Family
                     (model.Activation.Value(s + model.RegressorIntercepts.[chosen]))
                     model.Sigmas.[chosen]
+                    (ModelRows.degreesOfFreedomOf model chosen)
                     rng
 
             z.[r] <- chosen
@@ -185,6 +186,7 @@ module Sampler =
                             model.Family
                             (model.Activation.Value(ModelRows.linearPredictor model x r chosen))
                             model.Sigmas.[chosen]
+                            (ModelRows.degreesOfFreedomOf model chosen)
                             rng
         )
         |> ignore
@@ -254,6 +256,7 @@ module Sampler =
             (Array.init (k - 1) (fun i -> model.GatingIntercepts.[i] + shift g (fun i t -> model.Gating.[i, t]) i))
             model.Activation
             model.Sigmas
+        |> MoeModel.withDegreesOfFreedom model.DegreesOfFreedom
 
     /// Checks covariate units: d finite means and d positive finite scales.
     let internal checkCovariateUnits (mean: float[]) (scale: float[]) (dimension: int) =

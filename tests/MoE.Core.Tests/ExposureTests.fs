@@ -222,8 +222,8 @@ let ``one Poisson regression with an exposure (k = 1 of select) finds its coeffi
     let offsets = Array.init data.Count (fun r -> Math.Log data.X.[r, 1])
     let x = Array2D.init data.Count 1 (fun r _ -> data.X.[r, 0])
 
-    let a, b, _, _ =
-        SingleRegression.fit ExpertFamily.Poisson Identity true x data.Y null offsets RunContext.silent
+    let a, b, _, _, _ =
+        SingleRegression.fit ExpertFamily.Poisson Identity true x data.Y null offsets None RunContext.silent
 
     // n = 20,000 counts of mean ~1.3: standard errors ~0.01; 0.04 is four of them.
     Assert.InRange(a.[0], 0.56, 0.64)

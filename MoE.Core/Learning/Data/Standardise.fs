@@ -266,6 +266,7 @@ module Standardise =
                 model.Family
                 s.YScale
                 model.Sigmas)
+        |> MoeModel.withDegreesOfFreedom model.DegreesOfFreedom
 
     /// <summary>A model fitted in standardised units, in the data's units: with v = (y − m)/s and u = L⁻¹(x − μ),
     /// a = s·L⁻ᵀã, b = m + s·b̃ − ⟨a, μ⟩ for the identity (s·b̃ − ⟨a, μ⟩ otherwise), σ_i = s·σ̃_i, w = L⁻ᵀw̃ and
@@ -304,6 +305,7 @@ module Standardise =
                 c
                 model.Activation
                 (ExpertFamily.toDataUnits model.Family s.YScale model.Sigmas)
+            |> MoeModel.withDegreesOfFreedom model.DegreesOfFreedom
 
     /// <summary>A model in the data's units, in standardised units: the inverse of <c>toDataUnits</c>.</summary>
     /// <param name="s">The standardisation.</param>
@@ -349,3 +351,4 @@ module Standardise =
                 c
                 model.Activation
                 (ExpertFamily.fromDataUnits model.Family s.YScale model.Sigmas)
+            |> MoeModel.withDegreesOfFreedom model.DegreesOfFreedom

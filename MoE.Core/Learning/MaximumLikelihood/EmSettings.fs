@@ -9,6 +9,9 @@ type EmSettings =
         EstimateSigma: bool
         /// One σ for every expert (the paper's model) or one per expert.
         CommonSigma: bool
+        /// Whether Student-t experts' degrees of freedom are updated (the ECM step of docs/math.md §14.2; false: the
+        /// model's ν_i stay).
+        EstimateDegreesOfFreedom: bool
         /// Whether the intercepts b_i and c_i are fitted (false: they stay as in the start).
         FitIntercepts: bool
         /// Whether the regressors (and their intercepts) stay fixed: EM on the gate and σ only.
@@ -52,6 +55,7 @@ module EmSettings =
         {
             EstimateSigma = estimateSigma
             CommonSigma = true
+            EstimateDegreesOfFreedom = false
             FitIntercepts = false
             FixRegressors = false
             SigmaFloor = 0.0

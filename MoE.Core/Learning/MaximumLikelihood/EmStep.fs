@@ -35,7 +35,8 @@ module internal EmStep =
                 else
                     model.GatingIntercepts.[j]))
 
-    /// The model with the given p-vectors and noise levels (fixed intercepts kept when they are not fitted).
+    /// The model with the given p-vectors and noise levels (fixed intercepts kept when they are not fitted; Student-t's
+    /// degrees of freedom the model's).
     let rebuild (settings: EmSettings) (model: MoeModel) (experts: float[][]) (gates: float[][]) (sigmas: float[]) =
         let k, d, dG = model.Experts, model.ExpertDimension, model.GateDimension
         let fit = settings.FitIntercepts
@@ -55,6 +56,7 @@ module internal EmStep =
                  model.GatingIntercepts)
             model.Activation
             sigmas
+        |> MoeModel.withDegreesOfFreedom model.DegreesOfFreedom
 
     /// Böhning's bound of the multinomial-logit Hessian, B = A ⊗ X̃ᵀX̃ with A = ½(I − 11ᵀ/k): the step B⁻¹g
     /// = A⁻¹·G·(X̃ᵀX̃)⁻¹ with A⁻¹ = 2(I + 11ᵀ) always increases Q (docs/math.md §7.2).
@@ -238,7 +240,15 @@ module internal EmStep =
                     n
                     model.Sigmas
 
+        // Student-t's degrees of freedom: the ECM step from the E-step's sums, at the levels that E-step used.
+        let dof =
+            if settings.EstimateDegreesOfFreedom then
+                FamilyKernels.degreesOfFreedom family stats.Sums stats.Weight n model.Sigmas model.DegreesOfFreedom
+            else
+                model.DegreesOfFreedom
+
         rebuild settings model experts (gatesAt gateStep) sigmas
+        |> MoeModel.withDegreesOfFreedom dof
 
     /// Parameters as one vector for extrapolation: experts, gates, log σ_i.
     let pack (settings: EmSettings) (model: MoeModel) =

@@ -87,6 +87,7 @@ module Likelihood =
                         max s (max settings.SigmaFloor 1e-12))
 
             MoeModel.createWith template.Design template.Family a b w c template.Activation sigmas
+            |> MoeModel.withDegreesOfFreedom template.DegreesOfFreedom
 
         /// The kernel's full gradient [∂ã (k·p) | ∂w̃ ((k−1)·p) | ∂log σ_i (k)] restricted to the variables.
         member _.Restrict(full: float[]) : float[] =

@@ -54,6 +54,8 @@ module internal SplitMerge =
             W: float[][]
             C: float[]
             S: float[]
+            /// Student-t's degrees of freedom (empty for the other families).
+            V: float[]
         }
 
     let private partsOf (m: MoeModel) =
@@ -70,6 +72,7 @@ module internal SplitMerge =
                         Array.zeroCreate dG)
             C = Array.init k (fun i -> if i < k - 1 then m.GatingIntercepts.[i] else 0.0)
             S = Array.copy m.Sigmas
+            V = Array.copy m.DegreesOfFreedom
         }
 
     /// The model of the parts: the gate's logits shifted so that the last expert's are zero (softmax is unchanged).
@@ -87,6 +90,7 @@ module internal SplitMerge =
             (Array.init (k - 1) (fun i -> p.C.[i] - p.C.[last]))
             like.Activation
             p.S
+        |> MoeModel.withDegreesOfFreedom p.V
 
     /// log(e^a + e^b) without overflow.
     let private logAdd (a: float) (b: float) =
@@ -114,7 +118,15 @@ module internal SplitMerge =
         w.[i] <- mix p.W.[i] p.W.[j]
         c.[i] <- logAdd p.C.[i] p.C.[j]
         s.[i] <- sqrt (wi * p.S.[i] * p.S.[i] + wj * p.S.[j] * p.S.[j])
-        { A = a; B = b; W = w; C = c; S = s }
+        // Slot i keeps its degrees of freedom (Student-t): the next EM steps re-estimate them.
+        {
+            A = a
+            B = b
+            W = w
+            C = c
+            S = s
+            V = Array.copy p.V
+        }
 
     /// The parts without expert j.
     let private without (p: Parts) (j: int) =
@@ -126,6 +138,7 @@ module internal SplitMerge =
             W = drop p.W
             C = drop p.C
             S = drop p.S
+            V = (if p.V.Length = 0 then [||] else drop p.V)
         }
 
     /// <summary>Expert l's residuals e_n = y_n − g(⟨a_l, x_n⟩ + b_l) on the rows (x over all the design's
@@ -370,7 +383,23 @@ module internal SplitMerge =
 
                             let moved =
                                 try
-                                    Some(assemble model { A = a; B = b; W = w; C = c; S = s })
+                                    let v = Array.copy merged.V
+
+                                    if v.Length > 0 then
+                                        v.[free] <- v.[l]
+
+                                    Some(
+                                        assemble
+                                            model
+                                            {
+                                                A = a
+                                                B = b
+                                                W = w
+                                                C = c
+                                                S = s
+                                                V = v
+                                            }
+                                    )
                                 with :? ArgumentException ->
                                     None
 

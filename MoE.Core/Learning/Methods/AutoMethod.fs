@@ -74,7 +74,7 @@ module internal AutoMethod =
             if
                 FitConfig.everyStartOnAllRows config problem.Working.Dimension problem.Working.Rows
                 && config.Intercepts
-                && config.Family = ExpertFamily.Gaussian
+                && (config.Family = ExpertFamily.Gaussian || config.Family = ExpertFamily.StudentT)
             then
                 let data = problem.Sample()
 
@@ -101,7 +101,7 @@ module internal AutoMethod =
                         config.Seed
                         data.X
                         data.Y)
-                |> Array.map Ok
+                |> Array.map (Initializers.inFamily config.Family config.DegreesOfFreedom >> Ok)
             else
                 [||]
 
@@ -117,7 +117,7 @@ module internal AutoMethod =
                 config.Intercepts
                 random
                 config.Seed
-             |> Array.map Ok)
+             |> Array.map (Initializers.inFamily config.Family config.DegreesOfFreedom >> Ok))
 
     /// <summary>The Auto method on a prepared problem.</summary>
     let run (problem: Problem) : MethodResult =

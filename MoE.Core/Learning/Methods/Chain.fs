@@ -17,6 +17,7 @@ module internal Chain =
         {
             EstimateSigma = config.Sigma.IsNone && levels
             CommonSigma = config.CommonSigma
+            EstimateDegreesOfFreedom = config.Family = ExpertFamily.StudentT && config.DegreesOfFreedom.IsNone
             FitIntercepts = config.Intercepts
             FixRegressors = false
             SigmaFloor = 0.0

@@ -20,6 +20,7 @@ module internal EmMethod =
                 config.Intercepts
                 config.RandomStarts
                 config.Seed
+            |> Array.map (Initializers.inFamily config.Family config.DegreesOfFreedom)
 
         if starts.Length = 1 then
             // A random start is a model: no rows are needed to make it.

@@ -210,6 +210,29 @@ module Initializers =
                     )
             })
 
+    /// <summary>A start in the family a fit asks for: a Gaussian start (segments, samples) becomes that family's with
+    /// its lines and levels kept, and Student-t's degrees of freedom are the fixed ones when the fit fixes them.</summary>
+    /// <param name="family">The fit's family.</param>
+    /// <param name="degreesOfFreedom">Student-t's fixed ν, or None.</param>
+    /// <param name="proposal">The start.</param>
+    let inFamily (family: ExpertFamily) (degreesOfFreedom: float option) (proposal: Proposal) : Proposal =
+        match proposal.Start with
+        | Start.Model m ->
+            let m =
+                if m.Family = family then
+                    m
+                else
+                    MoeModel.withFamily family m
+
+            let m =
+                match degreesOfFreedom with
+                | Some nu when family = ExpertFamily.StudentT ->
+                    MoeModel.withDegreesOfFreedom (Array.create m.Experts nu) m
+                | _ -> m
+
+            { proposal with Start = Start.Model m }
+        | Start.Directions _ -> proposal
+
     /// Least squares of y on the columns (and an intercept) over the given rows, with a ridge of 1e-8 of the Gram's
     /// trace so a segment on fewer rows than columns still gives coefficients; the residuals' rms comes with them.
     let private segmentFit (x: float[,]) (y: float[]) (columns: int[]) (intercept: bool) (rows: int[]) =

@@ -13,6 +13,8 @@ type ExpertFamily =
     | Poisson
     /// Yes/no outcomes: y ∈ {0, 1}, P(y = 1) = 1/(1 + e^−η_i) (Model/Families/Bernoulli.fs).
     | Bernoulli
+    /// Heavy tails: y = η_i + σ_i ε, ε ~ t(ν_i), the degrees of freedom estimated or fixed (Model/Families/StudentT.fs).
+    | StudentT
 
     /// <summary>The family's name in model files and on the command line: gaussian.</summary>
     member this.Name =
@@ -20,19 +22,20 @@ type ExpertFamily =
         | Gaussian -> Gaussian.Name
         | Poisson -> Poisson.Name
         | Bernoulli -> Bernoulli.Name
+        | StudentT -> StudentT.Name
 
     /// <summary>The family's name.</summary>
     override this.ToString() = this.Name
 
     /// <summary>Every family, in the order of declaration.</summary>
-    static member All = [| Gaussian; Poisson; Bernoulli |]
+    static member All = [| Gaussian; Poisson; Bernoulli; StudentT |]
 
 /// <summary>The expert families' common interface: what every model, kernel, learner and file asks of a family,
 /// dispatched once per call (per block of rows in the kernels, never per row) to the family's own module.</summary>
 [<RequireQualifiedAccess>]
 module ExpertFamily =
 
-    /// <summary>The family of a name (gaussian, poisson, bernoulli).</summary>
+    /// <summary>The family of a name (gaussian, poisson, bernoulli, student-t).</summary>
     /// <param name="name">The name, in any case.</param>
     /// <exception cref="T:System.ArgumentException">An unknown name: the message lists the known ones.</exception>
     [<CompiledName("Parse")>]
@@ -51,6 +54,26 @@ module ExpertFamily =
                     "Unknown expert family '%s'; expected one of %s."
                     [| box name; box (String.Join(", ", ExpertFamily.All |> Array.map _.Name)) |])
 
+    /// The count of <c>parameterCount</c>, with the Student-t family's ν_i counted only when they are estimated.
+    let internal parameterCountWith
+        (family: ExpertFamily)
+        (experts: int)
+        (expertWidth: int)
+        (gateWidth: int)
+        (commonSigma: bool)
+        (estimateDegreesOfFreedom: bool)
+        : int64 =
+        let own =
+            match family with
+            | ExpertFamily.Gaussian -> Gaussian.parameterCount experts commonSigma
+            | ExpertFamily.StudentT -> StudentT.parameterCount experts commonSigma estimateDegreesOfFreedom
+            | ExpertFamily.Poisson
+            | ExpertFamily.Bernoulli -> 0
+
+        int64 experts * int64 expertWidth
+        + int64 (experts - 1) * int64 gateWidth
+        + int64 own
+
     /// <summary>The number of free parameters of a model with this family: k expert predictors of width
     /// <paramref name="expertWidth"/>, k − 1 gate rows of width <paramref name="gateWidth"/> (each counting its
     /// intercept when there is one), and the family's own (Gaussian: one σ, or one per expert). The one count behind
@@ -68,15 +91,7 @@ module ExpertFamily =
         (gateWidth: int)
         (commonSigma: bool)
         : int64 =
-        let own =
-            match family with
-            | ExpertFamily.Gaussian -> Gaussian.parameterCount experts commonSigma
-            | ExpertFamily.Poisson
-            | ExpertFamily.Bernoulli -> 0
-
-        int64 experts * int64 expertWidth
-        + int64 (experts - 1) * int64 gateWidth
-        + int64 own
+        parameterCountWith family experts expertWidth gateWidth commonSigma true
 
     /// <summary>Whether the moment initializers (L4, spectral, subspace starts) apply to the family.</summary>
     /// <param name="family">The family.</param>
@@ -84,16 +99,19 @@ module ExpertFamily =
     let hasMomentInitializers (family: ExpertFamily) : bool =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.momentInitializers
+        // The moments are derived for Gaussian noise; t noise has no fourth moment for ν ≤ 4 (docs/math.md §14.4).
+        | ExpertFamily.StudentT
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> false
 
-    /// <summary>Whether the family has levels σ_i that are fitted (Gaussian), or none (the GLM experts, whose σ_i stay
-    /// 1 and are not read).</summary>
+    /// <summary>Whether the family has levels σ_i that are fitted (Gaussian; Student-t's scales), or none (the GLM
+    /// experts, whose σ_i stay 1 and are not read).</summary>
     /// <param name="family">The family.</param>
     [<CompiledName("HasLevels")>]
     let hasLevels (family: ExpertFamily) : bool =
         match family with
-        | ExpertFamily.Gaussian -> true
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> true
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> false
 
@@ -102,7 +120,8 @@ module ExpertFamily =
     [<CompiledName("IsDiscrete")>]
     let isDiscrete (family: ExpertFamily) : bool =
         match family with
-        | ExpertFamily.Gaussian -> false
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> false
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> true
 
@@ -113,6 +132,15 @@ module ExpertFamily =
     let internal activationMismatch (family: ExpertFamily) (activation: Activation) : string option =
         match family with
         | ExpertFamily.Gaussian -> None
+        | ExpertFamily.StudentT ->
+            if activation = Identity then
+                None
+            else
+                Some(
+                    Text.format
+                        "student-t experts are linear regressions with heavy-tailed errors, so the activation must be identity, not %s."
+                        [| box activation.Name |]
+                )
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli ->
             if activation = Identity then
@@ -140,6 +168,7 @@ module ExpertFamily =
         match family with
         | ExpertFamily.Poisson -> None
         | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT
         | ExpertFamily.Bernoulli ->
             Some(
                 Text.format
@@ -151,7 +180,9 @@ module ExpertFamily =
     /// squares), rather than giving a direction a careful step checks (Gauss–Newton, IRLS).
     let internal exactMStep (family: ExpertFamily) (activation: Activation) =
         match family with
-        | ExpertFamily.Gaussian -> activation = Identity
+        | ExpertFamily.Gaussian
+        // Given the E-step's weights u, the t expert's M-step is weighted least squares: exact.
+        | ExpertFamily.StudentT -> activation = Identity
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> false
 
@@ -159,7 +190,8 @@ module ExpertFamily =
     /// σ(v)).
     let inline internal responseMean (family: ExpertFamily) (v: float) =
         match family with
-        | ExpertFamily.Gaussian -> v
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> v
         | ExpertFamily.Poisson -> Poisson.mean v
         | ExpertFamily.Bernoulli -> Bernoulli.mean v
 
@@ -167,7 +199,8 @@ module ExpertFamily =
     /// weight is their σ's, not a function of μ: 1.
     let inline internal variance (family: ExpertFamily) (mu: float) =
         match family with
-        | ExpertFamily.Gaussian -> 1.0
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> 1.0
         | ExpertFamily.Poisson -> Poisson.variance mu
         | ExpertFamily.Bernoulli -> Bernoulli.variance mu
 
@@ -178,7 +211,8 @@ module ExpertFamily =
     [<CompiledName("IsValidResponse")>]
     let isValidResponse (family: ExpertFamily) (y: float) : bool =
         match family with
-        | ExpertFamily.Gaussian -> Double.IsFinite y
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Double.IsFinite y
         | ExpertFamily.Poisson -> y >= 0.0 && y = Math.Floor y && y < 9e15
         | ExpertFamily.Bernoulli -> y = 0.0 || y = 1.0
 
@@ -187,37 +221,61 @@ module ExpertFamily =
     [<CompiledName("ResponseRule")>]
     let responseRule (family: ExpertFamily) : string =
         match family with
-        | ExpertFamily.Gaussian -> "finite numbers"
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> "finite numbers"
         | ExpertFamily.Poisson -> "counts, whole numbers >= 0"
         | ExpertFamily.Bernoulli -> "yes/no outcomes coded 0 or 1"
 
     /// The linear predictor a start gives its intercept from the responses' mean (Gaussian: 0, y being standardised).
     let internal startIntercept (family: ExpertFamily) (yMean: float) =
         match family with
-        | ExpertFamily.Gaussian -> 0.0
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> 0.0
         | ExpertFamily.Poisson -> Poisson.link yMean
         | ExpertFamily.Bernoulli -> Bernoulli.link yMean
 
-    /// Checks a model's family parameters (the levels, k of them).
-    let internal validate (family: ExpertFamily) (k: int) (sigma: float) (sigmas: float[]) =
+    /// Checks a model's family parameters (the levels, k of them; the degrees of freedom, k for Student-t, else none).
+    let internal validate (family: ExpertFamily) (k: int) (sigma: float) (sigmas: float[]) (dof: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.validate k sigma sigmas
-        | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.validate k sigmas
+        | ExpertFamily.StudentT -> StudentT.validate k sigma sigmas dof
+        | _ ->
+            if dof.Length <> 0 then
+                invalidArg
+                    "degreesOfFreedom"
+                    (Text.format
+                        "%s experts have no degrees of freedom, but %d were given."
+                        [| box family.Name; box dof.Length |])
+
+            match family with
+            | ExpertFamily.Gaussian -> Gaussian.validate k sigma sigmas
+            | _ -> Canonical.validate k sigmas
+
+    /// The degrees of freedom a model of the family starts with: ν₀ per expert for Student-t, none otherwise.
+    let internal startDegreesOfFreedom (family: ExpertFamily) (k: int) : float[] =
+        match family with
+        | ExpertFamily.StudentT -> Array.create k StudentT.StartDegreesOfFreedom
+        | _ -> [||]
 
     /// Why a likelihood is not defined at these parameters, or None.
     let internal likelihoodDefined (family: ExpertFamily) (sigmas: float[]) : string option =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.likelihoodDefined sigmas
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.likelihoodDefined sigmas
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> None
 
-    /// The per-expert constants of the log-density, taken once per pass.
-    let internal constants (family: ExpertFamily) (sigmas: float[]) : float[] * float[] =
+    /// The per-expert constants of the log-density, taken once per pass: (offset, scale, shape) — Gaussian:
+    /// (−½ log 2πσ², 1/(2σ²), unused); Student-t: (c, νσ², ν + 1); the GLM experts: none.
+    let internal constants (family: ExpertFamily) (sigmas: float[]) (dof: float[]) : float[] * float[] * float[] =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.constants sigmas
+        | ExpertFamily.Gaussian ->
+            let offset, scale = Gaussian.constants sigmas
+            offset, scale, Array.zeroCreate sigmas.Length
+        | ExpertFamily.StudentT -> StudentT.constants sigmas dof
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.constants sigmas
+        | ExpertFamily.Bernoulli ->
+            let offset, scale = Canonical.constants sigmas
+            offset, scale, Array.zeroCreate sigmas.Length
 
     /// log p_i + log f_i(y | μ_i) for one row (the scalar references').
     let inline internal jointLogDensity
@@ -225,32 +283,37 @@ module ExpertFamily =
         (logGate: float)
         (offset: float)
         (scale: float)
+        (shape: float)
         (y: float)
         (mean: float)
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.jointLogDensity logGate offset scale (y - mean)
+        | ExpertFamily.StudentT -> logGate + StudentT.logDensity offset scale shape (y - mean)
         | ExpertFamily.Poisson -> logGate + Poisson.logDensity y mean
         | ExpertFamily.Bernoulli -> logGate + Bernoulli.logDensity y mean
 
     /// The common level of the experts' levels (σ itself when they are equal).
     let internal pooled (family: ExpertFamily) (sigmas: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.pooled sigmas
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.pooled sigmas
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> 1.0
 
     /// The family's parameters in the data's units when y was scaled by s (docs/math.md §9.2).
     let internal toDataUnits (family: ExpertFamily) (yScale: float) (sigmas: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.toDataUnits yScale sigmas
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.toDataUnits yScale sigmas
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Array.copy sigmas
 
     /// The family's parameters in units where y is divided by s (the inverse of <c>toDataUnits</c>).
     let internal fromDataUnits (family: ExpertFamily) (yScale: float) (sigmas: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.fromDataUnits yScale sigmas
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.fromDataUnits yScale sigmas
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Array.copy sigmas
 
@@ -264,53 +327,60 @@ module ExpertFamily =
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.responseUnits activation centre mean sd
+        // Scaled and shifted as the Gaussian identity's (the scale σ_i moves with y, ν does not).
+        | ExpertFamily.StudentT -> Gaussian.responseUnits Identity centre mean sd
         // A count or a 0/1 outcome is not moved: its density is of y itself.
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> 0.0, 1.0
 
     /// A response drawn from one expert whose activation gives v, from the row's stream (Gaussian: one normal).
-    let inline internal draw (family: ExpertFamily) (v: float) (sigma: float) (rng: Xoshiro256StarStar) =
+    let inline internal draw (family: ExpertFamily) (v: float) (sigma: float) (nu: float) (rng: Xoshiro256StarStar) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.draw v sigma (rng.NextGaussian())
+        | ExpertFamily.StudentT -> StudentT.draw v sigma nu rng
         | ExpertFamily.Poisson -> Poisson.draw (Poisson.mean v) rng
         | ExpertFamily.Bernoulli -> Bernoulli.draw (Bernoulli.mean v) rng
 
     /// P(Y ≤ q) for one expert of mean response μ (<c>responseMean</c>).
-    let internal cdf (family: ExpertFamily) (mean: float) (sigma: float) (q: float) =
+    let internal cdf (family: ExpertFamily) (mean: float) (sigma: float) (nu: float) (q: float) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.cdf mean sigma q
+        | ExpertFamily.StudentT -> StudentT.cdf mean sigma nu q
         | ExpertFamily.Poisson -> Poisson.cdf mean q
         | ExpertFamily.Bernoulli -> Bernoulli.cdf mean q
 
     /// How far beyond the extreme expert means every quantile of the mixture lies at most.
-    let internal quantileReach (family: ExpertFamily) (sigmas: float[]) (largestMean: float) =
+    let internal quantileReach (family: ExpertFamily) (sigmas: float[]) (dof: float[]) (largestMean: float) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.quantileReach sigmas
+        | ExpertFamily.StudentT -> StudentT.quantileReach sigmas dof
         | ExpertFamily.Poisson -> Poisson.quantileReach largestMean
         | ExpertFamily.Bernoulli -> 1.5
 
     /// The model file's fields of the family's parameters: written after the activation, and at the end.
-    let internal jsonFields (family: ExpertFamily) (sigma: float) (sigmas: float[]) =
+    let internal jsonFields (family: ExpertFamily) (sigma: float) (sigmas: float[]) (dof: float[]) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.jsonLeading sigma, Gaussian.jsonTrailing sigmas
+        | ExpertFamily.StudentT -> Gaussian.jsonLeading sigma, StudentT.jsonTrailing sigmas dof
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> [||], [||]
 
-    /// The family's parameters from a model file's fields.
+    /// The family's parameters from a model file's fields: the levels and the degrees of freedom.
     let internal ofJson
         (family: ExpertFamily)
         (number: string -> float option)
         (vector: string -> int -> float[] option)
         (fail: string -> string -> unit)
         (k: int)
-        =
+        : float[] * float[] =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.ofJson number vector fail k
+        | ExpertFamily.Gaussian -> Gaussian.ofJson number vector fail k, [||]
+        | ExpertFamily.StudentT -> Gaussian.ofJson number vector fail k, StudentT.ofJson vector fail k
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.ofJson k
+        | ExpertFamily.Bernoulli -> Canonical.ofJson k, [||]
 
     /// The family and its parameters on the wire.
-    let internal writeWire (w: Wire.Writer) (family: ExpertFamily) (sigma: float) (sigmas: float[]) =
+    let internal writeWire (w: Wire.Writer) (family: ExpertFamily) (sigma: float) (sigmas: float[]) (dof: float[]) =
         match family with
         | ExpertFamily.Gaussian ->
             w.Byte 0uy
@@ -321,13 +391,20 @@ module ExpertFamily =
         | ExpertFamily.Bernoulli ->
             w.Byte 2uy
             w.Int sigmas.Length
+        | ExpertFamily.StudentT ->
+            w.Byte 3uy
+            Gaussian.writeWire w sigma sigmas
+            w.Floats dof
 
     /// Reads what <c>writeWire</c> wrote.
-    let internal readWire (r: Wire.Reader) : ExpertFamily * float * float[] =
+    let internal readWire (r: Wire.Reader) : ExpertFamily * float * float[] * float[] =
         match r.Byte() with
         | 0uy ->
             let sigma, sigmas = Gaussian.readWire r
-            ExpertFamily.Gaussian, sigma, sigmas
-        | 1uy -> ExpertFamily.Poisson, 1.0, Canonical.ofJson (r.Count())
-        | 2uy -> ExpertFamily.Bernoulli, 1.0, Canonical.ofJson (r.Count())
+            ExpertFamily.Gaussian, sigma, sigmas, [||]
+        | 1uy -> ExpertFamily.Poisson, 1.0, Canonical.ofJson (r.Count()), [||]
+        | 2uy -> ExpertFamily.Bernoulli, 1.0, Canonical.ofJson (r.Count()), [||]
+        | 3uy ->
+            let sigma, sigmas = Gaussian.readWire r
+            ExpertFamily.StudentT, sigma, sigmas, r.Floats()
         | b -> invalidArg "request" (Text.format "Unknown expert family code %d in the request." [| box b |])

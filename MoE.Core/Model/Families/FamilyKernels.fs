@@ -27,7 +27,8 @@ module internal FamilyKernels =
         (withSlopes: bool)
         =
         match family with
-        | ExpertFamily.Gaussian ->
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT ->
             Activation.activateLanes g means (if withSlopes then slopes else [||]) o rows
 
             System.Numerics.Tensors.TensorPrimitives.Subtract(
@@ -47,12 +48,14 @@ module internal FamilyKernels =
         (eo: int)
         (offset: float)
         (scale: float)
+        (shape: float)
         (out: float[])
         (oo: int)
         (rows: int)
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.logDensityLanes e eo offset scale out oo rows
+        | ExpertFamily.StudentT -> StudentT.logDensityLanes e eo offset scale shape out oo rows
         | ExpertFamily.Poisson -> Poisson.logDensityLanes means eo y out oo rows
         | ExpertFamily.Bernoulli -> Bernoulli.logDensityLanes means eo y out oo rows
 
@@ -67,12 +70,14 @@ module internal FamilyKernels =
         (go: int)
         (offset: float)
         (scale: float)
+        (shape: float)
         (out: float[])
         (oo: int)
         (rows: int)
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.jointLanes e eo logGate go offset scale out oo rows
+        | ExpertFamily.StudentT -> StudentT.jointLanes e eo logGate go offset scale shape out oo rows
         | ExpertFamily.Poisson ->
             Poisson.logDensityLanes means eo y out oo rows
             Lanes.addInPlace out oo logGate go rows
@@ -90,12 +95,14 @@ module internal FamilyKernels =
         (slopes: float[])
         (so: int)
         (scale: float)
+        (shape: float)
         (weights: float[])
         (squares: float[])
         (rows: int)
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.scoreLanes post po e eo slopes so scale weights squares rows
+        | ExpertFamily.StudentT -> StudentT.scoreLanes post po e eo scale shape weights squares rows
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Canonical.scoreLanes post po e eo weights squares rows
 
@@ -103,6 +110,7 @@ module internal FamilyKernels =
     let inline scaleScore (family: ExpertFamily) (sumSquares: float) (sumPost: float) (scale: float) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.scaleScore sumSquares sumPost scale
+        | ExpertFamily.StudentT -> StudentT.scaleScore sumSquares sumPost
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> 0.0
 
@@ -114,18 +122,21 @@ module internal FamilyKernels =
         (slopes: float[])
         (so: int)
         (scale: float)
+        (shape: float)
         (weights: float[])
         (rows: int)
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.curvatureLanes post po slopes so scale weights rows
+        | ExpertFamily.StudentT -> StudentT.curvatureLanes post po scale shape weights rows
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Canonical.curvatureLanes post po slopes so weights rows
 
     /// The complete-data information of the level from a block's Σ r.
-    let inline scaleCurvature (family: ExpertFamily) (sumPost: float) =
+    let inline scaleCurvature (family: ExpertFamily) (sumPost: float) (shape: float) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.scaleCurvature sumPost
+        | ExpertFamily.StudentT -> StudentT.scaleCurvature sumPost shape
         // No level: a unit curvature keeps the (unused) variable's scaling finite.
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> 1.0
@@ -134,6 +145,7 @@ module internal FamilyKernels =
     let emSums (family: ExpertFamily) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.EmSums
+        | ExpertFamily.StudentT -> StudentT.EmSums
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Canonical.EmSums
 
@@ -151,6 +163,8 @@ module internal FamilyKernels =
         (slopes: float[])
         (so: int)
         (y: float[])
+        (scale: float)
+        (shape: float)
         (work: float[][])
         (acc: float[])
         (o: int)
@@ -159,6 +173,8 @@ module internal FamilyKernels =
         match family with
         | ExpertFamily.Gaussian ->
             Gaussian.emBlock identity interceptInDesign intercept post po e eo slopes so y work acc o rows
+        | ExpertFamily.StudentT ->
+            StudentT.emBlock interceptInDesign intercept post po e eo scale shape y work acc o rows
         | ExpertFamily.Poisson ->
             Poisson.logDensityLanes means eo y work.[0] 0 rows
             Canonical.emBlock post po e eo slopes so work acc o rows
@@ -166,20 +182,25 @@ module internal FamilyKernels =
             Bernoulli.logDensityLanes means eo y work.[0] 0 rows
             Canonical.emBlock post po e eo slopes so work acc o rows
 
-    /// A candidate expert's expected loss over a block under the current posterior (lower is better).
+    /// A candidate expert's expected loss over a block under the current posterior (lower is better); Student-t's
+    /// also reads the current model's residuals <c>eNow</c> and its constants, which give the E-step's weights.
     let inline expectedLossBlock
         (family: ExpertFamily)
         (post: float[])
         (po: int)
+        (eNow: float[])
         (e: float[])
         (means: float[])
         (y: float[])
         (eo: int)
+        (scale: float)
+        (shape: float)
         (weighted: float[])
         (rows: int)
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.expectedLossBlock post po e eo weighted rows
+        | ExpertFamily.StudentT -> StudentT.expectedLossBlock post po eNow e eo scale shape rows
         | ExpertFamily.Poisson ->
             Poisson.logDensityLanes means eo y weighted 0 rows
             Canonical.expectedLossBlock post po weighted rows
@@ -193,7 +214,8 @@ module internal FamilyKernels =
     /// Gauss–Newton direction for a non-linear g).
     let expertSolution (family: ExpertFamily) (p: int) (gram: float[]) (rhs: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.expertSolution p gram rhs
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.expertSolution p gram rhs
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Canonical.expertSolution p gram rhs
 
@@ -201,14 +223,17 @@ module internal FamilyKernels =
     /// <c>expectedLossBlock</c>'s sums; Gaussian: Σ r·e²).
     let expectedLoss (family: ExpertFamily) (sums: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.expectedLoss sums
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.expectedLoss sums
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Canonical.expectedLoss sums
 
     /// An identity expert's expected loss at new coefficients, from the statistics alone (no pass).
     let closedFormLoss (family: ExpertFamily) (p: int) (gram: float[]) (rhs: float[]) (sums: float[]) (a: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.closedFormLoss p gram rhs sums a
+        // Student-t: the same algebra with the rows weighted by r·w (its Gram, right-hand side and Σ r·w·t²).
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.closedFormLoss p gram rhs sums a
         // Never asked: their M-step is not exact (exactMStep).
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Canonical.expectedLoss sums
@@ -226,19 +251,36 @@ module internal FamilyKernels =
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.levels prior floor common losses weights n current
+        | ExpertFamily.StudentT -> StudentT.levels prior floor common losses weights n current
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> Canonical.levels current
+
+    /// The M-step's degrees of freedom (Student-t's ECM step from the E-step's sums, at the levels the E-step used);
+    /// none for the other families.
+    let degreesOfFreedom
+        (family: ExpertFamily)
+        (sums: float[][])
+        (weights: float[])
+        (n: float)
+        (sigmas: float[])
+        (current: float[])
+        =
+        match family with
+        | ExpertFamily.StudentT -> StudentT.degreesOfFreedom sums weights n sigmas current
+        | _ -> Array.copy current
 
     /// The guard's log-prior on the levels (docs/math.md §7.4).
     let logPrior (family: ExpertFamily) (prior: float * float) (common: bool) (sigmas: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.logPrior prior common sigmas
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.logPrior prior common sigmas
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> 0.0
 
     /// The guard's log-prior's derivative in each level's log σ.
     let logPriorGradient (family: ExpertFamily) (prior: float * float) (common: bool) (sigmas: float[]) =
         match family with
-        | ExpertFamily.Gaussian -> Gaussian.logPriorGradient prior common sigmas
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> Gaussian.logPriorGradient prior common sigmas
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> [||]
