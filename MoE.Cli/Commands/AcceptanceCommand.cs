@@ -16,7 +16,7 @@ internal static class AcceptanceCommand
         var seeds = new Option<int>("--seeds") { Description = "seeds per frontier cell", DefaultValueFactory = _ => 2 };
         var methods = new Option<string>("--methods") { Description = "frontier methods, comma-separated: auto, spectral, em", DefaultValueFactory = _ => "auto" };
         var cells = new Option<string[]>("--cell") { Description = "only the frontier cells whose setting contains this text (repeatable), e.g. \"d=50, k=6\"", AllowMultipleArgumentsPerToken = false };
-        var family = new Option<string?>("--family") { Description = "with --frontier: the frontier of an expert family instead (poisson, bernoulli): d in {5,10,20} x k in {2,3,4}, intercepts" };
+        var family = new Option<string?>("--family") { Description = "with --frontier: the frontier of an expert family instead (poisson, bernoulli, student-t): d in {5,10,20} x k in {2,3,4}, intercepts" };
         var samples = new Option<int>("--n") { Description = "with --frontier --family: rows per fit", DefaultValueFactory = _ => 200_000 };
         var command = new Command("acceptance", "run the learner's seeded acceptance table (success = E_reg <= 0.01 and E_gating <= 0.01)")
         {

@@ -337,6 +337,13 @@ internal static class FitCommand
             Row($"sigma{i + 1}", model.Sigmas[i], errors.Sigmas[i]);
         }
 
+        if (model.DegreesOfFreedom.Length > 0)
+        {
+            // The chain fits ν by EM's step, and these errors are conditional on it (docs/math.md §14.2).
+            output.WriteLine(string.Create(CultureInfo.InvariantCulture,
+                $"  degrees of freedom, held at their estimates in these errors: {string.Join(", ", model.DegreesOfFreedom.Select((v, i) => $"nu{i + 1} = {v:G4}"))}"));
+        }
+
         if (errors.Conditioning < 1e-8)
         {
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,

@@ -257,13 +257,47 @@ module Bootstrap =
 
         order
 
-    /// Every permutation of 0..k−1 (k ≤ 8: at most 40,320).
-    let rec private permutations (items: int list) : int list list =
-        match items with
-        | [] -> [ [] ]
-        | _ ->
-            items
-            |> List.collect (fun x -> permutations (List.filter ((<>) x) items) |> List.map (fun p -> x :: p))
+    /// <summary>Runs replicates 0..b−1 on up to <paramref name="parallelism"/> threads (the bootstrap's and the test of
+    /// k's one loop): each either completes or records the message of an expected failure — a fit that went non-finite,
+    /// a refused argument, an invalid operation — which leaves its replicate out; every end is counted to
+    /// <paramref name="progress"/>; cancellation or an unexpected exception ends the run with that exception,
+    /// unwrapped from the parallel loop's.</summary>
+    /// <returns>Per replicate, "" or the message of its failure.</returns>
+    let internal runReplicates
+        (b: int)
+        (parallelism: int)
+        (cancellation: CancellationToken)
+        (progress: int -> unit)
+        (body: int -> unit)
+        : string[] =
+        let failures = Array.create b ""
+        let completed = [| 0 |]
+
+        let run (r: int) =
+            cancellation.ThrowIfCancellationRequested()
+
+            try
+                body r
+            with
+            | :? OperationCanceledException -> reraise ()
+            | :? NonFiniteException as e -> failures.[r] <- e.Message
+            | :? ArgumentException as e -> failures.[r] <- e.Message
+            | :? InvalidOperationException as e -> failures.[r] <- e.Message
+
+            progress (Interlocked.Increment(&completed.[0]))
+
+        try
+            Parallel.For(
+                0,
+                b,
+                ParallelOptions(MaxDegreeOfParallelism = parallelism, CancellationToken = cancellation),
+                fun r -> run r
+            )
+            |> ignore
+        with :? AggregateException as e ->
+            Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions.[0]).Throw()
+
+        failures
 
     /// <summary>Matches a replicate's experts to the original fit's (docs/inference.md §2.2). With τ_rj and τ*_ri the
     /// original's and the replicate's memberships of row r (the posterior probabilities of the experts given x_r and
@@ -331,7 +365,7 @@ module Bootstrap =
         let order, best, runnerUp =
             if k <= 8 then
                 let scored =
-                    permutations [ 0 .. k - 1 ]
+                    Metrics.permutations [ 0 .. k - 1 ]
                     |> List.map (fun p ->
                         let order = List.toArray p
                         order, costOf order)
@@ -466,65 +500,38 @@ module Bootstrap =
         let values = Array2D.create b p nan
         let orders = Array.create b [||]
         let ambiguous = Array.zeroCreate<bool> b
-        let failures = Array.create b ""
 
         let context =
             { RunContext.silent with
                 Cancellation = cancellation
             }
 
-        let completed = [| 0 |]
-
         let replicate (r: int) =
-            cancellation.ThrowIfCancellationRequested()
             let rng = Rng.stream settings.Seed (int64 r)
             let rows = replicateData model data settings.Kind rng
 
-            let fitted =
-                try
-                    let result =
-                        if settings.FromFit then
-                            Learner.fitFrom config model rows context
-                        else
-                            Learner.fit
-                                { config with
-                                    Seed = int64 (rng.NextUInt64() >>> 1)
-                                }
-                                rows
-                                context
+            let fit =
+                if settings.FromFit then
+                    Learner.fitFrom config model rows context
+                else
+                    Learner.fit
+                        { config with
+                            Seed = int64 (rng.NextUInt64() >>> 1)
+                        }
+                        rows
+                        context
 
-                    Ok result.Model
-                with
-                | :? OperationCanceledException -> reraise ()
-                | :? NonFiniteException as e -> Error e.Message
-                | :? ArgumentException as e -> Error e.Message
-                | :? InvalidOperationException as e -> Error e.Message
+            let alignment = align model fit.Model data
+            let aligned = MoeModel.relabel alignment.Order fit.Model
+            let v = parameterValues aligned levels
 
-            match fitted with
-            | Ok fit ->
-                let alignment = align model fit data
-                let aligned = MoeModel.relabel alignment.Order fit
-                let v = parameterValues aligned levels
+            for t in 0 .. p - 1 do
+                values.[r, t] <- v.[t]
 
-                for t in 0 .. p - 1 do
-                    values.[r, t] <- v.[t]
+            orders.[r] <- alignment.Order
+            ambiguous.[r] <- alignment.Ambiguous
 
-                orders.[r] <- alignment.Order
-                ambiguous.[r] <- alignment.Ambiguous
-            | Error reason -> failures.[r] <- reason
-
-            progress (Interlocked.Increment(&completed.[0]))
-
-        try
-            Parallel.For(
-                0,
-                b,
-                ParallelOptions(MaxDegreeOfParallelism = settings.Parallelism, CancellationToken = cancellation),
-                fun r -> replicate r
-            )
-            |> ignore
-        with :? AggregateException as e ->
-            Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions.[0]).Throw()
+        let failures = runReplicates b settings.Parallelism cancellation progress replicate
 
         let used = Array.init b id |> Array.filter (fun r -> failures.[r] = "")
         let failed = b - used.Length

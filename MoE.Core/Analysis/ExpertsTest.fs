@@ -107,8 +107,6 @@ module ExpertsTest =
         let model = nullModel config data.Dimension nullChoice
         let observed = statistic nullChoice alternative
         let values = Array.create replicates nan
-        let failures = Array.create replicates ""
-        let completed = [| 0 |]
 
         let context =
             { RunContext.silent with
@@ -116,7 +114,6 @@ module ExpertsTest =
             }
 
         let replicate (b: int) =
-            cancellation.ThrowIfCancellationRequested()
             let rng = Rng.stream seed (int64 b)
             let y = Sampler.responsesAt model data.X (int64 (rng.NextUInt64() >>> 1))
 
@@ -127,35 +124,19 @@ module ExpertsTest =
                     Weights = data.Weights
                 }
 
-            try
-                let choices =
-                    Inference.selectExperts
-                        { config with
-                            Seed = int64 (rng.NextUInt64() >>> 1)
-                        }
-                        [| k; k + 1 |]
-                        rows
-                        context
+            let choices =
+                Inference.selectExperts
+                    { config with
+                        Seed = int64 (rng.NextUInt64() >>> 1)
+                    }
+                    [| k; k + 1 |]
+                    rows
+                    context
 
-                values.[b] <- statistic choices.[0] choices.[1]
-            with
-            | :? OperationCanceledException -> reraise ()
-            | :? NonFiniteException as e -> failures.[b] <- e.Message
-            | :? ArgumentException as e -> failures.[b] <- e.Message
-            | :? InvalidOperationException as e -> failures.[b] <- e.Message
+            values.[b] <- statistic choices.[0] choices.[1]
 
-            progress (Interlocked.Increment(&completed.[0]))
-
-        try
-            Parallel.For(
-                0,
-                replicates,
-                ParallelOptions(MaxDegreeOfParallelism = parallelism, CancellationToken = cancellation),
-                fun b -> replicate b
-            )
-            |> ignore
-        with :? AggregateException as e ->
-            Runtime.ExceptionServices.ExceptionDispatchInfo.Capture(e.InnerExceptions.[0]).Throw()
+        let failures =
+            Bootstrap.runReplicates replicates parallelism cancellation progress replicate
 
         let used = values |> Array.filter (fun v -> not (Double.IsNaN v))
 

@@ -36,7 +36,9 @@ module Metrics =
         else
             Array.fold2 (fun s a b -> s + a * b) 0.0 u v / (nu * nv)
 
-    let rec private permutations (items: int list) : int list list =
+    /// Every ordering of the items, in lexicographic order of positions (k ≤ 8: at most 40,320); the expert matchings
+    /// of the metrics and of the bootstrap's alignment enumerate these.
+    let rec internal permutations (items: int list) : int list list =
         match items with
         | [] -> [ [] ]
         | _ ->

@@ -248,7 +248,7 @@ module Acceptance =
 
     /// <summary>The frontier of an expert family (docs/acceptance.md): d ∈ {5, 10, 20} × k ∈ {2, 3, 4}; random unit
     /// regressors, free random gating, intercepts b_i, c_i ~ N(0, 1); n = 200,000; the defaults of a user with the
-    /// family.</summary>
+    /// family. Student-t experts have scale 0.1 and ν = 4.</summary>
     /// <param name="family">The experts' family.</param>
     /// <param name="seeds">Seeds per cell (≥ 1).</param>
     /// <param name="samples">n per fit.</param>
@@ -278,7 +278,8 @@ module Acceptance =
                                     Experts = k
                                     Dimension = d
                                     Activation = Identity
-                                    Sigma = 1.0
+                                    // The GLM experts have no level; Student-t's scale is 0.1 (its ν the family's 4).
+                                    Sigma = (if family = ExpertFamily.StudentT then 0.1 else 1.0)
                                     Family = family
                                     Intercepts = true
                                 }

@@ -109,12 +109,13 @@ let ``a fit on shard workers is the fit of the same shards in one process, bit f
     for w in workers do
         Assert.True(w.Calls > 10, sprintf "%d calls" w.Calls)
 
-/// The GLM families through every pass they use (docs/math.md §12): the data check of the responses, EM statistics,
-/// M-step objectives, the likelihood, its gradient and curvature, the separation rule — in memory, read again for
-/// every pass (a memory bound of 8,000 of 30,000 rows) and on shard workers: the same model, bit for bit.
+/// The GLM families (docs/math.md §12) and Student-t's (§14, whose model carries ν on the wire) through every pass
+/// they use: the data check of the responses, EM statistics, M-step objectives, the likelihood, its gradient and
+/// curvature, the separation rule — in memory, read again for every pass (a memory bound of 8,000 of 30,000 rows) and
+/// on shard workers: the same model, bit for bit.
 [<Fact>]
-let ``GLM fits in memory, in passes and on shard workers are the same fit, bit for bit`` () =
-    for family in [ ExpertFamily.Poisson; ExpertFamily.Bernoulli ] do
+let ``GLM and Student-t fits in memory, in passes and on shard workers are the same fit, bit for bit`` () =
+    for family in [ ExpertFamily.Poisson; ExpertFamily.Bernoulli; ExpertFamily.StudentT ] do
         let truth =
             GroundTruth.random 2 4 Identity 0.1 1.0 true 21L |> MoeModel.withFamily family
 

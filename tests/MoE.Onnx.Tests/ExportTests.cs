@@ -38,8 +38,10 @@ public class ExportTests
     }
 
     /// The GLM families' outputs: a Poisson mixture's expected count (its rates e^η, capped at η = 700 as the core
-    /// caps them) and a Bernoulli mixture's probability of a 1, in both layouts, with and without intercepts.
+    /// caps them) and a Bernoulli mixture's probability of a 1, in both layouts, with and without intercepts; and a
+    /// Student-t mixture's mean, whose experts' means are their linear predictors.
     [Theory]
+    [InlineData("student-t", true, true)]
     [InlineData("poisson", false, true)]
     [InlineData("poisson", true, false)]
     [InlineData("bernoulli", false, false)]

@@ -37,11 +37,18 @@ public sealed record ModelSpec(int K, int D, string Activation, double Slope, bo
         if (SplitLayout)
             json.Append($"\"expertInputs\": [{string.Join(",", experts)}], \"gateInputs\": [{string.Join(",", gate)}], ");
         json.Append($"\"activation\": {{\"name\": \"{Activation}\", \"slope\": {Num(Activation == "leaky-relu" ? Slope : 0.0)}}}, ");
-        json.Append(Family == "gaussian" ? "\"sigma\": 0.5, " : $"\"family\": \"{Family}\", ");
+        json.Append(Family switch
+        {
+            "gaussian" => "\"sigma\": 0.5, ",
+            "student-t" => "\"family\": \"student-t\", \"sigma\": 0.5, ",
+            _ => $"\"family\": \"{Family}\", ",
+        });
         json.Append("\"regressors\": [" + string.Join(", ", Enumerable.Range(0, K).Select(_ => Row(experts.Length))) + "], ");
         json.Append("\"gating\": [" + string.Join(", ", Enumerable.Range(0, K - 1).Select(_ => Row(gate.Length))) + "]");
         if (Intercepts)
             json.Append($", \"regressorIntercepts\": {Row(K)}, \"gatingIntercepts\": {Row(K - 1)}");
+        if (Family == "student-t")
+            json.Append($", \"degreesOfFreedom\": [{string.Join(", ", Enumerable.Range(0, K).Select(i => Num(1.5 + 2 * i)))}]");
         json.Append('}');
         return MixtureOfExperts.FromJson(json.ToString());
     }

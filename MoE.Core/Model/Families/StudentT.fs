@@ -305,15 +305,24 @@ module internal StudentT =
         MathNet.Numerics.Distributions.StudentT.CDF(mean, sigma, nu, q)
 
     /// How far beyond the experts' extreme locations every quantile the toolkit asks for (probabilities within
-    /// [1e-9, 1 − 1e-9]) lies at most: the largest σ_i·t_ν_i(1 − 1e-9), with a margin of 2.
+    /// [1e-9, 1 − 1e-9]) lies at most: the largest σ_i·t_i with t_i a closed-form bound on t_ν_i's 1 − 1e-9 quantile.
+    /// With A = Γ((ν+1)/2)/(√(νπ) Γ(ν/2)), the density A(1 + t²/ν)^−(ν+1)/2 is at most Aν^((ν+1)/2) t^−(ν+1), so
+    /// P(T &gt; t) ≤ Aν^((ν−1)/2) t^−ν, which is 1e-9 at log t = (log A + ((ν−1)/2) log ν − log 1e-9)/ν (docs/math.md
+    /// §14.5; no root-finding that could fail in the far tail).
     let quantileReach (sigmas: float[]) (dof: float[]) =
         let mutable reach = 0.0
 
         for i in 0 .. sigmas.Length - 1 do
-            let t =
-                MathNet.Numerics.Distributions.StudentT.InvCDF(0.0, 1.0, dof.[i], 1.0 - 1e-9)
+            let nu = dof.[i]
 
-            reach <- max reach (2.0 * sigmas.[i] * t)
+            let logA =
+                MathNet.Numerics.SpecialFunctions.GammaLn((nu + 1.0) / 2.0)
+                - MathNet.Numerics.SpecialFunctions.GammaLn(nu / 2.0)
+                - 0.5 * Math.Log(nu * Math.PI)
+
+            let t = Math.Exp((logA + 0.5 * (nu - 1.0) * Math.Log nu - Math.Log 1e-9) / nu)
+
+            reach <- max reach (sigmas.[i] * max t 1.0)
 
         reach
 
