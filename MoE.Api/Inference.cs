@@ -250,7 +250,9 @@ public static partial class MoeLearner
     /// weights: the errors are those of the rows repeated, not survey weights' (whose design they do not know).</param>
     /// <param name="kind">Observed (default) or sandwich.</param>
     /// <param name="commonSigma">Whether the fit had one σ for every expert.</param>
-    /// <param name="sigmaFitted">Whether σ was fitted (false: it was given and has no standard error).</param>
+    /// <param name="sigmaFitted">Whether σ was fitted (false: it was given and has no standard error). For Student-t
+    /// experts, their degrees of freedom inside (1, 200) are then parameters of the information too, so the other
+    /// errors allow for their estimation (docs/math.md §14.2).</param>
     /// <exception cref="ArgumentException">The data do not match the model, or kind is None.</exception>
     /// <exception cref="InvalidOperationException">The observed information is not positive definite (the model is
     /// not at a strict maximum, or a parameter is not identified).</exception>

@@ -339,9 +339,10 @@ internal static class FitCommand
 
         if (model.DegreesOfFreedom.Length > 0)
         {
-            // The chain fits ν by EM's step, and these errors are conditional on it (docs/math.md §14.2).
+            // ν inside (1, 200) is a parameter of the information, so the errors above allow for its estimation; at a
+            // bound it is held (docs/math.md §14.2).
             output.WriteLine(string.Create(CultureInfo.InvariantCulture,
-                $"  degrees of freedom, held at their estimates in these errors: {string.Join(", ", model.DegreesOfFreedom.Select((v, i) => $"nu{i + 1} = {v:G4}"))}"));
+                $"  degrees of freedom (their estimation allowed for above; one at 1 or 200 is held): {string.Join(", ", model.DegreesOfFreedom.Select((v, i) => $"nu{i + 1} = {v:G4}"))}"));
         }
 
         if (errors.Conditioning < 1e-8)

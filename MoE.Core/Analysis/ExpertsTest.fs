@@ -38,7 +38,7 @@ module ExpertsTest =
     let private nullModel (config: FitConfig) (dimension: int) (choice: KChoice) : MoeModel =
         match choice.Model, choice.Single with
         | Some m, _ -> m
-        | None, Some(a, b, s) ->
+        | None, Some(a, b, s, nu) ->
             let design = FitConfig.designFor config dimension
             let levels = ExpertFamily.hasLevels config.Family
 
@@ -51,6 +51,12 @@ module ExpertsTest =
                 [| 0.0 |]
                 config.Activation
                 (if levels then [| s; s |] else [| 1.0; 1.0 |])
+            |> fun m ->
+                // Student-t's two copies carry the single regression's ν.
+                if config.Family = ExpertFamily.StudentT then
+                    MoeModel.withDegreesOfFreedom [| nu; nu |] m
+                else
+                    m
         | None, None -> invalidArg "choice" "The fit has neither a model nor a single regression."
 
     /// λ = 2 (LL_{k+1} − LL_k), at least 0: the k + 1 maximum is never below the k one (an expert can be doubled), so a

@@ -69,8 +69,8 @@ type KChoice =
         Icl: float
         /// The model for k ≥ 2 (None for k = 1, whose parameters are in Single).
         Model: MoeModel option
-        /// For k = 1: slopes, intercept and σ of the single regression.
-        Single: (float[] * float * float) option
+        /// For k = 1: slopes, intercept, σ and ν (Student-t; 0 for the other families) of the single regression.
+        Single: (float[] * float * float * float) option
         /// Warnings of the fit.
         Warnings: Finding[]
     }
@@ -84,6 +84,9 @@ module Inference =
         { EmSettings.paper estimateSigma 1 1e-9 with
             CommonSigma = commonSigma
             FitIntercepts = model.HasIntercepts
+            // Student-t's interior ν_i are parameters of the information (last in the layout), so the other errors
+            // carry their uncertainty; the covariance reported is the others' block (docs/math.md §14.2).
+            EstimateDegreesOfFreedom = estimateSigma && model.Family = ExpertFamily.StudentT
         }
 
     /// <summary>Standard errors of every parameter at a maximum of the likelihood. The observed information is the
@@ -125,7 +128,7 @@ module Inference =
         let scale =
             let full = LikelihoodKernel.curvatureOf model settings.FitIntercepts source
             // The same map from the kernel's layout to the variables as the gradient's.
-            let c = Likelihood.restrict settings model full
+            let c = Likelihood.restrictCurvature settings model full
             let floor = 1e-6 * Array.max c
             c |> Array.map (fun v -> sqrt (max v floor / n))
 
@@ -184,13 +187,22 @@ module Inference =
 
                 inverse * scores * inverse
 
-        let se = Array.init p (fun j -> sqrt (max covariance.[j, j] 0.0))
         let dE, dG = model.ExpertDimension, model.GateDimension
         let width = if settings.FitIntercepts then dE + 1 else dE
         let gateWidth = if settings.FitIntercepts then dG + 1 else dG
         let nW = (k - 1) * gateWidth
         let nA = k * width
         let levels = if commonSigma then 1 else k
+        // The coefficients and levels; Student-t's ν variables after them are marginalised out (their block dropped).
+        let p = nA + nW + (if estimateSigma then levels else 0)
+
+        let covariance =
+            if p < covariance.RowCount then
+                covariance.SubMatrix(0, p, 0, p)
+            else
+                covariance
+
+        let se = Array.init p (fun j -> sqrt (max covariance.[j, j] 0.0))
 
         {
             Regressors = Array2D.init k dE (fun i t -> se.[i * width + t])
@@ -484,7 +496,7 @@ module Inference =
                             Array2D.init data.Count design.ExpertColumns.Length (fun r t ->
                                 data.X.[r, design.ExpertColumns.[t]])
 
-                    let a, b, s, _, ll =
+                    let a, b, s, nu, ll =
                         SingleRegression.fit
                             config.Family
                             config.Activation
@@ -519,7 +531,7 @@ module Inference =
                         Bic = bic
                         Icl = bic
                         Model = None
-                        Single = Some(a, b, s)
+                        Single = Some(a, b, s, nu)
                         Warnings = [||]
                     }
                 else

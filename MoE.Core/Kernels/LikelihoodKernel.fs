@@ -30,7 +30,10 @@ module internal LikelihoodKernel =
         let inv2s2 = forward.Inv2s2
         let oA, oW = 1, 1 + k * p
         let oS = oW + km1 * pG
-        let acc = Array.zeroCreate (oS + k)
+        // Student-t's ∂LL/∂ν_i after the levels (FamilyKernels.shapeCount: none for the other families).
+        let oV = oS + k
+        let shapes = FamilyKernels.shapeCount forward.Family k
+        let acc = Array.zeroCreate (oV + shapes)
         let weights, squares = forward.Work.[0], forward.Work.[1]
         let mutable start = lo
 
@@ -64,6 +67,19 @@ module internal LikelihoodKernel =
                         (Lanes.sum squares 0 rows)
                         (Lanes.sum forward.Post o rows)
                         inv2s2.[i]
+
+                if shapes > 0 then
+                    acc.[oV + i] <-
+                        acc.[oV + i]
+                        + FamilyKernels.shapeScore
+                            forward.Family
+                            forward.Post
+                            o
+                            forward.Residuals
+                            o
+                            inv2s2.[i]
+                            forward.Shapes.[i]
+                            rows
 
                 Lanes.weightedSums acc (oA + i * p) forward.Xt p rows weights 0
 
@@ -153,7 +169,8 @@ module internal LikelihoodKernel =
         let p, pG = forward.Width, forward.GateWidth
         let inv2s2 = forward.Inv2s2
         let oW, oS = k * p, k * p + km1 * pG
-        let acc = Array.zeroCreate (oS + k)
+        let shapes = FamilyKernels.shapeCount forward.Family k
+        let acc = Array.zeroCreate (oS + k + shapes)
         let squares, gateSquares = forward.Wide, forward.GateWide
         let weights = forward.Work.[0]
         let mutable start = lo
@@ -196,6 +213,14 @@ module internal LikelihoodKernel =
                         forward.Family
                         (Lanes.sum forward.Post (i * Stride) rows)
                         forward.Shapes.[i]
+
+                if shapes > 0 then
+                    acc.[oS + k + i] <-
+                        acc.[oS + k + i]
+                        + FamilyKernels.shapeCurvature
+                            forward.Family
+                            (Lanes.sum forward.Post (i * Stride) rows)
+                            forward.Shapes.[i]
 
                 if i < km1 then
                     let pi = Lanes.lane forward.Gate i rows

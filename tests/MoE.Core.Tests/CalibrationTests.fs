@@ -103,7 +103,7 @@ let ``the PIT of a correct model is uniform on held-out rows and that of k = 1 f
     Assert.True(right.KsP > 0.01, sprintf "fitted k = 3: KS p = %g" right.KsP)
 
     // k = 1: the single regression `moe select` fits.
-    let a, b, s =
+    let a, b, s, _ =
         (Inference.selectExperts config [| 1 |] train RunContext.silent).[0].Single.Value
 
     // A mixture of two copies of it with a flat gate is the same predictive law (a model has k ≥ 2).

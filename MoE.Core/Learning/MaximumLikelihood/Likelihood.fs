@@ -25,14 +25,32 @@ module Likelihood =
         let nA = if regressors then k * p else 0
         let nW = (k - 1) * pG
         let nS = if settings.EstimateSigma then levels else 0
+        // Student-t's ν_i inside (1, 200), as v = log((ν − 1)/(200 − ν)) (docs/math.md §14.2); at a bound ν is held.
+        let shapes =
+            if settings.EstimateDegreesOfFreedom && template.Family = ExpertFamily.StudentT then
+                [|
+                    for i in 0 .. k - 1 do
+                        if StudentT.isInterior template.DegreesOfFreedom.[i] then
+                            yield i
+                |]
+            else
+                [||]
+
+        let nV = shapes.Length
+        let oV = nA + nW + nS
+
+        /// Entry l of the ν variables' chain factor dν/dv, to the power <paramref name="power"/> (1 for a gradient, 2
+        /// for a curvature).
+        let chain (power: int) (l: int) =
+            StudentT.variableSlope template.DegreesOfFreedom.[shapes.[l]] ** float power
 
         member _.Width = p
-        member _.Count = nA + nW + nS
+        member _.Count = nA + nW + nS + nV
         /// The variables that are coefficients (the experts' and the gate's), first in the layout.
         member _.Coefficients = nA + nW
 
         member _.Pack(model: MoeModel) : float[] =
-            let v = Array.zeroCreate (nA + nW + nS)
+            let v = Array.zeroCreate (nA + nW + nS + nV)
 
             if regressors then
                 for i in 0 .. k - 1 do
@@ -51,6 +69,9 @@ module Likelihood =
 
             for l in 0 .. nS - 1 do
                 v.[nA + nW + l] <- Math.Log model.Sigmas.[l]
+
+            for l in 0 .. nV - 1 do
+                v.[oV + l] <- StudentT.toVariable model.DegreesOfFreedom.[shapes.[l]]
 
             v
 
@@ -86,12 +107,18 @@ module Likelihood =
 
                         max s (max settings.SigmaFloor 1e-12))
 
-            MoeModel.createWith template.Design template.Family a b w c template.Activation sigmas
-            |> MoeModel.withDegreesOfFreedom template.DegreesOfFreedom
+            let dof = Array.copy template.DegreesOfFreedom
 
-        /// The kernel's full gradient [∂ã (k·p) | ∂w̃ ((k−1)·p) | ∂log σ_i (k)] restricted to the variables.
-        member _.Restrict(full: float[]) : float[] =
-            let g = Array.zeroCreate (nA + nW + nS)
+            for l in 0 .. nV - 1 do
+                dof.[shapes.[l]] <- StudentT.ofVariable v.[oV + l]
+
+            MoeModel.createWith template.Design template.Family a b w c template.Activation sigmas
+            |> MoeModel.withDegreesOfFreedom dof
+
+        /// The kernel's full gradient [∂ã (k·p) | ∂w̃ ((k−1)·p) | ∂log σ_i (k) | ∂ν_i (k, Student-t)] restricted to
+        /// the variables, by the chain rule (<paramref name="power"/> 1) or, for a curvature, its square (2).
+        member _.RestrictWith (power: int) (full: float[]) : float[] =
+            let g = Array.zeroCreate (nA + nW + nS + nV)
 
             if regressors then
                 Array.blit full 0 g 0 nA
@@ -103,7 +130,13 @@ module Likelihood =
             elif nS = k then
                 Array.blit full (k * p + nW) g (nA + nW) k
 
+            for l in 0 .. nV - 1 do
+                g.[oV + l] <- full.[k * p + nW + k + shapes.[l]] * chain power l
+
             g
+
+        /// The gradient's restriction (<c>RestrictWith 1</c>).
+        member this.Restrict(full: float[]) : float[] = this.RestrictWith 1 full
 
     /// The family's log-prior of the levels and its derivative in each log σ variable.
     let private logPrior (settings: EmSettings) (model: MoeModel) : float * float[] =
@@ -129,7 +162,8 @@ module Likelihood =
         let prior, dPrior = logPrior settings model
 
         if settings.EstimateSigma then
-            let offset = gradient.Length - dPrior.Length
+            // The levels follow the coefficients (Student-t's ν variables come after them).
+            let offset = layout.Coefficients
 
             for l in 0 .. dPrior.Length - 1 do
                 gradient.[offset + l] <- gradient.[offset + l] + dPrior.[l]
@@ -158,9 +192,9 @@ module Likelihood =
     let objective (settings: EmSettings) (model: MoeModel) (x: float[,]) (y: float[]) : float * float[] =
         objectiveOn settings model (DataSource.ofDataset { X = x; Y = y; Weights = null })
 
-    /// The kernel's full gradient layout restricted to the variables of the settings.
-    let internal restrict (settings: EmSettings) (model: MoeModel) (full: float[]) : float[] =
-        Layout(settings, model).Restrict full
+    /// The kernel's full curvature diagonal restricted to the variables of the settings (squared chain factors).
+    let internal restrictCurvature (settings: EmSettings) (model: MoeModel) (full: float[]) : float[] =
+        Layout(settings, model).RestrictWith 2 full
 
     /// <summary>The variables of <c>objective</c>'s gradient, packed from a model.</summary>
     /// <param name="settings">What is fitted.</param>
@@ -198,7 +232,7 @@ module Likelihood =
         // block starts with unit curvature (L-BFGS's first steps assume it).
         let scale =
             let c =
-                layout.Restrict(LikelihoodKernel.curvatureOf start settings.FitIntercepts source)
+                layout.RestrictWith 2 (LikelihoodKernel.curvatureOf start settings.FitIntercepts source)
 
             let floor = 1e-6 * Array.max c
             c |> Array.map (fun v -> sqrt (max v floor / n))

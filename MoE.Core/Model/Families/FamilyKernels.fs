@@ -114,6 +114,34 @@ module internal FamilyKernels =
         | ExpertFamily.Poisson
         | ExpertFamily.Bernoulli -> 0.0
 
+    /// The number of shape parameters per model in the gradient's layout, after the levels: k for Student-t (its ν_i),
+    /// 0 otherwise.
+    let shapeCount (family: ExpertFamily) (k: int) =
+        match family with
+        | ExpertFamily.StudentT -> k
+        | _ -> 0
+
+    /// ∂LL/∂(the shape) of a block for one expert (Student-t: ∂LL/∂ν_i); 0 for a family without one.
+    let shapeScore
+        (family: ExpertFamily)
+        (post: float[])
+        (po: int)
+        (e: float[])
+        (eo: int)
+        (scale: float)
+        (shape: float)
+        (rows: int)
+        =
+        match family with
+        | ExpertFamily.StudentT -> StudentT.shapeScore post po e eo scale shape rows
+        | _ -> 0.0
+
+    /// The expected information of the shape from a block's Σ r (Student-t: of ν_i).
+    let shapeCurvature (family: ExpertFamily) (sumPost: float) (shape: float) =
+        match family with
+        | ExpertFamily.StudentT -> StudentT.shapeCurvature shape * sumPost
+        | _ -> 0.0
+
     /// The complete-data information's weight of η per row into <c>weights</c>.
     let inline curvatureLanes
         (family: ExpertFamily)

@@ -128,6 +128,76 @@ module internal StudentT =
         let nu = nuPlus1 - 1.0
         2.0 * nu / (nu + 3.0) * sumPost
 
+    /// ∂LL/∂ν of a block for one expert: with ∂log f/∂ν = ½[ψ((ν+1)/2) − ψ(ν/2) − 1/ν − log(1 + e²/b) + w·e²/ν]
+    /// (differentiating c and the power), Σ r·∂log f/∂ν = ½[(ψ((ν+1)/2) − ψ(ν/2) − 1/ν)·Σ r + Σ r(w·e²/ν − log(1 + e²/b))].
+    let shapeScore (post: float[]) (po: int) (e: float[]) (eo: int) (b: float) (nuPlus1: float) (rows: int) =
+        let nu = nuPlus1 - 1.0
+        let mutable sumPost = 0.0
+        let mutable sum = 0.0
+
+        for r in 0 .. rows - 1 do
+            let er = e.[eo + r]
+            let pr = post.[po + r]
+            sumPost <- sumPost + pr
+
+            sum <-
+                sum
+                + pr * (weight b nuPlus1 er * er * er / nu - DetMath.log (1.0 + er * er / b))
+
+        let constant =
+            MathNet.Numerics.SpecialFunctions.DiGamma(nuPlus1 / 2.0)
+            - MathNet.Numerics.SpecialFunctions.DiGamma(nu / 2.0)
+            - 1.0 / nu
+
+        0.5 * (constant * sumPost + sum)
+
+    /// ψ'(x) for x &gt; 0: the recurrence ψ'(x) = ψ'(x + 1) + 1/x² up to x ≥ 6, then the asymptotic series
+    /// 1/x + 1/(2x²) + 1/(6x³) − 1/(30x⁵) + 1/(42x⁷) − 1/(30x⁹) (its next term is below 1e-9 at x = 6).
+    let trigamma (x: float) =
+        let mutable x = x
+        let mutable sum = 0.0
+
+        while x < 6.0 do
+            sum <- sum + 1.0 / (x * x)
+            x <- x + 1.0
+
+        let z = 1.0 / (x * x)
+
+        sum
+        + 1.0 / x
+        + z / 2.0
+        + z / x * (1.0 / 6.0 - z * (1.0 / 30.0 - z * (1.0 / 42.0 - z / 30.0)))
+
+    /// The expected information of ν per unit of posterior weight: ¼[ψ'(ν/2) − ψ'((ν+1)/2)] − (ν+5)/(2ν(ν+1)(ν+3))
+    /// (Lange, Little &amp; Taylor 1989), positive for every ν &gt; 0.
+    let shapeCurvature (nuPlus1: float) =
+        let nu = nuPlus1 - 1.0
+
+        0.25 * (trigamma (nu / 2.0) - trigamma (nuPlus1 / 2.0))
+        - (nu + 5.0) / (2.0 * nu * nuPlus1 * (nu + 3.0))
+
+    /// Whether ν_i is inside (1, 200), where it is a variable of the likelihood's direct maximisation and of the
+    /// standard errors; at a bound it is held (a parameter on the boundary has no Wald interval).
+    let isInterior (nu: float) =
+        nu > MinDegreesOfFreedom * (1.0 + 1e-9)
+        && nu < MaxDegreesOfFreedom * (1.0 - 1e-9)
+
+    /// The unbounded variable of an interior ν: v = log((ν − 1)/(200 − ν)).
+    let toVariable (nu: float) =
+        Math.Log((nu - MinDegreesOfFreedom) / (MaxDegreesOfFreedom - nu))
+
+    /// ν = 1 + 199/(1 + e^−v), v clamped to ±40 (ν then within rounding of its bounds).
+    let ofVariable (v: float) =
+        let v = Math.Clamp(v, -40.0, 40.0)
+
+        MinDegreesOfFreedom
+        + (MaxDegreesOfFreedom - MinDegreesOfFreedom) / (1.0 + Math.Exp(-v))
+
+    /// dν/dv = (ν − 1)(200 − ν)/199.
+    let variableSlope (nu: float) =
+        (nu - MinDegreesOfFreedom) * (MaxDegreesOfFreedom - nu)
+        / (MaxDegreesOfFreedom - MinDegreesOfFreedom)
+
     // ---- EM ----
 
     /// The family's sums per expert: [Σ r·w·e², Σ r·w·t², Σ r·log w, Σ r·w].
