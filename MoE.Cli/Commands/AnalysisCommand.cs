@@ -578,7 +578,9 @@ internal static class AnalysisCommand
                 }), family: experts, gateApart: parse.GetValue(gateApart));
             var md = new StringBuilder();
             md.Append(Inv, $"Coverage of {parse.GetValue(level):P0} Wald intervals ({(parse.GetValue(sandwich) ? "sandwich" : "observed information")}), {parse.GetValue(replicates)} replicates of n = {parse.GetValue(n)}, {clock.Elapsed.TotalSeconds:F0} s. ");
-            md.Append(experts.HasNoiseLevels()
+            md.Append(experts == ExpertFamily.StudentT
+                ? "Truth: k = 2 linear Student-t experts (nu = 4) in d = 2 with intercepts and their own scales, a gate with an intercept, x ~ N(0, I); fitted with the defaults and the family."
+                : experts.HasNoiseLevels()
                 ? "Truth: k = 2 linear experts in d = 2 with intercepts and their own noise levels, a gate with an intercept, x ~ N(0, I); fitted with the defaults."
                 : $"Truth: k = 2 {experts.Name()} experts in d = 2 with intercepts (the same linear predictors), a gate with an intercept, x ~ N(0, I); fitted with the defaults and the family.");
             if (parse.GetValue(gateApart))

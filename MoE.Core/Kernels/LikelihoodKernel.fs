@@ -20,7 +20,8 @@ module internal LikelihoodKernel =
     [<Literal>]
     let private Stride = Lanes.Stride
 
-    /// Rows lo..hi−1 into [LL | ∂ã_0..k−1 (p each) | ∂w̃_0..k−2 (p each) | ∂log σ_0..k−1]: the block's forward pass in
+    /// Rows lo..hi−1 into [LL | ∂ã_0..k−1 (p each) | ∂w̃_0..k−2 (p each) | ∂log σ_0..k−1 | ∂ν_0..k−1 (Student-t
+    /// only; docs/math.md §14.2)]: the block's forward pass in
     /// lanes (<c>Forward</c>), then each gradient entry as a vectorised dot product over the block's rows.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
     let private chunk (model: MoeModel) (forward: Forward) (batch: Dataset) (lo: int) (hi: int) : float[] =
@@ -100,7 +101,7 @@ module internal LikelihoodKernel =
             (chunk model)
 
     /// <summary>Σ_n log p(y_n | x_n) and its gradient over a source, laid out as [∂ã_0..k−1 (p each) | ∂w̃_0..k−2 |
-    /// ∂log σ_0..k−1].</summary>
+    /// ∂log σ_0..k−1], then ∂ν_0..k−1 for Student-t experts.</summary>
     let valueAndGradientOf (model: MoeModel) (intercepts: bool) (source: DataSource) : float * float[] =
         let total = gradientPass model intercepts source
         total.[0], Array.sub total 1 (total.Length - 1)

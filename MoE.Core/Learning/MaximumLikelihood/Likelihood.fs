@@ -7,7 +7,8 @@ open System
 /// (σ = 0.5 took ~75 maps); a quasi-Newton method on the same objective converges superlinearly from EM's basin.</summary>
 /// <remarks>
 /// The variables are θ = (ã_1..ã_k, w̃_1..w̃_{k−1}, log σ) with ã_i = (a_i, b_i) and w̃_j = (w_j, c_j) when intercepts are
-/// fitted, one log σ for a common level or one per expert. Working with log σ keeps every level positive without
+/// fitted, one log σ for a common level or one per expert, then — for Student-t experts whose ν is estimated — each
+/// ν_i inside (1, 200) as v_i = log((ν_i − 1)/(200 − ν_i)) (docs/math.md §14.2). Working with log σ keeps every level positive without
 /// bounds. The objective is −(LL(θ) + log prior(σ))/n, with the inverse-gamma prior of EmSettings.SigmaPrior, whose
 /// derivative in log σ is −(ν + 2) + ν s₀²/σ² per level. Parameters the settings hold fixed (σ when EstimateSigma is
 /// false, intercepts when FitIntercepts is false, regressors when FixRegressors) are not variables.
