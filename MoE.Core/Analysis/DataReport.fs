@@ -177,7 +177,12 @@ module DataReport =
             let gaussian =
                 skewed.Length = 0 && (Double.IsNaN kurtRatio || abs (kurtRatio - 1.0) <= 0.1)
 
-            let guarantees = gaussian && d >= experts && invertible
+            // The moment initializers are derived for Gaussian experts; the other families' fits do not run them.
+            let guarantees =
+                gaussian
+                && d >= experts
+                && invertible
+                && ExpertFamily.hasMomentInitializers family
 
             // What stops a fit outright (a constant column or response, values whose squares overflow, too few rows):
             // the data check of every fit, said first and by column; the statistics after it are moot for those columns.
@@ -241,6 +246,10 @@ module DataReport =
 
                     if guarantees then
                         "The covariates look Gaussian after standardising and d >= k: the guarantees of the moment initializers (L4, spectral) apply, as far as the data can tell (they also assume the model is right)."
+                    elif not (ExpertFamily.hasMomentInitializers family) then
+                        Text.format
+                            "%s experts are not fitted from the moment initializers (L4, spectral), whose guarantees are derived for Gaussian experts: their starts are random (and, on small data, segment) starts chosen by likelihood."
+                            [| box family.Name |]
                 |]
 
             {

@@ -415,6 +415,10 @@ let ``the data report tells Gaussian, skewed and collinear covariates apart`` ()
     let data = Sampler.sample truth 50_000 2L
     let gaussian = DataReport.create 3 data
     Assert.True(gaussian.MomentGuarantees, String.concat " " gaussian.Verdict)
+    // The same covariates for Student-t experts: their fits do not run the moment initializers, and the verdict says so.
+    let t = DataReport.createFor ExpertFamily.StudentT 3 data
+    Assert.False(t.MomentGuarantees)
+    Assert.Contains(t.Verdict, fun v -> v.Contains "student-t experts are not fitted from the moment initializers")
     Assert.InRange(gaussian.MardiaKurtosisRatio, 0.99, 1.01)
     Assert.True(gaussian.MardiaSkewnessP > 1e-3)
 
