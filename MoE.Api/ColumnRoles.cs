@@ -49,6 +49,12 @@ public sealed class ColumnRoles
     /// predictions read it too. A non-positive exposure is refused, naming the row.</summary>
     public string? Offset { get; init; }
 
+    /// <summary>The column of the rows' numbers of trials n (whole numbers ≥ 1); null for none. For
+    /// <see cref="ExpertFamily.Binomial"/> experts, whose response is the successes y out of n (docs/math.md §12.5).
+    /// The model records the column, so predictions read it too. Not with <see cref="Offset"/>: both name the row's
+    /// column, an exposure for Poisson experts and the trials for binomial ones.</summary>
+    public string? Trials { get; init; }
+
     /// <summary>Roles from a formula as R users write it: <c>y ~ a + b | z1 + z2</c> — the response left of <c>~</c>,
     /// the experts' columns right of it, the gate's after <c>|</c> (default: the experts'); <c>.</c> stands for every
     /// column but the response; a name with spaces or operators goes in backticks. (In flexmix, <c>|</c> names a
@@ -96,7 +102,13 @@ public sealed class ColumnRoles
             },
             (References ?? new Dictionary<string, string>()).Select(r => Tuple.Create(r.Key, r.Value)).ToArray(),
             Weights is null ? FSharpOption<string>.None : FSharpOption<string>.Some(Weights),
-            Offset is null ? FSharpOption<string>.None : FSharpOption<string>.Some(Offset));
+            (Offset, Trials) switch
+            {
+                (not null, not null) => throw new ArgumentException(
+                    "Offset and Trials both name the row's column (an exposure for Poisson experts, the trials for binomial ones); set one.", nameof(Trials)),
+                (null, null) => FSharpOption<string>.None,
+                _ => FSharpOption<string>.Some(Offset ?? Trials!),
+            });
     }
 }
 

@@ -16,9 +16,13 @@ public enum ExpertFamily
     /// <summary>Heavy tails: y = η_i + σ_i ε, ε ~ t(ν_i), a robust regression per expert whose degrees of freedom are
     /// estimated (or fixed with <see cref="FitOptions.DegreesOfFreedom"/>). The activation must be the identity.</summary>
     StudentT,
+    /// <summary>Successes out of each row's n trials: y ~ Binomial(n, 1/(1 + e^−η_i)), the logit link; the trials are a
+    /// column named by <see cref="ColumnRoles.Trials"/>. The model's means are probabilities of a success. The
+    /// activation must be the identity.</summary>
+    Binomial,
 }
 
-/// <summary>The families' names (gaussian, poisson, bernoulli, student-t) and their conversions from and to the core's.</summary>
+/// <summary>The families' names (gaussian, poisson, bernoulli, student-t, binomial) and their conversions from and to the core's.</summary>
 public static class ExpertFamilies
 {
     /// <summary>The family's lower-case name, as in model files and on the command line.</summary>
@@ -26,7 +30,7 @@ public static class ExpertFamilies
     public static string Name(this ExpertFamily family) => ToCore(family).Name;
 
     /// <summary>The family of a name, in any case.</summary>
-    /// <param name="name">gaussian, poisson or bernoulli.</param>
+    /// <param name="name">gaussian, poisson, bernoulli, student-t or binomial.</param>
     /// <exception cref="ArgumentException">An unknown name: the message lists the known ones.</exception>
     public static ExpertFamily Parse(string name) => From(Core.ExpertFamilyModule.Parse(name));
 

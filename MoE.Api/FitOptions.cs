@@ -214,7 +214,7 @@ public sealed class FitOptions
             .WithFamily(Family switch
             {
                 ExpertFamily.Gaussian or ExpertFamily.Poisson or ExpertFamily.Bernoulli or ExpertFamily.StudentT
-                    => ExpertFamilies.ToCore(Family),
+                    or ExpertFamily.Binomial => ExpertFamilies.ToCore(Family),
                 _ => throw Undefined(nameof(Family), Family),
             })
             .WithIntercepts(Intercepts)

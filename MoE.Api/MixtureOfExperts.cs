@@ -209,6 +209,12 @@ public sealed class MixtureOfExperts
     /// <summary>A copy of the experts' noise levels σ_i (k).</summary>
     public double[] Sigmas => (double[])Inner.Sigmas.Clone();
 
+    /// <summary>The binomial model of these linear predictors and gate reading one more input column, the last, as
+    /// each row's number of trials (docs/math.md §12.5); its samples draw the trials as round(10·e^(z/2)), at least 1.</summary>
+    /// <exception cref="ArgumentException">The model already reads a row column, or its activation is not the
+    /// identity.</exception>
+    public MixtureOfExperts WithTrialsColumn() => new(Core.MoeModelModule.WithTrialsColumn(Inner));
+
     /// <summary>A copy of Student-t experts' degrees of freedom ν_i (k; empty for every other family).</summary>
     public double[] DegreesOfFreedom => (double[])Inner.DegreesOfFreedom.Clone();
 

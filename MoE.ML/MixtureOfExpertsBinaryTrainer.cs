@@ -90,7 +90,7 @@ public sealed class MixtureOfExpertsBinaryTrainer : IEstimator<MixtureOfExpertsT
             throw new ArgumentException("Output column names starting with 'MoE.' are reserved for the mixture's own columns.", nameof(options));
         }
 
-        if (options.Fit.Family is ExpertFamily.Poisson or ExpertFamily.StudentT)
+        if (options.Fit.Family is ExpertFamily.Poisson or ExpertFamily.StudentT or ExpertFamily.Binomial)
         {
             throw new ArgumentException($"A binary classifier's experts are Bernoulli (logistic), not {options.Fit.Family}; leave Fit.Family unset.", nameof(options));
         }

@@ -222,9 +222,10 @@ public static class OnnxExport
         var eta = g.Node("Add",
             [g.Node("MatMul", [xE, g.Reals("regressors_t", [dE, k], aT)], "expert_dot"),
              g.Reals("regressor_intercepts", [k], model.RegressorIntercepts)], "expert_eta");
-        if (design.HasOffset)
+        if (design.HasOffset && !model.Family.Equals(ExpertFamily.Binomial))
         {
-            // An exposure column: η += log t, a [rows, 1] column broadcast over the k experts.
+            // An exposure column: η += log t, a [rows, 1] column broadcast over the k experts. (A binomial model's row
+            // column is its trials, which its means — probabilities of a success — do not read.)
             var t = g.Node("Gather", [x, g.Int64s("exposure_column", [design.OffsetColumn])], "exposure", ("axis", 1L));
             eta = g.Node("Add", [eta, g.Node("Log", [t], "log_exposure")], "expert_eta_offset");
         }
@@ -280,7 +281,7 @@ public static class OnnxExport
         {
             file.MetadataProps.Add(new P.StringStringEntryProto
             {
-                Key = "moe.exposureInput",
+                Key = model.Family.Equals(ExpertFamily.Binomial) ? "moe.trialsInput" : "moe.exposureInput",
                 Value = model.Design.OffsetColumn.ToString(CultureInfo.InvariantCulture),
             });
         }
@@ -331,7 +332,8 @@ public static class OnnxExport
             return g.Node("Exp", [capped], ExpertMeansName);
         }
 
-        if (model.Family.Equals(ExpertFamily.Bernoulli)) return g.Node("Sigmoid", [eta], ExpertMeansName);
+        if (model.Family.Equals(ExpertFamily.Bernoulli) || model.Family.Equals(ExpertFamily.Binomial))
+            return g.Node("Sigmoid", [eta], ExpertMeansName);
         throw new NotSupportedException($"A model of the '{model.Family.Name}' family has no ONNX form in this version of the toolkit.");
     }
 

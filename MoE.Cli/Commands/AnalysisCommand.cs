@@ -84,7 +84,7 @@ internal static class AnalysisCommand
                 options.Seed = chosenSeed;
             }
 
-            var roles = roleOptions.Read(parse);
+            var roles = roleOptions.Read(parse, options.Family);
             var dataset = roles is null ? Dataset.Load(parse.GetValue(data)!.FullName) : Dataset.Load(parse.GetValue(data)!.FullName, roles);
             var selection = Terminal.WithFitProgress(error, reporter => MoeLearner.Select(dataset, options, ks, reporter));
             foreach (var r in selection.Results)
@@ -193,10 +193,10 @@ internal static class AnalysisCommand
         {
             Shared.CheckPaths([parse.GetValue(data)], []);
             Shared.Require(parse.GetValue(k) >= 1, "--k", "at least 1", parse.GetValue(k));
-            var roles = roleOptions.Read(parse);
+            var experts = parse.GetValue(family) is { } familyName ? ExpertFamilies.Parse(familyName) : ExpertFamily.Gaussian;
+            var roles = roleOptions.Read(parse, experts);
             var dataset = roles is null ? Dataset.Load(parse.GetValue(data)!.FullName) : Dataset.Load(parse.GetValue(data)!.FullName, roles);
-            var r = MoeLearner.Diagnose(dataset, parse.GetValue(k),
-                parse.GetValue(family) is { } familyName ? ExpertFamilies.Parse(familyName) : ExpertFamily.Gaussian);
+            var r = MoeLearner.Diagnose(dataset, parse.GetValue(k), experts);
             output.WriteLine(string.Create(Inv, $"n = {r.Rows} rows, d = {r.Dimension} covariates; k = {r.Experts} experts have {r.Parameters} parameters ({(double)r.Rows / r.Parameters:F1} rows each)"));
             if (Terminal.IsTerminal(output))
             {

@@ -149,7 +149,7 @@ internal static class FitCommand
                 options.Seed = chosenSeed;
             }
 
-            var roles = roleOptions.Read(parse);
+            var roles = roleOptions.Read(parse, options.Family);
             FitResult result;
             string rows;
             Dataset? fitted = null;

@@ -68,7 +68,16 @@ internal static class GenerateCommand
 
             if (parse.GetValue(family) is { } familyName)
             {
-                truth = truth.WithFamily(ExpertFamilies.Parse(familyName));
+                var chosen = ExpertFamilies.Parse(familyName);
+                // Binomial experts need each row's trials: one more input column, the last (x{d+1}).
+                truth = chosen == ExpertFamily.Binomial ? truth.WithTrialsColumn() : truth.WithFamily(chosen);
+            }
+
+            // The trials column is drawn in its own units (the sampler's rule), not the covariates'.
+            if (truth.Dimension > mean.Length)
+            {
+                mean = [.. mean, 0.0];
+                scale = [.. scale, 1.0];
             }
 
             if (Shared.DegreesOfFreedom(parse.GetValue(df), truth.Family) is { } nu)

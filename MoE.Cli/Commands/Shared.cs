@@ -14,7 +14,7 @@ internal static class Shared
 
     public static Option<string?> FamilyOption() => new("--family")
     {
-        Description = "the experts' family: gaussian (default), poisson (counts; log link), bernoulli (0/1 outcomes; logit link) or student-t (heavy-tailed errors; robust lines)",
+        Description = "the experts' family: gaussian (default), poisson (counts; log link), bernoulli (0/1 outcomes; logit link), binomial (successes out of --trials; logit link) or student-t (heavy-tailed errors; robust lines)",
     };
 
     public static Option<double?> DegreesOfFreedomOption() => new("--df")
@@ -302,21 +302,35 @@ internal static class Shared
         private readonly Option<string?> reference = new("--reference") { Description = "the reference level of text (categorical) columns: col=level[,col=level] (default: each column's first level in ordinal order)" };
         private readonly Option<string?> weights = new("--weights") { Description = "the column of each row's frequency weight (a row of weight w counts w times; 0 leaves it out; default: every row weighs 1)" };
         private readonly Option<string?> offset = new("--offset") { Description = "the column of each row's exposure t > 0 (poisson experts: a count's mean is t·exp(η), log t an offset with no coefficient; the model records the column and predictions read it)" };
+        private readonly Option<string?> trials = new("--trials") { Description = "the column of each row's number of trials n (binomial experts: y successes out of n; the model records the column and predictions read it)" };
 
         /// <summary>Adds the options to a command.</summary>
         public void AddTo(Command command)
         {
-            foreach (var option in new[] { experts, gate, response, formula, missing, reference, weights, offset })
+            foreach (var option in new[] { experts, gate, response, formula, missing, reference, weights, offset, trials })
             {
                 command.Options.Add(option);
             }
         }
 
-        /// <summary>The roles typed, or null for the file's convention (x1..xd, y).</summary>
-        public ColumnRoles? Read(ParseResult parse) =>
-            WithPolicies(Roles(parse.GetValue(formula), parse.GetValue(experts), parse.GetValue(gate), parse.GetValue(response)),
+        /// <summary>The roles typed, or null for the file's convention (x1..xd, y). The row column is an exposure
+        /// (--offset, poisson experts) or the trials (--trials, binomial experts): each only with its family.</summary>
+        public ColumnRoles? Read(ParseResult parse, ExpertFamily family)
+        {
+            var exposure = parse.GetValue(offset);
+            var n = parse.GetValue(trials);
+            Require(n is null || family == ExpertFamily.Binomial, "--trials", "used with --family binomial (y successes out of n trials)", $"given with {family.Name()} experts");
+            Require(family != ExpertFamily.Binomial || exposure is null, "--offset", "an exposure of poisson experts; binomial experts take --trials", "given with binomial experts");
+            Require(family != ExpertFamily.Binomial || n is not null, "--trials", "given with --family binomial (the column of each row's number of trials)", "missing");
+            if (n is not null && n.Trim().Length == 0)
+            {
+                throw new ArgumentException("--trials names no column; give the trials column's name.", "trials");
+            }
+
+            return WithPolicies(Roles(parse.GetValue(formula), parse.GetValue(experts), parse.GetValue(gate), parse.GetValue(response)),
                 ParseMissing(parse.GetValue(missing)), ParseReferences(parse.GetValue(reference)), parse.GetValue(weights),
-                parse.GetValue(offset));
+                exposure ?? n);
+        }
     }
 }
 

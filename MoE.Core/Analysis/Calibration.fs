@@ -85,7 +85,7 @@ module Calibration =
     /// seed's PIT stream).
     let private pitOf (model: MoeModel) (p: Predictions) (seed: int64) (y: float[]) =
         let rng = Rng.stream seed Streams.Pit
-        let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans
+        let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans p.Trials
 
         Array.init y.Length (fun r ->
             if ExpertFamily.isDiscrete model.Family then
@@ -177,7 +177,7 @@ module Calibration =
             |> Array.collect (fun level -> [| (1.0 - level) / 2.0; (1.0 + level) / 2.0 |])
 
         let p = Inference.predictQuantiles model 0.0 ends x
-        let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans
+        let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans p.Trials
         let pit = pitOf model p seed y
 
         let crps (r: int) =
@@ -189,6 +189,7 @@ module Calibration =
                         model.Sigmas
                         model.DegreesOfFreedom
                         (Seq.max (seq { for i in 0 .. k - 1 -> p.ExpertMeans.[r, i] }))
+                        (if p.Trials.Length = 0 then 0.0 else p.Trials.[r])
 
                 let top =
                     max y.[r] (Math.Ceiling(Seq.max (seq { for i in 0 .. k - 1 -> p.ExpertMeans.[r, i] }) + reach))
@@ -207,7 +208,7 @@ module Calibration =
                 // No closed form for a mixture of t: ∫ (F(z) − 1{y ≤ z})² dz split at y, each side mapped to a finite
                 // interval by z = y ± s·tan θ (s the largest scale) and integrated by 128-point Gauss–Legendre; the
                 // integrand is smooth in θ and, for ν ≥ 1, bounded as θ → π/2 (docs/math.md §14.5).
-                let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans r
+                let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans p.Trials r
                 let s = Array.max model.Sigmas
 
                 let side (sign: float) =

@@ -50,6 +50,9 @@ type Predictions =
         Quantiles: float[,]
         /// The q probabilities of <c>Quantiles</c>' columns, each in (0, 1) (empty when none were asked for).
         Probabilities: float[]
+        /// Binomial experts' trials per row, which their predictive distributions need (docs/math.md §12.5; the means
+        /// are probabilities of a success); empty for every other family.
+        Trials: float[]
     }
 
 /// <summary>The fit for one number of experts and its information criteria.</summary>
@@ -242,14 +245,21 @@ module Inference =
     /// <summary>Row r's predictive CDF P(Y ≤ q | x_r) = Σ_i p_i F_i(q), from its gate probabilities and expert means
     /// (a <c>Predictions</c>' <c>Gate</c> and <c>ExpertMeans</c>): the one the quantiles, the intervals, the PIT and the
     /// highest-density regions all read.</summary>
-    let internal mixtureCdf (model: MoeModel) (gate: float[,]) (means: float[,]) (r: int) (q: float) =
+    let internal mixtureCdf (model: MoeModel) (gate: float[,]) (means: float[,]) (trials: float[]) (r: int) (q: float) =
         let mutable s = 0.0
+        let n = if trials.Length = 0 then 0.0 else trials.[r]
 
         for i in 0 .. model.Experts - 1 do
             s <-
                 s
                 + gate.[r, i]
-                  * ExpertFamily.cdf model.Family means.[r, i] model.Sigmas.[i] (ModelRows.degreesOfFreedomOf model i) q
+                  * ExpertFamily.cdf
+                      model.Family
+                      means.[r, i]
+                      model.Sigmas.[i]
+                      (ModelRows.degreesOfFreedomOf model i)
+                      n
+                      q
 
         s
 
@@ -320,16 +330,22 @@ module Inference =
                 for t in 0 .. d - 1 do
                     z <- z + model.Regressors.[i, t] * x.[r, columns.[t]]
 
-                if model.Design.HasOffset then
+                if model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family then
                     z <- z + Design.offsetAt model.Design x r
 
                 ExpertFamily.responseMean model.Family (g.Value z))
+
+        let trials =
+            if model.Family = ExpertFamily.Binomial then
+                Array.init n (fun r -> ModelRows.trialsAt model x r)
+            else
+                [||]
 
         let mean =
             Array.init n (fun r -> Seq.sum (seq { for i in 0 .. k - 1 -> gate.[r, i] * means.[r, i] }))
 
         let quantile (r: int) (target: float) =
-            let cdf = mixtureCdf model gate means r
+            let cdf = mixtureCdf model gate means trials r
 
             // Every quantile of the mixture lies between the components' extreme quantiles.
             let reach =
@@ -338,6 +354,7 @@ module Inference =
                     model.Sigmas
                     model.DegreesOfFreedom
                     (Seq.max (seq { for i in 0 .. k - 1 -> abs means.[r, i] }))
+                    (if trials.Length = 0 then 0.0 else trials.[r])
 
             let mutable lo = Seq.min (seq { for i in 0 .. k - 1 -> means.[r, i] }) - reach
 
@@ -372,6 +389,7 @@ module Inference =
             Level = level
             Quantiles = Array2D.init n probabilities.Length (fun r j -> quantile r probabilities.[j])
             Probabilities = Array.copy probabilities
+            Trials = trials
         }
 
     /// <summary>Predictions for every row without quantiles beyond the interval's (<c>predictQuantiles</c> with none).</summary>
@@ -415,6 +433,12 @@ module Inference =
             let upper = if withInterval then Array.create n nan else [||]
             let quantiles = Array2D.create n probabilities.Length nan
 
+            let trials =
+                if model.Family = ExpertFamily.Binomial then
+                    Array.create n nan
+                else
+                    [||]
+
             if rows.Length > 0 then
                 let p =
                     predictQuantiles model level probabilities (Array2D.init rows.Length m (fun r t -> x.[rows.[r], t]))
@@ -429,6 +453,9 @@ module Inference =
 
                     for q in 0 .. probabilities.Length - 1 do
                         quantiles.[r, q] <- p.Quantiles.[j, q]
+
+                    if trials.Length > 0 then
+                        trials.[r] <- p.Trials.[j]
 
                     if withInterval then
                         lower.[r] <- p.Lower.[j]
@@ -446,6 +473,7 @@ module Inference =
                 Level = level
                 Quantiles = quantiles
                 Probabilities = Array.copy probabilities
+                Trials = trials
             }
 
     /// <summary>Predictions for rows that may hold NaN for a missing value, without quantiles beyond the interval's
@@ -504,7 +532,9 @@ module Inference =
                             x
                             data.Y
                             data.Weights
-                            (if design.HasOffset then
+                            (if design.HasOffset && config.Family = ExpertFamily.Binomial then
+                                 Array.init data.Count (fun r -> data.X.[r, design.OffsetColumn])
+                             elif design.HasOffset then
                                  Array.init data.Count (fun r -> Design.offsetAt design data.X r)
                              else
                                  null)

@@ -34,13 +34,18 @@ module PredictiveRegions =
             let w = Array.init k (fun i -> p.Gate.[r, i])
             let mu = Array.init k (fun i -> p.ExpertMeans.[r, i])
 
-            let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans r
+            let cdf = Inference.mixtureCdf model p.Gate p.ExpertMeans p.Trials r
 
             if ExpertFamily.isDiscrete family then
                 let top =
                     Math.Ceiling(
                         Array.max mu
-                        + ExpertFamily.quantileReach family sigmas model.DegreesOfFreedom (Array.max mu)
+                        + ExpertFamily.quantileReach
+                            family
+                            sigmas
+                            model.DegreesOfFreedom
+                            (Array.max mu)
+                            (if p.Trials.Length = 0 then 0.0 else p.Trials.[r])
                     )
 
                 let counts = int top + 1

@@ -85,9 +85,11 @@ module internal SingleRegression =
         let ll = -0.5 * total * (Math.Log(2.0 * Math.PI * sigma * sigma) + 1.0)
         Array.sub coefficients 0 d, (if intercept then coefficients.[d] else 0.0), sigma, ll
 
-    /// The single generalised linear regression of a family without levels (Poisson, Bernoulli) by Newton's method
-    /// (IRLS, docs/math.md §12.2) from the intercept at the link of ȳ, each step halved until the likelihood does not
-    /// fall; its σ is reported as 1 (the family has none). Returns slopes, intercept, σ and the log-likelihood.
+    /// The single generalised linear regression of a family without levels (Poisson, Bernoulli, binomial) by Newton's
+    /// method (IRLS, docs/math.md §12.2) from the intercept at the link of ȳ, each step halved until the likelihood does
+    /// not fall; its σ is reported as 1 (the family has none). <c>offsets</c> holds Poisson's log t, or binomial's
+    /// trials n (§12.5: the score y − nμ, the information nμ(1 − μ)). Returns slopes, intercept, σ and the
+    /// log-likelihood.
     let private glm
         (family: ExpertFamily)
         (intercept: bool)
@@ -105,14 +107,21 @@ module internal SingleRegression =
             for t in 0 .. d - 1 do
                 z <- z + v.[t] * x.[r, t]
 
-            if isNull offsets then z else z + offsets.[r]
+            if isNull offsets || not (ExpertFamily.offsetsPredictor family) then
+                z
+            else
+                z + offsets.[r]
+
+        // A binomial row's trials (1 for every other family, whose mean and variance are per row).
+        let trials (r: int) =
+            if family = ExpertFamily.Binomial then offsets.[r] else 1.0
 
         let logLikelihood (v: float[]) =
             Seq.sum (
                 seq {
                     for r in 0 .. n - 1 ->
                         weightOf w r
-                        * ExpertFamily.jointLogDensity family 0.0 0.0 0.0 0.0 y.[r] (eta v r)
+                        * ExpertFamily.jointLogDensity family 0.0 0.0 0.0 0.0 (trials r) y.[r] (eta v r)
                 }
             )
 
@@ -124,10 +133,12 @@ module internal SingleRegression =
             for r in 0 .. n - 1 do
                 sum <- sum + weightOf w r * y.[r]
 
-            // With offsets log t the rate's link: Σ w y / Σ w t.
+            // With offsets log t the rate's link: Σ w y / Σ w t; with trials the success rate's, Σ w y / Σ w n.
             let exposure =
                 if isNull offsets then
                     total w n
+                elif family = ExpertFamily.Binomial then
+                    Seq.sum (seq { for r in 0 .. n - 1 -> weightOf w r * offsets.[r] })
                 else
                     Seq.sum (seq { for r in 0 .. n - 1 -> weightOf w r * DetMath.exp offsets.[r] })
 
@@ -146,8 +157,8 @@ module internal SingleRegression =
                 let z = eta v r
                 let mu = ExpertFamily.responseMean family z
 
-                let variance = weightOf w r * ExpertFamily.variance family mu
-                let residual = weightOf w r * (y.[r] - mu)
+                let variance = weightOf w r * trials r * ExpertFamily.variance family mu
+                let residual = weightOf w r * (y.[r] - trials r * mu)
 
                 let row t = if t < d then x.[r, t] else 1.0
 

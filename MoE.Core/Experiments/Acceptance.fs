@@ -292,6 +292,15 @@ module Acceptance =
                                         { FitConfig.defaults k Identity with
                                             Family = family
                                             Seed = s
+                                            // Binomial's trials are the last input column (MoeModel.withTrialsColumn).
+                                            Design =
+                                                (if family = ExpertFamily.Binomial then
+                                                     Some(
+                                                         Design.create (d + 1) (Array.init d id) (Array.init d id)
+                                                         |> Design.withOffset d
+                                                     )
+                                                 else
+                                                     None)
                                         })
                                 ]
                         }
@@ -317,7 +326,12 @@ module Acceptance =
                  GroundTruth.inCovariateUnits preset b c preset.Sigmas (Array.zeroCreate d) (Array.create d 1.0)
              else
                  preset)
-            |> MoeModel.withFamily truth.Family
+            |> fun m ->
+                // Binomial experts read each row's trials: one more input column (docs/math.md §12.5).
+                if truth.Family = ExpertFamily.Binomial then
+                    MoeModel.withTrialsColumn m
+                else
+                    MoeModel.withFamily truth.Family m
 
         let data = Sampler.sample model samples (1000L + s)
         let clock = Stopwatch.StartNew()

@@ -75,7 +75,12 @@ module Coverage =
     /// family's experts (Poisson: rates e^η; Bernoulli: probabilities σ(η); no noise levels).</summary>
     /// <param name="family">The family.</param>
     [<CompiledName("TruthOf")>]
-    let truthOf (family: ExpertFamily) : MoeModel = MoeModel.withFamily family truth
+    let truthOf (family: ExpertFamily) : MoeModel =
+        // Binomial experts read each row's trials: one more input column (docs/math.md §12.5).
+        if family = ExpertFamily.Binomial then
+            MoeModel.withTrialsColumn truth
+        else
+            MoeModel.withFamily family truth
 
     /// <summary>The coverage study's truth with a gate that reads its own covariate (docs/data.md): three N(0, 1)
     /// inputs, the experts <c>truth</c>'s on x1, x2, the gate on x3 alone (w = 1.5, c = 0.3), so the gate's
@@ -148,7 +153,11 @@ module Coverage =
                             { FitConfig.defaults 2 Identity with
                                 Family = family
                                 Seed = int64 r
-                                Design = (if split then Some truth.Design else None)
+                                Design =
+                                    (if split || truth.Design.HasOffset then
+                                         Some truth.Design
+                                     else
+                                         None)
                             }
                             data
                             RunContext.silent

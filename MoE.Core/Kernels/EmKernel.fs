@@ -231,6 +231,7 @@ module internal EmKernel =
                         slopes
                         o
                         forward.Y
+                        forward.Trials
                         forward.Inv2s2.[i]
                         forward.Shapes.[i]
                         forward.Work
@@ -454,6 +455,7 @@ module internal EmKernel =
                                     next.Residuals
                                     next.Means
                                     next.Y
+                                    next.Trials
                                     o
                                     now.Inv2s2.[i]
                                     now.Shapes.[i]

@@ -51,9 +51,11 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     let xtG = if shared then xt else design dG pG
 
     let y = Array.zeroCreate block
-    // The exposure column's offsets log t (docs/math.md §12.4), added to every expert's η; none without one.
+    // The design's row column: an exposure's offsets log t (docs/math.md §12.4), added to every expert's η; or a
+    // binomial expert's trials n (§12.5), read by its density. None without one.
     let offsetColumn = model.Design.OffsetColumn
     let offsets: float[] = if offsetColumn >= 0 then Array.zeroCreate block else [||]
+    let offsetsPredictor = ExpertFamily.offsetsPredictor model.Family
     let logGate = Array.zeroCreate (k * stride)
     let gate = Array.zeroCreate (k * stride)
     let means = Array.zeroCreate (k * stride)
@@ -122,6 +124,9 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.Shapes = shapes
     /// The model's expert family.
     member _.Family = family
+    /// Binomial experts' trials per row of the block, after <c>Load</c> (empty for every other family; the lane holds
+    /// log t for Poisson's exposure).
+    member _.Trials: float[] = if offsetsPredictor then [||] else offsets
 
     /// The shared design's transposition: every column, in order, into the one block both parts read.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
@@ -151,7 +156,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
             if offsetColumn >= 0 then
                 offsets.[bi] <- xr.[offsetColumn]
 
-        if offsetColumn >= 0 then
+        if offsetColumn >= 0 && offsetsPredictor then
             Lanes.log offsets 0 offsets 0 count
 
     /// <summary>Loads rows start..start+count−1 (count ≤ Block) of x and y, transposed.</summary>
@@ -202,10 +207,10 @@ type internal Forward(model: MoeModel, intercepts: bool) =
         for i in 0 .. k - 1 do
             Lanes.combine a (i * d) d b.[i] xt rows means (i * stride)
 
-            if offsetColumn >= 0 then
+            if offsetColumn >= 0 && offsetsPredictor then
                 TensorPrimitives.Add(view means i, ReadOnlySpan<float>(offsets, 0, rows), lane means i)
 
-            FamilyKernels.expertLanes family g means slopes residuals y (i * stride) rows withSlopes
+            FamilyKernels.expertLanes family g means slopes residuals y offsets (i * stride) rows withSlopes
 
     /// <summary>The posterior (after <c>ComputeGate</c> and <c>ComputeExperts</c>): joint log-densities
     /// j_i = log p_i + log f_i(y | g(s_i)) of the model's family, each row's log-likelihood m + log Σ exp(j_i − m) and r_i =
@@ -220,6 +225,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
                 residuals
                 means
                 y
+                offsets
                 (i * stride)
                 logGate
                 (i * stride)

@@ -177,6 +177,7 @@ module internal GatingKernel =
                         forward.Residuals
                         forward.Means
                         forward.Y
+                        forward.Trials
                         (i * Stride)
                         forward.LogNorms.[i]
                         forward.Inv2s2.[i]

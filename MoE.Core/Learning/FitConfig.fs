@@ -493,6 +493,15 @@ module FitConfig =
                 "Sigma"
                 (Text.format "%s experts have no noise level to fix; leave Sigma unset." [| box config.Family.Name |])
 
+        // Binomial experts read each row's trials from the design's row column (docs/math.md §12.5).
+        if
+            config.Family = ExpertFamily.Binomial
+            && not (config.Design |> Option.exists (fun d -> d.HasOffset))
+        then
+            invalidArg
+                "Design"
+                "binomial experts model y successes out of each row's n trials: name the trials column (--trials n; a Design with that column as its row column)."
+
         match config.Design with
         | Some design ->
             Design.validate design

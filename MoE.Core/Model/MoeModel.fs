@@ -67,7 +67,23 @@ module internal ModelRows =
         Guard.notNull "model" (box model)
         Guard.columns "x" model.Dimension x
         Guard.finiteMatrix "x" x
-        Design.checkExposures model.Design x
+
+        if model.Family = ExpertFamily.Binomial && model.Design.HasOffset then
+            // Binomial trials (docs/math.md §12.5): whole numbers ≥ 1.
+            let o = model.Design.OffsetColumn
+
+            for r in 0 .. x.GetLength 0 - 1 do
+                if not (Binomial.validTrials x.[r, o]) then
+                    invalidArg
+                        "x"
+                        (Text.format
+                            "The trials in data row %d are %s, but a row's trials must be a whole number >= 1."
+                            [|
+                                box (r + 1)
+                                box (x.[r, o].ToString("R", Globalization.CultureInfo.InvariantCulture))
+                            |])
+        else
+            Design.checkExposures model.Design x
 
     let checkLikelihoodInputs (model: MoeModel) (x: float[,]) (y: float[]) =
         checkInputs model x
@@ -93,10 +109,18 @@ module internal ModelRows =
 
         let eta = s + model.RegressorIntercepts.[i]
 
-        if model.Design.HasOffset then
+        if model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family then
             eta + Design.offsetAt model.Design x row
         else
             eta
+
+    /// <summary>Row <paramref name="row"/>'s trials for binomial experts (the design's row column, docs/math.md
+    /// §12.5), 0 for every other family. Unchecked.</summary>
+    let inline trialsAt (model: MoeModel) (x: float[,]) (row: int) =
+        if model.Family = ExpertFamily.Binomial && model.Design.HasOffset then
+            x.[row, model.Design.OffsetColumn]
+        else
+            0.0
 
     /// <summary>The expert means g(&lt;a_i, x_row&gt;), i = 1..k, into <paramref name="means"/>. Unchecked.</summary>
     let inline expertMeansInto (model: MoeModel) (x: float[,]) (row: int) (means: float[]) =
@@ -150,11 +174,20 @@ module internal ModelRows =
         Gate.logitsInto model.Gating model.GatingIntercepts (Gate.columnsOf model.Design) x row gate
         let lseGate = Gate.logSumExp gate k
         expertMeansInto model x row means
+        let trials = trialsAt model x row
 
         for i in 0 .. k - 1 do
             gate.[i] <- gate.[i] - lseGate
 
             joint.[i] <-
-                ExpertFamily.jointLogDensity model.Family gate.[i] logNorms.[i] inv2s2.[i] shapes.[i] y.[row] means.[i]
+                ExpertFamily.jointLogDensity
+                    model.Family
+                    gate.[i]
+                    logNorms.[i]
+                    inv2s2.[i]
+                    shapes.[i]
+                    trials
+                    y.[row]
+                    means.[i]
 
         Gate.logSumExp joint k

@@ -256,6 +256,31 @@ module MoeModel =
         validate next
         next
 
+    /// <summary>The binomial model of <paramref name="model"/>'s linear predictors and gate reading one more input
+    /// column, the last, as each row's number of trials (docs/math.md §12.5): what <c>moe generate --family binomial</c>
+    /// samples (the sampler draws the trials as round(10·e^(z/2)), at least 1).</summary>
+    /// <param name="model">A model without a row column (its column names are dropped).</param>
+    /// <exception cref="T:System.ArgumentException">The model already has a row column (an exposure or trials).</exception>
+    [<CompiledName("WithTrialsColumn")>]
+    let withTrialsColumn (model: MoeModel) : MoeModel =
+        validate model
+
+        if model.Design.HasOffset then
+            invalidArg "model" "The model already reads a row column (an exposure or trials)."
+
+        let m = model.Dimension
+
+        createWith
+            (Design.create (m + 1) model.Design.ExpertColumns model.Design.GateColumns
+             |> Design.withOffset m)
+            ExpertFamily.Binomial
+            model.Regressors
+            model.RegressorIntercepts
+            model.Gating
+            model.GatingIntercepts
+            model.Activation
+            (Array.create model.Experts 1.0)
+
     /// <summary>The model with every expert's noise level set to σ.</summary>
     /// <param name="sigma">σ ≥ 0.</param>
     /// <param name="model">The model.</param>

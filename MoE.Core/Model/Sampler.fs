@@ -67,9 +67,16 @@ module Sampler =
             for j in 0 .. d - 1 do
                 x.[r, j] <- rng.NextGaussian()
 
-            // An exposure column (docs/math.md §12.4) is drawn log-normal: log t ~ N(0, 1).
+            // An exposure column (docs/math.md §12.4) is drawn log-normal: log t ~ N(0, 1); binomial trials (§12.5)
+            // n = round(10·e^(z/2)), at least 1 (typically 3 to 30).
             if model.Design.HasOffset then
-                x.[r, model.Design.OffsetColumn] <- DetMath.exp x.[r, model.Design.OffsetColumn]
+                let z = x.[r, model.Design.OffsetColumn]
+
+                x.[r, model.Design.OffsetColumn] <-
+                    if ExpertFamily.offsetsPredictor model.Family then
+                        DetMath.exp z
+                    else
+                        max 1.0 (Math.Round(10.0 * DetMath.exp (0.5 * z)))
 
             // Deterministic softmax: logits, max-shift, DetMath.exp.
             let mutable m = 0.0 // the k-th logit
@@ -101,7 +108,7 @@ module Sampler =
             for j in 0 .. expertColumns.Length - 1 do
                 s <- s + a.[chosen, j] * x.[r, expertColumns.[j]]
 
-            if model.Design.HasOffset then
+            if model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family then
                 s <- s + Design.offsetAt model.Design x r
 
             y.[r] <-
@@ -110,6 +117,7 @@ module Sampler =
                     (model.Activation.Value(s + model.RegressorIntercepts.[chosen]))
                     model.Sigmas.[chosen]
                     (ModelRows.degreesOfFreedomOf model chosen)
+                    (ModelRows.trialsAt model x r)
                     rng
 
             z.[r] <- chosen
@@ -187,6 +195,7 @@ module Sampler =
                             (model.Activation.Value(ModelRows.linearPredictor model x r chosen))
                             model.Sigmas.[chosen]
                             (ModelRows.degreesOfFreedomOf model chosen)
+                            (ModelRows.trialsAt model x r)
                             rng
         )
         |> ignore

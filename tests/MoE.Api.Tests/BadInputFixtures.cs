@@ -99,6 +99,11 @@ internal static class BadInputFixtures
         ["select-weights"] = d => WithWeights(d, i => 1 + i % 3),
         ["fit-offset"] = d => WithExposures(d, i => 0.5 + i % 5 * 0.5),
         ["fit-offset-nonpositive"] = d => WithExposures(d, i => i == 5 ? 0 : 1.5),
+        ["fit-binomial"] = d => WithTrials(d, i => 4 + i % 7, i => i * 7 % 5),
+        ["fit-binomial-excess"] = d => WithTrials(d, i => 4, i => i == 6 ? 5 : i % 4),
+        ["fit-binomial-trials-fraction"] = d => WithTrials(d, i => i == 9 ? 2.5 : 6, i => i % 3),
+        ["fit-binomial-no-trials"] = d => WithTrials(d, i => 6, i => i % 3),
+        ["fit-trials-family"] = d => WithTrials(d, i => 6, i => i % 3),
         ["fit-offset-gaussian"] = d => WithExposures(d, i => 0.5 + i % 5 * 0.5),
         ["fit-offset-covariate"] = d => WithExposures(d, i => 0.5 + i % 5 * 0.5),
         ["fit-named-constant"] = d => File.WriteAllLines(d.File("named.csv"), new[] { "age,dose,y" }
@@ -251,6 +256,11 @@ internal static class BadInputFixtures
     }
 
     /// <summary>good.csv as weighted.csv with a last column w, the weight of data row i (1-based).</summary>
+    /// <summary>successes.csv: 300 rows of a covariate x1, the trials n and the successes y.</summary>
+    private static void WithTrials(TempDir d, Func<int, double> trials, Func<int, double> successes) =>
+        File.WriteAllLines(d.File("successes.csv"), new[] { "x1,n,y" }.Concat(Enumerable.Range(1, 300).Select(i =>
+            string.Create(CultureInfo.InvariantCulture, $"{(i * 37 % 100) / 50.0 - 1},{trials(i)},{successes(i)}"))));
+
     /// <summary>counts.csv: 300 rows of a covariate x1, an exposure t and a count y.</summary>
     private static void WithExposures(TempDir d, Func<int, double> exposure) =>
         File.WriteAllLines(d.File("counts.csv"), new[] { "x1,t,y" }.Concat(Enumerable.Range(1, 300).Select(i =>

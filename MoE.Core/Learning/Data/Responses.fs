@@ -27,11 +27,21 @@ module Responses =
 
                 for r in lo .. hi - 1 do
                     let y = batch.Y.[r]
-                    let badY = not (ExpertFamily.isValidResponse family y)
 
+                    // The row column: an exposure t > 0, or binomial trials n, a whole number ≥ 1 (§12.5).
                     let badT =
                         exposure >= 0
-                        && not (batch.X.[r, exposure] > 0.0 && Double.IsFinite batch.X.[r, exposure])
+                        && (if family = ExpertFamily.Binomial then
+                                not (Binomial.validTrials batch.X.[r, exposure])
+                            else
+                                not (batch.X.[r, exposure] > 0.0 && Double.IsFinite batch.X.[r, exposure]))
+
+                    let badY =
+                        not (ExpertFamily.isValidResponse family y)
+                        || (family = ExpertFamily.Binomial
+                            && exposure >= 0
+                            && not badT
+                            && not (Binomial.validSuccesses y batch.X.[r, exposure]))
 
                     if badY || badT then
                         if acc.[0] = 0.0 then
@@ -69,7 +79,21 @@ module Responses =
                         Severity = Severity.Error
                         Code = FindingCode.InvalidResponse
                         Message =
-                            if r.[4] = 1.0 then
+                            if r.[4] = 1.0 && family = ExpertFamily.Binomial then
+                                Text.format
+                                    "the trials%s in data row %d is %s, but a row's trials (--trials) must be a whole number >= 1 (%d of %d rows are invalid)."
+                                    [|
+                                        box (
+                                            match design.OffsetName with
+                                            | Some name -> " '" + name + "'"
+                                            | None -> ""
+                                        )
+                                        box (int64 r.[1] + 1L)
+                                        box value
+                                        box (int64 r.[0])
+                                        box (int64 r.[3])
+                                    |]
+                            elif r.[4] = 1.0 then
                                 Text.format
                                     "the exposure%s in data row %d is %s, but an exposure (--offset) must be a positive number: its logarithm enters the experts' linear predictors (%d of %d rows are invalid)."
                                     [|

@@ -15,6 +15,8 @@ type ExpertFamily =
     | Bernoulli
     /// Heavy tails: y = η_i + σ_i ε, ε ~ t(ν_i), the degrees of freedom estimated or fixed (Model/Families/StudentT.fs).
     | StudentT
+    /// Successes out of the row's n trials: y ~ Binomial(n, 1/(1 + e^−η_i)) (Model/Families/Binomial.fs).
+    | Binomial
 
     /// <summary>The family's name in model files and on the command line: gaussian.</summary>
     member this.Name =
@@ -23,19 +25,20 @@ type ExpertFamily =
         | Poisson -> Poisson.Name
         | Bernoulli -> Bernoulli.Name
         | StudentT -> StudentT.Name
+        | Binomial -> Binomial.Name
 
     /// <summary>The family's name.</summary>
     override this.ToString() = this.Name
 
     /// <summary>Every family, in the order of declaration.</summary>
-    static member All = [| Gaussian; Poisson; Bernoulli; StudentT |]
+    static member All = [| Gaussian; Poisson; Bernoulli; StudentT; Binomial |]
 
 /// <summary>The expert families' common interface: what every model, kernel, learner and file asks of a family,
 /// dispatched once per call (per block of rows in the kernels, never per row) to the family's own module.</summary>
 [<RequireQualifiedAccess>]
 module ExpertFamily =
 
-    /// <summary>The family of a name (gaussian, poisson, bernoulli, student-t).</summary>
+    /// <summary>The family of a name (gaussian, poisson, bernoulli, student-t, binomial).</summary>
     /// <param name="name">The name, in any case.</param>
     /// <exception cref="T:System.ArgumentException">An unknown name: the message lists the known ones.</exception>
     [<CompiledName("Parse")>]
@@ -68,7 +71,8 @@ module ExpertFamily =
             | ExpertFamily.Gaussian -> Gaussian.parameterCount experts commonSigma
             | ExpertFamily.StudentT -> StudentT.parameterCount experts commonSigma estimateDegreesOfFreedom
             | ExpertFamily.Poisson
-            | ExpertFamily.Bernoulli -> 0
+            | ExpertFamily.Bernoulli
+            | ExpertFamily.Binomial -> 0
 
         int64 experts * int64 expertWidth
         + int64 (experts - 1) * int64 gateWidth
@@ -102,7 +106,8 @@ module ExpertFamily =
         // The moments are derived for Gaussian noise; t noise has no fourth moment for ν ≤ 4 (docs/math.md §14.4).
         | ExpertFamily.StudentT
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> false
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> false
 
     /// <summary>Whether the family has levels σ_i that are fitted (Gaussian; Student-t's scales), or none (the GLM
     /// experts, whose σ_i stay 1 and are not read).</summary>
@@ -113,7 +118,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> true
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> false
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> false
 
     /// <summary>Whether the family's responses are whole numbers (its predictive quantiles are too).</summary>
     /// <param name="family">The family.</param>
@@ -123,7 +129,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> false
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> true
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> true
 
     /// <summary>Why the family does not fit an activation, or None: a GLM expert's mean is its inverse link of the
     /// linear predictor, so its activation must be the identity.</summary>
@@ -142,7 +149,8 @@ module ExpertFamily =
                         [| box activation.Name |]
                 )
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli ->
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial ->
             if activation = Identity then
                 None
             else
@@ -166,7 +174,9 @@ module ExpertFamily =
     /// <param name="family">The family.</param>
     let internal exposureMismatch (family: ExpertFamily) : string option =
         match family with
-        | ExpertFamily.Poisson -> None
+        // Binomial experts read the design's row column as their trials (rowColumn).
+        | ExpertFamily.Poisson
+        | ExpertFamily.Binomial -> None
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT
         | ExpertFamily.Bernoulli ->
@@ -176,6 +186,19 @@ module ExpertFamily =
                     [| box family.Name |]
             )
 
+    /// <summary>What the design's per-row column (<c>Design.OffsetColumn</c>) holds for the family: "exposure" for
+    /// Poisson experts (it enters η as log t), "trials" for binomial ones (it enters the density as n), or None.</summary>
+    /// <param name="family">The family.</param>
+    let internal rowColumn (family: ExpertFamily) : string option =
+        match family with
+        | ExpertFamily.Poisson -> Some "exposure"
+        | ExpertFamily.Binomial -> Some "trials"
+        | _ -> None
+
+    /// Whether the design's per-row column t enters the linear predictor as the offset log t (Poisson's exposure), or
+    /// is read by the density instead (binomial's trials).
+    let inline internal offsetsPredictor (family: ExpertFamily) = family <> ExpertFamily.Binomial
+
     /// Whether one M-step of the family solves the experts exactly (Gaussian with the identity: weighted least
     /// squares), rather than giving a direction a careful step checks (Gauss–Newton, IRLS).
     let internal exactMStep (family: ExpertFamily) (activation: Activation) =
@@ -184,7 +207,8 @@ module ExpertFamily =
         // Given the E-step's weights u, the t expert's M-step is weighted least squares: exact.
         | ExpertFamily.StudentT -> activation = Identity
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> false
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> false
 
     /// The expert's mean response at the value v the activation gives (Gaussian: v itself; Poisson: e^v; Bernoulli:
     /// σ(v)).
@@ -194,6 +218,8 @@ module ExpertFamily =
         | ExpertFamily.StudentT -> v
         | ExpertFamily.Poisson -> Poisson.mean v
         | ExpertFamily.Bernoulli -> Bernoulli.mean v
+        // The probability of a success per trial (n·μ successes are expected of n trials).
+        | ExpertFamily.Binomial -> Binomial.mean v
 
     /// The variance function V(μ) = dμ/dη of a GLM expert of mean response μ (the IRLS weight); Gaussian experts'
     /// weight is their σ's, not a function of μ: 1.
@@ -202,7 +228,9 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> 1.0
         | ExpertFamily.Poisson -> Poisson.variance mu
-        | ExpertFamily.Bernoulli -> Bernoulli.variance mu
+        // Per trial: n·μ(1 − μ) for n trials.
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Bernoulli.variance mu
 
     /// <summary>Whether a response is one the family's density is defined at (Gaussian: any finite value; Poisson: a
     /// whole number ≥ 0; Bernoulli: 0 or 1).</summary>
@@ -215,6 +243,8 @@ module ExpertFamily =
         | ExpertFamily.StudentT -> Double.IsFinite y
         | ExpertFamily.Poisson -> y >= 0.0 && y = Math.Floor y && y < 9e15
         | ExpertFamily.Bernoulli -> y = 0.0 || y = 1.0
+        // At most the row's trials, which the data check compares (Responses).
+        | ExpertFamily.Binomial -> y >= 0.0 && y = Math.Floor y && y < 9e15
 
     /// <summary>What the family's responses must be, for messages: "counts, whole numbers >= 0" and so on.</summary>
     /// <param name="family">The family.</param>
@@ -225,6 +255,7 @@ module ExpertFamily =
         | ExpertFamily.StudentT -> "finite numbers"
         | ExpertFamily.Poisson -> "counts, whole numbers >= 0"
         | ExpertFamily.Bernoulli -> "yes/no outcomes coded 0 or 1"
+        | ExpertFamily.Binomial -> "successes, whole numbers from 0 to the row's trials"
 
     /// The linear predictor a start gives its intercept from the responses' mean (Gaussian: 0, y being standardised).
     let internal startIntercept (family: ExpertFamily) (yMean: float) =
@@ -232,7 +263,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> 0.0
         | ExpertFamily.Poisson -> Poisson.link yMean
-        | ExpertFamily.Bernoulli -> Bernoulli.link yMean
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Bernoulli.link yMean
 
     /// Checks a model's family parameters (the levels, k of them; the degrees of freedom, k for Student-t, else none).
     let internal validate (family: ExpertFamily) (k: int) (sigma: float) (sigmas: float[]) (dof: float[]) =
@@ -262,7 +294,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.likelihoodDefined sigmas
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> None
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> None
 
     /// The per-expert constants of the log-density, taken once per pass: (offset, scale, shape) — Gaussian:
     /// (−½ log 2πσ², 1/(2σ²), unused); Student-t: (c, νσ², ν + 1); the GLM experts: none.
@@ -273,7 +306,8 @@ module ExpertFamily =
             offset, scale, Array.zeroCreate sigmas.Length
         | ExpertFamily.StudentT -> StudentT.constants sigmas dof
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli ->
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial ->
             let offset, scale = Canonical.constants sigmas
             offset, scale, Array.zeroCreate sigmas.Length
 
@@ -284,12 +318,14 @@ module ExpertFamily =
         (offset: float)
         (scale: float)
         (shape: float)
+        (trials: float)
         (y: float)
         (mean: float)
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.jointLogDensity logGate offset scale (y - mean)
         | ExpertFamily.StudentT -> logGate + StudentT.logDensity offset scale shape (y - mean)
+        | ExpertFamily.Binomial -> logGate + Binomial.logDensity y trials mean
         | ExpertFamily.Poisson -> logGate + Poisson.logDensity y mean
         | ExpertFamily.Bernoulli -> logGate + Bernoulli.logDensity y mean
 
@@ -299,7 +335,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.pooled sigmas
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> 1.0
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> 1.0
 
     /// The family's parameters in the data's units when y was scaled by s (docs/math.md §9.2).
     let internal toDataUnits (family: ExpertFamily) (yScale: float) (sigmas: float[]) =
@@ -307,7 +344,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.toDataUnits yScale sigmas
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Array.copy sigmas
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Array.copy sigmas
 
     /// The family's parameters in units where y is divided by s (the inverse of <c>toDataUnits</c>).
     let internal fromDataUnits (family: ExpertFamily) (yScale: float) (sigmas: float[]) =
@@ -315,7 +353,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.fromDataUnits yScale sigmas
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Array.copy sigmas
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Array.copy sigmas
 
     /// How the responses may be moved for the moment initializers: (shift, scale).
     let internal responseUnits
@@ -331,31 +370,49 @@ module ExpertFamily =
         | ExpertFamily.StudentT -> Gaussian.responseUnits Identity centre mean sd
         // A count or a 0/1 outcome is not moved: its density is of y itself.
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> 0.0, 1.0
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> 0.0, 1.0
 
     /// A response drawn from one expert whose activation gives v, from the row's stream (Gaussian: one normal).
-    let inline internal draw (family: ExpertFamily) (v: float) (sigma: float) (nu: float) (rng: Xoshiro256StarStar) =
+    let inline internal draw
+        (family: ExpertFamily)
+        (v: float)
+        (sigma: float)
+        (nu: float)
+        (trials: float)
+        (rng: Xoshiro256StarStar)
+        =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.draw v sigma (rng.NextGaussian())
         | ExpertFamily.StudentT -> StudentT.draw v sigma nu rng
         | ExpertFamily.Poisson -> Poisson.draw (Poisson.mean v) rng
         | ExpertFamily.Bernoulli -> Bernoulli.draw (Bernoulli.mean v) rng
+        | ExpertFamily.Binomial -> Binomial.draw trials (Binomial.mean v) rng
 
     /// P(Y ≤ q) for one expert of mean response μ (<c>responseMean</c>).
-    let internal cdf (family: ExpertFamily) (mean: float) (sigma: float) (nu: float) (q: float) =
+    let internal cdf (family: ExpertFamily) (mean: float) (sigma: float) (nu: float) (trials: float) (q: float) =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.cdf mean sigma q
         | ExpertFamily.StudentT -> StudentT.cdf mean sigma nu q
         | ExpertFamily.Poisson -> Poisson.cdf mean q
         | ExpertFamily.Bernoulli -> Bernoulli.cdf mean q
+        | ExpertFamily.Binomial -> Binomial.cdf trials mean q
 
     /// How far beyond the extreme expert means every quantile of the mixture lies at most.
-    let internal quantileReach (family: ExpertFamily) (sigmas: float[]) (dof: float[]) (largestMean: float) =
+    let internal quantileReach
+        (family: ExpertFamily)
+        (sigmas: float[])
+        (dof: float[])
+        (largestMean: float)
+        (trials: float)
+        =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.quantileReach sigmas
         | ExpertFamily.StudentT -> StudentT.quantileReach sigmas dof
         | ExpertFamily.Poisson -> Poisson.quantileReach largestMean
         | ExpertFamily.Bernoulli -> 1.5
+        // The support is 0..n: past the means (probabilities in [0, 1]) by n + 1.
+        | ExpertFamily.Binomial -> trials + 1.0
 
     /// The model file's fields of the family's parameters: written after the activation, and at the end.
     let internal jsonFields (family: ExpertFamily) (sigma: float) (sigmas: float[]) (dof: float[]) =
@@ -363,7 +420,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian -> Gaussian.jsonLeading sigma, Gaussian.jsonTrailing sigmas
         | ExpertFamily.StudentT -> Gaussian.jsonLeading sigma, StudentT.jsonTrailing sigmas dof
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> [||], [||]
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> [||], [||]
 
     /// The family's parameters from a model file's fields: the levels and the degrees of freedom.
     let internal ofJson
@@ -377,7 +435,8 @@ module ExpertFamily =
         | ExpertFamily.Gaussian -> Gaussian.ofJson number vector fail k, [||]
         | ExpertFamily.StudentT -> Gaussian.ofJson number vector fail k, StudentT.ofJson vector fail k
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.ofJson k, [||]
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.ofJson k, [||]
 
     /// The family and its parameters on the wire.
     let internal writeWire (w: Wire.Writer) (family: ExpertFamily) (sigma: float) (sigmas: float[]) (dof: float[]) =
@@ -390,6 +449,9 @@ module ExpertFamily =
             w.Int sigmas.Length
         | ExpertFamily.Bernoulli ->
             w.Byte 2uy
+            w.Int sigmas.Length
+        | ExpertFamily.Binomial ->
+            w.Byte 4uy
             w.Int sigmas.Length
         | ExpertFamily.StudentT ->
             w.Byte 3uy
@@ -407,4 +469,5 @@ module ExpertFamily =
         | 3uy ->
             let sigma, sigmas = Gaussian.readWire r
             ExpertFamily.StudentT, sigma, sigmas, r.Floats()
+        | 4uy -> ExpertFamily.Binomial, 1.0, Canonical.ofJson (r.Count()), [||]
         | b -> invalidArg "request" (Text.format "Unknown expert family code %d in the request." [| box b |])

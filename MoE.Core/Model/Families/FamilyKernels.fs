@@ -22,6 +22,7 @@ module internal FamilyKernels =
         (slopes: float[])
         (residuals: float[])
         (y: float[])
+        (trials: float[])
         (o: int)
         (rows: int)
         (withSlopes: bool)
@@ -38,6 +39,7 @@ module internal FamilyKernels =
             )
         | ExpertFamily.Poisson -> Poisson.expertLanes means slopes residuals y o rows
         | ExpertFamily.Bernoulli -> Bernoulli.expertLanes means slopes residuals y o rows
+        | ExpertFamily.Binomial -> Binomial.expertLanes means slopes residuals y trials o rows
 
     /// log f_i(y | μ_i) for a block's rows, from the residuals (Gaussian) or η and y (the GLM experts).
     let inline logDensityLanes
@@ -45,6 +47,7 @@ module internal FamilyKernels =
         (e: float[])
         (means: float[])
         (y: float[])
+        (trials: float[])
         (eo: int)
         (offset: float)
         (scale: float)
@@ -58,6 +61,7 @@ module internal FamilyKernels =
         | ExpertFamily.StudentT -> StudentT.logDensityLanes e eo offset scale shape out oo rows
         | ExpertFamily.Poisson -> Poisson.logDensityLanes means eo y out oo rows
         | ExpertFamily.Bernoulli -> Bernoulli.logDensityLanes means eo y out oo rows
+        | ExpertFamily.Binomial -> Binomial.logDensityLanes means eo y trials out oo rows
 
     /// log p_i + log f_i(y | μ_i) for a block's rows.
     let inline jointLanes
@@ -65,6 +69,7 @@ module internal FamilyKernels =
         (e: float[])
         (means: float[])
         (y: float[])
+        (trials: float[])
         (eo: int)
         (logGate: float[])
         (go: int)
@@ -83,6 +88,9 @@ module internal FamilyKernels =
             Lanes.addInPlace out oo logGate go rows
         | ExpertFamily.Bernoulli ->
             Bernoulli.logDensityLanes means eo y out oo rows
+            Lanes.addInPlace out oo logGate go rows
+        | ExpertFamily.Binomial ->
+            Binomial.logDensityLanes means eo y trials out oo rows
             Lanes.addInPlace out oo logGate go rows
 
     /// The weight of ∂LL/∂η per row into <c>weights</c>, and the lanes of the level's score into <c>squares</c>.
@@ -104,7 +112,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian -> Gaussian.scoreLanes post po e eo slopes so scale weights squares rows
         | ExpertFamily.StudentT -> StudentT.scoreLanes post po e eo scale shape weights squares rows
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.scoreLanes post po e eo weights squares rows
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.scoreLanes post po e eo weights squares rows
 
     /// ∂LL/∂(the level) of a block from the sums of <c>scoreLanes</c>' squares and of the posterior.
     let inline scaleScore (family: ExpertFamily) (sumSquares: float) (sumPost: float) (scale: float) =
@@ -112,7 +121,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian -> Gaussian.scaleScore sumSquares sumPost scale
         | ExpertFamily.StudentT -> StudentT.scaleScore sumSquares sumPost
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> 0.0
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> 0.0
 
     /// The number of shape parameters per model in the gradient's layout, after the levels: k for Student-t (its ν_i),
     /// 0 otherwise.
@@ -158,7 +168,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian -> Gaussian.curvatureLanes post po slopes so scale weights rows
         | ExpertFamily.StudentT -> StudentT.curvatureLanes post po scale shape weights rows
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.curvatureLanes post po slopes so weights rows
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.curvatureLanes post po slopes so weights rows
 
     /// The complete-data information of the level from a block's Σ r.
     let inline scaleCurvature (family: ExpertFamily) (sumPost: float) (shape: float) =
@@ -167,7 +178,8 @@ module internal FamilyKernels =
         | ExpertFamily.StudentT -> StudentT.scaleCurvature sumPost shape
         // No level: a unit curvature keeps the (unused) variable's scaling finite.
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> 1.0
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> 1.0
 
     /// The family's sums per expert in the EM statistics.
     let emSums (family: ExpertFamily) =
@@ -175,7 +187,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian -> Gaussian.EmSums
         | ExpertFamily.StudentT -> StudentT.EmSums
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.EmSums
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.EmSums
 
     /// One expert's EM sums over a block into acc at o, and the lanes of its Gram's and right-hand side's row weights.
     let inline emBlock
@@ -191,6 +204,7 @@ module internal FamilyKernels =
         (slopes: float[])
         (so: int)
         (y: float[])
+        (trials: float[])
         (scale: float)
         (shape: float)
         (work: float[][])
@@ -209,6 +223,9 @@ module internal FamilyKernels =
         | ExpertFamily.Bernoulli ->
             Bernoulli.logDensityLanes means eo y work.[0] 0 rows
             Canonical.emBlock post po e eo slopes so work acc o rows
+        | ExpertFamily.Binomial ->
+            Binomial.logDensityLanes means eo y trials work.[0] 0 rows
+            Canonical.emBlock post po e eo slopes so work acc o rows
 
     /// A candidate expert's expected loss over a block under the current posterior (lower is better); Student-t's
     /// also reads the current model's residuals <c>eNow</c> and its constants, which give the E-step's weights.
@@ -220,6 +237,7 @@ module internal FamilyKernels =
         (e: float[])
         (means: float[])
         (y: float[])
+        (trials: float[])
         (eo: int)
         (scale: float)
         (shape: float)
@@ -235,6 +253,9 @@ module internal FamilyKernels =
         | ExpertFamily.Bernoulli ->
             Bernoulli.logDensityLanes means eo y weighted 0 rows
             Canonical.expectedLossBlock post po weighted rows
+        | ExpertFamily.Binomial ->
+            Binomial.logDensityLanes means eo y trials weighted 0 rows
+            Canonical.expectedLossBlock post po weighted rows
 
     // ---- The M-step and the guard (Learning/MaximumLikelihood/) ----
 
@@ -245,7 +266,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.expertSolution p gram rhs
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.expertSolution p gram rhs
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.expertSolution p gram rhs
 
     /// An expert's expected loss at the statistics' model, from its family sums (comparable with
     /// <c>expectedLossBlock</c>'s sums; Gaussian: Σ r·e²).
@@ -254,7 +276,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.expectedLoss sums
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.expectedLoss sums
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.expectedLoss sums
 
     /// An identity expert's expected loss at new coefficients, from the statistics alone (no pass).
     let closedFormLoss (family: ExpertFamily) (p: int) (gram: float[]) (rhs: float[]) (sums: float[]) (a: float[]) =
@@ -264,7 +287,8 @@ module internal FamilyKernels =
         | ExpertFamily.StudentT -> Gaussian.closedFormLoss p gram rhs sums a
         // Never asked: their M-step is not exact (exactMStep).
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.expectedLoss sums
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.expectedLoss sums
 
     /// The M-step's levels from the experts' expected losses and weights.
     let levels
@@ -281,7 +305,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian -> Gaussian.levels prior floor common losses weights n current
         | ExpertFamily.StudentT -> StudentT.levels prior floor common losses weights n current
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> Canonical.levels current
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> Canonical.levels current
 
     /// The M-step's degrees of freedom (Student-t's ECM step from the E-step's sums, at the levels the E-step used);
     /// none for the other families.
@@ -303,7 +328,8 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.logPrior prior common sigmas
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> 0.0
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> 0.0
 
     /// The guard's log-prior's derivative in each level's log σ.
     let logPriorGradient (family: ExpertFamily) (prior: float * float) (common: bool) (sigmas: float[]) =
@@ -311,4 +337,5 @@ module internal FamilyKernels =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> Gaussian.logPriorGradient prior common sigmas
         | ExpertFamily.Poisson
-        | ExpertFamily.Bernoulli -> [||]
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> [||]
