@@ -215,6 +215,10 @@ public sealed class MixtureOfExperts
     /// identity.</exception>
     public MixtureOfExperts WithTrialsColumn() => new(Core.MoeModelModule.WithTrialsColumn(Inner));
 
+    /// <summary>The input column of a binomial model's trials (0-based), or null for every other family.</summary>
+    public int? TrialsInput =>
+        Family == ExpertFamily.Binomial && Inner.Design.HasOffset ? Inner.Design.OffsetColumn : null;
+
     /// <summary>A copy of Student-t experts' degrees of freedom ν_i (k; empty for every other family).</summary>
     public double[] DegreesOfFreedom => (double[])Inner.DegreesOfFreedom.Clone();
 

@@ -153,13 +153,16 @@ internal static class FitChart
         }
 
         var p = model.PredictDistribution(subset);
+        // A binomial model's means are probabilities of a success: set them against each row's share y/n.
+        var trials = model.TrialsInput;
+        double Observed(int row) => trials is { } c ? y[row] / x[row, c] : y[row];
         var direction = CentredGating(model);
         var gateInputs = model.GateInputs;
         for (var i = 0; i < k; i++)
         {
             var color = Palette(i);
             var mine = Enumerable.Range(0, rows.Length).Where(s => owner[rows[s]] == i).ToArray();
-            var dots = left.Add.ScatterPoints(mine.Select(s => y[rows[s]]).ToArray(), mine.Select(s => p.ExpertMeans[s, i]).ToArray(), color.WithAlpha(0.5));
+            var dots = left.Add.ScatterPoints(mine.Select(s => Observed(rows[s])).ToArray(), mine.Select(s => p.ExpertMeans[s, i]).ToArray(), color.WithAlpha(0.5));
             dots.MarkerSize = 4;
             dots.LegendText = $"most likely expert {i + 1}";
 
@@ -178,14 +181,14 @@ internal static class FitChart
             gate.LegendText = $"p{i + 1}(x)";
         }
 
-        var (ylo, yhi) = (y.Min(), y.Max());
+        var (ylo, yhi) = trials is null ? (y.Min(), y.Max()) : (0.0, 1.0);
         var diagonal = left.Add.Line(ylo, ylo, yhi, yhi);
         diagonal.Color = Colors.Black;
         diagonal.LinePattern = LinePattern.Dashed;
         diagonal.LegendText = "fitted = observed";
         left.Title(title);
-        left.XLabel("observed y");
-        left.YLabel("fitted: the most likely expert's mean");
+        left.XLabel(trials is null ? "observed y" : "observed share of successes y/n");
+        left.YLabel(trials is null ? "fitted: the most likely expert's mean" : "fitted: the most likely expert's probability of a success");
         left.ShowLegend(Alignment.UpperLeft);
         right.Title("gate probability along each expert's gating direction");
         right.XLabel(gateInputs.Count == d

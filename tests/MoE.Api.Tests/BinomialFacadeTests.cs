@@ -24,6 +24,8 @@ public class BinomialFacadeTests
         var fit = MoeLearner.Fit(data, new FitOptions { Experts = 2, Family = ExpertFamily.Binomial, Seed = 1 });
 
         Assert.Equal(ExpertFamily.Binomial, fit.Model.Family);
+        Assert.Equal(2, Truth.TrialsInput);
+        Assert.Null(Truth.WithFamily(ExpertFamily.Poisson).TrialsInput);
         var errors = Metrics.Compare(fit.Model, Truth);
         // The toolkit's success rule; at n = 20,000 with ~10 trials a row the errors are ~1e-4.
         Assert.True(Metrics.IsRecovered(errors), $"E_reg = {errors.RegressorError:E2}, E_gating = {errors.GatingError:E2}");

@@ -179,7 +179,7 @@ module Degeneracy =
                             box names
                             box (if experts.Length > 1 then "their" else "its")
                             box (
-                                if family = ExpertFamily.Bernoulli then
+                                if family = ExpertFamily.Bernoulli || family = ExpertFamily.Binomial then
                                     "complete separation"
                                 else
                                     "an expert on zero counts"
