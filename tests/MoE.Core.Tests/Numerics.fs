@@ -75,3 +75,25 @@ let activationAndSigmaArb =
 let truth (k: int) (d: int) (g: Activation) (sigma: float) (free: bool) : FsCheck.Gen<MoeModel> =
     Gen.choose (0, 1_000_000)
     |> Gen.map (fun seed -> GroundTruth.random k d g sigma 1.0 free (int64 seed))
+
+/// The vectorised kernels against the scalar reference for one model and data (every family's property): the
+/// likelihood pass's and the EM statistics' log-likelihood within Tolerance.reorderedSum (the same terms summed in
+/// another order), and the posterior to Tolerance.exact.
+let kernelsEqualReference (model: MoE.Core.MoeModel) (x: float[,]) (y: float[]) =
+    let reference = MoE.Core.MoeModel.logLikelihood model x y
+
+    Tolerance.assertClose
+        Tolerance.reorderedSum
+        reference
+        (MoE.Core.LikelihoodKernel.logLikelihood model x y)
+        "kernel log-likelihood"
+
+    let stats = MoE.Core.EmKernel.statistics model true true x y
+    Tolerance.assertClose Tolerance.reorderedSum reference stats.LogLikelihood "EM statistics' log-likelihood"
+    let post = MoE.Core.LikelihoodKernel.responsibilities model x y
+    let scalar = MoE.Core.MoeModel.responsibilities model x y
+
+    Seq.iter2
+        (fun e a -> Tolerance.assertClose Tolerance.exact e a "posterior")
+        (Seq.cast<float> scalar)
+        (Seq.cast<float> post)

@@ -79,10 +79,19 @@ module Responses =
                         Severity = Severity.Error
                         Code = FindingCode.InvalidResponse
                         Message =
-                            if r.[4] = 1.0 && family = ExpertFamily.Binomial then
+                            if r.[4] = 1.0 then
+                                // The row column's rule: binomial trials, or an exposure (docs/math.md §12.4–12.5).
+                                let what, rule =
+                                    if family = ExpertFamily.Binomial then
+                                        "trials", "a row's trials (--trials) must be a whole number >= 1"
+                                    else
+                                        "exposure",
+                                        "an exposure (--offset) must be a positive number: its logarithm enters the experts' linear predictors"
+
                                 Text.format
-                                    "the trials%s in data row %d is %s, but a row's trials (--trials) must be a whole number >= 1 (%d of %d rows are invalid)."
+                                    "the %s%s in data row %d is %s, but %s (%d of %d rows are invalid)."
                                     [|
+                                        box what
                                         box (
                                             match design.OffsetName with
                                             | Some name -> " '" + name + "'"
@@ -90,20 +99,7 @@ module Responses =
                                         )
                                         box (int64 r.[1] + 1L)
                                         box value
-                                        box (int64 r.[0])
-                                        box (int64 r.[3])
-                                    |]
-                            elif r.[4] = 1.0 then
-                                Text.format
-                                    "the exposure%s in data row %d is %s, but an exposure (--offset) must be a positive number: its logarithm enters the experts' linear predictors (%d of %d rows are invalid)."
-                                    [|
-                                        box (
-                                            match design.OffsetName with
-                                            | Some name -> " '" + name + "'"
-                                            | None -> ""
-                                        )
-                                        box (int64 r.[1] + 1L)
-                                        box value
+                                        box rule
                                         box (int64 r.[0])
                                         box (int64 r.[3])
                                     |]

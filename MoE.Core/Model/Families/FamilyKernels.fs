@@ -82,7 +82,9 @@ module internal FamilyKernels =
         =
         match family with
         | ExpertFamily.Gaussian -> Gaussian.jointLanes e eo logGate go offset scale out oo rows
-        | ExpertFamily.StudentT -> StudentT.jointLanes e eo logGate go offset scale shape out oo rows
+        | ExpertFamily.StudentT ->
+            StudentT.logDensityLanes e eo offset scale shape out oo rows
+            Lanes.addInPlace out oo logGate go rows
         | ExpertFamily.Poisson ->
             Poisson.logDensityLanes means eo y out oo rows
             Lanes.addInPlace out oo logGate go rows

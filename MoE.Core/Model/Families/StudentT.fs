@@ -77,22 +77,6 @@ module internal StudentT =
         for r in 0 .. rows - 1 do
             out.[oo + r] <- logDensity c b nuPlus1 e.[eo + r]
 
-    /// log p_i + log f for a block's rows.
-    let jointLanes
-        (e: float[])
-        (eo: int)
-        (logGate: float[])
-        (go: int)
-        (c: float)
-        (b: float)
-        (nuPlus1: float)
-        (out: float[])
-        (oo: int)
-        (rows: int)
-        =
-        for r in 0 .. rows - 1 do
-            out.[oo + r] <- logGate.[go + r] + logDensity c b nuPlus1 e.[eo + r]
-
     /// The score of a block for one expert: the weight of ∂LL/∂η per row, r·w·e, into <c>weights</c>, and r·w·e² into
     /// <c>squares</c>, whose sum gives ∂LL/∂log σ (<c>scaleScore</c>).
     let scoreLanes
