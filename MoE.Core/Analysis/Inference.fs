@@ -330,7 +330,7 @@ module Inference =
                 for t in 0 .. d - 1 do
                     z <- z + model.Regressors.[i, t] * x.[r, columns.[t]]
 
-                if model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family then
+                if ModelRows.hasPredictorOffset model then
                     z <- z + Design.offsetAt model.Design x r
 
                 ExpertFamily.responseMean model.Family (g.Value z))

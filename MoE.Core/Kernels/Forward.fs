@@ -55,7 +55,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     // binomial expert's trials n (§12.5), read by its density. None without one.
     let offsetColumn = model.Design.OffsetColumn
     let offsets: float[] = if offsetColumn >= 0 then Array.zeroCreate block else [||]
-    let offsetsPredictor = ExpertFamily.offsetsPredictor model.Family
+    let predictorOffset = ModelRows.hasPredictorOffset model
     let logGate = Array.zeroCreate (k * stride)
     let gate = Array.zeroCreate (k * stride)
     let means = Array.zeroCreate (k * stride)
@@ -126,7 +126,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
     member _.Family = family
     /// Binomial experts' trials per row of the block, after <c>Load</c> (empty for every other family; the lane holds
     /// log t for Poisson's exposure).
-    member _.Trials: float[] = if offsetsPredictor then [||] else offsets
+    member _.Trials: float[] = if predictorOffset then [||] else offsets
 
     /// The shared design's transposition: every column, in order, into the one block both parts read.
     [<MethodImpl(MethodImplOptions.AggressiveOptimization)>]
@@ -156,7 +156,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
             if offsetColumn >= 0 then
                 offsets.[bi] <- xr.[offsetColumn]
 
-        if offsetColumn >= 0 && offsetsPredictor then
+        if predictorOffset then
             Lanes.log offsets 0 offsets 0 count
 
     /// <summary>Loads rows start..start+count−1 (count ≤ Block) of x and y, transposed.</summary>
@@ -207,7 +207,7 @@ type internal Forward(model: MoeModel, intercepts: bool) =
         for i in 0 .. k - 1 do
             Lanes.combine a (i * d) d b.[i] xt rows means (i * stride)
 
-            if offsetColumn >= 0 && offsetsPredictor then
+            if predictorOffset then
                 TensorPrimitives.Add(view means i, ReadOnlySpan<float>(offsets, 0, rows), lane means i)
 
             FamilyKernels.expertLanes family g means slopes residuals y offsets (i * stride) rows withSlopes

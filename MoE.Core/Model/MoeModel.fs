@@ -94,6 +94,12 @@ module internal ModelRows =
         | Some reason -> invalidArg "model" reason
         | None -> ()
 
+    /// <summary>Whether the design's row column enters every expert's linear predictor as the offset log t: a Poisson
+    /// exposure (docs/math.md §12.4), not binomial trials, which the density reads (§12.5). The one test of every path
+    /// that forms η.</summary>
+    let inline hasPredictorOffset (model: MoeModel) =
+        model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family
+
     /// <summary>Expert i's linear predictor at one row: ⟨a_i, x_row[ExpertColumns]⟩ + b_i, plus log t_row with an
     /// exposure column (docs/math.md §12.4). The one scalar η of the predictors, the split moves and the quantiles.
     /// Unchecked.</summary>
@@ -109,7 +115,7 @@ module internal ModelRows =
 
         let eta = s + model.RegressorIntercepts.[i]
 
-        if model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family then
+        if hasPredictorOffset model then
             eta + Design.offsetAt model.Design x row
         else
             eta

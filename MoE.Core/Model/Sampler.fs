@@ -108,7 +108,7 @@ module Sampler =
             for j in 0 .. expertColumns.Length - 1 do
                 s <- s + a.[chosen, j] * x.[r, expertColumns.[j]]
 
-            if model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family then
+            if ModelRows.hasPredictorOffset model then
                 s <- s + Design.offsetAt model.Design x r
 
             y.[r] <-

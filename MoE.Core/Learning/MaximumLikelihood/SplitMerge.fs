@@ -152,7 +152,7 @@ module internal SplitMerge =
             for t in 0 .. columns.Length - 1 do
                 eta <- eta + model.Regressors.[l, t] * x.[r, columns.[t]]
 
-            if model.Design.HasOffset && ExpertFamily.offsetsPredictor model.Family then
+            if ModelRows.hasPredictorOffset model then
                 eta <- eta + Design.offsetAt model.Design x r
 
             y.[r] - model.Activation.Value eta)
