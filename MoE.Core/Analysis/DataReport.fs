@@ -246,6 +246,10 @@ module DataReport =
 
                     if guarantees then
                         "The covariates look Gaussian after standardising and d >= k: the guarantees of the moment initializers (L4, spectral) apply, as far as the data can tell (they also assume the model is right)."
+                    elif GlmSpectral.applies family then
+                        Text.format
+                            "%s experts are not fitted from L4, whose guarantees are derived for Gaussian experts: their starts are the family's own spectral start (exact when the gate is orthogonal to the experts for counts, constant for yes/no outcomes; docs/math.md §12.6) and random starts, chosen by likelihood."
+                            [| box family.Name |]
                     elif not (ExpertFamily.hasMomentInitializers family) then
                         Text.format
                             "%s experts are not fitted from the moment initializers (L4, spectral), whose guarantees are derived for Gaussian experts: their starts are random (and, on small data, segment) starts chosen by likelihood."

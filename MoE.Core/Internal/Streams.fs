@@ -67,3 +67,7 @@ let sampleStart (start: int) : int64 = 5_000_000L + int64 start
 /// The randomised PIT of a count or a 0/1 outcome in a model's check on held-out rows (Calibration.check).
 [<Literal>]
 let Pit = 2_000_005L
+
+/// The random slices and mixtures of the spectral start of the GLM families (GlmSpectral, docs/math.md §12.6).
+[<Literal>]
+let GlmSpectral = 2_000_006L

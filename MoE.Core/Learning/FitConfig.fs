@@ -458,7 +458,7 @@ module FitConfig =
             invalidArg
                 "Method"
                 (Text.format
-                    "The %s method starts from moments derived for Gaussian experts; %s experts are fitted by the default method or EM."
+                    "The %s method starts from moments derived for Gaussian experts; %s experts are fitted by the default method (whose candidates include the GLM families' own spectral start, docs/math.md §12.6) or EM."
                     [|
                         box (if config.Method = FitMethod.L4 then "l4" else "spectral")
                         box config.Family.Name

@@ -7,6 +7,8 @@ namespace MoE.Core
 /// </summary>
 module internal AutoMethod =
 
+    open System
+
     /// Random starts when fewer than two moment initializers work.
     [<Literal>]
     let private RandomStartsAlone = 10
@@ -49,6 +51,29 @@ module internal AutoMethod =
 
         let moment =
             match moments with
+            | Error _ when GlmSpectral.applies config.Family ->
+                // The GLM families' own spectral start (docs/math.md §12.6); L4 is derived for Gaussian experts.
+                let spectral =
+                    try
+                        Sampling.subsampleOf Sigma.ProvisionalRows config.Seed problem.Working
+                        |> GlmSpectral.propose config.Family design config.Activation config.Intercepts k config.Seed
+                        |> Result.map (fun m ->
+                            {
+                                Initializer = "spectral"
+                                Start = Start.Model m
+                            })
+                    with :? ArgumentException as e ->
+                        Error e.Message
+
+                let gaussianOnly name =
+                    Error(
+                        name,
+                        Text.format
+                            "the fourth-order moments are derived for Gaussian experts, not %s"
+                            [| box config.Family.Name |]
+                    )
+
+                [| named "spectral" spectral; gaussianOnly "l4"; gaussianOnly "l4-whitened" |]
             | Error reason -> [| for name in [ "spectral"; "l4"; "l4-whitened" ] -> Error(name, reason) |]
             | Ok moments ->
                 Array.append
@@ -124,7 +149,15 @@ module internal AutoMethod =
         let config, log, sigma0 = problem.Config, problem.Log, problem.Sigma0
 
         let moments =
-            log.Direct(Stage.Moments, (fun () -> Candidates.moments config sigma0 problem.Working))
+            log.Direct(
+                Stage.Moments,
+                fun () ->
+                    // Families without the Gaussian moments skip the pass (the GLM spectral start reads its own).
+                    if ExpertFamily.hasMomentInitializers config.Family then
+                        Candidates.moments config sigma0 problem.Working
+                    else
+                        Error "not derived for the family"
+            )
 
         let proposed =
             log.Direct(Stage.Initializers, fun () -> proposals config moments sigma0 problem problem.Context)

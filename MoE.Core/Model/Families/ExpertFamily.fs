@@ -97,7 +97,8 @@ module ExpertFamily =
         : int64 =
         parameterCountWith family experts expertWidth gateWidth commonSigma true
 
-    /// <summary>Whether the moment initializers (L4, spectral, subspace starts) apply to the family.</summary>
+    /// <summary>Whether the Gaussian moment initializers (L4, spectral, subspace starts) apply to the family. The GLM
+    /// families have a spectral start of their own (<c>GlmSpectral</c>, docs/math.md §12.6).</summary>
     /// <param name="family">The family.</param>
     [<CompiledName("HasMomentInitializers")>]
     let hasMomentInitializers (family: ExpertFamily) : bool =

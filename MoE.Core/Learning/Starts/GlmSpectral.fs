@@ -1,0 +1,580 @@
+namespace MoE.Core
+
+open System
+open MathNet.Numerics.LinearAlgebra
+
+/// <summary>The output transform of the spectral start for a GLM family (docs/math.md §12.6): S(y) with
+/// F(η) = E[S(y) | η] satisfying E[F(sZ + b)·He_q(Z)] = 0 for q = 0, 1, 2 where the family allows it, and c₃ =
+/// E[F(sZ + b)·He_3(Z)].</summary>
+type GlmThirdOrder =
+    {
+        /// The family it is derived for (Poisson, Bernoulli or binomial).
+        Family: ExpertFamily
+        /// The common scale s of the experts' linear predictors the derivation assumes: η = s⟨â, u⟩ + b, ‖â‖ = 1.
+        Scale: float
+        /// The common intercept b.
+        Intercept: float
+        /// Poisson: the points t_j of the generating-function basis t_j^y; empty for the logit families.
+        Points: float[]
+        /// Poisson: one coefficient per point; empty for the logit families.
+        Coefficients: float[]
+        /// The logit families' centre E[h(sZ + b)], subtracted from the share y/n; 0 for Poisson.
+        Centre: float
+        /// c₃ = E[F(sZ + b)·He_3(Z)]: 1 for Poisson (the transform is normalised), E[h(sZ + b)·He_3(Z)] for the logit
+        /// families.
+        C3: float
+    }
+
+/// <summary>
+/// The spectral start of the GLM families (docs/math.md §12.6): the third-order moment E[S(y)·S3(u)] of the whitened
+/// expert columns u, whose population value under the model is c₃ Σ_m E[p_m] â_m^{⊗3}, decomposed by Jennrich's
+/// simultaneous diagonalisation of random slices (no whitening by a second-order moment, which vanishes for the logit
+/// link with centred intercepts). Poisson experts get a bounded transform of the counts (a combination of
+/// t^y, the generating function, whose conditional mean is exp(−(1 − t)μ)) that cancels the gate's terms exactly;
+/// a yes/no or k-of-n outcome has only its share y/n, so the logit families' moment is exact under a gate that does
+/// not depend on x and biased by the gate's derivatives otherwise (a start, chosen by likelihood like the others).
+/// </summary>
+[<RequireQualifiedAccess>]
+module GlmSpectral =
+
+    /// The points t_j of Poisson's generating-function basis t_j^y (t = 0 is the indicator of y = 0, t = 1 the
+    /// constant).
+    let private points = [| 0.0; 0.2; 0.4; 0.6; 0.8; 1.0 |]
+
+    /// <summary>Whether the family has a spectral start here (Poisson, Bernoulli, binomial).</summary>
+    /// <param name="family">The family.</param>
+    [<CompiledName("Applies")>]
+    let applies (family: ExpertFamily) : bool =
+        match family with
+        | ExpertFamily.Poisson
+        | ExpertFamily.Bernoulli
+        | ExpertFamily.Binomial -> true
+        | ExpertFamily.Gaussian
+        | ExpertFamily.StudentT -> false
+
+    let private logistic (eta: float) = 1.0 / (1.0 + exp (-eta))
+
+    /// <summary>F(η) = E[S(y) | η] for one row of an expert with linear predictor η (and, for the binomial, any
+    /// number of trials: S is the share y/n).</summary>
+    /// <param name="transform">The transform.</param>
+    /// <param name="eta">The linear predictor.</param>
+    [<CompiledName("ConditionalMean")>]
+    let conditionalMean (transform: GlmThirdOrder) (eta: float) : float =
+        match transform.Family with
+        | ExpertFamily.Poisson ->
+            let mu = exp eta
+            let mutable s = 0.0
+
+            for j in 0 .. transform.Points.Length - 1 do
+                // E[t^y] = exp(−(1 − t)μ); at t = 1 the constant 1 (0·∞ never arises: μ is finite).
+                let c = 1.0 - transform.Points.[j]
+                s <- s + transform.Coefficients.[j] * (if c = 0.0 then 1.0 else exp (-c * mu))
+
+            s
+        | _ -> logistic eta - transform.Centre
+
+    /// <summary>S(y) for one row.</summary>
+    /// <param name="transform">The transform.</param>
+    /// <param name="y">The response (a count, a 0/1 outcome or a number of successes).</param>
+    /// <param name="trials">The row's trials (binomial; 1 otherwise).</param>
+    [<CompiledName("Value")>]
+    let value (transform: GlmThirdOrder) (y: float) (trials: float) : float =
+        match transform.Family with
+        | ExpertFamily.Poisson ->
+            let mutable s = 0.0
+
+            for j in 0 .. transform.Points.Length - 1 do
+                // Math.Pow(0, 0) = 1 and Math.Pow(0, y > 0) = 0: t = 0 is the indicator of y = 0.
+                s <- s + transform.Coefficients.[j] * Math.Pow(transform.Points.[j], y)
+
+            s
+        | _ -> y / trials - transform.Centre
+
+    /// <summary>Derives the transform for a common scale s and intercept b (docs/math.md §12.6).</summary>
+    /// <param name="family">Poisson, Bernoulli or binomial.</param>
+    /// <param name="scale">s &gt; 0.</param>
+    /// <param name="intercept">b.</param>
+    /// <returns>The transform, or why there is none (c₃ vanishes, the system is singular).</returns>
+    [<CompiledName("Derive")>]
+    let derive (family: ExpertFamily) (scale: float) (intercept: float) : Result<GlmThirdOrder, string> =
+        if not (applies family) then
+            invalidArg "family" (Text.format "%s experts have no GLM spectral transform." [| box family.Name |])
+
+        Guard.positive "scale" scale
+        Guard.finite "intercept" intercept
+        // Analytic integrands (no kinks): panels of width 1 with 20 Gauss–Legendre points are exact to rounding.
+        let rule = Quadrature.accurate [||]
+        let eta z = scale * z + intercept
+
+        match family with
+        | ExpertFamily.Poisson ->
+            // Minimise E[S(y)² He_3(Z)²] (a proxy for the variance of the tensor's entries) subject to
+            // E[F He_q] = 0 (q = 0, 1, 2) and E[F He_3] = 1: the KKT system [2G Cᵀ; C 0][β; λ] = [0; e₄].
+            let j = points.Length
+
+            let f (i: int) (z: float) =
+                let c = 1.0 - points.[i]
+                if c = 0.0 then 1.0 else exp (-c * exp (eta z))
+
+            let constraints =
+                Matrix<float>
+                    .Build.Dense(4, j, fun q i -> Quadrature.expect rule (fun z -> f i z * Quadrature.hermite q z))
+
+            // E[t_i^y t_j^y | η] = exp(−(1 − t_i t_j)μ).
+            let gram =
+                Matrix<float>
+                    .Build.Dense(
+                        j,
+                        j,
+                        fun a b ->
+                            let c = 1.0 - points.[a] * points.[b]
+
+                            Quadrature.expect rule (fun z ->
+                                let h3 = Quadrature.hermite 3 z
+                                (if c = 0.0 then 1.0 else exp (-c * exp (eta z))) * h3 * h3)
+                    )
+
+            let kkt = Matrix<float>.Build.Dense(j + 4, j + 4)
+            kkt.SetSubMatrix(0, 0, 2.0 * gram)
+            kkt.SetSubMatrix(j, 0, constraints)
+            kkt.SetSubMatrix(0, j, constraints.Transpose())
+            let rhs = Vector<float>.Build.Dense(j + 4)
+            rhs.[j + 3] <- 1.0
+            let solution = kkt.Solve rhs
+            let beta = solution.SubVector(0, j)
+            let residual = (constraints * beta - rhs.SubVector(j, 4)).InfinityNorm()
+
+            if not (beta.ToArray() |> Array.forall Double.IsFinite) || residual > 1e-6 then
+                Error(
+                    Text.format
+                        "the Poisson transform's conditions cannot be met at s = %.3g, b = %.3g (residual %.2g): the counts are too small or too large for a transform of their generating function"
+                        [| box scale; box intercept; box residual |]
+                )
+            else
+                Ok
+                    {
+                        Family = family
+                        Scale = scale
+                        Intercept = intercept
+                        Points = Array.copy points
+                        Coefficients = beta.ToArray()
+                        Centre = 0.0
+                        C3 = 1.0
+                    }
+        | _ ->
+            let centre = Quadrature.expect rule (fun z -> logistic (eta z))
+            let c3 = Quadrature.expect rule (fun z -> logistic (eta z) * Quadrature.hermite 3 z)
+
+            if abs c3 < 1e-4 then
+                Error(
+                    Text.format
+                        "c3 = E[h(sZ + b) He_3(Z)] vanishes at s = %.3g, b = %.3g: the outcomes' share (%.3g) is too extreme for a third-order moment"
+                        [| box scale; box intercept; box centre |]
+                )
+            else
+                Ok
+                    {
+                        Family = family
+                        Scale = scale
+                        Intercept = intercept
+                        Points = [||]
+                        Coefficients = [||]
+                        Centre = centre
+                        C3 = c3
+                    }
+
+    /// <summary>The common scale s and intercept b the derivation assumes, from the responses' moments (docs/math.md
+    /// §12.6): Poisson from the first two factorial moments, E[y] = e^{b + s²/2} and E[y(y − 1)] = e^{2b + 2s²};
+    /// the logit families at s = 1 (a share does not identify s) with b solving E[h(Z + b)] = the mean share.</summary>
+    /// <param name="family">Poisson, Bernoulli or binomial.</param>
+    /// <param name="meanShare">The weighted mean of y (Poisson) or of y/n (logit families).</param>
+    /// <param name="meanFactorial">The weighted mean of y(y − 1) (Poisson; ignored otherwise).</param>
+    /// <returns>(s, b), or why the data give none.</returns>
+    [<CompiledName("CommonPredictor")>]
+    let commonPredictor
+        (family: ExpertFamily)
+        (meanShare: float)
+        (meanFactorial: float)
+        : Result<float * float, string> =
+        match family with
+        | ExpertFamily.Poisson ->
+            if not (meanShare > 0.0) then
+                Error "every count is zero"
+            else
+                let s2 = log (meanFactorial / (meanShare * meanShare))
+
+                // e^{s²} is the counts' excess dispersion over Poisson noise; at s² < 0.01 the linear predictors vary
+                // too little to carry a third-order moment.
+                if not (s2 >= 0.01) then
+                    Error(
+                        Text.format
+                            "the counts vary hardly beyond Poisson noise (E[y(y-1)]/E[y]^2 = %.4g): nothing for the third-order moment to decompose"
+                            [| box (meanFactorial / (meanShare * meanShare)) |]
+                    )
+                else
+                    let s = sqrt (min s2 25.0)
+                    Ok(s, log meanShare - 0.5 * s * s)
+        | _ ->
+            if not (meanShare > 0.0 && meanShare < 1.0) then
+                Error "every outcome is the same"
+            else
+                let rule = Quadrature.accurate [||]
+
+                let share b =
+                    Quadrature.expect rule (fun z -> logistic (z + b))
+                // E[h(Z + b)] increases in b: bisection on [−30, 30].
+                let mutable lo, hi = -30.0, 30.0
+
+                for _ in 1..100 do
+                    let mid = 0.5 * (lo + hi)
+
+                    if share mid < meanShare then lo <- mid else hi <- mid
+
+                Ok(1.0, 0.5 * (lo + hi))
+
+    /// Jennrich's algorithm on k×k slices N_j = B·D_j·Bᵀ: the eigenvectors of P·Q⁻¹ for two random mixtures P, Q of
+    /// the slices are B's columns. Of eight draws the one whose eigenvalues are real and farthest apart (relative to
+    /// the largest) is kept: close eigenvalues make the eigenvectors ill-determined.
+    let private jennrich (slices: Matrix<float>[]) (rng: Xoshiro256StarStar) : Result<Matrix<float>, string> =
+        let k = slices.[0].RowCount
+        let mutable best: (float * Matrix<float>) option = None
+
+        for _ in 1..8 do
+            let mix () =
+                let g = Array.init slices.Length (fun _ -> rng.NextGaussian())
+
+                Array.fold2
+                    (fun (acc: Matrix<float>) (s: Matrix<float>) c -> acc + c * s)
+                    (Matrix<float>.Build.Dense(k, k))
+                    slices
+                    g
+
+            let p, q = mix (), mix ()
+
+            if abs (q.Determinant()) > 1e-300 then
+                let evd = (p * q.Inverse()).Evd()
+                let values = evd.EigenValues.ToArray()
+                let largest = values |> Array.map (fun v -> v.Magnitude) |> Array.max
+
+                let real =
+                    largest > 0.0
+                    && values |> Array.forall (fun v -> abs v.Imaginary <= 1e-9 * largest)
+
+                if real then
+                    let gap =
+                        Seq.min (
+                            seq {
+                                for i in 0 .. k - 1 do
+                                    for j in i + 1 .. k - 1 -> abs (values.[i].Real - values.[j].Real) / largest
+                            }
+                            |> Seq.append [ infinity ]
+                        )
+
+                    match best with
+                    | Some(g, _) when g >= gap -> ()
+                    | _ -> best <- Some(gap, evd.EigenVectors.Clone())
+
+        match best with
+        | Some(gap, b) when gap > 1e-6 -> Ok b
+        | _ ->
+            Error
+                "the third-order slices have no real, distinct simultaneous diagonalisation (k may exceed the experts the data show)"
+
+    /// <summary>The spectral start of a GLM family on a sample (docs/math.md §12.6): the common (s, b) from the
+    /// responses' moments, the transform, the expert columns whitened on the sample (u = L⁻¹(x − μ)), min(d, 3k + 4)
+    /// orthonormal slices M_j = mean(S(y)·S3(u)(·, ·, θ_j)), the moment subspace (top k eigenvectors of Σ_j M_j²),
+    /// the k×k×k tensor there, Jennrich's decomposition of its slices polished by dual power steps, each direction's
+    /// sign from T3(r_m, r_m, r_m)/c₃ (r_m the dual rows), and a model: expert m
+    /// has the linear predictor s⟨±â_m, u⟩ + b in the data's units, the gate is flat.</summary>
+    /// <param name="family">Poisson, Bernoulli or binomial.</param>
+    /// <param name="design">The columns the experts read (and, for the binomial, the trials column).</param>
+    /// <param name="activation">g of the model.</param>
+    /// <param name="intercepts">Whether the model has intercepts (without them the start's intercepts are 0).</param>
+    /// <param name="experts">k ≤ the experts' columns.</param>
+    /// <param name="seed">The seed of the slices and mixtures.</param>
+    /// <param name="data">The sample (working units; weights honoured).</param>
+    /// <returns>The start, or why there is none.</returns>
+    [<CompiledName("Propose")>]
+    let propose
+        (family: ExpertFamily)
+        (design: Design)
+        (activation: Activation)
+        (intercepts: bool)
+        (experts: int)
+        (seed: int64)
+        (data: Dataset)
+        : Result<MoeModel, string> =
+        let k = experts
+        let columns = design.ExpertColumns
+        let d = columns.Length
+        let n = data.Count
+
+        if not (applies family) then
+            Error(Text.format "%s experts have no GLM spectral start" [| box family.Name |])
+        elif family = ExpertFamily.Binomial && not design.HasOffset then
+            Error "binomial experts read each row's trials: the design names no trials column"
+        elif family = ExpertFamily.Poisson && design.HasOffset then
+            Error "the Poisson transform assumes no exposure column (an exposure moves each row's intercept)"
+        elif d < k then
+            Error(
+                Text.format
+                    "the moment subspace needs d >= k, but the experts read %d columns < k = %d"
+                    [| box d; box k |]
+            )
+        else
+            let trials (r: int) =
+                if family = ExpertFamily.Binomial then
+                    data.X.[r, design.OffsetColumn]
+                else
+                    1.0
+
+            let total = data.Weight
+            let mutable share, factorial = 0.0, 0.0
+
+            for r in 0 .. n - 1 do
+                let w, y = data.WeightOf r, data.Y.[r]
+                share <- share + w * y / trials r
+                factorial <- factorial + w * y * (y - 1.0)
+
+            commonPredictor family (share / total) (factorial / total)
+            |> Result.bind (fun (s, b) -> derive family s b)
+            |> Result.bind (fun transform ->
+                // Whitening: μ and Σ of the expert columns, Σ = LLᵀ, u = L⁻¹(x − μ).
+                let mean = Array.zeroCreate d
+
+                for r in 0 .. n - 1 do
+                    let w = data.WeightOf r
+
+                    for c in 0 .. d - 1 do
+                        mean.[c] <- mean.[c] + w * data.X.[r, columns.[c]] / total
+
+                let cov = Matrix<float>.Build.Dense(d, d)
+
+                for r in 0 .. n - 1 do
+                    let w = data.WeightOf r / total
+
+                    for a in 0 .. d - 1 do
+                        let xa = data.X.[r, columns.[a]] - mean.[a]
+
+                        for c in a .. d - 1 do
+                            cov.[a, c] <- cov.[a, c] + w * xa * (data.X.[r, columns.[c]] - mean.[c])
+
+                for a in 0 .. d - 1 do
+                    for c in 0 .. a - 1 do
+                        cov.[a, c] <- cov.[c, a]
+
+                let evCov = cov.Evd(Symmetricity.Symmetric).EigenValues |> Seq.map (fun v -> v.Real)
+
+                if Seq.min evCov <= 1e-10 * Seq.max evCov then
+                    Error "the expert columns are collinear on the sample"
+                else
+                    let l = cov.Cholesky().Factor
+                    let lInv = l.Inverse()
+                    let u = Array.zeroCreate (n * d)
+                    let centred = Array.zeroCreate d
+
+                    for r in 0 .. n - 1 do
+                        for c in 0 .. d - 1 do
+                            centred.[c] <- data.X.[r, columns.[c]] - mean.[c]
+
+                        for a in 0 .. d - 1 do
+                            let mutable v = 0.0
+
+                            for c in 0..a do
+                                v <- v + lInv.[a, c] * centred.[c]
+
+                            u.[r * d + a] <- v
+
+                    // S(y), centred by its weighted mean (E[S3(u)] = 0, so the population is unchanged and the
+                    // variance drops).
+                    let sy = Array.init n (fun r -> value transform data.Y.[r] (trials r))
+
+                    let sMean =
+                        (Seq.sum (seq { for r in 0 .. n - 1 -> data.WeightOf r * sy.[r] })) / total
+
+                    let rng = Rng.stream seed Streams.GlmSpectral
+                    // J = min(d, 3k + 4) orthonormal directions θ_j: at J = d the slices are the whole unfolding and
+                    // Σ_j M_j² = Σ_{m,l} λ_mλ_l⟨â_m, â_l⟩ â_m â_lᵀ sees every expert alike; fewer random slices can
+                    // all but miss one expert (Σ_j ⟨â_m, θ_j⟩² small by chance), so they are many and orthogonal.
+                    let slicesCount = min d (3 * k + 4)
+
+                    let thetas =
+                        let g = Matrix<float>.Build.Dense(d, slicesCount, fun _ _ -> rng.NextGaussian())
+                        let q = g.QR().Q
+                        Array.init slicesCount (fun j -> Array.init d (fun a -> q.[a, j]))
+
+                    // A_j = Σ w s (θ_j·u) u uᵀ (upper triangles), v = Σ w s u.
+                    let acc = Array.init slicesCount (fun _ -> Array.zeroCreate (d * d))
+                    let vSum = Array.zeroCreate d
+                    let coef = Array.zeroCreate slicesCount
+
+                    for r in 0 .. n - 1 do
+                        let ws = data.WeightOf r * (sy.[r] - sMean) / total
+                        let o = r * d
+
+                        for j in 0 .. slicesCount - 1 do
+                            let mutable t = 0.0
+
+                            for a in 0 .. d - 1 do
+                                t <- t + thetas.[j].[a] * u.[o + a]
+
+                            coef.[j] <- ws * t
+
+                        for a in 0 .. d - 1 do
+                            let ua = u.[o + a]
+                            vSum.[a] <- vSum.[a] + ws * ua
+
+                            for c in a .. d - 1 do
+                                let uu = ua * u.[o + c]
+
+                                for j in 0 .. slicesCount - 1 do
+                                    acc.[j].[a * d + c] <- acc.[j].[a * d + c] + coef.[j] * uu
+
+                    // M_j = A_j − (θ_j·v) I − v θ_jᵀ − θ_j vᵀ: S3(u)(·, ·, θ) = (θ·u) u uᵀ − (θ·u) I − u θᵀ − θ uᵀ.
+                    let slices =
+                        Array.init slicesCount (fun j ->
+                            let th = thetas.[j]
+                            let tv = Dense.dot th vSum
+
+                            Matrix<float>
+                                .Build.Dense(
+                                    d,
+                                    d,
+                                    fun a c ->
+                                        let a', c' = min a c, max a c
+
+                                        acc.[j].[a' * d + c']
+                                        - (if a = c then tv else 0.0)
+                                        - vSum.[a] * th.[c]
+                                        - th.[a] * vSum.[c]
+                                ))
+
+                    // The moment subspace: the top k eigenvectors of Σ_j M_j² (positive semi-definite; its range is
+                    // span{â_m} in the population).
+                    let gram =
+                        slices
+                        |> Array.fold (fun (acc: Matrix<float>) m -> acc + m * m) (Matrix<float>.Build.Dense(d, d))
+
+                    let evd = gram.Evd(Symmetricity.Symmetric)
+
+                    let order =
+                        Array.init d id |> Array.sortByDescending (fun i -> evd.EigenValues.[i].Real)
+
+                    let basis =
+                        Matrix<float>.Build.Dense(d, k, fun a m -> evd.EigenVectors.[a, order.[m]])
+                    // The whole k×k×k tensor T = mean(S(y)·S3(z)) in the subspace's coordinates z = Uᵀu (a second
+                    // pass; k³ entries): its slices T(·, ·, e_c) carry all of the sample's third-order information
+                    // there, where k + 2 random slices of ℝ^d carry a part.
+                    let tensor = Array.zeroCreate (k * k * k)
+                    let z = Array.zeroCreate k
+
+                    for r in 0 .. n - 1 do
+                        let ws = data.WeightOf r * (sy.[r] - sMean) / total
+
+                        for a in 0 .. k - 1 do
+                            let mutable v = 0.0
+
+                            for c in 0 .. d - 1 do
+                                v <- v + basis.[c, a] * u.[r * d + c]
+
+                            z.[a] <- v
+
+                        for a in 0 .. k - 1 do
+                            for b in 0 .. k - 1 do
+                                for c in 0 .. k - 1 do
+                                    let delta =
+                                        (if b = c then z.[a] else 0.0)
+                                        + (if a = c then z.[b] else 0.0)
+                                        + (if a = b then z.[c] else 0.0)
+
+                                    tensor.[(a * k + b) * k + c] <-
+                                        tensor.[(a * k + b) * k + c] + ws * (z.[a] * z.[b] * z.[c] - delta)
+
+                    let projected =
+                        Array.init k (fun c ->
+                            Matrix<float>.Build.Dense(k, k, fun a b -> tensor.[(a * k + b) * k + c]))
+
+                    jennrich projected rng
+                    |> Result.map (fun b0 ->
+                        // Refinement: with dual rows R = B⁻¹, T(·, r_m, r_m) = λ_m b_m exactly when T = Σ λ_l b_l^{⊗3};
+                        // iterating B ← [T(·, r_m, r_m)]_m, R ← B⁻¹ (columns renormalised) polishes Jennrich's
+                        // eigenvectors, which carry the noise of two random mixtures.
+                        let mutable b = b0
+
+                        for _ in 1..20 do
+                            if abs (b.Determinant()) > 1e-12 then
+                                let duals = b.Inverse()
+
+                                let next =
+                                    Matrix<float>
+                                        .Build.Dense(
+                                            k,
+                                            k,
+                                            fun a m ->
+                                                let mutable v = 0.0
+
+                                                for p in 0 .. k - 1 do
+                                                    for q in 0 .. k - 1 do
+                                                        v <-
+                                                            v
+                                                            + tensor.[(a * k + p) * k + q]
+                                                              * duals.[m, p]
+                                                              * duals.[m, q]
+
+                                                v
+                                        )
+
+                                let norms = next.ColumnNorms(2.0)
+
+                                if norms.ToArray() |> Array.forall (fun v -> v > 0.0 && Double.IsFinite v) then
+                                    b <- next.NormalizeColumns(2.0)
+
+                        b)
+                    |> Result.bind (fun bMatrix ->
+                        if abs (bMatrix.Determinant()) < 1e-12 then
+                            Error "the decomposition's directions are linearly dependent"
+                        else
+                            let duals = bMatrix.Inverse()
+
+                            let regressors = Array2D.zeroCreate k d
+                            let offsets = Array.zeroCreate k
+
+                            for m in 0 .. k - 1 do
+                                // The dual row r_m in ℝ^d (U r_m, ‖U r_m‖ = ‖r_m‖) and T3(r_m, r_m, r_m).
+                                let dual = basis * duals.Row m
+                                let norm2 = dual.DotProduct dual
+                                let mutable t3 = 0.0
+
+                                for r in 0 .. n - 1 do
+                                    let mutable t = 0.0
+
+                                    for a in 0 .. d - 1 do
+                                        t <- t + dual.[a] * u.[r * d + a]
+
+                                    t3 <- t3 + data.WeightOf r * (sy.[r] - sMean) * (t * t * t - 3.0 * norm2 * t)
+
+                                let direction = basis * bMatrix.Column m
+                                let sign = if t3 * transform.C3 >= 0.0 then 1.0 else -1.0
+                                let au = direction * (sign * transform.Scale / direction.L2Norm())
+                                // ⟨a_u, L⁻¹(x − μ)⟩ = ⟨L⁻ᵀa_u, x⟩ − ⟨L⁻ᵀa_u, μ⟩.
+                                let ax = lInv.TransposeThisAndMultiply au
+
+                                for c in 0 .. d - 1 do
+                                    regressors.[m, c] <- ax.[c]
+
+                                offsets.[m] <- transform.Intercept - Dense.dot (ax.ToArray()) mean
+
+                            if not (regressors |> Seq.cast<float> |> Seq.forall Double.IsFinite) then
+                                Error "the decomposition is not finite"
+                            else
+                                Ok(
+                                    MoeModel.createWith
+                                        design
+                                        family
+                                        regressors
+                                        (if intercepts then offsets else Array.zeroCreate k)
+                                        (Array2D.zeroCreate (k - 1) design.GateColumns.Length)
+                                        (Array.zeroCreate (k - 1))
+                                        activation
+                                        (Array.create k 1.0)
+                                )))
