@@ -84,14 +84,21 @@ module Coverage =
 
     /// <summary>The coverage study's truth with a gate that reads its own covariate (docs/data.md): three N(0, 1)
     /// inputs, the experts <c>truth</c>'s on x1, x2, the gate on x3 alone (w = 1.5, c = 0.3), so the gate's
-    /// information comes from a column the experts never see.</summary>
+    /// information comes from a column the experts never see. Binomial experts read their trials from a fourth
+    /// column.</summary>
     /// <param name="family">The family.</param>
     [<CompiledName("SplitTruthOf")>]
     let splitTruthOf (family: ExpertFamily) : MoeModel =
         let t = truthOf family
 
+        let design =
+            if family = ExpertFamily.Binomial then
+                Design.create 4 [| 0; 1 |] [| 2 |] |> Design.withOffset 3
+            else
+                Design.create 3 [| 0; 1 |] [| 2 |]
+
         MoeModel.createWith
-            (Design.create 3 [| 0; 1 |] [| 2 |])
+            design
             family
             t.Regressors
             t.RegressorIntercepts

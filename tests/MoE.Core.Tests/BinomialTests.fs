@@ -245,3 +245,20 @@ let ``the data check names a row whose successes exceed its trials, and binomial
         Assert.Throws<ArgumentException>(fun () -> FitConfig.validate { config with Design = None })
 
     Assert.Contains("name the trials column", e.Message)
+
+/// The coverage study's split design for binomial experts: the gate on x3, the experts on x1, x2, the trials in x4,
+/// and one replicate runs end to end (before, the split truth had no trials column and the study stopped).
+[<Fact>]
+let ``the coverage study's gate-apart truth reads its trials from a fourth column`` () =
+    let truth = Coverage.splitTruthOf ExpertFamily.Binomial
+    Assert.Equal(3, truth.Design.OffsetColumn)
+    Assert.Equal<int[]>([| 2 |], truth.Design.GateColumns)
+    Assert.Equal<int[]>([| 0; 1 |], truth.Design.ExpertColumns)
+    let data = Sampler.sample truth 200 5L
+
+    for r in 0..199 do
+        Assert.InRange(data.Y.[r], 0.0, data.X.[r, 3])
+
+    let rows = Coverage.runDesign ExpertFamily.Binomial true 2 1000 0.95 false ignore
+
+    Assert.NotEmpty(rows)
