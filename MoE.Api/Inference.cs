@@ -250,14 +250,16 @@ public static partial class MoeLearner
     /// weights: the errors are those of the rows repeated, not survey weights' (whose design they do not know).</param>
     /// <param name="kind">Observed (default) or sandwich.</param>
     /// <param name="commonSigma">Whether the fit had one σ for every expert.</param>
-    /// <param name="sigmaFitted">Whether σ was fitted (false: it was given and has no standard error). For Student-t
-    /// experts, their degrees of freedom inside (1, 200) are then parameters of the information too, so the other
-    /// errors allow for their estimation (docs/math.md §14.2).</param>
+    /// <param name="sigmaFitted">Whether σ was fitted (false: it was given and has no standard error).</param>
+    /// <param name="degreesOfFreedomFitted">For Student-t experts fitted with σ: whether their degrees of freedom were
+    /// estimated. Then those inside (1, 200) are parameters of the information too, so the other errors allow for
+    /// their estimation (docs/math.md §14.2); false when the fit fixed them (<see cref="FitOptions.DegreesOfFreedom"/>).</param>
     /// <exception cref="ArgumentException">The data do not match the model, or kind is None.</exception>
     /// <exception cref="InvalidOperationException">The observed information is not positive definite (the model is
     /// not at a strict maximum, or a parameter is not identified).</exception>
     public static ParameterErrors StandardErrors(MixtureOfExperts model, Dataset data,
-        StandardErrorKind kind = StandardErrorKind.Observed, bool commonSigma = false, bool sigmaFitted = true)
+        StandardErrorKind kind = StandardErrorKind.Observed, bool commonSigma = false, bool sigmaFitted = true,
+        bool degreesOfFreedomFitted = true)
     {
         ArgumentNullException.ThrowIfNull(model);
         ArgumentNullException.ThrowIfNull(data);
@@ -266,8 +268,8 @@ public static partial class MoeLearner
             throw new ArgumentOutOfRangeException(nameof(kind), kind, "kind must be Observed or Sandwich.");
         }
 
-        return new ParameterErrors(Core.Inference.StandardErrorsOf(model.Inner, commonSigma, sigmaFitted,
-            kind == StandardErrorKind.Sandwich, data.Inner));
+        return new ParameterErrors(Core.Inference.StandardErrorsWith(model.Inner, commonSigma, sigmaFitted,
+            degreesOfFreedomFitted, kind == StandardErrorKind.Sandwich, data.Inner));
     }
 
     /// <summary>A Wald test of linear hypotheses about a fitted model's coefficients, jointly (docs/inference.md §2.1):

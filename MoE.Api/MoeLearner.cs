@@ -29,7 +29,7 @@ public static partial class MoeLearner
         if (options.StandardErrors != StandardErrorKind.None)
         {
             result.StandardErrors = StandardErrors(result.Model, data, options.StandardErrors, options.CommonSigma,
-                options.Sigma is null);
+                options.Sigma is null, options.DegreesOfFreedom is null);
         }
 
         return result;

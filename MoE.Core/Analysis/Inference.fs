@@ -83,14 +83,22 @@ type KChoice =
 [<RequireQualifiedAccess>]
 module Inference =
 
-    let internal settingsOf (model: MoeModel) (commonSigma: bool) (estimateSigma: bool) : EmSettings =
+    let internal settingsWith
+        (model: MoeModel)
+        (commonSigma: bool)
+        (estimateSigma: bool)
+        (estimateDegreesOfFreedom: bool)
+        : EmSettings =
         { EmSettings.paper estimateSigma 1 1e-9 with
             CommonSigma = commonSigma
             FitIntercepts = model.HasIntercepts
-            // Student-t's interior ν_i are parameters of the information (last in the layout), so the other errors
-            // carry their uncertainty; the covariance reported is the others' block (docs/math.md §14.2).
-            EstimateDegreesOfFreedom = estimateSigma && model.Family = ExpertFamily.StudentT
+            // Student-t's interior ν_i, when fitted, are parameters of the information (last in the layout), so the
+            // other errors carry their uncertainty; the covariance reported is the others' block (docs/math.md §14.2).
+            EstimateDegreesOfFreedom = estimateDegreesOfFreedom && model.Family = ExpertFamily.StudentT
         }
+
+    let internal settingsOf (model: MoeModel) (commonSigma: bool) (estimateSigma: bool) : EmSettings =
+        settingsWith model commonSigma estimateSigma estimateSigma
 
     /// <summary>Standard errors of every parameter at a maximum of the likelihood. The observed information is the
     /// negative Hessian of the log-likelihood in θ = (a_i, b_i, w_j, c_j, log σ_i), by central differences of the
@@ -100,6 +108,9 @@ module Inference =
     /// <param name="model">The fitted model (a maximum of the likelihood without prior: the default fit's).</param>
     /// <param name="commonSigma">Whether the fit had one σ for all experts.</param>
     /// <param name="estimateSigma">Whether σ was fitted (false: σ was given and is not a parameter).</param>
+    /// <param name="estimateDegreesOfFreedom">Whether Student-t's ν_i were fitted (false: fixed by the fit's
+    /// <c>DegreesOfFreedom</c>, so they are not parameters and the other errors do not allow for their estimation).
+    /// Read only with <paramref name="estimateSigma"/>.</param>
     /// <param name="sandwich">The sandwich estimator instead of the inverse observed information.</param>
     /// <param name="data">The rows of the fit, with their weights if they carry any.</param>
     /// <exception cref="T:System.InvalidOperationException">The observed information is not positive definite: the
@@ -107,11 +118,12 @@ module Inference =
     /// <remarks>Rows with frequency weights (<c>Dataset.Weights</c>) count w times: the information is the weighted
     /// Hessian and J = Σ_n w_n s_n s_nᵀ, so the errors are those of the data with each row repeated w times — frequency
     /// weights, not survey weights, whose sampling design these errors do not know (docs/math.md §13).</remarks>
-    [<CompiledName("StandardErrorsOf")>]
-    let standardErrorsOf
+    [<CompiledName("StandardErrorsWith")>]
+    let standardErrorsWith
         (model: MoeModel)
         (commonSigma: bool)
         (estimateSigma: bool)
+        (estimateDegreesOfFreedom: bool)
         (sandwich: bool)
         (data: Dataset)
         : StandardErrors =
@@ -122,7 +134,10 @@ module Inference =
         let source = DataSource.ofDataset data
         // A family without levels (Poisson, Bernoulli) has no σ among its parameters.
         let estimateSigma = estimateSigma && ExpertFamily.hasLevels model.Family
-        let settings = settingsOf model commonSigma estimateSigma
+
+        let settings =
+            settingsWith model commonSigma estimateSigma (estimateSigma && estimateDegreesOfFreedom)
+
         let theta = Likelihood.pack settings model
         let p = theta.Length
         let n = data.Weight
@@ -241,6 +256,24 @@ module Inference =
                     for i in 0 .. p - nA - nW - 1 -> "s", i, -1
                 |]
         }
+
+
+    /// <summary>Standard errors of every parameter at a maximum of the likelihood (<c>standardErrorsWith</c>, with
+    /// Student-t's degrees of freedom counted as fitted whenever σ is).</summary>
+    /// <param name="model">The fitted model.</param>
+    /// <param name="commonSigma">Whether the fit had one σ for all experts.</param>
+    /// <param name="estimateSigma">Whether σ (and Student-t's ν) was fitted.</param>
+    /// <param name="sandwich">The sandwich estimator instead of the inverse observed information.</param>
+    /// <param name="data">The rows of the fit.</param>
+    [<CompiledName("StandardErrorsOf")>]
+    let standardErrorsOf
+        (model: MoeModel)
+        (commonSigma: bool)
+        (estimateSigma: bool)
+        (sandwich: bool)
+        (data: Dataset)
+        : StandardErrors =
+        standardErrorsWith model commonSigma estimateSigma estimateSigma sandwich data
 
     /// <summary>Row r's predictive CDF P(Y ≤ q | x_r) = Σ_i p_i F_i(q), from its gate probabilities and expert means
     /// (a <c>Predictions</c>' <c>Gate</c> and <c>ExpertMeans</c>): the one the quantiles, the intervals, the PIT and the

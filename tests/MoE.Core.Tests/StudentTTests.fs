@@ -412,3 +412,46 @@ let ``nu runs to its cap on Gaussian errors and to its floor on errors heavier t
     let nuGaussian = nuOf gaussian
     Assert.InRange(nuGaussian, 50.0, StudentT.MaxDegreesOfFreedom)
     Assert.Equal(StudentT.MinDegreesOfFreedom, nuOf heavy)
+
+/// Standard errors of a fit with ν fixed (`--df`): ν is then no parameter, so the other errors come from the inverse
+/// of their own block of the information, not from the full inverse's block (docs/math.md §14.2). The full inverse's
+/// block is the block's inverse plus a positive semi-definite term (the Schur complement), so every error with ν fixed
+/// is at most the one that treats ν as estimated (up to the central differences' relative error, ~1e-8, of both
+/// Hessians: 1e-6 is the headroom), and σ's, which share the tails' information with ν, are strictly smaller.
+[<Fact>]
+let ``with nu fixed the standard errors do not allow for its estimation`` () =
+    let truth = seededTruth ExpertFamily.StudentT
+    let data = Sampler.sample truth 4000 12L
+
+    let fit =
+        Learner.fit
+            { FitConfig.defaults 2 Identity with
+                Family = ExpertFamily.StudentT
+                DegreesOfFreedom = Some 4.0
+                Seed = 3L
+            }
+            data
+            RunContext.silent
+
+    let fixedNu = Inference.standardErrorsWith fit.Model false true false false data
+    let estimatedNu = Inference.standardErrorsWith fit.Model false true true false data
+
+    let flat (e: StandardErrors) =
+        Array.concat
+            [
+                Seq.cast<float> e.Regressors |> Array.ofSeq
+                e.RegressorIntercepts
+                Seq.cast<float> e.Gating |> Array.ofSeq
+                e.GatingIntercepts
+                e.Sigmas
+            ]
+
+    Array.iter2
+        (fun (f: float) (e: float) -> Assert.True(f <= e * (1.0 + 1e-6), sprintf "fixed %g > estimated %g" f e))
+        (flat fixedNu)
+        (flat estimatedNu)
+
+    Array.iter2
+        (fun (f: float) (e: float) -> Assert.True(f < e * 0.999, sprintf "sigma: fixed %g, estimated %g" f e))
+        fixedNu.Sigmas
+        estimatedNu.Sigmas
