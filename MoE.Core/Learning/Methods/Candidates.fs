@@ -7,6 +7,11 @@ open System
 /// with several starts.</summary>
 module internal Candidates =
 
+    /// How many screened candidates besides the best may climb on every row when the held-out rows cannot separate
+    /// them from it (Selection.unresolved).
+    [<Literal>]
+    let private Challengers = 3
+
     /// <summary>The moment statistics the initializers share, at σ, on a seeded subsample of at most 100k rows (they pin
     /// the moments down to a fraction of the initializers' own error), or why they cannot be had.</summary>
     let moments (config: FitConfig) (sigma: float) (source: DataSource) : Result<SubspaceMoments, string> =
@@ -322,10 +327,51 @@ module internal Candidates =
             with
             | None -> raise (noCandidate candidates)
             | Some(best, model) ->
-                {
-                    Outcome =
-                        Chain.maximumLikelihood em model problem.Working problem.Context log
-                        |> escapeMerged problem em
-                    Candidates = candidates
-                    Initializer = best.Initializer
-                }
+                let finalists =
+                    Selection.unresolved config.Selection config.Seed problem.Working candidates Challengers
+
+                if finalists.Length <= 1 then
+                    {
+                        Outcome =
+                            Chain.maximumLikelihood em model problem.Working problem.Context log
+                            |> escapeMerged problem em
+                        Candidates = candidates
+                        Initializer = best.Initializer
+                    }
+                else
+                    // The held-out rows cannot separate them: each climbs on every row (its own stage log), and a
+                    // challenger replaces the best only if its maximum is higher by more than 1e-6 nats per row, so a
+                    // tie keeps the screening's choice and its bits.
+                    let rows = problem.Working.Weight
+
+                    let climbed =
+                        finalists
+                        |> Array.map (fun (c, m) ->
+                            let chain = StageLog()
+
+                            try
+                                let outcome = Chain.maximumLikelihood em m problem.Working problem.Context chain
+                                let ll = LikelihoodKernel.logLikelihoodOf outcome.Value problem.Working / rows
+                                Some(c, outcome, chain, (if Double.IsFinite ll then ll else Double.NegativeInfinity))
+                            with
+                            | :? NonFiniteException
+                            | :? ArgumentException when c.Initializer <> best.Initializer -> None)
+                        |> Array.choose id
+
+                    let first = climbed.[0]
+
+                    let winner =
+                        climbed
+                        |> Array.fold
+                            (fun ((_, _, _, bestLl) as acc) ((_, _, _, ll) as next) ->
+                                if ll > bestLl + 1e-6 then next else acc)
+                            first
+
+                    let c, outcome, chain, _ = winner
+                    log.Append chain
+
+                    {
+                        Outcome = escapeMerged problem em outcome
+                        Candidates = candidates
+                        Initializer = c.Initializer
+                    }
