@@ -52,7 +52,8 @@ module GlmSpectral =
         | ExpertFamily.Gaussian
         | ExpertFamily.StudentT -> false
 
-    let private logistic (eta: float) = 1.0 / (1.0 + exp (-eta))
+    /// The logit families' mean h(η) (the deterministic logistic of the likelihood).
+    let private logistic (eta: float) = Bernoulli.mean eta
 
     /// <summary>F(η) = E[S(y) | η] for one row of an expert with linear predictor η (and, for the binomial, any
     /// number of trials: S is the share y/n).</summary>
@@ -339,29 +340,12 @@ module GlmSpectral =
             commonPredictor family (share / total) (factorial / total)
             |> Result.bind (fun (s, b) -> derive family s b)
             |> Result.bind (fun transform ->
-                // Whitening: μ and Σ of the expert columns, Σ = LLᵀ, u = L⁻¹(x − μ).
-                let mean = Array.zeroCreate d
-
-                for r in 0 .. n - 1 do
-                    let w = data.WeightOf r
-
-                    for c in 0 .. d - 1 do
-                        mean.[c] <- mean.[c] + w * data.X.[r, columns.[c]] / total
-
-                let cov = Matrix<float>.Build.Dense(d, d)
-
-                for r in 0 .. n - 1 do
-                    let w = data.WeightOf r / total
-
-                    for a in 0 .. d - 1 do
-                        let xa = data.X.[r, columns.[a]] - mean.[a]
-
-                        for c in a .. d - 1 do
-                            cov.[a, c] <- cov.[a, c] + w * xa * (data.X.[r, columns.[c]] - mean.[c])
-
-                for a in 0 .. d - 1 do
-                    for c in 0 .. a - 1 do
-                        cov.[a, c] <- cov.[c, a]
+                // Whitening: μ and Σ of the expert columns (the weighted two-pass moments of every input column,
+                // EmKernel.covarianceOf, then the experts' block), Σ = LLᵀ, u = L⁻¹(x − μ).
+                let allMean, moments = EmKernel.covarianceOf true (DataSource.ofDataset data)
+                let all = Dense.mirror data.Dimension moments
+                let mean = columns |> Array.map (fun c -> allMean.[c])
+                let cov = Matrix<float>.Build.Dense(d, d, fun a c -> all.[columns.[a], columns.[c]])
 
                 let evCov = cov.Evd(Symmetricity.Symmetric).EigenValues |> Seq.map (fun v -> v.Real)
 
