@@ -246,7 +246,7 @@ module DataReport =
 
                     if guarantees then
                         "The covariates look Gaussian after standardising and d >= k: the guarantees of the moment initializers (L4, spectral) apply, as far as the data can tell (they also assume the model is right)."
-                    elif GlmSpectral.applies family then
+                    elif GlmTransform.applies family then
                         Text.format
                             "%s experts are not fitted from L4, whose guarantees are derived for Gaussian experts: their starts are the family's own spectral start (exact when the gate is orthogonal to the experts for counts, constant for yes/no outcomes; docs/math.md §12.6) and random starts, chosen by likelihood."
                             [| box family.Name |]

@@ -34,7 +34,7 @@ let private check = Quadrature.panels 14.0 0.5 30 [||]
 [<Property(MaxTest = 25)>]
 let ``Poisson's transform cancels the gate's terms and is normalised`` () =
     Prop.forAll scaleAndIntercept (fun (s, b) ->
-        match GlmSpectral.derive ExpertFamily.Poisson s b with
+        match GlmTransform.derive ExpertFamily.Poisson s b with
         | Error reason -> failwith reason
         | Ok t ->
             let tolerance = 1e-12 * (1.0 + Array.sumBy abs t.Coefficients)
@@ -43,7 +43,7 @@ let ``Poisson's transform cancels the gate's terms and is normalised`` () =
             |> List.forall (fun q ->
                 let e =
                     Quadrature.expect check (fun z ->
-                        GlmSpectral.conditionalMean t (s * z + b) * Quadrature.hermite q z)
+                        GlmTransform.conditionalMean t (s * z + b) * Quadrature.hermite q z)
 
                 abs (e - (if q = 3 then 1.0 else 0.0)) <= tolerance)
             |> Prop.label (sprintf "s = %g, b = %g, sum|beta| = %g" s b (Array.sumBy abs t.Coefficients)))
@@ -53,7 +53,7 @@ let ``Poisson's transform cancels the gate's terms and is normalised`` () =
 [<Fact>]
 let ``Poisson's S has the conditional mean F`` () =
     let t =
-        match GlmSpectral.derive ExpertFamily.Poisson 1.0 0.3 with
+        match GlmTransform.derive ExpertFamily.Poisson 1.0 0.3 with
         | Ok t -> t
         | Error reason -> failwith reason
 
@@ -65,11 +65,11 @@ let ``Poisson's S has the conditional mean F`` () =
                 seq {
                     for y in 0..200 ->
                         MathNet.Numerics.Distributions.Poisson.PMF(mu, y)
-                        * GlmSpectral.value t (float y) 1.0
+                        * GlmTransform.value t (float y) 1.0
                 }
             )
 
-        assertClose (1e-10 * Array.sumBy abs t.Coefficients) expected (GlmSpectral.conditionalMean t eta) "F(eta)"
+        assertClose (1e-10 * Array.sumBy abs t.Coefficients) expected (GlmTransform.conditionalMean t eta) "F(eta)"
 
 /// T3 = Σ_m mass_m·c₃·a_m^{⊗3} entrywise (U coordinates), relative to c₃·max mass.
 let private identityHolds (truth: MoeModel) (conditional: float -> float) (c3: float) (masses: float[]) =
@@ -106,23 +106,23 @@ let private truths (free: bool) =
 [<Property(MaxTest = 10)>]
 let ``Poisson's third-order moment is sum_m E[p_m] a_m^3 under orthogonal gating`` () =
     Prop.forAll (truths false) (fun (truth, b) ->
-        match GlmSpectral.derive ExpertFamily.Poisson 1.0 b with
+        match GlmTransform.derive ExpertFamily.Poisson 1.0 b with
         | Error reason -> failwith reason
         | Ok t ->
             let masses = Population.gateMasses truth Population.defaultOptions
-            identityHolds truth (fun eta -> GlmSpectral.conditionalMean t (eta + b)) t.C3 masses)
+            identityHolds truth (fun eta -> GlmTransform.conditionalMean t (eta + b)) t.C3 masses)
 
 [<Fact>]
 let ``with free gating Poisson's third-order identity fails: a property search finds the gap`` () =
     let claim =
         Prop.forAll (truths true) (fun (truth, b) ->
-            match GlmSpectral.derive ExpertFamily.Poisson 1.0 b with
+            match GlmTransform.derive ExpertFamily.Poisson 1.0 b with
             | Error _ -> true
             | Ok t ->
                 // Only a false identity may fail the claim: a quadrature budget exceeded counts as holding.
                 try
                     let masses = Population.gateMasses truth Population.defaultOptions
-                    identityHolds truth (fun eta -> GlmSpectral.conditionalMean t (eta + b)) t.C3 masses
+                    identityHolds truth (fun eta -> GlmTransform.conditionalMean t (eta + b)) t.C3 masses
                 with :? InvalidOperationException ->
                     true)
 
@@ -139,23 +139,23 @@ let ``the logit families' third-order moment is c3 sum_m pi_m a_m^3 under a cons
         let flat =
             MoeModel.create truth.Regressors (Array2D.zeroCreate (truth.Experts - 1) truth.Dimension) Identity 0.0
 
-        match GlmSpectral.derive ExpertFamily.Bernoulli 1.0 b with
+        match GlmTransform.derive ExpertFamily.Bernoulli 1.0 b with
         | Error reason -> failwith reason
         | Ok t ->
             let masses = Array.create truth.Experts (1.0 / float truth.Experts)
-            identityHolds flat (fun eta -> GlmSpectral.conditionalMean t (eta + b)) t.C3 masses)
+            identityHolds flat (fun eta -> GlmTransform.conditionalMean t (eta + b)) t.C3 masses)
 
 [<Fact>]
 let ``under orthogonal gating the logit families' identity fails: a property search finds the gap`` () =
     let claim =
         Prop.forAll (truths false) (fun (truth, b) ->
-            match GlmSpectral.derive ExpertFamily.Bernoulli 1.0 b with
+            match GlmTransform.derive ExpertFamily.Bernoulli 1.0 b with
             | Error _ -> true
             | Ok t ->
                 // Only a false identity may fail the claim: a quadrature budget exceeded counts as holding.
                 try
                     let masses = Population.gateMasses truth Population.defaultOptions
-                    identityHolds truth (fun eta -> GlmSpectral.conditionalMean t (eta + b)) t.C3 masses
+                    identityHolds truth (fun eta -> GlmTransform.conditionalMean t (eta + b)) t.C3 masses
                 with :? InvalidOperationException ->
                     true)
 
@@ -172,7 +172,7 @@ let ``the common predictor comes back from its moments`` () =
         let m2 = exp (2.0 * b + 2.0 * s * s)
 
         let poisson =
-            match GlmSpectral.commonPredictor ExpertFamily.Poisson m1 m2 with
+            match GlmTransform.commonPredictor ExpertFamily.Poisson m1 m2 with
             | Ok(s', b') -> abs (s' - s) <= 1e-12 * s && abs (b' - b) <= 1e-12 * (1.0 + abs b)
             | Error _ -> false
 
@@ -180,7 +180,7 @@ let ``the common predictor comes back from its moments`` () =
             Quadrature.expect (Quadrature.accurate [||]) (fun z -> 1.0 / (1.0 + exp (-(z + b))))
 
         let logit =
-            match GlmSpectral.commonPredictor ExpertFamily.Bernoulli share 0.0 with
+            match GlmTransform.commonPredictor ExpertFamily.Bernoulli share 0.0 with
             | Ok(s', b') -> s' = 1.0 && abs (b' - b) <= 1e-9
             | Error _ -> false
 
@@ -193,10 +193,10 @@ let ``responses without the information the start needs are refused with the rea
         | Error(e: string) -> e
         | Ok _ -> "accepted"
 
-    Assert.Contains("every count is zero", reason (GlmSpectral.commonPredictor ExpertFamily.Poisson 0.0 0.0))
+    Assert.Contains("every count is zero", reason (GlmTransform.commonPredictor ExpertFamily.Poisson 0.0 0.0))
     // Pure Poisson noise around one rate: E[y(y−1)] = E[y]².
-    Assert.Contains("hardly beyond Poisson noise", reason (GlmSpectral.commonPredictor ExpertFamily.Poisson 2.0 4.0))
-    Assert.Contains("every outcome is the same", reason (GlmSpectral.commonPredictor ExpertFamily.Bernoulli 1.0 0.0))
+    Assert.Contains("hardly beyond Poisson noise", reason (GlmTransform.commonPredictor ExpertFamily.Poisson 2.0 4.0))
+    Assert.Contains("every outcome is the same", reason (GlmTransform.commonPredictor ExpertFamily.Bernoulli 1.0 0.0))
 
     let flat =
         MoeModel.create (array2D [ [ 1.0; 0.0 ]; [ 0.0; 1.0 ] ]) (Array2D.zeroCreate 1 2) Identity 1.0
@@ -217,7 +217,7 @@ let ``responses without the information the start needs are refused with the rea
         )
     )
 
-    Assert.Throws<ArgumentException>(fun () -> GlmSpectral.derive ExpertFamily.Gaussian 1.0 0.0 |> ignore)
+    Assert.Throws<ArgumentException>(fun () -> GlmTransform.derive ExpertFamily.Gaussian 1.0 0.0 |> ignore)
     |> ignore
 
 /// The largest cosine between each truth regressor and the start's regressors (signed: a wrong sign scores −1).

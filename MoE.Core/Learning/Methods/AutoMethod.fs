@@ -51,7 +51,7 @@ module internal AutoMethod =
 
         let moment =
             match moments with
-            | Error _ when GlmSpectral.applies config.Family ->
+            | Error _ when GlmTransform.applies config.Family ->
                 // The GLM families' own spectral start (docs/math.md §12.6); L4 is derived for Gaussian experts.
                 let spectral =
                     try
