@@ -41,6 +41,8 @@ public enum FitStage
     Single,
     /// <summary>Split-and-merge moves from a maximum where one expert's noise level stands out (split-merge).</summary>
     SplitMerge,
+    /// <summary>Moves that revive an expert whose activation is flat on nearly every row it holds (revive).</summary>
+    Revive,
 }
 
 /// <summary>What a warning of a fit is about (docs/errors.md lists each with its cause and remedy). Each has a stable
@@ -87,6 +89,10 @@ public enum WarningCode
     /// <summary>A column's values are so small that their squares underflow to 0 and it looks constant
     /// (value-underflow; an error).</summary>
     ValueUnderflow,
+
+    /// <summary>An expert's activation is flat (a ReLU below its kink) on nearly every row it holds, so its
+    /// coefficients are not determined by the data, and reviving it did not raise the likelihood (dead-expert).</summary>
+    DeadExpert,
 }
 
 /// <summary>The stable names of <see cref="FitStage"/> and <see cref="WarningCode"/> values, and their conversions

@@ -41,9 +41,11 @@ type Stage =
     | Single
     /// Split-and-merge moves from a maximum where one expert stands out ("split-merge"; docs/math.md §7.8).
     | SplitMerge
+    /// Moves that revive an expert whose activation is flat on its rows ("revive"; docs/math.md §7.9).
+    | Revive
 
     /// <summary>The stage's stable lower-case name: l4, l4-sgd, directions, signs, gating, gating-sgd, scales, em,
-    /// likelihood, unguarded, moments, initializers, candidates, spectral, l2, single, split-merge.</summary>
+    /// likelihood, unguarded, moments, initializers, candidates, spectral, l2, single, split-merge, revive.</summary>
     member this.Name =
         match this with
         | L4 -> "l4"
@@ -63,6 +65,7 @@ type Stage =
         | L2 -> "l2"
         | Single -> "single"
         | SplitMerge -> "split-merge"
+        | Revive -> "revive"
 
     /// <summary>The stage's name.</summary>
     override this.ToString() = this.Name
@@ -88,6 +91,7 @@ type Stage =
             L2
             Single
             SplitMerge
+            Revive
         |]
 
 /// <summary>Raised when a loss or gradient becomes NaN or infinite, or an objective turns out unbounded below: a

@@ -51,10 +51,13 @@ type FindingCode =
     /// A column's values are so small that their squares underflow to 0, so they look constant ("value-underflow";
     /// an error).
     | ValueUnderflow
+    /// An expert's activation is flat on nearly every row it holds and reviving it did not raise the likelihood
+    /// ("dead-expert"; docs/math.md §7.9).
+    | DeadExpert
 
     /// <summary>The code's stable name: constant-column, constant-response, too-few-rows, dimension-below-experts,
     /// not-centred, not-standardised, not-gaussian, few-rows, em-not-converged, em-no-progress, sigma-collapsed,
-    /// likelihood-degenerate, value-overflow, merged-experts, invalid-response, rows-dropped, value-underflow.</summary>
+    /// likelihood-degenerate, value-overflow, merged-experts, invalid-response, rows-dropped, value-underflow, dead-expert.</summary>
     member this.Name =
         match this with
         | ConstantColumn -> "constant-column"
@@ -74,6 +77,7 @@ type FindingCode =
         | InvalidResponse -> "invalid-response"
         | RowsDropped -> "rows-dropped"
         | ValueUnderflow -> "value-underflow"
+        | DeadExpert -> "dead-expert"
 
     /// <summary>The code's name.</summary>
     override this.ToString() = this.Name
@@ -98,6 +102,7 @@ type FindingCode =
             InvalidResponse
             RowsDropped
             ValueUnderflow
+            DeadExpert
         |]
 
 /// <summary>One finding about the data or a fit: its severity, a stable code and a message a user can act on.</summary>

@@ -133,126 +133,6 @@ module internal Candidates =
                 [| box (String.Join("; ", reasons)) |]
         )
 
-    /// <summary>Split-and-merge moves from a maximum (docs/math.md §7.8; SplitMerge): when one expert's noise level
-    /// stands out (a level per expert, intercepts, k ≥ 3), every move (the split of that expert with each merge pair)
-    /// competes with the maximum itself. Small data (<c>FitConfig.everyStartOnAllRows</c>): each move is climbed by
-    /// the whole chain on every row, in order. Larger data: the moves and the maximum are screened like the starts
-    /// (Selection.screen: a short EM on the screening rows, scored on held-out rows) and only a move that beats the
-    /// maximum there is climbed on every row. A move is kept when it raises the log-likelihood by more than 1e-6 nats
-    /// per row; after a kept move, one more look (<c>SplitMerge.Rounds</c>). The budget is a count, not a time, so a
-    /// fit stays a function of its data and seed. Recorded as one split-merge stage (its iterations are the chains
-    /// climbed); the chain of a kept move is the fit's from there. A maximum that still looks merged after the moves
-    /// (MergedExperts.describe) is returned with the warning merged-experts, which names the expert.</summary>
-    let escapeMerged (problem: Problem) (em: EmSettings) (outcome: StageOutcome<MoeModel>) : StageOutcome<MoeModel> =
-        let config, log = problem.Config, problem.Log
-
-        if
-            not config.Intercepts
-            || config.CommonSigma
-            || config.Sigma.IsSome
-            || config.Experts < 3
-            || (SplitMerge.standsOut outcome.Value.Sigmas).IsNone
-        then
-            outcome
-        else
-            let rows = problem.Working.Weight
-
-            let allRows =
-                FitConfig.everyStartOnAllRows config problem.Working.Dimension problem.Working.Rows
-
-            let criteria =
-                Sampling.subsampleOf SplitMerge.CriteriaRows config.Seed problem.Working
-
-            let perRow (m: MoeModel) =
-                LikelihoodKernel.logLikelihoodOf m problem.Working / rows
-
-            let quiet =
-                { problem.Context with
-                    Progress = ignore
-                }
-
-            let mutable best, bestLl, kept = outcome, perRow outcome.Value, None
-            let mutable climbed, round, improved = 0, 0, true
-
-            // The starts worth a climb on every row, in order.
-            let starts (current: MoeModel) =
-                let moves = SplitMerge.moves current criteria.X criteria.Y
-
-                if allRows || moves.Length = 0 then
-                    moves
-                else
-                    let proposal (name, model) =
-                        Ok
-                            {
-                                Initializer = name
-                                Start = Start.Model model
-                            }
-
-                    let screened =
-                        Selection.screen
-                            (Array.append [| proposal ("maximum", current) |] (moves |> Array.map proposal))
-                            config.Activation
-                            problem.Sigma0
-                            em
-                            config.Selection
-                            config.Seed
-                            problem.Working
-                            quiet
-
-                    match screened.[0] with
-                    | {
-                          Initializer = name
-                          Outcome = Ok model
-                      } when name <> "maximum" -> [| name, model |]
-                    | _ -> [||]
-
-            log.Run(
-                Stage.SplitMerge,
-                fun () ->
-                    while improved && round < SplitMerge.Rounds do
-                        improved <- false
-                        round <- round + 1
-
-                        for _, start in starts best.Value do
-                            if not improved then
-                                climbed <- climbed + 1
-                                let chain = StageLog()
-
-                                try
-                                    let result = Chain.maximumLikelihood em start problem.Working problem.Context chain
-                                    let ll = perRow result.Value
-
-                                    if Double.IsFinite ll && ll > bestLl + 1e-6 then
-                                        best <- result
-                                        bestLl <- ll
-                                        kept <- Some chain
-                                        improved <- true
-                                with
-                                | :? NonFiniteException
-                                | :? ArgumentException -> ()
-
-                    {
-                        Value = ()
-                        Iterations = climbed
-                        FinalLoss = Some(-bestLl)
-                        Reason = StopReason.Completed
-                    }
-            )
-            |> ignore
-
-            kept |> Option.iter log.Append
-
-            MergedExperts.describe best.Value rows criteria.X criteria.Y
-            |> Option.iter (fun message ->
-                log.Note
-                    {
-                        Severity = Severity.Warning
-                        Code = FindingCode.MergedExperts
-                        Message = message
-                    })
-
-            best
-
     /// <summary>Chooses among proposals and returns the maximum of the likelihood from the best. Small data
     /// (<c>FitConfig.everyStartOnAllRows</c>): every proposal runs to convergence on every row and the highest
     /// likelihood wins (convergeEach). Larger data: the proposals are screened (Selection.screen) and the best
@@ -286,7 +166,7 @@ module internal Candidates =
                 log.Append chain
 
                 {
-                    Outcome = escapeMerged problem em outcome
+                    Outcome = Escape.fromMaximum problem em outcome
                     Candidates = candidates
                     Initializer = best.Initializer
                 }
@@ -334,7 +214,7 @@ module internal Candidates =
                     {
                         Outcome =
                             Chain.maximumLikelihood em model problem.Working problem.Context log
-                            |> escapeMerged problem em
+                            |> Escape.fromMaximum problem em
                         Candidates = candidates
                         Initializer = best.Initializer
                     }
@@ -371,7 +251,7 @@ module internal Candidates =
                     log.Append chain
 
                     {
-                        Outcome = escapeMerged problem em outcome
+                        Outcome = Escape.fromMaximum problem em outcome
                         Candidates = candidates
                         Initializer = c.Initializer
                     }

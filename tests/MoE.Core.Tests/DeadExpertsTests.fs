@@ -1,0 +1,97 @@
+/// Dead experts (docs/math.md §7.9, Learning/MaximumLikelihood/DeadExperts.fs): which experts the rule calls dead, a
+/// maximum built to hold one — a ReLU expert off on every row it holds — that the chain cannot leave by itself, and a
+/// revival move that takes it to the truth. That the d = 50 grid's fits are revived is in docs/acceptance.md.
+module MoE.Core.Tests.DeadExpertsTests
+
+open Xunit
+open MoE.Core
+
+/// ReLU experts, d = 4, k = 3, σ = 0.1, free gating, intercepts b = (0.5, −0.5, 0.3): every expert on for 30–70 % of
+/// the rows (|a_i| = 1, x ~ N(0, I)).
+let private truthWith (b: float[]) =
+    let t = GroundTruth.random 3 4 Activation.Relu 0.1 1.0 true 11L
+    GroundTruth.inCovariateUnits t b [| 0.4; -0.3 |] t.Sigmas (Array.zeroCreate 4) (Array.create 4 1.0)
+
+let private withActivation (g: Activation) (m: MoeModel) =
+    MoeModel.createWith m.Design m.Family m.Regressors m.RegressorIntercepts m.Gating m.GatingIntercepts g m.Sigmas
+
+[<Fact>]
+let ``the rule applies to activations with a flat region and families with a level`` () =
+    let truth = truthWith [| 0.5; -0.5; 0.3 |]
+    Assert.True(DeadExperts.applies truth)
+    Assert.True(DeadExperts.applies (withActivation Activation.Sigmoid truth))
+    Assert.False(DeadExperts.applies (withActivation Activation.Identity truth))
+    Assert.False(DeadExperts.applies (withActivation (Activation.leakyRelu 0.1) truth))
+
+/// A true expert that is rarely on (b = −1.75: on for 4 % of x) is alive by the rule at the truth: the rule's 1 % sits
+/// below the rarest-on true experts measured (docs/math.md §7.9). An expert pushed off everywhere (b = −30) is dead.
+[<Fact>]
+let ``a rarely-on true expert is alive and an expert off everywhere is dead`` () =
+    let truth = truthWith [| 0.5; -1.75; 0.3 |]
+    let data = Sampler.sample truth 20_000 3L
+    let gamma = LikelihoodKernel.responsibilities truth data.X data.Y
+    let shares = DeadExperts.liveShares truth gamma data.X
+    Assert.True(shares.[1] > 2.0 * DeadExperts.LiveShare, sprintf "%A" shares)
+    Assert.Empty(fst (DeadExperts.find truth data.X data.Y))
+
+    let off =
+        MoeModel.createWith
+            truth.Design
+            truth.Family
+            truth.Regressors
+            [| 0.5; -30.0; 0.3 |]
+            truth.Gating
+            truth.GatingIntercepts
+            truth.Activation
+            truth.Sigmas
+
+    Assert.Equal<int[]>([| 1 |], fst (DeadExperts.find off data.X data.Y))
+
+/// The start is the truth with expert 3 given expert 1's direction and pushed off everywhere (a_1, b = −30): a plateau where its coefficients have no
+/// gradient. Seeded, so the numbers are fixed; the assertions say what the construction is for (the chain stays there,
+/// well below the truth) before what the move must do (find the truth, E_reg ≤ 0.01, the acceptance rule of
+/// docs/acceptance.md, with a higher likelihood and no dead expert left).
+[<Fact>]
+let ``a revival move takes a maximum with a dead expert to the truth and raises the likelihood`` () =
+    let truth = truthWith [| 0.5; -0.5; 0.3 |]
+    let data = Sampler.sample truth 20_000 5L
+    let source = DataSource.ofDataset data
+
+    let start =
+        MoeModel.createWith
+            truth.Design
+            truth.Family
+            (Array2D.init 3 4 (fun i t -> truth.Regressors.[(if i = 2 then 0 else i), t]))
+            [| 0.5; -0.5; -30.0 |]
+            truth.Gating
+            truth.GatingIntercepts
+            truth.Activation
+            truth.Sigmas
+
+    let config = FitConfig.defaults 3 Activation.Relu
+    let em = Chain.settings config (Dense.std data.Y)
+
+    let climb (m: MoeModel) =
+        (Chain.maximumLikelihood em m source RunContext.silent (StageLog())).Value
+
+    let ll (m: MoeModel) =
+        LikelihoodKernel.logLikelihood m data.X data.Y
+
+    let stuck = climb start
+    Assert.Equal<int[]>([| 2 |], fst (DeadExperts.find stuck data.X data.Y))
+    Assert.False(Success.isRecovered (Metrics.compare stuck truth), "the start's maximum found the truth by itself")
+
+    // Had no move been kept, the warning would name it.
+    match DeadExperts.describe stuck (float data.Y.Length) data.X data.Y with
+    | Some message -> Assert.StartsWith("expert 3 (", message)
+    | None -> failwith "the dead expert was not reported"
+
+    let moves = DeadExperts.moves stuck data.X data.Y
+    Assert.NotEmpty moves
+    Assert.All(moves, (fun (name, _) -> Assert.StartsWith("revived expert 3 ", name)))
+    let best = moves |> Array.map (snd >> climb) |> Array.maxBy ll
+
+    Assert.True(ll best > ll stuck, sprintf "%g <= %g" (ll best) (ll stuck))
+    Assert.True(Success.isRecovered (Metrics.compare best truth), sprintf "%A" (Metrics.compare best truth))
+    Assert.Empty(fst (DeadExperts.find best data.X data.Y))
+    Assert.Equal(None, DeadExperts.describe best (float data.Y.Length) data.X data.Y)
