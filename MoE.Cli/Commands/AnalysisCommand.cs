@@ -209,12 +209,11 @@ internal static class AnalysisCommand
                 for (var t = 0; t < r.Columns.Count; t++)
                 {
                     var c = r.Columns[t];
-                    output.WriteLine(string.Create(Inv, $"{(dataset.Columns?[t] ?? "x" + (t + 1)).PadLeft(width)} {c.Mean,12:G5} {c.Sd,12:G5} {c.Skewness,10:F3} {c.ExcessKurtosis,12:F3}"));
+                    output.WriteLine(string.Create(Inv, $"{(dataset.Columns?[t] ?? "x" + (t + 1)).PadLeft(width)} {Tables.Stat(c.Mean, "G5"),12} {Tables.Stat(c.Sd, "G5"),12} {Tables.Stat(c.Sd > 0 ? c.Skewness : double.NaN, "F3"),10} {Tables.Stat(c.Sd > 0 ? c.ExcessKurtosis : double.NaN, "F3"),12}"));
                 }
             }
 
-            output.WriteLine(string.Create(Inv,
-                $"Mardia: skewness {r.MardiaSkewness:G3} (p = {r.MardiaSkewnessP:G2}), kurtosis {r.MardiaKurtosisRatio:F3} x Gaussian (p = {r.MardiaKurtosisP:G2}); correlation condition number {r.Conditioning:G3}"));
+            output.WriteLine(Tables.Mardia(r));
             output.WriteLine($"moment guarantees (L4, spectral): {(r.MomentGuarantees ? "apply" : "do not apply")}");
             foreach (var v in r.Verdict)
             {

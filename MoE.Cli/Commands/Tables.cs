@@ -39,6 +39,17 @@ internal static class Tables
         return table;
     }
 
+    /// <summary>A statistic of diagnose's tables: "overflow" where the column's powers overflowed a double, "n/a" where
+    /// it is undefined (the skewness of a constant column: callers pass NaN for it), never Infinity or NaN.</summary>
+    internal static string Stat(double value, string format) =>
+        double.IsFinite(value) ? value.ToString(format, Inv) : double.IsNaN(value) ? "n/a" : "overflow";
+
+    /// <summary>diagnose's line on Mardia's tests and the conditioning, or why they are not defined.</summary>
+    internal static string Mardia(DataDiagnosis r) =>
+        double.IsNaN(r.MardiaSkewness) || double.IsNaN(r.MardiaKurtosisRatio)
+            ? string.Create(Inv, $"Mardia: not defined (a covariate is constant, too large or too small, or the covariates are collinear); correlation condition number {(double.IsFinite(r.Conditioning) && r.Conditioning >= 1 ? (r.Conditioning >= 1e12 ? "singular" : r.Conditioning.ToString("G3", Inv)) : "n/a")}")
+            : string.Create(Inv, $"Mardia: skewness {r.MardiaSkewness:G3} (p = {r.MardiaSkewnessP:G2}), kurtosis {r.MardiaKurtosisRatio:F3} x Gaussian (p = {r.MardiaKurtosisP:G2}); correlation condition number {r.Conditioning:G3}");
+
     /// <summary><c>moe fit</c>'s stage times (a stage that ran several times summed) and their total.</summary>
     public static Table Stages(FitResult result)
     {
@@ -99,8 +110,8 @@ internal static class Tables
             // |skewness| > 1 or |excess kurtosis| > 2: far enough from a Gaussian that the moment methods' guarantees lapse.
             var style = Math.Abs(c.Skewness) > 1 || Math.Abs(c.ExcessKurtosis) > 2 ? "yellow" : "default";
             table.AddRow(
-                [Markup.Escape(names?[t] ?? "x" + (t + 1).ToString(Inv)), c.Mean.ToString("G5", Inv), c.Sd.ToString("G5", Inv), c.Skewness.ToString("F3", Inv),
-                    c.ExcessKurtosis.ToString("F3", Inv)],
+                [Markup.Escape(names?[t] ?? "x" + (t + 1).ToString(Inv)), Stat(c.Mean, "G5"), Stat(c.Sd, "G5"), Stat(c.Sd > 0 ? c.Skewness : double.NaN, "F3"),
+                    Stat(c.Sd > 0 ? c.ExcessKurtosis : double.NaN, "F3")],
                 style);
         }
 

@@ -177,13 +177,6 @@ module DataReport =
             let gaussian =
                 skewed.Length = 0 && (Double.IsNaN kurtRatio || abs (kurtRatio - 1.0) <= 0.1)
 
-            // The moment initializers are derived for Gaussian experts; the other families' fits do not run them.
-            let guarantees =
-                gaussian
-                && d >= experts
-                && invertible
-                && ExpertFamily.hasMomentInitializers family
-
             // What stops a fit outright (a constant column or response, values whose squares overflow, too few rows):
             // the data check of every fit, said first and by column; the statistics after it are moot for those columns.
             let blocking =
@@ -192,6 +185,15 @@ module DataReport =
                     (Diagnosis.summarise (DataSource.ofDataset data))
                 |> Array.filter (fun f -> f.Severity = Severity.Error && f.Code <> FindingCode.TooFewRows)
                 |> Array.map (fun f -> Text.format "A fit would stop here: %s" [| box f.Message |])
+
+            // The moment initializers are derived for Gaussian experts; the other families' fits do not run them; and
+            // data a fit would refuse have no guarantees to speak of.
+            let guarantees =
+                gaussian
+                && d >= experts
+                && invertible
+                && blocking.Length = 0
+                && ExpertFamily.hasMomentInitializers family
 
             let verdict =
                 [|

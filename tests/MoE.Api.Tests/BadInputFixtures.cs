@@ -163,6 +163,8 @@ internal static class BadInputFixtures
         ["fit-huge-response"] = d => File.WriteAllText(d.File("hugey.csv"), MapRows(v => [v[0], v[1], v[2], v[3] * 1e300])),
         ["diagnose-constant"] = d => File.WriteAllText(d.File("const.csv"), MapRows(v => [v[0], 5, v[2], v[3]])),
         ["diagnose-huge"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
+        ["diagnose-constant-mardia"] = d => File.WriteAllText(d.File("const.csv"), MapRows(v => [v[0], 5, v[2], v[3]])),
+        ["diagnose-huge-guarantees"] = d => File.WriteAllText(d.File("huge.csv"), MapRows(v => [v[0] * 1e300, v[1], v[2], v[3]])),
         ["diagnose-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["eval-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),
         ["select-parquet"] = d => Good(d).SaveParquet(d.File("data.parquet")),

@@ -14,6 +14,37 @@ public class CliTests
         return (code, output.ToString(), error.ToString());
     }
 
+    /// <summary><c>moe diagnose</c> on a constant column and on a column whose powers overflow prints no NaN or
+    /// Infinity: "n/a", "overflow", Mardia's tests "not defined", and no moment guarantee for data a fit refuses.</summary>
+    [Fact]
+    public void DiagnoseOnConstantAndOverflowingColumnsPrintsNoNaNOrInfinity()
+    {
+        using var dir = new TempDir();
+        var rng = new Random(7);
+        var constant = new System.Text.StringBuilder("x1,x2,y\n");
+        var huge = new System.Text.StringBuilder("x1,x2,y\n");
+        for (var r = 0; r < 300; r++)
+        {
+            var a = rng.NextDouble() - 0.5;
+            var b = rng.NextDouble() - 0.5;
+            constant.Append(System.FormattableString.Invariant($"{a},5,{a + 0.1 * b}\n"));
+            huge.Append(System.FormattableString.Invariant($"{a * 1e300},{b},{a + 0.1 * b}\n"));
+        }
+
+        File.WriteAllText(dir.File("const.csv"), constant.ToString());
+        File.WriteAllText(dir.File("huge.csv"), huge.ToString());
+        foreach (var (file, expected) in new[] { ("const.csv", "n/a"), ("huge.csv", "overflow") })
+        {
+            var (code, stdout, stderr) = Run("diagnose", dir.File(file), "--k", "2");
+            Assert.True(code == 0, stderr);
+            Assert.DoesNotContain("NaN", stdout);
+            Assert.DoesNotContain("Infinity", stdout);
+            Assert.Contains("Mardia: not defined", stdout);
+            Assert.Contains("moment guarantees (L4, spectral): do not apply", stdout);
+            Assert.Contains(expected, stdout);
+        }
+    }
+
     [Fact]
     public void GenerateWritesDataAndATruthThatReloadsToTheSameParameters()
     {
