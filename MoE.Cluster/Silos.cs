@@ -163,6 +163,13 @@ public static class Silos
             await host.StartAsync(limit.Token).ConfigureAwait(false);
             return host;
         }
+        catch (OperationCanceledException e) when (!cancellationToken.IsCancellationRequested)
+        {
+            // Something listens (AnyListensAsync said so) but no gateway handshake came back within the limit: most
+            // often a silo's --port (silo to silo) given where its --gateway-port belongs.
+            host.Dispose();
+            throw new IOException($"Could not connect to the cluster at {string.Join(", ", gateways)}: a program listens there but no moe gateway answered within {(connectTimeout ?? TimeSpan.FromSeconds(30)).TotalSeconds:0} s (is this a silo's --port rather than its --gateway-port?)", e);
+        }
         catch (Exception e) when (e is not OperationCanceledException || !cancellationToken.IsCancellationRequested)
         {
             host.Dispose();

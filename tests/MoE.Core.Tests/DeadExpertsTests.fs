@@ -23,8 +23,8 @@ let ``the rule applies to activations with a flat region and families with a lev
     Assert.False(DeadExperts.applies (withActivation Activation.Identity truth))
     Assert.False(DeadExperts.applies (withActivation (Activation.leakyRelu 0.1) truth))
 
-/// A true expert that is rarely on (b = −1.75: on for 4 % of x) is alive by the rule at the truth: the rule's 1 % sits
-/// below the rarest-on true experts measured (docs/math.md §7.9). An expert pushed off everywhere (b = −30) is dead.
+/// A true expert that is rarely on (b = −1.75: on for 4 % of x) is alive by the rule at the truth: the rule's 2 % sits
+/// below the rarest-on experts of good fits measured (docs/math.md §7.9). An expert pushed off everywhere (b = −30) is dead.
 [<Fact>]
 let ``a rarely-on true expert is alive and an expert off everywhere is dead`` () =
     let truth = truthWith [| 0.5; -1.75; 0.3 |]

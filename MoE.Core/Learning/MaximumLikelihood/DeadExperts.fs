@@ -13,9 +13,10 @@ open System
 module internal DeadExperts =
 
     /// An expert is dead when the γ-weighted share of its rows on which its activation has a slope is below this
-    /// (docs/math.md §7.9: dead fitted ReLU experts measured at 0.1–0.6 %, the rarest-on true experts at 3.7–4.2 %).
+    /// (docs/math.md §7.9: dead fitted ReLU experts measured at 0.1–1.3 %, the rarest-on experts of fits in the truth's
+    /// basin at 3.7 % and above).
     [<Literal>]
-    let LiveShare = 0.01
+    let LiveShare = 0.02
 
     /// |g′(η)| below this is flat: a ReLU's left side, a saturated sigmoid or tanh (g′ is at most 1 for the built-ins).
     [<Literal>]
