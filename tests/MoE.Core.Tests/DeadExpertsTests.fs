@@ -95,3 +95,49 @@ let ``a revival move takes a maximum with a dead expert to the truth and raises 
     Assert.True(Success.isRecovered (Metrics.compare best truth), sprintf "%A" (Metrics.compare best truth))
     Assert.Empty(fst (DeadExperts.find best data.X data.Y))
     Assert.Equal(None, DeadExperts.describe best (float data.Y.Length) data.X data.Y)
+
+/// Which experts get which move (docs/math.md §7.9): the rows-explained-worst move for every expert live on fewer
+/// than 5 % of its rows, the re-centring too only for a dead one (below 2 %), none for the others; checked against the
+/// live shares themselves on models whose expert 2 is pushed from live to rare to dead.
+[<Fact>]
+let ``moves are offered exactly to the rarely live experts, the re-centring only to the dead`` () =
+    let truth = truthWith [| 0.5; -0.5; 0.3 |]
+    let data = Sampler.sample truth 20_000 3L
+    let mutable rareSeen = false
+
+    for b in [ -0.5; -1.6; -1.9; -2.2; -30.0 ] do
+        let model =
+            MoeModel.createWith
+                truth.Design
+                truth.Family
+                truth.Regressors
+                [| 0.5; b; 0.3 |]
+                truth.Gating
+                truth.GatingIntercepts
+                truth.Activation
+                truth.Sigmas
+
+        let shares =
+            DeadExperts.liveShares model (LikelihoodKernel.responsibilities model data.X data.Y) data.X
+
+        let names = DeadExperts.moves model data.X data.Y |> Array.map fst
+
+        for i in 0..2 do
+            let offered (how: string) =
+                names |> Array.contains (sprintf "revived expert %d %s" (i + 1) how)
+
+            let context = sprintf "b = %g, shares %A, moves %A" b shares names
+            Assert.True(offered "on the rows explained worst" = (shares.[i] < DeadExperts.RareShare), context)
+            Assert.True(offered "at the middle of its rows" = (shares.[i] < DeadExperts.LiveShare), context)
+
+        // The sweep reaches every case: live, rare and dead.
+        if b = -0.5 then
+            Assert.Empty names
+
+        if b = -30.0 then
+            Assert.True(shares.[1] < DeadExperts.LiveShare)
+
+        if shares.[1] >= DeadExperts.LiveShare && shares.[1] < DeadExperts.RareShare then
+            rareSeen <- true
+
+    Assert.True(rareSeen, "no b made expert 2 rare but alive")

@@ -18,6 +18,12 @@ module internal DeadExperts =
     [<Literal>]
     let LiveShare = 0.02
 
+    /// An expert live on fewer of its rows than this is nearly dead: weakly determined by the few rows where it is
+    /// live, it may sit on the wrong ones (docs/math.md §7.9: seeds 11 and 14 of the d = 50 grid, live on 2.4 % and 4 %),
+    /// and the move from the rows explained worst is tried for it too.
+    [<Literal>]
+    let RareShare = 0.05
+
     /// |g′(η)| below this is flat: a ReLU's left side, a saturated sigmoid or tanh (g′ is at most 1 for the built-ins).
     [<Literal>]
     let private Flat = 1e-6
@@ -74,15 +80,21 @@ module internal DeadExperts =
             | LeakyRelu _ -> false
             | _ -> true)
 
+    /// <summary>The responsibilities and the live shares of a model on the rows; None when the rule does not
+    /// apply.</summary>
+    let private sharesOf (model: MoeModel) (x: float[,]) (y: float[]) =
+        if not (applies model) then
+            None
+        else
+            let gamma = LikelihoodKernel.responsibilities model x y
+            Some(gamma, liveShares model gamma x)
+
     /// <summary>The dead experts of a model on the rows (<c>LiveShare</c>), with the responsibilities; empty when the
     /// rule does not apply.</summary>
     let find (model: MoeModel) (x: float[,]) (y: float[]) : int[] * float[,] =
-        if not (applies model) then
-            [||], Array2D.zeroCreate 0 0
-        else
-            let gamma = LikelihoodKernel.responsibilities model x y
-            let shares = liveShares model gamma x
-
+        match sharesOf model x y with
+        | None -> [||], Array2D.zeroCreate 0 0
+        | Some(gamma, shares) ->
             [|
                 for i in 0 .. model.Experts - 1 do
                     if shares.[i] < LiveShare then
@@ -158,64 +170,76 @@ module internal DeadExperts =
 
         -median
 
-    /// <summary>The moves from a model with dead experts (docs/math.md §7.9), most promising first: for each dead
-    /// expert i, its regression replaced by that of the badly explained rows, then its kink moved to the median of its
-    /// rows; its gate row and intercept kept (the rows it holds are a true expert's off-rows), its level set to σ_ref.
-    /// Empty when no expert is dead.</summary>
+    /// <summary>The moves from a model with dead or nearly dead experts (docs/math.md §7.9), most promising first:
+    /// for each expert live on fewer than <c>RareShare</c> of its rows, the least live first, its regression replaced
+    /// by that of the badly explained rows, and for a dead one (<c>LiveShare</c>) also its kink moved to the median of
+    /// its rows; its gate row and intercept kept (the rows it holds are a true expert's off-rows), its level set to
+    /// σ_ref. Empty when no expert is that rarely live.</summary>
     /// <param name="model">The maximum-likelihood model.</param>
     /// <param name="x">The criteria's rows.</param>
     /// <param name="y">Their responses.</param>
     /// <returns>(a description of the move, the moved model).</returns>
     let moves (model: MoeModel) (x: float[,]) (y: float[]) : (string * MoeModel)[] =
-        match find model x y with
-        | [||], _ -> [||]
-        | dead, gamma ->
-            let sigmaRef = Dense.median model.Sigmas
-            let regression = badlyExplained model gamma x y
+        match sharesOf model x y with
+        | None -> [||]
+        | Some(gamma, shares) ->
+            // A stable sort: equal shares keep the experts' order.
+            let rare =
+                [| 0 .. model.Experts - 1 |]
+                |> Array.filter (fun i -> shares.[i] < RareShare)
+                |> Array.sortBy (fun i -> shares.[i])
 
-            let withExpert (i: int) (a: float[]) (b: float) =
-                let regressors = Array2D.copy model.Regressors
-                let intercepts = Array.copy model.RegressorIntercepts
-                let sigmas = Array.copy model.Sigmas
+            if rare.Length = 0 then
+                [||]
+            else
+                let sigmaRef = Dense.median model.Sigmas
+                let regression = badlyExplained model gamma x y
 
-                for t in 0 .. a.Length - 1 do
-                    regressors.[i, t] <- a.[t]
+                let withExpert (i: int) (a: float[]) (b: float) =
+                    let regressors = Array2D.copy model.Regressors
+                    let intercepts = Array.copy model.RegressorIntercepts
+                    let sigmas = Array.copy model.Sigmas
 
-                intercepts.[i] <- b
-                sigmas.[i] <- sigmaRef
+                    for t in 0 .. a.Length - 1 do
+                        regressors.[i, t] <- a.[t]
 
-                try
-                    Some(
-                        MoeModel.createWith
-                            model.Design
-                            model.Family
-                            regressors
-                            intercepts
-                            model.Gating
-                            model.GatingIntercepts
-                            model.Activation
-                            sigmas
-                        |> MoeModel.withDegreesOfFreedom model.DegreesOfFreedom
-                    )
-                with :? ArgumentException ->
-                    None
+                    intercepts.[i] <- b
+                    sigmas.[i] <- sigmaRef
 
-            [|
-                for i in dead do
-                    match regression with
-                    | Some(a, b) ->
-                        match withExpert i a b with
-                        | Some m ->
-                            yield Text.format "revived expert %d on the rows explained worst" [| box (i + 1) |], m
+                    try
+                        Some(
+                            MoeModel.createWith
+                                model.Design
+                                model.Family
+                                regressors
+                                intercepts
+                                model.Gating
+                                model.GatingIntercepts
+                                model.Activation
+                                sigmas
+                            |> MoeModel.withDegreesOfFreedom model.DegreesOfFreedom
+                        )
+                    with :? ArgumentException ->
+                        None
+
+                [|
+                    for i in rare do
+                        match regression with
+                        | Some(a, b) ->
+                            match withExpert i a b with
+                            | Some m ->
+                                yield Text.format "revived expert %d on the rows explained worst" [| box (i + 1) |], m
+                            | None -> ()
                         | None -> ()
-                    | None -> ()
 
-                    let direction = Array.init model.ExpertDimension (fun t -> model.Regressors.[i, t])
+                        if shares.[i] < LiveShare then
+                            let direction = Array.init model.ExpertDimension (fun t -> model.Regressors.[i, t])
 
-                    match withExpert i direction (recentred model gamma i x) with
-                    | Some m -> yield Text.format "revived expert %d at the middle of its rows" [| box (i + 1) |], m
-                    | None -> ()
-            |]
+                            match withExpert i direction (recentred model gamma i x) with
+                            | Some m ->
+                                yield Text.format "revived expert %d at the middle of its rows" [| box (i + 1) |], m
+                            | None -> ()
+                |]
 
     /// <summary>The warning dead-expert (docs/errors.md) for a maximum whose dead experts the moves did not revive: each
     /// expert named with its rows in the whole data and its live share; None when no expert is dead.</summary>
