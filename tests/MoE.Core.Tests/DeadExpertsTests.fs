@@ -141,3 +141,27 @@ let ``moves are offered exactly to the rarely live experts, the re-centring only
             rareSeen <- true
 
     Assert.True(rareSeen, "no b made expert 2 rare but alive")
+
+/// After a kept escape move the fit's convergence warnings read the kept move's chain only: the climb left behind ran
+/// out of iterations on its plateau (d = 50 seed 2: 186 EM iterations), which says nothing of the model returned.
+[<Fact>]
+let ``convergence warnings read the chain that returned the model`` () =
+    let stage s reason =
+        {
+            Stage = s
+            Iterations = 1
+            FinalLoss = None
+            Reason = reason
+            Seconds = 0.0
+        }
+
+    let stuck = stage Stage.Em StopReason.MaxIterations
+    let converged = stage Stage.Em StopReason.Converged
+    let revive = stage Stage.Revive StopReason.Completed
+    let split = stage Stage.SplitMerge StopReason.Completed
+    // No move kept: every stage is the returned chain's.
+    Assert.Equal<StageResult[]>([| stuck; revive; split |], FitResults.returnedChain [| stuck; revive; split |])
+    // A revival kept, split-and-merge tried after it and not kept.
+    Assert.Equal<StageResult[]>([| converged |], FitResults.returnedChain [| stuck; revive; converged; split |])
+    // Both kept: the last kept chain.
+    Assert.Equal<StageResult[]>([| converged |], FitResults.returnedChain [| stuck; revive; stuck; split; converged |])

@@ -10,13 +10,14 @@ module internal Escape =
 
     /// <summary>Revives dead experts (docs/math.md §7.9; DeadExperts): when an expert's activation is flat on nearly
     /// every row it holds (an activation with a flat region, a family with a noise level, intercepts), each move — its
-    /// regression replaced by that of the rows explained worst, or its kink moved to the middle of its rows — is
-    /// climbed by the whole chain on every row, in order, and the first that raises the log-likelihood by more than
-    /// 1e-6 nats per row is kept; after a kept move, another look (<c>DeadExperts.Rounds</c>). Dead experts are rare
-    /// and their moves few (two each), so they are climbed without screening: a move starts far below the maximum
-    /// (0.1–0.5 nats per row measured) and a short EM on the screening rows does not show where it leads. Recorded as
-    /// one revive stage (its iterations are the chains climbed) only when an expert was dead; the chain of a kept move
-    /// is the fit's from there. A dead expert left after the moves is reported (the warning dead-expert).</summary>
+    /// regression replaced by that of the rows explained worst, or, for a dead one, its kink moved to the middle of its
+    /// rows — is climbed by the whole chain on every row, in order, and the first that raises the log-likelihood by
+    /// more than 1e-6 nats per row is kept; after a kept move, another look (<c>DeadExperts.Rounds</c>). Such experts
+    /// are rare and their moves few (one or two each), so they are climbed without screening: a move starts far below
+    /// the maximum (0.01–0.5 nats per row measured) and a short EM on the screening rows does not show where it leads.
+    /// Recorded as one revive stage (its iterations are the chains climbed) only when a move was tried; the chain of a
+    /// kept move is the fit's from there. A dead expert left after the moves is reported (the warning
+    /// dead-expert).</summary>
     let private revive (problem: Problem) (em: EmSettings) (outcome: StageOutcome<MoeModel>) : StageOutcome<MoeModel> =
         let config, log = problem.Config, problem.Log
 

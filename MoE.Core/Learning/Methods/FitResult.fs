@@ -122,10 +122,26 @@ type internal MethodResult =
 /// The result of a fit in the data's units, with the fit's own warnings.
 module internal FitResults =
 
-    /// Warnings about the fit itself: an EM that stopped before converging, a noise level that collapsed.
+    /// <summary>The stages of the chain that returned the model: after a kept escape move (a revive or split-merge stage
+    /// followed by the kept move's chain, Escape) that chain's stages, else every stage. A climb a move left behind may
+    /// have run out of iterations on the plateau it was stuck on; that says nothing of the model returned.</summary>
+    let internal returnedChain (stages: StageResult[]) : StageResult[] =
+        let escape (s: StageResult) =
+            s.Stage = Stage.Revive || s.Stage = Stage.SplitMerge
+
+        match
+            [| 0 .. stages.Length - 2 |]
+            |> Array.filter (fun i -> escape stages.[i] && not (escape stages.[i + 1]))
+            |> Array.tryLast
+        with
+        | Some i -> stages.[i + 1 ..] |> Array.filter (escape >> not)
+        | None -> stages
+
+    /// Warnings about the fit itself: an EM that stopped before converging (in the chain that returned the model), a
+    /// noise level that collapsed.
     let private fitWarnings (config: FitConfig) (stages: StageResult[]) (model: MoeModel) (ySd: float) : Finding[] =
         [|
-            for s in stages do
+            for s in returnedChain stages do
                 if
                     (s.Stage = Stage.Em || s.Stage = Stage.Likelihood)
                     && s.Reason = StopReason.MaxIterations
