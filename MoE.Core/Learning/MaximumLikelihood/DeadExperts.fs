@@ -43,18 +43,8 @@ module internal DeadExperts =
     [<Literal>]
     let Rounds = 3
 
-    /// η_ni = ⟨a_i, x_n⟩ + b_i (+ the design's offset) over the expert's columns.
-    let private eta (model: MoeModel) (i: int) (x: float[,]) (r: int) =
-        let columns = model.Design.ExpertColumns
-        let mutable s = model.RegressorIntercepts.[i]
-
-        for t in 0 .. columns.Length - 1 do
-            s <- s + model.Regressors.[i, t] * x.[r, columns.[t]]
-
-        if ModelRows.hasPredictorOffset model then
-            s + Design.offsetAt model.Design x r
-        else
-            s
+    /// η_ni (ModelRows.linearPredictor: the one scalar η).
+    let private eta (model: MoeModel) (i: int) (x: float[,]) (r: int) = ModelRows.linearPredictor model x r i
 
     /// <summary>Each expert's live share: Σ_n γ_ni·[|g′(η_ni)| > 10⁻⁶] / Σ_n γ_ni (1 for an expert with no rows: it
     /// has nothing to say).</summary>

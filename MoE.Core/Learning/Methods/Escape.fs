@@ -8,6 +8,65 @@ open System
 /// bit for bit. The budgets are counts, not times: a fit stays a function of its data and seed.</summary>
 module internal Escape =
 
+    /// <summary>Rounds of moves from a maximum, recorded as one stage (its iterations are the chains climbed): each
+    /// round climbs the moves of the current best (<paramref name="movesOf"/>) by the whole chain on every row, in
+    /// order, and keeps the first that ends higher by more than 1e-6 nats per row; a round that keeps none ends it, and
+    /// so does <paramref name="rounds"/>. The chain of the last kept move is the fit's from there (appended after the
+    /// stage). Returns the best.</summary>
+    let private climbMoves
+        (problem: Problem)
+        (em: EmSettings)
+        (stage: Stage)
+        (rounds: int)
+        (movesOf: MoeModel -> (string * MoeModel)[])
+        (outcome: StageOutcome<MoeModel>)
+        : StageOutcome<MoeModel> =
+        let log = problem.Log
+        let rows = problem.Working.Weight
+
+        let perRow (m: MoeModel) =
+            LikelihoodKernel.logLikelihoodOf m problem.Working / rows
+
+        let mutable best, bestLl, kept = outcome, perRow outcome.Value, None
+        let mutable climbed, round, improved = 0, 0, true
+
+        log.Run(
+            stage,
+            fun () ->
+                while improved && round < rounds do
+                    improved <- false
+                    round <- round + 1
+
+                    for _, start in movesOf best.Value do
+                        if not improved then
+                            climbed <- climbed + 1
+                            let chain = StageLog()
+
+                            try
+                                let result = Chain.maximumLikelihood em start problem.Working problem.Context chain
+                                let ll = perRow result.Value
+
+                                if Double.IsFinite ll && ll > bestLl + 1e-6 then
+                                    best <- result
+                                    bestLl <- ll
+                                    kept <- Some chain
+                                    improved <- true
+                            with
+                            | :? NonFiniteException
+                            | :? ArgumentException -> ()
+
+                {
+                    Value = ()
+                    Iterations = climbed
+                    FinalLoss = Some(-bestLl)
+                    Reason = StopReason.Completed
+                }
+        )
+        |> ignore
+
+        kept |> Option.iter log.Append
+        best
+
     /// <summary>Revives dead experts (docs/math.md §7.9; DeadExperts): when an expert's activation is flat on nearly
     /// every row it holds (an activation with a flat region, a family with a noise level, intercepts), each move — its
     /// regression replaced by that of the rows explained worst, or, for a dead one, its kink moved to the middle of its
@@ -30,57 +89,16 @@ module internal Escape =
             match DeadExperts.moves outcome.Value criteria.X criteria.Y with
             | [||] -> outcome
             | first ->
-                let rows = problem.Working.Weight
+                // The first round's moves are the ones just found; later rounds look again at the kept maximum.
+                let movesOf (m: MoeModel) =
+                    if obj.ReferenceEquals(m, outcome.Value) then
+                        first
+                    else
+                        DeadExperts.moves m criteria.X criteria.Y
 
-                let perRow (m: MoeModel) =
-                    LikelihoodKernel.logLikelihoodOf m problem.Working / rows
+                let best = climbMoves problem em Stage.Revive DeadExperts.Rounds movesOf outcome
 
-                let mutable best, bestLl, kept = outcome, perRow outcome.Value, None
-                let mutable climbed, round, improved = 0, 0, true
-                let mutable moves = first
-
-                log.Run(
-                    Stage.Revive,
-                    fun () ->
-                        while improved && round < DeadExperts.Rounds && moves.Length > 0 do
-                            improved <- false
-                            round <- round + 1
-
-                            for _, start in moves do
-                                if not improved then
-                                    climbed <- climbed + 1
-                                    let chain = StageLog()
-
-                                    try
-                                        let result =
-                                            Chain.maximumLikelihood em start problem.Working problem.Context chain
-
-                                        let ll = perRow result.Value
-
-                                        if Double.IsFinite ll && ll > bestLl + 1e-6 then
-                                            best <- result
-                                            bestLl <- ll
-                                            kept <- Some chain
-                                            improved <- true
-                                    with
-                                    | :? NonFiniteException
-                                    | :? ArgumentException -> ()
-
-                            if improved then
-                                moves <- DeadExperts.moves best.Value criteria.X criteria.Y
-
-                        {
-                            Value = ()
-                            Iterations = climbed
-                            FinalLoss = Some(-bestLl)
-                            Reason = StopReason.Completed
-                        }
-                )
-                |> ignore
-
-                kept |> Option.iter log.Append
-
-                DeadExperts.describe best.Value rows criteria.X criteria.Y
+                DeadExperts.describe best.Value problem.Working.Weight criteria.X criteria.Y
                 |> Option.iter (fun message ->
                     log.Note
                         {
@@ -121,16 +139,10 @@ module internal Escape =
             let criteria =
                 Sampling.subsampleOf SplitMerge.CriteriaRows config.Seed problem.Working
 
-            let perRow (m: MoeModel) =
-                LikelihoodKernel.logLikelihoodOf m problem.Working / rows
-
             let quiet =
                 { problem.Context with
                     Progress = ignore
                 }
-
-            let mutable best, bestLl, kept = outcome, perRow outcome.Value, None
-            let mutable climbed, round, improved = 0, 0, true
 
             // The starts worth a climb on every row, in order.
             let starts (current: MoeModel) =
@@ -164,41 +176,7 @@ module internal Escape =
                       } when name <> "maximum" -> [| name, model |]
                     | _ -> [||]
 
-            log.Run(
-                Stage.SplitMerge,
-                fun () ->
-                    while improved && round < SplitMerge.Rounds do
-                        improved <- false
-                        round <- round + 1
-
-                        for _, start in starts best.Value do
-                            if not improved then
-                                climbed <- climbed + 1
-                                let chain = StageLog()
-
-                                try
-                                    let result = Chain.maximumLikelihood em start problem.Working problem.Context chain
-                                    let ll = perRow result.Value
-
-                                    if Double.IsFinite ll && ll > bestLl + 1e-6 then
-                                        best <- result
-                                        bestLl <- ll
-                                        kept <- Some chain
-                                        improved <- true
-                                with
-                                | :? NonFiniteException
-                                | :? ArgumentException -> ()
-
-                    {
-                        Value = ()
-                        Iterations = climbed
-                        FinalLoss = Some(-bestLl)
-                        Reason = StopReason.Completed
-                    }
-            )
-            |> ignore
-
-            kept |> Option.iter log.Append
+            let best = climbMoves problem em Stage.SplitMerge SplitMerge.Rounds starts outcome
 
             MergedExperts.describe best.Value rows criteria.X criteria.Y
             |> Option.iter (fun message ->
