@@ -15,6 +15,10 @@ let private truthWith (b: float[]) =
 let private withActivation (g: Activation) (m: MoeModel) =
     MoeModel.createWith m.Design m.Family m.Regressors m.RegressorIntercepts m.Gating m.GatingIntercepts g m.Sigmas
 
+/// The model with these regressors and expert intercepts, everything else kept.
+let private withExperts (a: float[,]) (b: float[]) (m: MoeModel) =
+    MoeModel.createWith m.Design m.Family a b m.Gating m.GatingIntercepts m.Activation m.Sigmas
+
 [<Fact>]
 let ``the rule applies to activations with a flat region and families with a level`` () =
     let truth = truthWith [| 0.5; -0.5; 0.3 |]
@@ -34,17 +38,7 @@ let ``a rarely-on true expert is alive and an expert off everywhere is dead`` ()
     Assert.True(shares.[1] > 2.0 * DeadExperts.LiveShare, sprintf "%A" shares)
     Assert.Empty(fst (DeadExperts.find truth data.X data.Y))
 
-    let off =
-        MoeModel.createWith
-            truth.Design
-            truth.Family
-            truth.Regressors
-            [| 0.5; -30.0; 0.3 |]
-            truth.Gating
-            truth.GatingIntercepts
-            truth.Activation
-            truth.Sigmas
-
+    let off = withExperts truth.Regressors [| 0.5; -30.0; 0.3 |] truth
     Assert.Equal<int[]>([| 1 |], fst (DeadExperts.find off data.X data.Y))
 
 /// The start is the truth with expert 3 given expert 1's direction and pushed off everywhere (a_1, b = −30): a plateau where its coefficients have no
@@ -58,15 +52,10 @@ let ``a revival move takes a maximum with a dead expert to the truth and raises 
     let source = DataSource.ofDataset data
 
     let start =
-        MoeModel.createWith
-            truth.Design
-            truth.Family
+        withExperts
             (Array2D.init 3 4 (fun i t -> truth.Regressors.[(if i = 2 then 0 else i), t]))
             [| 0.5; -0.5; -30.0 |]
-            truth.Gating
-            truth.GatingIntercepts
-            truth.Activation
-            truth.Sigmas
+            truth
 
     let config = FitConfig.defaults 3 Activation.Relu
     let em = Chain.settings config (Dense.std data.Y)
@@ -106,16 +95,7 @@ let ``moves are offered exactly to the rarely live experts, the re-centring only
     let mutable rareSeen = false
 
     for b in [ -0.5; -1.6; -1.9; -2.2; -30.0 ] do
-        let model =
-            MoeModel.createWith
-                truth.Design
-                truth.Family
-                truth.Regressors
-                [| 0.5; b; 0.3 |]
-                truth.Gating
-                truth.GatingIntercepts
-                truth.Activation
-                truth.Sigmas
+        let model = withExperts truth.Regressors [| 0.5; b; 0.3 |] truth
 
         let shares =
             DeadExperts.liveShares model (LikelihoodKernel.responsibilities model data.X data.Y) data.X
@@ -176,16 +156,7 @@ let ``the dead-expert warning names only experts with fewer live rows than coeff
     Assert.Equal<int[]>([| 1 |], fst (DeadExperts.find rare data.X data.Y))
     Assert.Equal(None, DeadExperts.describe rare (float data.Y.Length) data.X data.Y)
 
-    let off =
-        MoeModel.createWith
-            rare.Design
-            rare.Family
-            rare.Regressors
-            [| 0.5; -30.0; 0.3 |]
-            rare.Gating
-            rare.GatingIntercepts
-            rare.Activation
-            rare.Sigmas
+    let off = withExperts rare.Regressors [| 0.5; -30.0; 0.3 |] rare
 
     match DeadExperts.describe off (float data.Y.Length) data.X data.Y with
     | Some message -> Assert.StartsWith("expert 2 (", message)

@@ -124,12 +124,7 @@ module internal Chain =
                         context
                         log
 
-                log.Note
-                    {
-                        Severity = Severity.Warning
-                        Code = FindingCode.LikelihoodDegenerate
-                        Message = Degeneracy.describeSeparation start.Family experts gate
-                    }
+                log.Warn(FindingCode.LikelihoodDegenerate, Degeneracy.describeSeparation start.Family experts gate)
 
                 guardedModel
         | None -> guarded settings start source context log
@@ -158,11 +153,6 @@ module internal Chain =
 
                 let guardedModel = guarded settings start source context log
 
-                log.Note
-                    {
-                        Severity = Severity.Warning
-                        Code = FindingCode.LikelihoodDegenerate
-                        Message = describe guardedModel.Value.Sigmas
-                    }
+                log.Warn(FindingCode.LikelihoodDegenerate, describe guardedModel.Value.Sigmas)
 
                 guardedModel

@@ -99,13 +99,7 @@ module internal Escape =
                 let best = climbMoves problem em Stage.Revive DeadExperts.Rounds movesOf outcome
 
                 DeadExperts.describe best.Value problem.Working.Weight criteria.X criteria.Y
-                |> Option.iter (fun message ->
-                    log.Note
-                        {
-                            Severity = Severity.Warning
-                            Code = FindingCode.DeadExpert
-                            Message = message
-                        })
+                |> Option.iter (fun message -> log.Warn(FindingCode.DeadExpert, message))
 
                 best
 
@@ -179,13 +173,7 @@ module internal Escape =
             let best = climbMoves problem em Stage.SplitMerge SplitMerge.Rounds starts outcome
 
             MergedExperts.describe best.Value rows criteria.X criteria.Y
-            |> Option.iter (fun message ->
-                log.Note
-                    {
-                        Severity = Severity.Warning
-                        Code = FindingCode.MergedExperts
-                        Message = message
-                    })
+            |> Option.iter (fun message -> log.Warn(FindingCode.MergedExperts, message))
 
             best
 

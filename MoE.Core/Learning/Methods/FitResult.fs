@@ -66,8 +66,14 @@ type internal StageLog() =
     /// The stages so far.
     member _.Results = stages.ToArray()
 
-    /// Records a finding about the fit itself (reported with the warnings).
-    member _.Note(finding: Finding) = notes.Add finding
+    /// Records a warning about the fit itself (reported with the data's and the stages' warnings).
+    member _.Warn(code: FindingCode, message: string) =
+        notes.Add
+            {
+                Severity = Severity.Warning
+                Code = code
+                Message = message
+            }
 
     /// The findings recorded.
     member _.Notes = notes.ToArray()
